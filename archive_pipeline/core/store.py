@@ -1,0 +1,342 @@
+"""Read-only access to the archive's object store (a local folder or S3) and its inventory.
+
+The pipeline never writes, moves or deletes anything in the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+from archive_pipeline.core import decades as dec
+from archive_pipeline.core.media import is_media_key, kind_from_extension
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object in the store: key relative to the store root, size, modification time, etag."""
+
+    key: str
+    size: int
+    mtime: float  # seconds since the epoch
+    etag: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A string that changes whenever the object's content may have changed."""
+        return f"{self.size}:{self.mtime:.6f}:{self.etag or ''}"
+
+
+class Store(Protocol):
+    """What the pipeline needs from an object store: list, stat, open, a local copy, a URI."""
+
+    def list_objects(self) -> Iterator[StoredObject]: ...
+    def stat(self, key: str) -> StoredObject: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
+    def uri(self, key: str) -> str: ...
+
+    @property
+    def root_uri(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class LocalStore:
+    """A folder on a local or mounted filesystem."""
+
+    root: str
+
+    @property
+    def root_uri(self) -> str:
+        """The store root as a file:// URI."""
+        return Path(self.root).resolve().as_uri()
+
+    def _path(self, key: str) -> Path:
+        path = (Path(self.root) / key).resolve()
+        if not path.is_relative_to(Path(self.root).resolve()):
+            raise ValueError(f"key {key!r} escapes the store root")
+        return path
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        """Yield every regular file under the root, sorted by key (symlinked files are followed)."""
+        root = Path(self.root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"inbox folder {root} does not exist")
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = Path(dirpath).relative_to(root)
+            keys.extend((rel / name).as_posix() for name in filenames)
+        for key in sorted(keys):
+            try:
+                yield self.stat(key)
+            except FileNotFoundError:  # deleted while listing
+                continue
+
+    def stat(self, key: str) -> StoredObject:
+        """Return size and mtime of one file."""
+        st = (Path(self.root) / key).stat()
+        return StoredObject(key=key, size=st.st_size, mtime=st.st_mtime_ns / 1e9)
+
+    def open(self, key: str) -> BinaryIO:
+        """Open a file for reading (binary)."""
+        return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """Yield the file's own path: no copy is needed for a local store."""
+        yield self._path(key)
+
+    def uri(self, key: str) -> str:
+        """Return the file:// URI of a key."""
+        return self._path(key).as_uri()
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """A bucket and prefix in S3 or an S3-compatible server (endpoint_url for MinIO, moto...)."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    _client: list = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def root_uri(self) -> str:
+        """The store root as an s3:// URI."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def client(self):
+        """A boto3 S3 client, created lazily (so the store pickles into Ray workers)."""
+        if not self._client:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(retries={"max_attempts": 8, "mode": "adaptive"})
+            self._client.append(
+                boto3.client(
+                    "s3",
+                    endpoint_url=self.endpoint_url or None,
+                    region_name=self.region_name or None,
+                    aws_access_key_id=self.access_key_id or None,
+                    aws_secret_access_key=self.secret_access_key or None,
+                    config=config,
+                )
+            )
+        return self._client[0]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_client")
+        return state
+
+    def __setstate__(self, state):
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_client", [])
+
+    def _full(self, key: str) -> str:
+        return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        """Yield every object under the prefix (paginated), sorted by key."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        prefix = self.prefix.strip("/")
+        strip = len(prefix) + 1 if prefix else 0
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else ""):
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith("/"):
+                    continue
+                yield StoredObject(
+                    key=obj["Key"][strip:],
+                    size=int(obj["Size"]),
+                    mtime=obj["LastModified"].timestamp(),
+                    etag=str(obj.get("ETag", "")).strip('"') or None,
+                )
+
+    def stat(self, key: str) -> StoredObject:
+        """Return size, LastModified and ETag of one object."""
+        head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        return StoredObject(
+            key=key,
+            size=int(head["ContentLength"]),
+            mtime=head["LastModified"].timestamp(),
+            etag=str(head.get("ETag", "")).strip('"') or None,
+        )
+
+    def open(self, key: str) -> BinaryIO:
+        """Return a streaming body for one object."""
+        return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """Download the object to a temporary file (removed afterwards) and yield its path."""
+        suffix = PurePosixPath(key).suffix
+        with tempfile.TemporaryDirectory(prefix="archive-s3-") as tmp:
+            path = Path(tmp) / f"object{suffix}"
+            self.client.download_file(self.bucket, self._full(key), str(path))
+            yield path
+
+    def uri(self, key: str) -> str:
+        """Return the s3:// URI of a key."""
+        return f"s3://{self.bucket}/{self._full(key)}"
+
+
+def store_from_uri(
+    uri: str, *, endpoint_url: str | None = None, region_name: str | None = None
+) -> LocalStore | S3Store:
+    """Build a store from a folder path or an `s3://bucket/prefix` URI."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        return S3Store(
+            bucket=parsed.netloc,
+            prefix=parsed.path.strip("/"),
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+        )
+    if parsed.scheme in ("", "file"):
+        return LocalStore(root=parsed.path if parsed.scheme == "file" else uri)
+    raise ValueError(f"unsupported store URI {uri!r}: use a folder path or s3://bucket/prefix")
+
+
+def read_bytes(store: Store, key: str, *, limit: int = 16 << 20) -> bytes:
+    """Read a small object (sidecar, catalogue.csv) fully; refuse objects over `limit` bytes."""
+    with contextlib.closing(store.open(key)) as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{key} is larger than {limit} bytes")
+    return data
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """A media object with its decade assignment and catalogue metadata (the unit of work)."""
+
+    obj: StoredObject
+    uri: str
+    extension_kind: str
+    assignment: dec.DecadeAssignment
+    metadata: dec.CatalogueMetadata | None
+    metadata_warning: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The object's key in the store."""
+        return self.obj.key
+
+    @property
+    def decade(self) -> str:
+        """The decade partition key this item belongs to."""
+        return self.assignment.decade
+
+    @property
+    def state_digest(self) -> str:
+        """A digest of everything that decides this item's catalogue row (object and metadata)."""
+        meta = self.metadata.to_json() if self.metadata else ""
+        text = "|".join(
+            [self.key, self.obj.fingerprint, self.assignment.decade, self.assignment.rule,
+             self.assignment.evidence, meta, self.metadata_warning or ""]
+        )  # fmt: skip
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Inventory:
+    """Every media item in the store, with warnings about unusable metadata."""
+
+    items: list[MediaItem]
+    warnings: list[str]
+    n_objects: int
+
+    def for_decade(self, decade: str) -> list[MediaItem]:
+        """Return the items assigned to one decade partition."""
+        return [item for item in self.items if item.decade == decade]
+
+
+class SidecarCache:
+    """Parsed sidecars and catalogue.csv keyed by (key, fingerprint), so unchanged files are
+    read once per process instead of once per sensor tick or partition."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._entries: dict[tuple[str, str], object] = {}
+        self._max = max_entries
+
+    def get_or_load(self, obj: StoredObject, load):
+        """Return the cached value for this object version, loading it on a miss."""
+        key = (obj.key, obj.fingerprint)
+        if key not in self._entries:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = load()
+        return self._entries[key]
+
+
+_DEFAULT_SIDECAR_CACHE = SidecarCache()
+
+
+def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Inventory:
+    """List the store, pair media with sidecars and `catalogue.csv`, and assign every decade."""
+    cache = cache or _DEFAULT_SIDECAR_CACHE
+    objects = {obj.key: obj for obj in store.list_objects()}
+    warnings: list[str] = []
+    csv_rows: dict = {}
+    csv_obj = objects.get(dec.CATALOGUE_CSV)
+    if csv_obj is not None:
+        csv_rows, csv_warnings = cache.get_or_load(
+            csv_obj, lambda: dec.parse_catalogue_csv(read_bytes(store, dec.CATALOGUE_CSV))
+        )
+        warnings.extend(csv_warnings)
+    items = []
+    for key, obj in objects.items():
+        if not is_media_key(key):
+            continue
+        metadata, problems = None, []
+        sidecar = objects.get(key + dec.SIDECAR_SUFFIX)
+        if sidecar is not None:
+            metadata, problem = cache.get_or_load(sidecar, lambda s=sidecar: _load_sidecar(store, s))
+            if problem:
+                problems.append(f"sidecar {sidecar.key}: {problem}")
+        if metadata is None and key in csv_rows:
+            try:
+                metadata = dec.parse_metadata(csv_rows[key], source=dec.RULE_CATALOGUE_CSV)
+            except dec.MetadataError as exc:
+                problems.append(f"{dec.CATALOGUE_CSV} row {key}: {exc}")
+        assignment = dec.assign_decade(key, metadata)
+        warning = "; ".join(problems) or None
+        if warning:
+            warnings.append(warning)
+        items.append(
+            MediaItem(
+                obj=obj,
+                uri=store.uri(key),
+                extension_kind=kind_from_extension(key) or "",
+                assignment=assignment,
+                metadata=metadata,
+                metadata_warning=warning,
+            )
+        )
+    missing = sorted(set(csv_rows) - set(objects))
+    if missing:
+        warnings.append(f"{dec.CATALOGUE_CSV} lists {len(missing)} paths not in the store: {missing[:5]}")
+    return Inventory(items=items, warnings=warnings, n_objects=len(objects))
+
+
+def _load_sidecar(store: Store, obj: StoredObject) -> tuple[dec.CatalogueMetadata | None, str | None]:
+    try:
+        return dec.parse_sidecar(read_bytes(store, obj.key)), None
+    except dec.MetadataError as exc:
+        return None, str(exc)
+    except ValueError as exc:
+        return None, str(exc)
+

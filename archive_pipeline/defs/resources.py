@@ -1,0 +1,76 @@
+"""Resources for every asset: local defaults, switched to S3 / a Ray cluster by environment.
+
+Each setting is a `dg.EnvVar` when its variable is set (the UI shows the variable, not the
+value) and the embedded local default otherwise. See README "Production settings".
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from archive_pipeline import paths
+from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, S3MediaStore
+
+
+def _str(name: str, default: str | None) -> str | dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def _int(name: str, default: int | None) -> int | dg.EnvVar | None:
+    return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
+def build_media_store() -> LocalMediaStore | S3MediaStore:
+    """ARCHIVE_INBOX: a folder (default $ARCHIVE_HOME/inbox) or s3://bucket/prefix."""
+    inbox = os.environ.get("ARCHIVE_INBOX") or str(paths.inbox())
+    parsed = urlparse(inbox)
+    if parsed.scheme == "s3":
+        return S3MediaStore(
+            bucket=parsed.netloc,
+            prefix=parsed.path.strip("/"),
+            s3=S3Resource(
+                endpoint_url=_str("ARCHIVE_S3_ENDPOINT_URL", None),
+                region_name=_str("AWS_REGION", None),
+            ),
+        )
+    return LocalMediaStore(root=_str("ARCHIVE_INBOX", inbox))
+
+
+def build_warehouse() -> LanceWarehouse:
+    """ARCHIVE_WAREHOUSE: a folder (default $ARCHIVE_HOME/warehouse) or s3://bucket/prefix."""
+    root = os.environ.get("ARCHIVE_WAREHOUSE") or str(paths.warehouse())
+    endpoint = os.environ.get("ARCHIVE_S3_ENDPOINT_URL", "")
+    return LanceWarehouse(
+        root=_str("ARCHIVE_WAREHOUSE", root),
+        version_retention_minutes=_int("ARCHIVE_VERSION_RETENTION_MINUTES", 60),
+        s3_endpoint_url=_str("ARCHIVE_S3_ENDPOINT_URL", None),
+        s3_region=_str("AWS_REGION", None),
+        s3_allow_http=endpoint.startswith("http://"),
+    )
+
+
+def build_ray() -> RayResource:
+    """ARCHIVE_RAY_ADDRESS: 'local' (default), a cluster address, or 'inline'."""
+    return RayResource(
+        address=_str("ARCHIVE_RAY_ADDRESS", "local"),
+        num_cpus=_int("ARCHIVE_RAY_NUM_CPUS", None),
+        connect_timeout_s=_int("ARCHIVE_RAY_CONNECT_TIMEOUT_S", 30),
+        resource_wait_s=_int("ARCHIVE_RAY_RESOURCE_WAIT_S", 0),
+        stage_resources=_str("ARCHIVE_STAGE_RESOURCES", "{}"),
+    )
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The resources shared by every area."""
+    return dg.Definitions(
+        resources={
+            "media_store": build_media_store(),
+            "warehouse": build_warehouse(),
+            "ray": build_ray(),
+        }
+    )

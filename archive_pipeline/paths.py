@@ -1,0 +1,31 @@
+"""Where the embedded default keeps its state: everything under ARCHIVE_HOME (default ./.archive)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def archive_home() -> Path:
+    """ARCHIVE_HOME, read when called (never at import time), default `./.archive`."""
+    return Path(os.environ.get("ARCHIVE_HOME") or ".archive").resolve()
+
+
+def inbox() -> Path:
+    """The local inbox folder: the embedded default media store."""
+    return archive_home() / "inbox"
+
+
+def warehouse() -> Path:
+    """The local Lance warehouse folder."""
+    return archive_home() / "warehouse"
+
+
+def dagster_home() -> Path:
+    """The Dagster instance folder (SQLite storage, logs)."""
+    return archive_home() / "dagster_home"
+
+
+def cache() -> Path:
+    """Model weights and other caches."""
+    return archive_home() / "cache"

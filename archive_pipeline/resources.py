@@ -1,0 +1,139 @@
+"""Dagster resources: the media store, the Lance warehouse and Ray, each configured by EnvVar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import Field, PrivateAttr
+
+from archive_pipeline.core.compute import RayRuntime, StageResources
+from archive_pipeline.core.store import LocalStore, S3Store, Store
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.stages.base import Compute, InlineCompute
+
+
+class MediaStore(dg.ConfigurableResource):
+    """Read-only access to the archive's media; use LocalMediaStore or S3MediaStore."""
+
+    def get_store(self) -> Store:
+        """Return the Dagster-free store that stages (and Ray workers) read from."""
+        raise NotImplementedError
+
+
+class LocalMediaStore(MediaStore):
+    """Media in a local or mounted folder (the embedded default inbox)."""
+
+    root: str = Field(description="Folder holding the media (ARCHIVE_INBOX).")
+
+    def get_store(self) -> LocalStore:
+        """A LocalStore on the configured folder."""
+        return LocalStore(root=self.root)
+
+
+class S3MediaStore(MediaStore):
+    """Media in an S3 bucket (or an S3-compatible server) under a prefix, read via dagster-aws."""
+
+    bucket: str = Field(description="Bucket name.")
+    prefix: str = Field(default="", description="Key prefix of the archive inside the bucket.")
+    s3: S3Resource = Field(description="dagster-aws S3 settings: endpoint, region, credentials.")
+
+    def get_store(self) -> S3Store:
+        """An S3Store with the same endpoint, region and credentials (pickles into Ray workers)."""
+        return S3Store(
+            bucket=self.bucket,
+            prefix=self.prefix,
+            endpoint_url=self.s3.endpoint_url,
+            region_name=self.s3.region_name,
+            access_key_id=self.s3.aws_access_key_id,
+            secret_access_key=self.s3.aws_secret_access_key,
+        )
+
+
+class LanceWarehouse(dg.ConfigurableResource):
+    """The Lance warehouse: a local folder or an s3:// URI, written with atomic decade replaces."""
+
+    root: str = Field(description="Folder or s3://bucket/prefix of the Lance tables.")
+    version_retention_minutes: int = Field(
+        default=60,
+        description="Versions older than this are removed after writes (time travel window).",
+    )
+    compact_min_small_fragments: int = Field(
+        default=8, description="Compact a table once it has this many small fragments."
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
+    s3_region: str | None = Field(default=None, description="S3 region of the warehouse bucket.")
+    s3_allow_http: bool = Field(default=False, description="Allow plain-HTTP endpoints (tests).")
+
+    def get_warehouse(self) -> Warehouse:
+        """A Dagster-free Warehouse with these settings."""
+        options = {}
+        if self.s3_endpoint_url:
+            options["aws_endpoint"] = self.s3_endpoint_url
+        if self.s3_region:
+            options["aws_region"] = self.s3_region
+        if self.s3_allow_http:
+            options["allow_http"] = "true"
+        return Warehouse(
+            self.root,
+            storage_options=options,
+            version_retention=dt.timedelta(minutes=self.version_retention_minutes),
+            compact_min_small_fragments=self.compact_min_small_fragments,
+        )
+
+
+class RayResource(dg.ConfigurableResource):
+    """Ray for the model stages: local Ray on 127.0.0.1, or an existing cluster by address."""
+
+    address: str = Field(
+        default="local",
+        description="'local' (start Ray on 127.0.0.1), 'auto', 'host:port', 'ray://host:10001', "
+        "or 'inline' (no Ray: run stages in the Dagster process, for debugging).",
+    )
+    num_cpus: int | None = Field(default=None, description="CPUs of a local Ray (default: all).")
+    connect_timeout_s: int = Field(default=30, description="Give up joining a cluster after.")
+    resource_wait_s: int = Field(
+        default=0,
+        description="How long to wait for nodes that satisfy a stage (autoscaling clusters).",
+    )
+    stage_resources: str = Field(
+        default="{}",
+        description='JSON per stage, e.g. {"transcripts": {"num_gpus": 0.5, "max_actors": 4}}.',
+    )
+    include_dashboard: bool = Field(default=False, description="Start the Ray dashboard locally.")
+    _runtime: RayRuntime | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Prepare the runtime; Ray itself starts on the first stage that needs it (once per run)."""
+        if self.address != "inline":
+            self._runtime = RayRuntime(
+                self.address,
+                num_cpus=self.num_cpus,
+                connect_timeout_s=self.connect_timeout_s,
+                resource_wait_s=self.resource_wait_s,
+                include_dashboard=self.include_dashboard,
+            )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Stop Ray if this run started it."""
+        if self._runtime is not None:
+            self._runtime.shutdown()
+
+    def compute(self) -> Compute:
+        """What maps stages over items: the Ray runtime, or inline execution."""
+        if self.address == "inline":
+            return InlineCompute()
+        if self._runtime is None:  # used outside a Dagster run
+            self.setup_for_execution(dg.build_init_resource_context())
+        return self._runtime
+
+    def resources_for(self, stage: str, defaults: StageResources) -> StageResources:
+        """A stage's declared resources with this deployment's overrides applied."""
+        try:
+            overrides: dict[str, Any] = json.loads(self.stage_resources or "{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"ARCHIVE_STAGE_RESOURCES is not valid JSON: {exc}") from None
+        return defaults.with_overrides(overrides.get(stage))

@@ -1,0 +1,1 @@
+"""Pipeline stages: Dagster-free classes with setup()/process(), runnable in Ray workers."""

@@ -1,0 +1,105 @@
+"""The catalog stage: hash and probe one media object (Dagster-free, runs in Ray workers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.media import (
+    EmptyFileError,
+    MediaError,
+    ffprobe_binary,
+    ffprobe_version,
+    media_id_from_sha256,
+    probe_file,
+    sha256_stream,
+)
+from archive_pipeline.core.store import MediaItem, Store
+from archive_pipeline.core.warehouse import Warehouse, row_id
+from archive_pipeline.stages.base import Compute, ItemFailure, ItemRef, PartitionReport
+from archive_pipeline.stages.base import process_partition as _process_partition
+
+TABLE = "media_catalog"
+
+
+class CatalogStage:
+    """Streams a sha256 of the object and probes it with ffprobe (container and streams)."""
+
+    name = "media_catalog"
+    code_version = "1"
+    default_resources = StageResources(num_cpus=1)
+
+    def __init__(self, store: Store, *, resources: StageResources | None = None) -> None:
+        self.store = store
+        self.resources = resources or self.default_resources
+        self.params: Mapping[str, Any] = {}
+        self.model_id = f"ffprobe {ffprobe_version()}"
+
+    def setup(self) -> None:
+        """Check that ffprobe is installed (no model to load)."""
+        ffprobe_binary()
+
+    def process(self, item: MediaItem) -> dict[str, Any] | ItemFailure:
+        """Return the item's probe and hash columns, or an ItemFailure for unusable media."""
+        if item.obj.size == 0:
+            return ItemFailure(EmptyFileError.__name__, "file is empty (0 bytes)")
+        with self.store.local_path(item.key) as path:
+            with open(path, "rb") as stream:
+                sha256 = sha256_stream(stream)
+            media_id = media_id_from_sha256(sha256)
+            try:
+                probe = probe_file(path, extension_kind=item.extension_kind)
+            except MediaError as exc:
+                return ItemFailure(type(exc).__name__, str(exc), media_id)
+        return {"sha256": sha256, "media_id": media_id, **asdict(probe)}
+
+
+def catalog_row(item: MediaItem, value: dict[str, Any]) -> dict[str, Any]:
+    """Combine an item's store, decade and metadata columns with its probe result."""
+    meta = item.metadata
+    return {
+        "row_id": row_id(item.uri),
+        "uri": item.uri,
+        "store_key": item.key,
+        "size_bytes": item.obj.size,
+        "modified_at": dt.datetime.fromtimestamp(item.obj.mtime, dt.UTC),
+        "etag": item.obj.etag,
+        "decade_rule": item.assignment.rule,
+        "decade_evidence": item.assignment.evidence,
+        "title": meta.title if meta else None,
+        "recorded_date": meta.recorded_date if meta else None,
+        "year": meta.year if meta else None,
+        "language": meta.language if meta else None,
+        "speakers": list(meta.speakers) if meta else None,
+        "metadata_source": meta.source if meta else None,
+        "metadata_json": meta.to_json() if meta else None,
+        "metadata_warning": item.metadata_warning,
+        **value,
+    }
+
+
+def catalog_decade(
+    *,
+    decade: str,
+    items: Sequence[MediaItem],
+    store: Store,
+    warehouse: Warehouse,
+    compute: Compute,
+    resources: StageResources | None = None,
+) -> PartitionReport[MediaItem]:
+    """Catalogue one decade's items into `media_catalog` (unchanged items are not re-read)."""
+    stage = CatalogStage(store, resources=resources)
+    return _process_partition(
+        stage=stage,
+        table=TABLE,
+        decade=decade,
+        items=items,
+        content_id=lambda item: item.state_digest,
+        ref_of=lambda item: ItemRef(item.uri, item.key, None),
+        rows_of=lambda item, value: [catalog_row(item, value)],
+        warehouse=warehouse,
+        compute=compute,
+    )
