@@ -159,6 +159,20 @@ def _tcp_reachable(address: str, timeout_s: float) -> None:
     )
 
 
+def _bind_loopback_only() -> None:
+    """Make a local Ray bind 127.0.0.1 only (without this it binds every interface).
+
+    Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when `ray` is imported (and its daemons read it
+    from their environment), so set the variable and, if Ray is already imported, the constant.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import sys
+
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 class RayRuntime:
     """Starts or joins Ray once, checks stage resources, and maps stages over items."""
 
@@ -189,13 +203,14 @@ class RayRuntime:
         """Start local Ray on 127.0.0.1, or connect to the configured cluster (bounded wait)."""
         with self._lock:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            local = self.address in ("", "local")
+            if local:
+                _bind_loopback_only()
             import ray
 
             if ray.is_initialized():
                 return
-            if self.address in ("", "local"):
-                # Without this Ray binds the machine's external interface (FIELD-NOTES).
-                os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+            if local:
                 ray.init(
                     num_cpus=self.num_cpus,
                     num_gpus=self.num_gpus,

@@ -1,0 +1,68 @@
+# archive_pipeline: two commands do all the set-up on a fresh machine.
+#   make demo   install everything, run the main job on the embedded default, print the result
+#   make test   install everything, then ruff + definitions check + pytest
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ARCHIVE_HOME ?= $(CURDIR)/.archive
+DAGSTER_HOME ?= $(ARCHIVE_HOME)/dagster_home
+export ARCHIVE_HOME DAGSTER_HOME
+UV_VERSION := 0.13.8
+PYTHON ?= python3
+UV := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/uv
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core postgresql procps iproute2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help system uv install demo test lint ui screenshot bench instance clean
+
+help:
+	@echo "make demo  - install and run the pipeline on the demo archive (ARCHIVE_HOME=$(ARCHIVE_HOME))"
+	@echo "make test  - install and run ruff + pytest"
+	@echo "make ui    - Dagster UI on http://127.0.0.1:3000 against the same instance"
+	@echo "make bench - benchmarks (see benchmarks/)"
+
+# System packages: media tools, speech synthesis for the demo, PostgreSQL for the storage test.
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+uv:
+	@[ -x "$(UV)" ] && "$(UV)" --version | grep -q "$(UV_VERSION)" || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
+
+# Python environment from the lock file (uv.lock); editable install of this package.
+install: system uv
+	@"$(UV)" sync --frozen --extra dev --quiet
+	@echo "environment ready: $(VENV) ($$($(BIN)/python --version))"
+
+instance:
+	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+demo: install instance
+	$(BIN)/archive-pipeline demo
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/pytest
+
+ui: install instance
+	@echo "Dagster UI: http://127.0.0.1:3000 (Ctrl-C stops it)"
+	$(BIN)/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+screenshot: install instance
+	@command -v chromium >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+	$(BIN)/python scripts/screenshot_ui.py --out screenshots/partitions.png
+
+bench: install
+	$(BIN)/python benchmarks/catalog.py
+
+clean:
+	rm -rf "$(ARCHIVE_HOME)"

@@ -1,0 +1,73 @@
+"""Plain-text summaries of the warehouse: rows per table and decade, versions, failures."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from archive_pipeline.core.decades import PARTITION_KEYS
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.schemas import TABLES
+
+
+def _frame(warehouse: Warehouse, name: str) -> pl.DataFrame:
+    return pl.from_arrow(warehouse.read(name))
+
+
+def summarise(warehouse: Warehouse) -> str:
+    """Return a per-table, per-decade summary of the warehouse and the recorded failures."""
+    lines = [f"Warehouse {warehouse.root}"]
+    names = [n for n in TABLES if n in warehouse.table_names()]
+    if not names:
+        return lines[0] + "\n  (no tables yet)"
+    order = {key: i for i, key in enumerate(PARTITION_KEYS)}
+    for name in names:
+        table = warehouse.table(name)
+        frame = _frame(warehouse, name)
+        lines.append(
+            f"\n{name}: {frame.height} rows, version {table.version}, "
+            f"{len(table.list_versions())} version(s) kept"
+        )
+        if frame.is_empty():
+            continue
+        if name == "media_catalog":
+            per = frame.group_by("decade").agg(
+                pl.len().alias("rows"),
+                (pl.col("kind") == "audio").sum().alias("audio"),
+                (pl.col("kind") == "video").sum().alias("video"),
+                (pl.col("kind") == "image").sum().alias("image"),
+                (pl.col("duration_s").fill_null(0).sum() / 60).round(2).alias("minutes"),
+                pl.col("decade_rule").unique().sort().str.join(",").alias("rules"),
+            )
+        else:
+            per = frame.group_by("decade").agg(pl.len().alias("rows"))
+        per = per.sort(pl.col("decade").replace_strict(order, default=99))
+        header = "  " + " ".join(f"{c:>9}" if c != "rules" else c for c in per.columns)
+        lines.append(header)
+        for row in per.iter_rows():
+            lines.append("  " + " ".join(f"{v!s:>9}" if i < len(row) - 1 or per.columns[-1] != "rules" else str(v) for i, v in enumerate(row)))
+    if "failures" in names:
+        failures = _frame(warehouse, "failures")
+        if failures.height:
+            lines.append("\nFailures (recorded, not fatal; the rest of each decade was committed):")
+            for row in failures.sort("decade", "store_key").iter_rows(named=True):
+                lines.append(
+                    f"  {row['decade']:>8}  {row['stage']}  {row['store_key']}: "
+                    f"{row['error_class']}: {row['message'][:140]}"
+                )
+    return "\n".join(lines)
+
+
+def catalog_listing(warehouse: Warehouse) -> str:
+    """Return one line per catalogued item: decade, rule, kind, duration, key."""
+    if "media_catalog" not in warehouse.table_names():
+        return ""
+    frame = _frame(warehouse, "media_catalog").sort("decade", "store_key")
+    lines = ["\nmedia_catalog items:"]
+    for row in frame.iter_rows(named=True):
+        duration = f"{row['duration_s']:.1f}s" if row["duration_s"] else "-"
+        size = f"{row['width']}x{row['height']}" if row["width"] else ""
+        lines.append(
+            f"  {row['decade']:>8} {row['decade_rule']:<14} {row['kind']:<6} {duration:>7} "
+            f"{size:>10}  {row['store_key']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""Test helpers: free ports, loopback checks, archive snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+from pathlib import Path
+
+import psutil
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def non_loopback_listeners(pids: set[int] | None = None) -> list[tuple[int, str, int]]:
+    """Listening sockets of these processes (default: all descendants) not bound to loopback."""
+    if pids is None:
+        pids = {p.pid for p in psutil.Process().children(recursive=True)}
+    bad = []
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.pid in pids and conn.status == psutil.CONN_LISTEN and not _is_loopback(conn.laddr.ip):
+            bad.append((conn.pid, conn.laddr.ip, conn.laddr.port))
+    return bad
+
+
+def listeners_of(pids: set[int]) -> list[tuple[str, int]]:
+    """All listening (ip, port) of these processes."""
+    return [
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.pid in pids and c.status == psutil.CONN_LISTEN
+    ]
+
+
+def snapshot_tree(root: Path) -> dict[str, tuple[str, int]]:
+    """sha256 and mtime of every file under root (to prove the archive is never modified)."""
+    return {
+        path.relative_to(root).as_posix(): (
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+            path.stat().st_mtime_ns,
+        )
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }

@@ -1,0 +1,165 @@
+"""Ray execution: placement by declared resources, fail-fast, errors as data, bounded connect."""
+
+import multiprocessing
+import time
+
+import pytest
+
+from archive_pipeline.core.compute import (
+    InfeasibleResourcesError,
+    RayConnectError,
+    RayRuntime,
+    StageResources,
+    StageSetupError,
+    run_inline,
+)
+from archive_pipeline_tests.helpers import free_port
+
+
+def _make_stage(name, resources, fail_on=(), setup_error=None):
+    class ProbeStage:
+        """Test stage: reports where it ran; fails on chosen items."""
+
+        code_version = "test"
+
+        def __init__(self):
+            self.name = name
+            self.resources = resources
+            self.calls = 0
+
+        def setup(self):
+            if setup_error:
+                raise RuntimeError(setup_error)
+            self.setups = 1
+
+        def process(self, item):
+            import ray
+
+            if item in fail_on:
+                raise ValueError(f"bad item {item}")
+            self.calls += 1
+            return {"item": item, "node": ray.get_runtime_context().get_node_id(),
+                    "gpus": ray.get_gpu_ids(), "calls": self.calls}  # fmt: skip
+
+    return ProbeStage()
+
+
+def _cluster_scenario() -> dict:
+    """Head + two workers on 127.0.0.1, one advertising a GPU; runs in a fresh process."""
+    import os
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray.cluster_utils import Cluster
+
+    from archive_pipeline_tests.helpers import listeners_of
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
+    cluster.wait_for_nodes()
+    runtime = RayRuntime(cluster.address, connect_timeout_s=20)
+    out = {}
+    try:
+        runtime.ensure_started()
+        gpu_stage = _make_stage("gpu_stage", StageResources(num_cpus=1, num_gpus=1))
+        results = runtime.map(gpu_stage, list(range(6)))
+        out["gpu_nodes"] = {r.value["node"] for r in results}
+        out["gpu_ids"] = [r.value["gpus"] for r in results]
+        out["gpu_node_id"] = gpu_node.node_id
+        cpu_stage = _make_stage("cpu_stage", StageResources(num_cpus=1))
+        out["cpu_nodes"] = {r.value["node"] for r in runtime.map(cpu_stage, list(range(12)))}
+        start = time.monotonic()
+        try:
+            runtime.map(_make_stage("tpu_stage", StageResources(custom={"TPU": 1})), [1])
+        except InfeasibleResourcesError as exc:
+            out["infeasible"] = str(exc)
+        out["infeasible_seconds"] = time.monotonic() - start
+        import psutil
+
+        pids = {p.pid for p in psutil.Process().children(recursive=True)}
+        out["listeners"] = listeners_of(pids)
+    finally:
+        runtime.shutdown()
+        cluster.shutdown()
+    return out
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_placement_on_simulated_multi_node_cluster():
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        out = pool.apply(_cluster_scenario)
+    assert out["gpu_nodes"] == {out["gpu_node_id"]}, "GPU work left the GPU node"
+    assert all(ids == [0] for ids in out["gpu_ids"])
+    assert len(out["cpu_nodes"]) >= 2, "CPU work did not spread over the nodes"
+    assert "no node of the Ray cluster offers" in out["infeasible"]
+    assert "ARCHIVE_STAGE_RESOURCES" in out["infeasible"]
+    assert out["infeasible_seconds"] < 10
+    assert out["listeners"], "found no Ray listeners to check"
+    from archive_pipeline_tests.helpers import _is_loopback
+
+    assert all(_is_loopback(ip) for ip, _ in out["listeners"]), out["listeners"]
+
+
+@pytest.mark.ray
+def test_errors_are_data_and_models_load_once_per_worker(ray_local):
+    stage = _make_stage("s", StageResources(num_cpus=1, max_actors=1), fail_on=(2,))
+    results = ray_local.map(stage, [0, 1, 2, 3])
+    assert [r.ok for r in results] == [True, True, False, True]
+    assert results[2].error_class == "ValueError" and "bad item 2" in results[2].message
+    # one actor: its stage instance served every good item (setup ran once)
+    assert [r.value["calls"] for r in results if r.ok] == [1, 2, 3]
+
+
+@pytest.mark.ray
+def test_setup_failure_fails_the_stage_with_its_message(ray_local):
+    stage = _make_stage("s", StageResources(), setup_error="model weights not found: set X")
+    with pytest.raises(StageSetupError, match="model weights not found: set X"):
+        ray_local.map(stage, [1, 2])
+
+
+@pytest.mark.ray
+def test_infeasible_gpu_request_fails_fast_locally(ray_local):
+    stage = _make_stage("transcripts", StageResources(num_gpus=1))
+    start = time.monotonic()
+    with pytest.raises(InfeasibleResourcesError, match='"transcripts": {"num_gpus": 0}'):
+        ray_local.map(stage, [1])
+    assert time.monotonic() - start < 5
+
+
+def _connect_dead(port: int) -> tuple[str, float]:
+    start = time.monotonic()
+    try:
+        RayRuntime(f"127.0.0.1:{port}", connect_timeout_s=2).ensure_started()
+    except RayConnectError as exc:
+        return str(exc), time.monotonic() - start
+    return "connected?", time.monotonic() - start
+
+
+def test_connect_to_dead_cluster_is_bounded():
+    """A fresh process (no Ray yet) gives up on a dead address within the timeout."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        message, seconds = pool.apply(_connect_dead, (free_port(),))
+    assert "cannot reach the Ray cluster" in message and "ARCHIVE_RAY_ADDRESS" in message
+    assert seconds < 10
+
+
+def test_inline_runner_has_the_same_semantics():
+    class Double:
+        name, code_version, resources = "double", "1", StageResources()
+
+        def setup(self):
+            pass
+
+        def process(self, item):
+            return 2 // item
+
+    results = run_inline(Double(), [1, 0])
+    assert results[0].value == 2 and results[1].error_class == "ZeroDivisionError"
+
+
+def test_stage_resource_overrides():
+    base = StageResources(num_cpus=1)
+    assert base.with_overrides({"num_gpus": 0.5}).request() == {"CPU": 1.0, "GPU": 0.5}
+    with pytest.raises(ValueError, match="unknown"):
+        base.with_overrides({"gpus": 1})
