@@ -2,13 +2,11 @@
 
 import dagster as dg
 
-from archive_pipeline.partitions import decade_partitions
 
 # In-process: one process per run, so Ray starts once per run and models load once per worker.
 archive_job = dg.define_asset_job(
     "archive_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=decade_partitions,
     executor_def=dg.in_process_executor,
     description="Materialise every asset of one decade (catalog, then the model stages).",
 )

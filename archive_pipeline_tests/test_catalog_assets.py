@@ -1,0 +1,147 @@
+"""media_catalog through Dagster with local resources: rows, failures, cache, idempotence."""
+
+import multiprocessing
+
+import dagster as dg
+import pytest
+
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource
+from archive_pipeline_tests.fixtures import small_archive
+from archive_pipeline_tests.helpers import snapshot_tree
+
+
+@pytest.fixture
+def archive(tmp_path, shared_media):
+    inbox = tmp_path / "inbox"
+    expected = small_archive(inbox, shared_media)
+    return inbox, tmp_path / "warehouse", expected
+
+
+def materialize(inbox, warehouse, partition, *, ray="inline", instance=None):
+    return dg.materialize(
+        [media_catalog],
+        partition_key=partition,
+        instance=instance,
+        resources={
+            "media_store": LocalMediaStore(root=str(inbox)),
+            "warehouse": LanceWarehouse(root=str(warehouse)),
+            "ray": RayResource(address=ray),
+        },
+    )
+
+
+def metadata(result):
+    mat = result.asset_materializations_for_node("media_catalog")[0]
+    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+
+
+def test_decade_is_catalogued_and_bad_files_recorded(archive):
+    inbox, warehouse, _ = archive
+    before = snapshot_tree(inbox)
+    result = materialize(inbox, warehouse, "1990s")
+    assert result.success
+    md = metadata(result)
+    assert (md["items"], md["failures"], md["video_files"], md["rows"]) == (4, 2, 2, 2)
+    rows = {r["store_key"]: r for r in Warehouse(str(warehouse)).read("media_catalog").to_pylist()}
+    assert set(rows) == {"tv/bikes_1994.mp4", "tv/decade=1990s/counter.mp4"}
+    assert rows["tv/bikes_1994.mp4"]["decade_rule"] == "filename_year"
+    assert rows["tv/decade=1990s/counter.mp4"]["decade_rule"] == "path_segment"
+    assert rows["tv/bikes_1994.mp4"]["frame_count"] == 250
+    assert len(rows["tv/bikes_1994.mp4"]["media_id"]) == 32
+    failures = {r["store_key"]: r for r in Warehouse(str(warehouse)).read("failures").to_pylist()}
+    assert failures["1990s/empty_transfer.wav"]["error_class"] == "EmptyFileError"
+    assert failures["1990s/corrupt_tape.mp4"]["error_class"] == "ProbeError"
+    assert "moov atom not found" in failures["1990s/corrupt_tape.mp4"]["message"]
+    assert failures["1990s/corrupt_tape.mp4"]["media_id"]  # hashed before probing failed
+    check = result.get_asset_check_evaluations()[0]
+    assert check.passed  # 2 of 4 = 50% is at the default threshold
+    assert snapshot_tree(inbox) == before, "the archive was modified"
+
+
+def test_rerun_is_idempotent_and_reuses_the_cache(archive):
+    inbox, warehouse, _ = archive
+    materialize(inbox, warehouse, "1990s")
+    wh = Warehouse(str(warehouse))
+    first = wh.read("media_catalog").sort_by("row_id")
+    first_failures = wh.read("failures").sort_by("row_id")
+    versions = len(wh.table("media_catalog").list_versions())
+    md = metadata(materialize(inbox, warehouse, "1990s"))
+    assert (md["reused_from_cache"], md["computed"], md["committed"]) == (2, 2, False)
+    assert wh.read("media_catalog").sort_by("row_id").equals(first)
+    assert wh.read("failures").sort_by("row_id").equals(first_failures)
+    assert len(wh.table("media_catalog").list_versions()) == versions
+
+
+def test_fixed_file_is_retried_and_leaves_failures(archive, shared_media):
+    inbox, warehouse, _ = archive
+    materialize(inbox, warehouse, "1990s")
+    (inbox / "1990s/corrupt_tape.mp4").write_bytes((shared_media / "video/bikes.mp4").read_bytes())
+    md = metadata(materialize(inbox, warehouse, "1990s"))
+    assert (md["computed"], md["failures"], md["rows"]) == (2, 1, 3)
+    failures = Warehouse(str(warehouse)).read("failures").column("store_key").to_pylist()
+    assert failures == ["1990s/empty_transfer.wav"]
+
+
+def test_metadata_change_recomputes_only_that_item(archive):
+    inbox, warehouse, _ = archive
+    materialize(inbox, warehouse, "2000s")
+    (inbox / "reading/librivox-0880.wav.json").write_text('{"year": 2005, "title": "New title"}')
+    md = metadata(materialize(inbox, warehouse, "2000s"))
+    assert (md["computed"], md["reused_from_cache"]) == (1, 0)
+    row = Warehouse(str(warehouse)).read("media_catalog").to_pylist()[0]
+    assert (row["title"], row["year"], row["speakers"]) == ("New title", 2005, [])
+
+
+def test_item_moving_decade_leaves_the_old_decade(archive):
+    inbox, warehouse, _ = archive
+    materialize(inbox, warehouse, "2000s")
+    (inbox / "reading/librivox-0880.wav.json").write_text('{"year": 1975}')
+    materialize(inbox, warehouse, "1970s")
+    materialize(inbox, warehouse, "2000s")
+    rows = Warehouse(str(warehouse)).read("media_catalog").to_pylist()
+    assert [(r["store_key"], r["decade"]) for r in rows] == [("reading/librivox-0880.wav", "1970s")]
+
+
+@pytest.mark.ray
+def test_catalog_through_ray(archive, ray_local):
+    inbox, warehouse, _ = archive
+    result = materialize(inbox, warehouse, "1990s", ray="local")
+    assert result.success and metadata(result)["rows"] == 2
+
+
+def _materialize_in_process(inbox, warehouse, decade) -> bool:
+    return materialize(inbox, warehouse, decade).success
+
+
+def test_three_decades_concurrently_leave_every_row(archive):
+    """Three runs (separate processes, like Dagster runs) commit three decades at once."""
+    inbox, warehouse, expected = archive
+    decades = ("1960s", "1990s", "2000s")
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.starmap(_materialize_in_process, [(inbox, warehouse, d) for d in decades])
+    assert results == [True, True, True]
+    rows = Warehouse(str(warehouse)).read("media_catalog").to_pylist()
+    got = {r["store_key"]: r["decade"] for r in rows}
+    good = {k: d for k, d in expected.items() if d in decades and not k.startswith("1990s/")}
+    assert got == good
+    failed = Warehouse(str(warehouse)).read("failures").column("store_key").to_pylist()
+    assert sorted(failed) == ["1990s/corrupt_tape.mp4", "1990s/empty_transfer.wav"]
+
+
+def test_failure_check_fails_loudly_above_threshold(archive):
+    inbox, warehouse, _ = archive
+    result = dg.materialize(
+        [media_catalog],
+        partition_key="1990s",
+        run_config={"ops": {"media_catalog": {"config": {"max_failure_fraction": 0.25}}}},
+        resources={
+            "media_store": LocalMediaStore(root=str(inbox)),
+            "warehouse": LanceWarehouse(root=str(warehouse)),
+            "ray": RayResource(address="inline"),
+        },
+    )
+    check = result.get_asset_check_evaluations()[0]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "2 of 4 items failed" in check.description

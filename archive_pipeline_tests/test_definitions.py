@@ -1,0 +1,43 @@
+"""The code location loads, with the resources the environment selects."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archive_pipeline.definitions import defs
+from archive_pipeline.resources import LocalMediaStore, S3MediaStore
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_definitions_load_with_local_defaults():
+    d = defs()
+    assert {k.to_user_string() for k in d.resolve_all_asset_keys()} >= {"media_catalog"}
+    assert d.resolve_job_def("archive_job").partitions_def is not None
+    assert d.resolve_sensor_def("inbox_sensor").job_name == "archive_job"
+    assert d.resolve_schedule_def("nightly_backfill").job_name == "archive_job"
+    assert isinstance(d.resources["media_store"], LocalMediaStore)
+
+
+def test_s3_inbox_selects_the_s3_store(monkeypatch):
+    monkeypatch.setenv("ARCHIVE_INBOX", "s3://bucket/some/prefix")
+    store = defs().resources["media_store"]
+    assert isinstance(store, S3MediaStore)
+    assert (store.bucket, store.prefix) == ("bucket", "some/prefix")
+
+
+def test_every_asset_and_resource_has_a_docstring():
+    d = defs()
+    for assets_def in d.resolve_all_asset_specs():
+        assert assets_def.description, assets_def.key
+
+
+@pytest.mark.slow
+def test_dagster_definitions_validate(tmp_path):
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
