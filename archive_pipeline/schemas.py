@@ -1,8 +1,8 @@
 """The Lance table contract: every table's Arrow schema with column descriptions.
 
-Writers build rows against these schemas and `docs/tables.md` is rendered from them
-(`python -m archive_pipeline.schemas > docs/tables.md` regenerates the column tables; a test
-checks the doc is current). Downstream teams read the tables without our code, so a change
+Writers build rows against these schemas and the column tables of `docs/tables.md` are
+rendered from them (`python -m archive_pipeline.schemas docs/tables.md` rewrites that part; a
+test checks the doc is current). Downstream teams read the tables without our code, so a change
 here is a contract change: add columns, do not repurpose them.
 """
 
@@ -97,11 +97,11 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
-        TableSpec("media_catalog", MEDIA_CATALOG, "one media object in the store"),
+        TableSpec("media_catalog", MEDIA_CATALOG, "media object in the store"),
         TableSpec(
             "failures",
             FAILURES,
-            "one item that a stage could not process (replaced per decade and stage)",
+            "item that a stage could not process",
             partition_scope=("decade", "stage"),
         ),
     )
@@ -127,5 +127,23 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
+BEGIN_MARK = "<!-- BEGIN GENERATED COLUMNS (python -m archive_pipeline.schemas docs/tables.md) -->"
+END_MARK = "<!-- END GENERATED COLUMNS -->"
+
+
+def update_doc(text: str) -> str:
+    """Replace the generated section of a markdown document with the current column tables."""
+    head, rest = text.split(BEGIN_MARK, 1)
+    _, tail = rest.split(END_MARK, 1)
+    return f"{head}{BEGIN_MARK}\n\n{render_markdown()}\n{END_MARK}{tail}"
+
+
 if __name__ == "__main__":
-    print(render_markdown())
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) > 1:
+        doc = Path(sys.argv[1])
+        doc.write_text(update_doc(doc.read_text()))
+    else:
+        print(render_markdown())
