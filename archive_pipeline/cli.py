@@ -13,13 +13,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="archive-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build the demo inbox if empty and run every partition")
-    demo.add_argument("--shared-media", type=Path, default=Path("../shared/media"),
-                      help="real media to add to the demo archive when the folder exists")  # fmt: skip
+    demo.add_argument(
+        "--shared-media",
+        type=Path,
+        default=Path("../shared/media"),
+        help="real media to add to the demo archive when the folder exists",
+    )
     demo.add_argument("--partition", action="append", help="only these partitions")
     sub.add_parser("summary", help="print rows per table and decade, and the failures")
     maintain = sub.add_parser("maintain", help="compact tables and remove old versions")
-    maintain.add_argument("--retention-minutes", type=float, default=None,
-                          help="keep versions newer than this (default: the configured window)")  # fmt: skip
+    maintain.add_argument(
+        "--retention-minutes",
+        type=float,
+        default=None,
+        help="keep versions newer than this (default: the configured window)",
+    )
     build = sub.add_parser("build-demo-inbox", help="write the demo archive into a folder")
     build.add_argument("inbox", type=Path)
     build.add_argument("--shared-media", type=Path, default=None)

@@ -1,4 +1,4 @@
-"""Where the embedded default keeps its state: everything under ARCHIVE_HOME (default ./.archive)."""
+"""Where the embedded default keeps its state: all under ARCHIVE_HOME (default ./.archive)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,13 @@ def summarise(warehouse: Warehouse) -> str:
         header = "  " + " ".join(f"{c:>9}" if c != "rules" else c for c in per.columns)
         lines.append(header)
         for row in per.iter_rows():
-            lines.append("  " + " ".join(f"{v!s:>9}" if i < len(row) - 1 or per.columns[-1] != "rules" else str(v) for i, v in enumerate(row)))
+            lines.append(
+                "  "
+                + " ".join(
+                    f"{v!s:>9}" if i < len(row) - 1 or per.columns[-1] != "rules" else str(v)
+                    for i, v in enumerate(row)
+                )
+            )
     if "failures" in names:
         failures = _frame(warehouse, "failures")
         if failures.height:

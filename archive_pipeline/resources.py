@@ -107,7 +107,7 @@ class RayResource(dg.ConfigurableResource):
     _runtime: RayRuntime | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Prepare the runtime; Ray itself starts on the first stage that needs it (once per run)."""
+        """Prepare the runtime; Ray starts on the first stage that needs it (once per run)."""
         if self.address != "inline":
             self._runtime = RayRuntime(
                 self.address,

@@ -17,34 +17,76 @@ DESCRIPTION_KEY = b"description"
 
 def col(name: str, type_: pa.DataType, description: str, *, nullable: bool = True) -> pa.Field:
     """Build a schema field whose description travels in the Arrow field metadata."""
-    return pa.field(name, type_, nullable=nullable, metadata={DESCRIPTION_KEY: description.encode()})
+    return pa.field(
+        name, type_, nullable=nullable, metadata={DESCRIPTION_KEY: description.encode()}
+    )
 
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 # Columns every table carries (DESIGN §4), first in every schema.
 COMMON_COLUMNS: tuple[pa.Field, ...] = (
-    col("row_id", pa.string(), "Deterministic row key, unique within the table (uuid5 of the row's natural key).", nullable=False),
-    col("decade", pa.string(), "Decade partition: '1900s' ... '2020s' or 'undated'. Filter on it to prune.", nullable=False),
-    col("media_id", pa.string(), "Stable media id: first 32 hex digits of the content sha256 (null when the content could not be read)."),
-    col("cache_key", pa.string(), "Incremental cache key: hash of (content, stage, model id, parameters, stage code version)."),
+    col(
+        "row_id",
+        pa.string(),
+        "Deterministic row key, unique within the table (uuid5 of the row's natural key).",
+        nullable=False,
+    ),
+    col(
+        "decade",
+        pa.string(),
+        "Decade partition: '1900s' ... '2020s' or 'undated'. Filter on it to prune.",
+        nullable=False,
+    ),
+    col(
+        "media_id",
+        pa.string(),
+        "Stable media id: first 32 hex digits of the content sha256 (null if unreadable).",
+    ),
+    col(
+        "cache_key",
+        pa.string(),
+        "Incremental cache key: hash of (content, stage, model id, parameters, code version).",
+    ),
     col("model_id", pa.string(), "Model or tool (with version) that produced the row."),
     col("model_params", pa.string(), "JSON of the stage parameters that produced the row."),
     col("pipeline_version", pa.string(), "archive_pipeline version that wrote the row."),
-    col("created_at", TIMESTAMP, "When the row was computed (UTC); kept when a cached row is reused."),
-)  # fmt: skip
+    col(
+        "created_at",
+        TIMESTAMP,
+        "When the row was computed (UTC); kept when a cached row is reused.",
+    ),
+)
 
 MEDIA_CATALOG = pa.schema(
     [
         *COMMON_COLUMNS,
-        col("uri", pa.string(), "Object URI (file:///... or s3://bucket/key): where the media lives.", nullable=False),
-        col("store_key", pa.string(), "Key of the object relative to the store root.", nullable=False),
+        col(
+            "uri",
+            pa.string(),
+            "Object URI (file:///... or s3://bucket/key): where the media lives.",
+            nullable=False,
+        ),
+        col(
+            "store_key",
+            pa.string(),
+            "Key of the object relative to the store root.",
+            nullable=False,
+        ),
         col("size_bytes", pa.int64(), "Object size in bytes."),
         col("modified_at", TIMESTAMP, "Object modification time (S3 LastModified or file mtime)."),
         col("etag", pa.string(), "S3 ETag (null for local files)."),
         col("sha256", pa.string(), "sha256 of the whole content (hex)."),
-        col("kind", pa.string(), "'audio', 'video' or 'image' (from the streams, not only the extension)."),
-        col("container", pa.string(), "Container format name as reported by ffprobe (e.g. 'mov,mp4,m4a,3gp,3g2,mj2')."),
+        col(
+            "kind",
+            pa.string(),
+            "'audio', 'video' or 'image' (from the streams, not only the extension).",
+        ),
+        col(
+            "container",
+            pa.string(),
+            "Container format name as reported by ffprobe (e.g. 'mov,mp4,m4a,3gp,3g2,mj2').",
+        ),
         col("duration_s", pa.float64(), "Duration in seconds (null for still images)."),
         col("bit_rate", pa.int64(), "Overall bit rate in bits/s, when known."),
         col("n_audio_streams", pa.int32(), "Number of audio streams."),
@@ -54,34 +96,90 @@ MEDIA_CATALOG = pa.schema(
         col("audio_channels", pa.int32(), "Channels of the first audio stream."),
         col("audio_sample_rate", pa.int32(), "Sample rate (Hz) of the first audio stream."),
         col("video_codec", pa.string(), "Codec of the first video stream."),
-        col("width", pa.int32(), "Coded width in pixels of the first video stream (before rotation)."),
-        col("height", pa.int32(), "Coded height in pixels of the first video stream (before rotation)."),
+        col(
+            "width",
+            pa.int32(),
+            "Coded width in pixels of the first video stream (before rotation).",
+        ),
+        col(
+            "height",
+            pa.int32(),
+            "Coded height in pixels of the first video stream (before rotation).",
+        ),
         col("fps", pa.float64(), "Average frame rate (frames/s) of the first video stream."),
-        col("frame_count", pa.int64(), "Frame count from the container, else duration x fps (1 for images)."),
-        col("rotation", pa.int32(), "Display rotation in degrees (0, 90, 180, 270) from the stream's display matrix."),
-        col("decade_rule", pa.string(), "Rule that set the decade: sidecar, catalogue_csv, path_segment, filename_year or undated."),
-        col("decade_evidence", pa.string(), "The value the rule used, e.g. 'sidecar recorded_date=1987-03-14' or 'path segment 1990s/'."),
+        col(
+            "frame_count",
+            pa.int64(),
+            "Frame count from the container, else duration x fps (1 for images).",
+        ),
+        col(
+            "rotation",
+            pa.int32(),
+            "Display rotation in degrees (0, 90, 180, 270) from the stream's display matrix.",
+        ),
+        col(
+            "decade_rule",
+            pa.string(),
+            "Decade rule: sidecar, catalogue_csv, path_segment, filename_year or undated.",
+        ),
+        col(
+            "decade_evidence",
+            pa.string(),
+            "What the rule used, e.g. 'sidecar recorded_date=1987-03-14', 'path segment 1990s/'.",
+        ),
         col("title", pa.string(), "Title from the catalogue metadata."),
-        col("recorded_date", pa.string(), "Recording date from the catalogue metadata, as given (YYYY, YYYY-MM or YYYY-MM-DD)."),
+        col(
+            "recorded_date",
+            pa.string(),
+            "Recording date from the catalogue metadata, as given (YYYY, YYYY-MM or YYYY-MM-DD).",
+        ),
         col("year", pa.int32(), "Recording year from the catalogue metadata."),
-        col("language", pa.string(), "Language code from the catalogue metadata (e.g. 'en', 'de')."),
-        col("speakers", pa.list_(pa.string()), "Speaker names from the catalogue metadata, in order."),
-        col("metadata_source", pa.string(), "'sidecar', 'catalogue_csv' or null when the item has no usable metadata."),
-        col("metadata_json", pa.string(), "The full metadata record as JSON (all sidecar/catalogue fields)."),
-        col("metadata_warning", pa.string(), "Why metadata was ignored (malformed sidecar, bad date...), else null."),
+        col(
+            "language", pa.string(), "Language code from the catalogue metadata (e.g. 'en', 'de')."
+        ),
+        col(
+            "speakers",
+            pa.list_(pa.string()),
+            "Speaker names from the catalogue metadata, in order.",
+        ),
+        col(
+            "metadata_source",
+            pa.string(),
+            "'sidecar', 'catalogue_csv' or null when the item has no usable metadata.",
+        ),
+        col(
+            "metadata_json",
+            pa.string(),
+            "The full metadata record as JSON (all sidecar/catalogue fields).",
+        ),
+        col(
+            "metadata_warning",
+            pa.string(),
+            "Why metadata was ignored (malformed sidecar, bad date...), else null.",
+        ),
     ]
-)  # fmt: skip
+)
 
 FAILURES = pa.schema(
     [
         *COMMON_COLUMNS,
-        col("stage", pa.string(), "Stage (asset) that failed on the item, e.g. 'media_catalog'.", nullable=False),
+        col(
+            "stage",
+            pa.string(),
+            "Stage (asset) that failed on the item, e.g. 'media_catalog'.",
+            nullable=False,
+        ),
         col("uri", pa.string(), "Object URI of the failed item.", nullable=False),
         col("store_key", pa.string(), "Key of the object relative to the store root."),
-        col("error_class", pa.string(), "Error class, e.g. EmptyFileError, ProbeError, UnsupportedMediaError.", nullable=False),
+        col(
+            "error_class",
+            pa.string(),
+            "Error class, e.g. EmptyFileError, ProbeError, UnsupportedMediaError.",
+            nullable=False,
+        ),
         col("message", pa.string(), "Human-readable reason.", nullable=False),
     ]
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)

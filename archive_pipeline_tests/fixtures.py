@@ -25,7 +25,9 @@ def small_archive(root: Path, shared_media: Path) -> dict[str, str]:
         json.dumps({"title": "Sense and Sensibility", "year": 2004, "speakers": ["Reader"]})
     )
     (root / "1990s").mkdir(exist_ok=True)
-    (root / "1990s/corrupt_tape.mp4").write_bytes((shared_media / "video/bikes.mp4").read_bytes()[:4000])
+    (root / "1990s/corrupt_tape.mp4").write_bytes(
+        (shared_media / "video/bikes.mp4").read_bytes()[:4000]
+    )
     (root / "1990s/empty_transfer.wav").write_bytes(b"")
     (root / "1990s/README.txt").write_text("not media: ignored")
     expected["1990s/corrupt_tape.mp4"] = "1990s"

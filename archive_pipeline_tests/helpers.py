@@ -30,7 +30,11 @@ def non_loopback_listeners(pids: set[int] | None = None) -> list[tuple[int, str,
         pids = {p.pid for p in psutil.Process().children(recursive=True)}
     bad = []
     for conn in psutil.net_connections(kind="inet"):
-        if conn.pid in pids and conn.status == psutil.CONN_LISTEN and not _is_loopback(conn.laddr.ip):
+        if (
+            conn.pid in pids
+            and conn.status == psutil.CONN_LISTEN
+            and not _is_loopback(conn.laddr.ip)
+        ):
             bad.append((conn.pid, conn.laddr.ip, conn.laddr.port))
     return bad
 

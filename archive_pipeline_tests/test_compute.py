@@ -38,8 +38,12 @@ def _make_stage(name, resources, fail_on=(), setup_error=None):
             if item in fail_on:
                 raise ValueError(f"bad item {item}")
             self.calls += 1
-            return {"item": item, "node": ray.get_runtime_context().get_node_id(),
-                    "gpus": ray.get_gpu_ids(), "calls": self.calls}  # fmt: skip
+            return {
+                "item": item,
+                "node": ray.get_runtime_context().get_node_id(),
+                "gpus": ray.get_gpu_ids(),
+                "calls": self.calls,
+            }
 
     return ProbeStage()
 
@@ -122,7 +126,7 @@ def test_setup_failure_fails_the_stage_with_its_message(ray_local):
 def test_infeasible_gpu_request_fails_fast_locally(ray_local):
     stage = _make_stage("transcripts", StageResources(num_gpus=1))
     start = time.monotonic()
-    with pytest.raises(InfeasibleResourcesError, match='"transcripts": {"num_gpus": 0}'):
+    with pytest.raises(InfeasibleResourcesError, match=r'"transcripts": \{"num_gpus": 0\}'):
         ray_local.map(stage, [1])
     assert time.monotonic() - start < 5
 

@@ -23,8 +23,12 @@ def run_demo(home: Path) -> str:
     env |= {"ARCHIVE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "archive-pipeline"), "demo"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -74,13 +78,15 @@ def test_partitions_are_materialised_in_the_dagster_instance(demo, monkeypatch):
 
 def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys):
     doc = (REPO / "docs/tables.md").read_text()
-    assert update_doc(doc) == doc, "docs/tables.md is stale: python -m archive_pipeline.schemas docs/tables.md"
+    assert update_doc(doc) == doc, (
+        "docs/tables.md is stale: python -m archive_pipeline.schemas docs/tables.md"
+    )
     monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(demo["home"] / "warehouse"))
     snippets = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
     assert len(snippets) == 4
     namespace: dict = {}
     for snippet in snippets:
-        exec(compile(snippet, "docs/tables.md", "exec"), namespace)  # noqa: S102
+        exec(compile(snippet, "docs/tables.md", "exec"), namespace)
     assert namespace["videos_1990s"].num_rows == 1
     assert namespace["hours"].height >= 3
     assert any(row[2] == 2 for row in namespace["per_decade"] if row[0] == "undated")

@@ -32,16 +32,32 @@ def test_probe_video_frame_count(shared_media):
 
 def test_probe_image(shared_media):
     result = media.probe_file(shared_media / "ocr/phototest.tif", extension_kind="image")
-    assert (result.kind, result.width, result.height, result.duration_s) == ("image", 640, 480, None)
+    assert (result.kind, result.width, result.height, result.duration_s) == (
+        "image",
+        640,
+        480,
+        None,
+    )
 
 
 def test_rotation_metadata_is_read(shared_media, tmp_path):
     out = tmp_path / "rotated.mp4"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-i", str(shared_media / "video/bikes.mp4"),
-         "-c", "copy", "-metadata:s:v:0", "rotate=90", str(out)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(shared_media / "video/bikes.mp4"),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(out),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     assert media.probe_file(out).rotation in (90, 270)
 
 
@@ -95,7 +111,13 @@ def test_sha256_stream_matches_hashlib(shared_media):
 
 @pytest.mark.parametrize(
     ("key", "kind"),
-    [("a/b.MP4", "video"), ("x.flac", "audio"), ("p.TIF", "image"), ("n.txt", None), ("c.json", None)],
+    [
+        ("a/b.MP4", "video"),
+        ("x.flac", "audio"),
+        ("p.TIF", "image"),
+        ("n.txt", None),
+        ("c.json", None),
+    ],
 )
 def test_kind_from_extension(key, kind):
     assert media.kind_from_extension(key) == kind

@@ -13,7 +13,7 @@ import pytest
 
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource
-from archive_pipeline_tests.helpers import free_port, listeners_of, _is_loopback
+from archive_pipeline_tests.helpers import _is_loopback, free_port, listeners_of
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -39,11 +39,28 @@ def postgres():
         shutil.chown(sock, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
     port = free_port()
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock}"
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w",
-                    "-l", str(root / "log"), "start"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(root / "log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         pid = int((data / "postmaster.pid").read_text().split()[0])
         listening = listeners_of({pid})
@@ -54,8 +71,10 @@ def postgres():
         conn.close()
         yield {"host": "127.0.0.1", "port": port, "user": "postgres", "db": "dagster"}
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -63,9 +82,13 @@ def test_partitioned_run_is_recorded_in_postgres(postgres, tmp_path, monkeypatch
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO / "dagster.postgres.yaml", home / "dagster.yaml")
-    for name, value in {"DAGSTER_PG_USERNAME": postgres["user"], "DAGSTER_PG_PASSWORD": "",
-                        "DAGSTER_PG_HOST": postgres["host"], "DAGSTER_PG_DB": postgres["db"],
-                        "DAGSTER_PG_PORT": str(postgres["port"])}.items():  # fmt: skip
+    for name, value in {
+        "DAGSTER_PG_USERNAME": postgres["user"],
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_HOST": postgres["host"],
+        "DAGSTER_PG_DB": postgres["db"],
+        "DAGSTER_PG_PORT": str(postgres["port"]),
+    }.items():
         monkeypatch.setenv(name, value)
     inbox = tmp_path / "inbox" / "1960s"
     inbox.mkdir(parents=True)
@@ -83,8 +106,9 @@ def test_partitioned_run_is_recorded_in_postgres(postgres, tmp_path, monkeypatch
             },
         )
         assert result.success
-    conn = psycopg2.connect(host=postgres["host"], port=postgres["port"], user="postgres",
-                            dbname=postgres["db"])  # fmt: skip
+    conn = psycopg2.connect(
+        host=postgres["host"], port=postgres["port"], user="postgres", dbname=postgres["db"]
+    )
     with conn, conn.cursor() as cur:
         cur.execute("SELECT run_id, status, partition FROM runs")
         runs = cur.fetchall()

@@ -30,7 +30,9 @@ def bucket(s3_endpoint, shared_media):
 
 def test_inventory_over_s3(bucket, s3_endpoint):
     _, name = bucket
-    store = S3MediaStore(bucket=name, prefix="media", s3=S3Resource(endpoint_url=s3_endpoint)).get_store()
+    store = S3MediaStore(
+        bucket=name, prefix="media", s3=S3Resource(endpoint_url=s3_endpoint)
+    ).get_store()
     inventory = scan_inventory(store)
     got = {i.key: (i.decade, i.uri) for i in inventory.items}
     assert got == {
@@ -45,7 +47,9 @@ def test_catalog_over_s3_reads_without_modifying(bucket, s3_endpoint, tmp_path):
     client, name = bucket
     before = {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=name)["Contents"]}
     resources = {
-        "media_store": S3MediaStore(bucket=name, prefix="media", s3=S3Resource(endpoint_url=s3_endpoint)),
+        "media_store": S3MediaStore(
+            bucket=name, prefix="media", s3=S3Resource(endpoint_url=s3_endpoint)
+        ),
         "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
         "ray": RayResource(address="inline"),
     }

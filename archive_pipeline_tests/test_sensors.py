@@ -18,7 +18,11 @@ def tick(store, cursor=None):
     with dg.build_sensor_context(cursor=cursor, resources={"media_store": store}) as context:
         result = inbox_sensor(context)
     requests = result.run_requests or []
-    return sorted(r.partition_key for r in requests), [r.run_key for r in requests], result.cursor or cursor
+    return (
+        sorted(r.partition_key for r in requests),
+        [r.run_key for r in requests],
+        result.cursor or cursor,
+    )
 
 
 class LocalInbox:
@@ -41,7 +45,9 @@ class S3Inbox:
         self.client = boto3.client("s3", endpoint_url=endpoint)
         self.client.create_bucket(Bucket=self.bucket)
         self.store = S3MediaStore(
-            bucket=self.bucket, prefix="inbox", s3=S3Resource(endpoint_url=endpoint, region_name="us-east-1")
+            bucket=self.bucket,
+            prefix="inbox",
+            s3=S3Resource(endpoint_url=endpoint, region_name="us-east-1"),
         )
 
     def put(self, key, data=b"media"):

@@ -17,9 +17,15 @@ def rows(decade: str, n: int, tag: str, stage: str = "media_catalog") -> pa.Tabl
     """n failure rows of one decade whose message carries a generation tag."""
     return pa.Table.from_pylist(
         [
-            {"row_id": row_id(stage, decade, str(i)), "decade": decade, "stage": stage,
-             "uri": f"file:///{decade}/{i}", "error_class": "E", "message": tag,
-             "created_at": NOW}  # fmt: skip
+            {
+                "row_id": row_id(stage, decade, str(i)),
+                "decade": decade,
+                "stage": stage,
+                "uri": f"file:///{decade}/{i}",
+                "error_class": "E",
+                "message": tag,
+                "created_at": NOW,
+            }
             for i in range(n)
         ],
         schema=FAILURES,
@@ -134,7 +140,14 @@ def test_maintenance_compacts_and_removes_old_versions(tmp_path):
 def test_every_table_has_the_common_columns():
     for spec in TABLES.values():
         names = spec.schema.names
-        for column in ("row_id", "decade", "media_id", "model_id", "model_params",
-                       "pipeline_version", "created_at"):  # fmt: skip
+        for column in (
+            "row_id",
+            "decade",
+            "media_id",
+            "model_id",
+            "model_params",
+            "pipeline_version",
+            "created_at",
+        ):
             assert column in names, (spec.name, column)
         assert spec.schema.field("created_at").type == pa.timestamp("us", tz="UTC")

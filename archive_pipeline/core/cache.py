@@ -34,9 +34,14 @@ def cache_key(
 ) -> str:
     """Return the cache key of one item for one stage configuration."""
     payload = canonical_json(
-        {"content": content_id, "stage": stage, "model": model_id,
-         "params": params, "code": code_version}
-    )  # fmt: skip
+        {
+            "content": content_id,
+            "stage": stage,
+            "model": model_id,
+            "params": params,
+            "code": code_version,
+        }
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

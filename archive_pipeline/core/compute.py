@@ -103,8 +103,9 @@ def _run_one(stage: Stage, index: int, item: Any) -> ItemOutcome:
         value = stage.process(item)
     except Exception as exc:  # errors are data: the item is recorded as failed
         log.debug("item %s failed in %s: %s", index, stage.name, traceback.format_exc())
-        return ItemOutcome(index, None, type(exc).__name__, str(exc) or repr(exc),
-                           time.perf_counter() - start)  # fmt: skip
+        return ItemOutcome(
+            index, None, type(exc).__name__, str(exc) or repr(exc), time.perf_counter() - start
+        )
     return ItemOutcome(index, value, seconds=time.perf_counter() - start)
 
 
@@ -226,8 +227,12 @@ class RayRuntime:
                 if self.address != "auto":
                     _tcp_reachable(self.address, self.connect_timeout_s)
                 try:
-                    ray.init(address=self.address, log_to_driver=False,
-                             logging_level=logging.WARNING, configure_logging=False)  # fmt: skip
+                    ray.init(
+                        address=self.address,
+                        log_to_driver=False,
+                        logging_level=logging.WARNING,
+                        configure_logging=False,
+                    )
                 except ConnectionError as exc:
                     raise RayConnectError(f"cannot join Ray at {self.address}: {exc}") from exc
             self.started_here = True

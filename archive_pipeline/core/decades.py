@@ -94,7 +94,7 @@ def _year_from_value(value: Any, key: str) -> int:
 
 
 def parse_metadata(record: Mapping[str, Any], *, source: str) -> CatalogueMetadata:
-    """Validate one sidecar/catalogue record; raise MetadataError with a clear reason if unusable."""
+    """Validate a sidecar/catalogue record; raise MetadataError with the reason if unusable."""
     if not isinstance(record, Mapping):
         raise MetadataError(f"expected a JSON object, got {type(record).__name__}")
     clean = {k: v for k, v in record.items() if v not in (None, "")}
@@ -191,7 +191,9 @@ def assign_decade(key: str, metadata: CatalogueMetadata | None = None) -> Decade
         if decade:
             field_name = "recorded_date" if metadata.recorded_date else "year"
             value = metadata.recorded_date or metadata.year
-            return DecadeAssignment(decade, metadata.source, f"{metadata.source} {field_name}={value}")
+            return DecadeAssignment(
+                decade, metadata.source, f"{metadata.source} {field_name}={value}"
+            )
         notes.append(f"{metadata.source} year {metadata.year} outside 1900-2029 ignored")
     by_path = decade_from_path(key)
     if by_path:

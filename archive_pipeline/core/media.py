@@ -15,12 +15,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 AUDIO_EXTENSIONS = frozenset(
-    "wav flac mp3 m4a aac ogg oga opus wma aif aiff au mka ac3 amr".split()
+    "wav flac mp3 m4a aac ogg oga opus wma aif aiff au mka ac3 amr".split()  # noqa: SIM905
 )
 VIDEO_EXTENSIONS = frozenset(
-    "mp4 m4v mov mkv avi webm mxf mpg mpeg ts mts m2ts wmv flv 3gp ogv vob dv".split()
+    "mp4 m4v mov mkv avi webm mxf mpg mpeg ts mts m2ts wmv flv 3gp ogv vob dv".split()  # noqa: SIM905
 )
-IMAGE_EXTENSIONS = frozenset("jpg jpeg png tif tiff webp bmp gif".split())
+IMAGE_EXTENSIONS = frozenset(["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "gif"])
 MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
 _IMAGE_FORMATS = ("image2", "_pipe", "gif", "webp")
 # Anything longer than a week of continuous media is a broken header, not a recording.
@@ -120,9 +120,16 @@ def ffprobe_version() -> str:
 def run_ffprobe(path: Path, *, timeout_s: float = 120.0) -> dict[str, Any]:
     """Run ffprobe on a local file and return its JSON; raise ProbeError with ffprobe's message."""
     cmd = [
-        ffprobe_binary(), "-v", "error", "-print_format", "json",
-        "-show_format", "-show_streams", "--", str(path),
-    ]  # fmt: skip
+        ffprobe_binary(),
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        "--",
+        str(path),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
@@ -166,7 +173,7 @@ def _float(value: Any) -> float | None:
 def _rotation(stream: dict[str, Any]) -> int:
     for side in stream.get("side_data_list", []) or []:
         if "rotation" in side:
-            return int(round(float(side["rotation"]))) % 360
+            return round(float(side["rotation"])) % 360
     rotate = (stream.get("tags") or {}).get("rotate")
     return int(rotate) % 360 if rotate and str(rotate).lstrip("-").isdigit() else 0
 
@@ -224,7 +231,7 @@ def interpret_probe(info: dict[str, Any], *, extension_kind: str | None) -> Prob
         fps = _rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate"))
         frames = _int(v.get("nb_frames"))
         if frames is None and fps and duration and kind == "video":
-            frames = int(round(duration * fps))
+            frames = round(duration * fps)
         result |= {
             "video_codec": v.get("codec_name"),
             "width": _int(v.get("width")),

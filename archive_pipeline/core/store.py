@@ -87,7 +87,7 @@ class LocalStore:
 
     def open(self, key: str) -> BinaryIO:
         """Open a file for reading (binary)."""
-        return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+        return open(self._path(key), "rb")
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
@@ -245,9 +245,16 @@ class MediaItem:
         """A digest of everything that decides this item's catalogue row (object and metadata)."""
         meta = self.metadata.to_json() if self.metadata else ""
         text = "|".join(
-            [self.key, self.obj.fingerprint, self.assignment.decade, self.assignment.rule,
-             self.assignment.evidence, meta, self.metadata_warning or ""]
-        )  # fmt: skip
+            [
+                self.key,
+                self.obj.fingerprint,
+                self.assignment.decade,
+                self.assignment.rule,
+                self.assignment.evidence,
+                meta,
+                self.metadata_warning or "",
+            ]
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -304,7 +311,9 @@ def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Invent
         metadata, problems = None, []
         sidecar = objects.get(key + dec.SIDECAR_SUFFIX)
         if sidecar is not None:
-            metadata, problem = cache.get_or_load(sidecar, lambda s=sidecar: _load_sidecar(store, s))
+            metadata, problem = cache.get_or_load(
+                sidecar, lambda s=sidecar: _load_sidecar(store, s)
+            )
             if problem:
                 problems.append(f"sidecar {sidecar.key}: {problem}")
         if metadata is None and key in csv_rows:
@@ -328,15 +337,18 @@ def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Invent
         )
     missing = sorted(set(csv_rows) - set(objects))
     if missing:
-        warnings.append(f"{dec.CATALOGUE_CSV} lists {len(missing)} paths not in the store: {missing[:5]}")
+        warnings.append(
+            f"{dec.CATALOGUE_CSV} lists {len(missing)} paths not in the store: {missing[:5]}"
+        )
     return Inventory(items=items, warnings=warnings, n_objects=len(objects))
 
 
-def _load_sidecar(store: Store, obj: StoredObject) -> tuple[dec.CatalogueMetadata | None, str | None]:
+def _load_sidecar(
+    store: Store, obj: StoredObject
+) -> tuple[dec.CatalogueMetadata | None, str | None]:
     try:
         return dec.parse_sidecar(read_bytes(store, obj.key)), None
     except dec.MetadataError as exc:
         return None, str(exc)
     except ValueError as exc:
         return None, str(exc)
-

@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import random
 import time
-import uuid
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import lancedb
 import pyarrow as pa
 from lancedb.index import Bitmap
 
+from archive_pipeline.core.ids import row_id  # noqa: F401  (re-exported)
 from archive_pipeline.schemas import TABLES, TableSpec
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,10 @@ log = logging.getLogger(__name__)
 # child; the warnings lance/lancedb raise for any fork are noise there.
 warnings.filterwarnings("ignore", message="lancedb fork support is experimental")
 warnings.filterwarnings("ignore", message="lance is not fork-safe")
-ROW_NAMESPACE = uuid.UUID("6f1c2d1e-8a43-4c55-9a3e-3b6f3f4f2a10")
 
 
 class SchemaMismatchError(RuntimeError):
     """A table on disk does not match the schema contract in `archive_pipeline.schemas`."""
-
-
-def row_id(*parts: str) -> str:
-    """Deterministic row key from a row's natural key (uuid5)."""
-    return str(uuid.uuid5(ROW_NAMESPACE, "\x1f".join(parts)))
 
 
 def sql_literal(value: str) -> str:
@@ -136,11 +130,15 @@ class Warehouse:
             rows = pa.Table.from_pylist(rows, schema=spec.schema)
         rows = rows.select(spec.schema.names).cast(spec.schema)
         if set(scope) != set(spec.partition_scope):
-            raise ValueError(f"{spec.name} is replaced per {spec.partition_scope}, not {tuple(scope)}")
+            raise ValueError(
+                f"{spec.name} is replaced per {spec.partition_scope}, not {tuple(scope)}"
+            )
         for column, value in scope.items():
             values = set(rows.column(column).to_pylist())
             if values - {value}:
-                raise ValueError(f"rows for {spec.name} scope {dict(scope)} contain {column}={values}")
+                raise ValueError(
+                    f"rows for {spec.name} scope {dict(scope)} contain {column}={values}"
+                )
         ids = rows.column("row_id").to_pylist()
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate row_id in rows for {spec.name} {dict(scope)}")
@@ -166,9 +164,14 @@ class Warehouse:
                 if rows.num_rows == 0:
                     table.delete(scope_filter(scope))
                     result = WriteResult(
-                        name, scope, True, table.version, 0, deleted=current.num_rows,
+                        name,
+                        scope,
+                        True,
+                        table.version,
+                        0,
+                        deleted=current.num_rows,
                         attempts=attempt,
-                    )  # fmt: skip
+                    )
                 else:
                     merged = (
                         table.merge_insert("row_id")
@@ -178,10 +181,16 @@ class Warehouse:
                         .execute(rows)
                     )
                     result = WriteResult(
-                        name, scope, True, merged.version, rows.num_rows,
-                        inserted=merged.num_inserted_rows, updated=merged.num_updated_rows,
-                        deleted=merged.num_deleted_rows, attempts=attempt,
-                    )  # fmt: skip
+                        name,
+                        scope,
+                        True,
+                        merged.version,
+                        rows.num_rows,
+                        inserted=merged.num_inserted_rows,
+                        updated=merged.num_updated_rows,
+                        deleted=merged.num_deleted_rows,
+                        attempts=attempt,
+                    )
             except (OSError, RuntimeError) as exc:
                 if attempt == self.commit_retries or not _retryable(exc):
                     raise
@@ -203,9 +212,7 @@ class Warehouse:
         if stats["fragment_stats"]["num_small_fragments"] >= self.compact_min_small_fragments:
             self.maintain(table.name)
 
-    def maintain(
-        self, name: str, *, retention: dt.timedelta | None = None
-    ) -> MaintenanceResult:
+    def maintain(self, name: str, *, retention: dt.timedelta | None = None) -> MaintenanceResult:
         """Compact small fragments, update indices and remove versions older than the retention."""
         table = self.table(name)
         versions_before = len(table.list_versions())

@@ -4,7 +4,7 @@ Generated items (espeak-ng voices, ffmpeg-drawn video with hard cuts and burnt-i
 
 | key | decade rule | what |
 |---|---|---|
-| interviews/harbour_interview.wav (+ .json sidecar) | sidecar 1987-03-14 | two-voice dialogue, 4 turns |
+| interviews/harbour_interview.wav (+ .json) | sidecar 1987-03-14 | two voices, 4 turns |
 | tv/decade=1990s/evening_news.mp4 | path segment | 4 shots with captions + speech |
 | radio/radio_bulletin_1974.flac | year in name | audio-only bulletin |
 | film/reel_0042.mp4 (catalogue.csv) | catalogue 1962 | silent film reel, 3 shots + captions |
@@ -42,24 +42,36 @@ NEWS = [
 ]
 NEWS_CAPTIONS = ["EVENING NEWS", "TRAM LINE APPROVED", "RECORD CATCH", "WEATHER"]
 REEL_CAPTIONS = ["REEL 42", "CITY CENTRE", "THE END"]
-BULLETIN = "This is the morning bulletin. Traffic is light on the coast road. The ferry runs on time."
+BULLETIN = (
+    "This is the morning bulletin. Traffic is light on the coast road. The ferry runs on time."
+)
 UNTITLED = "Testing, testing. This tape has no label and no date."
 
 SHARED = [
     # (source under ../shared/media, key in the inbox, catalogue.csv metadata or None)
-    ("speech/jfk.flac", "shared/speech/jfk.flac",
-     {"date": "1961-01-20", "title": "Inaugural address (excerpt)", "language": "en",
-      "speakers": "John F. Kennedy"}),
+    (
+        "speech/jfk.flac",
+        "shared/speech/jfk.flac",
+        {
+            "date": "1961-01-20",
+            "title": "Inaugural address (excerpt)",
+            "language": "en",
+            "speakers": "John F. Kennedy",
+        },
+    ),
     ("speech/librivox-0870.wav", "shared/speech/librivox-0870.wav", None),
     ("speech/librivox-0880.wav", "shared/speech/librivox-0880.wav", None),
     ("speech/librivox-0890.wav", "shared/speech/librivox-0890.wav", None),
     ("speakers/ami-tst00.wav", "shared/speakers/ami-tst00.wav", None),
     ("video/bikes.mp4", "shared/video/bikes.mp4", None),
-    ("video/bigbuckbunny-5s.mp4", "shared/video/bigbuckbunny-5s.mp4",
-     {"year": "2008", "title": "Big Buck Bunny (5 s excerpt)", "language": ""}),
+    (
+        "video/bigbuckbunny-5s.mp4",
+        "shared/video/bigbuckbunny-5s.mp4",
+        {"year": "2008", "title": "Big Buck Bunny (5 s excerpt)", "language": ""},
+    ),
     ("video/counter.mp4", "shared/video/counter.mp4", None),
     ("ocr/phototest.tif", "shared/ocr/phototest.tif", None),
-]  # fmt: skip
+]
 
 
 @dataclass(frozen=True)
@@ -86,10 +98,25 @@ def concat_audio(parts: list[Path], out: Path, *, gap_s: float = 0.5, rate: int 
     inputs, filters = [], []
     for i, part in enumerate(parts):
         inputs += ["-i", str(part)]
-        filters.append(f"[{i}:a]aresample={rate},aformat=channel_layouts=mono,apad=pad_dur={gap_s}[a{i}]")
+        filters.append(
+            f"[{i}:a]aresample={rate},aformat=channel_layouts=mono,apad=pad_dur={gap_s}[a{i}]"
+        )
     chain = "".join(f"[a{i}]" for i in range(len(parts)))
     graph = ";".join(filters) + f";{chain}concat=n={len(parts)}:v=0:a=1[out]"
-    _run(["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", graph, "-map", "[out]", str(out)])
+    _run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            *inputs,
+            "-filter_complex",
+            graph,
+            "-map",
+            "[out]",
+            str(out),
+        ]
+    )
 
 
 def captioned_video(
@@ -98,7 +125,11 @@ def captioned_video(
     """Render one shot per caption (hard cuts between colours/patterns) with burnt-in text."""
     inputs, filters = [], []
     for i, (caption, colour) in enumerate(zip(captions, colours, strict=True)):
-        source = f"testsrc2=s=640x360:r=25:d={shot_s}" if colour == "pattern" else f"color=c={colour}:s=640x360:r=25:d={shot_s}"
+        source = (
+            f"testsrc2=s=640x360:r=25:d={shot_s}"
+            if colour == "pattern"
+            else f"color=c={colour}:s=640x360:r=25:d={shot_s}"
+        )
         inputs += ["-f", "lavfi", "-i", source]
         text = caption.replace(":", r"\:")
         filters.append(
@@ -148,8 +179,13 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
         concat_audio(news_parts, tmp / "news.wav", gap_s=0.3)
         news = inbox / "tv/decade=1990s/evening_news.mp4"
         news.parent.mkdir(parents=True, exist_ok=True)
-        captioned_video(NEWS_CAPTIONS, ["navy", "pattern", "darkgreen", "maroon"], news,
-                        shot_s=3.0, audio=tmp / "news.wav")  # fmt: skip
+        captioned_video(
+            NEWS_CAPTIONS,
+            ["navy", "pattern", "darkgreen", "maroon"],
+            news,
+            shot_s=3.0,
+            audio=tmp / "news.wav",
+        )
         items.append(DemoItem("tv/decade=1990s/evening_news.mp4", "1990s"))
 
         speak(BULLETIN, VOICES["C"], tmp / "bulletin.wav")
@@ -161,8 +197,15 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
         reel = inbox / "film/reel_0042.mp4"
         reel.parent.mkdir(parents=True, exist_ok=True)
         captioned_video(REEL_CAPTIONS, ["gray", "pattern", "black"], reel, shot_s=2.0, audio=None)
-        catalogue.append({"path": "film/reel_0042.mp4", "year": "1962",
-                          "title": "Reel 42: city centre", "language": "", "speakers": ""})  # fmt: skip
+        catalogue.append(
+            {
+                "path": "film/reel_0042.mp4",
+                "year": "1962",
+                "title": "Reel 42: city centre",
+                "language": "",
+                "speakers": "",
+            }
+        )
         items.append(DemoItem("film/reel_0042.mp4", "1960s"))
 
         untitled = inbox / "misc/untitled_tape.wav"
@@ -174,8 +217,10 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
         broken.mkdir(parents=True, exist_ok=True)
         (broken / "corrupt_tape.mp4").write_bytes(news.read_bytes()[:4096])
         (broken / "empty_transfer.wav").write_bytes(b"")
-        items += [DemoItem("broken/corrupt_tape.mp4", "undated"),
-                  DemoItem("broken/empty_transfer.wav", "undated")]  # fmt: skip
+        items += [
+            DemoItem("broken/corrupt_tape.mp4", "undated"),
+            DemoItem("broken/empty_transfer.wav", "undated"),
+        ]
 
     if shared_media is not None and shared_media.is_dir():
         for source, key, meta in SHARED:
@@ -187,7 +232,15 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
             shutil.copyfile(src, dst)
             decade = "undated"
             if meta:
-                catalogue.append({"path": key, **{k: meta.get(k, "") for k in ("date", "year", "title", "language", "speakers")}})
+                catalogue.append(
+                    {
+                        "path": key,
+                        **{
+                            k: meta.get(k, "")
+                            for k in ("date", "year", "title", "language", "speakers")
+                        },
+                    }
+                )
                 year = int((meta.get("date") or meta.get("year"))[:4])
                 decade = f"{year // 10 * 10}s"
             items.append(DemoItem(key, decade))

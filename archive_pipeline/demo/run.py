@@ -21,7 +21,7 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def prepare_instance() -> Path:
-    """Point DAGSTER_HOME at $ARCHIVE_HOME/dagster_home (unless set) with the repo's dagster.yaml."""
+    """Point DAGSTER_HOME at $ARCHIVE_HOME/dagster_home (unless set), with dagster.yaml."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home())))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -50,8 +50,10 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     runtime = None
     if os.environ.get("ARCHIVE_RAY_ADDRESS", "local") != "inline":
         # One Ray for all partition runs: the resource reuses an initialised Ray.
-        runtime = RayRuntime(os.environ.get("ARCHIVE_RAY_ADDRESS", "local"),
-                             num_cpus=ray_settings.num_cpus if isinstance(ray_settings.num_cpus, int) else None)  # fmt: skip
+        runtime = RayRuntime(
+            os.environ.get("ARCHIVE_RAY_ADDRESS", "local"),
+            num_cpus=ray_settings.num_cpus if isinstance(ray_settings.num_cpus, int) else None,
+        )
         runtime.ensure_started()
     failed = []
     start = time.perf_counter()
@@ -59,19 +61,26 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
         for partition in partitions or list(PARTITION_KEYS):
             t0 = time.perf_counter()
             result = job.execute_in_process(
-                instance=instance, partition_key=partition, run_config=QUIET_LOGS,
-                raise_on_error=False, tags={"archive/trigger": "make demo"},
-            )  # fmt: skip
+                instance=instance,
+                partition_key=partition,
+                run_config=QUIET_LOGS,
+                raise_on_error=False,
+                tags={"archive/trigger": "make demo"},
+            )
             status = "ok" if result.success else "FAILED"
-            print(f"  archive_job [{partition:>7}] {status} in {time.perf_counter() - t0:5.1f} s "
-                  f"(run {result.run_id[:8]})")  # fmt: skip
+            print(
+                f"  archive_job [{partition:>7}] {status} in {time.perf_counter() - t0:5.1f} s "
+                f"(run {result.run_id[:8]})"
+            )
             if not result.success:
                 failed.append(partition)
     finally:
         if runtime is not None:
             runtime.shutdown()
-    print(f"Materialised {len(partitions or PARTITION_KEYS)} partitions in "
-          f"{time.perf_counter() - start:.1f} s; Dagster instance {home}")  # fmt: skip
+    print(
+        f"Materialised {len(partitions or PARTITION_KEYS)} partitions in "
+        f"{time.perf_counter() - start:.1f} s; Dagster instance {home}"
+    )
     warehouse = build_warehouse().get_warehouse()
     # The demo is the only writer, so old versions can go now (production keeps a window).
     warehouse.maintain_all(retention=dt.timedelta(0))

@@ -10,15 +10,18 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
 
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.cache import cache_key, canonical_json, plan
 from archive_pipeline.core.compute import ItemOutcome, Stage, run_inline
-from archive_pipeline.core.warehouse import Warehouse, WriteResult, row_id
+from archive_pipeline.core.ids import row_id
 from archive_pipeline.schemas import TABLES
+
+if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of Ray workers
+    from archive_pipeline.core.warehouse import Warehouse, WriteResult
 
 T = TypeVar("T")
 FAILURES_TABLE = "failures"

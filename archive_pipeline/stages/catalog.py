@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.media import (
     EmptyFileError,
     MediaError,
@@ -18,9 +19,11 @@ from archive_pipeline.core.media import (
     sha256_stream,
 )
 from archive_pipeline.core.store import MediaItem, Store
-from archive_pipeline.core.warehouse import Warehouse, row_id
 from archive_pipeline.stages.base import Compute, ItemFailure, ItemRef, PartitionReport
 from archive_pipeline.stages.base import process_partition as _process_partition
+
+if TYPE_CHECKING:
+    from archive_pipeline.core.warehouse import Warehouse
 
 TABLE = "media_catalog"
 

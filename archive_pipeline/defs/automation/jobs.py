@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-
 # In-process: one process per run, so Ray starts once per run and models load once per worker.
 archive_job = dg.define_asset_job(
     "archive_job",

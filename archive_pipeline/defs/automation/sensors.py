@@ -1,6 +1,5 @@
 """The inbox sensor: one run per decade whose media (or their metadata) changed."""
 
-
 import hashlib
 import json
 

@@ -52,7 +52,9 @@ def media_catalog(
     store = media_store.get_store()
     inventory = scan_inventory(store)
     items = inventory.for_decade(decade)
-    context.log.info(f"{decade}: {len(items)} of {len(inventory.items)} media items in {store.root_uri}")
+    context.log.info(
+        f"{decade}: {len(items)} of {len(inventory.items)} media items in {store.root_uri}"
+    )
     report = catalog_decade(
         decade=decade,
         items=items,
@@ -62,7 +64,9 @@ def media_catalog(
         resources=ray.resources_for(CatalogStage.name, CatalogStage.default_resources),
     )
     for failure in report.failures.to_pylist():
-        context.log.warning(f"{failure['store_key']}: {failure['error_class']}: {failure['message']}")
+        context.log.warning(
+            f"{failure['store_key']}: {failure['error_class']}: {failure['message']}"
+        )
     rows = report.rows.to_pylist()
     kinds = collections.Counter(row["kind"] for row in rows)
     hours = sum(row["duration_s"] or 0.0 for row in rows) / 3600
@@ -73,7 +77,9 @@ def media_catalog(
             **{f"{kind}_files": kinds.get(kind, 0) for kind in ("audio", "video", "image")},
             "hours_of_media": round(hours, 4),
             "total_mb": round(sum(row["size_bytes"] for row in rows) / 1e6, 3),
-            "metadata_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+            "metadata_warnings": dg.MetadataValue.md(
+                "\n".join(f"- {w}" for w in warnings) or "none"
+            ),
             "preview": dg.MetadataValue.md(
                 markdown_table(rows, ["store_key", "kind", "duration_s", "decade_rule", "title"])
             ),
