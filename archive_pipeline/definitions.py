@@ -1,11 +1,11 @@
 """The Dagster code location: everything under defs/ (assets, checks, jobs, sensors, resources)."""
 
-import dagster as dg
+from pathlib import Path
 
-import archive_pipeline.defs
+import dagster as dg
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Load every definition from the defs package (works from a wheel, no pyproject needed)."""
-    return dg.load_defs(defs_root=archive_pipeline.defs)
+    """Load every definition from the defs folder (project config: [tool.dg] in pyproject.toml)."""
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parent)
