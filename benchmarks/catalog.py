@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from archive_pipeline.core.compute import RayRuntime, StageResources  # noqa: E402
-from archive_pipeline.core.media import is_media_key  # noqa: E402
+from archive_pipeline.core.media import FFPROBE_ARGS, is_media_key  # noqa: E402
 from archive_pipeline.core.store import LocalStore, scan_inventory  # noqa: E402
 from archive_pipeline.core.warehouse import Warehouse  # noqa: E402
 from archive_pipeline.stages.base import InlineCompute  # noqa: E402
@@ -64,16 +64,7 @@ def build_inbox(inbox: Path, copies: int, shared: Path) -> list[Path]:
 def baseline_one(path: Path) -> None:
     subprocess.run(["sha256sum", str(path)], check=True, capture_output=True)
     subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-            str(path),
-        ],
+        ["ffprobe", *FFPROBE_ARGS, str(path)],
         check=True,
         capture_output=True,
     )

@@ -23,7 +23,8 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def prepare_instance() -> Path:
     """Point DAGSTER_HOME at $ARCHIVE_HOME/dagster_home (unless set), with dagster.yaml."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home())))
-    home.mkdir(parents=True, exist_ok=True)
+    for folder in (home, paths.cache()):
+        folder.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() and (REPO_ROOT / "dagster.yaml").exists():
         shutil.copyfile(REPO_ROOT / "dagster.yaml", config)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
@@ -76,7 +76,6 @@ class PartitionReport(Generic[T]):
     seconds: float
     compute_seconds: float
     item_seconds: float
-    computed_items: list[T] = field(default_factory=list)
 
     @property
     def failure_fraction(self) -> float:
@@ -179,14 +178,4 @@ def process_partition(
         seconds=time.perf_counter() - start,
         compute_seconds=compute_seconds,
         item_seconds=sum(o.seconds for o in outcomes),
-        computed_items=list(cache.todo),
     )
-
-
-def merge_settings(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict:
-    """Stage parameters: defaults updated by configured overrides (unknown keys rejected)."""
-    overrides = dict(overrides or {})
-    unknown = set(overrides) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown parameters {sorted(unknown)}; known: {sorted(defaults)}")
-    return {**defaults, **overrides}
