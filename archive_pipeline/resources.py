@@ -137,3 +137,52 @@ class RayResource(dg.ConfigurableResource):
         except json.JSONDecodeError as exc:
             raise ValueError(f"ARCHIVE_STAGE_RESOURCES is not valid JSON: {exc}") from None
         return defaults.with_overrides(overrides.get(stage))
+
+
+class SpeechModels(dg.ConfigurableResource):
+    """Models of the speech stages: Whisper (faster-whisper) and the diarisation backend."""
+
+    whisper_model: str = Field(
+        default="base",
+        description="'base' or 'tiny.en' (packaged, offline), a CTranslate2 dir, or a hub id.",
+    )
+    whisper_device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    whisper_compute_type: str = Field(default="int8", description="int8 (CPU), float16 (GPU).")
+    whisper_beam_size: int = Field(default=5, description="Beam size of the decoder.")
+    whisper_batched: bool = Field(default=False, description="Use BatchedInferencePipeline.")
+    whisper_batch_size: int = Field(default=8, description="Batch size when batched.")
+    whisper_cpu_threads: int = Field(default=0, description="CTranslate2 threads (0: default).")
+    diarization_backend: str = Field(
+        default="auto",
+        description="'auto' (pyannote if configured, else offline), 'offline', 'pyannote'.",
+    )
+    pyannote_pipeline: str | None = Field(
+        default=None, description="pyannote SpeakerDiarization pipeline: local dir or hub id."
+    )
+    hf_token: str | None = Field(default=None, description="Hugging Face token for gated models.")
+    diarization_device: str = Field(default="cpu", description="'cpu' or 'cuda'.")
+
+    def whisper(self):
+        """WhisperSettings for the transcripts stage."""
+        from archive_pipeline.stages.speech import WhisperSettings
+
+        return WhisperSettings(
+            model=self.whisper_model,
+            device=self.whisper_device,
+            compute_type=self.whisper_compute_type,
+            beam_size=self.whisper_beam_size,
+            batched=self.whisper_batched,
+            batch_size=self.whisper_batch_size,
+            cpu_threads=self.whisper_cpu_threads,
+        )
+
+    def diarization(self):
+        """DiarizationSettings for the speaker_turns stage."""
+        from archive_pipeline.stages.speech import DiarizationSettings
+
+        return DiarizationSettings(
+            backend=self.diarization_backend,
+            pyannote_pipeline=self.pyannote_pipeline or None,
+            hf_token=self.hf_token or None,
+            device=self.diarization_device,
+        )

@@ -182,6 +182,123 @@ FAILURES = pa.schema(
 )
 
 
+STAGE_ITEMS = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        col("stage", pa.string(), "Stage (asset) that processed the item.", nullable=False),
+        col("uri", pa.string(), "Object URI of the item.", nullable=False),
+        col(
+            "status",
+            pa.string(),
+            "'ok' (rows written, possibly none) or 'failed' (see failures).",
+            nullable=False,
+        ),
+        col("n_rows", pa.int32(), "Rows the item produced in the stage's table."),
+        col("compute_s", pa.float64(), "Seconds the stage spent on the item when it was computed."),
+        col(
+            "media_duration_s", pa.float64(), "Duration of the item's media in seconds, when known."
+        ),
+    ]
+)
+
+WORD = pa.struct(
+    [
+        pa.field("start", pa.float64()),
+        pa.field("end", pa.float64()),
+        pa.field("word", pa.string()),
+        pa.field("probability", pa.float64()),
+    ]
+)
+SPEAKER_WORD = pa.struct([*WORD, pa.field("speaker", pa.string())])
+
+_SEGMENT_COLUMNS = (
+    col(
+        "uri",
+        pa.string(),
+        "Object URI of the media (first copy when the content is stored twice).",
+        nullable=False,
+    ),
+    col(
+        "segment_index", pa.int32(), "Position of the segment in the media, from 0.", nullable=False
+    ),
+    col(
+        "start_s",
+        pa.float64(),
+        "Segment start, seconds from the start of the media.",
+        nullable=False,
+    ),
+    col("end_s", pa.float64(), "Segment end, seconds from the start of the media.", nullable=False),
+    col("text", pa.string(), "Recognised text of the segment.", nullable=False),
+    col("language", pa.string(), "Language code of the media (detected, or from the catalogue)."),
+)
+
+TRANSCRIPTS = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        *_SEGMENT_COLUMNS,
+        col(
+            "language_probability",
+            pa.float64(),
+            "Language detection probability (1.0 when given by the catalogue).",
+        ),
+        col("avg_logprob", pa.float64(), "Average log probability of the segment's tokens."),
+        col("no_speech_prob", pa.float64(), "Probability that the segment is not speech."),
+        col("words", pa.list_(WORD), "Words with start/end seconds and probability."),
+    ]
+)
+
+SPEAKER_TURNS = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        col("uri", pa.string(), "Object URI of the media.", nullable=False),
+        col("turn_index", pa.int32(), "Position of the turn in the media, from 0.", nullable=False),
+        col(
+            "start_s",
+            pa.float64(),
+            "Turn start, seconds from the start of the media.",
+            nullable=False,
+        ),
+        col(
+            "end_s", pa.float64(), "Turn end, seconds from the start of the media.", nullable=False
+        ),
+        col(
+            "speaker",
+            pa.string(),
+            "Speaker label SPEAKER_00, SPEAKER_01... stable within one media item.",
+            nullable=False,
+        ),
+        col(
+            "speaker_name",
+            pa.string(),
+            "Name from the catalogue's speakers list, in order of first appearance, else null.",
+        ),
+    ]
+)
+
+DIARISED_SEGMENTS = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        *_SEGMENT_COLUMNS,
+        col(
+            "speaker",
+            pa.string(),
+            "Speaker of the segment (a transcript segment is split where the speaker changes).",
+        ),
+        col("speaker_name", pa.string(), "Name from the catalogue's speakers list, else null."),
+        col(
+            "source_segment_index",
+            pa.int32(),
+            "transcripts.segment_index this segment was cut from.",
+        ),
+        col(
+            "words",
+            pa.list_(SPEAKER_WORD),
+            "Words with times, probability and their speaker (assigned by time overlap).",
+        ),
+    ]
+)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A table of the warehouse: name, schema and what one row is."""
@@ -201,6 +318,19 @@ TABLES: dict[str, TableSpec] = {
             FAILURES,
             "item that a stage could not process",
             partition_scope=("decade", "stage"),
+        ),
+        TableSpec(
+            "stage_items",
+            STAGE_ITEMS,
+            "item a stage processed: the incremental cache's ledger (empty results count)",
+            partition_scope=("decade", "stage"),
+        ),
+        TableSpec("transcripts", TRANSCRIPTS, "speech segment recognised by Whisper"),
+        TableSpec("speaker_turns", SPEAKER_TURNS, "speaker turn (who spoke when)"),
+        TableSpec(
+            "diarised_segments",
+            DIARISED_SEGMENTS,
+            "transcript segment (or part of one) attributed to one speaker",
         ),
     )
 }

@@ -114,8 +114,11 @@ def test_concurrent_decades_on_s3_lose_nothing(s3_endpoint):
         try:
             wh = resource.get_warehouse()
             for generation in range(3):
-                wh.replace("failures", rows(decade, 10 + generation, f"{decade}-{generation}"),
-                           scope=scope(decade))  # fmt: skip
+                wh.replace(
+                    "failures",
+                    rows(decade, 10 + generation, f"{decade}-{generation}"),
+                    scope=scope(decade),
+                )
         except Exception as exc:  # reported below
             errors.append(repr(exc))
 

@@ -41,6 +41,11 @@ def report_metadata(report: PartitionReport) -> dict[str, dg.MetadataValue | int
         "table_version": report.write.version,
         "seconds": round(report.seconds, 3),
         "compute_seconds": round(report.compute_seconds, 3),
+        **(
+            {"real_time_factor": round(report.real_time_factor, 2)}
+            if report.real_time_factor
+            else {}
+        ),
     }
 
 

@@ -13,7 +13,13 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from archive_pipeline import paths
-from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, S3MediaStore
+from archive_pipeline.resources import (
+    LanceWarehouse,
+    LocalMediaStore,
+    RayResource,
+    S3MediaStore,
+    SpeechModels,
+)
 
 
 def _str(name: str, default: str | None) -> str | dg.EnvVar | None:
@@ -64,6 +70,24 @@ def build_ray() -> RayResource:
     )
 
 
+def build_speech_models() -> SpeechModels:
+    """ARCHIVE_WHISPER_* and ARCHIVE_DIARIZATION_* / ARCHIVE_PYANNOTE_PIPELINE / HF_TOKEN."""
+    return SpeechModels(
+        whisper_model=_str("ARCHIVE_WHISPER_MODEL", "base"),
+        whisper_device=_str("ARCHIVE_WHISPER_DEVICE", "auto"),
+        whisper_compute_type=_str("ARCHIVE_WHISPER_COMPUTE_TYPE", "int8"),
+        whisper_beam_size=_int("ARCHIVE_WHISPER_BEAM_SIZE", 5),
+        whisper_batched=os.environ.get("ARCHIVE_WHISPER_BATCHED", "").lower()
+        in ("1", "true", "yes"),
+        whisper_batch_size=_int("ARCHIVE_WHISPER_BATCH_SIZE", 8),
+        whisper_cpu_threads=_int("ARCHIVE_WHISPER_CPU_THREADS", 0),
+        diarization_backend=_str("ARCHIVE_DIARIZATION_BACKEND", "auto"),
+        pyannote_pipeline=_str("ARCHIVE_PYANNOTE_PIPELINE", None),
+        hf_token=_str("HF_TOKEN", None),
+        diarization_device=_str("ARCHIVE_DIARIZATION_DEVICE", "cpu"),
+    )
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     """The resources shared by every area."""
@@ -72,5 +96,6 @@ def resources() -> dg.Definitions:
             "media_store": build_media_store(),
             "warehouse": build_warehouse(),
             "ray": build_ray(),
+            "speech_models": build_speech_models(),
         }
     )

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
-VOICES = {"A": "en-us+m3", "B": "en-gb+f3", "C": "en+m1"}
+# (espeak-ng voice, pitch 0-99): two clearly different voices, like two real people.
+VOICES = {"A": ("en-us+m3", 25), "B": ("en-gb+f3", 85), "C": ("en+m1", 45)}
 
 DIALOGUE = [
     ("A", "Good morning. You have worked on the harbour for thirty years. What has changed?"),
@@ -88,9 +89,9 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-800:]}")
 
 
-def speak(text: str, voice: str, out: Path) -> None:
-    """Synthesise speech with espeak-ng into a WAV file."""
-    _run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), text])
+def speak(text: str, voice: tuple[str, int], out: Path) -> None:
+    """Synthesise speech with espeak-ng (voice, pitch) into a WAV file."""
+    _run(["espeak-ng", "-v", voice[0], "-p", str(voice[1]), "-s", "150", "-w", str(out), text])
 
 
 def concat_audio(parts: list[Path], out: Path, *, gap_s: float = 0.5, rate: int = 16000) -> None:

@@ -1,7 +1,9 @@
 """Run one stage over one decade: cache plan, compute (Ray or inline), rows and failures, commit.
 
 Every stage asset goes through `process_partition`, so the incremental cache (DESIGN §5), the
-failure handling (§9) and the write semantics (§4) are implemented once.
+failure handling (§9) and the write semantics (§4) are implemented once. The `stage_items`
+ledger records each item's cache key and status, so an item whose result is empty (silence,
+no speech) is a cache hit too.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from archive_pipeline import PIPELINE_VERSION
-from archive_pipeline.core.cache import cache_key, canonical_json, plan
+from archive_pipeline.core.cache import cache_key, canonical_json
 from archive_pipeline.core.compute import ItemOutcome, Stage, run_inline
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.schemas import TABLES
@@ -25,6 +28,7 @@ if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of
 
 T = TypeVar("T")
 FAILURES_TABLE = "failures"
+LEDGER_TABLE = "stage_items"
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,12 @@ class InlineCompute:
 
 @dataclass(frozen=True)
 class ItemRef:
-    """How a stage's item is named in the failures table."""
+    """How a stage's item is named in the failures table and the ledger."""
 
     uri: str
     store_key: str | None
     media_id: str | None
+    duration_s: float | None = None
 
 
 @dataclass
@@ -76,11 +81,17 @@ class PartitionReport(Generic[T]):
     seconds: float
     compute_seconds: float
     item_seconds: float
+    computed_media_s: float
 
     @property
     def failure_fraction(self) -> float:
         """Failed items over all items of the decade (0 when there are none)."""
         return self.n_failed / self.n_items if self.n_items else 0.0
+
+    @property
+    def real_time_factor(self) -> float | None:
+        """Seconds of media processed per second of compute, over the computed items."""
+        return self.computed_media_s / self.compute_seconds if self.compute_seconds else None
 
 
 def common_values(stage: Any, *, decade: str, key: str, now: dt.datetime) -> dict[str, Any]:
@@ -106,6 +117,12 @@ def stage_cache_key(stage: Any, content_id: str) -> str:
     )
 
 
+def _rows_with_keys(table: pa.Table, keys: set[str]) -> pa.Table:
+    if not table.num_rows or not keys:
+        return table.slice(0, 0)
+    return table.filter(pc.is_in(table.column("cache_key"), value_set=pa.array(sorted(keys))))
+
+
 def process_partition(
     *,
     stage: Any,
@@ -120,29 +137,48 @@ def process_partition(
 ) -> PartitionReport[T]:
     """Reuse cached rows, compute the rest, record failures, and replace the decade's rows."""
     start = time.perf_counter()
-    key_of: Callable[[T], str] = lambda item: stage_cache_key(stage, content_id(item))  # noqa: E731
-    existing = warehouse.read(table, {"decade": decade})
-    cache = plan(existing, items, key_of)
+    scope = {"decade": decade, "stage": stage.name}
+    keys = {stage_cache_key(stage, content_id(item)): item for item in items}
+    ledger = warehouse.read(LEDGER_TABLE, scope)
+    done = {r["cache_key"] for r in ledger.to_pylist() if r["status"] == "ok"}
+    hits = set(keys) & done
+    todo_keys = [k for k in keys if k not in hits]
+    todo = [keys[k] for k in todo_keys]
+
     compute_start = time.perf_counter()
-    outcomes = compute.map(stage, cache.todo)
+    outcomes = compute.map(stage, todo)
     compute_seconds = time.perf_counter() - compute_start
     now = dt.datetime.now(dt.UTC)
-    scope = {"decade": decade, "stage": stage.name}
-    # A repeated identical failure keeps its first row (and time): re-runs stay idempotent.
+    # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
     previous = {
         (row["cache_key"], row["error_class"], row["message"]): row
         for row in warehouse.read(FAILURES_TABLE, scope).to_pylist()
     }
+    previous_ledger = {row["cache_key"]: row for row in ledger.to_pylist()}
     new_rows: list[dict[str, Any]] = []
     failure_rows: list[dict[str, Any]] = []
-    for item, outcome in zip(cache.todo, outcomes, strict=True):
-        key = key_of(item)
+    ledger_rows = [r for r in ledger.to_pylist() if r["cache_key"] in hits]
+    media_s = 0.0
+    for key, item, outcome in zip(todo_keys, todo, outcomes, strict=True):
         common = common_values(stage, decade=decade, key=key, now=now)
-        value = outcome.value
-        if outcome.ok and not isinstance(value, ItemFailure):
-            new_rows.extend({**row, **common} for row in rows_of(item, value))
-            continue
         ref = ref_of(item)
+        value = outcome.value
+        entry = {
+            **common,
+            "row_id": row_id(LEDGER_TABLE, stage.name, decade, ref.uri),
+            "media_id": ref.media_id,
+            "stage": stage.name,
+            "uri": ref.uri,
+            "media_duration_s": ref.duration_s,
+        }
+        if outcome.ok and not isinstance(value, ItemFailure):
+            rows = rows_of(item, value)
+            new_rows.extend({**row, **common} for row in rows)
+            ledger_rows.append(
+                {**entry, "status": "ok", "n_rows": len(rows), "compute_s": outcome.seconds}
+            )
+            media_s += ref.duration_s or 0.0
+            continue
         if isinstance(value, ItemFailure):
             error_class, message = value.error_class, value.message
             media_id = value.media_id or ref.media_id
@@ -158,24 +194,39 @@ def process_partition(
             "error_class": error_class,
             "message": message,
         }
-        failure_rows.append(previous.get((key, error_class, message), failure))
+        repeated = previous.get((key, error_class, message))
+        failure_rows.append(repeated or failure)
+        old = previous_ledger.get(key)
+        ledger_rows.append(
+            old
+            if repeated and old and old["status"] == "failed"
+            else {**entry, "status": "failed", "n_rows": 0, "compute_s": outcome.seconds}
+        )
+
     schema = TABLES[table].schema
-    rows = pa.concat_tables([cache.reused, pa.Table.from_pylist(new_rows, schema=schema)])
+    existing = warehouse.read(table, {"decade": decade})
+    rows = pa.concat_tables(
+        [_rows_with_keys(existing, hits), pa.Table.from_pylist(new_rows, schema=schema)]
+    )
     write = warehouse.replace(table, rows, scope={"decade": decade})
     failures = pa.Table.from_pylist(failure_rows, schema=TABLES[FAILURES_TABLE].schema)
     failures_write = warehouse.replace(FAILURES_TABLE, failures, scope=scope)
+    # The ledger goes last: "ok" in the ledger implies the rows are committed.
+    ledger_table = pa.Table.from_pylist(ledger_rows, schema=TABLES[LEDGER_TABLE].schema)
+    warehouse.replace(LEDGER_TABLE, ledger_table, scope=scope)
     return PartitionReport(
         stage=stage.name,
         decade=decade,
         n_items=len(items),
-        n_reused=cache.n_reused_items,
-        n_computed=len(cache.todo),
+        n_reused=len(hits),
+        n_computed=len(todo),
         n_failed=len(failure_rows),
-        rows=warehouse.read(table, {"decade": decade}) if write.committed else rows,
+        rows=rows,
         failures=failures,
         write=write,
         failures_write=failures_write,
         seconds=time.perf_counter() - start,
         compute_seconds=compute_seconds,
         item_seconds=sum(o.seconds for o in outcomes),
+        computed_media_s=media_s,
     )

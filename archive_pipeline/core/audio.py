@@ -1,0 +1,77 @@
+"""Audio decoding with PyAV: 16 kHz mono float32, whole or in bounded chunks cut at quiet points."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+class NoAudioStreamError(Exception):
+    """The file has no audio stream."""
+
+
+def _frames(path: Path) -> Iterator[np.ndarray]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"cannot open audio: {exc}") from None
+    with container:
+        if not container.streams.audio:
+            raise NoAudioStreamError("no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray().reshape(-1)
+            for out in resampler.resample(None):
+                yield out.to_ndarray().reshape(-1)
+        except av.error.InvalidDataError as exc:
+            raise ValueError(f"corrupt audio data: {exc}") from None
+
+
+def decode_audio(path: Path) -> np.ndarray:
+    """Decode a whole file to 16 kHz mono float32."""
+    parts = list(_frames(path))
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+
+def quietest_cut(samples: np.ndarray, search: int, frame: int = 1600) -> int:
+    """Index in the last `search` samples where 100 ms frame energy is lowest (a cut point)."""
+    start = max(0, len(samples) - search)
+    tail = samples[start:]
+    n = len(tail) // frame
+    if n == 0:
+        return len(samples)
+    energy = (tail[: n * frame].reshape(n, frame) ** 2).mean(axis=1)
+    return start + int(np.argmin(energy)) * frame + frame // 2
+
+
+def iter_chunks(
+    path: Path, *, chunk_s: float = 300.0, search_s: float = 10.0
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (offset seconds, samples) chunks of about `chunk_s`, each cut at a quiet point.
+
+    Memory stays near one chunk however long the file: this is how hour-long media are read.
+    """
+    target, search = int(chunk_s * SAMPLE_RATE), int(search_s * SAMPLE_RATE)
+    buffer: list[np.ndarray] = []
+    buffered = 0
+    offset = 0
+    for frame in _frames(path):
+        buffer.append(frame)
+        buffered += len(frame)
+        if buffered >= target + search:
+            samples = np.concatenate(buffer)
+            cut = quietest_cut(samples[: target + search], search * 2)
+            yield offset / SAMPLE_RATE, samples[:cut].astype(np.float32)
+            offset += cut
+            buffer, buffered = [samples[cut:]], len(samples) - cut
+    if buffered:
+        yield offset / SAMPLE_RATE, np.concatenate(buffer).astype(np.float32)

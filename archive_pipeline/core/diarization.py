@@ -1,0 +1,157 @@
+"""Speaker diarisation logic (Dagster- and model-free): regions, clustering, turns, word assignment.
+
+The offline backend embeds speech windows with a speaker encoder and clusters them; these
+functions do everything around the encoder so they can be tested on their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker's stretch of speech."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+def merge_regions(
+    regions: Sequence[tuple[float, float]], *, max_gap_s: float
+) -> list[tuple[float, float]]:
+    """Join speech regions separated by pauses shorter than `max_gap_s` (e.g. commas)."""
+    merged: list[list[float]] = []
+    for start, end in sorted(regions):
+        if merged and start - merged[-1][1] < max_gap_s:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def split_windows(
+    regions: Sequence[tuple[float, float]], *, max_window_s: float
+) -> list[tuple[float, float]]:
+    """Cut regions longer than `max_window_s` into equal windows (speaker changes inside long
+    regions are found at window resolution)."""
+    windows = []
+    for start, end in regions:
+        n = max(1, int(np.ceil((end - start) / max_window_s)))
+        edges = np.linspace(start, end, n + 1)
+        windows.extend((float(a), float(b)) for a, b in itertools.pairwise(edges))
+    return windows
+
+
+def cluster_embeddings(
+    embeddings: np.ndarray, *, threshold: float, num_speakers: int | None = None
+) -> np.ndarray:
+    """Average-linkage clustering on cosine distance: a fixed number of speakers when known,
+    else every merge below `threshold`. Labels are numbered by first appearance."""
+    n = len(embeddings)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if n == 1:
+        return np.zeros(1, dtype=int)
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    normed = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    tree = linkage(normed, method="average", metric="cosine")
+    if num_speakers:
+        raw = fcluster(tree, t=min(num_speakers, n), criterion="maxclust")
+    else:
+        raw = fcluster(tree, t=threshold, criterion="distance")
+    order: dict[int, int] = {}
+    return np.array([order.setdefault(label, len(order)) for label in raw])
+
+
+def label_short_windows(
+    windows: Sequence[tuple[float, float]], labels: dict[int, int]
+) -> list[int]:
+    """Give windows without an embedding (too short) the label of the nearest labelled window."""
+    labelled = sorted(labels)
+    if not labelled:
+        return [0] * len(windows)
+    centres = np.array([(windows[i][0] + windows[i][1]) / 2 for i in labelled])
+    out = []
+    for i, (start, end) in enumerate(windows):
+        if i in labels:
+            out.append(labels[i])
+        else:
+            nearest = labelled[int(np.argmin(np.abs(centres - (start + end) / 2)))]
+            out.append(labels[nearest])
+    return out
+
+
+def turns_from_windows(
+    windows: Sequence[tuple[float, float]], labels: Sequence[int], *, max_gap_s: float = 1.0
+) -> list[Turn]:
+    """Merge consecutive windows of one speaker into turns labelled SPEAKER_00, SPEAKER_01..."""
+    turns: list[Turn] = []
+    for (start, end), label in zip(windows, labels, strict=True):
+        speaker = f"SPEAKER_{label:02d}"
+        if turns and turns[-1].speaker == speaker and start - turns[-1].end <= max_gap_s:
+            turns[-1] = Turn(turns[-1].start, end, speaker)
+        else:
+            turns.append(Turn(start, end, speaker))
+    return turns
+
+
+def relabel_by_first_appearance(turns: Sequence[Turn]) -> list[Turn]:
+    """Renumber speakers SPEAKER_00, 01... in order of first appearance (stable per file)."""
+    order: dict[str, str] = {}
+    for turn in sorted(turns, key=lambda t: t.start):
+        order.setdefault(turn.speaker, f"SPEAKER_{len(order):02d}")
+    return [Turn(t.start, t.end, order[t.speaker]) for t in sorted(turns, key=lambda t: t.start)]
+
+
+def speaker_at(turns: Sequence[Turn], start: float, end: float) -> str | None:
+    """The speaker overlapping [start, end] the most, else the nearest turn's speaker."""
+    if not turns:
+        return None
+    best, best_overlap = None, 0.0
+    for turn in turns:
+        overlap = min(end, turn.end) - max(start, turn.start)
+        if overlap > best_overlap:
+            best, best_overlap = turn.speaker, overlap
+    if best is not None:
+        return best
+    middle = (start + end) / 2
+    return min(turns, key=lambda t: min(abs(t.start - middle), abs(t.end - middle))).speaker
+
+
+def split_segment(segment: dict, turns: Sequence[Turn]) -> list[dict]:
+    """Attribute a transcript segment's words to speakers and cut it where the speaker changes.
+
+    Returns pieces with start, end, text, speaker and words (each word with its speaker).
+    """
+    words = segment.get("words") or []
+    if not words:
+        speaker = speaker_at(turns, segment["start_s"], segment["end_s"])
+        return [
+            {
+                "start_s": segment["start_s"],
+                "end_s": segment["end_s"],
+                "text": segment["text"].strip(),
+                "speaker": speaker,
+                "words": [],
+            }
+        ]
+    pieces: list[dict] = []
+    for word in words:
+        speaker = speaker_at(turns, word["start"], word["end"])
+        tagged = {**word, "speaker": speaker}
+        if pieces and pieces[-1]["speaker"] == speaker:
+            pieces[-1]["words"].append(tagged)
+        else:
+            pieces.append({"speaker": speaker, "words": [tagged]})
+    for piece in pieces:
+        piece["start_s"] = piece["words"][0]["start"]
+        piece["end_s"] = piece["words"][-1]["end"]
+        piece["text"] = "".join(w["word"] for w in piece["words"]).strip()
+    return pieces

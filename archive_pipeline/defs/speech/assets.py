@@ -1,0 +1,180 @@
+"""Speech assets: transcripts (faster-whisper), speaker_turns and diarised_segments."""
+
+import collections
+
+import dagster as dg
+import pyarrow as pa
+
+from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.reporting import (
+    data_version,
+    failure_check,
+    markdown_table,
+    report_metadata,
+)
+from archive_pipeline.models import models_cache_dir
+from archive_pipeline.partitions import decade_partitions
+from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, SpeechModels
+from archive_pipeline.schemas import TABLES
+from archive_pipeline.stages.speech import (
+    DiarizeStage,
+    TranscribeStage,
+    diarised_rows,
+    diarize_decade,
+    speech_items,
+    transcribe_decade,
+)
+
+FAILURE_CHECK = "failure_rate"
+MAX_FAILURE_FRACTION = 0.5
+
+
+def _skipped_md(skipped: list[tuple[str, str]]) -> dg.MetadataValue:
+    return dg.MetadataValue.md("\n".join(f"- {key}: {why}" for key, why in skipped) or "none")
+
+
+@dg.asset(
+    partitions_def=decade_partitions,
+    deps=[media_catalog],
+    code_version=TranscribeStage.code_version,
+    group_name="speech",
+    kinds={"lance", "ray", "whisper"},
+    check_specs=[dg.AssetCheckSpec(FAILURE_CHECK, asset="transcripts")],
+)
+def transcripts(
+    context: dg.AssetExecutionContext,
+    media_store: MediaStore,
+    warehouse: LanceWarehouse,
+    ray: RayResource,
+    speech_models: SpeechModels,
+) -> dg.MaterializeResult:
+    """Speech to text of the decade's audio with faster-whisper (VAD, language, word times)."""
+    decade = context.partition_key
+    wh = warehouse.get_warehouse()
+    items, skipped = speech_items(wh.read("media_catalog", {"decade": decade}))
+    for key, why in skipped:
+        context.log.info(f"skipped {key}: {why}")
+    stage = TranscribeStage(
+        media_store.get_store(),
+        speech_models.whisper(),
+        resources=ray.resources_for(TranscribeStage.name, TranscribeStage.default_resources),
+        model_cache=str(models_cache_dir()),
+    )
+    report = transcribe_decade(
+        decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
+    )
+    rows = report.rows.to_pylist()
+    per_file = {r["media_id"]: r["language"] or "none" for r in rows}
+    languages = collections.Counter(per_file.values())
+    hours = sum(i.duration_s or 0 for i in items) / 3600
+    return dg.MaterializeResult(
+        metadata={
+            **report_metadata(report),
+            "files": len(items),
+            "hours_of_audio": round(hours, 4),
+            "segments": len(rows),
+            "languages": dict(languages),
+            "model": stage.model_id,
+            "skipped": _skipped_md(skipped),
+            "preview": dg.MetadataValue.md(
+                markdown_table(rows, ["uri", "start_s", "end_s", "language", "text"])
+            ),
+        },
+        data_version=data_version(report.rows),
+        check_results=[
+            failure_check(
+                report,
+                check_name=FAILURE_CHECK,
+                asset_key="transcripts",
+                max_fraction=MAX_FAILURE_FRACTION,
+            )
+        ],
+    )
+
+
+@dg.asset(
+    partitions_def=decade_partitions,
+    deps=[media_catalog],
+    code_version=DiarizeStage.code_version,
+    group_name="speech",
+    kinds={"lance", "ray"},
+    check_specs=[dg.AssetCheckSpec(FAILURE_CHECK, asset="speaker_turns")],
+)
+def speaker_turns(
+    context: dg.AssetExecutionContext,
+    media_store: MediaStore,
+    warehouse: LanceWarehouse,
+    ray: RayResource,
+    speech_models: SpeechModels,
+) -> dg.MaterializeResult:
+    """Who spoke when in the decade's audio (pyannote.audio, or the offline speaker encoder)."""
+    decade = context.partition_key
+    wh = warehouse.get_warehouse()
+    items, skipped = speech_items(wh.read("media_catalog", {"decade": decade}))
+    stage = DiarizeStage(
+        media_store.get_store(),
+        speech_models.diarization(),
+        resources=ray.resources_for(DiarizeStage.name, DiarizeStage.default_resources),
+    )
+    report = diarize_decade(
+        decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
+    )
+    rows = report.rows.to_pylist()
+    speakers: dict[str, set] = collections.defaultdict(set)
+    for row in rows:
+        speakers[row["uri"].rsplit("/", 1)[-1]].add(row["speaker"])
+    return dg.MaterializeResult(
+        metadata={
+            **report_metadata(report),
+            "files": len(items),
+            "turns": len(rows),
+            "speakers_per_file": {name: len(s) for name, s in sorted(speakers.items())},
+            "backend": stage.settings.resolved_backend,
+            "model": stage.model_id,
+            "skipped": _skipped_md(skipped),
+        },
+        data_version=data_version(report.rows),
+        check_results=[
+            failure_check(
+                report,
+                check_name=FAILURE_CHECK,
+                asset_key="speaker_turns",
+                max_fraction=MAX_FAILURE_FRACTION,
+            )
+        ],
+    )
+
+
+@dg.asset(
+    partitions_def=decade_partitions,
+    deps=[transcripts, speaker_turns],
+    code_version="1",
+    group_name="speech",
+    kinds={"lance"},
+)
+def diarised_segments(
+    context: dg.AssetExecutionContext, warehouse: LanceWarehouse
+) -> dg.MaterializeResult:
+    """Transcript segments split at speaker changes, every word attributed to a speaker."""
+    decade = context.partition_key
+    wh = warehouse.get_warehouse()
+    scope = {"decade": decade}
+    catalog = wh.read("media_catalog", scope).to_pylist()
+    names = {r["media_id"]: tuple(r["speakers"] or ()) for r in catalog}
+    rows = diarised_rows(
+        wh.read("transcripts", scope), wh.read("speaker_turns", scope), decade=decade, names=names
+    )
+    table = pa.Table.from_pylist(rows, schema=TABLES["diarised_segments"].schema)
+    write = wh.replace("diarised_segments", table, scope=scope)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": table.num_rows,
+            "committed": write.committed,
+            "table_version": write.version,
+            "speakers": len({(r["media_id"], r["speaker"]) for r in rows}),
+            "preview": dg.MetadataValue.md(
+                markdown_table(rows, ["start_s", "end_s", "speaker", "speaker_name", "text"])
+            ),
+        },
+        data_version=data_version(table),
+    )

@@ -1,0 +1,74 @@
+"""Quality measures computed by code in the repo: word error rate and diarisation error rate."""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+# Spelled the same on both sides, as Whisper's English normaliser does.
+_ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case, strip accents and punctuation, split hyphenated words, expand Mr/Mrs/Dr/St."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    text = re.sub(r"'(?![a-z])|(?<![a-z])'", " ", text)
+    return " ".join(_ABBREVIATIONS.get(word, word) for word in text.split())
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER after `normalise_text` on both sides (jiwer)."""
+    import jiwer
+
+    return jiwer.wer(normalise_text(reference), normalise_text(hypothesis))
+
+
+def speech_references(speech_dir: Path) -> dict[str, str]:
+    """Reference transcripts of ../shared/media/speech: file name -> text."""
+    refs = {"jfk.flac": (speech_dir / "jfk.txt").read_text().strip()}
+    with open(speech_dir / "librivox.tsv") as handle:
+        for row in csv.reader(handle, delimiter="\t"):
+            if len(row) >= 2 and row[0].strip():
+                name = row[0].strip()
+                refs[name if name.endswith(".wav") else f"{name}.wav"] = row[1].strip()
+    return refs
+
+
+def read_rttm(path: Path) -> list[tuple[float, float, str]]:
+    """(start, end, speaker) turns of an RTTM file."""
+    turns = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0] == "SPEAKER":
+            start, duration = float(parts[3]), float(parts[4])
+            turns.append((start, start + duration, parts[7]))
+    return turns
+
+
+def diarization_error_rate(
+    reference: Sequence[tuple[float, float, str]],
+    hypothesis: Sequence[tuple[float, float, str]],
+    *,
+    collar_s: float = 0.25,
+    uem: tuple[float, float] | None = None,
+) -> float:
+    """DER with a forgiveness collar of `collar_s` on each side of reference boundaries
+    (pyannote.metrics' `collar` is the total width, so it gets 2 x collar_s)."""
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    def annotation(turns):
+        out = Annotation()
+        for start, end, speaker in turns:
+            out[Segment(start, end)] = speaker
+        return out
+
+    metric = DiarizationErrorRate(collar=2 * collar_s)
+    ref = annotation(reference)
+    region = Timeline([Segment(*uem)]) if uem else None
+    return float(metric(ref, annotation(hypothesis), uem=region))

@@ -1,0 +1,518 @@
+"""Speech stages (Dagster-free, run in Ray workers): Whisper transcripts and speaker turns."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.ids import row_id
+from archive_pipeline.core.store import Store
+from archive_pipeline.models import (
+    DIARIZATION_SETTING,
+    ModelUnavailableError,
+    resolve_whisper,
+    whisper_model_id,
+)
+from archive_pipeline.stages.base import Compute, ItemFailure, ItemRef, PartitionReport
+from archive_pipeline.stages.base import process_partition as _process_partition
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from archive_pipeline.core.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class SpeechItem:
+    """A catalogued media item with audio: what the speech stages work on."""
+
+    uri: str
+    store_key: str
+    media_id: str
+    sha256: str
+    duration_s: float | None
+    language: str | None = None
+    speakers: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> ItemRef:
+        """How the item is named in failures and the ledger."""
+        return ItemRef(self.uri, self.store_key, self.media_id, self.duration_s)
+
+
+def speech_items(catalog: pa.Table) -> tuple[list[SpeechItem], list[tuple[str, str]]]:
+    """Items with an audio stream (one per content), and (store_key, reason) of those skipped."""
+    items: dict[str, SpeechItem] = {}
+    skipped = []
+    for row in sorted(catalog.to_pylist(), key=lambda r: r["store_key"]):
+        if row["kind"] == "image":
+            continue
+        if not row["n_audio_streams"]:
+            skipped.append((row["store_key"], "video without an audio stream"))
+            continue
+        if row["media_id"] in items:
+            skipped.append((row["store_key"], f"same content as {items[row['media_id']].uri}"))
+            continue
+        items[row["media_id"]] = SpeechItem(
+            uri=row["uri"],
+            store_key=row["store_key"],
+            media_id=row["media_id"],
+            sha256=row["sha256"],
+            duration_s=row["duration_s"],
+            language=row["language"] or None,
+            speakers=tuple(row["speakers"] or ()),
+        )
+    return list(items.values()), skipped
+
+
+@dataclass(frozen=True)
+class WhisperSettings:
+    """faster-whisper options (ARCHIVE_WHISPER_* settings)."""
+
+    model: str = "base"
+    device: str = "auto"  # cpu here, cuda on GPU nodes
+    compute_type: str = "int8"  # float16 on GPUs
+    beam_size: int = 5
+    vad_filter: bool = True
+    word_timestamps: bool = True
+    batched: bool = False  # faster-whisper's BatchedInferencePipeline
+    batch_size: int = 8
+    cpu_threads: int = 0  # 0: CTranslate2's default
+    chunk_s: float = 600.0  # long media are decoded and transcribed in chunks of about this
+    language: str | None = None  # force a language; else the catalogue's, else detected
+
+    def params(self) -> dict[str, Any]:
+        """The options that change results (device and threads do not)."""
+        params = asdict(self)
+        for name in ("model", "device", "cpu_threads"):
+            params.pop(name)
+        return params
+
+
+class TranscribeStage:
+    """Speech to text with faster-whisper: VAD, language detection, segment and word times."""
+
+    name = "transcripts"
+    code_version = "1"
+    default_resources = StageResources(num_cpus=1)
+
+    def __init__(
+        self,
+        store: Store,
+        settings: WhisperSettings | None = None,
+        *,
+        resources: StageResources | None = None,
+        model_cache: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or WhisperSettings()
+        self.resources = resources or self.default_resources
+        self.params = self.settings.params()
+        self.model_id = whisper_model_id(self.settings.model)
+        self.model_cache = model_cache
+        self._model = None
+        self._pipeline = None
+
+    def setup(self) -> None:
+        """Load the Whisper model once per worker."""
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        path, _ = resolve_whisper(
+            self.settings.model, Path(self.model_cache) if self.model_cache else None
+        )
+        device = self.settings.device
+        if device == "auto":
+            import ctranslate2
+
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        try:
+            self._model = WhisperModel(
+                path,
+                device=device,
+                compute_type=self.settings.compute_type,
+                cpu_threads=self.settings.cpu_threads,
+            )
+        except Exception as exc:
+            raise ModelUnavailableError(
+                f"Whisper model {self.settings.model!r} could not be loaded ({exc}); set "
+                "ARCHIVE_WHISPER_MODEL to 'base', 'tiny.en', a CTranslate2 directory or a hub id"
+            ) from exc
+        if self.settings.batched:
+            self._pipeline = BatchedInferencePipeline(self._model)
+
+    def transcribe_array(self, audio, *, language: str | None):
+        """Transcribe 16 kHz mono samples; return (segments, info) from faster-whisper."""
+        options = dict(
+            language=language,
+            beam_size=self.settings.beam_size,
+            word_timestamps=self.settings.word_timestamps,
+            vad_filter=self.settings.vad_filter,
+        )
+        if self._pipeline is not None:
+            options.pop("vad_filter")  # the batched pipeline always segments with VAD
+            return self._pipeline.transcribe(audio, batch_size=self.settings.batch_size, **options)
+        return self._model.transcribe(audio, **options)
+
+    def process(self, item: SpeechItem) -> dict[str, Any] | ItemFailure:
+        """Transcribe one item chunk by chunk; times are absolute seconds in the media."""
+        from archive_pipeline.core.audio import NoAudioStreamError, iter_chunks
+
+        language = self.settings.language or item.language
+        probability = 1.0 if language else None
+        segments: list[dict[str, Any]] = []
+        with self.store.local_path(item.store_key) as path:
+            try:
+                for offset, chunk in iter_chunks(path, chunk_s=self.settings.chunk_s):
+                    if len(chunk) < 1600:  # under 0.1 s: nothing to recognise
+                        continue
+                    parts, info = self.transcribe_array(chunk, language=language)
+                    for segment in parts:
+                        segments.append(_segment_dict(segment, offset))
+                    if language is None and segments:  # detected once, kept for later chunks
+                        language, probability = info.language, info.language_probability
+            except NoAudioStreamError as exc:
+                return ItemFailure("NoAudioStreamError", str(exc), item.media_id)
+            except ValueError as exc:
+                return ItemFailure("AudioDecodeError", str(exc), item.media_id)
+        return {"language": language, "language_probability": probability, "segments": segments}
+
+
+def _segment_dict(segment: Any, offset: float) -> dict[str, Any]:
+    words = [
+        {
+            "start": w.start + offset,
+            "end": w.end + offset,
+            "word": w.word,
+            "probability": w.probability,
+        }
+        for w in (segment.words or [])
+    ]
+    return {
+        "start_s": segment.start + offset,
+        "end_s": segment.end + offset,
+        "text": segment.text.strip(),
+        "avg_logprob": segment.avg_logprob,
+        "no_speech_prob": segment.no_speech_prob,
+        "words": words,
+    }
+
+
+def transcript_rows(item: SpeechItem, value: dict[str, Any], *, decade: str) -> list[dict]:
+    """One transcripts row per segment."""
+    return [
+        {
+            "row_id": row_id("transcripts", decade, item.media_id, str(i)),
+            "media_id": item.media_id,
+            "uri": item.uri,
+            "segment_index": i,
+            "language": value["language"],
+            "language_probability": value["language_probability"],
+            **segment,
+        }
+        for i, segment in enumerate(value["segments"])
+    ]
+
+
+def transcribe_decade(
+    *,
+    decade: str,
+    items: Sequence[SpeechItem],
+    stage: TranscribeStage,
+    warehouse: Warehouse,
+    compute: Compute,
+) -> PartitionReport[SpeechItem]:
+    """Transcribe one decade's items into `transcripts` (unchanged items are cache hits)."""
+    return _process_partition(
+        stage=stage,
+        table="transcripts",
+        decade=decade,
+        items=items,
+        content_id=lambda item: f"{item.sha256}|language={item.language or ''}",
+        ref_of=lambda item: item.ref,
+        rows_of=lambda item, value: transcript_rows(item, value, decade=decade),
+        warehouse=warehouse,
+        compute=compute,
+    )
+
+
+@dataclass(frozen=True)
+class DiarizationSettings:
+    """Speaker diarisation options (ARCHIVE_DIARIZATION_* settings)."""
+
+    backend: str = "auto"  # auto: pyannote when a pipeline is configured, else offline
+    pyannote_pipeline: str | None = (
+        None  # local directory or hub id of a SpeakerDiarization pipeline
+    )
+    hf_token: str | None = field(default=None, repr=False)
+    device: str = "cpu"
+    # offline backend (resemblyzer GE2E embeddings + agglomerative clustering)
+    threshold: float = 0.3  # cosine distance under which windows are the same speaker
+    merge_gap_s: float = 0.35  # pauses shorter than this stay inside one region
+    max_window_s: float = 3.0  # longer regions are embedded in windows of at most this
+    min_window_s: float = 1.0  # shorter windows take the label of their nearest neighbour
+
+    @property
+    def resolved_backend(self) -> str:
+        """'pyannote' or 'offline'."""
+        if self.backend == "auto":
+            return "pyannote" if self.pyannote_pipeline else "offline"
+        if self.backend not in ("offline", "pyannote"):
+            raise ValueError(f"{DIARIZATION_SETTING} must be auto, offline or pyannote")
+        return self.backend
+
+    def params(self) -> dict[str, Any]:
+        """Options that change results."""
+        if self.resolved_backend == "pyannote":
+            return {"backend": "pyannote", "pipeline": self.pyannote_pipeline}
+        return {
+            "backend": "offline",
+            "threshold": self.threshold,
+            "merge_gap_s": self.merge_gap_s,
+            "max_window_s": self.max_window_s,
+            "min_window_s": self.min_window_s,
+        }
+
+
+class DiarizeStage:
+    """Who spoke when: pyannote.audio, or speaker-encoder embeddings with clustering (offline)."""
+
+    name = "speaker_turns"
+    code_version = "1"
+    default_resources = StageResources(num_cpus=1)
+
+    def __init__(
+        self,
+        store: Store,
+        settings: DiarizationSettings | None = None,
+        *,
+        resources: StageResources | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or DiarizationSettings()
+        self.resources = resources or self.default_resources
+        self.params = self.settings.params()
+        backend = self.settings.resolved_backend
+        self.model_id = (
+            f"pyannote.audio/{self.settings.pyannote_pipeline}"
+            if backend == "pyannote"
+            else "resemblyzer/ge2e-0.1.4+vad-silero"
+        )
+        self._encoder = None
+        self._pipeline = None
+
+    def setup(self) -> None:
+        """Load the speaker encoder or the pyannote pipeline once per worker."""
+        if self.settings.resolved_backend == "offline":
+            from resemblyzer import VoiceEncoder
+
+            self._encoder = VoiceEncoder(self.settings.device, verbose=False)
+            return
+        self._pipeline = load_pyannote_pipeline(
+            self.settings.pyannote_pipeline,
+            token=self.settings.hf_token,
+            device=self.settings.device,
+        )
+
+    def process(self, item: SpeechItem) -> list[dict[str, Any]] | ItemFailure:
+        """Return the item's speaker turns as dicts (start, end, speaker)."""
+        from archive_pipeline.core.audio import NoAudioStreamError, decode_audio
+
+        with self.store.local_path(item.store_key) as path:
+            try:
+                audio = decode_audio(path)
+            except NoAudioStreamError as exc:
+                return ItemFailure("NoAudioStreamError", str(exc), item.media_id)
+            except ValueError as exc:
+                return ItemFailure("AudioDecodeError", str(exc), item.media_id)
+        num_speakers = len(item.speakers) or None
+        if self._pipeline is not None:
+            turns = diarize_pyannote(self._pipeline, audio, num_speakers=num_speakers)
+        else:
+            turns = diarize_offline(self._encoder, audio, self.settings, num_speakers=num_speakers)
+        return [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
+
+
+def diarize_offline(encoder, audio, settings: DiarizationSettings, *, num_speakers=None):
+    """Silero VAD regions -> windows -> GE2E embeddings -> clustering -> turns."""
+    import numpy as np
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from archive_pipeline.core import diarization as dz
+    from archive_pipeline.core.audio import SAMPLE_RATE
+
+    stamps = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=250, speech_pad_ms=30))
+    regions = [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+    windows = dz.split_windows(
+        dz.merge_regions(regions, max_gap_s=settings.merge_gap_s),
+        max_window_s=settings.max_window_s,
+    )
+    long_enough = [i for i, (a, b) in enumerate(windows) if b - a >= settings.min_window_s]
+    if not long_enough and windows:
+        long_enough = [max(range(len(windows)), key=lambda i: windows[i][1] - windows[i][0])]
+    embeddings = np.array(
+        [
+            encoder.embed_utterance(
+                audio[int(windows[i][0] * SAMPLE_RATE) : int(windows[i][1] * SAMPLE_RATE)]
+            )
+            for i in long_enough
+        ]
+    )
+    labels = dz.cluster_embeddings(
+        embeddings, threshold=settings.threshold, num_speakers=num_speakers
+    )
+    all_labels = dz.label_short_windows(windows, dict(zip(long_enough, labels, strict=True)))
+    return dz.relabel_by_first_appearance(dz.turns_from_windows(windows, all_labels))
+
+
+def load_pyannote_pipeline(source: str | None, *, token: str | None, device: str = "cpu"):
+    """Load a pyannote SpeakerDiarization pipeline from a local directory or a hub id."""
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # telemetry off
+    if not source:
+        raise ModelUnavailableError(
+            "the pyannote backend needs a pipeline: set ARCHIVE_PYANNOTE_PIPELINE to a local "
+            "directory or a hub id (with HF_TOKEN), or ARCHIVE_DIARIZATION_BACKEND=offline"
+        )
+    from pyannote.audio import Pipeline
+
+    try:
+        pipeline = (
+            Pipeline.from_pretrained(source, token=token)
+            if token
+            else Pipeline.from_pretrained(source)
+        )
+    except Exception as exc:
+        raise ModelUnavailableError(
+            f"pyannote pipeline {source!r} could not be loaded ({type(exc).__name__}: {exc}); set "
+            "ARCHIVE_PYANNOTE_PIPELINE to a local pipeline directory or a reachable hub id"
+        ) from exc
+    if pipeline is None:
+        raise ModelUnavailableError(f"pyannote pipeline {source!r} not found (gated? set HF_TOKEN)")
+    try:
+        from pyannote.audio.telemetry import set_telemetry_metrics
+
+        set_telemetry_metrics(False)
+    except ImportError:
+        pass
+    import torch
+
+    return pipeline.to(torch.device(device))
+
+
+def diarize_pyannote(pipeline, audio, *, num_speakers=None):
+    """Run pyannote on audio already decoded in memory; return turns relabelled by appearance."""
+    import torch
+
+    from archive_pipeline.core import diarization as dz
+    from archive_pipeline.core.audio import SAMPLE_RATE
+
+    waveform = torch.from_numpy(audio).unsqueeze(0)
+    kwargs = {"num_speakers": num_speakers} if num_speakers else {}
+    output = pipeline({"waveform": waveform, "sample_rate": SAMPLE_RATE}, **kwargs)
+    annotation = getattr(output, "speaker_diarization", output)
+    turns = [
+        dz.Turn(float(segment.start), float(segment.end), str(label))
+        for segment, _, label in annotation.itertracks(yield_label=True)
+    ]
+    return dz.relabel_by_first_appearance(turns)
+
+
+def turn_rows(item: SpeechItem, turns: list[dict], *, decade: str) -> list[dict]:
+    """One speaker_turns row per turn, with catalogue names by order of first appearance."""
+    return [
+        {
+            "row_id": row_id("speaker_turns", decade, item.media_id, str(i)),
+            "media_id": item.media_id,
+            "uri": item.uri,
+            "turn_index": i,
+            "start_s": turn["start"],
+            "end_s": turn["end"],
+            "speaker": turn["speaker"],
+            "speaker_name": speaker_name(turn["speaker"], item.speakers),
+        }
+        for i, turn in enumerate(turns)
+    ]
+
+
+def speaker_name(label: str | None, names: Sequence[str]) -> str | None:
+    """SPEAKER_01 -> the second catalogue name, when the catalogue lists that many."""
+    if not label or not names:
+        return None
+    index = int(label.rsplit("_", 1)[1])
+    return names[index] if index < len(names) else None
+
+
+def diarize_decade(
+    *,
+    decade: str,
+    items: Sequence[SpeechItem],
+    stage: DiarizeStage,
+    warehouse: Warehouse,
+    compute: Compute,
+) -> PartitionReport[SpeechItem]:
+    """Diarise one decade's items into `speaker_turns`."""
+    return _process_partition(
+        stage=stage,
+        table="speaker_turns",
+        decade=decade,
+        items=items,
+        content_id=lambda item: (
+            f"{item.sha256}|speakers={len(item.speakers)}|{','.join(item.speakers)}"
+        ),
+        ref_of=lambda item: item.ref,
+        rows_of=lambda item, turns: turn_rows(item, turns, decade=decade),
+        warehouse=warehouse,
+        compute=compute,
+    )
+
+
+def diarised_rows(
+    transcripts: pa.Table, turns: pa.Table, *, decade: str, names: Mapping[str, Sequence[str]]
+) -> list[dict]:
+    """Split transcript segments at speaker changes and give every word a speaker.
+
+    `names` maps media_id to the catalogue's speaker names. The rows keep the transcript's
+    provenance columns and the turns' model in `model_id` ('<asr> + <diarisation>').
+    """
+    from archive_pipeline.core import diarization as dz
+
+    by_media: dict[str, list[dz.Turn]] = {}
+    turn_models: dict[str, str] = {}
+    for row in turns.to_pylist():
+        by_media.setdefault(row["media_id"], []).append(
+            dz.Turn(row["start_s"], row["end_s"], row["speaker"])
+        )
+        turn_models[row["media_id"]] = row["model_id"]
+    rows = []
+    counters: dict[str, int] = {}
+    for seg in sorted(transcripts.to_pylist(), key=lambda r: (r["media_id"], r["segment_index"])):
+        media = seg["media_id"]
+        for piece in dz.split_segment(seg, sorted(by_media.get(media, []), key=lambda t: t.start)):
+            index = counters.get(media, 0)
+            counters[media] = index + 1
+            rows.append(
+                {
+                    "row_id": row_id("diarised_segments", decade, media, str(index)),
+                    "decade": decade,
+                    "media_id": media,
+                    "cache_key": seg["cache_key"],
+                    "model_id": f"{seg['model_id']} + {turn_models.get(media, 'no diarisation')}",
+                    "model_params": seg["model_params"],
+                    "pipeline_version": seg["pipeline_version"],
+                    "created_at": seg["created_at"],
+                    "uri": seg["uri"],
+                    "segment_index": index,
+                    "source_segment_index": seg["segment_index"],
+                    "start_s": piece["start_s"],
+                    "end_s": piece["end_s"],
+                    "text": piece["text"],
+                    "language": seg["language"],
+                    "speaker": piece["speaker"],
+                    "speaker_name": speaker_name(piece["speaker"], names.get(media, ())),
+                    "words": piece["words"],
+                }
+            )
+    return rows

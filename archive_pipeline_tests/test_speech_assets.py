@@ -1,0 +1,74 @@
+"""The speech assets through Dagster: transcripts, speaker_turns, diarised_segments."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns, transcripts
+from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, SpeechModels
+from archive_pipeline_tests.speech_fixtures import dialogue, silence, video_without_audio
+
+pytestmark = pytest.mark.slow
+ASSETS = [media_catalog, transcripts, speaker_turns, diarised_segments]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    inbox = tmp_path_factory.mktemp("speech_inbox")
+    (inbox / "1980s").mkdir()
+    dialogue(inbox / "1980s/interview.wav")
+    for leftover in inbox.glob("1980s/interview-turn*.wav"):
+        leftover.unlink()
+    (inbox / "1980s/interview.wav.json").write_text(json.dumps({"speakers": ["Host", "Guest"]}))
+    silence(inbox / "1980s/silent_tape.wav")
+    video_without_audio(inbox / "1980s/mute_film.mp4")
+    return inbox
+
+
+def run(inbox, warehouse):
+    return dg.materialize(
+        ASSETS,
+        partition_key="1980s",
+        resources={
+            "media_store": LocalMediaStore(root=str(inbox)),
+            "warehouse": LanceWarehouse(root=str(warehouse)),
+            "ray": RayResource(address="inline"),
+            "speech_models": SpeechModels(whisper_model="tiny.en", whisper_beam_size=1),
+        },
+    )
+
+
+def test_speech_assets_attribute_speech_to_catalogue_names(archive, tmp_path):
+    result = run(archive, tmp_path / "wh")
+    assert result.success
+    wh = Warehouse(str(tmp_path / "wh"))
+    segments = sorted(wh.read("diarised_segments").to_pylist(), key=lambda r: r["start_s"])
+    assert [r["speaker_name"] for r in segments] == ["Host", "Guest", "Host", "Guest"]
+    assert "lighthouse" in segments[-1]["text"].lower()
+    assert all(w["speaker"] == r["speaker"] for r in segments for w in r["words"])
+    transcripts_md = result.asset_materializations_for_node("transcripts")[0].metadata
+    assert transcripts_md["files"].value == 2  # the mute film is skipped, not failed
+    assert "mute_film.mp4: video without an audio stream" in transcripts_md["skipped"].value
+    assert transcripts_md["failures"].value == 0
+    ledger = {
+        r["uri"].rsplit("/", 1)[-1]: r
+        for r in wh.read("stage_items").to_pylist()
+        if r["stage"] == "transcripts"
+    }
+    assert ledger["silent_tape.wav"]["status"] == "ok" and ledger["silent_tape.wav"]["n_rows"] == 0
+
+    before = {
+        name: wh.read(name).sort_by("row_id") for name in ("transcripts", "diarised_segments")
+    }
+    again = run(archive, tmp_path / "wh")
+    md = again.asset_materializations_for_node("transcripts")[0].metadata
+    assert (md["computed"].value, md["reused_from_cache"].value, md["committed"].value) == (
+        0,
+        2,
+        False,
+    )
+    for name, table in before.items():
+        assert wh.read(name).sort_by("row_id").equals(table)
