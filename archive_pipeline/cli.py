@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep versions newer than this (default: the configured window)",
     )
+    export = sub.add_parser("export", help="subtitles (srt, vtt) or speaker turns (rttm) of a file")
+    export.add_argument("media", help="media_id, URI or store key (a unique substring is enough)")
+    export.add_argument("--format", choices=["srt", "vtt", "rttm"], default="srt")
+    export.add_argument("--out", type=Path, help="write here instead of standard output")
     build = sub.add_parser("build-demo-inbox", help="write the demo archive into a folder")
     build.add_argument("inbox", type=Path)
     build.add_argument("--shared-media", type=Path, default=None)
@@ -54,11 +58,50 @@ def main(argv: list[str] | None = None) -> int:
         )
         for result in build_warehouse().get_warehouse().maintain_all(retention=retention):
             print(result)
+    elif args.command == "export":
+        return _export(build_warehouse().get_warehouse(), args.media, args.format, args.out)
     elif args.command == "build-demo-inbox":
         from archive_pipeline.demo.build import build_demo_inbox
 
         for item in build_demo_inbox(args.inbox, shared_media=args.shared_media):
             print(item.decade, item.key)
+    return 0
+
+
+def _export(warehouse, media: str, fmt: str, out: Path | None) -> int:
+    """Export one media item's diarised segments or speaker turns."""
+    from archive_pipeline.exports import to_rttm, to_srt, to_webvtt
+
+    catalog = warehouse.read("media_catalog").to_pylist()
+    matches = {
+        r["media_id"]: r
+        for r in catalog
+        if media in (r["media_id"], r["uri"], r["store_key"]) or media in r["store_key"]
+    }
+    if len(matches) != 1:
+        found = sorted(r["store_key"] for r in matches.values())
+        print(f"{media!r} matches {len(matches)} media items {found[:10]}", file=sys.stderr)
+        return 2
+    ((media_id, row),) = matches.items()
+    scope = {"decade": row["decade"]}
+    if fmt == "rttm":
+        turns = [
+            t
+            for t in warehouse.read("speaker_turns", scope).to_pylist()
+            if t["media_id"] == media_id
+        ]
+        text = to_rttm(turns, file_id=Path(row["store_key"]).stem)
+    else:
+        segments = [
+            s
+            for s in warehouse.read("diarised_segments", scope).to_pylist()
+            if s["media_id"] == media_id
+        ]
+        text = to_srt(segments) if fmt == "srt" else to_webvtt(segments)
+    if out:
+        out.write_text(text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

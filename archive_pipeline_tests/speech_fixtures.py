@@ -1,4 +1,4 @@
-"""Generated speech fixtures: a two-voice dialogue with its reference turns, silence, no-audio video."""
+"""Generated speech fixtures: two-voice dialogue with reference turns, silence, mute video."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def silence(path: Path, seconds: float = 5.0) -> None:
             "-f",
             "lavfi",
             "-i",
-            f"anullsrc=r=16000:cl=mono",
+            "anullsrc=r=16000:cl=mono",
             "-t",
             str(seconds),
             str(path),

@@ -8,6 +8,8 @@ import pytest
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns, transcripts
+from archive_pipeline.exports import to_rttm, to_srt, to_webvtt
+from archive_pipeline.quality import read_rttm
 from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, SpeechModels
 from archive_pipeline_tests.speech_fixtures import dialogue, silence, video_without_audio
 
@@ -41,10 +43,16 @@ def run(inbox, warehouse):
     )
 
 
-def test_speech_assets_attribute_speech_to_catalogue_names(archive, tmp_path):
-    result = run(archive, tmp_path / "wh")
+@pytest.fixture(scope="module")
+def materialized(archive, tmp_path_factory):
+    warehouse = tmp_path_factory.mktemp("speech_wh")
+    return run(archive, warehouse), warehouse
+
+
+def test_speech_assets_attribute_speech_to_catalogue_names(archive, materialized):
+    result, warehouse = materialized
     assert result.success
-    wh = Warehouse(str(tmp_path / "wh"))
+    wh = Warehouse(str(warehouse))
     segments = sorted(wh.read("diarised_segments").to_pylist(), key=lambda r: r["start_s"])
     assert [r["speaker_name"] for r in segments] == ["Host", "Guest", "Host", "Guest"]
     assert "lighthouse" in segments[-1]["text"].lower()
@@ -63,7 +71,7 @@ def test_speech_assets_attribute_speech_to_catalogue_names(archive, tmp_path):
     before = {
         name: wh.read(name).sort_by("row_id") for name in ("transcripts", "diarised_segments")
     }
-    again = run(archive, tmp_path / "wh")
+    again = run(archive, warehouse)
     md = again.asset_materializations_for_node("transcripts")[0].metadata
     assert (md["computed"].value, md["reused_from_cache"].value, md["committed"].value) == (
         0,
@@ -72,3 +80,21 @@ def test_speech_assets_attribute_speech_to_catalogue_names(archive, tmp_path):
     )
     for name, table in before.items():
         assert wh.read(name).sort_by("row_id").equals(table)
+
+
+def test_exports_match_the_tables(archive, materialized, tmp_path):
+    _, warehouse = materialized
+    wh = Warehouse(str(warehouse))
+    segments = [r for r in wh.read("diarised_segments").to_pylist() if "interview" in r["uri"]]
+    turns = [r for r in wh.read("speaker_turns").to_pylist() if "interview" in r["uri"]]
+    srt = to_srt(segments)
+    assert srt.count(" --> ") == len(segments) and srt.startswith("1\n00:00:0")
+    assert "Host: " in srt and "Guest: " in srt
+    vtt = to_webvtt(segments)
+    assert vtt.startswith("WEBVTT") and vtt.count("<v Host>") == 2 and vtt.count("<v Guest>") == 2
+    (tmp_path / "x.rttm").write_text(to_rttm(turns, file_id="interview"))
+    back = read_rttm(tmp_path / "x.rttm")
+    expected = sorted((t["start_s"], t["end_s"], t["speaker"]) for t in turns)
+    assert [(round(a, 3), round(b, 3), s) for a, b, s in back] == [
+        (round(a, 3), round(b, 3), s) for a, b, s in expected
+    ]
