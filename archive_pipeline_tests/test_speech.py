@@ -220,3 +220,23 @@ def test_packaged_base_is_assembled_once_with_its_checksum(tmp_path):
     mtime = marker.stat().st_mtime_ns
     assert resolve_whisper("base", tmp_path)[0] == path and marker.stat().st_mtime_ns == mtime
     assert model_id.startswith("faster-whisper/base@d01c3014")
+
+
+def test_pyannote_backend_end_to_end_with_RANDOM_weights(media_dir, tmp_path):
+    """Plumbing only: a pyannote pipeline with RANDOMLY INITIALISED models in the documented
+    on-disk layout is loaded from a local directory and run on audio decoded in memory.
+    The turns it finds mean nothing; the test checks the backend's wiring, not quality."""
+    from archive_pipeline_tests.pyannote_random import build_random_pyannote_pipeline
+
+    pipeline_dir = build_random_pyannote_pipeline(tmp_path / "random-pyannote")
+    settings = DiarizationSettings(pyannote_pipeline=str(pipeline_dir))  # backend auto -> pyannote
+    stage = DiarizeStage(LocalStore(str(media_dir)), settings)
+    assert settings.resolved_backend == "pyannote" and "pyannote" in stage.model_id
+    stage.setup()
+    from pyannote.audio.telemetry.metrics import is_metrics_enabled
+
+    assert not is_metrics_enabled(), "pyannote telemetry must be off"
+    turns = stage.process(item("jfk.flac", speakers=("A", "B")))
+    assert turns, "the pipeline produced no turns"
+    assert {t["speaker"] for t in turns} <= {"SPEAKER_00", "SPEAKER_01"}
+    assert all(0.0 <= t["start"] < t["end"] <= 11.1 for t in turns)

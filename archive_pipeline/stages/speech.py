@@ -370,7 +370,7 @@ def diarize_offline(encoder, audio, settings: DiarizationSettings, *, num_speake
 
 def load_pyannote_pipeline(source: str | None, *, token: str | None, device: str = "cpu"):
     """Load a pyannote SpeakerDiarization pipeline from a local directory or a hub id."""
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # telemetry off
+    os.environ["PYANNOTE_METRICS_ENABLED"] = "0"  # telemetry off, before pyannote is imported
     if not source:
         raise ModelUnavailableError(
             "the pyannote backend needs a pipeline: set ARCHIVE_PYANNOTE_PIPELINE to a local "
@@ -391,12 +391,9 @@ def load_pyannote_pipeline(source: str | None, *, token: str | None, device: str
         ) from exc
     if pipeline is None:
         raise ModelUnavailableError(f"pyannote pipeline {source!r} not found (gated? set HF_TOKEN)")
-    try:
-        from pyannote.audio.telemetry import set_telemetry_metrics
+    from pyannote.audio.telemetry.metrics import set_telemetry_metrics
 
-        set_telemetry_metrics(False)
-    except ImportError:
-        pass
+    set_telemetry_metrics(False)
     import torch
 
     return pipeline.to(torch.device(device))
