@@ -63,6 +63,8 @@ screenshot: install instance
 
 bench: install
 	$(BIN)/python benchmarks/catalog.py
+	$(BIN)/python benchmarks/speech_quality.py
+	$(BIN)/python benchmarks/speech.py
 
 clean:
 	rm -rf "$(ARCHIVE_HOME)"

@@ -45,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     from archive_pipeline.defs.resources import build_warehouse
 
     if args.command == "summary":
-        from archive_pipeline.report import catalog_listing, summarise
+        from archive_pipeline.report import catalog_listing, speech_listing, summarise
 
         warehouse = build_warehouse().get_warehouse()
         print(summarise(warehouse))
         print(catalog_listing(warehouse))
+        print(speech_listing(warehouse))
     elif args.command == "maintain":
         retention = (
             dt.timedelta(minutes=args.retention_minutes)

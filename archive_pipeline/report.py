@@ -63,6 +63,24 @@ def summarise(warehouse: Warehouse) -> str:
     return "\n".join(lines)
 
 
+def speech_listing(warehouse: Warehouse, *, limit: int = 40) -> str:
+    """Return the diarised speech, one line per segment: decade, file, time, speaker, text."""
+    if "diarised_segments" not in warehouse.table_names():
+        return ""
+    frame = _frame(warehouse, "diarised_segments").sort("decade", "uri", "start_s")
+    lines = ["\ndiarised_segments (who said what):"]
+    for row in frame.head(limit).iter_rows(named=True):
+        who = row["speaker_name"] or row["speaker"] or "?"
+        name = row["uri"].rsplit("/", 1)[-1]
+        lines.append(
+            f"  {row['decade']:>8} {name[:28]:<28} {row['start_s']:6.1f}s  {who[:16]:<16} "
+            f"{row['text'][:70]}"
+        )
+    if frame.height > limit:
+        lines.append(f"  ... {frame.height - limit} more")
+    return "\n".join(lines)
+
+
 def catalog_listing(warehouse: Warehouse) -> str:
     """Return one line per catalogued item: decade, rule, kind, duration, key."""
     if "media_catalog" not in warehouse.table_names():

@@ -50,3 +50,13 @@ def test_dagster_definitions_validate(tmp_path):
         env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_readme_documents_exactly_the_settings_the_code_reads():
+    import re
+
+    code = "\n".join(p.read_text() for p in (REPO / "archive_pipeline").rglob("*.py"))
+    read = set(re.findall(r"[\"'](ARCHIVE_[A-Z_]+)[\"']", code))
+    documented = set(re.findall(r"`(ARCHIVE_[A-Z_]+)`", (REPO / "README.md").read_text()))
+    assert read - documented == set(), "settings read by the code but missing from the README"
+    assert documented - read == set(), "settings in the README that no code reads"

@@ -83,10 +83,12 @@ def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys):
     )
     monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(demo["home"] / "warehouse"))
     snippets = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
-    assert len(snippets) == 4
+    assert len(snippets) == 5
     namespace: dict = {}
     for snippet in snippets:
         exec(compile(snippet, "docs/tables.md", "exec"), namespace)
     assert namespace["videos_1990s"].num_rows == 1
     assert namespace["hours"].height >= 3
     assert any(row[2] == 2 for row in namespace["per_decade"] if row[0] == "undated")
+    said = namespace["said"].to_dicts()
+    assert [(r["decade"], r["speaker_name"]) for r in said] == [("1980s", "Dock worker")]

@@ -240,3 +240,23 @@ def test_pyannote_backend_end_to_end_with_RANDOM_weights(media_dir, tmp_path):
     assert turns, "the pipeline produced no turns"
     assert {t["speaker"] for t in turns} <= {"SPEAKER_00", "SPEAKER_01"}
     assert all(0.0 <= t["start"] < t["end"] <= 11.1 for t in turns)
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("en", "en"),
+        ("EN", "en"),
+        ("en-GB", "en"),
+        ("pt_BR", "pt"),
+        ("German", "de"),
+        ("deu", "de"),
+        ("Klingon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_catalogue_language_becomes_a_whisper_hint_or_none(given, used):
+    from archive_pipeline.stages.speech import whisper_language
+
+    assert whisper_language(given) == used

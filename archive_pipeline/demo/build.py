@@ -184,7 +184,7 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
             NEWS_CAPTIONS,
             ["navy", "pattern", "darkgreen", "maroon"],
             news,
-            shot_s=3.0,
+            shot_s=4.5,
             audio=tmp / "news.wav",
         )
         items.append(DemoItem("tv/decade=1990s/evening_news.mp4", "1990s"))

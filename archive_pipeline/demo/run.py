@@ -14,7 +14,7 @@ import dagster as dg
 from archive_pipeline import paths
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.demo.build import build_demo_inbox
-from archive_pipeline.report import catalog_listing, summarise
+from archive_pipeline.report import catalog_listing, speech_listing, summarise
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -87,6 +87,7 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     warehouse.maintain_all(retention=dt.timedelta(0))
     print(summarise(warehouse))
     print(catalog_listing(warehouse))
+    print(speech_listing(warehouse))
     print("\nOpen the Dagster UI with `make ui` (http://127.0.0.1:3000).")
     if failed:
         print(f"Runs failed for {failed}", file=sys.stderr)

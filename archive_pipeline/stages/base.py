@@ -40,6 +40,19 @@ class ItemFailure:
     media_id: str | None = None
 
 
+class LoadsModels:
+    """Mixin for stages that load models in setup(): pickling (to ship the stage to Ray
+    workers) drops the loaded objects, so each worker loads its own."""
+
+    _loaded: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for name in self._loaded:
+            state[name] = None
+        return state
+
+
 class Compute(Protocol):
     """Something that maps a stage over items: `RayRuntime` or `InlineCompute`."""
 

@@ -17,7 +17,13 @@ from archive_pipeline.models import (
     resolve_whisper,
     whisper_model_id,
 )
-from archive_pipeline.stages.base import Compute, ItemFailure, ItemRef, PartitionReport
+from archive_pipeline.stages.base import (
+    Compute,
+    ItemFailure,
+    ItemRef,
+    LoadsModels,
+    PartitionReport,
+)
 from archive_pipeline.stages.base import process_partition as _process_partition
 
 if TYPE_CHECKING:
@@ -93,10 +99,11 @@ class WhisperSettings:
         return params
 
 
-class TranscribeStage:
+class TranscribeStage(LoadsModels):
     """Speech to text with faster-whisper: VAD, language detection, segment and word times."""
 
     name = "transcripts"
+    _loaded = ("_model", "_pipeline")
     code_version = "1"
     default_resources = StageResources(num_cpus=1)
 
@@ -161,7 +168,7 @@ class TranscribeStage:
         """Transcribe one item chunk by chunk; times are absolute seconds in the media."""
         from archive_pipeline.core.audio import NoAudioStreamError, iter_chunks
 
-        language = self.settings.language or item.language
+        language = whisper_language(self.settings.language or item.language)
         probability = 1.0 if language else None
         segments: list[dict[str, Any]] = []
         with self.store.local_path(item.store_key) as path:
@@ -179,6 +186,39 @@ class TranscribeStage:
             except ValueError as exc:
                 return ItemFailure("AudioDecodeError", str(exc), item.media_id)
         return {"language": language, "language_probability": probability, "segments": segments}
+
+
+def whisper_language(code: str | None) -> str | None:
+    """A catalogue language usable as Whisper's hint ('en', 'de', 'English', 'eng'), else None
+    (the language is then detected)."""
+    if not code:
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    text = code.strip().lower()
+    if text in _LANGUAGE_CODES:
+        return text
+    if "-" in text or "_" in text:  # en-GB, pt_BR
+        return whisper_language(text.replace("_", "-").split("-")[0])
+    names = {
+        "english": "en",
+        "german": "de",
+        "deutsch": "de",
+        "french": "fr",
+        "spanish": "es",
+        "italian": "it",
+        "dutch": "nl",
+        "eng": "en",
+        "deu": "de",
+        "ger": "de",
+        "fra": "fr",
+        "fre": "fr",
+        "spa": "es",
+        "ita": "it",
+        "nld": "nl",
+        "dut": "nl",
+    }
+    return names.get(text)
 
 
 def _segment_dict(segment: Any, offset: float) -> dict[str, Any]:
@@ -277,10 +317,11 @@ class DiarizationSettings:
         }
 
 
-class DiarizeStage:
+class DiarizeStage(LoadsModels):
     """Who spoke when: pyannote.audio, or speaker-encoder embeddings with clustering (offline)."""
 
     name = "speaker_turns"
+    _loaded = ("_encoder", "_pipeline")
     code_version = "1"
     default_resources = StageResources(num_cpus=1)
 

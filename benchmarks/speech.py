@@ -1,0 +1,324 @@
+"""Benchmark the speech path: the Ray transcripts stage against bare faster-whisper, and more.
+
+In one run, on the real speech of ../shared/media (jfk, LibriVox, AMI) plus a generated dialogue,
+same model, threads and options everywhere (beam 5, VAD, word timestamps, int8, --threads):
+
+- bare: `WhisperModel.transcribe` on audio decoded by faster-whisper, files one after another;
+- stage_inline: TranscribeStage.process in this process (our decoding, chunking, row building);
+- stage_ray: the same stage through RayRuntime.map with one actor (item time, and wall time
+  including actor start and model load);
+- batched: faster-whisper's BatchedInferencePipeline against sequential, bare;
+- diarisation: the offline backend's real-time factor;
+- long media (--long-minutes, default 30): jfk and LibriVox looped with pauses into one file,
+  transcribed by the stage in a fresh process: peak RSS, and the last segments' times against
+  where the loop puts them; peak RSS of decoding the whole file at once, for contrast.
+
+Medians of --repeats; ratios against bare; one JSON line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FILES = [
+    "speech/jfk.flac",
+    "speech/librivox-0870.wav",
+    "speech/librivox-0880.wav",
+    "speech/librivox-0890.wav",
+    "speakers/ami-tst00.wav",
+]
+OPTIONS = {"beam_size": 5, "vad_filter": True, "word_timestamps": True}
+
+
+def duration(path: Path) -> float:
+    from archive_pipeline.core.media import probe_file
+
+    return probe_file(path).duration_s
+
+
+def build_inputs(shared: Path, tmp: Path) -> list[Path]:
+    from archive_pipeline_tests.speech_fixtures import dialogue
+
+    files = []
+    for rel in FILES:
+        shutil.copyfile(shared / rel, tmp / Path(rel).name)
+        files.append(tmp / Path(rel).name)
+    dialogue(tmp / "dialogue.wav")
+    files.append(tmp / "dialogue.wav")
+    return files
+
+
+def run_bare(model, files, *, batched=None, batch_size=8) -> float:
+    from faster_whisper import decode_audio
+
+    start = time.perf_counter()
+    for path in files:
+        audio = decode_audio(str(path))
+        if batched is not None:
+            segments, _ = batched.transcribe(
+                audio, batch_size=batch_size, beam_size=5, word_timestamps=True
+            )
+        else:
+            segments, _ = model.transcribe(audio, **OPTIONS)
+        list(segments)
+    return time.perf_counter() - start
+
+
+def child(mode: str, path: Path, threads: int, model: str) -> None:
+    """Run in a fresh process (clean peak RSS): 'transcribe' with the stage, or 'decode' whole."""
+    if mode == "decode":
+        from faster_whisper import decode_audio
+
+        samples = len(decode_audio(str(path)))
+        print(json.dumps({"samples": samples, "peak_rss_mb": peak_rss_mb()}))
+        return
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.stages.speech import SpeechItem, TranscribeStage, WhisperSettings
+
+    settings = WhisperSettings(model=model, cpu_threads=threads)
+    stage = TranscribeStage(LocalStore(str(path.parent)), settings)
+    stage.setup()
+    start = time.perf_counter()
+    item = SpeechItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
+    segments = stage.process(item)["segments"]
+    seconds = time.perf_counter() - start
+    rows = [[s["start_s"], s["end_s"], s["text"]] for s in segments]
+    fellow = [w["start"] for s in segments for w in s["words"] if "fellow" in w["word"].lower()]
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_rss_mb": peak_rss_mb(),
+                "segments": rows,
+                "fellow_starts": fellow,
+            }
+        )
+    )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process image in MB (VmHWM: reset by exec, unlike
+    ru_maxrss, which a child inherits from the parent it was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(mode: str, path: Path, threads: int, model: str) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--child-path",
+        str(path),
+        "--threads",
+        str(threads),
+        "--model",
+        model,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def long_media(shared: Path, tmp: Path, minutes: float, threads: int, model: str) -> dict:
+    """Loop jfk (11 s) + 4 s pause into >= `minutes`; transcribe it in a fresh process."""
+    period = 15.0
+    loops = int(minutes * 60 / period) + 1
+    path = tmp / "long.wav"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(shared / "speech/jfk.flac"),
+            "-af",
+            f"apad=pad_dur=4,aloop=loop={loops - 1}:size=2147483647",
+            "-ar",
+            "16000",
+            "-ac",
+            "1",
+            str(path),
+        ],
+        check=True,
+    )
+    total = duration(path)
+    result = run_child("transcribe", path, threads, model)
+    whole = run_child("decode", path, threads, model)
+    # The word "fellow" recurs once per loop at the same phase: its absolute times must too.
+    starts = result["fellow_starts"]
+    phases = sorted(s % period for s in starts)
+    median = phases[len(phases) // 2] if phases else 0.0
+    drift = max((abs(p - median) for p in phases), default=None)
+    last = result["segments"][-3:]
+    return {
+        "long_audio_s": round(total, 1),
+        "long_rtf": round(total / result["seconds"], 2),
+        "long_peak_rss_mb": round(result["peak_rss_mb"], 1),
+        "long_whole_decode_peak_rss_mb": round(whole["peak_rss_mb"], 1),
+        "long_fellow_phase_s": round(median, 3),
+        "long_loops_found": len(starts),
+        "long_loops": loops,
+        "long_max_start_drift_s": round(drift, 3) if drift is not None else None,
+        "long_last_segments": [[round(a, 2), round(b, 2), t[:40]] for a, b, t in last],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long-minutes", type=float, default=30.0, help="0 skips the long run")
+    parser.add_argument("--shared-media", type=Path, default=REPO.parent / "shared" / "media")
+    parser.add_argument("--only-long", action="store_true", help="run only the long-media part")
+    parser.add_argument("--child", choices=["transcribe", "decode"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-path", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.child_path, args.threads, args.model)
+        return
+    if args.only_long:
+        with tempfile.TemporaryDirectory(prefix="bench-speech-long-") as tmp:
+            long = long_media(
+                args.shared_media, Path(tmp), args.long_minutes, args.threads, args.model
+            )
+        print(json.dumps({"benchmark": "speech_long", "model": args.model, **long}))
+        return
+
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    from archive_pipeline.core.compute import RayRuntime, StageResources
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.models import resolve_whisper
+    from archive_pipeline.stages.speech import (
+        DiarizationSettings,
+        DiarizeStage,
+        SpeechItem,
+        TranscribeStage,
+        WhisperSettings,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-speech-") as tmp_name:
+        tmp = Path(tmp_name)
+        files = build_inputs(args.shared_media, tmp)
+        audio_s = sum(duration(f) for f in files)
+        print(
+            f"{len(files)} files, {audio_s:.1f} s of audio; model {args.model}, "
+            f"{args.threads} threads, median of {args.repeats}"
+        )
+        path, model_id = resolve_whisper(args.model, tmp / "models")
+        model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=args.threads)
+        batched = BatchedInferencePipeline(model)
+        store = LocalStore(str(tmp))
+        items = [
+            SpeechItem(
+                uri=f.name, store_key=f.name, media_id=f.name, sha256=f.name, duration_s=duration(f)
+            )
+            for f in files
+        ]
+        settings = WhisperSettings(model=args.model, cpu_threads=args.threads)
+        stage = TranscribeStage(
+            store,
+            settings,
+            model_cache=str(tmp / "models"),
+            resources=StageResources(num_cpus=args.threads, max_actors=1),
+        )
+        stage.setup()
+        diarizer = DiarizeStage(store, DiarizationSettings(backend="offline"))
+        diarizer.setup()
+        runtime = RayRuntime("local", num_cpus=args.threads)
+        runtime.ensure_started()
+        times = {
+            k: []
+            for k in (
+                "bare",
+                "stage_inline",
+                "stage_ray_items",
+                "stage_ray_wall",
+                "bare_batched",
+                "diarisation",
+            )
+        }
+        try:
+            for _ in range(args.repeats):
+                times["bare"].append(run_bare(model, files))
+                start = time.perf_counter()
+                for it in items:
+                    stage.process(it)
+                times["stage_inline"].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                outcomes = runtime.map(stage, items)
+                times["stage_ray_wall"].append(time.perf_counter() - start)
+                assert all(o.ok for o in outcomes), [o.message for o in outcomes if not o.ok]
+                times["stage_ray_items"].append(sum(o.seconds for o in outcomes))
+                times["bare_batched"].append(run_bare(model, files, batched=batched))
+                start = time.perf_counter()
+                for it in items:
+                    diarizer.process(it)
+                times["diarisation"].append(time.perf_counter() - start)
+        finally:
+            runtime.shutdown()
+        long = (
+            long_media(args.shared_media, tmp, args.long_minutes, args.threads, args.model)
+            if args.long_minutes
+            else {}
+        )
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    bare = med["bare"]
+    print(f"\n{'path':<17}{'median s':>10}{'RTF (x real time)':>19}{'vs bare':>10}")
+    for name, seconds in med.items():
+        print(f"{name:<17}{seconds:>10.2f}{audio_s / seconds:>19.1f}{seconds / bare:>9.2f}x")
+    overhead = med["stage_ray_items"] / bare - 1
+    print(
+        f"\nRay stage overhead per item vs bare transcribe: {overhead:+.1%} (target <= +10%); "
+        f"wall time including actor start and model load: {med['stage_ray_wall'] / bare - 1:+.1%}"
+    )
+    print(f"batched vs sequential (bare): {bare / med['bare_batched']:.2f}x")
+    if long:
+        print(
+            f"long media: {long['long_audio_s'] / 60:.1f} min at {long['long_rtf']}x real time, "
+            f"peak RSS {long['long_peak_rss_mb']} MB (whole-file decode alone: "
+            f"{long['long_whole_decode_peak_rss_mb']} MB); "
+            f"'fellow' found in {long['long_loops_found']}/{long['long_loops']} loops, "
+            f"its phase in the loop varies by at most {long['long_max_start_drift_s']} s; "
+            "last segments "
+            f"{long['long_last_segments']}"
+        )
+    result = {
+        "benchmark": "speech",
+        "model": model_id,
+        "threads": args.threads,
+        "files": len(files),
+        "audio_s": round(audio_s, 2),
+        "repeats": args.repeats,
+        **{f"{k}_s": round(v, 3) for k, v in med.items()},
+        **{f"{k}_rtf": round(audio_s / v, 2) for k, v in med.items()},
+        "ray_stage_overhead": round(overhead, 4),
+        "ray_stage_wall_overhead": round(med["stage_ray_wall"] / bare - 1, 4),
+        "batched_speedup": round(bare / med["bare_batched"], 3),
+        **long,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
