@@ -101,9 +101,9 @@ def test_no_audio_and_corrupt_audio_are_failures_not_crashes(whisper, diarizer):
     for stage in (whisper, diarizer):
         no_audio = stage.process(item("no_audio.mp4"))
         assert isinstance(no_audio, ItemFailure) and no_audio.error_class == "NoAudioStreamError"
-    truncated = whisper.process(item("truncated.flac"))
-    # a truncated file either decodes its first part (and transcribes that) or fails as data
-    assert isinstance(truncated, ItemFailure) or truncated["segments"] is not None
+        truncated = stage.process(item("truncated.flac"))
+        assert isinstance(truncated, ItemFailure) and truncated.error_class == "AudioDecodeError"
+        assert "Invalid data" in truncated.message
 
 
 def test_long_media_are_chunked_with_absolute_times(whisper, media_dir):

@@ -14,13 +14,17 @@ class NoAudioStreamError(Exception):
     """The file has no audio stream."""
 
 
+class AudioDecodeError(ValueError):
+    """The audio cannot be opened or decoded (corrupt or truncated data)."""
+
+
 def _frames(path: Path) -> Iterator[np.ndarray]:
     import av
 
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as exc:
-        raise ValueError(f"cannot open audio: {exc}") from None
+        raise AudioDecodeError(f"cannot open audio: {exc}") from None
     with container:
         if not container.streams.audio:
             raise NoAudioStreamError("no audio stream")
@@ -33,7 +37,7 @@ def _frames(path: Path) -> Iterator[np.ndarray]:
             for out in resampler.resample(None):
                 yield out.to_ndarray().reshape(-1)
         except av.error.InvalidDataError as exc:
-            raise ValueError(f"corrupt audio data: {exc}") from None
+            raise AudioDecodeError(f"corrupt audio data: {exc}") from None
 
 
 def decode_audio(path: Path) -> np.ndarray:
