@@ -105,7 +105,7 @@ class WhisperSettings:
     word_timestamps: bool = True
     batched: bool = False  # faster-whisper's BatchedInferencePipeline
     batch_size: int = 8
-    cpu_threads: int = 0  # 0: CTranslate2's default
+    cpu_threads: int = 0  # 0: the CPUs the stage reserves in Ray (num_cpus)
     # Long media are decoded and transcribed in chunks of about this; peak memory follows the
     # chunk, not the file (measured: ~0.8 GB at 300 s with base, ~1.2 GB at 600 s).
     chunk_s: float = 300.0
@@ -157,11 +157,10 @@ class TranscribeStage(LoadsModels):
 
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
         try:
+            # As many threads as CPUs reserved for this worker: no oversubscription.
+            threads = self.settings.cpu_threads or max(1, int(self.resources.num_cpus))
             self._model = WhisperModel(
-                path,
-                device=device,
-                compute_type=self.settings.compute_type,
-                cpu_threads=self.settings.cpu_threads,
+                path, device=device, compute_type=self.settings.compute_type, cpu_threads=threads
             )
         except Exception as exc:
             raise ModelUnavailableError(
@@ -364,6 +363,9 @@ class DiarizeStage(LoadsModels):
 
     def setup(self) -> None:
         """Load the speaker encoder or the pyannote pipeline once per worker."""
+        import torch
+
+        torch.set_num_threads(max(1, int(self.resources.num_cpus)))
         if self.settings.resolved_backend == "offline":
             from resemblyzer import VoiceEncoder
 
