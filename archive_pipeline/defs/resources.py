@@ -19,6 +19,7 @@ from archive_pipeline.resources import (
     RayResource,
     S3MediaStore,
     SpeechModels,
+    VisionModels,
 )
 
 
@@ -88,6 +89,16 @@ def build_speech_models() -> SpeechModels:
     )
 
 
+def build_vision_models() -> VisionModels:
+    """ARCHIVE_SHOT_DETECTOR, ARCHIVE_SHOT_THRESHOLD, ARCHIVE_VISION_DEVICE."""
+    threshold = os.environ.get("ARCHIVE_SHOT_THRESHOLD")
+    return VisionModels(
+        shot_detector=_str("ARCHIVE_SHOT_DETECTOR", "transnetv2"),
+        shot_threshold=float(threshold) if threshold else None,
+        device=_str("ARCHIVE_VISION_DEVICE", "cpu"),
+    )
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     """The resources shared by every area."""
@@ -97,5 +108,6 @@ def resources() -> dg.Definitions:
             "warehouse": build_warehouse(),
             "ray": build_ray(),
             "speech_models": build_speech_models(),
+            "vision_models": build_vision_models(),
         }
     )

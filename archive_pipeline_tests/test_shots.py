@@ -1,0 +1,167 @@
+"""Shot detection on real media with ground truth, and generated edge cases."""
+
+import json
+import shutil
+import subprocess
+
+import dagster as dg
+import numpy as np
+import pytest
+import torch
+
+from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.video import iter_frames
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.vision.assets import shots
+from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, VisionModels
+from archive_pipeline.stages.base import ItemFailure
+from archive_pipeline.stages.shots import ShotsStage, VideoItem
+
+pytestmark = pytest.mark.slow
+
+
+def item(key):
+    return VideoItem(uri=key, store_key=key, media_id=key, sha256=key, duration_s=None)
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory, shared_media):
+    root = tmp_path_factory.mktemp("video")
+    for name in ("bikes.mp4", "bigbuckbunny-5s.mp4"):
+        shutil.copyfile(shared_media / "video" / name, root / name)
+    shutil.copyfile(shared_media / "speech/jfk.flac", root / "audio_only.flac")
+    (root / "truncated.mp4").write_bytes((root / "bikes.mp4").read_bytes()[:60000])
+    # variable frame rate: 2 s at 10 fps, then a hard cut to 2 s at 30 fps, timestamps kept
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:r=10:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "smptebars=s=320x240:r=30:d=2",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(root / "vfr.mkv"),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(root / "bikes.mp4"),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(root / "rotated.mp4"),
+        ],
+        check=True,
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def transnet(video_dir):
+    stage = ShotsStage(LocalStore(str(video_dir)))
+    stage.setup()
+    return stage
+
+
+def cuts(result):
+    return [shot["start_frame"] for shot in result["shots"]][1:]
+
+
+def within_one(found, expected):
+    """Cut precision/recall with a +-1 frame tolerance: every cut matched once, none extra."""
+    unmatched = list(expected)
+    for cut in found:
+        match = next((e for e in unmatched if abs(e - cut) <= 1), None)
+        if match is None:
+            return False
+        unmatched.remove(match)
+    return not unmatched
+
+
+@pytest.mark.parametrize("detector", ["transnetv2", "content", "adaptive"])
+def test_cuts_match_ground_truth(video_dir, transnet, shared_media, detector):
+    stage = (
+        transnet
+        if detector == "transnetv2"
+        else ShotsStage(LocalStore(str(video_dir)), detector=detector)
+    )
+    stage.setup() if detector != "transnetv2" else None
+    truth = json.loads((shared_media / "video/bikes.cuts.json").read_text())["cuts_frames"]
+    bikes = stage.process(item("bikes.mp4"))
+    assert within_one(cuts(bikes), truth), cuts(bikes)
+    assert bikes["frames"] == 250
+    assert cuts(stage.process(item("bigbuckbunny-5s.mp4"))) == []
+
+
+def test_streamed_windows_equal_transnet_predict_frames(video_dir, transnet):
+    frames = [f.small for f in iter_frames(video_dir / "bikes.mp4")]
+    streamed = transnet.predict(iter(frames))
+    reference, _ = transnet._model.predict_frames(torch.from_numpy(np.stack(frames)), quiet=True)
+    np.testing.assert_allclose(streamed, reference.numpy(), atol=1e-5)
+
+
+def test_variable_frame_rate_times_come_from_timestamps(transnet):
+    result = transnet.process(item("vfr.mkv"))
+    assert result["frames"] == 80
+    assert cuts(result) == [20]
+    second = result["shots"][1]
+    assert second["start_s"] == pytest.approx(2.0, abs=0.05)  # index/fps would say 20/20 = 1.0
+    assert result["shots"][-1]["end_s"] == pytest.approx(4.0, abs=0.05)
+
+
+def test_rotation_metadata_does_not_change_the_cuts(transnet):
+    assert cuts(transnet.process(item("rotated.mp4"))) == cuts(transnet.process(item("bikes.mp4")))
+
+
+def test_no_video_and_truncated_video_are_failures(transnet):
+    audio = transnet.process(item("audio_only.flac"))
+    assert isinstance(audio, ItemFailure) and audio.error_class == "NoVideoStreamError"
+    truncated = transnet.process(item("truncated.mp4"))
+    assert isinstance(truncated, ItemFailure) and truncated.error_class == "VideoDecodeError"
+
+
+def test_shots_asset_through_dagster(video_dir, tmp_path):
+    inbox = tmp_path / "inbox" / "1990s"
+    inbox.mkdir(parents=True)
+    for name in ("bikes.mp4", "audio_only.flac"):
+        shutil.copyfile(video_dir / name, inbox / name)
+    resources = {
+        "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),
+        "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
+        "ray": RayResource(address="inline"),
+        "vision_models": VisionModels(),
+    }
+    result = dg.materialize([media_catalog, shots], partition_key="1990s", resources=resources)
+    assert result.success
+    md = result.asset_materializations_for_node("shots")[0].metadata
+    assert (md["videos"].value, md["shots"].value) == (1, 6)
+    assert "audio_only.flac: audio only" in md["skipped"].value
+    rows = sorted(
+        Warehouse(str(tmp_path / "wh")).read("shots").to_pylist(), key=lambda r: r["shot_index"]
+    )
+    assert [r["start_frame"] for r in rows] == [0, 30, 76, 137, 187, 242]
+    assert rows[1]["start_s"] == pytest.approx(30 / 25, abs=0.01)
