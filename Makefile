@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python benchmarks/catalog.py
 	$(BIN)/python benchmarks/speech_quality.py
 	$(BIN)/python benchmarks/speech.py
+	$(BIN)/python benchmarks/vision.py
 
 clean:
 	rm -rf "$(ARCHIVE_HOME)"
