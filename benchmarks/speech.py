@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -32,6 +31,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.common import peak_rss_mb  # noqa: E402
 
 FILES = [
     "speech/jfk.flac",
@@ -107,15 +108,6 @@ def child(mode: str, path: Path, threads: int, model: str) -> None:
             }
         )
     )
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process image in MB (VmHWM: reset by exec, unlike
-    ru_maxrss, which a child inherits from the parent it was forked from)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(mode: str, path: Path, threads: int, model: str) -> dict:

@@ -25,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import peak_rss_mb  # noqa: E402
+
 
 def loop_video(source: Path, out: Path, minutes: float) -> None:
     loops = max(1, int(minutes * 60 / 10))  # bikes.mp4 is 10 s
@@ -44,13 +46,6 @@ def loop_video(source: Path, out: Path, minutes: float) -> None:
         ],
         check=True,
     )
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run_bare(model, path: Path) -> int:

@@ -23,6 +23,11 @@ def markdown_table(rows: list[dict], columns: list[str], *, limit: int = 10) -> 
     return "\n".join(lines)
 
 
+def skipped_md(skipped: list[tuple[str, str]]) -> dg.MetadataValue:
+    """A markdown list of skipped items and why."""
+    return dg.MetadataValue.md("\n".join(f"- {key}: {why}" for key, why in skipped) or "none")
+
+
 def data_version(rows: pa.Table) -> dg.DataVersion:
     """A data version that changes exactly when the partition's rows' cache keys change."""
     keys = sorted(set(rows.column("cache_key").to_pylist())) if rows.num_rows else []

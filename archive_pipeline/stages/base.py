@@ -77,6 +77,56 @@ class ItemRef:
     duration_s: float | None = None
 
 
+@dataclass(frozen=True)
+class CatalogItem:
+    """A catalogued media item as the model stages see it (one per content in a decade)."""
+
+    uri: str
+    store_key: str
+    media_id: str
+    sha256: str
+    duration_s: float | None
+    language: str | None = None
+    speakers: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> ItemRef:
+        """How the item is named in failures and the ledger."""
+        return ItemRef(self.uri, self.store_key, self.media_id, self.duration_s)
+
+
+Skipped = list[tuple[str, str]]  # (store_key, reason)
+
+
+def catalog_items(catalog: pa.Table, *, needs: str) -> tuple[list[CatalogItem], Skipped]:
+    """The decade's items with an 'audio' or a 'video' stream, one per content, and
+    (store_key, reason) for the audio/video items skipped."""
+    items: dict[str, CatalogItem] = {}
+    skipped = []
+    for row in sorted(catalog.to_pylist(), key=lambda r: r["store_key"]):
+        if row["kind"] == "image":
+            continue
+        if needs == "audio" and not row["n_audio_streams"]:
+            skipped.append((row["store_key"], "video without an audio stream"))
+            continue
+        if needs == "video" and row["kind"] != "video":
+            skipped.append((row["store_key"], "audio only: no video stream"))
+            continue
+        if row["media_id"] in items:
+            skipped.append((row["store_key"], f"same content as {items[row['media_id']].uri}"))
+            continue
+        items[row["media_id"]] = CatalogItem(
+            uri=row["uri"],
+            store_key=row["store_key"],
+            media_id=row["media_id"],
+            sha256=row["sha256"],
+            duration_s=row["duration_s"],
+            language=row["language"] or None,
+            speakers=tuple(row["speakers"] or ()),
+        )
+    return list(items.values()), skipped
+
+
 @dataclass
 class PartitionReport(Generic[T]):
     """What one stage did for one decade (rendered into Dagster metadata)."""

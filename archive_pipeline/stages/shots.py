@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,11 +12,12 @@ from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
 from archive_pipeline.stages.base import (
+    CatalogItem,
     Compute,
     ItemFailure,
-    ItemRef,
     LoadsModels,
     PartitionReport,
+    catalog_items,
 )
 from archive_pipeline.stages.base import process_partition as _process_partition
 
@@ -29,38 +29,12 @@ if TYPE_CHECKING:
 WINDOW, STEP, PAD = 100, 50, 25  # TransNetV2's inference windows (as in its predict_frames)
 
 
-@dataclass(frozen=True)
-class VideoItem:
-    """A catalogued item with a video stream."""
-
-    uri: str
-    store_key: str
-    media_id: str
-    sha256: str
-    duration_s: float | None
-
-    @property
-    def ref(self) -> ItemRef:
-        """How the item is named in failures and the ledger."""
-        return ItemRef(self.uri, self.store_key, self.media_id, self.duration_s)
+VideoItem = CatalogItem  # what the vision stages work on
 
 
 def video_items(catalog: pa.Table) -> tuple[list[VideoItem], list[tuple[str, str]]]:
     """Items with a video stream (one per content), and (store_key, reason) of those skipped."""
-    items: dict[str, VideoItem] = {}
-    skipped = []
-    for row in sorted(catalog.to_pylist(), key=lambda r: r["store_key"]):
-        if row["kind"] != "video":
-            if row["kind"] == "audio":
-                skipped.append((row["store_key"], "audio only: no video stream"))
-            continue
-        if row["media_id"] in items:
-            skipped.append((row["store_key"], f"same content as {items[row['media_id']].uri}"))
-            continue
-        items[row["media_id"]] = VideoItem(
-            row["uri"], row["store_key"], row["media_id"], row["sha256"], row["duration_s"]
-        )
-    return list(items.values()), skipped
+    return catalog_items(catalog, needs="video")
 
 
 def transnet_windows(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int]]:

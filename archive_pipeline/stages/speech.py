@@ -19,11 +19,12 @@ from archive_pipeline.models import (
     whisper_model_id,
 )
 from archive_pipeline.stages.base import (
+    CatalogItem,
     Compute,
     ItemFailure,
-    ItemRef,
     LoadsModels,
     PartitionReport,
+    catalog_items,
 )
 from archive_pipeline.stages.base import process_partition as _process_partition
 
@@ -33,47 +34,12 @@ if TYPE_CHECKING:
     from archive_pipeline.core.warehouse import Warehouse
 
 
-@dataclass(frozen=True)
-class SpeechItem:
-    """A catalogued media item with audio: what the speech stages work on."""
-
-    uri: str
-    store_key: str
-    media_id: str
-    sha256: str
-    duration_s: float | None
-    language: str | None = None
-    speakers: tuple[str, ...] = ()
-
-    @property
-    def ref(self) -> ItemRef:
-        """How the item is named in failures and the ledger."""
-        return ItemRef(self.uri, self.store_key, self.media_id, self.duration_s)
+SpeechItem = CatalogItem  # what the speech stages work on
 
 
 def speech_items(catalog: pa.Table) -> tuple[list[SpeechItem], list[tuple[str, str]]]:
     """Items with an audio stream (one per content), and (store_key, reason) of those skipped."""
-    items: dict[str, SpeechItem] = {}
-    skipped = []
-    for row in sorted(catalog.to_pylist(), key=lambda r: r["store_key"]):
-        if row["kind"] == "image":
-            continue
-        if not row["n_audio_streams"]:
-            skipped.append((row["store_key"], "video without an audio stream"))
-            continue
-        if row["media_id"] in items:
-            skipped.append((row["store_key"], f"same content as {items[row['media_id']].uri}"))
-            continue
-        items[row["media_id"]] = SpeechItem(
-            uri=row["uri"],
-            store_key=row["store_key"],
-            media_id=row["media_id"],
-            sha256=row["sha256"],
-            duration_s=row["duration_s"],
-            language=row["language"] or None,
-            speakers=tuple(row["speakers"] or ()),
-        )
-    return list(items.values()), skipped
+    return catalog_items(catalog, needs="audio")
 
 
 @contextlib.contextmanager

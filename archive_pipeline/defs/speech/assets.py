@@ -11,6 +11,7 @@ from archive_pipeline.defs.reporting import (
     failure_check,
     markdown_table,
     report_metadata,
+    skipped_md,
 )
 from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
@@ -27,10 +28,6 @@ from archive_pipeline.stages.speech import (
 
 FAILURE_CHECK = "failure_rate"
 MAX_FAILURE_FRACTION = 0.5
-
-
-def _skipped_md(skipped: list[tuple[str, str]]) -> dg.MetadataValue:
-    return dg.MetadataValue.md("\n".join(f"- {key}: {why}" for key, why in skipped) or "none")
 
 
 @dg.asset(
@@ -75,7 +72,7 @@ def transcripts(
             "segments": len(rows),
             "languages": dict(languages),
             "model": stage.model_id,
-            "skipped": _skipped_md(skipped),
+            "skipped": skipped_md(skipped),
             "preview": dg.MetadataValue.md(
                 markdown_table(rows, ["uri", "start_s", "end_s", "language", "text"])
             ),
@@ -131,7 +128,7 @@ def speaker_turns(
             "speakers_per_file": {name: len(s) for name, s in sorted(speakers.items())},
             "backend": stage.settings.resolved_backend,
             "model": stage.model_id,
-            "skipped": _skipped_md(skipped),
+            "skipped": skipped_md(skipped),
         },
         data_version=data_version(report.rows),
         check_results=[

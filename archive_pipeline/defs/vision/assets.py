@@ -8,6 +8,7 @@ from archive_pipeline.defs.reporting import (
     failure_check,
     markdown_table,
     report_metadata,
+    skipped_md,
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
@@ -52,9 +53,7 @@ def shots(
             "videos": len(items),
             "shots": len(rows),
             "detector": stage.model_id,
-            "skipped": dg.MetadataValue.md(
-                "\n".join(f"- {key}: {why}" for key, why in skipped) or "none"
-            ),
+            "skipped": skipped_md(skipped),
             "preview": dg.MetadataValue.md(
                 markdown_table(rows, ["uri", "shot_index", "start_s", "end_s", "boundary_score"])
             ),
