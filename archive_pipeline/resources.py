@@ -13,6 +13,7 @@ from pydantic import Field, PrivateAttr
 from archive_pipeline.core.compute import RayRuntime, StageResources
 from archive_pipeline.core.store import LocalStore, S3Store, Store
 from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.models import DEFAULT_WHISPER
 from archive_pipeline.stages.base import Compute, InlineCompute
 
 
@@ -156,7 +157,7 @@ class SpeechModels(dg.ConfigurableResource):
     """Models of the speech stages: Whisper (faster-whisper) and the diarisation backend."""
 
     whisper_model: str = Field(
-        default="base",
+        default=DEFAULT_WHISPER,
         description="'base' or 'tiny.en' (packaged, offline), a CTranslate2 dir, or a hub id.",
     )
     whisper_device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")

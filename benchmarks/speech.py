@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import peak_rss_mb  # noqa: E402
+from benchmarks.common import peak_rss_mb, run_child  # noqa: E402
 
 FILES = [
     "speech/jfk.flac",
@@ -110,23 +110,6 @@ def child(mode: str, path: Path, threads: int, model: str) -> None:
     )
 
 
-def run_child(mode: str, path: Path, threads: int, model: str) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        mode,
-        "--child-path",
-        str(path),
-        "--threads",
-        str(threads),
-        "--model",
-        model,
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def long_media(shared: Path, tmp: Path, minutes: float, threads: int, model: str) -> dict:
     """Loop jfk (11 s) + 4 s pause into >= `minutes`; transcribe it in a fresh process."""
     period = 15.0
@@ -151,8 +134,8 @@ def long_media(shared: Path, tmp: Path, minutes: float, threads: int, model: str
         check=True,
     )
     total = duration(path)
-    result = run_child("transcribe", path, threads, model)
-    whole = run_child("decode", path, threads, model)
+    result = run_child(__file__, "transcribe", path, threads=threads, model=model)
+    whole = run_child(__file__, "decode", path, threads=threads, model=model)
     # The word "fellow" recurs once per loop at the same phase: its absolute times must too.
     starts = result["fellow_starts"]
     phases = sorted(s % period for s in starts)

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import peak_rss_mb  # noqa: E402
+from benchmarks.common import peak_rss_mb, run_child  # noqa: E402
 
 
 def loop_video(source: Path, out: Path, minutes: float) -> None:
@@ -84,21 +84,6 @@ def child(mode: str, path: Path, threads: int) -> None:
     )
 
 
-def run_child(mode: str, path: Path, threads: int) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        mode,
-        "--child-path",
-        str(path),
-        "--threads",
-        str(threads),
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,7 +130,7 @@ def main() -> None:
             long_video = tmp / "long.mp4"
             loop_video(args.shared_media / "video/bikes.mp4", long_video, args.long_minutes)
             for mode in ("bare", "stage"):
-                out = run_child(mode, long_video, args.threads)
+                out = run_child(__file__, mode, long_video, threads=args.threads)
                 long[f"long_{mode}_peak_rss_mb"] = round(out["peak_rss_mb"], 1)
                 long[f"long_{mode}_s"] = round(out["seconds"], 2)
     med = {k: statistics.median(v) for k, v in times.items()}

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -277,8 +277,6 @@ class RayRuntime:
         self,
         stage: Stage,
         items: Sequence[Any],
-        *,
-        on_result: Callable[[ItemOutcome], None] | None = None,
     ) -> list[ItemOutcome]:
         """Process every item with a pool of stage actors; return outcomes in item order."""
         if not items:
@@ -335,8 +333,6 @@ class RayRuntime:
                         idle.append(new_actor())
                     if outcome is not None:
                         outcomes[index] = outcome
-                        if on_result:
-                            on_result(outcome)
         finally:
             for actor in idle + [a for a, _, _ in pending.values()]:
                 ray.kill(actor)

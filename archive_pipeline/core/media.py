@@ -21,7 +21,6 @@ VIDEO_EXTENSIONS = frozenset(
     "mp4 m4v mov mkv avi webm mxf mpg mpeg ts mts m2ts wmv flv 3gp ogv vob dv".split()  # noqa: SIM905
 )
 IMAGE_EXTENSIONS = frozenset(["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "gif"])
-MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
 _IMAGE_FORMATS = ("image2", "_pipe", "gif", "webp")
 # Anything longer than a week of continuous media is a broken header, not a recording.
 MAX_DURATION_S = 7 * 24 * 3600.0

@@ -264,7 +264,6 @@ class Inventory:
 
     items: list[MediaItem]
     warnings: list[str]
-    n_objects: int
 
     def for_decade(self, decade: str) -> list[MediaItem]:
         """Return the items assigned to one decade partition."""
@@ -340,7 +339,7 @@ def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Invent
         warnings.append(
             f"{dec.CATALOGUE_CSV} lists {len(missing)} paths not in the store: {missing[:5]}"
         )
-    return Inventory(items=items, warnings=warnings, n_objects=len(objects))
+    return Inventory(items=items, warnings=warnings)
 
 
 def _load_sidecar(

@@ -13,6 +13,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from archive_pipeline import paths
+from archive_pipeline.models import DEFAULT_WHISPER
 from archive_pipeline.resources import (
     LanceWarehouse,
     LocalMediaStore,
@@ -74,7 +75,7 @@ def build_ray() -> RayResource:
 def build_speech_models() -> SpeechModels:
     """ARCHIVE_WHISPER_* and ARCHIVE_DIARIZATION_* / ARCHIVE_PYANNOTE_PIPELINE / HF_TOKEN."""
     return SpeechModels(
-        whisper_model=_str("ARCHIVE_WHISPER_MODEL", "base"),
+        whisper_model=_str("ARCHIVE_WHISPER_MODEL", DEFAULT_WHISPER),
         whisper_device=_str("ARCHIVE_WHISPER_DEVICE", "auto"),
         whisper_compute_type=_str("ARCHIVE_WHISPER_COMPUTE_TYPE", "int8"),
         whisper_beam_size=_int("ARCHIVE_WHISPER_BEAM_SIZE", 5),

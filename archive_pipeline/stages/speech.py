@@ -13,6 +13,7 @@ from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
 from archive_pipeline.models import (
+    DEFAULT_WHISPER,
     DIARIZATION_SETTING,
     ModelUnavailableError,
     resolve_whisper,
@@ -63,7 +64,7 @@ def audio_failures(item: SpeechItem) -> Iterator[list[ItemFailure]]:
 class WhisperSettings:
     """faster-whisper options (ARCHIVE_WHISPER_* settings)."""
 
-    model: str = "base"
+    model: str = DEFAULT_WHISPER
     device: str = "auto"  # cpu here, cuda on GPU nodes
     compute_type: str = "int8"  # float16 on GPUs
     beam_size: int = 5
