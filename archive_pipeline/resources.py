@@ -141,7 +141,7 @@ class RayResource(dg.ConfigurableResource):
 
 
 class VisionModels(dg.ConfigurableResource):
-    """Models of the vision stages."""
+    """Models and settings of the vision stages: shots, keyframes, OCR, embeddings."""
 
     shot_detector: str = Field(
         default="transnetv2",
@@ -150,7 +150,74 @@ class VisionModels(dg.ConfigurableResource):
     shot_threshold: float | None = Field(
         default=None, description="Detector threshold (defaults: 0.5, 27, 3)."
     )
-    device: str = Field(default="cpu", description="'cpu' or 'cuda' for TransNetV2.")
+    device: str = Field(default="cpu", description="'cpu' or 'cuda' for the vision models.")
+    keyframe_interval_s: float = Field(
+        default=10.0, description="One keyframe per this many seconds of a long shot."
+    )
+    keyframe_dedup_distance: int = Field(
+        default=6, description="pHash bits (of 64) within which keyframes are duplicates; -1 off."
+    )
+    keyframe_full_frames: bool = Field(
+        default=False, description="Also store each keyframe's full-size frame (JPEG)."
+    )
+    thumbnail_width: int = Field(default=320, description="Thumbnail width, pixels.")
+    thumbnail_format: str = Field(default="jpeg", description="'jpeg' or 'webp'.")
+    ocr_backend: str = Field(
+        default="rapidocr",
+        description="'rapidocr' (PP-OCRv6 ONNX in its wheel) or 'paddleocr' (paddle extra).",
+    )
+    ocr_language: str = Field(default="en", description="OCR language code, e.g. 'en', 'de'.")
+    ocr_min_confidence: float = Field(default=0.5, description="Lines below this are dropped.")
+    paddleocr_det_model: str | None = Field(
+        default=None, description="PaddleOCR detection model dir or name (default PP-OCRv4 mobile)."
+    )
+    paddleocr_rec_model: str | None = Field(
+        default=None,
+        description="PaddleOCR recognition model dir or name (default PP-OCRv4 mobile).",
+    )
+    clip_model: str | None = Field(
+        default=None,
+        description="OpenCLIP architecture (e.g. 'ViT-B-32') or model config JSON; none: no "
+        "image-text model.",
+    )
+    clip_pretrained: str | None = Field(
+        default=None, description="OpenCLIP checkpoint: hub tag or local .pt/.safetensors file."
+    )
+
+    def keyframes(self):
+        """KeyframeSettings for the shots/keyframes stage."""
+        from archive_pipeline.stages.keyframes import KeyframeSettings
+
+        return KeyframeSettings(
+            interval_s=self.keyframe_interval_s,
+            dedup_distance=self.keyframe_dedup_distance,
+            thumbnail_width=self.thumbnail_width,
+            thumbnail_format=self.thumbnail_format,
+            full_frames=self.keyframe_full_frames,
+        )
+
+    def ocr(self):
+        """OcrSettings for the frame_text stage."""
+        from archive_pipeline.stages.ocr import OcrSettings
+
+        return OcrSettings(
+            backend=self.ocr_backend,
+            language=self.ocr_language,
+            min_confidence=self.ocr_min_confidence,
+            paddle_det_dir=self.paddleocr_det_model or None,
+            paddle_rec_dir=self.paddleocr_rec_model or None,
+            device=self.device,
+        )
+
+    def clip(self):
+        """ClipSettings for the embedding stages."""
+        from archive_pipeline.stages.embeddings import ClipSettings
+
+        return ClipSettings(
+            model=self.clip_model or None,
+            pretrained=self.clip_pretrained or None,
+            device=self.device,
+        )
 
 
 class SpeechModels(dg.ConfigurableResource):

@@ -342,6 +342,142 @@ class TableSpec:
     partition_scope: tuple[str, ...] = ("decade",)
 
 
+REPLACED = pa.struct(
+    [
+        pa.field("shot_index", pa.int32()),
+        pa.field("frame_index", pa.int64()),
+        pa.field("time_s", pa.float64()),
+        pa.field("hash_distance", pa.int32()),
+    ]
+)
+
+KEYFRAMES = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        col("uri", pa.string(), "Object URI of the video.", nullable=False),
+        col(
+            "keyframe_index",
+            pa.int32(),
+            "Position of the keyframe in the video (time order, after duplicate removal), from 0.",
+            nullable=False,
+        ),
+        col("shot_index", pa.int32(), "Shot it belongs to (`shots.shot_index`).", nullable=False),
+        col("frame_index", pa.int64(), "Frame number (0-based, decode order).", nullable=False),
+        col(
+            "time_s",
+            pa.float64(),
+            "Presentation time of the frame, seconds (deep link: `<uri>#t=<time_s>`).",
+            nullable=False,
+        ),
+        col(
+            "phash",
+            pa.string(),
+            "64-bit perceptual hash (imagehash.phash), 16 hex digits; near-duplicates differ in "
+            "few bits.",
+            nullable=False,
+        ),
+        col(
+            "thumbnail",
+            pa.binary(),
+            "Thumbnail image bytes (JPEG or WebP, upright, about 320 px wide), stored inline.",
+            nullable=False,
+        ),
+        col("thumbnail_format", pa.string(), "'jpeg' or 'webp'.", nullable=False),
+        col("thumbnail_width", pa.int32(), "Thumbnail width, pixels.", nullable=False),
+        col("thumbnail_height", pa.int32(), "Thumbnail height, pixels.", nullable=False),
+        col(
+            "full_frame",
+            pa.binary(),
+            "Full-size frame as JPEG when ARCHIVE_KEYFRAME_FULL_FRAMES is on, else null.",
+        ),
+        col(
+            "replaces",
+            pa.list_(REPLACED),
+            "Near-duplicate keyframes (of this video) dropped in favour of this one: their shot, "
+            "frame, time and pHash distance.",
+            nullable=False,
+        ),
+    ]
+)
+
+FRAME_TEXT = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        col("uri", pa.string(), "Object URI of the video.", nullable=False),
+        col("keyframe_id", pa.string(), "`keyframes.row_id` of the frame read.", nullable=False),
+        col("keyframe_index", pa.int32(), "`keyframes.keyframe_index`.", nullable=False),
+        col("shot_index", pa.int32(), "`keyframes.shot_index`.", nullable=False),
+        col("time_s", pa.float64(), "Presentation time of the frame, seconds.", nullable=False),
+        col(
+            "line_index",
+            pa.int32(),
+            "Position of the line in the frame (reading order: top to bottom, left to right).",
+            nullable=False,
+        ),
+        col("text", pa.string(), "Recognised text of the line.", nullable=False),
+        col("confidence", pa.float64(), "Recogniser confidence, 0-1.", nullable=False),
+        col(
+            "box",
+            pa.list_(pa.float32(), 8),
+            "Line polygon in full-frame pixels of the upright frame: x1,y1,...,x4,y4 clockwise "
+            "from top left.",
+            nullable=False,
+        ),
+        col(
+            "language", pa.string(), "OCR language setting (ARCHIVE_OCR_LANGUAGE).", nullable=False
+        ),
+    ]
+)
+
+KEYFRAME_EMBEDDINGS = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        col("uri", pa.string(), "Object URI of the video.", nullable=False),
+        col("keyframe_id", pa.string(), "`keyframes.row_id` of the image.", nullable=False),
+        col("keyframe_index", pa.int32(), "`keyframes.keyframe_index`.", nullable=False),
+        col("time_s", pa.float64(), "Presentation time of the frame, seconds.", nullable=False),
+        col("dim", pa.int32(), "Vector length (depends on `model_id`).", nullable=False),
+        col(
+            "vector",
+            pa.list_(pa.float32()),
+            "L2-normalised image embedding (OpenCLIP image tower); compare only with vectors of "
+            "the same `model_id`.",
+            nullable=False,
+        ),
+    ]
+)
+
+SEGMENT_EMBEDDINGS = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        col("uri", pa.string(), "Object URI of the media.", nullable=False),
+        col(
+            "source",
+            pa.string(),
+            "'speech' (a diarised_segments row) or 'frame_text' (all text read on a keyframe).",
+            nullable=False,
+        ),
+        col(
+            "source_id",
+            pa.string(),
+            "`diarised_segments.row_id` or `keyframes.row_id` of what was embedded.",
+            nullable=False,
+        ),
+        col("start_s", pa.float64(), "Start of the segment or time of the keyframe, seconds."),
+        col("end_s", pa.float64(), "End of the segment (= start_s for a keyframe), seconds."),
+        col("speaker", pa.string(), "Speaker of a speech segment (null for frame text)."),
+        col("text", pa.string(), "The text embedded.", nullable=False),
+        col("dim", pa.int32(), "Vector length (depends on `model_id`).", nullable=False),
+        col(
+            "vector",
+            pa.list_(pa.float32()),
+            "L2-normalised text embedding; with an OpenCLIP model it shares the space of "
+            "`keyframe_embeddings` of the same model.",
+            nullable=False,
+        ),
+    ]
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -361,6 +497,18 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("transcripts", TRANSCRIPTS, "speech segment recognised by Whisper"),
         TableSpec("speaker_turns", SPEAKER_TURNS, "speaker turn (who spoke when)"),
         TableSpec("shots", SHOTS, "shot of a video (between two cuts)"),
+        TableSpec("keyframes", KEYFRAMES, "representative frame of a shot, with its thumbnail"),
+        TableSpec("frame_text", FRAME_TEXT, "line of text read on a keyframe (OCR)"),
+        TableSpec(
+            "keyframe_embeddings",
+            KEYFRAME_EMBEDDINGS,
+            "keyframe embedded by an image-text model (none unless one is configured)",
+        ),
+        TableSpec(
+            "segment_embeddings",
+            SEGMENT_EMBEDDINGS,
+            "speech segment or keyframe text embedded by a text model",
+        ),
         TableSpec(
             "diarised_segments",
             DIARISED_SEGMENTS,

@@ -12,8 +12,9 @@ import torch
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.core.video import iter_frames
 from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.quality import cuts_match
 from archive_pipeline.defs.catalog.assets import media_catalog
-from archive_pipeline.defs.vision.assets import shots
+from archive_pipeline.defs.vision.assets import shots_and_keyframes
 from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, VisionModels
 from archive_pipeline.stages.base import ItemFailure
 from archive_pipeline.stages.shots import ShotsStage, VideoItem
@@ -92,14 +93,9 @@ def cuts(result):
 
 
 def within_one(found, expected):
-    """Cut precision/recall with a +-1 frame tolerance: every cut matched once, none extra."""
-    unmatched = list(expected)
-    for cut in found:
-        match = next((e for e in unmatched if abs(e - cut) <= 1), None)
-        if match is None:
-            return False
-        unmatched.remove(match)
-    return not unmatched
+    """Every cut matched within +-1 frame, none extra."""
+    match = cuts_match(found, expected)
+    return match["precision"] == match["recall"] == 1.0
 
 
 @pytest.mark.parametrize("detector", ["transnetv2", "content", "adaptive"])
@@ -155,9 +151,9 @@ def test_shots_asset_through_dagster(video_dir, tmp_path):
         "ray": RayResource(address="inline"),
         "vision_models": VisionModels(),
     }
-    result = dg.materialize([media_catalog, shots], partition_key="1990s", resources=resources)
+    result = dg.materialize([media_catalog, shots_and_keyframes], partition_key="1990s", resources=resources)
     assert result.success
-    md = result.asset_materializations_for_node("shots")[0].metadata
+    md = result.asset_materializations_for_node("shots_and_keyframes")[0].metadata
     assert (md["videos"].value, md["shots"].value) == (1, 6)
     assert "audio_only.flac: audio only" in md["skipped"].value
     rows = sorted(

@@ -32,6 +32,16 @@ def _int(name: str, default: int | None) -> int | dg.EnvVar | None:
     return dg.EnvVar.int(name) if os.environ.get(name) else default
 
 
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if not value else value.lower() in ("1", "true", "yes", "on")
+
+
+def _float(name: str, default: float | None) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def build_media_store() -> LocalMediaStore | S3MediaStore:
     """ARCHIVE_INBOX: a folder (default $ARCHIVE_HOME/inbox) or s3://bucket/prefix."""
     inbox = os.environ.get("ARCHIVE_INBOX") or str(paths.inbox())
@@ -79,8 +89,7 @@ def build_speech_models() -> SpeechModels:
         whisper_device=_str("ARCHIVE_WHISPER_DEVICE", "auto"),
         whisper_compute_type=_str("ARCHIVE_WHISPER_COMPUTE_TYPE", "int8"),
         whisper_beam_size=_int("ARCHIVE_WHISPER_BEAM_SIZE", 5),
-        whisper_batched=os.environ.get("ARCHIVE_WHISPER_BATCHED", "").lower()
-        in ("1", "true", "yes"),
+        whisper_batched=_bool("ARCHIVE_WHISPER_BATCHED", False),
         whisper_batch_size=_int("ARCHIVE_WHISPER_BATCH_SIZE", 8),
         whisper_cpu_threads=_int("ARCHIVE_WHISPER_CPU_THREADS", 0),
         diarization_backend=_str("ARCHIVE_DIARIZATION_BACKEND", "auto"),
@@ -91,12 +100,24 @@ def build_speech_models() -> SpeechModels:
 
 
 def build_vision_models() -> VisionModels:
-    """ARCHIVE_SHOT_DETECTOR, ARCHIVE_SHOT_THRESHOLD, ARCHIVE_VISION_DEVICE."""
-    threshold = os.environ.get("ARCHIVE_SHOT_THRESHOLD")
+    """ARCHIVE_SHOT_*, ARCHIVE_KEYFRAME_*, ARCHIVE_THUMBNAIL_*, ARCHIVE_OCR_*,
+    ARCHIVE_PADDLEOCR_*, ARCHIVE_CLIP_*, ARCHIVE_VISION_DEVICE."""
     return VisionModels(
         shot_detector=_str("ARCHIVE_SHOT_DETECTOR", "transnetv2"),
-        shot_threshold=float(threshold) if threshold else None,
+        shot_threshold=_float("ARCHIVE_SHOT_THRESHOLD", None),
         device=_str("ARCHIVE_VISION_DEVICE", "cpu"),
+        keyframe_interval_s=_float("ARCHIVE_KEYFRAME_INTERVAL_S", 10.0),
+        keyframe_dedup_distance=_int("ARCHIVE_KEYFRAME_DEDUP_DISTANCE", 6),
+        keyframe_full_frames=_bool("ARCHIVE_KEYFRAME_FULL_FRAMES", False),
+        thumbnail_width=_int("ARCHIVE_THUMBNAIL_WIDTH", 320),
+        thumbnail_format=_str("ARCHIVE_THUMBNAIL_FORMAT", "jpeg"),
+        ocr_backend=_str("ARCHIVE_OCR_BACKEND", "rapidocr"),
+        ocr_language=_str("ARCHIVE_OCR_LANGUAGE", "en"),
+        ocr_min_confidence=_float("ARCHIVE_OCR_MIN_CONFIDENCE", 0.5),
+        paddleocr_det_model=_str("ARCHIVE_PADDLEOCR_DET_MODEL", None),
+        paddleocr_rec_model=_str("ARCHIVE_PADDLEOCR_REC_MODEL", None),
+        clip_model=_str("ARCHIVE_CLIP_MODEL", None),
+        clip_pretrained=_str("ARCHIVE_CLIP_PRETRAINED", None),
     )
 
 

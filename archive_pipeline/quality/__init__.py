@@ -1,4 +1,5 @@
-"""Quality measures computed by code in the repo: word error rate and diarisation error rate."""
+"""Quality measures computed by code in the repo: word, character and diarisation error rates,
+shot-cut precision/recall."""
 
 from __future__ import annotations
 
@@ -26,6 +27,40 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     import jiwer
 
     return jiwer.wer(normalise_text(reference), normalise_text(hypothesis))
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    """CER of OCR output: whitespace runs (line breaks included) collapsed to one space, case
+    and characters kept as they are (jiwer)."""
+    import jiwer
+
+    def squash(text: str) -> str:
+        return " ".join(text.split())
+
+    return jiwer.cer(squash(reference), squash(hypothesis))
+
+
+def cuts_match(found: Sequence[int], expected: Sequence[int], *, tolerance: int = 1) -> dict:
+    """Cut precision/recall: each expected cut matched by at most one found cut within
+    `tolerance` frames."""
+    unmatched = list(expected)
+    hits = 0
+    for cut in found:
+        match = next((e for e in unmatched if abs(e - cut) <= tolerance), None)
+        if match is not None:
+            unmatched.remove(match)
+            hits += 1
+    precision = hits / len(found) if found else 1.0
+    recall = hits / len(expected) if expected else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "hits": hits,
+        "found": len(found),
+        "expected": len(expected),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }
 
 
 def speech_references(speech_dir: Path) -> dict[str, str]:

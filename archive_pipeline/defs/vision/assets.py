@@ -1,4 +1,6 @@
-"""Vision assets: shots (TransNetV2 or PySceneDetect). Keyframes, OCR and embeddings come next."""
+"""Vision assets: shots and keyframes (one decode pass per video) and frame_text (OCR)."""
+
+import base64
 
 import dagster as dg
 
@@ -12,27 +14,60 @@ from archive_pipeline.defs.reporting import (
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
+from archive_pipeline.stages.ocr import FrameTextStage, frame_text_decade, ocr_items
 from archive_pipeline.stages.shots import ShotsStage, shots_decade, video_items
 
 FAILURE_CHECK = "failure_rate"
+MAX_FAILURE_FRACTION = 0.5
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    deps=[media_catalog],
-    code_version=ShotsStage.code_version,
-    group_name="vision",
-    kinds={"lance", "ray", "pytorch"},
-    check_specs=[dg.AssetCheckSpec(FAILURE_CHECK, asset="shots")],
+def thumbnails_md(rows: list[dict], *, limit: int = 6) -> str:
+    """A markdown strip of a few keyframe thumbnails (inline data URIs) with their times."""
+    cells = []
+    for row in rows[:limit]:
+        data = base64.b64encode(row["thumbnail"]).decode()
+        mime = f"image/{row['thumbnail_format']}"
+        name = row["uri"].rsplit("/", 1)[-1]
+        cells.append(f"![{name} {row['time_s']:.1f}s](data:{mime};base64,{data})")
+    lines = [" ".join(cells) or "_no keyframes_"]
+    lines += ["", markdown_table(rows, ["uri", "shot_index", "time_s", "phash"], limit=limit)]
+    return "\n".join(lines)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "shots",
+            deps=[media_catalog],
+            code_version=ShotsStage.code_version,
+            group_name="vision",
+            kinds={"lance", "ray", "pytorch"},
+            description="Shot boundaries of the decade's videos (TransNetV2 or PySceneDetect).",
+            partitions_def=decade_partitions,
+        ),
+        dg.AssetSpec(
+            "keyframes",
+            deps=["shots"],
+            code_version=ShotsStage.code_version,
+            group_name="vision",
+            kinds={"lance", "ray"},
+            description="Keyframes per shot with thumbnails, near-duplicates removed by pHash.",
+            partitions_def=decade_partitions,
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(FAILURE_CHECK, asset="shots"),
+        dg.AssetCheckSpec(FAILURE_CHECK, asset="keyframes"),
+    ],
 )
-def shots(
+def shots_and_keyframes(
     context: dg.AssetExecutionContext,
     media_store: MediaStore,
     warehouse: LanceWarehouse,
     ray: RayResource,
     vision_models: VisionModels,
-) -> dg.MaterializeResult:
-    """Shot boundaries of the decade's videos, frames decoded once and streamed."""
+):
+    """Shots and keyframes of the decade's videos from one decode pass per video."""
     decade = context.partition_key
     wh = warehouse.get_warehouse()
     items, skipped = video_items(wh.read("media_catalog", {"decade": decade}))
@@ -41,25 +76,105 @@ def shots(
         detector=vision_models.shot_detector,
         threshold=vision_models.shot_threshold,
         device=vision_models.device,
+        keyframes=vision_models.keyframes(),
         resources=ray.resources_for(ShotsStage.name, ShotsStage.default_resources),
     )
     report = shots_decade(
         decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
     )
+    shots = report.tables["shots"].to_pylist()
+    keyframes = report.tables["keyframes"]
+    keyframe_rows = keyframes.drop_columns(["full_frame"]).to_pylist()
+    common = {**report_metadata(report), "videos": len(items), "skipped": skipped_md(skipped)}
+    yield dg.MaterializeResult(
+        asset_key="shots",
+        metadata={
+            **common,
+            "shots": len(shots),
+            "detector": stage.model_id,
+            "preview": dg.MetadataValue.md(
+                markdown_table(shots, ["uri", "shot_index", "start_s", "end_s", "boundary_score"])
+            ),
+        },
+        data_version=data_version(report.tables["shots"]),
+    )
+    yield dg.MaterializeResult(
+        asset_key="keyframes",
+        metadata={
+            **common,
+            "rows": keyframes.num_rows,
+            "committed": report.writes["keyframes"].committed,
+            "table_version": report.writes["keyframes"].version,
+            "shots": len(shots),
+            "keyframes": len(keyframe_rows),
+            "duplicates_removed": sum(len(r["replaces"]) for r in keyframe_rows),
+            "thumbnail_bytes": sum(len(r["thumbnail"]) for r in keyframe_rows),
+            "preview": dg.MetadataValue.md(thumbnails_md(keyframe_rows)),
+        },
+        data_version=data_version(keyframes),
+    )
+    for key in ("shots", "keyframes"):
+        yield failure_check(
+            report, check_name=FAILURE_CHECK, asset_key=key, max_fraction=MAX_FAILURE_FRACTION
+        )
+
+
+@dg.asset(
+    partitions_def=decade_partitions,
+    deps=["keyframes"],
+    code_version=FrameTextStage.code_version,
+    group_name="vision",
+    kinds={"lance", "ray", "onnx"},
+    check_specs=[dg.AssetCheckSpec(FAILURE_CHECK, asset="frame_text")],
+)
+def frame_text(
+    context: dg.AssetExecutionContext,
+    media_store: MediaStore,
+    warehouse: LanceWarehouse,
+    ray: RayResource,
+    vision_models: VisionModels,
+) -> dg.MaterializeResult:
+    """On-screen text of the decade's keyframes (OCR: lines, boxes, confidences)."""
+    decade = context.partition_key
+    wh = warehouse.get_warehouse()
+    videos, _ = video_items(wh.read("media_catalog", {"decade": decade}))
+    items = ocr_items(videos, wh.read("keyframes", {"decade": decade}))
+    stage = FrameTextStage(
+        media_store.get_store(),
+        settings=vision_models.ocr(),
+        resources=ray.resources_for(FrameTextStage.name, FrameTextStage.default_resources),
+    )
+    report = frame_text_decade(
+        decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
+    )
     rows = report.rows.to_pylist()
+    keyframes = sum(len(item.keyframes) for item in items)
+    seconds = report.compute_seconds
     return dg.MaterializeResult(
         metadata={
             **report_metadata(report),
             "videos": len(items),
-            "shots": len(rows),
-            "detector": stage.model_id,
-            "skipped": skipped_md(skipped),
+            "keyframes_read": keyframes,
+            "keyframes_with_text": len({r["keyframe_id"] for r in rows}),
+            "ocr_lines": len(rows),
+            "engine": stage.model_id,
+            "language": stage.settings.language,
+            **(
+                {"keyframes_per_second": round(keyframes / seconds, 2)}
+                if report.n_computed and seconds
+                else {}
+            ),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["uri", "shot_index", "start_s", "end_s", "boundary_score"])
+                markdown_table(rows, ["uri", "time_s", "line_index", "text", "confidence"])
             ),
         },
         data_version=data_version(report.rows),
         check_results=[
-            failure_check(report, check_name=FAILURE_CHECK, asset_key="shots", max_fraction=0.5)
+            failure_check(
+                report,
+                check_name=FAILURE_CHECK,
+                asset_key="frame_text",
+                max_fraction=MAX_FAILURE_FRACTION,
+            )
         ],
     )

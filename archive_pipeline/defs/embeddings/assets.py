@@ -1,0 +1,140 @@
+"""Embedding assets: keyframe_embeddings (OpenCLIP image tower, when configured) and
+segment_embeddings (speech segments and keyframe text; MiniLM, or OpenCLIP's text tower)."""
+
+import dagster as dg
+
+from archive_pipeline.defs.reporting import data_version, markdown_table, report_metadata
+from archive_pipeline.partitions import decade_partitions
+from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
+from archive_pipeline.stages.base import PartitionReport
+from archive_pipeline.stages.embeddings import (
+    KeyframeEmbeddingStage,
+    SegmentEmbeddingStage,
+    check_clip,
+    embeddings_decade,
+    keyframe_items,
+    segment_items,
+)
+
+NO_CLIP = (
+    "no image-text model configured (ARCHIVE_CLIP_MODEL / ARCHIVE_CLIP_PRETRAINED): no OpenCLIP "
+    "weights ship offline, so nothing is written rather than meaningless vectors"
+)
+
+
+def vector_metadata(report: PartitionReport, n: int, unit: str) -> dict:
+    """Vector length and throughput of an embedding run."""
+    dims = sorted(set(report.rows.column("dim").to_pylist())) if report.rows.num_rows else []
+    return {
+        "dim": dims[0] if len(dims) == 1 else str(dims),
+        **(
+            {f"{unit}_per_second": round(n / report.compute_seconds, 2)}
+            if report.n_computed and report.compute_seconds
+            else {}
+        ),
+    }
+
+
+@dg.asset(
+    partitions_def=decade_partitions,
+    deps=["keyframes"],
+    code_version=KeyframeEmbeddingStage.code_version,
+    group_name="embeddings",
+    kinds={"lance", "ray", "pytorch"},
+)
+def keyframe_embeddings(
+    context: dg.AssetExecutionContext,
+    warehouse: LanceWarehouse,
+    ray: RayResource,
+    vision_models: VisionModels,
+) -> dg.MaterializeResult:
+    """Image embeddings of the decade's keyframes (OpenCLIP image tower, when configured)."""
+    decade = context.partition_key
+    clip = vision_models.clip()
+    if not clip.configured:
+        context.log.warning(NO_CLIP)
+        return dg.MaterializeResult(
+            metadata={"status": "not configured", "reason": NO_CLIP, "rows": 0}
+        )
+    check_clip(clip)  # a clear error naming the setting before any worker starts
+    wh = warehouse.get_warehouse()
+    items = keyframe_items(wh.read("keyframes", {"decade": decade}))
+    stage = KeyframeEmbeddingStage(
+        clip,
+        resources=ray.resources_for(
+            KeyframeEmbeddingStage.name, KeyframeEmbeddingStage.default_resources
+        ),
+    )
+    report = embeddings_decade(
+        table="keyframe_embeddings",
+        decade=decade,
+        items=items,
+        stage=stage,
+        warehouse=wh,
+        compute=ray.compute(),
+    )
+    images = sum(len(item.entries) for item in items)
+    return dg.MaterializeResult(
+        metadata={
+            **report_metadata(report),
+            "status": "embedded",
+            "model": stage.model_id,
+            "keyframes": images,
+            **vector_metadata(report, images, "images"),
+        },
+        data_version=data_version(report.rows),
+    )
+
+
+@dg.asset(
+    partitions_def=decade_partitions,
+    deps=["diarised_segments", "frame_text"],
+    code_version=SegmentEmbeddingStage.code_version,
+    group_name="embeddings",
+    kinds={"lance", "ray", "pytorch"},
+)
+def segment_embeddings(
+    context: dg.AssetExecutionContext,
+    warehouse: LanceWarehouse,
+    ray: RayResource,
+    vision_models: VisionModels,
+) -> dg.MaterializeResult:
+    """Text embeddings of the decade's speaker segments and keyframe text."""
+    decade = context.partition_key
+    clip = vision_models.clip()
+    if clip.configured:
+        check_clip(clip)
+    wh = warehouse.get_warehouse()
+    items = segment_items(
+        wh.read("diarised_segments", {"decade": decade}), wh.read("frame_text", {"decade": decade})
+    )
+    stage = SegmentEmbeddingStage(
+        clip,
+        resources=ray.resources_for(
+            SegmentEmbeddingStage.name, SegmentEmbeddingStage.default_resources
+        ),
+    )
+    report = embeddings_decade(
+        table="segment_embeddings",
+        decade=decade,
+        items=items,
+        stage=stage,
+        warehouse=wh,
+        compute=ray.compute(),
+    )
+    rows = report.rows.to_pylist()
+    texts = sum(len(item.entries) for item in items)
+    sources = {s: sum(r["source"] == s for r in rows) for s in ("speech", "frame_text")}
+    return dg.MaterializeResult(
+        metadata={
+            **report_metadata(report),
+            "model": stage.model_id,
+            "texts": texts,
+            **{f"{source}_rows": n for source, n in sources.items()},
+            **vector_metadata(report, texts, "texts"),
+            "preview": dg.MetadataValue.md(
+                markdown_table(rows, ["uri", "source", "start_s", "speaker", "text"])
+            ),
+        },
+        data_version=data_version(report.rows),
+    )

