@@ -12,9 +12,9 @@ import torch
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.core.video import iter_frames
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.quality import cuts_match
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import shots_and_keyframes
+from archive_pipeline.quality import cuts_match
 from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, VisionModels
 from archive_pipeline.stages.base import ItemFailure
 from archive_pipeline.stages.shots import ShotsStage, VideoItem
@@ -151,7 +151,9 @@ def test_shots_asset_through_dagster(video_dir, tmp_path):
         "ray": RayResource(address="inline"),
         "vision_models": VisionModels(),
     }
-    result = dg.materialize([media_catalog, shots_and_keyframes], partition_key="1990s", resources=resources)
+    result = dg.materialize(
+        [media_catalog, shots_and_keyframes], partition_key="1990s", resources=resources
+    )
     assert result.success
     md = result.asset_materializations_for_node("shots_and_keyframes")[0].metadata
     assert (md["videos"].value, md["shots"].value) == (1, 6)
