@@ -11,6 +11,7 @@ UV_VERSION := 0.13.8
 PYTHON ?= python3
 UV := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/uv
 VENV := .venv
+EXTRAS := --extra ml --extra speech --extra vision --extra dev
 BIN := $(VENV)/bin
 APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core postgresql procps iproute2 libgl1 libglib2.0-0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -36,7 +37,9 @@ uv:
 
 # Python environment from the lock file (uv.lock); editable install of this package.
 install: system uv
-	@"$(UV)" sync --frozen --extra ml --extra speech --extra vision --extra dev --quiet
+	@"$(UV)" sync --frozen $(EXTRAS) --quiet
+	@# an environment made before opencv-python was dropped lost cv2 with it: put it back
+	@$(BIN)/python -c "import cv2" 2>/dev/null || "$(UV)" sync --frozen $(EXTRAS) --quiet --reinstall-package opencv-python-headless
 	@echo "environment ready: $(VENV) ($$($(BIN)/python --version))"
 
 # PaddleOCR pins numpy < 2.4 and OpenCV 4.10: it gets its own environment from the same lock.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from archive_pipeline.core.decades import PARTITION_KEYS
@@ -95,3 +97,74 @@ def catalog_listing(warehouse: Warehouse) -> str:
             f"{size:>10}  {row['store_key']}"
         )
     return "\n".join(lines)
+
+
+def vision_listing(warehouse: Warehouse, *, limit: int = 30) -> str:
+    """Return one line per keyframe: decade, file, time, shot, and the text read on it."""
+    names = warehouse.table_names()
+    if "keyframes" not in names:
+        return ""
+    keyframes = _frame(warehouse, "keyframes").drop("thumbnail", "full_frame")
+    texts = (
+        _frame(warehouse, "frame_text")
+        .sort("keyframe_id", "line_index")
+        .group_by("keyframe_id", maintain_order=True)
+        .agg(pl.col("text").str.join(" / "))
+        if "frame_text" in names
+        else pl.DataFrame(schema={"keyframe_id": pl.String, "text": pl.String})
+    )
+    frame = keyframes.join(texts, left_on="row_id", right_on="keyframe_id", how="left").sort(
+        "decade", "uri", "time_s"
+    )
+    shots = _frame(warehouse, "shots").height if "shots" in names else 0
+    removed = int(frame["replaces"].list.len().sum()) if frame.height else 0
+    lines = [
+        f"\nkeyframes and frame_text ({frame['uri'].n_unique()} videos, {shots} shots, "
+        f"{frame.height} keyframes, {removed} near-duplicates removed):"
+    ]
+    for row in frame.head(limit).iter_rows(named=True):
+        name = row["uri"].rsplit("/", 1)[-1]
+        text = row["text"] or ""
+        lines.append(
+            f"  {row['decade']:>8} {name[:28]:<28} {row['time_s']:6.1f}s  "
+            f"shot {row['shot_index']:<3} {text[:70]}"
+        )
+    if frame.height > limit:
+        lines.append(f"  ... {frame.height - limit} more")
+    return "\n".join(lines)
+
+
+def contact_sheet(warehouse: Warehouse, out: Path, *, columns: int = 6) -> Path | None:
+    """Write the keyframe thumbnails as one labelled JPEG grid (decade, file, time)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    if "keyframes" not in warehouse.table_names():
+        return None
+    rows = (
+        _frame(warehouse, "keyframes")
+        .select("decade", "uri", "time_s", "thumbnail")
+        .sort("decade", "uri", "time_s")
+        .to_dicts()
+    )
+    if not rows:
+        return None
+    cell_w, cell_h, label_h = 320, 180, 16
+    sheet_rows = (len(rows) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * cell_w, sheet_rows * (cell_h + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, row in enumerate(rows):
+        x, y = (i % columns) * cell_w, (i // columns) * (cell_h + label_h)
+        image = Image.open(io.BytesIO(row["thumbnail"])).convert("RGB")
+        image.thumbnail((cell_w, cell_h))
+        sheet.paste(image, (x, y))
+        name = row["uri"].rsplit("/", 1)[-1]
+        draw.text(
+            (x + 2, y + cell_h + 2),
+            f"{row['decade']} {name[:30]} {row['time_s']:.1f}s",
+            fill="black",
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, quality=85)
+    return out

@@ -348,6 +348,7 @@ REPLACED = pa.struct(
         pa.field("frame_index", pa.int64()),
         pa.field("time_s", pa.float64()),
         pa.field("hash_distance", pa.int32()),
+        pa.field("changed_fraction", pa.float64()),
     ]
 )
 
@@ -394,7 +395,8 @@ KEYFRAMES = pa.schema(
             "replaces",
             pa.list_(REPLACED),
             "Near-duplicate keyframes (of this video) dropped in favour of this one: their shot, "
-            "frame, time and pHash distance.",
+            "frame, time, pHash distance and fraction of changed pixels (a duplicate needs both "
+            "the pHash within ARCHIVE_KEYFRAME_DEDUP_DISTANCE and at most 1% of pixels changed).",
             nullable=False,
         ),
     ]

@@ -10,6 +10,7 @@ from PIL import Image
 
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.core.video import FrameViews, frames_at, iter_frames
+from archive_pipeline.demo.build import captioned_video
 from archive_pipeline.stages.keyframes import KeyframeSettings, SceneTracker
 from archive_pipeline.stages.shots import ShotsStage, VideoItem
 
@@ -38,6 +39,14 @@ def video_dir(tmp_path_factory, shared_media):
         "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1,format=yuv420p[v]",
         "-map", "[v]", "-c:v", "libx264", root / "aba.mp4",
     )  # fmt: skip
+    # title cards as the demo's news makes them: flat colours, a caption each; pHash alike
+    captioned_video(
+        ["EVENING NEWS", "TRAM LINE", "RECORD CATCH"],
+        ["navy", "pattern", "darkgreen"],
+        root / "cards.mp4",
+        shot_s=1.2,
+        audio=None,
+    )
     # one 25-second shot: a long shot gets one keyframe per interval
     ffmpeg(
         "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=25", "-c:v", "libx264",
@@ -117,9 +126,18 @@ def test_near_duplicate_is_removed_and_recorded(stage):
     assert kept["duplicates_removed"] == 1
     [replaced] = kept["keyframes"][0]["replaces"]
     assert replaced["shot_index"] == 2 and replaced["hash_distance"] <= 6
+    assert replaced["changed_fraction"] <= 0.01
     off = with_settings(stage, dedup_distance=-1).process(item("aba.mp4"))
     assert [k["shot_index"] for k in off["keyframes"]] == [0, 1, 2]
     assert off["keyframes"][0]["phash"] == kept["keyframes"][0]["phash"]
+
+
+def test_title_cards_with_different_text_are_not_duplicates(stage):
+    result = stage.process(item("cards.mp4"))
+    assert [k["shot_index"] for k in result["keyframes"]] == [0, 1, 2]
+    first, last = (result["keyframes"][i]["phash"] for i in (0, 2))
+    bits = [np.unpackbits(np.frombuffer(bytes.fromhex(h), np.uint8)) for h in (first, last)]
+    assert np.count_nonzero(bits[0] != bits[1]) <= 6  # pHash alone would have merged them
 
 
 def test_long_shot_gets_one_keyframe_per_interval(stage):

@@ -14,7 +14,13 @@ import dagster as dg
 from archive_pipeline import paths
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.demo.build import build_demo_inbox
-from archive_pipeline.report import catalog_listing, speech_listing, summarise
+from archive_pipeline.report import (
+    catalog_listing,
+    contact_sheet,
+    speech_listing,
+    summarise,
+    vision_listing,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -88,6 +94,10 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     print(summarise(warehouse))
     print(catalog_listing(warehouse))
     print(speech_listing(warehouse))
+    print(vision_listing(warehouse))
+    sheet = contact_sheet(warehouse, paths.archive_home() / "keyframes.jpg")
+    if sheet:
+        print(f"\nKeyframe thumbnails (from the keyframes table): {sheet}")
     print("\nOpen the Dagster UI with `make ui` (http://127.0.0.1:3000).")
     if failed:
         print(f"Runs failed for {failed}", file=sys.stderr)

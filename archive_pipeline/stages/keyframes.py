@@ -204,31 +204,64 @@ def phash(image: np.ndarray) -> np.ndarray:
     return imagehash.phash(Image.fromarray(image)).hash.flatten()
 
 
+MAX_CHANGED_FRACTION = 0.01  # a near-duplicate also differs in at most 1% of its pixels
+CHANGED_LEVEL = 40  # grey levels (of 255) for a pixel to count as changed
+
+
+def _grey(image: np.ndarray, width: int = 160) -> np.ndarray:
+    from PIL import Image
+
+    grey = Image.fromarray(image).convert("L")
+    height = max(1, round(grey.height * width / grey.width))
+    return np.asarray(grey.resize((width, height), Image.Resampling.BOX), dtype=np.int16)
+
+
+def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of pixels (grey, 160 px wide) that differ by more than CHANGED_LEVEL."""
+    if a.shape != b.shape:
+        return 1.0
+    return float((np.abs(a - b) > CHANGED_LEVEL).mean())
+
+
 def deduplicate(keyframes: list[Keyframe], distance: int) -> tuple[list[Keyframe], int]:
-    """Drop keyframes within `distance` bits of one kept earlier in the video; the kept one
-    records what it replaced. Returns (kept, number removed). distance < 0: keep all."""
+    """Drop keyframes that repeat one kept earlier in the video: pHash within `distance` bits
+    and at most 1% of pixels changed. pHash alone cannot tell flat frames apart (two title cards
+    with different captions hash alike), and OCR needs every caption, hence the pixel check. The
+    kept keyframe records what it replaced. Returns (kept, number removed); distance < 0: keep
+    all."""
     kept: list[Keyframe] = []
     hashes: list[np.ndarray] = []
+    greys: list[np.ndarray] = []
     removed = 0
     for keyframe in sorted(keyframes, key=lambda k: k.index):
         bits = phash(keyframe.image)
         keyframe.phash = np.packbits(bits).tobytes().hex()
+        grey = _grey(keyframe.image)
+        match = None
         if distance >= 0 and hashes:
             distances = np.count_nonzero(np.stack(hashes) != bits, axis=1)
-            nearest = int(np.argmin(distances))
-            if distances[nearest] <= distance:
-                kept[nearest].replaces.append(
-                    {
-                        "shot_index": keyframe.shot,
-                        "frame_index": keyframe.index,
-                        "time_s": keyframe.time_s,
-                        "hash_distance": int(distances[nearest]),
-                    }
-                )
-                removed += 1
-                continue
-        kept.append(keyframe)
-        hashes.append(bits)
+            for candidate in np.argsort(distances, kind="stable"):
+                if distances[candidate] > distance:
+                    break
+                changed = changed_fraction(greys[candidate], grey)
+                if changed <= MAX_CHANGED_FRACTION:
+                    match = int(candidate)
+                    break
+        if match is None:
+            kept.append(keyframe)
+            hashes.append(bits)
+            greys.append(grey)
+            continue
+        kept[match].replaces.append(
+            {
+                "shot_index": keyframe.shot,
+                "frame_index": keyframe.index,
+                "time_s": keyframe.time_s,
+                "hash_distance": int(distances[match]),
+                "changed_fraction": changed,
+            }
+        )
+        removed += 1
     return kept, removed
 
 

@@ -87,7 +87,7 @@ class ShotsStage(LoadsModels):
     every frame, keyframe candidates on a time grid, both streamed."""
 
     name = "shots"
-    code_version = "2"
+    code_version = "3"
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_model",)
 

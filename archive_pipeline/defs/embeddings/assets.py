@@ -52,7 +52,7 @@ def keyframe_embeddings(
     decade = context.partition_key
     clip = vision_models.clip()
     if not clip.configured:
-        context.log.warning(NO_CLIP)
+        context.log.info(NO_CLIP)
         return dg.MaterializeResult(
             metadata={"status": "not configured", "reason": NO_CLIP, "rows": 0}
         )
