@@ -1,13 +1,19 @@
-"""Benchmark the vision path (so far: shots) against bare TransNetV2 on the same file.
+"""Benchmark the vision stages against the bare libraries on the same inputs, in one run.
 
-In one run, median of --repeats, torch threads = --threads everywhere:
-- bare: `TransNetV2.predict_video` (ffmpeg decodes the whole video to 48x27 frames in memory)
-  plus `predictions_to_scenes`;
-- shots_stage: ShotsStage.process (one PyAV decode, frames streamed through TransNetV2's
-  windows, shot rows with timestamps);
-on a video built by looping ../shared/media/video/bikes.mp4 to --minutes (default 2), and peak
-RSS (VmHWM, fresh process each) of both on a --long-minutes (default 10) loop.
-Keyframes, OCR and embeddings join this benchmark when those stages land (issue 4).
+Median of --repeats, --threads CPU threads everywhere:
+- shots + keyframes: ShotsStage.process (one PyAV decode: every frame through TransNetV2's
+  streamed windows, keyframe candidates on a 0.5 s grid, selection, pHash dedup, JPEG
+  thumbnails) against bare `TransNetV2.predict_video` (ffmpeg decodes the whole video to 48x27
+  frames in memory) + `predictions_to_scenes`, which produces shots only; on
+  ../shared/media/video/bikes.mp4 looped to --minutes (default 2);
+- peak RSS (VmHWM, fresh process each) of both on a --long-minutes (default 10) loop;
+- OCR: FrameTextStage.process (frames decoded again at the keyframe times, RapidOCR) against
+  bare RapidOCR on the same frames already in memory: keyframes/s;
+- text embeddings: SegmentEmbeddingStage (MiniLM, packaged) against bare
+  SentenceTransformer.encode on the same texts: texts/s;
+- image embeddings: KeyframeEmbeddingStage with OpenCLIP ViT-B-32 against bare encode_image on
+  the same preprocessed thumbnails: images/s. ViT-B-32 runs with RANDOM weights saved to a temp
+  checkpoint (none ship offline): a speed figure only, identical compute to real weights.
 Ends with one JSON line.
 """
 
@@ -54,10 +60,117 @@ def run_bare(model, path: Path) -> int:
 
 
 def run_stage(stage, path: Path) -> int:
+    return len(stage_result(stage, path)["shots"])
+
+
+def stage_result(stage, path: Path) -> dict:
     from archive_pipeline.stages.shots import VideoItem
 
-    result = stage.process(VideoItem(path.name, path.name, "m", "s", None))
-    return len(result["shots"])
+    return stage.process(VideoItem(path.name, path.name, "m", "s", None))
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of fn() over repeats (after one warm-up call)."""
+    fn()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def figures(n: int, unit: str, stage_s: float, bare_s: float) -> dict:
+    return {
+        "n": n,
+        "unit": unit,
+        "stage_per_s": round(n / stage_s, 2),
+        "bare_per_s": round(n / bare_s, 2),
+        "ratio": round(bare_s / stage_s, 3),
+    }
+
+
+def bench_ocr(args, tmp: Path) -> dict:
+    """Keyframes/s of the frame_text stage against bare RapidOCR on the same frames."""
+    from archive_pipeline.core.compute import StageResources
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.video import frames_at
+    from archive_pipeline.demo.build import captioned_video
+    from archive_pipeline.stages.base import CatalogItem
+    from archive_pipeline.stages.ocr import FrameTextStage, KeyframeRef, OcrItem
+
+    captions = ["EVENING NEWS", "TRAM LINE APPROVED", "RECORD CATCH", "WEATHER: RAIN"] * 2
+    colours = ["navy", "pattern", "darkgreen", "maroon"] * 2
+    captioned_video(captions, colours, tmp / "captions.mp4", shot_s=2.0, audio=None)
+    times = [1.0 + 2.0 * i for i in range(len(captions))]
+    item = OcrItem(
+        CatalogItem("captions.mp4", "captions.mp4", "m", "s", None),
+        tuple(KeyframeRef(f"k{i}", i, i, t) for i, t in enumerate(times)),
+        "bench",
+    )
+    stage = FrameTextStage(LocalStore(str(tmp)), resources=StageResources(num_cpus=args.threads))
+    stage.setup()
+    frames = [image for _, image in frames_at(tmp / "captions.mp4", times)]
+    stage_s = timed(lambda: stage.process(item), args.repeats)
+    bare_s = timed(lambda: [stage._engine._engine(frame) for frame in frames], args.repeats)
+    return {"ocr_640x360": figures(len(times), "keyframes", stage_s, bare_s)}
+
+
+def bench_embeddings(args, tmp: Path) -> dict:
+    """Texts/s (MiniLM) and images/s (OpenCLIP ViT-B-32, RANDOM weights) stage vs bare."""
+    import io
+
+    import open_clip
+    import torch
+    from PIL import Image
+
+    from archive_pipeline.core.compute import StageResources
+    from archive_pipeline.stages.embeddings import (
+        ClipSettings,
+        EmbedItem,
+        KeyframeEmbeddingStage,
+        SegmentEmbeddingStage,
+    )
+
+    resources = StageResources(num_cpus=args.threads)
+    speech = (args.shared_media / "speech/jfk.txt").read_text().strip()
+    texts = [f"{speech} ({i})" for i in range(256)]
+    item = EmbedItem("t", "m", None, tuple({"payload": t} for t in texts), "x")
+    text_stage = SegmentEmbeddingStage(ClipSettings(), resources=resources)
+    text_stage.setup()
+    model = text_stage._embedder._st
+    text_stage_s = timed(lambda: text_stage.process(item), args.repeats)
+    text_bare_s = timed(lambda: model.encode(texts, batch_size=64), args.repeats)
+
+    torch.manual_seed(0)
+    clip, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+    checkpoint = tmp / "vit-b-32-RANDOM.pt"
+    torch.save(clip.state_dict(), checkpoint)
+    thumbs = []
+    for i in range(64):
+        image = Image.effect_noise((320, 180), 40 + i).convert("RGB")
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=80)
+        thumbs.append(out.getvalue())
+    image_item = EmbedItem("v", "m", None, tuple({"payload": b} for b in thumbs), "y")
+    image_stage = KeyframeEmbeddingStage(
+        ClipSettings(model="ViT-B-32", pretrained=str(checkpoint)), resources=resources
+    )
+    image_stage.setup()
+    batch = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in thumbs])
+
+    def bare_images():
+        with torch.no_grad():
+            for start in range(0, len(batch), 32):
+                clip.encode_image(batch[start : start + 32])
+
+    clip.eval()
+    image_stage_s = timed(lambda: image_stage.process(image_item), args.repeats)
+    image_bare_s = timed(bare_images, args.repeats)
+    return {
+        "text_embed_minilm": figures(len(texts), "texts", text_stage_s, text_bare_s),
+        "image_embed_vit_b_32_random": figures(len(thumbs), "images", image_stage_s, image_bare_s),
+    }
 
 
 def child(mode: str, path: Path, threads: int) -> None:
@@ -123,8 +236,13 @@ def main() -> None:
             counts["bare"] = run_bare(model, video)
             times["bare"].append(time.perf_counter() - start)
             start = time.perf_counter()
-            counts["shots_stage"] = run_stage(stage, video)
+            result = stage_result(stage, video)
             times["shots_stage"].append(time.perf_counter() - start)
+            counts["shots_stage"] = len(result["shots"])
+        n_keyframes = len(result["keyframes"])
+        n_removed = result["duplicates_removed"]
+        ocr = bench_ocr(args, tmp)
+        embeddings = bench_embeddings(args, tmp)
         long = {}
         if args.long_minutes:
             long_video = tmp / "long.mp4"
@@ -138,6 +256,16 @@ def main() -> None:
         print(
             f"{name:<12} {seconds:8.2f} s  {frames / seconds:8.1f} frames/s  "
             f"{med['bare'] / seconds:5.2f}x bare  ({counts[name]} shots)"
+        )
+    print(
+        f"shots_stage also chose {n_keyframes} keyframes with thumbnails "
+        f"({n_removed} near-duplicates removed); slowdown vs bare "
+        f"{(med['shots_stage'] / med['bare'] - 1) * 100:+.1f}% (target <= +10%)"
+    )
+    for name, figures in {**ocr, **embeddings}.items():
+        print(
+            f"{name:<22} stage {figures['stage_per_s']:8.2f}/s  bare {figures['bare_per_s']:8.2f}/s"
+            f"  ratio {figures['ratio']:.2f}  ({figures['n']} {figures['unit']})"
         )
     if long:
         print(
@@ -155,7 +283,10 @@ def main() -> None:
                 **{f"{k}_fps": round(frames / v, 1) for k, v in med.items()},
                 "shots_stage_vs_bare": round(med["bare"] / med["shots_stage"], 3),
                 "shots": counts,
+                "keyframes": n_keyframes,
+                "duplicates_removed": n_removed,
                 **long,
+                **{k: v for k, v in {**ocr, **embeddings}.items()},
             }
         )
     )
