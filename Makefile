@@ -76,6 +76,7 @@ bench: install
 	$(BIN)/python benchmarks/speech_quality.py
 	$(BIN)/python benchmarks/speech.py
 	$(BIN)/python benchmarks/vision.py
+	$(BIN)/python benchmarks/vision_quality.py
 
 clean:
 	rm -rf "$(ARCHIVE_HOME)"

@@ -131,6 +131,19 @@ def vision_listing(warehouse: Warehouse, *, limit: int = 30) -> str:
         )
     if frame.height > limit:
         lines.append(f"  ... {frame.height - limit} more")
+    if "segment_embeddings" in names:
+        vectors = _frame(warehouse, "segment_embeddings")
+        models = ", ".join(sorted(vectors["model_id"].unique())) if vectors.height else "-"
+        lines.append(f"\nsegment_embeddings: {vectors.height} texts embedded ({models})")
+    if "keyframe_embeddings" in names:
+        lines.append(
+            f"keyframe_embeddings: {_frame(warehouse, 'keyframe_embeddings').height} images"
+        )
+    else:
+        lines.append(
+            "keyframe_embeddings: no image-text model configured (set ARCHIVE_CLIP_MODEL and "
+            "ARCHIVE_CLIP_PRETRAINED); nothing written"
+        )
     return "\n".join(lines)
 
 

@@ -76,14 +76,15 @@ def test_partitions_are_materialised_in_the_dagster_instance(demo, monkeypatch):
     assert done == set(PARTITION_KEYS)
 
 
-def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys):
+def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys, tmp_path):
     doc = (REPO / "docs/tables.md").read_text()
     assert update_doc(doc) == doc, (
         "docs/tables.md is stale: python -m archive_pipeline.schemas docs/tables.md"
     )
     monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(demo["home"] / "warehouse"))
+    monkeypatch.chdir(tmp_path)  # the keyframes snippet writes a thumbnail file
     snippets = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
-    assert len(snippets) == 5
+    assert len(snippets) == 6
     namespace: dict = {}
     for snippet in snippets:
         exec(compile(snippet, "docs/tables.md", "exec"), namespace)
@@ -92,3 +93,34 @@ def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys):
     assert any(row[2] == 2 for row in namespace["per_decade"] if row[0] == "undated")
     said = namespace["said"].to_dicts()
     assert [(r["decade"], r["speaker_name"]) for r in said] == [("1980s", "Dock worker")]
+    texts = {(r["decade"], " / ".join(r["text"])) for r in namespace["with_text"].to_dicts()}
+    assert ("1990s", "EVENING NEWS") in texts and ("1960s", "THE END") in texts
+    assert list(tmp_path.glob("first_keyframe.jpeg"))
+
+
+def test_demo_materialises_the_visual_assets(demo):
+    wh = Warehouse(str(demo["home"] / "warehouse"))
+    catalog = wh.read("media_catalog").to_pylist()
+    videos = {r["media_id"] for r in catalog if r["kind"] == "video"}
+    keyframes = wh.read("keyframes").to_pylist()
+    assert {r["media_id"] for r in keyframes} == videos
+    shots = wh.read("shots").to_pylist()
+    assert {(r["media_id"], r["shot_index"]) for r in shots} == {
+        (r["media_id"], r["shot_index"]) for r in keyframes
+    } | {(d["media_id"], d["shot_index"]) for d in _replaced(keyframes)}
+    lines = " ".join(r["text"] for r in wh.read("frame_text").to_pylist())
+    for caption in ("EVENING NEWS", "TRAM LINE", "WEATHER", "REEL 42", "THE END"):
+        assert caption in lines
+    segments = wh.read("segment_embeddings").to_pylist()
+    assert {r["source"] for r in segments} == {"speech", "frame_text"}
+    assert "keyframe_embeddings" not in wh.table_names()  # no image-text model offline
+    assert "keyframe_embeddings: no image-text model configured" in demo["first"]
+    assert (demo["home"] / "keyframes.jpg").exists()
+
+
+def _replaced(keyframes):
+    return [
+        {"media_id": k["media_id"], "shot_index": r["shot_index"]}
+        for k in keyframes
+        for r in k["replaces"]
+    ]

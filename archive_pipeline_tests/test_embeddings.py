@@ -50,6 +50,18 @@ def test_minilm_puts_a_paraphrase_nearest_its_source(shared_media):
     assert int(np.argmax(vectors @ query)) == 0
 
 
+def test_minilm_equals_sentence_transformers(shared_media):
+    from sentence_transformers import SentenceTransformer
+
+    from archive_pipeline.stages.embeddings import MiniLM, minilm_path
+
+    texts = [(shared_media / "speech/jfk.txt").read_text(), "Frame = 12", "x " * 400]
+    reference = SentenceTransformer(str(minilm_path()), device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    np.testing.assert_allclose(MiniLM(minilm_path()).encode(texts), reference, atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory, shared_media):
     root = tmp_path_factory.mktemp("embed")

@@ -9,7 +9,7 @@ Median of --repeats, --threads CPU threads everywhere:
 - peak RSS (VmHWM, fresh process each) of both on a --long-minutes (default 10) loop;
 - OCR: FrameTextStage.process (frames decoded again at the keyframe times, RapidOCR) against
   bare RapidOCR on the same frames already in memory: keyframes/s;
-- text embeddings: SegmentEmbeddingStage (MiniLM, packaged) against bare
+- text embeddings: SegmentEmbeddingStage (MiniLM, packaged, on transformers) against bare
   SentenceTransformer.encode on the same texts: texts/s;
 - image embeddings: KeyframeEmbeddingStage with OpenCLIP ViT-B-32 against bare encode_image on
   the same preprocessed thumbnails: images/s. ViT-B-32 runs with RANDOM weights saved to a temp
@@ -138,9 +138,15 @@ def bench_embeddings(args, tmp: Path) -> dict:
     item = EmbedItem("t", "m", None, tuple({"payload": t} for t in texts), "x")
     text_stage = SegmentEmbeddingStage(ClipSettings(), resources=resources)
     text_stage.setup()
-    model = text_stage._embedder._st
+    from sentence_transformers import SentenceTransformer
+
+    from archive_pipeline.stages.embeddings import minilm_path
+
+    model = SentenceTransformer(str(minilm_path()), device="cpu")
     text_stage_s = timed(lambda: text_stage.process(item), args.repeats)
-    text_bare_s = timed(lambda: model.encode(texts, batch_size=64), args.repeats)
+    text_bare_s = timed(
+        lambda: model.encode(texts, batch_size=64, normalize_embeddings=True), args.repeats
+    )
 
     torch.manual_seed(0)
     clip, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)

@@ -134,31 +134,66 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+class MiniLM:
+    """all-MiniLM-L6-v2 as sentence-transformers runs it (BERT, mean pooling over the attention
+    mask, L2 normalisation; modules.json of the packaged dir), on plain transformers: importing
+    sentence-transformers costs ~15 s per worker, transformers' BERT a third of that. A test
+    checks the vectors equal SentenceTransformer's."""
+
+    def __init__(self, path: Path, *, device: str = "cpu") -> None:
+        import json
+
+        from transformers import AutoModel, AutoTokenizer
+
+        config = json.loads((path / "sentence_bert_config.json").read_text())
+        self.max_length = int(config.get("max_seq_length", 256))
+        self.device = device
+        self._tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self._model = AutoModel.from_pretrained(str(path)).to(device).eval()
+
+    def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        """(n, 384) float32, unit length."""
+        import torch
+
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = self._tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.no_grad():
+                hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(pooled.float().cpu())
+        return _normalised(torch.cat(out).numpy())
+
+
 class TextEmbedder:
     """Texts to L2-normalised vectors: OpenCLIP's text tower if configured, else MiniLM."""
 
     def __init__(self, clip: ClipSettings, *, threads: int = 1, batch_size: int = 64) -> None:
+        import torch
+
         self.clip = clip
         self.model_id = text_model_id(clip)
         self.batch_size = batch_size
+        torch.set_num_threads(max(1, threads))
         if clip.configured:
             self._clip_model, _, self._tokenizer = load_clip(clip, threads=threads)
-            self._st = None
+            self._minilm = None
         else:
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            torch.set_num_threads(max(1, threads))
-            self._st = SentenceTransformer(str(minilm_path()), device=clip.device)
+            self._minilm = MiniLM(minilm_path(), device=clip.device)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32, unit length."""
         if not texts:
             return np.zeros((0, 0), np.float32)
-        if self._st is not None:
-            return _normalised(
-                self._st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True)
-            )
+        if self._minilm is not None:
+            return self._minilm.encode(texts, batch_size=self.batch_size)
         import torch
 
         out = []

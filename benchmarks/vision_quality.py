@@ -1,0 +1,151 @@
+"""Vision quality on ../shared/media with real packaged weights, measured by code in the repo.
+
+- shot cuts on video/bikes.mp4 (5 hard cuts) and video/bigbuckbunny-5s.mp4 (none): precision,
+  recall and F1 within +-1 frame, for TransNetV2 and PySceneDetect content / adaptive;
+- OCR character error rate on ocr/phototest.tif (whitespace collapsed, case kept) and the share of
+  video/counter.mp4 frames whose frame number is read exactly, for RapidOCR (default) and, when
+  the PaddleOCR environment exists (.venv-paddle, `make install-paddle`), PaddleOCR;
+- German: CER on a generated page with umlauts and eszett (RapidOCR, ARCHIVE_OCR_LANGUAGE=de).
+Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+GERMAN = ["Größe der Bürgerstraße", "Äpfel über Öl für 18 Mark", "Schöne Grüße aus Köln"]
+
+
+def cut_quality(media: Path) -> dict:
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.quality import cuts_match
+    from archive_pipeline.stages.shots import ShotsStage, VideoItem
+
+    out = {}
+    for detector in ("transnetv2", "content", "adaptive"):
+        stage = ShotsStage(LocalStore(str(media / "video")), detector=detector)
+        stage.setup()
+        for name in ("bikes", "bigbuckbunny-5s"):
+            truth = json.loads((media / f"video/{name}.cuts.json").read_text())["cuts_frames"]
+            result = stage.process(VideoItem(name, f"{name}.mp4", name, name, None))
+            found = [shot["start_frame"] for shot in result["shots"]][1:]
+            match = cuts_match(found, truth)
+            out[f"{detector}/{name}"] = {k: round(v, 3) for k, v in match.items()}
+    return out
+
+
+def ocr_quality(media: Path, backend: str) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.video import frames_at
+    from archive_pipeline.quality import character_error_rate
+    from archive_pipeline.stages.ocr import FrameTextStage, OcrSettings
+
+    stage = FrameTextStage(LocalStore(str(media)), settings=OcrSettings(backend=backend))
+    stage.setup()
+    page = np.asarray(Image.open(media / "ocr/phototest.tif").convert("RGB"))
+    text = "\n".join(line.text for line in stage.read(page))
+    cer = character_error_rate((media / "ocr/phototest.txt").read_text(), text)
+    with open(media / "video/counter.expected_text.csv") as handle:
+        expected = {
+            int(r["frame_index_0based"]): r["expected_text"] for r in csv.DictReader(handle)
+        }
+    frames = dict(frames_at(media / "video/counter.mp4", [i / 10 for i in expected]))
+    correct = 0
+    for index, truth in expected.items():
+        read = " ".join(line.text for line in stage.read(frames[index / 10]))
+        number = re.search(r"Frame\s*=\s*(\d+)", read)
+        correct += bool(number) and number.group(1) == re.search(r"= (\d+)", truth).group(1)
+    return {
+        "model": stage.model_id,
+        "phototest_cer": round(cer, 4),
+        "counter_frames_read": correct,
+        "counter_frames": len(expected),
+        "counter_accuracy": round(correct / len(expected), 3),
+    }
+
+
+def german_quality() -> dict:
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.quality import character_error_rate
+    from archive_pipeline.stages.ocr import FrameTextStage, OcrSettings
+
+    image = Image.new("RGB", (1000, 80 + 90 * len(GERMAN)), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 40)
+    for i, line in enumerate(GERMAN):
+        draw.text((30, 40 + 90 * i), line, fill="black", font=font)
+    stage = FrameTextStage(LocalStore("."), settings=OcrSettings(language="de"))
+    stage.setup()
+    read = "\n".join(line.text for line in stage.read(np.asarray(image)))
+    return {"german_cer": round(character_error_rate("\n".join(GERMAN), read), 4), "read": read}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--shared-media", type=Path, default=REPO.parent / "shared" / "media")
+    parser.add_argument("--ocr-only", choices=["rapidocr", "paddleocr"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.ocr_only:  # run inside the PaddleOCR environment
+        print(json.dumps(ocr_quality(args.shared_media, args.ocr_only)))
+        return
+    cuts = cut_quality(args.shared_media)
+    for name, match in cuts.items():
+        print(
+            f"cuts {name:<28} found {match['found']} expected {match['expected']} "
+            f"P {match['precision']:.2f} R {match['recall']:.2f} F1 {match['f1']:.2f}"
+        )
+    ocr = {"rapidocr": ocr_quality(args.shared_media, "rapidocr")}
+    paddle_python = REPO / ".venv-paddle/bin/python"
+    if paddle_python.exists():
+        with tempfile.TemporaryDirectory():
+            out = subprocess.run(
+                [str(paddle_python), __file__, "--ocr-only", "paddleocr"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            )
+        ocr["paddleocr"] = json.loads(out.stdout.strip().splitlines()[-1])
+    else:
+        print("PaddleOCR: not measured (no .venv-paddle; `make install-paddle`)")
+    for backend, figures in ocr.items():
+        print(
+            f"ocr {backend:<10} phototest CER {figures['phototest_cer']:.4f}  counter.mp4 "
+            f"{figures['counter_frames_read']}/{figures['counter_frames']} frames read  "
+            f"({figures['model']})"
+        )
+    german = german_quality()
+    print(f"ocr rapidocr (de)  generated German page CER {german['german_cer']:.4f}")
+    print(
+        json.dumps(
+            {
+                "benchmark": "vision_quality",
+                "cuts": cuts,
+                "ocr": ocr,
+                "german_cer": german["german_cer"],
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
