@@ -1,6 +1,7 @@
 """Vision assets: shots and keyframes (one decode pass per video) and frame_text (OCR)."""
 
 import base64
+import io
 
 import dagster as dg
 
@@ -21,14 +22,20 @@ FAILURE_CHECK = "failure_rate"
 MAX_FAILURE_FRACTION = 0.5
 
 
-def thumbnails_md(rows: list[dict], *, limit: int = 6) -> str:
-    """A markdown strip of a few keyframe thumbnails (inline data URIs) with their times."""
+def thumbnails_md(rows: list[dict], *, limit: int = 6, width: int = 160) -> str:
+    """A markdown strip of a few keyframe thumbnails (inline data URIs, re-encoded at `width`
+    px to keep the event log light) with their times."""
+    from PIL import Image
+
     cells = []
     for row in rows[:limit]:
-        data = base64.b64encode(row["thumbnail"]).decode()
-        mime = f"image/{row['thumbnail_format']}"
+        image = Image.open(io.BytesIO(row["thumbnail"])).convert("RGB")
+        image.thumbnail((width, width))
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=70)
+        data = base64.b64encode(out.getvalue()).decode()
         name = row["uri"].rsplit("/", 1)[-1]
-        cells.append(f"![{name} {row['time_s']:.1f}s](data:{mime};base64,{data})")
+        cells.append(f"![{name} {row['time_s']:.1f}s](data:image/jpeg;base64,{data})")
     lines = [" ".join(cells) or "_no keyframes_"]
     lines += ["", markdown_table(rows, ["uri", "shot_index", "time_s", "phash"], limit=limit)]
     return "\n".join(lines)
