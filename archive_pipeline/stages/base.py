@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -188,26 +188,40 @@ def _rows_with_keys(table: pa.Table, keys: set[str]) -> pa.Table:
     return table.filter(pc.is_in(table.column("cache_key"), value_set=pa.array(sorted(keys))))
 
 
+class PartitionStage(Protocol):
+    """What `process_partition` needs of a stage besides `setup()`/`process()`: its name, the
+    tables it writes, its cache identity and how a result becomes rows."""
+
+    name: str
+    tables: tuple[str, ...]
+
+    def content_id(self, item: Any) -> str:
+        """What the item's result depends on besides the stage configuration."""
+
+    def rows(self, item: Any, value: Any, *, decade: str) -> dict[str, list[dict[str, Any]]]:
+        """{table: rows} of one item's result."""
+
+
+def item_ref(stage: Any, item: Any) -> ItemRef:
+    """How the item is named in failures and the ledger (the stage's `ref`, else `item.ref`)."""
+    ref = getattr(stage, "ref", None)
+    return ref(item) if ref is not None else item.ref
+
+
 def process_partition(
     *,
     stage: Any,
-    table: str | Sequence[str],
     decade: str,
     items: Sequence[T],
-    content_id: Callable[[T], str],
-    ref_of: Callable[[T], ItemRef],
-    rows_of: Callable[[T, Any], list[dict[str, Any]] | dict[str, list[dict[str, Any]]]],
     warehouse: Warehouse,
     compute: Compute,
 ) -> PartitionReport[T]:
-    """Reuse cached rows, compute the rest, record failures, and replace the decade's rows.
-
-    A stage may write several tables from one computation (shots and keyframes): then `table`
-    names them and `rows_of` returns {table: rows}."""
+    """Reuse cached rows, compute the rest, record failures, and replace the decade's rows in
+    every table the stage writes (`stage.tables`; shots and keyframes come from one pass)."""
     start = time.perf_counter()
-    tables = [table] if isinstance(table, str) else list(table)
+    tables = list(stage.tables)
     scope = {"decade": decade, "stage": stage.name}
-    keys = {stage_cache_key(stage, content_id(item)): item for item in items}
+    keys = {stage_cache_key(stage, stage.content_id(item)): item for item in items}
     ledger = warehouse.read(LEDGER_TABLE, scope)
     done = {r["cache_key"] for r in ledger.to_pylist() if r["status"] == "ok"}
     hits = set(keys) & done
@@ -230,7 +244,7 @@ def process_partition(
     media_s = 0.0
     for key, item, outcome in zip(todo_keys, todo, outcomes, strict=True):
         common = common_values(stage, decade=decade, key=key, now=now)
-        ref = ref_of(item)
+        ref = item_ref(stage, item)
         value = outcome.value
         entry = {
             **common,
@@ -241,9 +255,7 @@ def process_partition(
             "media_duration_s": ref.duration_s,
         }
         if outcome.ok and not isinstance(value, ItemFailure):
-            produced = rows_of(item, value)
-            if not isinstance(produced, dict):
-                produced = {tables[0]: produced}
+            produced = stage.rows(item, value, decade=decade)
             for name, rows in produced.items():
                 new_rows[name].extend({**row, **common} for row in rows)
             n_rows = sum(len(rows) for rows in produced.values())

@@ -19,8 +19,13 @@ from archive_pipeline.core.media import (
     sha256_stream,
 )
 from archive_pipeline.core.store import MediaItem, Store
-from archive_pipeline.stages.base import Compute, ItemFailure, ItemRef, PartitionReport
-from archive_pipeline.stages.base import process_partition as _process_partition
+from archive_pipeline.stages.base import (
+    Compute,
+    ItemFailure,
+    ItemRef,
+    PartitionReport,
+    process_partition,
+)
 
 if TYPE_CHECKING:
     from archive_pipeline.core.warehouse import Warehouse
@@ -32,6 +37,7 @@ class CatalogStage:
     """Streams a sha256 of the object and probes it with ffprobe (container and streams)."""
 
     name = "media_catalog"
+    tables = (TABLE,)
     code_version = "1"
     default_resources = StageResources(num_cpus=1)
 
@@ -58,6 +64,18 @@ class CatalogStage:
             except MediaError as exc:
                 return ItemFailure(type(exc).__name__, str(exc), media_id)
         return {"sha256": sha256, "media_id": media_id, **asdict(probe)}
+
+    def content_id(self, item: MediaItem) -> str:
+        """The object's state (etag/size/mtime) and metadata: unchanged objects are not re-read."""
+        return item.state_digest
+
+    def ref(self, item: MediaItem) -> ItemRef:
+        """How the object is named in failures and the ledger (no media_id before hashing)."""
+        return ItemRef(item.uri, item.key, None)
+
+    def rows(self, item: MediaItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+        """The item's media_catalog row."""
+        return {TABLE: [catalog_row(item, value)]}
 
 
 def catalog_row(item: MediaItem, value: dict[str, Any]) -> dict[str, Any]:
@@ -95,14 +113,6 @@ def catalog_decade(
 ) -> PartitionReport[MediaItem]:
     """Catalogue one decade's items into `media_catalog` (unchanged items are not re-read)."""
     stage = CatalogStage(store, resources=resources)
-    return _process_partition(
-        stage=stage,
-        table=TABLE,
-        decade=decade,
-        items=items,
-        content_id=lambda item: item.state_digest,
-        ref_of=lambda item: ItemRef(item.uri, item.key, None),
-        rows_of=lambda item, value: [catalog_row(item, value)],
-        warehouse=warehouse,
-        compute=compute,
+    return process_partition(
+        stage=stage, decade=decade, items=items, warehouse=warehouse, compute=compute
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,13 +20,11 @@ import numpy as np
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.models import ModelUnavailableError
-from archive_pipeline.stages.base import Compute, ItemRef, LoadsModels, PartitionReport
-from archive_pipeline.stages.base import process_partition as _process_partition
+from archive_pipeline.stages.base import ItemRef, LoadsModels
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from archive_pipeline.core.warehouse import Warehouse
 
 MINILM = "all-MiniLM-L6-v2"
 
@@ -267,6 +264,15 @@ class _EmbedStage(LoadsModels):
         self.params: dict[str, Any] = {}
         self._embedder = None
 
+    def content_id(self, item: EmbedItem) -> str:
+        """Hash of what the item embeds."""
+        return item.content_id
+
+    def rows(self, item: EmbedItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+        """One row per embedded entry."""
+        table = self.tables[0]
+        return {table: embedding_rows(table, item, value, decade=decade)}
+
     def process(self, item: EmbedItem) -> dict[str, Any]:
         """Vectors for the item's entries, in order."""
         vectors = self._embedder.embed([entry["payload"] for entry in item.entries])
@@ -277,6 +283,7 @@ class SegmentEmbeddingStage(_EmbedStage):
     """Text embeddings of speech segments and keyframe text."""
 
     name = "segment_embeddings"
+    tables = ("segment_embeddings",)
     code_version = "1"
 
     def __init__(self, clip: ClipSettings, *, resources: StageResources | None = None) -> None:
@@ -292,6 +299,7 @@ class KeyframeEmbeddingStage(_EmbedStage):
     """Image embeddings of keyframe thumbnails (OpenCLIP only)."""
 
     name = "keyframe_embeddings"
+    tables = ("keyframe_embeddings",)
     code_version = "1"
 
     def __init__(self, clip: ClipSettings, *, resources: StageResources | None = None) -> None:
@@ -395,26 +403,3 @@ def embedding_rows(table: str, item: EmbedItem, value: dict[str, Any], *, decade
             }
         )
     return rows
-
-
-def embeddings_decade(
-    *,
-    table: str,
-    decade: str,
-    items: Sequence[EmbedItem],
-    stage: _EmbedStage,
-    warehouse: Warehouse,
-    compute: Compute,
-) -> PartitionReport[EmbedItem]:
-    """Embed one decade's items into `table` (segment_embeddings or keyframe_embeddings)."""
-    return _process_partition(
-        stage=stage,
-        table=table,
-        decade=decade,
-        items=items,
-        content_id=lambda item: item.content_id,
-        ref_of=lambda item: item.ref,
-        rows_of=lambda item, value: embedding_rows(table, item, value, decade=decade),
-        warehouse=warehouse,
-        compute=compute,
-    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,18 +23,14 @@ from archive_pipeline.core.store import Store
 from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.stages.base import (
     CatalogItem,
-    Compute,
     ItemFailure,
     ItemRef,
     LoadsModels,
-    PartitionReport,
 )
-from archive_pipeline.stages.base import process_partition as _process_partition
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from archive_pipeline.core.warehouse import Warehouse
 
 BACKENDS = ("rapidocr", "paddleocr")
 
@@ -252,6 +247,7 @@ class FrameTextStage(LoadsModels):
     """OCR of each keyframe, decoded at full resolution from the source video."""
 
     name = "frame_text"
+    tables = ("frame_text",)
     code_version = "1"
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_engine",)
@@ -280,6 +276,18 @@ class FrameTextStage(LoadsModels):
     def read(self, image: np.ndarray) -> list[TextLine]:
         """OCR one RGB image with the loaded engine."""
         return self._engine.read(image)
+
+    def content_id(self, item: OcrItem) -> str:
+        """The video's content and the keyframe selection read."""
+        return f"{item.video.sha256}:{item.keyframes_key}"
+
+    def rows(self, item: OcrItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+        """frame_text rows of one video."""
+        return {
+            "frame_text": frame_text_rows(
+                item, value, decade=decade, language=self.settings.language
+            )
+        }
 
     def process(self, item: OcrItem) -> dict[str, Any] | ItemFailure:
         """Lines of text of each keyframe of the item's video."""
@@ -351,27 +359,3 @@ def frame_text_rows(item: OcrItem, value: dict[str, Any], *, decade: str, langua
                 }
             )
     return rows
-
-
-def frame_text_decade(
-    *,
-    decade: str,
-    items: Sequence[OcrItem],
-    stage: FrameTextStage,
-    warehouse: Warehouse,
-    compute: Compute,
-) -> PartitionReport[OcrItem]:
-    """Read the text on one decade's keyframes into `frame_text`."""
-    return _process_partition(
-        stage=stage,
-        table="frame_text",
-        decade=decade,
-        items=items,
-        content_id=lambda item: f"{item.video.sha256}:{item.keyframes_key}",
-        ref_of=lambda item: item.ref,
-        rows_of=lambda item, value: frame_text_rows(
-            item, value, decade=decade, language=stage.settings.language
-        ),
-        warehouse=warehouse,
-        compute=compute,
-    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,13 +13,10 @@ from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
 from archive_pipeline.stages.base import (
     CatalogItem,
-    Compute,
     ItemFailure,
     LoadsModels,
-    PartitionReport,
     catalog_items,
 )
-from archive_pipeline.stages.base import process_partition as _process_partition
 from archive_pipeline.stages.keyframes import (
     Candidate,
     CutTracker,
@@ -35,7 +32,6 @@ from archive_pipeline.stages.keyframes import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from archive_pipeline.core.warehouse import Warehouse
 
 WINDOW, STEP, PAD = 100, 50, 25  # TransNetV2's inference windows (as in its predict_frames)
 
@@ -87,6 +83,7 @@ class ShotsStage(LoadsModels):
     every frame, keyframe candidates on a time grid, both streamed."""
 
     name = "shots"
+    tables = ("shots", "keyframes")
     code_version = "3"
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_model",)
@@ -152,6 +149,14 @@ class ShotsStage(LoadsModels):
         """Per-frame transition probabilities for a stream of (27, 48, 3) frames."""
         chunks = [chunk for _, chunk in self.predict_chunks(frames)]
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+    def content_id(self, item: VideoItem) -> str:
+        """The video's content."""
+        return item.sha256
+
+    def rows(self, item: VideoItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+        """shots and keyframes rows of one video."""
+        return shot_rows(item, value, decade=decade)
 
     def process(self, item: VideoItem) -> dict[str, Any] | ItemFailure:
         """Return the item's shots (frames, times from frame pts, score) and keyframes."""
@@ -363,25 +368,3 @@ def shot_rows(item: VideoItem, value: dict[str, Any], *, decade: str) -> dict[st
 def keyframe_id(decade: str, media_id: str, frame_index: int) -> str:
     """Row id of a keyframe (stable for the same frame of the same content)."""
     return row_id("keyframes", decade, media_id, str(frame_index))
-
-
-def shots_decade(
-    *,
-    decade: str,
-    items: Sequence[VideoItem],
-    stage: ShotsStage,
-    warehouse: Warehouse,
-    compute: Compute,
-) -> PartitionReport[VideoItem]:
-    """Detect the shots and choose the keyframes of one decade's videos (`shots`, `keyframes`)."""
-    return _process_partition(
-        stage=stage,
-        table=("shots", "keyframes"),
-        decade=decade,
-        items=items,
-        content_id=lambda item: item.sha256,
-        ref_of=lambda item: item.ref,
-        rows_of=lambda item, value: shot_rows(item, value, decade=decade),
-        warehouse=warehouse,
-        compute=compute,
-    )

@@ -21,18 +21,13 @@ from archive_pipeline.models import (
 )
 from archive_pipeline.stages.base import (
     CatalogItem,
-    Compute,
     ItemFailure,
     LoadsModels,
-    PartitionReport,
     catalog_items,
 )
-from archive_pipeline.stages.base import process_partition as _process_partition
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from archive_pipeline.core.warehouse import Warehouse
 
 
 SpeechItem = CatalogItem  # what the speech stages work on
@@ -90,6 +85,7 @@ class TranscribeStage(LoadsModels):
     """Speech to text with faster-whisper: VAD, language detection, segment and word times."""
 
     name = "transcripts"
+    tables = ("transcripts",)
     _loaded = ("_model", "_pipeline")
     code_version = "1"
     default_resources = StageResources(num_cpus=1)
@@ -149,6 +145,14 @@ class TranscribeStage(LoadsModels):
             options.pop("vad_filter")  # the batched pipeline always segments with VAD
             return self._pipeline.transcribe(audio, batch_size=self.settings.batch_size, **options)
         return self._model.transcribe(audio, **options)
+
+    def content_id(self, item: SpeechItem) -> str:
+        """The audio's content and the catalogue language it is decoded with."""
+        return f"{item.sha256}|language={item.language or ''}"
+
+    def rows(self, item: SpeechItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+        """transcripts rows of one item."""
+        return {"transcripts": transcript_rows(item, value, decade=decade)}
 
     def process(self, item: SpeechItem) -> dict[str, Any] | ItemFailure:
         """Transcribe one item chunk by chunk; times are absolute seconds in the media."""
@@ -240,28 +244,6 @@ def transcript_rows(item: SpeechItem, value: dict[str, Any], *, decade: str) -> 
     ]
 
 
-def transcribe_decade(
-    *,
-    decade: str,
-    items: Sequence[SpeechItem],
-    stage: TranscribeStage,
-    warehouse: Warehouse,
-    compute: Compute,
-) -> PartitionReport[SpeechItem]:
-    """Transcribe one decade's items into `transcripts` (unchanged items are cache hits)."""
-    return _process_partition(
-        stage=stage,
-        table="transcripts",
-        decade=decade,
-        items=items,
-        content_id=lambda item: f"{item.sha256}|language={item.language or ''}",
-        ref_of=lambda item: item.ref,
-        rows_of=lambda item, value: transcript_rows(item, value, decade=decade),
-        warehouse=warehouse,
-        compute=compute,
-    )
-
-
 @dataclass(frozen=True)
 class DiarizationSettings:
     """Speaker diarisation options (ARCHIVE_DIARIZATION_* settings)."""
@@ -304,6 +286,7 @@ class DiarizeStage(LoadsModels):
     """Who spoke when: pyannote.audio, or speaker-encoder embeddings with clustering (offline)."""
 
     name = "speaker_turns"
+    tables = ("speaker_turns",)
     _loaded = ("_encoder", "_pipeline")
     code_version = "1"
     default_resources = StageResources(num_cpus=1)
@@ -343,6 +326,14 @@ class DiarizeStage(LoadsModels):
             token=self.settings.hf_token,
             device=self.settings.device,
         )
+
+    def content_id(self, item: SpeechItem) -> str:
+        """The audio's content and the catalogue's speaker list (it sets the speaker count)."""
+        return f"{item.sha256}|speakers={len(item.speakers)}|{','.join(item.speakers)}"
+
+    def rows(self, item: SpeechItem, turns: list[dict], *, decade: str) -> dict[str, list]:
+        """speaker_turns rows of one item."""
+        return {"speaker_turns": turn_rows(item, turns, decade=decade)}
 
     def process(self, item: SpeechItem) -> list[dict[str, Any]] | ItemFailure:
         """Return the item's speaker turns as dicts (start, end, speaker)."""
@@ -464,30 +455,6 @@ def speaker_name(label: str | None, names: Sequence[str]) -> str | None:
         return None
     index = int(label.rsplit("_", 1)[1])
     return names[index] if index < len(names) else None
-
-
-def diarize_decade(
-    *,
-    decade: str,
-    items: Sequence[SpeechItem],
-    stage: DiarizeStage,
-    warehouse: Warehouse,
-    compute: Compute,
-) -> PartitionReport[SpeechItem]:
-    """Diarise one decade's items into `speaker_turns`."""
-    return _process_partition(
-        stage=stage,
-        table="speaker_turns",
-        decade=decade,
-        items=items,
-        content_id=lambda item: (
-            f"{item.sha256}|speakers={len(item.speakers)}|{','.join(item.speakers)}"
-        ),
-        ref_of=lambda item: item.ref,
-        rows_of=lambda item, turns: turn_rows(item, turns, decade=decade),
-        warehouse=warehouse,
-        compute=compute,
-    )
 
 
 def diarised_rows(

@@ -6,12 +6,11 @@ import dagster as dg
 from archive_pipeline.defs.reporting import data_version, markdown_table, report_metadata
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
-from archive_pipeline.stages.base import PartitionReport
+from archive_pipeline.stages.base import PartitionReport, process_partition
 from archive_pipeline.stages.embeddings import (
     KeyframeEmbeddingStage,
     SegmentEmbeddingStage,
     check_clip,
-    embeddings_decade,
     keyframe_items,
     segment_items,
 )
@@ -65,8 +64,7 @@ def keyframe_embeddings(
             KeyframeEmbeddingStage.name, KeyframeEmbeddingStage.default_resources
         ),
     )
-    report = embeddings_decade(
-        table="keyframe_embeddings",
+    report = process_partition(
         decade=decade,
         items=items,
         stage=stage,
@@ -114,8 +112,7 @@ def segment_embeddings(
             SegmentEmbeddingStage.name, SegmentEmbeddingStage.default_resources
         ),
     )
-    report = embeddings_decade(
-        table="segment_embeddings",
+    report = process_partition(
         decade=decade,
         items=items,
         stage=stage,

@@ -17,13 +17,12 @@ from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, SpeechModels
 from archive_pipeline.schemas import TABLES
+from archive_pipeline.stages.base import process_partition
 from archive_pipeline.stages.speech import (
     DiarizeStage,
     TranscribeStage,
     diarised_rows,
-    diarize_decade,
     speech_items,
-    transcribe_decade,
 )
 
 FAILURE_CHECK = "failure_rate"
@@ -57,7 +56,7 @@ def transcripts(
         resources=ray.resources_for(TranscribeStage.name, TranscribeStage.default_resources),
         model_cache=str(models_cache_dir()),
     )
-    report = transcribe_decade(
+    report = process_partition(
         decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
     )
     rows = report.rows.to_pylist()
@@ -113,7 +112,7 @@ def speaker_turns(
         speech_models.diarization(),
         resources=ray.resources_for(DiarizeStage.name, DiarizeStage.default_resources),
     )
-    report = diarize_decade(
+    report = process_partition(
         decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
     )
     rows = report.rows.to_pylist()

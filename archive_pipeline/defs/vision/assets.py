@@ -15,8 +15,9 @@ from archive_pipeline.defs.reporting import (
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
-from archive_pipeline.stages.ocr import FrameTextStage, frame_text_decade, ocr_items
-from archive_pipeline.stages.shots import ShotsStage, shots_decade, video_items
+from archive_pipeline.stages.base import process_partition
+from archive_pipeline.stages.ocr import FrameTextStage, ocr_items
+from archive_pipeline.stages.shots import ShotsStage, video_items
 
 FAILURE_CHECK = "failure_rate"
 MAX_FAILURE_FRACTION = 0.5
@@ -86,7 +87,7 @@ def shots_and_keyframes(
         keyframes=vision_models.keyframes(),
         resources=ray.resources_for(ShotsStage.name, ShotsStage.default_resources),
     )
-    report = shots_decade(
+    report = process_partition(
         decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
     )
     shots = report.tables["shots"].to_pylist()
@@ -151,7 +152,7 @@ def frame_text(
         settings=vision_models.ocr(),
         resources=ray.resources_for(FrameTextStage.name, FrameTextStage.default_resources),
     )
-    report = frame_text_decade(
+    report = process_partition(
         decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
     )
     rows = report.rows.to_pylist()
