@@ -1,6 +1,7 @@
 """ray_cluster.yaml is a valid Ray cluster-launcher config with the fields the code relies on."""
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -35,7 +36,12 @@ def test_nodes_install_this_package_and_ray_listens_where_the_docs_say():
     config = load()
     setup = " ".join(config["setup_commands"])
     assert "uv.lock" in setup or "--frozen" in setup
-    assert "--extra ml" in setup and "-e ~/archive_pipeline" in setup
+    # workers run every model stage: the same extras as the local environment (Makefile)
+    extras = re.search(r"^EXTRAS := (.*)$", (REPO / "Makefile").read_text(), re.M).group(1)
+    for extra in re.findall(r"--extra (\w+)", extras):
+        if extra != "dev":
+            assert f"--extra {extra}" in setup, extra
+    assert "-e ~/archive_pipeline" in setup
     assert "/home/ubuntu/archive_pipeline" in config["file_mounts"]
     head = " ".join(config["head_start_ray_commands"])
     assert "--head" in head and "--port=6379" in head and "--dashboard-host=127.0.0.1" in head
