@@ -94,8 +94,20 @@ def test_every_shot_has_a_keyframe_inside_it(stage):
         shot = shots[k["shot_index"]]
         assert shot["start_frame"] <= k["frame_index"] <= shot["end_frame"]
         assert shot["start_s"] <= k["time_s"] < shot["end_s"]
-    # the last shot (frames 242-249, 0.32 s) falls between candidate times: decoded by seeking
-    assert [k["frame_index"] for k in keyframes if k["shot_index"] == 5] == [246]
+    # the last shot (frames 242-249, 0.32 s) falls between grid times: its first frame was taken
+    # as a candidate because the image jumps there
+    assert [k["frame_index"] for k in keyframes if k["shot_index"] == 5] == [242]
+
+
+def test_a_shot_without_any_candidate_gets_its_middle_frame_by_seeking(stage, monkeypatch):
+    import archive_pipeline.core.video as video
+
+    calls = []
+    real = video.frames_at
+    monkeypatch.setattr(video, "frames_at", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    result = with_settings(stage, candidate_on_change=None).process(item("bikes.mp4"))
+    assert [k["frame_index"] for k in result["keyframes"] if k["shot_index"] == 5] == [246]
+    assert len(calls) == 1 and len(calls[0]) == 1  # one seek, for that shot only
 
 
 def test_thumbnails_are_small_images_of_the_frame(stage, video_dir):
@@ -161,5 +173,5 @@ def test_candidates_come_from_the_same_pass_on_a_grid(video_dir):
     frames = list(iter_frames(video_dir / "bikes.mp4", views))
     assert all(f.small.shape == (27, 48, 3) for f in frames)
     with_candidate = [f.index for f in frames if f.candidate is not None]
-    assert len(frames) == 250 and len(with_candidate) == 20  # 10 s at one per 0.5 s
-    assert with_candidate[:3] == [0, 13, 25]
+    assert len(frames) == 250 and len(with_candidate) == 20 + 5  # one per 0.5 s, + 5 cuts
+    assert with_candidate[:4] == [0, 13, 25, 30]  # 30: the first cut

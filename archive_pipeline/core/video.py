@@ -31,6 +31,9 @@ class FrameViews:
     detect_width: int | None = None  # BGR at this width for PySceneDetect, every frame
     candidate_width: int | None = None  # upright RGB keyframe candidate, on the grid
     candidate_every_s: float = 0.5  # candidate grid step (the first frame is always one)
+    # also a candidate where the small frame changes this much (mean absolute difference, 0-255):
+    # the first frame of a new shot, so shots shorter than the grid step get one too
+    candidate_on_change: float | None = 30.0
     full: bool = False  # the upright full-size RGB frame too, on the candidate grid
 
 
@@ -114,6 +117,7 @@ def iter_frames(path: Path, views: FrameViews | None = None) -> Iterator[Frame]:
         base = float(stream.time_base) if stream.time_base else 0.0
         start = stream.start_time or 0
         next_candidate = -math.inf
+        previous_small = None
         try:
             for index, frame in enumerate(container.decode(stream)):
                 pts = frame.pts if frame.pts is not None else 0
@@ -133,9 +137,18 @@ def iter_frames(path: Path, views: FrameViews | None = None) -> Iterator[Frame]:
                         format="bgr24",
                         interpolation="AREA",
                     ).to_ndarray()
-                if views.candidate_width and time_s >= next_candidate:
-                    step = views.candidate_every_s
-                    next_candidate = (math.floor(time_s / step + 1e-6) + 1) * step
+                changed = False
+                if views.candidate_on_change is not None and small is not None:
+                    current = small.astype(np.int16)
+                    if previous_small is not None:
+                        diff = np.abs(current - previous_small).mean()
+                        changed = diff >= views.candidate_on_change
+                    previous_small = current
+                on_grid = time_s >= next_candidate
+                if views.candidate_width and (on_grid or changed):
+                    if on_grid:
+                        step = views.candidate_every_s
+                        next_candidate = (math.floor(time_s / step + 1e-6) + 1) * step
                     candidate = _candidate(frame, views.candidate_width)
                     if views.full:
                         full = upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)

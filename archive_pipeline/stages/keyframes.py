@@ -2,9 +2,12 @@
 
 Shot boundaries arrive a little after the frames they concern (TransNetV2 decides a frame ~75
 frames later, PySceneDetect a few frames later), so candidates wait in a small queue until their
-frame is decided, then join their shot. A shot is cut into `interval_s` segments; each segment
-keeps the candidate nearest its middle, so a shot gets at least one keyframe and a long shot one
-per interval, while only the current segment's candidates are held in memory. Near-duplicates
+frame is decided, then join their shot. Candidates are taken on a time grid and, with
+TransNetV2, also at frames whose 48x27 image jumps (a hard cut's first frame), so even a shot
+shorter than the grid step has one; a shot still without any gets its middle frame by seeking.
+A shot is cut into `interval_s` segments; each segment keeps the candidate nearest its middle, so
+a shot gets at least one keyframe and a long shot one per interval, while only the current
+segment's candidates are held in memory. Near-duplicates
 (perceptual hash within `dedup_distance` bits of a keyframe kept earlier in the same video) are
 dropped and recorded on the keyframe that replaces them.
 """
@@ -24,6 +27,7 @@ class KeyframeSettings:
 
     interval_s: float = 10.0  # one keyframe per this much of a long shot
     candidate_every_s: float = 0.5  # candidate grid (decoded at thumbnail size)
+    candidate_on_change: float | None = 30.0  # also where the 48x27 frame changes this much
     dedup_distance: int = 6  # pHash Hamming distance (of 64 bits) counted as a duplicate; -1: off
     thumbnail_width: int = 320
     thumbnail_format: str = "jpeg"  # jpeg or webp
@@ -42,6 +46,7 @@ class KeyframeSettings:
         return {
             "interval_s": self.interval_s,
             "candidate_every_s": self.candidate_every_s,
+            "candidate_on_change": self.candidate_on_change,
             "dedup_distance": self.dedup_distance,
             "thumbnail": [self.thumbnail_width, self.thumbnail_format, self.thumbnail_quality],
             "full_frames": self.full_frames,

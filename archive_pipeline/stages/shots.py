@@ -84,7 +84,7 @@ class ShotsStage(LoadsModels):
 
     name = "shots"
     tables = ("shots", "keyframes")
-    code_version = "3"
+    code_version = "4"
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_model",)
 
@@ -140,7 +140,9 @@ class ShotsStage(LoadsModels):
             batch = torch.from_numpy(window[np.newaxis]).to(self._model.device)
             with torch.no_grad():
                 single, _ = self._model.predict_raw(batch)
-            chunk = single[0, PAD : PAD + STEP, 0].float().cpu().numpy()[: count - done]
+            # a copy: a view would keep the window's whole output storage alive (memory then
+            # grows with the video's length)
+            chunk = single[0, PAD : PAD + STEP, 0].float().cpu().numpy()[: count - done].copy()
             if len(chunk):
                 yield done, chunk
                 done += len(chunk)
@@ -180,6 +182,7 @@ class ShotsStage(LoadsModels):
             detect_width=None if self.detector == "transnetv2" else min(256, info.width),
             candidate_width=settings.thumbnail_width,
             candidate_every_s=settings.candidate_every_s,
+            candidate_on_change=settings.candidate_on_change,
             full=settings.full_frames,
         )
         times: list[float] = []
