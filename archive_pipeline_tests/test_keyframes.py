@@ -175,3 +175,23 @@ def test_candidates_come_from_the_same_pass_on_a_grid(video_dir):
     with_candidate = [f.index for f in frames if f.candidate is not None]
     assert len(frames) == 250 and len(with_candidate) == 20 + 5  # one per 0.5 s, + 5 cuts
     assert with_candidate[:4] == [0, 13, 25, 30]  # 30: the first cut
+
+
+def test_prefetch_passes_items_errors_and_stops_early():
+    import threading
+
+    from archive_pipeline.core.video import VideoDecodeError, prefetch
+
+    assert list(prefetch(iter(range(100)), depth=4)) == list(range(100))
+
+    def broken():
+        yield 1
+        raise VideoDecodeError("corrupt video data")
+
+    with pytest.raises(VideoDecodeError, match="corrupt"):
+        list(prefetch(broken()))
+    before = threading.active_count()
+    for value in prefetch(iter(range(10_000)), depth=2):
+        if value == 3:
+            break
+    assert threading.active_count() == before  # the producer thread has stopped

@@ -203,3 +203,47 @@ def frames_at(
                 yield target, image
         except av.error.InvalidDataError as exc:
             raise VideoDecodeError(f"corrupt video data: {exc}") from None
+
+
+def prefetch(items: Iterator, *, depth: int = 32) -> Iterator:
+    """Run an iterator (a decoder) in a background thread, `depth` items ahead, so decoding
+    overlaps with what the caller does with each item (PyAV and torch release the GIL).
+    Exceptions reach the caller; stopping early stops the thread."""
+    import queue
+    import threading
+
+    done = object()
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(value) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as exc:  # handed to the consumer
+            put((False, exc))
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, value = buffer.get()
+            if not ok:
+                raise value
+            if value is done:
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -173,7 +173,7 @@ class ShotsStage(LoadsModels):
                 return ItemFailure("VideoDecodeError", str(exc), item.media_id)
 
     def _process(self, path) -> dict[str, Any] | ItemFailure:
-        from archive_pipeline.core.video import FrameViews, iter_frames, video_info
+        from archive_pipeline.core.video import FrameViews, iter_frames, prefetch, video_info
 
         info = video_info(path)
         settings = self.keyframes
@@ -189,7 +189,7 @@ class ShotsStage(LoadsModels):
         pending: dict[int, Candidate] = {}
 
         def decoded():
-            for frame in iter_frames(path, views):
+            for frame in prefetch(iter_frames(path, views)):
                 times.append(frame.time_s)
                 if frame.candidate is not None:
                     pending[frame.index] = Candidate(
