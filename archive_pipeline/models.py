@@ -7,6 +7,7 @@ available fails with a message naming the setting to change; nothing falls back 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -76,6 +77,17 @@ def _package_dir(package: str) -> Path:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a weights file, hashed once per process while its size and mtime stay."""
+    stat = path.stat()
+    return _cached_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return _sha256(Path(path))
 
 
 def models_cache_dir() -> Path:

@@ -135,7 +135,7 @@ def bench_embeddings(args, tmp: Path) -> dict:
     resources = StageResources(num_cpus=args.threads)
     speech = (args.shared_media / "speech/jfk.txt").read_text().strip()
     texts = [f"{speech} ({i})" for i in range(256)]
-    item = EmbedItem("t", "m", None, tuple({"payload": t} for t in texts), "x")
+    item = EmbedItem("t", "m", tuple({"payload": t} for t in texts), "x")
     text_stage = SegmentEmbeddingStage(ClipSettings(), resources=resources)
     text_stage.setup()
     from sentence_transformers import SentenceTransformer
@@ -158,7 +158,7 @@ def bench_embeddings(args, tmp: Path) -> dict:
         out = io.BytesIO()
         image.save(out, format="JPEG", quality=80)
         thumbs.append(out.getvalue())
-    image_item = EmbedItem("v", "m", None, tuple({"payload": b} for b in thumbs), "y")
+    image_item = EmbedItem("v", "m", tuple({"payload": b} for b in thumbs), "y")
     image_stage = KeyframeEmbeddingStage(
         ClipSettings(model="ViT-B-32", pretrained=str(checkpoint)), resources=resources
     )

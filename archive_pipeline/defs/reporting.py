@@ -34,16 +34,21 @@ def data_version(rows: pa.Table) -> dg.DataVersion:
     return dg.DataVersion(hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16])
 
 
-def report_metadata(report: PartitionReport) -> dict[str, dg.MetadataValue | int | float | str]:
-    """The counts and timings every stage asset reports."""
+def report_metadata(
+    report: PartitionReport, *, table: str | None = None
+) -> dict[str, dg.MetadataValue | int | float | str]:
+    """The counts and timings every stage asset reports (rows and commit of `table`, default
+    the stage's first table)."""
+    rows = report.tables[table] if table else report.rows
+    write = report.writes[table] if table else report.write
     return {
         "items": report.n_items,
         "reused_from_cache": report.n_reused,
         "computed": report.n_computed,
         "failures": report.n_failed,
-        "rows": report.rows.num_rows,
-        "committed": report.write.committed,
-        "table_version": report.write.version,
+        "rows": rows.num_rows,
+        "committed": write.committed,
+        "table_version": write.version,
         "seconds": round(report.seconds, 3),
         "compute_seconds": round(report.compute_seconds, 3),
         **(
@@ -52,6 +57,13 @@ def report_metadata(report: PartitionReport) -> dict[str, dg.MetadataValue | int
             else {}
         ),
     }
+
+
+def throughput(report: PartitionReport, n: int, unit: str) -> dict[str, float]:
+    """{'<unit>_per_second': n / compute seconds} when the run computed anything."""
+    if not (report.n_computed and report.compute_seconds):
+        return {}
+    return {f"{unit}_per_second": round(n / report.compute_seconds, 2)}
 
 
 def failure_check(

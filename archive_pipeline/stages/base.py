@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
@@ -137,16 +137,24 @@ class PartitionReport(Generic[T]):
     n_reused: int
     n_computed: int
     n_failed: int
-    rows: pa.Table  # the (first) table's rows for the decade
+    tables: dict[str, pa.Table]  # the decade's rows of every table the stage writes, in order
+    writes: dict[str, WriteResult]
     failures: pa.Table
-    write: WriteResult
     failures_write: WriteResult
     seconds: float
     compute_seconds: float
     item_seconds: float
     computed_media_s: float
-    tables: dict[str, pa.Table] = field(default_factory=dict)  # every table the stage writes
-    writes: dict[str, WriteResult] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> pa.Table:
+        """The decade's rows of the stage's (first) table."""
+        return next(iter(self.tables.values()))
+
+    @property
+    def write(self) -> WriteResult:
+        """The commit of the stage's (first) table."""
+        return next(iter(self.writes.values()))
 
     @property
     def failure_fraction(self) -> float:
@@ -307,14 +315,12 @@ def process_partition(
         n_reused=len(hits),
         n_computed=len(todo),
         n_failed=len(failure_rows),
-        rows=written[tables[0]],
+        tables=written,
+        writes=writes,
         failures=failures,
-        write=writes[tables[0]],
         failures_write=failures_write,
         seconds=time.perf_counter() - start,
         compute_seconds=compute_seconds,
         item_seconds=sum(o.seconds for o in outcomes),
         computed_media_s=media_s,
-        tables=written,
-        writes=writes,
     )

@@ -19,7 +19,7 @@ import numpy as np
 
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
-from archive_pipeline.models import ModelUnavailableError
+from archive_pipeline.models import ModelUnavailableError, file_sha256
 from archive_pipeline.stages.base import ItemRef, LoadsModels
 
 if TYPE_CHECKING:
@@ -48,11 +48,7 @@ class ClipSettings:
         pretrained = self.pretrained or ""
         path = Path(pretrained)
         if pretrained and path.is_file():
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            pretrained = f"{path.name}@{digest.hexdigest()[:12]}"
+            pretrained = f"{path.name}@{file_sha256(path)[:12]}"
         return f"open_clip/{Path(self.model or '').stem}/{pretrained}"
 
 
@@ -234,14 +230,13 @@ class EmbedItem:
 
     uri: str
     media_id: str
-    duration_s: float | None
     entries: tuple[dict[str, Any], ...]  # each has 'payload' plus the row's own columns
     content_id: str  # hash of the payloads: changed text or frames recompute
 
     @property
     def ref(self) -> ItemRef:
         """How the item is named in failures and the ledger."""
-        return ItemRef(self.uri, None, self.media_id, self.duration_s)
+        return ItemRef(self.uri, None, self.media_id)
 
 
 def content_hash(payloads: list[str | bytes]) -> str:
@@ -311,7 +306,7 @@ class KeyframeEmbeddingStage(_EmbedStage):
         self._embedder = ImageEmbedder(self.clip, threads=int(self.resources.num_cpus))
 
 
-def _items(entries_by_media: dict[str, list[dict]], payload_key: str) -> list[EmbedItem]:
+def _items(entries_by_media: dict[str, list[dict]]) -> list[EmbedItem]:
     items = []
     for media_id, entries in sorted(entries_by_media.items()):
         first = entries[0]
@@ -319,9 +314,8 @@ def _items(entries_by_media: dict[str, list[dict]], payload_key: str) -> list[Em
             EmbedItem(
                 uri=first["uri"],
                 media_id=media_id,
-                duration_s=None,
                 entries=tuple(entries),
-                content_id=content_hash([e[payload_key] for e in entries]),
+                content_id=content_hash([e["payload"] for e in entries]),
             )
         )
     return items
@@ -364,7 +358,7 @@ def segment_items(segments: pa.Table, frame_text: pa.Table) -> list[EmbedItem]:
         frame["payload"] = f"{frame['payload']}\n{row['text']}".strip()
     for frame in frames.values():
         by_media.setdefault(frame.pop("media_id"), []).append(frame)
-    return _items(by_media, "payload")
+    return _items(by_media)
 
 
 def keyframe_items(keyframes: pa.Table) -> list[EmbedItem]:
@@ -383,7 +377,7 @@ def keyframe_items(keyframes: pa.Table) -> list[EmbedItem]:
                 "time_s": row["time_s"],
             }
         )
-    return _items(by_media, "payload")
+    return _items(by_media)
 
 
 def embedding_rows(table: str, item: EmbedItem, value: dict[str, Any], *, decade: str):

