@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
 
         shared = args.shared_media if args.shared_media and args.shared_media.is_dir() else None
         return run_demo(shared_media=shared, partitions=args.partition)
-    from archive_pipeline.defs.resources import build_warehouse
+    from archive_pipeline.defs.resources import build_warehouse, outside_run
 
     if args.command == "summary":
         from archive_pipeline.report import catalog_listing, speech_listing, summarise
 
-        warehouse = build_warehouse().get_warehouse()
+        warehouse = outside_run(build_warehouse).get_warehouse()
         print(summarise(warehouse))
         print(catalog_listing(warehouse))
         print(speech_listing(warehouse))
@@ -57,10 +57,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.retention_minutes is not None
             else None
         )
-        for result in build_warehouse().get_warehouse().maintain_all(retention=retention):
+        for result in (
+            outside_run(build_warehouse).get_warehouse().maintain_all(retention=retention)
+        ):
             print(result)
     elif args.command == "export":
-        return _export(build_warehouse().get_warehouse(), args.media, args.format, args.out)
+        return _export(
+            outside_run(build_warehouse).get_warehouse(), args.media, args.format, args.out
+        )
     elif args.command == "build-demo-inbox":
         from archive_pipeline.demo.build import build_demo_inbox
 

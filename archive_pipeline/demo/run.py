@@ -37,11 +37,37 @@ def prepare_instance() -> Path:
     return home
 
 
+EXAMPLE_SEARCHES = [
+    # (query, options): a spoken phrase, words shown on screen with a temporal filter, a speaker
+    ("ask not what your country can do for you", {}),
+    ("tram line in the nineties", {}),
+    ("walked across the ice", {"speaker": "Dock worker", "mode": "text"}),
+]
+
+
+def example_searches(warehouse) -> str:
+    """The demo's closing example searches, as `archive-search` prints them."""
+    from archive_pipeline.search.cli import render
+    from archive_pipeline.search.query import Searcher, SearchError, configured_clip
+
+    searcher = Searcher(warehouse, clip=configured_clip())
+    blocks = ['\nExample searches (archive-search "query" [--decade 1980s] [--mode hybrid]):']
+    for query, options in EXAMPLE_SEARCHES:
+        try:
+            results = searcher.search(query, limit=3, thumbnails=False, **options)
+        except SearchError as exc:
+            blocks.append(f"\n$ archive-search {query!r}: {exc}")
+            continue
+        flags = "".join(f" --{name} {value!r}" for name, value in options.items())
+        blocks.append(f"\n$ archive-search {query!r}{flags}\n{render(results)}")
+    return "\n".join(blocks)
+
+
 def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) -> int:
     """Run the main job for every decade on the embedded default and print what it produced."""
     from archive_pipeline.core.compute import RayRuntime
     from archive_pipeline.definitions import defs
-    from archive_pipeline.defs.resources import build_ray, build_warehouse
+    from archive_pipeline.defs.resources import build_ray, build_warehouse, outside_run
 
     home = prepare_instance()
     inbox = Path(os.environ.get("ARCHIVE_INBOX") or paths.inbox())
@@ -53,7 +79,7 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     instance = dg.DagsterInstance.get()
     definitions = defs()
     job = definitions.resolve_job_def("archive_job")
-    ray_settings = build_ray()
+    ray_settings = outside_run(build_ray)
     runtime = None
     if os.environ.get("ARCHIVE_RAY_ADDRESS", "local") != "inline":
         # One Ray for all partition runs: the resource reuses an initialised Ray.
@@ -88,7 +114,7 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
         f"Materialised {len(partitions or PARTITION_KEYS)} partitions in "
         f"{time.perf_counter() - start:.1f} s; Dagster instance {home}"
     )
-    warehouse = build_warehouse().get_warehouse()
+    warehouse = outside_run(build_warehouse).get_warehouse()
     # The demo is the only writer, so old versions can go now (production keeps a window).
     warehouse.maintain_all(retention=dt.timedelta(0))
     print(summarise(warehouse))
@@ -98,6 +124,7 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     sheet = contact_sheet(warehouse, paths.archive_home() / "keyframes.jpg")
     if sheet:
         print(f"\nKeyframe thumbnails (from the keyframes table): {sheet}")
+    print(example_searches(warehouse))
     print("\nOpen the Dagster UI with `make ui` (http://127.0.0.1:3000).")
     if failed:
         print(f"Runs failed for {failed}", file=sys.stderr)

@@ -107,3 +107,45 @@ def diarization_error_rate(
     ref = annotation(reference)
     region = Timeline([Segment(*uem)]) if uem else None
     return float(metric(ref, annotation(hypothesis), uem=region))
+
+
+def retrieval_scores(ranks: Sequence[int | None], *, k: int = 5) -> dict[str, float]:
+    """From each query's rank of its first relevant hit (1-based, None: not found): recall@k
+    (share of queries with a relevant hit in the top k) and MRR (mean of 1/rank, 0 if none)."""
+    if not ranks:
+        return {f"recall@{k}": 0.0, "mrr": 0.0, "queries": 0}
+    return {
+        f"recall@{k}": sum(1 for r in ranks if r is not None and r <= k) / len(ranks),
+        "mrr": sum(1 / r for r in ranks if r) / len(ranks),
+        "queries": len(ranks),
+    }
+
+
+def hit_is_relevant(hit, relevant: dict[str, str]) -> bool:
+    """A search hit matches a label: `uri` and `text` are case-insensitive substrings, `kind`
+    and `speaker` exact."""
+    checks = {
+        "uri": lambda v: v.lower() in hit.uri.lower(),
+        "text": lambda v: v.lower() in hit.text.lower(),
+        "kind": lambda v: hit.kind == v,
+        "speaker": lambda v: hit.speaker == v,
+    }
+    return all(checks[field](value) for field, value in relevant.items())
+
+
+def evaluate_search(searcher, queries: list[dict], *, mode: str, k: int = 5, limit: int = 10):
+    """recall@k and MRR of labelled queries (`{"query", "relevant", "options"?}`) in one search
+    mode, plus each query's rank of its first relevant hit."""
+    ranks: list[int | None] = []
+    for labelled in queries:
+        results = searcher.search(
+            labelled["query"],
+            mode=mode,
+            limit=limit,
+            thumbnails=False,
+            **labelled.get("options", {}),
+        )
+        ranks.append(
+            next((h.rank for h in results.hits if hit_is_relevant(h, labelled["relevant"])), None)
+        )
+    return {**retrieval_scores(ranks, k=k), "ranks": ranks}

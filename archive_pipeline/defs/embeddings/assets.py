@@ -1,5 +1,5 @@
 """Embedding assets: keyframe_embeddings (OpenCLIP image tower, when configured) and
-segment_embeddings (speech segments and keyframe text; MiniLM, or OpenCLIP's text tower)."""
+segment_embeddings (speech segments and keyframe documents; MiniLM, or OpenCLIP's text tower)."""
 
 import dagster as dg
 
@@ -11,6 +11,7 @@ from archive_pipeline.defs.reporting import (
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
+from archive_pipeline.search.documents import KEYFRAME_COLUMNS, keyframe_documents
 from archive_pipeline.stages.base import PartitionReport, process_partition
 from archive_pipeline.stages.embeddings import (
     KeyframeEmbeddingStage,
@@ -84,7 +85,7 @@ def keyframe_embeddings(
 
 @dg.asset(
     partitions_def=decade_partitions,
-    deps=["diarised_segments", "frame_text"],
+    deps=["diarised_segments", "keyframes", "frame_text"],
     code_version=SegmentEmbeddingStage.code_version,
     group_name="embeddings",
     kinds={"lance", "ray", "pytorch"},
@@ -95,15 +96,19 @@ def segment_embeddings(
     ray: RayResource,
     vision_models: VisionModels,
 ) -> dg.MaterializeResult:
-    """Text embeddings of the decade's speaker segments and keyframe text."""
+    """Text embeddings of the decade's speaker segments and keyframe documents."""
     decade = context.partition_key
     clip = vision_models.clip()
     if clip.configured:
         check_clip(clip)
     wh = warehouse.get_warehouse()
-    items = segment_items(
-        wh.read("diarised_segments", {"decade": decade}), wh.read("frame_text", {"decade": decade})
+    scope = {"decade": decade}
+    segments = wh.read("diarised_segments", scope)
+    keyframes = wh.read("keyframes", scope, columns=KEYFRAME_COLUMNS)
+    documents = keyframe_documents(
+        keyframes, wh.read("shots", scope), wh.read("frame_text", scope), segments
     )
+    items = segment_items(segments, documents)
     stage = SegmentEmbeddingStage(
         clip,
         resources=ray.resources_for(
@@ -119,7 +124,7 @@ def segment_embeddings(
     )
     rows = report.rows.to_pylist()
     texts = sum(len(item.entries) for item in items)
-    sources = {s: sum(r["source"] == s for r in rows) for s in ("speech", "frame_text")}
+    sources = {s: sum(r["source"] == s for r in rows) for s in ("speech", "keyframe")}
     return dg.MaterializeResult(
         metadata={
             **report_metadata(report),

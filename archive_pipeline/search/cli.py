@@ -1,0 +1,119 @@
+"""`archive-search "query" [--decade 1980s] [--mode hybrid] [--json]`: search the archive."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from archive_pipeline.core.decades import PARTITION_KEYS
+from archive_pipeline.search.documents import KINDS
+from archive_pipeline.search.query import MODES, SearchError, SearchResults
+
+
+def clock(seconds: float) -> str:
+    """m:ss.s (h:mm:ss past an hour)."""
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
+
+
+def render(results: SearchResults, *, width: int = 70) -> str:
+    """A readable table of the hits, with the filters applied and deep links."""
+    filters = []
+    if results.decades:
+        filters.append(f"decade in {', '.join(results.decades)} ({results.decade_filter_source})")
+    if results.kinds:
+        filters.append(f"kind in {', '.join(results.kinds)}")
+    if results.speaker:
+        filters.append(f"speaker = {results.speaker}")
+    lines = [
+        f'{results.mode} search for "{results.searched_text}"'
+        f" ({', '.join(results.retrievers)}): {len(results.hits)} hits",
+        f"filters: {'; '.join(filters) or 'none'}",
+        *(f"note: {note}" for note in results.notes),
+        "",
+        f"{'#':>2}  {'score':>8}  {'kind':<8}  {'decade':<7}  {'time':<15}  {'speaker':<16}  text",
+    ]
+    for hit in results.hits:
+        span = f"{clock(hit.start_s)}-{clock(hit.end_s)}"
+        text = hit.snippet.replace("\n", " / ")
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        lines.append(
+            f"{hit.rank:>2}  {hit.score:>8.4f}  {hit.kind:<8}  {hit.decade:<7}  {span:<15}  "
+            f"{(hit.speaker or '-')[:16]:<16}  {text}"
+        )
+        lines.append(f"{'':>4}{hit.deep_link}")
+    return "\n".join(lines)
+
+
+def save_thumbnails(results: SearchResults, folder: Path) -> dict[str, str]:
+    """Write the hits' thumbnails to `folder`: {keyframe_id: path}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for hit in results.hits:
+        if hit.thumbnail and hit.keyframe_id not in written:
+            path = folder / f"{hit.rank:02d}-{hit.keyframe_id}.jpg"
+            path.write_bytes(hit.thumbnail)
+            written[hit.keyframe_id] = str(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one search and print it."""
+    parser = argparse.ArgumentParser(
+        prog="archive-search",
+        description="Search the archive's search_documents (ARCHIVE_WAREHOUSE, default "
+        "$ARCHIVE_HOME/warehouse) by text, vector or both.",
+    )
+    parser.add_argument("query")
+    parser.add_argument(
+        "--decade",
+        action="append",
+        choices=PARTITION_KEYS,
+        metavar="DECADE",
+        help="only this decade (repeatable), e.g. 1980s",
+    )
+    parser.add_argument("--kind", action="append", choices=KINDS, help="speech or keyframe")
+    parser.add_argument("--speaker", help="speaker name or label (case-insensitive)")
+    parser.add_argument("--mode", choices=MODES, default="hybrid")
+    parser.add_argument("--limit", type=int, default=10)
+    parser.add_argument(
+        "--no-dates",
+        action="store_true",
+        help='do not read "in 1989" or "the eighties" in the query as a decade filter',
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--thumbnails", type=Path, help="write the hits' thumbnails here")
+    args = parser.parse_args(argv)
+
+    from archive_pipeline.search.query import search
+
+    try:
+        results = search(
+            args.query,
+            mode=args.mode,
+            decades=args.decade,
+            kinds=args.kind,
+            speaker=args.speaker,
+            limit=args.limit,
+            temporal=not args.no_dates,
+            thumbnails=bool(args.thumbnails),
+        )
+    except SearchError as exc:
+        print(f"archive-search: {exc}", file=sys.stderr)
+        return 2
+    paths = save_thumbnails(results, args.thumbnails) if args.thumbnails else {}
+    if args.json:
+        data = results.to_dict()
+        for hit in data["hits"]:
+            hit["thumbnail_path"] = paths.get(hit["keyframe_id"])
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""`search_documents` rows, assembled from the other tables (Dagster-free, no model runs here).
+
+One document per diarised speech segment and one per keyframe. A keyframe stands for a span of
+its shot (from half-way to the previous keyframe of the shot, or the shot start, to half-way to
+the next, or the shot end); its text is what OCR read on it, then the speech overlapping that
+span, so frames are findable by words where no image-text model is configured (DESIGN §2).
+`segment_embeddings` embeds exactly these texts (`keyframe_documents` is shared), so assembly
+only joins vectors by source id and keeps a vector only where its text and model still match.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from archive_pipeline import PIPELINE_VERSION
+from archive_pipeline.core.ids import row_id
+
+KINDS = ("speech", "keyframe")
+# what documents need of `keyframes` (not the thumbnails)
+KEYFRAME_COLUMNS = [
+    "row_id",
+    "media_id",
+    "uri",
+    "shot_index",
+    "keyframe_index",
+    "time_s",
+    "created_at",
+]
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _by_media(rows: list[dict], order: str) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r["media_id"] or "", r[order])):
+        grouped[row["media_id"]].append(row)
+    return grouped
+
+
+def keyframe_spans(keyframes: list[dict], shots: list[dict]) -> dict[str, tuple[float, float]]:
+    """(start_s, end_s) of each keyframe's span, by keyframe row_id."""
+    shot_times = {(s["media_id"], s["shot_index"]): (s["start_s"], s["end_s"]) for s in shots}
+    in_shot: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for row in sorted(keyframes, key=lambda r: r["time_s"]):
+        in_shot[(row["media_id"], row["shot_index"])].append(row)
+    spans = {}
+    for key, rows in in_shot.items():
+        shot_start, shot_end = shot_times.get(key, (rows[0]["time_s"], rows[-1]["time_s"]))
+        for i, row in enumerate(rows):
+            start = shot_start if i == 0 else (rows[i - 1]["time_s"] + row["time_s"]) / 2
+            end = shot_end if i == len(rows) - 1 else (row["time_s"] + rows[i + 1]["time_s"]) / 2
+            spans[row["row_id"]] = (min(start, row["time_s"]), max(end, row["time_s"]))
+    return spans
+
+
+def _overlap(segment: dict, start: float, end: float) -> float:
+    if end <= start:  # an instant: the segment on air then
+        return 1.0 if segment["start_s"] <= start < segment["end_s"] else 0.0
+    return min(segment["end_s"], end) - max(segment["start_s"], start)
+
+
+def keyframe_documents(
+    keyframes: pa.Table, shots: pa.Table, frame_text: pa.Table, segments: pa.Table
+) -> list[dict[str, Any]]:
+    """One document per keyframe: span, on-screen text, overlapping speech and its main
+    speaker; `text` is what gets indexed and embedded (empty when there is neither)."""
+    frames = keyframes.select(KEYFRAME_COLUMNS).to_pylist()
+    spans = keyframe_spans(frames, shots.to_pylist())
+    lines: dict[str, list[str]] = defaultdict(list)
+    for row in sorted(frame_text.to_pylist(), key=lambda r: (r["keyframe_id"], r["line_index"])):
+        if row["text"].strip():
+            lines[row["keyframe_id"]].append(row["text"].strip())
+    speech = _by_media(segments.to_pylist(), "start_s")
+    documents = []
+    for frame in sorted(frames, key=lambda r: (r["media_id"], r["keyframe_index"])):
+        start, end = spans[frame["row_id"]]
+        overlapping = [s for s in speech.get(frame["media_id"], []) if _overlap(s, start, end) > 0]
+        talk: dict[str, float] = defaultdict(float)
+        names: dict[str, str | None] = {}
+        for segment in overlapping:
+            if segment["speaker"]:
+                talk[segment["speaker"]] += _overlap(segment, start, end)
+                names[segment["speaker"]] = segment["speaker_name"]
+        speaker = max(talk, key=lambda s: (talk[s], s)) if talk else None
+        ocr_text = "\n".join(lines.get(frame["row_id"], [])) or None
+        speech_text = " ".join(s["text"].strip() for s in overlapping if s["text"].strip()) or None
+        documents.append(
+            {
+                "source_id": frame["row_id"],
+                "media_id": frame["media_id"],
+                "uri": frame["uri"],
+                "start_s": start,
+                "end_s": end,
+                "time_s": frame["time_s"],
+                "speaker": speaker,
+                "speaker_name": names.get(speaker) if speaker else None,
+                "ocr_text": ocr_text,
+                "speech_text": speech_text,
+                "text": "\n".join(t for t in (ocr_text, speech_text) if t),
+                "language": overlapping[0]["language"] if overlapping else None,
+                "created_at": frame["created_at"],
+            }
+        )
+    return documents
+
+
+def speech_documents(segments: pa.Table) -> list[dict[str, Any]]:
+    """One document per diarised segment with text."""
+    return [
+        {
+            "source_id": row["row_id"],
+            "media_id": row["media_id"],
+            "uri": row["uri"],
+            "start_s": row["start_s"],
+            "end_s": row["end_s"],
+            "time_s": row["start_s"],
+            "speaker": row["speaker"],
+            "speaker_name": row["speaker_name"],
+            "ocr_text": None,
+            "speech_text": None,
+            "text": row["text"].strip(),
+            "language": row["language"],
+            "created_at": row["created_at"],
+        }
+        for row in sorted(segments.to_pylist(), key=lambda r: (r["media_id"], r["segment_index"]))
+        if row["text"].strip()
+    ]
+
+
+def _keyframe_at(documents: list[dict]) -> dict[str, Any]:
+    """media_id -> a function giving the keyframe on screen at a time (or the nearest one)."""
+    by_media: dict[str, list[dict]] = defaultdict(list)
+    for doc in sorted(documents, key=lambda d: d["time_s"]):
+        by_media[doc["media_id"]].append(doc)
+
+    def at(media_id: str, time_s: float) -> str | None:
+        docs = by_media.get(media_id)
+        if not docs:
+            return None
+        for doc in docs:
+            if doc["start_s"] <= time_s < doc["end_s"]:
+                return doc["source_id"]
+        times = [d["time_s"] for d in docs]
+        i = bisect.bisect_left(times, time_s)
+        near = [j for j in (i - 1, i) if 0 <= j < len(docs)]
+        return docs[min(near, key=lambda j: abs(times[j] - time_s))]["source_id"]
+
+    return at
+
+
+@dataclass
+class Assembly:
+    """search_documents rows of one decade and what happened to their vectors."""
+
+    rows: list[dict[str, Any]]
+    dim: int
+    with_vector: int = 0
+    with_image_vector: int = 0
+    # documents whose embedding is missing, or was made from other text or by another model
+    # (segment_embeddings not re-materialised since): kept searchable by text, without vector
+    stale_vectors: list[str] = field(default_factory=list)
+
+
+def assemble(
+    *,
+    decade: str,
+    segments: pa.Table,
+    keyframes: pa.Table,
+    shots: pa.Table,
+    frame_text: pa.Table,
+    text_embeddings: pa.Table,
+    image_embeddings: pa.Table | None,
+    catalog: pa.Table,
+    text_model_id: str,
+    image_model_id: str | None,
+    dim: int,
+) -> Assembly:
+    """Join documents with their vectors: rows for `Warehouse.replace(..., dim=dim)`."""
+    speech = speech_documents(segments)
+    frames = keyframe_documents(keyframes, shots, frame_text, segments)
+    keyframe_at = _keyframe_at(frames)
+    titles = {r["media_id"]: r["title"] for r in catalog.select(["media_id", "title"]).to_pylist()}
+    texts = {
+        r["source_id"]: r
+        for r in text_embeddings.select(
+            ["source_id", "text", "model_id", "vector", "created_at"]
+        ).to_pylist()
+    }
+    images = {}
+    if image_model_id and image_embeddings is not None:
+        images = {
+            r["keyframe_id"]: r["vector"]
+            for r in image_embeddings.select(["keyframe_id", "model_id", "vector"]).to_pylist()
+            if r["model_id"] == image_model_id and len(r["vector"]) == dim
+        }
+    result = Assembly(rows=[], dim=dim)
+    for kind, documents in (("speech", speech), ("keyframe", frames)):
+        for doc in documents:
+            embedded = texts.get(doc["source_id"])
+            vector = None
+            created_at = doc.pop("created_at")
+            if doc["text"]:
+                usable = (
+                    embedded is not None
+                    and embedded["text"] == doc["text"]
+                    and embedded["model_id"] == text_model_id
+                    and len(embedded["vector"]) == dim
+                )
+                if usable:
+                    vector = embedded["vector"]
+                    created_at = max(created_at or EPOCH, embedded["created_at"] or EPOCH)
+                    result.with_vector += 1
+                else:
+                    result.stale_vectors.append(doc["source_id"])
+            image_vector = images.get(doc["source_id"]) if kind == "keyframe" else None
+            if image_vector is None and not doc["text"]:
+                continue  # nothing to find it by
+            result.with_image_vector += image_vector is not None
+            keyframe_id = doc["source_id"] if kind == "keyframe" else None
+            if kind == "speech":
+                middle = (doc["start_s"] + doc["end_s"]) / 2
+                keyframe_id = keyframe_at(doc["media_id"], middle)
+            result.rows.append(
+                {
+                    "row_id": row_id("search_documents", decade, doc["source_id"]),
+                    "decade": decade,
+                    "media_id": doc["media_id"],
+                    "cache_key": None,
+                    "model_id": text_model_id,
+                    "model_params": "{}",
+                    "pipeline_version": PIPELINE_VERSION,
+                    "created_at": created_at,
+                    "kind": kind,
+                    "title": titles.get(doc["media_id"]),
+                    "keyframe_id": keyframe_id,
+                    "vector": vector,
+                    "image_model_id": image_model_id if image_vector is not None else None,
+                    "image_vector": image_vector,
+                    **doc,
+                }
+            )
+    return result

@@ -1,0 +1,58 @@
+"""Indexes of `search_documents`: BM25 full-text on `text`, BITMAP on `decade` and `kind`, and a
+vector index per vector column once it holds enough vectors (below that, exact search is both
+exact and fast: a few thousand dot products)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+TABLE = "search_documents"
+VECTOR_INDEX_TYPES = ("IVF_HNSW_SQ", "IVF_PQ")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """When and which vector index is built (ARCHIVE_SEARCH_VECTOR_INDEX_*)."""
+
+    vector_min_rows: int = 20_000  # vectors needed before a vector index replaces exact search
+    vector_index: str = "IVF_HNSW_SQ"
+
+    def __post_init__(self) -> None:
+        if self.vector_index not in VECTOR_INDEX_TYPES:
+            raise ValueError(
+                f"ARCHIVE_SEARCH_VECTOR_INDEX must be one of {VECTOR_INDEX_TYPES}, "
+                f"not {self.vector_index!r}"
+            )
+
+
+def vector_index_config(kind: str):
+    """The LanceDB index config for a vector index type (cosine distance)."""
+    from lancedb.index import IvfHnswSq, IvfPq
+
+    return IvfHnswSq(distance_type="cosine") if kind == "IVF_HNSW_SQ" else IvfPq("cosine")
+
+
+def ensure_indexes(table, settings: IndexSettings) -> dict[str, str]:
+    """Create the missing indexes of a search_documents table; returns {column: index type} of
+    what exists afterwards. New rows reach existing indexes through `Warehouse.maintain`
+    (optimize); until then Lance searches them exhaustively, so nothing is missed."""
+    from lancedb.index import FTS, Bitmap
+
+    existing = {tuple(ix.columns): ix.index_type for ix in table.list_indices()}
+    wanted = [("text", lambda: FTS(with_position=False)), ("kind", Bitmap), ("decade", Bitmap)]
+    for column, config in wanted:
+        if (column,) not in existing:
+            table.create_index(column, config=config(), replace=True)
+    for column in ("vector", "image_vector"):
+        if (column,) in existing:
+            continue
+        vectors = table.count_rows(f"{column} IS NOT NULL")
+        if vectors >= settings.vector_min_rows:
+            log.info("building %s index on %s (%d vectors)", settings.vector_index, column, vectors)
+            table.create_index(
+                column, config=vector_index_config(settings.vector_index), replace=True
+            )
+    return {ix.columns[0]: ix.index_type for ix in table.list_indices()}

@@ -1,0 +1,429 @@
+"""Search over `search_documents`: BM25 full text, vector, and hybrid by reciprocal rank fusion.
+
+Filters (decades, kinds, speaker) are applied before ranking (Lance prefilter), so a decade
+filter prunes through the BITMAP index on `decade` instead of ranking the whole archive. Vector
+search embeds the query with the same text model as `segment_embeddings` (MiniLM, or OpenCLIP's
+text tower) and searches only rows embedded by that model; with an image-text model, keyframe
+images are searched too (text -> frame) and fused like another ranked list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from archive_pipeline.core.decades import PARTITION_KEYS
+from archive_pipeline.core.warehouse import sql_literal
+from archive_pipeline.search.documents import KINDS
+from archive_pipeline.search.indexes import TABLE
+from archive_pipeline.search.temporal import parse_temporal
+
+if TYPE_CHECKING:
+    from archive_pipeline.core.warehouse import Warehouse
+    from archive_pipeline.stages.embeddings import ClipSettings
+
+MODES = ("text", "vector", "hybrid")
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009; LanceDB's RRFReranker default)
+COLUMNS = [
+    "row_id",
+    "kind",
+    "uri",
+    "media_id",
+    "decade",
+    "title",
+    "start_s",
+    "end_s",
+    "time_s",
+    "speaker",
+    "speaker_name",
+    "text",
+    "ocr_text",
+    "keyframe_id",
+]
+
+
+class SearchError(ValueError):
+    """A search that cannot run as asked (bad filter, no index table, model mismatch)."""
+
+
+@dataclass
+class SearchHit:
+    """One result: where to play it, what matched, and how it ranked."""
+
+    rank: int
+    score: float
+    kind: str
+    uri: str
+    media_id: str
+    decade: str
+    title: str | None
+    start_s: float
+    end_s: float
+    time_s: float
+    speaker: str | None  # catalogue name when known, else the diarisation label
+    snippet: str
+    text: str
+    ocr_text: str | None
+    keyframe_id: str | None  # thumbnail reference (`keyframes.row_id`)
+    row_id: str
+    matched_by: dict[str, int] = field(default_factory=dict)  # retriever -> its rank (1-based)
+    thumbnail: bytes | None = field(default=None, repr=False)
+
+    @property
+    def deep_link(self) -> str:
+        """`<uri>#t=<seconds>`: a player opens the media at the hit (W3C media fragment)."""
+        return f"{self.uri}#t={self.time_s:.2f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (thumbnail bytes left out; `keyframe_id` refers to them)."""
+        data = asdict(self)
+        data.pop("thumbnail")
+        data["deep_link"] = self.deep_link
+        return data
+
+
+@dataclass
+class SearchResults:
+    """Hits and how the search was run (filters applied and where they came from)."""
+
+    query: str
+    searched_text: str
+    mode: str
+    where: str | None
+    decades: tuple[str, ...] | None
+    decade_filter_source: str | None  # 'argument', or which words of the query set it
+    kinds: tuple[str, ...] | None
+    speaker: str | None
+    hits: list[SearchHit]
+    retrievers: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        data = {k: v for k, v in asdict(self).items() if k != "hits"}
+        data["hits"] = [hit.to_dict() for hit in self.hits]
+        return data
+
+
+def reciprocal_rank_fusion(
+    ranked: dict[str, list[str]], *, k: int = RRF_K
+) -> list[tuple[str, float, dict[str, int]]]:
+    """Fuse ranked id lists: score = sum over lists of 1 / (k + rank). Returns (id, score,
+    {list: rank}) best first; ties keep the order of first appearance."""
+    scores: dict[str, float] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    for name, ids in ranked.items():
+        for rank, item in enumerate(ids, 1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            ranks.setdefault(item, {})[name] = rank
+    order = sorted(scores, key=lambda item: -scores[item])
+    return [(item, scores[item], ranks[item]) for item in order]
+
+
+def snippet(text: str, query: str, *, width: int = 160) -> str:
+    """A window of `text` around the first query word it contains."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    words = [w for w in re.findall(r"\w+", query.lower()) if len(w) > 2]
+    lower = flat.lower()
+    hits = [lower.find(w) for w in words if w in lower]
+    at = min(hits) if hits else 0
+    start = max(0, min(at - width // 3, len(flat) - width))
+    piece = flat[start : start + width]
+    return ("…" if start else "") + piece + ("…" if start + width < len(flat) else "")
+
+
+def build_filter(
+    decades: tuple[str, ...] | None, kinds: tuple[str, ...] | None, speaker: str | None
+) -> str | None:
+    """The Lance SQL prefilter for the filters given."""
+    parts = []
+    if decades:
+        parts.append(f"decade IN ({', '.join(sql_literal(d) for d in decades)})")
+    if kinds:
+        parts.append(f"kind IN ({', '.join(sql_literal(k) for k in kinds)})")
+    if speaker:
+        who = sql_literal(speaker.lower())
+        parts.append(f"(lower(speaker_name) = {who} OR lower(speaker) = {who})")
+    return " AND ".join(parts) or None
+
+
+def _and(*parts: str | None) -> str | None:
+    return " AND ".join(p for p in parts if p) or None
+
+
+class Searcher:
+    """Searches one warehouse's search_documents; loads the query embedder on first vector use."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        *,
+        clip: ClipSettings | None = None,
+        nprobes: int = 20,
+        ef: int = 64,
+        refine_factor: int | None = 4,
+    ) -> None:
+        from archive_pipeline.stages.embeddings import ClipSettings
+
+        self.warehouse = warehouse
+        self.clip = clip or ClipSettings()
+        self.nprobes = nprobes
+        self.ef = ef
+        self.refine_factor = refine_factor
+        self._table = None
+        self._embedder = None
+        self._vector_models: dict[str, set[str]] | None = None
+
+    @property
+    def table(self):
+        """The search_documents table (error when it was never materialised)."""
+        if self._table is None:
+            if TABLE not in self.warehouse.table_names():
+                raise SearchError(
+                    f"no {TABLE} table in {self.warehouse.root}: materialise the search_documents "
+                    "asset (make demo, or the archive_job) first"
+                )
+            self._table = self.warehouse.db.open_table(TABLE)
+        return self._table
+
+    @property
+    def text_model_id(self) -> str:
+        """Model id of the query embedder (must match the table's vectors)."""
+        from archive_pipeline.stages.embeddings import text_model_id
+
+        return text_model_id(self.clip)
+
+    def embed(self, text: str) -> np.ndarray:
+        """The query's vector (model loaded once per Searcher)."""
+        if self._embedder is None:
+            from archive_pipeline.stages.embeddings import TextEmbedder
+
+            self._embedder = TextEmbedder(self.clip)
+        return self._embedder.embed([text])[0]
+
+    def vector_models(self) -> dict[str, set[str]]:
+        """{vector column: model ids of the rows that have one} (read once)."""
+        if self._vector_models is None:
+            import pyarrow.compute as pc
+
+            found = {}
+            for column, model in (("vector", "model_id"), ("image_vector", "image_model_id")):
+                rows = self.table.to_lance().to_table(
+                    columns=[model], filter=f"{column} IS NOT NULL"
+                )
+                found[column] = set(pc.unique(rows.column(model)).to_pylist()) - {None}
+            self._vector_models = found
+        return self._vector_models
+
+    def _fts(self, text: str, where: str | None, k: int) -> list[dict]:
+        query = self.table.search(text, query_type="fts", fts_columns="text")
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.select([*COLUMNS, "_score"]).limit(k).to_arrow().to_pylist()
+        for row in rows:
+            row["_similarity"] = row.pop("_score")
+        return rows
+
+    def _vector(self, vector: np.ndarray, column: str, where: str | None, k: int) -> list[dict]:
+        query = (
+            self.table.search(vector, vector_column_name=column)
+            .distance_type("cosine")
+            .where(where or f"{column} IS NOT NULL", prefilter=True)
+            .nprobes(self.nprobes)
+            .ef(max(self.ef, k * (self.refine_factor or 1)))  # HNSW needs ef >= candidates
+            .select([*COLUMNS, column, "_distance"])
+            .limit(k)
+        )
+        if self.refine_factor:
+            query = query.refine_factor(self.refine_factor)
+        rows = query.to_arrow().to_pylist()
+        for row in rows:  # cosine similarity from the stored (unit) vectors, index or not
+            row["_similarity"] = float(np.dot(vector, np.asarray(row.pop(column), np.float32)))
+        return sorted(rows, key=lambda r: -r["_similarity"])
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        decades: list[str] | tuple[str, ...] | None = None,
+        kinds: list[str] | tuple[str, ...] | None = None,
+        speaker: str | None = None,
+        limit: int = 10,
+        temporal: bool = True,
+        thumbnails: bool = True,
+        candidates: int | None = None,
+        vector: np.ndarray | None = None,
+    ) -> SearchResults:
+        """Search; `temporal` maps words like "in 1989" or "the eighties" to a decade filter
+        when no `decades` are given (the results say so). `vector`: the query's embedding when
+        the caller has it (skips the embedder); `candidates`: hits each ranked list brings to
+        the fusion (default max(4 x limit, 40))."""
+        if mode not in MODES:
+            raise SearchError(f"mode must be one of {MODES}, not {mode!r}")
+        if not query or not query.strip():
+            raise SearchError("empty query")
+        if limit < 1:
+            raise SearchError("limit must be at least 1")
+        bad = [d for d in decades or () if d not in PARTITION_KEYS]
+        if bad:
+            raise SearchError(f"unknown decade {bad}: use {', '.join(PARTITION_KEYS)}")
+        bad = [k for k in kinds or () if k not in KINDS]
+        if bad:
+            raise SearchError(f"unknown kind {bad}: use {', '.join(KINDS)}")
+        text = query.strip()
+        source = "argument" if decades else None
+        chosen = tuple(decades) if decades else None
+        if not decades and temporal and (found := parse_temporal(text)):
+            chosen, source = found.decades, found.describe()
+            text = found.remaining or text
+        kinds = tuple(kinds) if kinds else None
+        where = build_filter(chosen, kinds, speaker)
+        k = (candidates or max(limit * 4, 40)) if mode == "hybrid" else limit
+        notes: list[str] = []
+        ranked: dict[str, list[dict]] = {}
+        if mode in ("text", "hybrid"):
+            ranked["text"] = self._fts(text, where, k)
+        if mode in ("vector", "hybrid"):
+            ranked.update(self._vector_lists(text, vector, where, k, kinds, notes))
+        if mode == "hybrid":
+            rows = {row["row_id"]: row for rows in ranked.values() for row in rows}
+            fused = reciprocal_rank_fusion({n: [r["row_id"] for r in v] for n, v in ranked.items()})
+            ordered = [(rows[item], score, ranks) for item, score, ranks in fused[:limit]]
+        else:
+            (name, rows_of), *_ = list(ranked.items()) or [(mode, [])]
+            if len(ranked) > 1:  # vector mode with image vectors: fuse text and image vectors
+                rows = {row["row_id"]: row for rows in ranked.values() for row in rows}
+                fused = reciprocal_rank_fusion(
+                    {n: [r["row_id"] for r in v] for n, v in ranked.items()}
+                )
+                ordered = [(rows[item], score, ranks) for item, score, ranks in fused[:limit]]
+            else:
+                ordered = [(row, row["_similarity"], {name: i}) for i, row in enumerate(rows_of, 1)]
+                ordered = ordered[:limit]
+        hits = [
+            self._hit(i, row, score, ranks, text)
+            for i, (row, score, ranks) in enumerate(ordered, 1)
+        ]
+        if thumbnails:
+            self._attach_thumbnails(hits)
+        return SearchResults(
+            query=query,
+            searched_text=text,
+            mode=mode,
+            where=where,
+            decades=chosen,
+            decade_filter_source=source,
+            kinds=kinds,
+            speaker=speaker,
+            hits=hits,
+            retrievers=list(ranked),
+            notes=notes,
+        )
+
+    def _vector_lists(
+        self, text: str, vector: np.ndarray | None, where: str | None, k: int, kinds, notes
+    ) -> dict[str, list[dict]]:
+        models = self.vector_models()
+        model = self.text_model_id
+        if models["vector"] and model not in models["vector"]:
+            raise SearchError(
+                f"{TABLE} vectors were made by {sorted(models['vector'])}, but the configured "
+                f"text model is {model} (ARCHIVE_CLIP_MODEL / ARCHIVE_CLIP_PRETRAINED): set the "
+                "same model, or re-materialise segment_embeddings and search_documents"
+            )
+        if len(models["vector"]) > 1:
+            notes.append(
+                f"rows embedded by other models than {model} are left out of vector search"
+            )
+        vector = self.embed(text) if vector is None else np.asarray(vector, np.float32)
+        same_model = f"model_id = {sql_literal(model)}"
+        lists = {
+            "vector": self._vector(
+                vector, "vector", _and(where, "vector IS NOT NULL", same_model), k
+            )
+        }
+        if model in models["image_vector"] and (not kinds or "keyframe" in kinds):
+            image_where = _and(
+                where, "image_vector IS NOT NULL", f"image_model_id = {sql_literal(model)}"
+            )
+            lists["image"] = self._vector(vector, "image_vector", image_where, k)
+            notes.append("keyframe images searched with the query text (image-text model)")
+        return lists
+
+    def _hit(
+        self, rank: int, row: dict, score: float, ranks: dict[str, int], text: str
+    ) -> SearchHit:
+        return SearchHit(
+            rank=rank,
+            score=round(float(score), 6),
+            kind=row["kind"],
+            uri=row["uri"],
+            media_id=row["media_id"],
+            decade=row["decade"],
+            title=row["title"],
+            start_s=row["start_s"],
+            end_s=row["end_s"],
+            time_s=row["time_s"],
+            speaker=row["speaker_name"] or row["speaker"],
+            snippet=snippet(row["text"], text),
+            text=row["text"],
+            ocr_text=row["ocr_text"],
+            keyframe_id=row["keyframe_id"],
+            row_id=row["row_id"],
+            matched_by=ranks,
+        )
+
+    def _attach_thumbnails(self, hits: list[SearchHit]) -> None:
+        ids = sorted({hit.keyframe_id for hit in hits if hit.keyframe_id})
+        if not ids or "keyframes" not in self.warehouse.table_names():
+            return
+        listed = ", ".join(sql_literal(i) for i in ids)
+        rows = (
+            self.warehouse.db.open_table("keyframes")
+            .to_lance()
+            .to_table(columns=["row_id", "thumbnail"], filter=f"row_id IN ({listed})")
+        )
+        found = dict(
+            zip(
+                rows.column("row_id").to_pylist(), rows.column("thumbnail").to_pylist(), strict=True
+            )
+        )
+        for hit in hits:
+            hit.thumbnail = found.get(hit.keyframe_id)
+
+
+_SEARCHERS: dict[tuple, Searcher] = {}
+
+
+def default_searcher() -> Searcher:
+    """A Searcher on the configured warehouse and text model (ARCHIVE_WAREHOUSE, ARCHIVE_CLIP_*),
+    kept for the process (the query model loads once)."""
+    from archive_pipeline.defs.resources import build_warehouse, outside_run
+
+    warehouse = outside_run(build_warehouse).get_warehouse()
+    clip = configured_clip()
+    key = (warehouse.root, clip)
+    if key not in _SEARCHERS:
+        _SEARCHERS[key] = Searcher(warehouse, clip=clip)
+    return _SEARCHERS[key]
+
+
+def configured_clip() -> ClipSettings:
+    """The text model settings of the pipeline (ARCHIVE_CLIP_MODEL / ARCHIVE_CLIP_PRETRAINED)."""
+    from archive_pipeline.defs.resources import build_vision_models, outside_run
+
+    return outside_run(build_vision_models).clip()
+
+
+def search(query: str, *, warehouse: Warehouse | None = None, **options: Any) -> SearchResults:
+    """Search the configured archive (or `warehouse`, with the configured text model); options
+    as `Searcher.search`."""
+    if warehouse is None:
+        return default_searcher().search(query, **options)
+    return Searcher(warehouse, clip=configured_clip()).search(query, **options)

@@ -1,0 +1,57 @@
+"""Search relevance on the demo archive: recall@5 and MRR of the labelled queries (and of the
+paraphrases, which share no words with their targets) in
+archive_pipeline_tests/data/search_queries.json, for text, vector and hybrid search.
+
+Needs a materialised demo warehouse (`make demo`; ARCHIVE_HOME or --warehouse). Ends with one
+JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+QUERIES = REPO / "archive_pipeline_tests" / "data" / "search_queries.json"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    home = Path(os.environ.get("ARCHIVE_HOME") or REPO / ".archive")
+    parser.add_argument(
+        "--warehouse", default=os.environ.get("ARCHIVE_WAREHOUSE") or home / "warehouse"
+    )
+    args = parser.parse_args()
+
+    from archive_pipeline.core.warehouse import Warehouse
+    from archive_pipeline.quality import evaluate_search
+    from archive_pipeline.search.query import Searcher, configured_clip
+
+    labelled = json.loads(QUERIES.read_text())
+    searcher = Searcher(Warehouse(str(args.warehouse)), clip=configured_clip())
+    figures = {"benchmark": "search_quality", "model": searcher.text_model_id}
+    for name in ("queries", "paraphrases"):
+        queries = labelled[name]
+        figures[name] = {"n": len(queries)}
+        for mode in ("text", "vector", "hybrid"):
+            scores = evaluate_search(searcher, queries, mode=mode)
+            figures[name][mode] = {
+                k: round(v, 3) if isinstance(v, float) else v for k, v in scores.items()
+            }
+            missed = [
+                q["query"] for q, r in zip(queries, scores["ranks"], strict=True) if not r or r > 5
+            ]
+            print(
+                f"{name:<11} {mode:<7} recall@5 {scores['recall@5']:.3f}  MRR {scores['mrr']:.3f}",
+                f" missed: {missed}",
+            )
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
