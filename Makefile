@@ -71,12 +71,15 @@ screenshot: install instance
 	@command -v chromium >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
 	$(BIN)/python scripts/screenshot_ui.py --out screenshots/partitions.png
 
-bench: install
+bench: install instance
 	$(BIN)/python benchmarks/catalog.py
 	$(BIN)/python benchmarks/speech_quality.py
 	$(BIN)/python benchmarks/speech.py
 	$(BIN)/python benchmarks/vision.py
 	$(BIN)/python benchmarks/vision_quality.py
+	$(BIN)/python benchmarks/search.py
+	$(BIN)/archive-pipeline demo >/dev/null  # the demo warehouse the relevance queries are labelled on
+	$(BIN)/python benchmarks/search_quality.py
 
 clean:
 	rm -rf "$(ARCHIVE_HOME)"

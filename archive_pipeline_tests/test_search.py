@@ -383,15 +383,26 @@ def test_vector_index_once_enough_rows_and_dimension_guard(tmp_path):
         }
         for i in range(600)
     ]
+    for row in rows[::10]:  # text only (e.g. a changed text): never a vector hit
+        row["vector"] = None
     wh = Warehouse(str(tmp_path))
     wh.replace(TABLE, rows, scope={"decade": "1980s"}, dim=16)
-    small = ensure_indexes(wh.table(TABLE), IndexSettings(vector_min_rows=601))
+    small = ensure_indexes(wh.table(TABLE), IndexSettings(vector_min_rows=541))
     assert "vector" not in small
-    built = ensure_indexes(wh.table(TABLE), IndexSettings(vector_min_rows=600))
+    exact = Searcher(wh, clip=CLIP)._vector(vectors[0], "vector", None, 600)
+    assert len(exact) == 540 and "r0" not in {r["row_id"] for r in exact}
+    built = ensure_indexes(wh.table(TABLE), IndexSettings(vector_min_rows=540))
     assert built["vector"] == "IvfHnswSq"
-    searcher = Searcher(wh, clip=CLIP)
+    searcher = Searcher(wh, clip=CLIP, refresh_s=0)
     found = searcher._vector(vectors[42], "vector", None, 3)
     assert found[0]["row_id"] == "r42" and found[0]["_similarity"] == pytest.approx(1.0, abs=1e-5)
+    # rows committed after the index (another decade) are found before any optimize, and a
+    # long-lived searcher sees them
+    late = dict(rows[7], row_id="late", decade="1990s", source_id="late", text="a late commit")
+    wh.replace(TABLE, [late], scope={"decade": "1990s"}, dim=16)
+    found = searcher._vector(vectors[7], "vector", "decade = '1990s'", 3)
+    assert [r["row_id"] for r in found] == ["late"]
+    assert searcher.search("late commit", mode="text").hits[0].row_id == "late"
     with pytest.raises(VectorDimensionError, match="16-d vectors but these rows have 32-d"):
         wh.replace(TABLE, [], scope={"decade": "1990s"}, dim=32)
     assert len(wh.read(TABLE, {"decade": "1980s"})) == 600

@@ -61,7 +61,9 @@ def texts(rng, words: np.ndarray, n: int, median_words: float) -> list[str]:
 
 
 def make_rows(args, rng, words, centres, decade: str, n: int, first: int):
-    """n search_documents rows of one decade and their vectors."""
+    """An Arrow table of n search_documents rows of one decade, and their vectors."""
+    import pyarrow as pa
+
     from archive_pipeline.core.ids import row_id
 
     kinds = np.where(rng.random(n) < 0.8, "speech", "keyframe")
@@ -70,27 +72,64 @@ def make_rows(args, rng, words, centres, decade: str, n: int, first: int):
     topic = rng.integers(0, len(centres), n)
     vectors = centres[topic] + rng.normal(0, 0.06, (n, args.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    rows = []
-    for i in range(n):
-        kind = str(kinds[i])
-        start = float(rng.uniform(0, 3600))
-        rows.append(
-            {
-                "row_id": row_id("bench", decade, str(first + i)),
-                "decade": decade,
-                "media_id": f"m{(first + i) // 200}",
-                "model_id": args.model_id,
-                "kind": kind,
-                "uri": f"s3://archive/{decade}/m{(first + i) // 200}.mp4",
-                "source_id": f"s{first + i}",
-                "start_s": start,
-                "end_s": start + 5.0,
-                "time_s": start,
-                "text": speech[i] if kind == "speech" else frames[i],
-                "vector": vectors[i],
-            }
-        )
-    return rows, vectors
+    numbers = np.arange(first, first + n)
+    start = rng.uniform(0, 3600, n)
+    media = [f"m{i // 200}" for i in numbers]
+    columns = {
+        "row_id": [row_id("bench", decade, str(i)) for i in numbers],
+        "decade": [decade] * n,
+        "media_id": media,
+        "model_id": [args.model_id] * n,
+        "kind": kinds.tolist(),
+        "uri": [f"s3://archive/{decade}/{m}.mp4" for m in media],
+        "source_id": [f"s{i}" for i in numbers],
+        "start_s": start,
+        "end_s": start + 5.0,
+        "time_s": start,
+        "text": [s if k == "speech" else f for s, f, k in zip(speech, frames, kinds, strict=True)],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), args.dim),
+    }
+    return pa.table(columns), vectors
+
+
+def build(args, rng, wh) -> dict:
+    """Write the synthetic rows decade by decade, then build the indexes; returns timings."""
+    import pyarrow as pa
+
+    from archive_pipeline.schemas import TABLES
+    from archive_pipeline.search.indexes import TABLE, IndexSettings, ensure_indexes
+
+    words = vocabulary(rng, args.vocabulary)
+    centres = rng.normal(size=(2000, args.dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    weights = np.linspace(1, 3, len(DECADES))
+    sizes = np.floor(weights / weights.sum() * args.rows).astype(int)
+    sizes[-1] += args.rows - sizes.sum()
+    schema = TABLES[TABLE].schema_for(args.dim)
+    write_s = 0.0
+    first = 0
+    for decade, n in zip(DECADES, sizes, strict=True):
+        rows, _ = make_rows(args, rng, words, centres, decade, int(n), first)
+        for field in schema:  # the contract's other columns, null
+            if field.name not in rows.column_names:
+                rows = rows.append_column(field, pa.nulls(rows.num_rows, field.type))
+        start = time.perf_counter()
+        wh.replace(TABLE, rows, scope={"decade": decade}, dim=args.dim)
+        write_s += time.perf_counter() - start
+        first += rows.num_rows
+        print(f"  wrote {decade}: {rows.num_rows} rows", flush=True)
+    print(f"wrote {args.rows} rows in {write_s:.1f} s (13 decade commits)", flush=True)
+    table = wh.table(TABLE)
+    start = time.perf_counter()
+    ensure_indexes(table, IndexSettings(vector_min_rows=args.rows + 1))  # FTS + BITMAPs only
+    builds = {"fts_and_bitmaps_s": round(time.perf_counter() - start, 1)}
+    start = time.perf_counter()
+    indexes = ensure_indexes(
+        table, IndexSettings(vector_min_rows=1, vector_index=args.vector_index)
+    )
+    builds[f"vector_{args.vector_index.lower()}_s"] = round(time.perf_counter() - start, 1)
+    print(f"index builds: {builds}", flush=True)
+    return {"write_s": round(write_s, 1), "index_build": builds, "indexes": indexes}
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -120,13 +159,19 @@ def main() -> int:
     parser.add_argument("--vector-index", default="IVF_HNSW_SQ")
     parser.add_argument("--nprobes", type=int, default=20)
     parser.add_argument("--refine-factor", type=int, default=4)
+    parser.add_argument("--ef", type=int, default=160, help="HNSW search breadth")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the table here")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="query the table an earlier run left in --workdir (skips writing and index builds)",
+    )
     args = parser.parse_args()
 
     import polars as pl
 
     from archive_pipeline.core.warehouse import Warehouse
-    from archive_pipeline.search.indexes import TABLE, IndexSettings, ensure_indexes
+    from archive_pipeline.search.indexes import TABLE
     from archive_pipeline.search.query import Searcher, reciprocal_rank_fusion
     from archive_pipeline.stages.embeddings import ClipSettings, text_model_id
 
@@ -134,52 +179,26 @@ def main() -> int:
     rng = np.random.default_rng(7)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search_bench_"))
     root = workdir / "warehouse"
-    shutil.rmtree(root, ignore_errors=True)
-    wh = Warehouse(str(root))
-    words = vocabulary(rng, args.vocabulary)
-    centres = rng.normal(size=(2000, args.dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    weights = np.linspace(1, 3, len(DECADES))
-    sizes = np.floor(weights / weights.sum() * args.rows).astype(int)
-    sizes[-1] += args.rows - sizes.sum()
-
     figures: dict = {"benchmark": "search", "rows": args.rows, "dim": args.dim}
-    all_vectors, all_decades, all_texts, all_ids = [], [], [], []
-    write_s = 0.0
-    first = 0
-    for decade, n in zip(DECADES, sizes, strict=True):
-        rows, vectors = make_rows(args, rng, words, centres, decade, int(n), first)
-        all_vectors.append(vectors)
-        all_decades += [decade] * len(rows)
-        all_texts += [r["text"] for r in rows]
-        all_ids += [r["row_id"] for r in rows]
-        for row in rows:
-            row["vector"] = row["vector"].tolist()
-        start = time.perf_counter()
-        wh.replace(TABLE, rows, scope={"decade": decade}, dim=args.dim)
-        write_s += time.perf_counter() - start
-        first += len(rows)
-        print(f"  wrote {decade}: {len(rows)} rows", flush=True)
-    vectors = np.concatenate(all_vectors)
-    decades = np.array(all_decades)
-    ids = np.array(all_ids)
-    figures["write_s"] = round(write_s, 1)
-    print(f"wrote {args.rows} rows in {write_s:.1f} s (13 decade commits)", flush=True)
+    reuse = args.reuse and (root / f"{TABLE}.lance").exists()
+    if not reuse:
+        shutil.rmtree(root, ignore_errors=True)
+    wh = Warehouse(str(root))
+    if reuse:
+        figures["reused_table"] = str(root)  # no write or build figures in this run
+        print(f"reusing {root} (written and indexed by an earlier run)", flush=True)
+    else:
+        figures |= build(args, rng, wh)
+    columns = wh.table(TABLE).to_lance().to_table(columns=["row_id", "decade", "text", "vector"])
+    ids = columns.column("row_id").to_numpy(zero_copy_only=False)
+    decades = columns.column("decade").to_numpy(zero_copy_only=False)
+    all_texts = columns.column("text").to_pylist()
+    vectors = columns.column("vector").combine_chunks().flatten().to_numpy()
+    vectors = vectors.reshape(-1, args.dim)
+    del columns
+    args.rows = len(ids)
 
-    table = wh.table(TABLE)
-    start = time.perf_counter()
-    ensure_indexes(table, IndexSettings(vector_min_rows=args.rows + 1))  # FTS + BITMAPs only
-    builds = {"fts_and_bitmaps_s": round(time.perf_counter() - start, 1)}
-    start = time.perf_counter()
-    indexes = ensure_indexes(
-        table, IndexSettings(vector_min_rows=1, vector_index=args.vector_index)
-    )
-    builds[f"vector_{args.vector_index.lower()}_s"] = round(time.perf_counter() - start, 1)
-    figures["index_build"] = builds
-    figures["indexes"] = indexes
-    print(f"index builds: {builds}", flush=True)
-
-    searcher = Searcher(wh, nprobes=args.nprobes, refine_factor=args.refine_factor)
+    searcher = Searcher(wh, nprobes=args.nprobes, ef=args.ef, refine_factor=args.refine_factor)
     # queries: 2-3 mid-frequency words taken from random documents; vectors near random rows
     picks = rng.integers(0, args.rows, args.queries)
     text_queries = []
@@ -257,7 +276,7 @@ def main() -> int:
             latency[name] = {
                 "lance": lance_p,
                 "baseline": base_p,
-                "ratio_p50": round(base_p["p50_ms"] / lance_p["p50_ms"], 1),
+                "ratio_p50": round(base_p["p50_ms"] / lance_p["p50_ms"], 2),
             }
             if mode == "vector":
                 found = [
@@ -272,12 +291,16 @@ def main() -> int:
             print(
                 f"{name:<15} lance p50 {lance_p['p50_ms']:8.2f} ms  p95 {lance_p['p95_ms']:8.2f} ms"
                 f" | baseline p50 {base_p['p50_ms']:9.2f} ms  p95 {base_p['p95_ms']:9.2f} ms"
-                f" | baseline/lance {latency[name]['ratio_p50']:6.1f}x",
+                f" | baseline/lance {latency[name]['ratio_p50']:6.2f}x",
                 flush=True,
             )
     figures["latency"] = latency
     figures["vector_recall_at_10_vs_exact"] = recall
-    figures["search_params"] = {"nprobes": args.nprobes, "refine_factor": args.refine_factor}
+    figures["search_params"] = {
+        "nprobes": args.nprobes,
+        "ef": args.ef,
+        "refine_factor": args.refine_factor,
+    }
     print(f"vector recall@10 against exact search: {recall}")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -45,14 +45,23 @@ def ensure_indexes(table, settings: IndexSettings) -> dict[str, str]:
     wanted = [("text", lambda: FTS(with_position=False)), ("kind", Bitmap), ("decade", Bitmap)]
     for column, config in wanted:
         if (column,) not in existing:
-            table.create_index(column, config=config(), replace=True)
+            _create(table, column, config())
     for column in ("vector", "image_vector"):
         if (column,) in existing:
             continue
         vectors = table.count_rows(f"{column} IS NOT NULL")
         if vectors >= settings.vector_min_rows:
             log.info("building %s index on %s (%d vectors)", settings.vector_index, column, vectors)
-            table.create_index(
-                column, config=vector_index_config(settings.vector_index), replace=True
-            )
+            _create(table, column, vector_index_config(settings.vector_index))
     return {ix.columns[0]: ix.index_type for ix in table.list_indices()}
+
+
+def _create(table, column: str, config) -> None:
+    """Create an index; losing a race to a concurrent writer (another decade) that made the same
+    index is fine, any other failure is raised."""
+    try:
+        table.create_index(column, config=config, replace=True)
+    except (OSError, RuntimeError, ValueError):
+        table.checkout_latest()
+        if not any(ix.columns == [column] for ix in table.list_indices()):
+            raise
