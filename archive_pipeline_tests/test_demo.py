@@ -40,7 +40,8 @@ def demo(tmp_path_factory, shared_media):
     items = build_demo_inbox(home / "inbox", shared_media=shared_media)
     first = run_demo(home)
     wh = Warehouse(str(home / "warehouse"))
-    tables = {name: wh.read(name).sort_by("row_id") for name in ("media_catalog", "failures")}
+    names = ("media_catalog", "failures", "search_documents")
+    tables = {name: wh.read(name).sort_by("row_id") for name in names}
     second = run_demo(home)
     return {"home": home, "items": items, "first": first, "second": second, "tables": tables}
 
