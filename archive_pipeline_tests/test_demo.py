@@ -156,14 +156,14 @@ def test_search_results_are_filtered_and_linked(demo):
     from archive_pipeline.search import Searcher
 
     searcher = Searcher(Warehouse(str(demo["home"] / "warehouse")))
-    results = searcher.search("tram line in the nineties", kinds=["keyframe"])
+    results = searcher.search(query="tram line in the nineties", kinds=["keyframe"])
     assert results.decades == ("1990s",) and "the nineties" in results.decade_filter_source
     top = results.hits[0]
     assert top.uri.endswith("evening_news.mp4") and "TRAM LINE" in top.ocr_text
     assert top.thumbnail[:2] == b"\xff\xd8"  # the keyframe's JPEG thumbnail
     assert top.start_s <= top.time_s <= top.end_s
     assert top.deep_link == f"{top.uri}#t={top.time_s:.2f}"
-    dock = searcher.search("remember", speaker="dock worker")
+    dock = searcher.search(query="remember", speaker="dock worker")
     assert dock.hits and {hit.speaker for hit in dock.hits} == {"Dock worker"}
     assert "Example searches" in demo["first"]
     assert "jfk.flac#t=" in demo["first"] and "decade in 1990s" in demo["first"]

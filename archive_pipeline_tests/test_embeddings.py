@@ -108,7 +108,7 @@ def test_default_embeds_text_and_reports_no_image_text_model(archive):
     documents = wh.read("search_documents").to_pylist()
     assert len(documents) == len(rows) and all(len(d["vector"]) == 384 for d in documents)
     assert all(d["image_vector"] is None for d in documents)
-    hits = Searcher(wh).search("ask not what your country can do", mode="hybrid").hits
+    hits = Searcher(wh).search(query="ask not what your country can do", mode="hybrid").hits
     assert hits[0].uri.endswith("jfk.flac") and hits[0].decade == "1960s"
 
 
@@ -137,7 +137,7 @@ def test_random_tiny_openclip_plumbing_shares_one_space(archive, tmp_path):
     frames = [d for d in documents if d["kind"] == "keyframe"]
     assert frames and all(len(d["image_vector"]) == 32 for d in frames)
     searcher = Searcher(wh, clip=ClipSettings(model=str(config), pretrained=str(checkpoint)))
-    results = searcher.search("frame", mode="vector")
+    results = searcher.search(query="frame", mode="vector")
     assert results.retrievers == ["vector", "image"] and results.hits
 
 

@@ -262,17 +262,17 @@ def test_indexes_exist_and_vectors_are_fixed_size(archive):
 
 
 def test_text_search_finds_words_and_on_screen_text(archive):
-    results = archive["searcher"].search("tram line", mode="text", temporal=False)
+    results = archive["searcher"].search(query="tram line", mode="text", temporal=False)
     assert results.hits and all(hit.uri == NEWS for hit in results.hits)
     assert {hit.kind for hit in results.hits} == {"speech", "keyframe"}
     top = results.hits[0]
     assert top.deep_link == f"{NEWS}#t={top.time_s:.2f}"
-    reel = archive["searcher"].search("city centre", mode="text").hits
+    reel = archive["searcher"].search(query="city centre", mode="text").hits
     assert reel[0].uri == REEL and reel[0].kind == "keyframe" and reel[0].ocr_text == "CITY CENTRE"
 
 
 def test_vector_search_finds_a_paraphrase(archive):
-    results = archive["searcher"].search("frozen river in winter", mode="vector", limit=3)
+    results = archive["searcher"].search(query="frozen river in winter", mode="vector", limit=3)
     assert results.hits[0].uri == HARBOUR
     query = archive["searcher"].embed("frozen river in winter")
     expected = float(np.dot(query, _vector(archive, results.hits[0])))
@@ -286,7 +286,7 @@ def _vector(archive, hit):
 
 
 def test_hybrid_fuses_both_rankings(archive):
-    results = archive["searcher"].search("record catch of fish", mode="hybrid", limit=4)
+    results = archive["searcher"].search(query="record catch of fish", mode="hybrid", limit=4)
     assert results.retrievers == ["text", "vector"]
     assert results.hits[0].uri == NEWS and "catch" in results.hits[0].text.lower()
     assert set(results.hits[0].matched_by) == {"text", "vector"}
@@ -296,21 +296,21 @@ def test_hybrid_fuses_both_rankings(archive):
 
 def test_filters_prune_by_decade_kind_and_speaker(archive):
     searcher = archive["searcher"]
-    only_60s = searcher.search("tram line approved", decades=["1960s"])
+    only_60s = searcher.search(query="tram line approved", decades=["1960s"])
     assert only_60s.hits and {hit.decade for hit in only_60s.hits} == {"1960s"}
     assert only_60s.where == "decade IN ('1960s')"
-    frames = searcher.search("tram", kinds=["keyframe"], mode="hybrid")
+    frames = searcher.search(query="tram", kinds=["keyframe"], mode="hybrid")
     assert frames.hits and {hit.kind for hit in frames.hits} == {"keyframe"}
-    worker = searcher.search("remember", speaker="dock worker", mode="hybrid")
+    worker = searcher.search(query="remember", speaker="dock worker", mode="hybrid")
     assert worker.hits and {hit.speaker for hit in worker.hits} == {"Dock worker"}
 
 
 def test_temporal_words_become_a_visible_decade_filter(archive):
-    results = archive["searcher"].search("tram line in the nineties", mode="text")
+    results = archive["searcher"].search(query="tram line in the nineties", mode="text")
     assert results.decades == ("1990s",) and results.searched_text == "tram line"
     assert "the nineties" in results.decade_filter_source
     assert results.hits and {hit.decade for hit in results.hits} == {"1990s"}
-    untouched = archive["searcher"].search("tram line in the nineties", temporal=False)
+    untouched = archive["searcher"].search(query="tram line in the nineties", temporal=False)
     assert untouched.decades is None
 
 
@@ -335,15 +335,17 @@ def test_temporal_parsing(query, decades, remaining):
 
 def test_bad_requests_are_clear_errors(archive, tmp_path):
     searcher = archive["searcher"]
+    with pytest.raises(TypeError):  # keyword-only parameters
+        searcher.search("x")
     with pytest.raises(SearchError, match="unknown decade"):
-        searcher.search("x", decades=["1985"])
+        searcher.search(query="x", decades=["1985"])
     with pytest.raises(SearchError, match="mode"):
-        searcher.search("x", mode="semantic")
+        searcher.search(query="x", mode="semantic")
     with pytest.raises(SearchError, match="no search_documents table"):
-        Searcher(Warehouse(str(tmp_path))).search("x")
+        Searcher(Warehouse(str(tmp_path))).search(query="x")
     other = Searcher(archive["wh"], clip=ClipSettings(model="ViT-B-32", pretrained="x"))
     with pytest.raises(SearchError, match="vectors were made by"):
-        other.search("x", mode="vector")
+        other.search(query="x", mode="vector")
 
 
 def test_rrf_equals_lancedb_rrf_reranker():
@@ -402,7 +404,7 @@ def test_vector_index_once_enough_rows_and_dimension_guard(tmp_path):
     wh.replace(TABLE, [late], scope={"decade": "1990s"}, dim=16)
     found = searcher._vector(vectors[7], "vector", "decade = '1990s'", 3)
     assert [r["row_id"] for r in found] == ["late"]
-    assert searcher.search("late commit", mode="text").hits[0].row_id == "late"
+    assert searcher.search(query="late commit", mode="text").hits[0].row_id == "late"
     with pytest.raises(VectorDimensionError, match="16-d vectors but these rows have 32-d"):
         wh.replace(TABLE, [], scope={"decade": "1990s"}, dim=32)
     assert len(wh.read(TABLE, {"decade": "1980s"})) == 600

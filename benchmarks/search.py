@@ -215,7 +215,7 @@ def main() -> int:
         def run(query):
             text, vector, decade = query
             return searcher.search(
-                text,
+                query=text,
                 mode=mode,
                 vector=vector,
                 decades=[decade] if filtered else None,

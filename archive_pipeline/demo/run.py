@@ -54,7 +54,7 @@ def example_searches(warehouse) -> str:
     blocks = ['\nExample searches (archive-search "query" [--decade 1980s] [--mode hybrid]):']
     for query, options in EXAMPLE_SEARCHES:
         try:
-            results = searcher.search(query, limit=3, thumbnails=False, **options)
+            results = searcher.search(query=query, limit=3, thumbnails=False, **options)
         except SearchError as exc:
             blocks.append(f"\n$ archive-search {query!r}: {exc}")
             continue

@@ -139,7 +139,7 @@ def evaluate_search(searcher, queries: list[dict], *, mode: str, k: int = 5, lim
     ranks: list[int | None] = []
     for labelled in queries:
         results = searcher.search(
-            labelled["query"],
+            query=labelled["query"],
             mode=mode,
             limit=limit,
             thumbnails=False,

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         results = search(
-            args.query,
+            query=args.query,
             mode=args.mode,
             decades=args.decade,
             kinds=args.kind,

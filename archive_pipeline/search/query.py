@@ -261,8 +261,8 @@ class Searcher:
 
     def search(
         self,
-        query: str,
         *,
+        query: str,
         mode: str = "hybrid",
         decades: list[str] | tuple[str, ...] | None = None,
         kinds: list[str] | tuple[str, ...] | None = None,
@@ -432,9 +432,9 @@ def configured_clip() -> ClipSettings:
     return outside_run(build_vision_models).clip()
 
 
-def search(query: str, *, warehouse: Warehouse | None = None, **options: Any) -> SearchResults:
-    """Search the configured archive (or `warehouse`, with the configured text model); options
-    as `Searcher.search`."""
+def search(*, query: str, warehouse: Warehouse | None = None, **options: Any) -> SearchResults:
+    """Search the configured archive (or `warehouse`, with the configured text model); the
+    keyword-only options of `Searcher.search`."""
     if warehouse is None:
-        return default_searcher().search(query, **options)
-    return Searcher(warehouse, clip=configured_clip()).search(query, **options)
+        return default_searcher().search(query=query, **options)
+    return Searcher(warehouse, clip=configured_clip()).search(query=query, **options)
