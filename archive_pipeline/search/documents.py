@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,8 +133,8 @@ def speech_documents(segments: pa.Table) -> list[dict[str, Any]]:
     ]
 
 
-def _keyframe_at(documents: list[dict]) -> dict[str, Any]:
-    """media_id -> a function giving the keyframe on screen at a time (or the nearest one)."""
+def _keyframe_at(documents: list[dict]) -> Callable[[str, float], str | None]:
+    """A function of (media_id, time) giving the keyframe on screen then (or the nearest one)."""
     by_media: dict[str, list[dict]] = defaultdict(list)
     for doc in sorted(documents, key=lambda d: d["time_s"]):
         by_media[doc["media_id"]].append(doc)
@@ -159,11 +160,19 @@ class Assembly:
 
     rows: list[dict[str, Any]]
     dim: int
-    with_vector: int = 0
-    with_image_vector: int = 0
     # documents whose embedding is missing, or was made from other text or by another model
     # (segment_embeddings not re-materialised since): kept searchable by text, without vector
     stale_vectors: list[str] = field(default_factory=list)
+
+    @property
+    def with_vector(self) -> int:
+        """Rows with a text vector."""
+        return sum(row["vector"] is not None for row in self.rows)
+
+    @property
+    def with_image_vector(self) -> int:
+        """Rows with an image vector."""
+        return sum(row["image_vector"] is not None for row in self.rows)
 
 
 def assemble(
@@ -214,13 +223,11 @@ def assemble(
                 if usable:
                     vector = embedded["vector"]
                     created_at = max(created_at or EPOCH, embedded["created_at"] or EPOCH)
-                    result.with_vector += 1
                 else:
                     result.stale_vectors.append(doc["source_id"])
             image_vector = images.get(doc["source_id"]) if kind == "keyframe" else None
             if image_vector is None and not doc["text"]:
                 continue  # nothing to find it by
-            result.with_image_vector += image_vector is not None
             keyframe_id = doc["source_id"] if kind == "keyframe" else None
             if kind == "speech":
                 middle = (doc["start_s"] + doc["end_s"]) / 2

@@ -42,7 +42,8 @@ def ensure_indexes(table, settings: IndexSettings) -> dict[str, str]:
     from lancedb.index import FTS, Bitmap
 
     existing = {tuple(ix.columns): ix.index_type for ix in table.list_indices()}
-    wanted = [("text", lambda: FTS(with_position=False)), ("kind", Bitmap), ("decade", Bitmap)]
+    # (the BITMAP on `decade` is made by `Warehouse.replace` for every table)
+    wanted = [("text", lambda: FTS(with_position=False)), ("kind", Bitmap)]
     for column, config in wanted:
         if (column,) not in existing:
             _create(table, column, config())

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from archive_pipeline.stages.embeddings import ClipSettings
 
 MODES = ("text", "vector", "hybrid")
+VECTOR_MODEL_COLUMNS = (("vector", "model_id"), ("image_vector", "image_model_id"))
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009; LanceDB's RRFReranker default)
 COLUMNS = [
     "row_id",
@@ -177,7 +178,9 @@ class Searcher:
         self.ef = ef
         self.refine_factor = refine_factor
         self.refresh_s = refresh_s  # a long-lived searcher sees new commits this much later
+        self._db = None  # the connection of `table` (and of the keyframes' thumbnails)
         self._table = None
+        self._keyframes = None
         self._embedder = None
         self._vector_models: tuple[int, dict[str, set[str]]] | None = None
 
@@ -194,12 +197,12 @@ class Searcher:
                     f"no {TABLE} table in {self.warehouse.root}: materialise the search_documents "
                     "asset (make demo, or the archive_job) first"
                 )
-            db = lancedb.connect(
+            self._db = lancedb.connect(
                 self.warehouse.root,
                 storage_options=self.warehouse.storage_options or None,
                 read_consistency_interval=dt.timedelta(seconds=self.refresh_s),
             )
-            self._table = db.open_table(TABLE)
+            self._table = self._db.open_table(TABLE)
         return self._table
 
     @property
@@ -218,18 +221,22 @@ class Searcher:
         return self._embedder.embed([text])[0]
 
     def vector_models(self) -> dict[str, set[str]]:
-        """{vector column: model ids of the rows that have one} (read again when the table has
-        a new version)."""
+        """{vector column: model ids in the table}, read again when the table has a new version.
+        Only the id columns are read: `model_id` is the text model of `vector` on every row and
+        `image_model_id` is set exactly where `image_vector` is, while an `IS NOT NULL` filter on
+        a vector column would read that whole column (10x the time of the id column)."""
         version = self.table.version
         if self._vector_models is None or self._vector_models[0] != version:
             import pyarrow.compute as pc
 
-            found = {}
-            dataset = self.table.to_lance()
-            for column, model in (("vector", "model_id"), ("image_vector", "image_model_id")):
-                rows = dataset.to_table(columns=[model], filter=f"{column} IS NOT NULL")
-                found[column] = set(pc.unique(rows.column(model)).to_pylist()) - {None}
-            self._vector_models = (version, found)
+            ids = self.table.to_lance().to_table(columns=[m for _, m in VECTOR_MODEL_COLUMNS])
+            self._vector_models = (
+                version,
+                {
+                    column: set(pc.unique(ids.column(model)).to_pylist()) - {None}
+                    for column, model in VECTOR_MODEL_COLUMNS
+                },
+            )
         return self._vector_models[1]
 
     def _fts(self, text: str, where: str | None, k: int) -> list[dict]:
@@ -311,8 +318,8 @@ class Searcher:
             fused = reciprocal_rank_fusion({n: [r["row_id"] for r in v] for n, v in ranked.items()})
             ordered = [(rows[item], score, ranks) for item, score, ranks in fused[:limit]]
         else:
-            ((name, found),) = ranked.items()
-            ordered = [(row, row["_similarity"], {name: i}) for i, row in enumerate(found, 1)]
+            ((name, rows_of),) = ranked.items()
+            ordered = [(row, row["_similarity"], {name: i}) for i, row in enumerate(rows_of, 1)]
         hits = [
             self._hit(i, row, score, ranks, text)
             for i, (row, score, ranks) in enumerate(ordered, 1)
@@ -392,13 +399,16 @@ class Searcher:
 
     def _attach_thumbnails(self, hits: list[SearchHit]) -> None:
         ids = sorted({hit.keyframe_id for hit in hits if hit.keyframe_id})
-        if not ids or "keyframes" not in self.warehouse.table_names():
+        if not ids:
             return
+        if self._keyframes is None:  # opened once; thumbnails are in the keyframes table
+            try:
+                self._keyframes = self._db.open_table("keyframes")
+            except (ValueError, FileNotFoundError):
+                return
         listed = ", ".join(sql_literal(i) for i in ids)
-        rows = (
-            self.warehouse.db.open_table("keyframes")
-            .to_lance()
-            .to_table(columns=["row_id", "thumbnail"], filter=f"row_id IN ({listed})")
+        rows = self._keyframes.to_lance().to_table(
+            columns=["row_id", "thumbnail"], filter=f"row_id IN ({listed})"
         )
         found = dict(
             zip(

@@ -40,6 +40,8 @@ def search_documents(
     decade = context.partition_key
     start = time.perf_counter()
     clip = vision_models.clip()
+    text_model = text_model_id(clip)
+    image_model = clip.model_id if clip.configured else None
     wh = warehouse.get_warehouse()
     scope = {"decade": decade}
     assembly = assemble(
@@ -50,10 +52,10 @@ def search_documents(
         frame_text=wh.read("frame_text", scope),
         text_embeddings=wh.read("segment_embeddings", scope),
         # read only with an image-text model (reading would create the table empty)
-        image_embeddings=wh.read("keyframe_embeddings", scope) if clip.configured else None,
+        image_embeddings=wh.read("keyframe_embeddings", scope) if image_model else None,
         catalog=wh.read("media_catalog", scope),
-        text_model_id=text_model_id(clip),
-        image_model_id=clip.model_id if clip.configured else None,
+        text_model_id=text_model,
+        image_model_id=image_model,
         dim=text_embedding_dim(clip),
     )
     write = wh.replace(TABLE, assembly.rows, scope=scope, dim=assembly.dim)
@@ -75,8 +77,8 @@ def search_documents(
             "with_image_vector": assembly.with_image_vector,
             "without_current_vector": len(assembly.stale_vectors),
             "dim": assembly.dim,
-            "text_model": text_model_id(clip),
-            "image_model": clip.model_id if clip.configured else "not configured",
+            "text_model": text_model,
+            "image_model": image_model or "not configured",
             "indexes": dg.MetadataValue.json(indexes),
             "committed": write.committed,
             "table_version": write.version,
