@@ -21,7 +21,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make demo  - install and run the pipeline on the demo archive (ARCHIVE_HOME=$(ARCHIVE_HOME))"
 	@echo "make test  - install and run ruff + pytest"
-	@echo "make ui    - Dagster UI on http://127.0.0.1:3000 against the same instance"
+	@echo "make ui    - Dagster UI + daemon on http://127.0.0.1:3000 against the same instance"
 	@echo "make bench - benchmarks (see benchmarks/)"
 
 # System packages: media tools, speech synthesis for the demo, PostgreSQL for the storage test.
@@ -48,8 +48,11 @@ install-paddle: system uv
 	@UV_PROJECT_ENVIRONMENT=$(PADDLE_VENV) "$(UV)" sync --frozen --extra paddle --extra dev --quiet
 	@echo "PaddleOCR environment ready: $(PADDLE_VENV)"
 
+# The instance folder with dagster.yaml, its storage created once here: the webserver and
+# the daemon starting together on a brand-new SQLite instance can race to migrate it.
 instance:
 	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	@$(BIN)/python -c "from archive_pipeline.runner import prepare_instance; prepare_instance()"
 
 demo: install instance
 	$(BIN)/archive-pipeline demo
@@ -63,9 +66,10 @@ test: install install-paddle lint
 	$(BIN)/pytest
 	$(PADDLE_VENV)/bin/pytest -m paddle archive_pipeline_tests/test_ocr_paddle.py  # lane 2
 
+# `dagster dev` runs the webserver and the daemon (run queue, sensors, backfills) together.
 ui: install instance
-	@echo "Dagster UI: http://127.0.0.1:3000 (Ctrl-C stops it)"
-	$(BIN)/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml
+	@echo "Dagster UI and daemon: http://127.0.0.1:3000 (Ctrl-C stops both)"
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 screenshot: install instance
 	@command -v chromium >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)

@@ -1,4 +1,4 @@
-"""`archive-pipeline` command line: demo, summary, maintenance."""
+"""`archive-pipeline` command line: run, demo, summary, export, maintenance."""
 
 from __future__ import annotations
 
@@ -12,6 +12,22 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `archive-pipeline` command."""
     parser = argparse.ArgumentParser(prog="archive-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run",
+        help="process your archive: run archive_job for every decade with media (or the given "
+        "ones), with progress, recorded in the Dagster instance",
+    )
+    run.add_argument(
+        "--decade",
+        action="append",
+        metavar="D",
+        help="only this decade (repeatable), e.g. --decade 1980s --decade undated",
+    )
+    run.add_argument(
+        "--inbox",
+        metavar="PATH_OR_S3",
+        help="the media store: a folder or s3://bucket/prefix (default: ARCHIVE_INBOX)",
+    )
     demo = sub.add_parser("demo", help="build the demo inbox if empty and run every partition")
     demo.add_argument(
         "--shared-media",
@@ -37,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--shared-media", type=Path, default=None)
     args = parser.parse_args(argv)
 
+    if args.command == "run":
+        return _run(args.decade, args.inbox)
     if args.command == "demo":
         from archive_pipeline.demo.run import run_demo
 
@@ -71,6 +89,38 @@ def main(argv: list[str] | None = None) -> int:
         for item in build_demo_inbox(args.inbox, shared_media=args.shared_media):
             print(item.decade, item.key)
     return 0
+
+
+def _run(decades: list[str] | None, inbox: str | None) -> int:
+    """`archive-pipeline run`: the decades that have media, or those asked for."""
+    import os
+    import time
+
+    from archive_pipeline.runner import planned_decades, run_decades
+
+    if inbox:
+        if "://" not in inbox and not Path(inbox).is_dir():
+            print(f"inbox {inbox} is not a folder", file=sys.stderr)
+            return 2
+        os.environ["ARCHIVE_INBOX"] = inbox if "://" in inbox else str(Path(inbox).resolve())
+    start = time.perf_counter()
+    try:
+        planned, n_items = planned_decades(decades)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not planned:
+        print(f"nothing to run: no media in the inbox ({n_items} items) and no catalogued decades")
+        return 0
+    print(f"{n_items} media items in the inbox; running decades {', '.join(planned)}")
+    runs = run_decades(planned, trigger="archive-pipeline run")
+    failed = [r.decade for r in runs if not r.success]
+    print(
+        f"{len(runs)} decade(s) in {time.perf_counter() - start:.1f} s"
+        + (f"; runs FAILED for {failed}" if failed else "; all runs succeeded")
+        + ". Tables: `archive-pipeline summary`; runs and checks: `make ui`."
+    )
+    return 1 if failed else 0
 
 
 def _export(warehouse, media: str, fmt: str, out: Path | None) -> int:

@@ -105,6 +105,11 @@ class RayResource(dg.ConfigurableResource):
         description='JSON per stage, e.g. {"transcripts": {"num_gpus": 0.5, "max_actors": 4}}.',
     )
     include_dashboard: bool = Field(default=False, description="Start the Ray dashboard locally.")
+    shutdown_after_run: bool = Field(
+        default=True,
+        description="Stop the Ray this run started when it ends (the command-line runner keeps "
+        "one Ray across its decades and stops it itself).",
+    )
     _runtime: RayRuntime | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -119,8 +124,8 @@ class RayResource(dg.ConfigurableResource):
             )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        """Stop Ray if this run started it."""
-        if self._runtime is not None:
+        """Stop Ray if this run started it (unless asked to keep it for the next run)."""
+        if self._runtime is not None and self.shutdown_after_run:
             self._runtime.shutdown()
 
     def compute(self) -> Compute:
@@ -267,6 +272,16 @@ class SpeechModels(dg.ConfigurableResource):
             hf_token=self.hf_token or None,
             device=self.diarization_device,
         )
+
+
+class CheckSettings(dg.ConfigurableResource):
+    """Thresholds of the per-decade asset checks."""
+
+    max_failure_fraction: float = Field(
+        default=0.5,
+        description="failure_rate fails (ERROR) when at least this fraction of a decade's "
+        "items failed; fewer failures are a warning.",
+    )
 
 
 class SearchIndex(dg.ConfigurableResource):

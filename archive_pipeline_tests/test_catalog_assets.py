@@ -1,13 +1,18 @@
 """media_catalog through Dagster with local resources: rows, failures, cache, idempotence."""
 
 import multiprocessing
+import shutil
 
 import dagster as dg
 import pytest
 
+from archive_pipeline.core.store import scan_inventory
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
-from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource
+from archive_pipeline.defs.catalog.checks import media_catalog_checks
+from archive_pipeline.defs.checks import coverage_result
+from archive_pipeline.health import stage_health
+from archive_pipeline.resources import CheckSettings, LanceWarehouse, LocalMediaStore, RayResource
 from archive_pipeline_tests.fixtures import small_archive
 from archive_pipeline_tests.helpers import snapshot_tree
 
@@ -19,17 +24,22 @@ def archive(tmp_path, shared_media):
     return inbox, tmp_path / "warehouse", expected
 
 
-def materialize(inbox, warehouse, partition, *, ray="inline", instance=None):
+def materialize(inbox, warehouse, partition, *, ray="inline", instance=None, max_fraction=0.5):
     return dg.materialize(
-        [media_catalog],
+        [media_catalog, media_catalog_checks],
         partition_key=partition,
         instance=instance,
         resources={
             "media_store": LocalMediaStore(root=str(inbox)),
             "warehouse": LanceWarehouse(root=str(warehouse)),
             "ray": RayResource(address=ray),
+            "check_settings": CheckSettings(max_failure_fraction=max_fraction),
         },
     )
+
+
+def checks(result) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
 def metadata(result):
@@ -55,8 +65,12 @@ def test_decade_is_catalogued_and_bad_files_recorded(archive):
     assert failures["1990s/corrupt_tape.mp4"]["error_class"] == "ProbeError"
     assert "moov atom not found" in failures["1990s/corrupt_tape.mp4"]["message"]
     assert failures["1990s/corrupt_tape.mp4"]["media_id"]  # hashed before probing failed
-    check = result.get_asset_check_evaluations()[0]
-    assert check.passed  # 2 of 4 = 50% is at the default threshold
+    evaluations = checks(result)
+    rate = evaluations["failure_rate"]
+    assert not rate.passed and rate.severity == dg.AssetCheckSeverity.ERROR  # half failed
+    assert rate.partition == "1990s"  # a per-decade check
+    assert "corrupt_tape.mp4" in rate.metadata["failed_items"].value
+    assert evaluations["rows_for_every_item"].passed
     assert snapshot_tree(inbox) == before, "the archive was modified"
 
 
@@ -130,18 +144,52 @@ def test_three_decades_concurrently_leave_every_row(archive):
     assert sorted(failed) == ["1990s/corrupt_tape.mp4", "1990s/empty_transfer.wav"]
 
 
-def test_failure_check_fails_loudly_above_threshold(archive):
+def test_failure_check_warns_below_the_threshold_and_errors_from_it(archive):
     inbox, warehouse, _ = archive
-    result = dg.materialize(
-        [media_catalog],
-        partition_key="1990s",
-        run_config={"ops": {"media_catalog": {"config": {"max_failure_fraction": 0.25}}}},
-        resources={
-            "media_store": LocalMediaStore(root=str(inbox)),
-            "warehouse": LanceWarehouse(root=str(warehouse)),
-            "ray": RayResource(address="inline"),
-        },
+    result = materialize(inbox, warehouse, "1990s", max_fraction=0.75)
+    rate = checks(result)["failure_rate"]
+    assert not rate.passed and rate.severity == dg.AssetCheckSeverity.WARN
+    assert "2 of 4 items failed" in rate.description
+    assert rate.metadata["failures"].value == 2
+    result = materialize(inbox, warehouse, "1990s", max_fraction=0.25)
+    rate = checks(result)["failure_rate"]
+    assert not rate.passed and rate.severity == dg.AssetCheckSeverity.ERROR
+    clean = checks(materialize(inbox, warehouse, "2000s"))
+    assert clean["failure_rate"].passed and clean["rows_for_every_item"].passed
+
+
+def test_coverage_check_reports_an_item_catalogued_since(archive, shared_media):
+    """A file added after the catalog ran is missing until the decade runs again."""
+    inbox, warehouse, _ = archive
+    materialize(inbox, warehouse, "2000s")
+    shutil.copyfile(shared_media / "speech/jfk.flac", inbox / "reading/jfk_2001.flac")
+    # what the check step computes, read back from the committed tables
+    store = LocalMediaStore(root=str(inbox)).get_store()
+    health = stage_health(
+        Warehouse(str(warehouse)),
+        asset="media_catalog",
+        stage="media_catalog",
+        decade="2000s",
+        expected=[item.uri for item in scan_inventory(store).for_decade("2000s")],
     )
-    check = result.get_asset_check_evaluations()[0]
-    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-    assert "2 of 4 items failed" in check.description
+    coverage = coverage_result(health)
+    assert not coverage.passed and coverage.severity == dg.AssetCheckSeverity.ERROR
+    assert "jfk_2001.flac" in coverage.metadata["missing_items"].value
+    assert checks(materialize(inbox, warehouse, "2000s"))["rows_for_every_item"].passed
+
+
+def test_table_metadata_keys(archive):
+    inbox, warehouse, _ = archive
+    materialize(inbox, warehouse, "2000s")
+    md = metadata(materialize(inbox, warehouse, "1990s"))
+    assert md["dagster/partition_row_count"] == 2  # the decade's rows
+    assert md["dagster/row_count"] == 3  # the whole table
+    assert md["dagster/table_name"] == "media_catalog"
+    assert md["dagster/uri"] == f"{warehouse}/media_catalog.lance"
+    assert md["lance_version"] >= 1
+    columns = {c.name: c for c in md["dagster/column_schema"].columns}
+    assert "decade" in columns and columns["decade"].description.startswith("Decade partition")
+    assert md["preview"].splitlines()[0].startswith("| file |")
+    spec = next(iter(media_catalog.specs))
+    assert spec.metadata["dagster/column_schema"].columns[0].name == "row_id"
+    assert spec.owners == ["team:archive-data"]

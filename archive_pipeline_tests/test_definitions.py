@@ -17,7 +17,15 @@ def test_definitions_load_with_local_defaults():
     assert {k.to_user_string() for k in d.resolve_all_asset_keys()} >= {"media_catalog"}
     assert d.resolve_job_def("archive_job").partitions_def is not None
     assert d.resolve_sensor_def("inbox_sensor").job_name == "archive_job"
-    assert d.resolve_schedule_def("nightly_backfill").job_name == "archive_job"
+    assert d.resolve_sensor_def("nightly_backfill").description.startswith("Nightly at 02:00")
+    assert d.resolve_job_def("archive_job").description
+    assert d.resolve_sensor_def("inbox_sensor").description
+    # the UI's Materialize button and backfills run in one process too (Ray once per run)
+    assert d.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+    checks = {k.to_user_string() for k in d.resolve_asset_graph().asset_check_keys}
+    for asset in d.resolve_all_asset_specs():
+        assert f"{asset.key.to_user_string()}:rows_for_every_item" in checks
+        assert "dagster/column_schema" in asset.metadata, asset.key
     assert isinstance(d.resources["media_store"], LocalMediaStore)
 
 

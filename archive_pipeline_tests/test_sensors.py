@@ -115,3 +115,48 @@ def test_empty_store_skips(inbox):
     with dg.build_sensor_context(resources={"media_store": inbox.store}) as context:
         result = inbox_sensor(context)
     assert not result.run_requests and "no change" in result.skip_reason.skip_message
+
+
+def nightly_tick(tmp_path, monkeypatch, *, cursor, now):
+    from archive_pipeline.definitions import defs
+    from archive_pipeline.defs.automation import sensors
+    from archive_pipeline.defs.automation.sensors import nightly_backfill
+    from archive_pipeline.resources import LanceWarehouse
+
+    resources = {
+        "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),
+        "warehouse": LanceWarehouse(root=str(tmp_path / "warehouse")),
+    }
+    monkeypatch.setattr(sensors, "utc_now", lambda: now)
+    with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs()) as context:
+        return nightly_backfill(context)
+
+
+def test_nightly_backfill_is_one_backfill_of_every_asset_over_decades_with_media(
+    tmp_path, monkeypatch
+):
+    import datetime as dt
+
+    inbox = LocalInbox(tmp_path / "inbox")
+    inbox.put("1980s/interview.wav")
+    inbox.put("tape_1994.mp3")
+    night = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
+    # switched on at 10:00: armed for the next 02:00, like a schedule (no backfill now)
+    armed = nightly_tick(tmp_path, monkeypatch, cursor=None, now=night + dt.timedelta(hours=8))
+    assert not armed.run_requests and "armed" in armed.skip_reason.skip_message
+    # the next night, after 02:00: one request that the daemon turns into one backfill
+    result = nightly_tick(
+        tmp_path, monkeypatch, cursor=armed.cursor, now=night + dt.timedelta(days=1, minutes=3)
+    )
+    (request,) = result.run_requests
+    subset = request.asset_graph_subset
+    assert subset is not None  # a backfill, not runs
+    assert len(subset.asset_keys) == 10  # every asset
+    for partitions in subset.partitions_subsets_by_asset_key.values():
+        assert set(partitions.get_partition_keys()) == {"1980s", "1990s"}
+    assert request.tags["archive/trigger"] == "nightly_backfill"
+    # the same night again: nothing more
+    again = nightly_tick(
+        tmp_path, monkeypatch, cursor=result.cursor, now=night + dt.timedelta(days=1, hours=5)
+    )
+    assert not again.run_requests and "next at 2026-11-23 02:00" in again.skip_reason.skip_message

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -78,6 +78,7 @@ class ItemOutcome:
     error_class: str | None = None
     message: str | None = None
     seconds: float = 0.0
+    detail: str | None = None  # the worker's traceback (last lines) of a failed item
 
     @property
     def ok(self) -> bool:
@@ -102,20 +103,41 @@ def _run_one(stage: Stage, index: int, item: Any) -> ItemOutcome:
     try:
         value = stage.process(item)
     except Exception as exc:  # errors are data: the item is recorded as failed
-        log.debug("item %s failed in %s: %s", index, stage.name, traceback.format_exc())
         return ItemOutcome(
-            index, None, type(exc).__name__, str(exc) or repr(exc), time.perf_counter() - start
+            index,
+            None,
+            type(exc).__name__,
+            str(exc) or repr(exc),
+            time.perf_counter() - start,
+            detail=_traceback_tail(),
         )
     return ItemOutcome(index, value, seconds=time.perf_counter() - start)
 
 
-def run_inline(stage: Stage, items: Sequence[Any]) -> list[ItemOutcome]:
-    """Run a stage in this process, one item after another (debugging and small tests)."""
+def _traceback_tail(limit: int = 2000) -> str:
+    """The current exception's traceback, its last `limit` characters (for the run log)."""
+    text = traceback.format_exc()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+OnOutcome = Callable[[ItemOutcome], None]
+
+
+def run_inline(
+    stage: Stage, items: Sequence[Any], *, on_outcome: OnOutcome | None = None
+) -> list[ItemOutcome]:
+    """Run a stage in this process, one item after another (debugging and small tests);
+    `on_outcome` is called as each item finishes."""
     try:
         stage.setup()
     except Exception as exc:
         raise StageSetupError(f"stage {stage.name!r} could not start: {exc}") from exc
-    return [_run_one(stage, i, item) for i, item in enumerate(items)]
+    outcomes = []
+    for i, item in enumerate(items):
+        outcomes.append(_run_one(stage, i, item))
+        if on_outcome is not None:
+            on_outcome(outcomes[-1])
+    return outcomes
 
 
 class _StageActor:
@@ -207,6 +229,9 @@ class RayRuntime:
             local = self.address in ("", "local")
             if local:
                 _bind_loopback_only()
+                # Ray's default for a new local cluster, said explicitly: without it ray.init
+                # prints a notice that token authentication was turned on
+                os.environ.setdefault("RAY_AUTH_MODE", "token")
             import ray
 
             if ray.is_initialized():
@@ -277,8 +302,11 @@ class RayRuntime:
         self,
         stage: Stage,
         items: Sequence[Any],
+        *,
+        on_outcome: OnOutcome | None = None,
     ) -> list[ItemOutcome]:
-        """Process every item with a pool of stage actors; return outcomes in item order."""
+        """Process every item with a pool of stage actors; return outcomes in item order
+        (`on_outcome` is called in the driver as each item finishes, in finishing order)."""
         if not items:
             return []
         import ray
@@ -333,6 +361,8 @@ class RayRuntime:
                         idle.append(new_actor())
                     if outcome is not None:
                         outcomes[index] = outcome
+                        if on_outcome is not None:
+                            on_outcome(outcome)
         finally:
             for actor in idle + [a for a, _, _ in pending.values()]:
                 ray.kill(actor)

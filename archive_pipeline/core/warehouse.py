@@ -113,6 +113,10 @@ class Warehouse:
         """The LanceDB connection (opened lazily)."""
         return lancedb.connect(self.root, storage_options=self.storage_options or None)
 
+    def uri(self, name: str) -> str:
+        """Where a table's Lance dataset lives (a path, or an s3:// URI)."""
+        return f"{self.root.rstrip('/')}/{name}.lance"
+
     def table_names(self) -> list[str]:
         """Names of the tables that exist in the warehouse."""
         names, token = [], None

@@ -1,22 +1,42 @@
-"""Dagster metadata shared by the stage assets: counts, timings, failure check, previews."""
+"""Dagster metadata shared by the assets: table metadata, counts, timings, previews."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyarrow as pa
 
+from archive_pipeline.schemas import TABLES, describe
 from archive_pipeline.stages.base import PartitionReport
+
+if TYPE_CHECKING:
+    from archive_pipeline.core.warehouse import Warehouse, WriteResult
+
+OWNERS = ["team:archive-data"]
+
+
+def _cell(row: dict, column: str) -> str:
+    # previews lead with the file name: "file" is the last segment of the row's URI
+    value = (
+        row["uri"].rsplit("/", 1)[-1]
+        if column == "file" and "file" not in row
+        else row.get(column, "")
+    )
+    if isinstance(value, float):
+        value = f"{value:.2f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")[:80]
 
 
 def markdown_table(rows: list[dict], columns: list[str], *, limit: int = 10) -> str:
-    """Render the first rows as a markdown table for the Dagster UI."""
+    """Render the first rows as a markdown table for the Dagster UI (`file`: the URI's last
+    segment)."""
     if not rows:
         return "_no rows_"
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows[:limit]:
-        cells = [str(row.get(c, "")).replace("|", "\\|").replace("\n", " ")[:80] for c in columns]
+        cells = [_cell(row, c) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     if len(rows) > limit:
         lines.append(f"\n_{len(rows) - limit} more rows_")
@@ -34,21 +54,56 @@ def data_version(rows: pa.Table) -> dg.DataVersion:
     return dg.DataVersion(hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16])
 
 
+def column_schema(table: str) -> dg.TableSchema:
+    """The Dagster column schema of a warehouse table, from the contract in `schemas.py`."""
+    spec = TABLES[table]
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=f.name,
+                type=(
+                    "fixed_size_list<float>[dim]" if f.name in spec.vector_columns else str(f.type)
+                ),
+                description=describe(f),
+                constraints=dg.TableColumnConstraints(nullable=f.nullable),
+            )
+            for f in spec.schema
+        ]
+    )
+
+
+def table_definition_metadata(table: str) -> dict[str, Any]:
+    """Definition metadata of an asset stored as a Lance table: columns, table name, storage."""
+    return {"dagster/column_schema": column_schema(table), "dagster/table_name": table}
+
+
+def table_metadata(warehouse: Warehouse, table: str, write: WriteResult) -> dict[str, Any]:
+    """Materialisation metadata of one table write: the decade's rows
+    (`dagster/partition_row_count`), the whole table's (`dagster/row_count`), where it lives
+    (`dagster/uri`), its name and columns, and the Lance version committed."""
+    return {
+        **table_definition_metadata(table),
+        "dagster/partition_row_count": write.rows,
+        "dagster/row_count": warehouse.table(table).count_rows(),
+        "dagster/uri": warehouse.uri(table),
+        "rows": write.rows,
+        "lance_version": write.version,
+        "committed": write.committed,
+    }
+
+
 def report_metadata(
-    report: PartitionReport, *, table: str | None = None
+    report: PartitionReport, warehouse: Warehouse, *, table: str | None = None
 ) -> dict[str, dg.MetadataValue | int | float | str]:
-    """The counts and timings every stage asset reports (rows and commit of `table`, default
+    """The table metadata, counts and timings every stage asset reports (for `table`, default
     the stage's first table)."""
-    rows = report.tables[table] if table else report.rows
     write = report.writes[table] if table else report.write
     return {
+        **table_metadata(warehouse, write.table, write),
         "items": report.n_items,
         "reused_from_cache": report.n_reused,
         "computed": report.n_computed,
         "failures": report.n_failed,
-        "rows": rows.num_rows,
-        "committed": write.committed,
-        "table_version": write.version,
         "seconds": round(report.seconds, 3),
         "compute_seconds": round(report.compute_seconds, 3),
         **(
@@ -64,27 +119,3 @@ def throughput(report: PartitionReport, n: int, unit: str) -> dict[str, float]:
     if not (report.n_computed and report.compute_seconds):
         return {}
     return {f"{unit}_per_second": round(n / report.compute_seconds, 2)}
-
-
-def failure_check(
-    report: PartitionReport, *, check_name: str, asset_key: str, max_fraction: float
-) -> dg.AssetCheckResult:
-    """Fail (severity ERROR) when the decade's failed items exceed `max_fraction`."""
-    fraction = report.failure_fraction
-    failures = report.failures.select(["store_key", "error_class", "message"]).to_pylist()
-    return dg.AssetCheckResult(
-        check_name=check_name,
-        asset_key=asset_key,
-        passed=fraction <= max_fraction,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{report.n_failed} of {report.n_items} items failed "
-        f"({fraction:.0%}; threshold {max_fraction:.0%})",
-        metadata={
-            "failures": report.n_failed,
-            "failure_fraction": fraction,
-            "threshold": max_fraction,
-            "failed_items": dg.MetadataValue.md(
-                markdown_table(failures, ["store_key", "error_class", "message"])
-            ),
-        },
-    )

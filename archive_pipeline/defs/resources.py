@@ -18,6 +18,7 @@ from dagster_aws.s3 import S3Resource
 from archive_pipeline import paths
 from archive_pipeline.models import DEFAULT_WHISPER
 from archive_pipeline.resources import (
+    CheckSettings,
     LanceWarehouse,
     LocalMediaStore,
     RayResource,
@@ -94,9 +95,10 @@ def build_warehouse() -> LanceWarehouse:
     )
 
 
-def build_ray() -> RayResource:
+def build_ray(*, shutdown_after_run: bool = True) -> RayResource:
     """ARCHIVE_RAY_ADDRESS: 'local' (default), a cluster address, or 'inline'."""
     return RayResource(
+        shutdown_after_run=shutdown_after_run,
         address=_str("ARCHIVE_RAY_ADDRESS", "local"),
         num_cpus=_int("ARCHIVE_RAY_NUM_CPUS", None),
         connect_timeout_s=_int("ARCHIVE_RAY_CONNECT_TIMEOUT_S", 30),
@@ -152,6 +154,11 @@ def build_search_index() -> SearchIndex:
     )
 
 
+def build_check_settings() -> CheckSettings:
+    """ARCHIVE_MAX_FAILURE_FRACTION: above it a decade's failure_rate check is an error."""
+    return CheckSettings(max_failure_fraction=_float("ARCHIVE_MAX_FAILURE_FRACTION", 0.5))
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     """The resources shared by every area."""
@@ -163,5 +170,6 @@ def resources() -> dg.Definitions:
             "speech_models": build_speech_models(),
             "vision_models": build_vision_models(),
             "search_index": build_search_index(),
+            "check_settings": build_check_settings(),
         }
     )

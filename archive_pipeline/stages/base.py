@@ -19,8 +19,9 @@ import pyarrow.compute as pc
 
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.cache import cache_key, canonical_json
-from archive_pipeline.core.compute import ItemOutcome, Stage, run_inline
+from archive_pipeline.core.compute import ItemOutcome, OnOutcome, Stage, run_inline
 from archive_pipeline.core.ids import row_id
+from archive_pipeline.core.progress import ItemProgress, ProgressLog
 from archive_pipeline.schemas import TABLES
 
 if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of Ray workers
@@ -56,15 +57,19 @@ class LoadsModels:
 class Compute(Protocol):
     """Something that maps a stage over items: `RayRuntime` or `InlineCompute`."""
 
-    def map(self, stage: Stage, items: Sequence[Any]) -> list[ItemOutcome]: ...
+    def map(
+        self, stage: Stage, items: Sequence[Any], *, on_outcome: OnOutcome | None = None
+    ) -> list[ItemOutcome]: ...
 
 
 class InlineCompute:
     """Runs stages in the calling process (debugging, and tests that are not about Ray)."""
 
-    def map(self, stage: Stage, items: Sequence[Any]) -> list[ItemOutcome]:
+    def map(
+        self, stage: Stage, items: Sequence[Any], *, on_outcome: OnOutcome | None = None
+    ) -> list[ItemOutcome]:
         """Process items one after another in this process."""
-        return run_inline(stage, items) if items else []
+        return run_inline(stage, items, on_outcome=on_outcome) if items else []
 
 
 @dataclass(frozen=True)
@@ -223,9 +228,11 @@ def process_partition(
     items: Sequence[T],
     warehouse: Warehouse,
     compute: Compute,
+    log: ProgressLog | None = None,
 ) -> PartitionReport[T]:
     """Reuse cached rows, compute the rest, record failures, and replace the decade's rows in
-    every table the stage writes (`stage.tables`; shots and keyframes come from one pass)."""
+    every table the stage writes (`stage.tables`; shots and keyframes come from one pass).
+    With `log`, one progress line per computed item as it finishes (n/N, file, seconds, ETA)."""
     start = time.perf_counter()
     tables = list(stage.tables)
     scope = {"decade": decade, "stage": stage.name}
@@ -236,9 +243,30 @@ def process_partition(
     todo_keys = [k for k in keys if k not in hits]
     todo = [keys[k] for k in todo_keys]
 
+    if log is not None:
+        log.info(
+            f"{stage.name} {decade}: {len(items)} item(s), {len(hits)} unchanged (cached), "
+            f"{len(todo)} to compute"
+        )
+    progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(todo))
+
+    def on_outcome(outcome: ItemOutcome) -> None:
+        item = todo[outcome.index]
+        name = item_ref(stage, item).uri.rsplit("/", 1)[-1]
+        value = outcome.value
+        if isinstance(value, ItemFailure):
+            error = f"{value.error_class}: {value.message}"
+        elif not outcome.ok:
+            error = f"{outcome.error_class}: {outcome.message}"
+        else:
+            error = None
+        progress.item_done(name, seconds=outcome.seconds, error=error, detail=outcome.detail)
+
     compute_start = time.perf_counter()
-    outcomes = compute.map(stage, todo)
+    outcomes = compute.map(stage, todo, on_outcome=on_outcome)
     compute_seconds = time.perf_counter() - compute_start
+    if log is not None and todo:
+        log.info(progress.summary())
     now = dt.datetime.now(dt.UTC)
     # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
     previous = {

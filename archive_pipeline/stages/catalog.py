@@ -18,6 +18,7 @@ from archive_pipeline.core.media import (
     probe_file,
     sha256_stream,
 )
+from archive_pipeline.core.progress import ProgressLog
 from archive_pipeline.core.store import MediaItem, Store
 from archive_pipeline.stages.base import (
     Compute,
@@ -110,9 +111,10 @@ def catalog_decade(
     warehouse: Warehouse,
     compute: Compute,
     resources: StageResources | None = None,
+    log: ProgressLog | None = None,
 ) -> PartitionReport[MediaItem]:
     """Catalogue one decade's items into `media_catalog` (unchanged items are not re-read)."""
     stage = CatalogStage(store, resources=resources)
     return process_partition(
-        stage=stage, decade=decade, items=items, warehouse=warehouse, compute=compute
+        stage=stage, decade=decade, items=items, warehouse=warehouse, compute=compute, log=log
     )

@@ -154,9 +154,13 @@ class MiniLM:
 
     def __init__(self, path: Path, *, device: str = "cpu") -> None:
         import json
+        import sys
 
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        if not sys.stderr.isatty():  # no "Loading weights" bar in logs and CLI output
+            hf_logging.disable_progress_bar()
         config = json.loads((path / "sentence_bert_config.json").read_text())
         self.max_length = int(config.get("max_seq_length", 256))
         self.device = device

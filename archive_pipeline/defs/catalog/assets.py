@@ -3,28 +3,18 @@
 import collections
 
 import dagster as dg
-from pydantic import Field
 
 from archive_pipeline.core.store import scan_inventory
 from archive_pipeline.defs.reporting import (
+    OWNERS,
     data_version,
-    failure_check,
     markdown_table,
     report_metadata,
+    table_definition_metadata,
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade
-
-FAILURE_CHECK = "failure_rate"
-
-
-class CatalogConfig(dg.Config):
-    """Run-time settings of the catalog."""
-
-    max_failure_fraction: float = Field(
-        default=0.5, description="The failure_rate check fails above this fraction of items."
-    )
 
 
 @dg.asset(
@@ -32,17 +22,11 @@ class CatalogConfig(dg.Config):
     code_version=CatalogStage.code_version,
     group_name="catalog",
     kinds={"lance", "ray"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            FAILURE_CHECK,
-            asset="media_catalog",
-            description="Fails when too many of the decade's files could not be read.",
-        )
-    ],
+    owners=OWNERS,
+    metadata=table_definition_metadata("media_catalog"),
 )
 def media_catalog(
     context: dg.AssetExecutionContext,
-    config: CatalogConfig,
     media_store: MediaStore,
     warehouse: LanceWarehouse,
     ray: RayResource,
@@ -55,25 +39,23 @@ def media_catalog(
     context.log.info(
         f"{decade}: {len(items)} of {len(inventory.items)} media items in {store.root_uri}"
     )
+    wh = warehouse.get_warehouse()
     report = catalog_decade(
         decade=decade,
         items=items,
         store=store,
-        warehouse=warehouse.get_warehouse(),
+        warehouse=wh,
         compute=ray.compute(),
         resources=ray.resources_for(CatalogStage.name, CatalogStage.default_resources),
+        log=context.log,
     )
-    for failure in report.failures.to_pylist():
-        context.log.warning(
-            f"{failure['store_key']}: {failure['error_class']}: {failure['message']}"
-        )
     rows = report.rows.to_pylist()
     kinds = collections.Counter(row["kind"] for row in rows)
     hours = sum(row["duration_s"] or 0.0 for row in rows) / 3600
     warnings = [i.metadata_warning for i in items if i.metadata_warning]
     return dg.MaterializeResult(
         metadata={
-            **report_metadata(report),
+            **report_metadata(report, wh),
             **{f"{kind}_files": kinds.get(kind, 0) for kind in ("audio", "video", "image")},
             "hours_of_media": round(hours, 4),
             "total_mb": round(sum(row["size_bytes"] for row in rows) / 1e6, 3),
@@ -81,16 +63,8 @@ def media_catalog(
                 "\n".join(f"- {w}" for w in warnings) or "none"
             ),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["store_key", "kind", "duration_s", "decade_rule", "title"])
+                markdown_table(rows, ["file", "kind", "duration_s", "decade_rule", "title"])
             ),
         },
         data_version=data_version(report.rows),
-        check_results=[
-            failure_check(
-                report,
-                check_name=FAILURE_CHECK,
-                asset_key="media_catalog",
-                max_fraction=config.max_failure_fraction,
-            )
-        ],
     )

@@ -4,9 +4,11 @@ segment_embeddings (speech segments and keyframe documents; MiniLM, or OpenCLIP'
 import dagster as dg
 
 from archive_pipeline.defs.reporting import (
+    OWNERS,
     data_version,
     markdown_table,
     report_metadata,
+    table_definition_metadata,
     throughput,
 )
 from archive_pipeline.partitions import decade_partitions
@@ -39,6 +41,8 @@ def vector_metadata(report: PartitionReport, n: int, unit: str) -> dict:
     code_version=KeyframeEmbeddingStage.code_version,
     group_name="embeddings",
     kinds={"lance", "ray", "pytorch"},
+    owners=OWNERS,
+    metadata=table_definition_metadata("keyframe_embeddings"),
 )
 def keyframe_embeddings(
     context: dg.AssetExecutionContext,
@@ -69,11 +73,12 @@ def keyframe_embeddings(
         stage=stage,
         warehouse=wh,
         compute=ray.compute(),
+        log=context.log,
     )
     images = sum(len(item.entries) for item in items)
     return dg.MaterializeResult(
         metadata={
-            **report_metadata(report),
+            **report_metadata(report, wh),
             "status": "embedded",
             "model": stage.model_id,
             "keyframes": images,
@@ -89,6 +94,8 @@ def keyframe_embeddings(
     code_version=SegmentEmbeddingStage.code_version,
     group_name="embeddings",
     kinds={"lance", "ray", "pytorch"},
+    owners=OWNERS,
+    metadata=table_definition_metadata("segment_embeddings"),
 )
 def segment_embeddings(
     context: dg.AssetExecutionContext,
@@ -121,19 +128,20 @@ def segment_embeddings(
         stage=stage,
         warehouse=wh,
         compute=ray.compute(),
+        log=context.log,
     )
     rows = report.rows.to_pylist()
     texts = sum(len(item.entries) for item in items)
     sources = {s: sum(r["source"] == s for r in rows) for s in ("speech", "keyframe")}
     return dg.MaterializeResult(
         metadata={
-            **report_metadata(report),
+            **report_metadata(report, wh),
             "model": stage.model_id,
             "texts": texts,
             **{f"{source}_rows": n for source, n in sources.items()},
             **vector_metadata(report, texts, "texts"),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["uri", "source", "start_s", "speaker", "text"])
+                markdown_table(rows, ["file", "text", "source", "start_s", "speaker"])
             ),
         },
         data_version=data_version(report.rows),

@@ -4,7 +4,12 @@ import time
 
 import dagster as dg
 
-from archive_pipeline.defs.reporting import markdown_table
+from archive_pipeline.defs.reporting import (
+    OWNERS,
+    markdown_table,
+    table_definition_metadata,
+    table_metadata,
+)
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, SearchIndex, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, assemble
@@ -28,6 +33,8 @@ ASSEMBLY_VERSION = "1"
     code_version=ASSEMBLY_VERSION,
     group_name="search",
     kinds={"lance"},
+    owners=OWNERS,
+    metadata=table_definition_metadata(TABLE),
 )
 def search_documents(
     context: dg.AssetExecutionContext,
@@ -71,7 +78,7 @@ def search_documents(
     kinds = {kind: sum(r["kind"] == kind for r in rows) for kind in ("speech", "keyframe")}
     return dg.MaterializeResult(
         metadata={
-            "rows": len(rows),
+            **table_metadata(wh, TABLE, write),
             **{f"{kind}_documents": n for kind, n in kinds.items()},
             "with_vector": assembly.with_vector,
             "with_image_vector": assembly.with_image_vector,
@@ -80,11 +87,9 @@ def search_documents(
             "text_model": text_model,
             "image_model": image_model or "not configured",
             "indexes": dg.MetadataValue.json(indexes),
-            "committed": write.committed,
-            "table_version": write.version,
             "seconds": round(time.perf_counter() - start, 3),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["kind", "uri", "time_s", "speaker", "text"])
+                markdown_table(rows, ["file", "text", "kind", "time_s", "speaker"])
             ),
         },
     )

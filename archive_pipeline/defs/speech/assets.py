@@ -7,11 +7,13 @@ import pyarrow as pa
 
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.reporting import (
+    OWNERS,
     data_version,
-    failure_check,
     markdown_table,
     report_metadata,
     skipped_md,
+    table_definition_metadata,
+    table_metadata,
 )
 from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
@@ -25,9 +27,6 @@ from archive_pipeline.stages.speech import (
     speech_items,
 )
 
-FAILURE_CHECK = "failure_rate"
-MAX_FAILURE_FRACTION = 0.5
-
 
 @dg.asset(
     partitions_def=decade_partitions,
@@ -35,7 +34,8 @@ MAX_FAILURE_FRACTION = 0.5
     code_version=TranscribeStage.code_version,
     group_name="speech",
     kinds={"lance", "ray", "whisper"},
-    check_specs=[dg.AssetCheckSpec(FAILURE_CHECK, asset="transcripts")],
+    owners=OWNERS,
+    metadata=table_definition_metadata("transcripts"),
 )
 def transcripts(
     context: dg.AssetExecutionContext,
@@ -57,7 +57,12 @@ def transcripts(
         model_cache=str(models_cache_dir()),
     )
     report = process_partition(
-        decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
+        decade=decade,
+        items=items,
+        stage=stage,
+        warehouse=wh,
+        compute=ray.compute(),
+        log=context.log,
     )
     rows = report.rows.to_pylist()
     per_file = {r["media_id"]: r["language"] or "none" for r in rows}
@@ -65,7 +70,7 @@ def transcripts(
     hours = sum(i.duration_s or 0 for i in items) / 3600
     return dg.MaterializeResult(
         metadata={
-            **report_metadata(report),
+            **report_metadata(report, wh),
             "files": len(items),
             "hours_of_audio": round(hours, 4),
             "segments": len(rows),
@@ -73,18 +78,10 @@ def transcripts(
             "model": stage.model_id,
             "skipped": skipped_md(skipped),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["uri", "start_s", "end_s", "language", "text"])
+                markdown_table(rows, ["file", "text", "start_s", "end_s", "language"])
             ),
         },
         data_version=data_version(report.rows),
-        check_results=[
-            failure_check(
-                report,
-                check_name=FAILURE_CHECK,
-                asset_key="transcripts",
-                max_fraction=MAX_FAILURE_FRACTION,
-            )
-        ],
     )
 
 
@@ -94,7 +91,8 @@ def transcripts(
     code_version=DiarizeStage.code_version,
     group_name="speech",
     kinds={"lance", "ray"},
-    check_specs=[dg.AssetCheckSpec(FAILURE_CHECK, asset="speaker_turns")],
+    owners=OWNERS,
+    metadata=table_definition_metadata("speaker_turns"),
 )
 def speaker_turns(
     context: dg.AssetExecutionContext,
@@ -113,7 +111,12 @@ def speaker_turns(
         resources=ray.resources_for(DiarizeStage.name, DiarizeStage.default_resources),
     )
     report = process_partition(
-        decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
+        decade=decade,
+        items=items,
+        stage=stage,
+        warehouse=wh,
+        compute=ray.compute(),
+        log=context.log,
     )
     rows = report.rows.to_pylist()
     speakers: dict[str, set] = collections.defaultdict(set)
@@ -121,7 +124,7 @@ def speaker_turns(
         speakers[row["uri"].rsplit("/", 1)[-1]].add(row["speaker"])
     return dg.MaterializeResult(
         metadata={
-            **report_metadata(report),
+            **report_metadata(report, wh),
             "files": len(items),
             "turns": len(rows),
             "speakers_per_file": {name: len(s) for name, s in sorted(speakers.items())},
@@ -130,14 +133,6 @@ def speaker_turns(
             "skipped": skipped_md(skipped),
         },
         data_version=data_version(report.rows),
-        check_results=[
-            failure_check(
-                report,
-                check_name=FAILURE_CHECK,
-                asset_key="speaker_turns",
-                max_fraction=MAX_FAILURE_FRACTION,
-            )
-        ],
     )
 
 
@@ -147,6 +142,8 @@ def speaker_turns(
     code_version="1",
     group_name="speech",
     kinds={"lance"},
+    owners=OWNERS,
+    metadata=table_definition_metadata("diarised_segments"),
 )
 def diarised_segments(
     context: dg.AssetExecutionContext, warehouse: LanceWarehouse
@@ -164,12 +161,12 @@ def diarised_segments(
     write = wh.replace("diarised_segments", table, scope=scope)
     return dg.MaterializeResult(
         metadata={
-            "rows": table.num_rows,
-            "committed": write.committed,
-            "table_version": write.version,
+            **table_metadata(wh, "diarised_segments", write),
             "speakers": len({(r["media_id"], r["speaker"]) for r in rows}),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["start_s", "end_s", "speaker", "speaker_name", "text"])
+                markdown_table(
+                    rows, ["file", "text", "start_s", "end_s", "speaker", "speaker_name"]
+                )
             ),
         },
         data_version=data_version(table),

@@ -7,11 +7,12 @@ import dagster as dg
 
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.reporting import (
+    OWNERS,
     data_version,
-    failure_check,
     markdown_table,
     report_metadata,
     skipped_md,
+    table_definition_metadata,
     throughput,
 )
 from archive_pipeline.partitions import decade_partitions
@@ -19,9 +20,6 @@ from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, 
 from archive_pipeline.stages.base import process_partition
 from archive_pipeline.stages.ocr import FrameTextStage, ocr_items
 from archive_pipeline.stages.shots import ShotsStage, video_items
-
-FAILURE_CHECK = "failure_rate"
-MAX_FAILURE_FRACTION = 0.5
 
 
 def thumbnails_md(rows: list[dict], *, limit: int = 6, width: int = 160) -> str:
@@ -39,7 +37,7 @@ def thumbnails_md(rows: list[dict], *, limit: int = 6, width: int = 160) -> str:
         name = row["uri"].rsplit("/", 1)[-1]
         cells.append(f"![{name} {row['time_s']:.1f}s](data:image/jpeg;base64,{data})")
     lines = [" ".join(cells) or "_no keyframes_"]
-    lines += ["", markdown_table(rows, ["uri", "shot_index", "time_s", "phash"], limit=limit)]
+    lines += ["", markdown_table(rows, ["file", "shot_index", "time_s", "phash"], limit=limit)]
     return "\n".join(lines)
 
 
@@ -53,6 +51,8 @@ def thumbnails_md(rows: list[dict], *, limit: int = 6, width: int = 160) -> str:
             kinds={"lance", "ray", "pytorch"},
             description="Shot boundaries of the decade's videos (TransNetV2 or PySceneDetect).",
             partitions_def=decade_partitions,
+            owners=OWNERS,
+            metadata=table_definition_metadata("shots"),
         ),
         dg.AssetSpec(
             "keyframes",
@@ -62,11 +62,9 @@ def thumbnails_md(rows: list[dict], *, limit: int = 6, width: int = 160) -> str:
             kinds={"lance", "ray"},
             description="Keyframes per shot with thumbnails, near-duplicates removed by pHash.",
             partitions_def=decade_partitions,
+            owners=OWNERS,
+            metadata=table_definition_metadata("keyframes"),
         ),
-    ],
-    check_specs=[
-        dg.AssetCheckSpec(FAILURE_CHECK, asset="shots"),
-        dg.AssetCheckSpec(FAILURE_CHECK, asset="keyframes"),
     ],
 )
 def shots_and_keyframes(
@@ -89,7 +87,12 @@ def shots_and_keyframes(
         resources=ray.resources_for(ShotsStage.name, ShotsStage.default_resources),
     )
     report = process_partition(
-        decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
+        decade=decade,
+        items=items,
+        stage=stage,
+        warehouse=wh,
+        compute=ray.compute(),
+        log=context.log,
     )
     shots = report.tables["shots"].to_pylist()
     keyframes = report.tables["keyframes"]
@@ -98,12 +101,12 @@ def shots_and_keyframes(
     yield dg.MaterializeResult(
         asset_key="shots",
         metadata={
-            **report_metadata(report, table="shots"),
+            **report_metadata(report, wh, table="shots"),
             **common,
             "shots": len(shots),
             "detector": stage.model_id,
             "preview": dg.MetadataValue.md(
-                markdown_table(shots, ["uri", "shot_index", "start_s", "end_s", "boundary_score"])
+                markdown_table(shots, ["file", "shot_index", "start_s", "end_s", "boundary_score"])
             ),
         },
         data_version=data_version(report.tables["shots"]),
@@ -111,7 +114,7 @@ def shots_and_keyframes(
     yield dg.MaterializeResult(
         asset_key="keyframes",
         metadata={
-            **report_metadata(report, table="keyframes"),
+            **report_metadata(report, wh, table="keyframes"),
             **common,
             "shots": len(shots),
             "keyframes": len(keyframe_rows),
@@ -121,10 +124,6 @@ def shots_and_keyframes(
         },
         data_version=data_version(keyframes),
     )
-    for key in ("shots", "keyframes"):
-        yield failure_check(
-            report, check_name=FAILURE_CHECK, asset_key=key, max_fraction=MAX_FAILURE_FRACTION
-        )
 
 
 @dg.asset(
@@ -133,7 +132,8 @@ def shots_and_keyframes(
     code_version=FrameTextStage.code_version,
     group_name="vision",
     kinds={"lance", "ray", "onnx"},
-    check_specs=[dg.AssetCheckSpec(FAILURE_CHECK, asset="frame_text")],
+    owners=OWNERS,
+    metadata=table_definition_metadata("frame_text"),
 )
 def frame_text(
     context: dg.AssetExecutionContext,
@@ -153,13 +153,18 @@ def frame_text(
         resources=ray.resources_for(FrameTextStage.name, FrameTextStage.default_resources),
     )
     report = process_partition(
-        decade=decade, items=items, stage=stage, warehouse=wh, compute=ray.compute()
+        decade=decade,
+        items=items,
+        stage=stage,
+        warehouse=wh,
+        compute=ray.compute(),
+        log=context.log,
     )
     rows = report.rows.to_pylist()
     keyframes = sum(len(item.keyframes) for item in items)
     return dg.MaterializeResult(
         metadata={
-            **report_metadata(report),
+            **report_metadata(report, wh),
             "videos": len(items),
             "keyframes_read": keyframes,
             "keyframes_with_text": len({r["keyframe_id"] for r in rows}),
@@ -168,16 +173,8 @@ def frame_text(
             "language": stage.settings.language,
             **throughput(report, keyframes, "keyframes"),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["uri", "time_s", "line_index", "text", "confidence"])
+                markdown_table(rows, ["file", "text", "time_s", "line_index", "confidence"])
             ),
         },
         data_version=data_version(report.rows),
-        check_results=[
-            failure_check(
-                report,
-                check_name=FAILURE_CHECK,
-                asset_key="frame_text",
-                max_fraction=MAX_FAILURE_FRACTION,
-            )
-        ],
     )

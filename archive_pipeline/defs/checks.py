@@ -1,0 +1,129 @@
+"""Per-decade asset checks shared by every area: failed items and items without rows.
+
+Each asset gets one check step (a `multi_asset_check`, partitioned by decade like its asset)
+that reads the committed tables back through `archive_pipeline.health`.
+"""
+
+import warnings
+from collections.abc import Callable, Iterable
+
+import dagster as dg
+
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.defs.reporting import markdown_table
+from archive_pipeline.health import DecadeHealth, Problem
+from archive_pipeline.partitions import decade_partitions
+from archive_pipeline.resources import CheckSettings, LanceWarehouse
+
+FAILURE_RATE = "failure_rate"
+ROWS_FOR_EVERY_ITEM = "rows_for_every_item"
+STALE_VECTORS = "current_vectors"
+
+CHECK_DESCRIPTIONS = {
+    FAILURE_RATE: "Warns when any of the decade's items failed; fails (ERROR) when at least "
+    "the configured fraction failed (ARCHIVE_MAX_FAILURE_FRACTION, default half).",
+    ROWS_FOR_EVERY_ITEM: "Fails when an item of the decade has no rows, no recorded failure and "
+    "no 'done, nothing found' in the ledger (not processed yet, or rows lost).",
+    STALE_VECTORS: "Warns when search documents have no current text vector (text or model "
+    "changed since segment_embeddings ran): they are found by words only.",
+}
+
+
+def problems_md(problems: list[Problem]) -> dg.MetadataValue:
+    """The listed items as a markdown table (file name first)."""
+    rows = [
+        {"file": p.uri.rsplit("/", 1)[-1], "error": p.error_class, "message": p.message}
+        for p in problems
+    ]
+    return dg.MetadataValue.md(markdown_table(rows, ["file", "error", "message"], limit=50))
+
+
+def failure_rate_result(health: DecadeHealth, *, max_fraction: float) -> dg.AssetCheckResult:
+    """Passed when nothing failed; WARN when some items failed; ERROR when at least
+    `max_fraction` of them failed."""
+    fraction = health.failure_fraction
+    severity = (
+        dg.AssetCheckSeverity.ERROR if fraction >= max_fraction else dg.AssetCheckSeverity.WARN
+    )
+    return dg.AssetCheckResult(
+        asset_key=health.asset,
+        check_name=FAILURE_RATE,
+        passed=not health.failed,
+        severity=severity,
+        description=f"{len(health.failed)} of {health.expected} items failed ({fraction:.0%}; "
+        f"error from {max_fraction:.0%})",
+        metadata={
+            "items": health.expected,
+            "failures": len(health.failed),
+            "failure_fraction": round(fraction, 4),
+            "threshold": max_fraction,
+            "failed_items": problems_md(health.failed),
+        },
+    )
+
+
+def coverage_result(health: DecadeHealth) -> dg.AssetCheckResult:
+    """Passed when every expected item has rows, a failure record or an empty result."""
+    return dg.AssetCheckResult(
+        asset_key=health.asset,
+        check_name=ROWS_FOR_EVERY_ITEM,
+        passed=not health.missing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(health.missing)} of {health.expected} items have no rows and no "
+        "recorded failure",
+        metadata={
+            "items": health.expected,
+            "items_without_rows": len(health.missing),
+            "missing_items": problems_md(health.missing),
+        },
+    )
+
+
+def decade_checks(
+    asset: str,
+    health: Callable[..., DecadeHealth],
+    *,
+    failure_rate: bool = True,
+    extra: Iterable[dg.AssetCheckSpec] = (),
+    extra_results: Callable[[Warehouse, str], Iterable[dg.AssetCheckResult]] | None = None,
+    required_resource_keys: Iterable[str] = (),
+) -> dg.AssetChecksDefinition:
+    """The per-decade checks of one asset: `failure_rate` (stage assets), `rows_for_every_item`,
+    and any `extra` specs whose results `extra_results(warehouse, decade)` yields.
+
+    `health(context, warehouse, decade)` computes the asset's DecadeHealth.
+    """
+    names = ([FAILURE_RATE] if failure_rate else []) + [ROWS_FOR_EVERY_ITEM]
+    specs = [check_spec(asset, name) for name in names] + list(extra)
+
+    @dg.multi_asset_check(
+        specs=specs,
+        name=f"{asset}_checks",
+        required_resource_keys={"check_settings", "warehouse", *required_resource_keys},
+    )
+    def _checks(context: dg.AssetCheckExecutionContext):
+        decade = context.partition_key
+        warehouse: LanceWarehouse = context.resources.warehouse
+        settings: CheckSettings = context.resources.check_settings
+        wh = warehouse.get_warehouse()
+        result = health(context, wh, decade)
+        if failure_rate:
+            yield failure_rate_result(result, max_fraction=settings.max_failure_fraction)
+        yield coverage_result(result)
+        if extra_results is not None:
+            yield from extra_results(wh, decade)
+
+    return _checks
+
+
+def check_spec(asset: str, name: str) -> dg.AssetCheckSpec:
+    """A per-decade check spec of `asset`, described in CHECK_DESCRIPTIONS."""
+    with warnings.catch_warnings():
+        # partitioned checks are a Dagster preview; warned once per spec at every load
+        warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec")
+        return dg.AssetCheckSpec(
+            name,
+            asset=asset,
+            description=CHECK_DESCRIPTIONS[name],
+            partitions_def=decade_partitions,
+        )

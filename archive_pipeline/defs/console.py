@@ -1,0 +1,53 @@
+"""A compact console logger for the command-line runner: progress lines and problems only."""
+
+import logging
+import sys
+import time
+
+import dagster as dg
+
+_PROBLEM_EVENTS = {"STEP_FAILURE", "RUN_FAILURE", "ASSET_CHECK_EVALUATION"}
+
+
+class _ProgressFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        decade = (meta.get("job_tags") or {}).get("dagster/partition", "")
+        message = meta.get("orig_message", record.getMessage())
+        if event is not None and event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            message = (
+                f"check {data.asset_key.to_user_string()}:{data.check_name} "
+                f"{data.severity.value}: {data.description}"
+            )
+        return f"{clock} {decade:>8}  {message}"
+
+
+class _ProgressFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is None:
+            return record.levelno >= logging.INFO
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            return not event.event_specific_data.passed
+        return event.event_type_value in _PROBLEM_EVENTS
+
+
+@dg.logger(
+    config_schema={},
+    description="Compact console lines for `archive-pipeline run`: the assets' progress lines, "
+    "failed checks and step failures (no Dagster event chatter).",
+)
+def progress_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    """Progress lines on standard output."""
+    logger = logging.getLogger(f"archive_pipeline.progress.{init_context.run_id}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_ProgressFormatter())
+    handler.addFilter(_ProgressFilter())
+    logger.handlers = [handler]
+    return logger

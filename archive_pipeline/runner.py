@@ -1,0 +1,140 @@
+"""Run archive_job over decades in this process, with progress on the console.
+
+The runner behind `archive-pipeline run` (one's own archive) and `make demo`: it runs only the
+decades that have media (or catalogued rows to remove), starts Ray once for all of them (on
+the first stage with work: an unchanged archive starts no Ray and loads no model), and records
+every run in the Dagster instance, so the UI shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archive_pipeline import paths
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# the compact console logger of defs/console.py: progress lines, failed checks, step failures
+PROGRESS_LOGS = {"loggers": {"progress": {"config": {}}}}
+
+
+def prepare_instance() -> Path:
+    """Point DAGSTER_HOME at $ARCHIVE_HOME/dagster_home (unless set), with dagster.yaml, and
+    create its storage once (before any other Dagster process can race to migrate it)."""
+    import dagster as dg
+
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home())))
+    for folder in (home, paths.cache()):
+        folder.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() and (REPO_ROOT / "dagster.yaml").exists():
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", config)
+    dg.DagsterInstance.get().dispose()  # creates the SQLite schema (or checks PostgreSQL's)
+    return home
+
+
+@dataclass
+class DecadeRun:
+    """One decade's archive_job run: outcome, time and what its assets reported."""
+
+    decade: str
+    run_id: str
+    success: bool
+    seconds: float
+    items: int = 0
+    computed: int = 0
+    failures: int = 0
+    failed_checks: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """One summary line for the console."""
+        status = "ok" if self.success else "FAILED"
+        checks = (
+            f"; checks not passed: {', '.join(self.failed_checks)}" if self.failed_checks else ""
+        )
+        return (
+            f"{self.decade:>8}: {status} in {self.seconds:.1f} s (run {self.run_id[:8]}): "
+            f"{self.items} media items, {self.computed} item-stages computed, "
+            f"{self.failures} failures{checks}"
+        )
+
+
+def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:
+    """The decades to run (requested ones, or every decade with media or catalogued rows) and
+    how many media items the store holds."""
+    from archive_pipeline.core.decades import PARTITION_KEYS
+    from archive_pipeline.core.store import scan_inventory
+    from archive_pipeline.defs.resources import build_media_store, build_warehouse, outside_run
+    from archive_pipeline.health import active_decades
+
+    inventory = scan_inventory(outside_run(build_media_store).get_store())
+    if requested:
+        unknown = sorted(set(requested) - set(PARTITION_KEYS))
+        if unknown:
+            raise ValueError(f"unknown decades {unknown}; decades are {list(PARTITION_KEYS)}")
+        return [d for d in PARTITION_KEYS if d in set(requested)], len(inventory.items)
+    warehouse = outside_run(build_warehouse).get_warehouse()
+    return active_decades((i.decade for i in inventory.items), warehouse), len(inventory.items)
+
+
+def _summarise(decade: str, result, seconds: float) -> DecadeRun:
+    run = DecadeRun(decade, result.run_id, result.success, seconds)
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        counts = {
+            name: getattr(metadata.get(name), "value", 0) or 0
+            for name in ("items", "computed", "failures")
+        }
+        if event.asset_key.to_user_string() == "media_catalog":
+            run.items = counts["items"]
+        run.computed += counts["computed"]
+        run.failures += counts["failures"]
+    run.failed_checks = sorted(
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    )
+    return run
+
+
+def run_decades(
+    decades: Sequence[str],
+    *,
+    trigger: str,
+    out: Callable[[str], None] = print,
+) -> list[DecadeRun]:
+    """Run archive_job for each decade, in order, in this process (progress lines on stdout);
+    one Ray serves every run and is stopped at the end."""
+    import dagster as dg
+
+    from archive_pipeline.definitions import defs
+    from archive_pipeline.defs.resources import build_ray, outside_run
+
+    prepare_instance()
+    instance = dg.DagsterInstance.get()
+    job = defs().resolve_job_def("archive_job")
+    ray = outside_run(lambda: build_ray(shutdown_after_run=False))
+    runs = []
+    try:
+        for decade in decades:
+            out(f"--- {decade}: archive_job")
+            start = time.perf_counter()
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=decade,
+                run_config=PROGRESS_LOGS,
+                resources={"ray": ray},
+                raise_on_error=False,
+                tags={"archive/trigger": trigger},
+            )
+            runs.append(_summarise(decade, result, time.perf_counter() - start))
+            out(runs[-1].line())
+    finally:
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            sys.modules["ray"].shutdown()
+    return runs
