@@ -73,7 +73,7 @@ ui: install instance
 
 screenshot: install instance
 	@command -v chromium >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
-	$(BIN)/python scripts/screenshot_ui.py --out screenshots/partitions.png
+	$(BIN)/python scripts/screenshot_ui.py --out-dir screenshots
 
 bench: install instance
 	$(BIN)/python benchmarks/catalog.py

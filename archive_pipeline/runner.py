@@ -135,6 +135,10 @@ def run_decades(
             runs.append(_summarise(decade, result, time.perf_counter() - start))
             out(runs[-1].line())
     finally:
-        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-            sys.modules["ray"].shutdown()
+        ray_module = sys.modules.get("ray")
+        if ray_module is not None and ray_module.is_initialized():
+            ray_module.shutdown()
+            out(f"Ray: started once for {len(runs)} decade run(s), now stopped")
+        else:
+            out("Ray: not started (no stage had anything to compute)")
     return runs

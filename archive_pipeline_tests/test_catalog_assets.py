@@ -144,15 +144,15 @@ def test_three_decades_concurrently_leave_every_row(archive):
     assert sorted(failed) == ["1990s/corrupt_tape.mp4", "1990s/empty_transfer.wav"]
 
 
-def test_failure_check_warns_below_the_threshold_and_errors_from_it(archive):
+def test_failure_check_warns_on_one_failed_item_and_errors_from_the_threshold(archive):
     inbox, warehouse, _ = archive
-    result = materialize(inbox, warehouse, "1990s", max_fraction=0.75)
-    rate = checks(result)["failure_rate"]
+    (inbox / "1990s/empty_transfer.wav").unlink()  # leaves 1 failed item of 3
+    rate = checks(materialize(inbox, warehouse, "1990s"))["failure_rate"]
     assert not rate.passed and rate.severity == dg.AssetCheckSeverity.WARN
-    assert "2 of 4 items failed" in rate.description
-    assert rate.metadata["failures"].value == 2
-    result = materialize(inbox, warehouse, "1990s", max_fraction=0.25)
-    rate = checks(result)["failure_rate"]
+    assert "1 of 3 items failed" in rate.description
+    assert rate.metadata["failures"].value == 1
+    assert "corrupt_tape.mp4" in rate.metadata["failed_items"].value
+    rate = checks(materialize(inbox, warehouse, "1990s", max_fraction=0.25))["failure_rate"]
     assert not rate.passed and rate.severity == dg.AssetCheckSeverity.ERROR
     clean = checks(materialize(inbox, warehouse, "2000s"))
     assert clean["failure_rate"].passed and clean["rows_for_every_item"].passed

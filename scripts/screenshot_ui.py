@@ -1,23 +1,24 @@
-"""Screenshot the Dagster UI's partitions page of media_catalog with headless Chromium.
+"""Screenshots of the Dagster UI with headless Chromium: an asset's Overview with its columns,
+a decade's checks, and a run log with per-item progress.
 
-Starts dagster-webserver on 127.0.0.1 (a free port) against $DAGSTER_HOME, dismisses the
-community pop-up once (GraphQL `setNuxSeen`), takes the screenshot, stops the server by PID.
-Screenshots are not committed (screenshots/ is git-ignored).
+Starts `dagster dev` (webserver + daemon) on 127.0.0.1 (a free port) against $DAGSTER_HOME
+(`make screenshot` uses the `make demo` instance), dismisses the community pop-up once
+(GraphQL `setNuxSeen`), launches a run when the instance has none, takes the screenshots and
+stops the servers by PID. Screenshots are not committed (screenshots/ is git-ignored).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from archive_pipeline.ui import DagsterDev
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,60 +29,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+def shoot(chromium: str, url: str, out: Path, *, height: int = 1100) -> None:
+    """One headless Chromium screenshot of `url`."""
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--no-first-run", f"--user-data-dir={profile}", f"--window-size=1600,{height}",
+             "--virtual-time-budget=25000", f"--screenshot={out.resolve()}", url],
+            check=True, capture_output=True, timeout=180,
+        )  # fmt: skip
+    print(f"{out}: {url}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=REPO / "screenshots/partitions.png")
-    parser.add_argument("--path", default="/assets/media_catalog?view=partitions")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "screenshots")
+    parser.add_argument("--asset", default="transcripts", help="asset whose columns to show")
+    parser.add_argument("--decade", default="1990s", help="decade whose checks to show")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         print("chromium not found: `make screenshot` installs Debian's chromium", file=sys.stderr)
         return 1
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    webserver = Path(sys.executable).parent / "dagster-webserver"
-    server = subprocess.Popen(
-        [str(webserver), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(f"{base}/server_info")
-        request = urllib.request.Request(
-            f"{base}/graphql",
-            data=json.dumps({"query": "mutation { setNuxSeen }"}).encode(),
-            headers={"Content-Type": "application/json"},
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ.get("DAGSTER_HOME") or REPO / ".archive/dagster_home")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    with DagsterDev(port=free_port(), env=env, log_path=args.out_dir / "dagster_dev.log") as dev:
+        dev.set_nux_seen()
+        runs = [r for r in dev.runs() if r["status"] == "SUCCESS"]
+        if runs:
+            run_id = runs[0]["runId"]
+        else:  # a fresh instance: materialise the catalogue of one decade first
+            run_id = dev.materialize(["media_catalog"], partition=args.decade)
+            dev.wait_for_run(run_id)
+        shoot(chromium, f"{dev.base}/assets/{args.asset}", args.out_dir / "asset_columns.png")
+        shoot(
+            chromium,
+            f"{dev.base}/assets/media_catalog?view=checks&partition={args.decade}",
+            args.out_dir / "decade_checks.png",
         )
-        urllib.request.urlopen(request, timeout=10).read()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-            subprocess.run(
-                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={profile}", "--window-size=1600,1000",
-                 "--virtual-time-budget=20000", f"--screenshot={args.out.resolve()}",
-                 f"{base}{args.path}"],
-                check=True, capture_output=True, timeout=180,
-            )  # fmt: skip
-        print(
-            f"screenshot of {args.path} saved to {args.out} "
-            f"(DAGSTER_HOME={os.environ.get('DAGSTER_HOME')})"
+        # the run log filtered to one step: its per-item progress lines
+        shoot(
+            chromium,
+            f"{dev.base}/runs/{run_id}?logs=step%3A{args.asset}",
+            args.out_dir / "run_progress.png",
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    print(f"(DAGSTER_HOME={home})")
     return 0
 
 

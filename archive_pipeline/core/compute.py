@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from archive_pipeline.core.forks import exec_children
+
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 
@@ -196,6 +198,15 @@ def _bind_loopback_only() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
+def _quiet_token_auth_notice() -> None:
+    """Drop Ray's notice that a new local cluster uses token authentication (its default, and
+    what we want). Setting RAY_AUTH_MODE=token instead would silence it too, but only if set
+    before Ray is first imported: a driver that read the config earlier then fails to connect."""
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        lambda record: "Token authentication is enabled" not in record.getMessage()
+    )
+
+
 class RayRuntime:
     """Starts or joins Ray once, checks stage resources, and maps stages over items."""
 
@@ -229,25 +240,24 @@ class RayRuntime:
             local = self.address in ("", "local")
             if local:
                 _bind_loopback_only()
-                # Ray's default for a new local cluster, said explicitly: without it ray.init
-                # prints a notice that token authentication was turned on
-                os.environ.setdefault("RAY_AUTH_MODE", "token")
+                _quiet_token_auth_notice()
             import ray
 
             if ray.is_initialized():
                 return
             if local:
-                ray.init(
-                    num_cpus=self.num_cpus,
-                    num_gpus=self.num_gpus,
-                    include_dashboard=self.include_dashboard,
-                    dashboard_host=LOOPBACK,
-                    object_store_memory=(self.object_store_memory_mb or 0) * 1024**2 or None,
-                    _node_ip_address=LOOPBACK,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                    configure_logging=False,
-                )
+                with exec_children():  # Ray's daemons are started by fork + exec
+                    ray.init(
+                        num_cpus=self.num_cpus,
+                        num_gpus=self.num_gpus,
+                        include_dashboard=self.include_dashboard,
+                        dashboard_host=LOOPBACK,
+                        object_store_memory=(self.object_store_memory_mb or 0) * 1024**2 or None,
+                        _node_ip_address=LOOPBACK,
+                        log_to_driver=False,
+                        logging_level=logging.WARNING,
+                        configure_logging=False,
+                    )
             else:
                 if self.address != "auto":
                     _tcp_reachable(self.address, self.connect_timeout_s)

@@ -14,6 +14,8 @@ from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from archive_pipeline.core.forks import exec_children
+
 AUDIO_EXTENSIONS = frozenset(
     "wav flac mp3 m4a aac ogg oga opus wma aif aiff au mka ac3 amr".split()  # noqa: SIM905
 )
@@ -109,9 +111,13 @@ def ffprobe_binary() -> str:
 @functools.cache
 def ffprobe_version() -> str:
     """Return ffprobe's version string, e.g. '5.1.8-0+deb12u1'."""
-    out = subprocess.run(
-        [ffprobe_binary(), "-v", "quiet", "-version"], capture_output=True, text=True, check=False
-    ).stdout
+    with exec_children():
+        out = subprocess.run(
+            [ffprobe_binary(), "-v", "quiet", "-version"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
     first = out.splitlines()[0] if out else ""
     parts = first.split()
     return parts[2] if len(parts) > 2 else "unknown"
@@ -121,7 +127,10 @@ def run_ffprobe(path: Path, *, timeout_s: float = 120.0) -> dict[str, Any]:
     """Run ffprobe on a local file and return its JSON; raise ProbeError with ffprobe's message."""
     cmd = [ffprobe_binary(), *FFPROBE_ARGS, "--", str(path)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        with exec_children():
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
     except subprocess.TimeoutExpired:
         raise ProbeError(f"ffprobe did not finish within {timeout_s:.0f} s") from None
     # Drop the decoder context addresses ("[mov,mp4 @ 0x55d0...]") so messages are reproducible.

@@ -27,10 +27,6 @@ from archive_pipeline.core.ids import row_id  # noqa: F401  (re-exported)
 from archive_pipeline.schemas import TABLES, TableSpec
 
 log = logging.getLogger(__name__)
-# subprocess (ffprobe, Ray's daemons) forks and execs at once, so no Lance state is used in the
-# child; the warnings lance/lancedb raise for any fork are noise there.
-warnings.filterwarnings("ignore", message="lancedb fork support is experimental")
-warnings.filterwarnings("ignore", message="lance is not fork-safe")
 
 
 class SchemaMismatchError(RuntimeError):

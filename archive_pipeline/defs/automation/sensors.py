@@ -88,6 +88,7 @@ def backfill_request(asset_keys, decades: list[str], night: dt.datetime) -> dg.R
 
 
 @dg.sensor(
+    asset_selection=dg.AssetSelection.all(),
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Nightly at 02:00 UTC: launches ONE backfill of every asset over every decade "

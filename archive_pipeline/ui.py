@@ -1,0 +1,243 @@
+"""`dagster dev` (webserver + daemon) on 127.0.0.1, driven through Dagster's GraphQL API: the
+calls the UI's buttons make. Used by `make screenshot` and by the tests of the UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+LOCATION = "archive_pipeline"
+REPOSITORY = "__repository__"
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+class DagsterUIError(RuntimeError):
+    """The webserver answered with an error, or did not answer in time."""
+
+
+class DagsterDev:
+    """Starts `dagster dev -h 127.0.0.1` against `env`'s DAGSTER_HOME and stops it by PID."""
+
+    def __init__(self, *, port: int, env: dict[str, str], log_path: Path) -> None:
+        self.port = port
+        self.env = env
+        self.log_path = log_path
+        self.base = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> DagsterDev:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout_s: float = 180) -> None:
+        """Start webserver and daemon; return once the code location has loaded."""
+        dagster = Path(sys.executable).parent / "dagster"
+        workspace = str(REPO / "workspace.yaml")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(self.port), "-w", workspace],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends every child
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise DagsterUIError(f"dagster dev exited: see {self.log_path}")
+            try:
+                if self.location_status() == "LOADED":
+                    return
+            except (OSError, DagsterUIError):
+                pass
+            time.sleep(1.0)
+        raise DagsterUIError(f"dagster dev not ready within {timeout_s:.0f} s: {self.log_path}")
+
+    def stop(self) -> None:
+        """SIGTERM the process group (webserver, daemon, code servers), SIGKILL after 30 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def pids(self) -> set[int]:
+        """The process group's PIDs (for the loopback check)."""
+        import psutil
+
+        if self.process is None:
+            return set()
+        root = psutil.Process(self.process.pid)
+        return {root.pid} | {p.pid for p in root.children(recursive=True)}
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a GraphQL query; return its data (raise on GraphQL errors)."""
+        request = urllib.request.Request(
+            f"{self.base}/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+        if body.get("errors"):
+            raise DagsterUIError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def location_status(self) -> str | None:
+        """LOADING / LOADED of the archive_pipeline code location (raises on a load error)."""
+        data = self.graphql(
+            """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+                 locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+        )
+        for entry in data["workspaceOrError"]["locationEntries"]:
+            if entry["name"] == LOCATION:
+                error = entry["locationOrLoadError"] or {}
+                if error.get("__typename") == "PythonError":
+                    raise DagsterUIError(f"code location failed to load: {error['message']}")
+                return entry["loadStatus"]
+        return None
+
+    def set_nux_seen(self) -> None:
+        """Dismiss the community pop-up that covers the page on a fresh instance."""
+        self.graphql("mutation { setNuxSeen }")
+
+    def materialize(self, assets: list[str], *, partition: str) -> str:
+        """Launch a run of these assets (and their checks) for one partition, as the
+        Materialize button does; return its run id."""
+        checks = self.graphql(
+            """query($location: String!, $repository: String!) {
+                 repositoryOrError(repositorySelector: {repositoryLocationName: $location,
+                                                        repositoryName: $repository}) {
+                   ... on Repository { assetNodes { assetKey { path }
+                                                    assetChecksOrError { ... on AssetChecks {
+                                                      checks { name } } } } } } }""",
+            {"location": LOCATION, "repository": REPOSITORY},
+        )["repositoryOrError"]["assetNodes"]
+        check_selection = [
+            {"assetKey": {"path": node["assetKey"]["path"]}, "name": check["name"]}
+            for node in checks
+            if node["assetKey"]["path"] in [[a] for a in assets]
+            for check in node["assetChecksOrError"].get("checks", [])
+        ]
+        result = self.graphql(
+            """mutation($params: ExecutionParams!) {
+                 launchPipelineExecution(executionParams: $params) {
+                   __typename
+                   ... on LaunchRunSuccess { run { runId } }
+                   ... on PythonError { message }
+                   ... on RunConfigValidationInvalid { errors { message } }
+                   ... on InvalidSubsetError { message } } }""",
+            {
+                "params": {
+                    "selector": {
+                        "repositoryLocationName": LOCATION,
+                        "repositoryName": REPOSITORY,
+                        "pipelineName": "__ASSET_JOB",
+                        "assetSelection": [{"path": [a]} for a in assets],
+                        "assetCheckSelection": check_selection,
+                    },
+                    "mode": "default",
+                    "runConfigData": {},
+                    "executionMetadata": {
+                        "tags": [{"key": "dagster/partition", "value": partition}]
+                    },
+                }
+            },
+        )["launchPipelineExecution"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise DagsterUIError(f"launch failed: {result}")
+        return result["run"]["runId"]
+
+    def run_status(self, run_id: str) -> str:
+        """QUEUED, STARTING, STARTED, SUCCESS, FAILURE, ..."""
+        data = self.graphql(
+            "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id}
+        )
+        return data["runOrError"]["status"]
+
+    def wait_for_run(self, run_id: str, *, timeout_s: float = 300) -> str:
+        """Wait until the run finishes; return its final status."""
+        deadline = time.monotonic() + timeout_s
+        status = self.run_status(run_id)
+        while status not in FINISHED and time.monotonic() < deadline:
+            time.sleep(1.0)
+            status = self.run_status(run_id)
+        return status
+
+    def runs(self, tag: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """Recent runs (id, status, tags), optionally with one tag."""
+        run_filter = {"tags": [{"key": tag[0], "value": tag[1]}]} if tag else {}
+        data = self.graphql(
+            """query($filter: RunsFilter) { runsOrError(filter: $filter, limit: 50) {
+                 ... on Runs { results { runId status tags { key value } } } } }""",
+            {"filter": run_filter},
+        )
+        return data["runsOrError"]["results"]
+
+    def _sensor(self, name: str) -> dict[str, str]:
+        return {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "sensorName": name,
+        }
+
+    def set_sensor_cursor(self, name: str, cursor: str) -> None:
+        """Set a sensor's cursor (the UI's 'Edit cursor')."""
+        self.graphql(
+            """mutation($s: SensorSelector!, $c: String) { setSensorCursor(sensorSelector: $s,
+                 cursor: $c) { __typename } }""",
+            {"s": self._sensor(name), "c": cursor},
+        )
+
+    def start_sensor(self, name: str) -> None:
+        """Switch a sensor on (the UI's toggle)."""
+        result = self.graphql(
+            """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) {
+                 __typename ... on PythonError { message } } }""",
+            {"s": self._sensor(name)},
+        )["startSensor"]
+        if result["__typename"] != "Sensor":
+            raise DagsterUIError(f"could not start {name}: {result}")
+
+    def sensor_ticks(self, name: str) -> list[dict[str, Any]]:
+        """The sensor's recent ticks: status, run ids, skip reason, error."""
+        data = self.graphql(
+            """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
+                 ... on Sensor { sensorState { ticks(limit: 10) {
+                   status runIds skipReason error { message } } } } } }""",
+            {"s": self._sensor(name)},
+        )
+        return data["sensorOrError"]["sensorState"]["ticks"]
+
+    def backfills(self) -> list[dict[str, Any]]:
+        """Recent backfills: id, status, partitions, tags."""
+        data = self.graphql(
+            """{ partitionBackfillsOrError(limit: 10) { ... on PartitionBackfills { results {
+                 id status numPartitions tags { key value } } } } }"""
+        )
+        return data["partitionBackfillsOrError"]["results"]
+
+    def wait_for(self, what: str, probe, *, timeout_s: float = 180, every_s: float = 2.0):
+        """Poll `probe()` until it returns something truthy; raise after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = probe()
+            if value:
+                return value
+            time.sleep(every_s)
+        raise DagsterUIError(f"timed out waiting for {what}")

@@ -1,0 +1,69 @@
+"""`archive-pipeline run`: one's own archive, only the decades with media, progress, re-runs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
+    env |= {"ARCHIVE_HOME": str(home), "ARCHIVE_RAY_NUM_CPUS": "1"}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "archive-pipeline"), "run", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_run_processes_only_decades_with_media_and_reruns_compute_nothing(tmp_path, shared_media):
+    inbox = tmp_path / "my_archive"  # not under ARCHIVE_HOME: given with --inbox
+    (inbox / "1960s").mkdir(parents=True)
+    (inbox / "1960s/speech.flac").write_bytes((shared_media / "speech/jfk.flac").read_bytes())
+    Image.new("RGB", (64, 48), "navy").save(inbox / "press_photo_1984.jpg")
+    home = tmp_path / "home"
+
+    first = run_cli(home, "--inbox", str(inbox))
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    out = first.stdout
+    assert "running decades 1960s, 1980s" in out
+    assert "transcripts 1960s: 1/1 speech.flac ok in" in out  # per-item progress
+    assert "media_catalog 1980s: 1/1 press_photo_1984.jpg ok in" in out
+    assert "1960s: ok in" in out and "1980s: ok in" in out and "Ray: started once" in out
+    assert "Token authentication" not in first.stdout + first.stderr
+    assert "Loading weights" not in first.stdout + first.stderr
+
+    second = run_cli(home, "--inbox", str(inbox))
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "running decades 1960s, 1980s" in second.stdout
+    assert " to compute" in second.stdout
+    for line in second.stdout.splitlines():
+        if line.endswith(" to compute"):
+            assert line.endswith(" 0 to compute"), line
+    assert "0 item-stages computed" in second.stdout
+    assert "Ray: not started" in second.stdout  # nothing to compute: no model, no Ray
+
+    os.environ["DAGSTER_HOME"], saved = str(home / "dagster_home"), os.environ["DAGSTER_HOME"]
+    try:
+        with dg.DagsterInstance.get() as instance:
+            done = instance.get_materialized_partitions(dg.AssetKey("search_documents"))
+            runs = instance.get_runs()
+    finally:
+        os.environ["DAGSTER_HOME"] = saved
+    assert done == {"1960s", "1980s"}
+    assert len(runs) == 4 and {r.tags["archive/trigger"] for r in runs} == {"archive-pipeline run"}
+
+
+def test_run_rejects_an_unknown_decade(tmp_path):
+    result = run_cli(tmp_path, "--decade", "1850s")
+    assert result.returncode == 2 and "unknown decades ['1850s']" in result.stderr
