@@ -106,7 +106,7 @@ def _run(decades: list[str] | None, inbox: str | None) -> int:
     start = time.perf_counter()
     try:
         planned, n_items = planned_decades(decades)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:  # unknown decade, no inbox
         print(exc, file=sys.stderr)
         return 2
     if not planned:

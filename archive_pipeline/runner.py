@@ -72,11 +72,11 @@ def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:
     from archive_pipeline.defs.resources import build_media_store, build_warehouse, outside_run
     from archive_pipeline.health import active_decades
 
+    unknown = sorted(set(requested or ()) - set(PARTITION_KEYS))
+    if unknown:
+        raise ValueError(f"unknown decades {unknown}; decades are {list(PARTITION_KEYS)}")
     inventory = scan_inventory(outside_run(build_media_store).get_store())
     if requested:
-        unknown = sorted(set(requested) - set(PARTITION_KEYS))
-        if unknown:
-            raise ValueError(f"unknown decades {unknown}; decades are {list(PARTITION_KEYS)}")
         return [d for d in PARTITION_KEYS if d in set(requested)], len(inventory.items)
     warehouse = outside_run(build_warehouse).get_warehouse()
     return active_decades((i.decade for i in inventory.items), warehouse), len(inventory.items)

@@ -64,6 +64,11 @@ def test_run_processes_only_decades_with_media_and_reruns_compute_nothing(tmp_pa
     assert len(runs) == 4 and {r.tags["archive/trigger"] for r in runs} == {"archive-pipeline run"}
 
 
-def test_run_rejects_an_unknown_decade(tmp_path):
+def test_run_rejects_an_unknown_decade_and_a_missing_inbox(tmp_path):
     result = run_cli(tmp_path, "--decade", "1850s")
     assert result.returncode == 2 and "unknown decades ['1850s']" in result.stderr
+    result = run_cli(tmp_path)  # ARCHIVE_HOME/inbox was never made
+    assert result.returncode == 2, result.stderr
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(tmp_path, "--inbox", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "is not a folder" in result.stderr
