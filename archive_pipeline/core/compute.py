@@ -198,13 +198,17 @@ def _bind_loopback_only() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
+def _not_token_auth_notice(record: logging.LogRecord) -> bool:
+    return "Token authentication is enabled" not in record.getMessage()
+
+
 def _quiet_token_auth_notice() -> None:
     """Drop Ray's notice that a new local cluster uses token authentication (its default, and
     what we want). Setting RAY_AUTH_MODE=token instead would silence it too, but only if set
-    before Ray is first imported: a driver that read the config earlier then fails to connect."""
-    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
-        lambda record: "Token authentication is enabled" not in record.getMessage()
-    )
+    before Ray is first imported: a driver that read the config earlier then fails to connect.
+    (addFilter ignores a filter already there, so repeated starts add nothing.)"""
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    logger.addFilter(_not_token_auth_notice)
 
 
 class RayRuntime:

@@ -215,6 +215,16 @@ class PartitionStage(Protocol):
         """{table: rows} of one item's result."""
 
 
+def outcome_error(outcome: ItemOutcome) -> tuple[str, str] | None:
+    """(error class, message) of a failed item, whether the stage returned an ItemFailure or
+    raised; None when it succeeded."""
+    if isinstance(outcome.value, ItemFailure):
+        return outcome.value.error_class, outcome.value.message
+    if not outcome.ok:
+        return outcome.error_class or "Error", outcome.message or ""
+    return None
+
+
 def item_ref(stage: Any, item: Any) -> ItemRef:
     """How the item is named in failures and the ledger (the stage's `ref`, else `item.ref`)."""
     ref = getattr(stage, "ref", None)
@@ -251,16 +261,14 @@ def process_partition(
     progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(todo))
 
     def on_outcome(outcome: ItemOutcome) -> None:
-        item = todo[outcome.index]
-        name = item_ref(stage, item).uri.rsplit("/", 1)[-1]
-        value = outcome.value
-        if isinstance(value, ItemFailure):
-            error = f"{value.error_class}: {value.message}"
-        elif not outcome.ok:
-            error = f"{outcome.error_class}: {outcome.message}"
-        else:
-            error = None
-        progress.item_done(name, seconds=outcome.seconds, error=error, detail=outcome.detail)
+        name = item_ref(stage, todo[outcome.index]).uri.rsplit("/", 1)[-1]
+        error = outcome_error(outcome)
+        progress.item_done(
+            name,
+            seconds=outcome.seconds,
+            error=f"{error[0]}: {error[1]}" if error else None,
+            detail=outcome.detail,
+        )
 
     compute_start = time.perf_counter()
     outcomes = compute.map(stage, todo, on_outcome=on_outcome)
@@ -290,7 +298,8 @@ def process_partition(
             "uri": ref.uri,
             "media_duration_s": ref.duration_s,
         }
-        if outcome.ok and not isinstance(value, ItemFailure):
+        error = outcome_error(outcome)
+        if error is None:
             produced = stage.rows(item, value, decade=decade)
             for name, rows in produced.items():
                 new_rows[name].extend({**row, **common} for row in rows)
@@ -300,11 +309,8 @@ def process_partition(
             )
             media_s += ref.duration_s or 0.0
             continue
-        if isinstance(value, ItemFailure):
-            error_class, message = value.error_class, value.message
-            media_id = value.media_id or ref.media_id
-        else:
-            error_class, message, media_id = outcome.error_class, outcome.message, ref.media_id
+        error_class, message = error
+        media_id = (value.media_id if isinstance(value, ItemFailure) else None) or ref.media_id
         failure = {
             **common,
             "row_id": row_id(stage.name, ref.uri),
