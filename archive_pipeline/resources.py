@@ -10,7 +10,12 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from archive_pipeline.core.compute import RayRuntime, StageResources
+from archive_pipeline.core.compute import (
+    DEFAULT_ITEM_TIMEOUT_REALTIME,
+    DEFAULT_ITEM_TIMEOUT_S,
+    RayRuntime,
+    StageResources,
+)
 from archive_pipeline.core.store import LocalStore, S3Store, Store
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.models import DEFAULT_WHISPER
@@ -105,6 +110,15 @@ class RayResource(dg.ConfigurableResource):
         description='JSON per stage, e.g. {"transcripts": {"num_gpus": 0.5, "max_actors": 4}}.',
     )
     include_dashboard: bool = Field(default=False, description="Start the Ray dashboard locally.")
+    item_timeout_s: float = Field(
+        default=DEFAULT_ITEM_TIMEOUT_S,
+        description="An item's time bound: this floor plus item_timeout_realtime x its media "
+        "duration; past it the item is a failure (ItemTimeoutError) and its worker is replaced.",
+    )
+    item_timeout_realtime: float = Field(
+        default=DEFAULT_ITEM_TIMEOUT_REALTIME,
+        description="Seconds of time bound per second of media (see item_timeout_s).",
+    )
     shutdown_after_run: bool = Field(
         default=True,
         description="Stop the Ray this run started when it ends (the command-line runner keeps "
@@ -121,6 +135,8 @@ class RayResource(dg.ConfigurableResource):
                 connect_timeout_s=self.connect_timeout_s,
                 resource_wait_s=self.resource_wait_s,
                 include_dashboard=self.include_dashboard,
+                item_timeout_s=self.item_timeout_s,
+                item_timeout_realtime=self.item_timeout_realtime,
             )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

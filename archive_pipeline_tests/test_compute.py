@@ -167,3 +167,52 @@ def test_stage_resource_overrides():
     assert base.with_overrides({"num_gpus": 0.5}).request() == {"CPU": 1.0, "GPU": 0.5}
     with pytest.raises(ValueError, match="unknown"):
         base.with_overrides({"gpus": 1})
+
+
+class _Hangs:
+    """Test stage: item 'hang.wav' never returns (like a decode blocked on a FIFO)."""
+
+    name = "transcripts"
+    tables = ("transcripts",)
+    code_version = "test"
+    model_id = "test"
+    params: dict = {}
+    resources = StageResources(num_cpus=1, max_actors=1)  # the replacement must do the rest
+
+    def setup(self):
+        pass
+
+    def process(self, item):
+        if item.store_key == "hang.wav":
+            time.sleep(3600)
+        return {}
+
+    def content_id(self, item):
+        return item.sha256
+
+    def rows(self, item, value, *, decade):
+        return {"transcripts": []}
+
+
+@pytest.mark.ray
+def test_a_hung_item_times_out_as_a_failure_and_the_rest_is_committed(ray_local, tmp_path):
+    from archive_pipeline.core.warehouse import Warehouse
+    from archive_pipeline.stages.base import CatalogItem, process_partition
+
+    runtime = RayRuntime("local", item_timeout_s=3.0, item_timeout_realtime=0.5)  # joins Ray
+    keys = ["hang.wav", "a.wav", "b.wav", "c.wav"]
+    items = [CatalogItem(f"file:///in/{k}", k, f"m{i}", f"s{i}", 2.0) for i, k in enumerate(keys)]
+    warehouse = Warehouse(str(tmp_path))
+    start = time.monotonic()
+    report = process_partition(
+        stage=_Hangs(), decade="1980s", items=items, warehouse=warehouse, compute=runtime
+    )
+    assert time.monotonic() - start < 120  # not the item's hour
+    assert report.n_failed == 1
+    (failure,) = warehouse.read("failures").to_pylist()
+    assert failure["store_key"] == "hang.wav" and failure["error_class"] == "ItemTimeoutError"
+    assert "no result within 4 s" in failure["message"]  # 3 s + 0.5 x 2 s of media
+    ledger = {
+        r["uri"].rsplit("/", 1)[-1]: r["status"] for r in warehouse.read("stage_items").to_pylist()
+    }
+    assert ledger == {"hang.wav": "failed", "a.wav": "ok", "b.wav": "ok", "c.wav": "ok"}

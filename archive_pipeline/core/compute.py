@@ -211,6 +211,14 @@ def _quiet_token_auth_notice() -> None:
     logger.addFilter(_not_token_auth_notice)
 
 
+DEFAULT_ITEM_TIMEOUT_S = 600.0
+DEFAULT_ITEM_TIMEOUT_REALTIME = 10.0
+
+
+class ItemTimeoutError(RuntimeError):
+    """An item ran past its time bound (its worker is stopped and replaced)."""
+
+
 class RayRuntime:
     """Starts or joins Ray once, checks stage resources, and maps stages over items."""
 
@@ -225,6 +233,8 @@ class RayRuntime:
         include_dashboard: bool = False,
         object_store_memory_mb: int | None = None,
         max_item_retries: int = 2,
+        item_timeout_s: float = DEFAULT_ITEM_TIMEOUT_S,
+        item_timeout_realtime: float = DEFAULT_ITEM_TIMEOUT_REALTIME,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
@@ -234,6 +244,8 @@ class RayRuntime:
         self.include_dashboard = include_dashboard
         self.object_store_memory_mb = object_store_memory_mb
         self.max_item_retries = max_item_retries
+        self.item_timeout_s = item_timeout_s
+        self.item_timeout_realtime = item_timeout_realtime
         self.started_here = False
         self._lock = threading.Lock()
 
@@ -290,6 +302,10 @@ class RayRuntime:
 
         return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
 
+    def time_limit(self, duration_s: float | None) -> float:
+        """An item's time bound: the floor plus a multiple of its media duration."""
+        return self.item_timeout_s + self.item_timeout_realtime * (duration_s or 0.0)
+
     def check_feasible(self, stage_name: str, resources: StageResources) -> int:
         """Return how many actors fit in the cluster; raise if no node can host even one."""
         self.ensure_started()
@@ -318,9 +334,14 @@ class RayRuntime:
         items: Sequence[Any],
         *,
         on_outcome: OnOutcome | None = None,
+        durations: Sequence[float | None] | None = None,
     ) -> list[ItemOutcome]:
         """Process every item with a pool of stage actors; return outcomes in item order
-        (`on_outcome` is called in the driver as each item finishes, in finishing order)."""
+        (`on_outcome` is called in the driver as each item finishes, in finishing order).
+
+        An item that runs past `time_limit(duration)` (`durations`: its media seconds, when
+        known) becomes an `ItemTimeoutError` outcome; its worker is stopped and replaced, and
+        the other items go on."""
         if not items:
             return []
         import ray
@@ -352,14 +373,39 @@ class RayRuntime:
         tries: collections.Counter[int] = collections.Counter()
         idle = list(actors)
         pending: dict[Any, tuple[Any, int, Any]] = {}
+        deadlines: dict[Any, float] = {}
+        limits = [self.time_limit(d) for d in (durations or [None] * len(items))]
         try:
             while queue or pending:
                 while queue and idle:
                     actor = idle.pop()
                     index, item = queue.popleft()
-                    pending[actor.run.remote(index, item)] = (actor, index, item)
-                done, _ = ray.wait(list(pending), num_returns=1)
+                    ref = actor.run.remote(index, item)
+                    pending[ref] = (actor, index, item)
+                    deadlines[ref] = time.monotonic() + limits[index]
+                wait_s = max(0.05, min(deadlines.values()) - time.monotonic())
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
+                for ref in [r for r in pending if r not in done]:
+                    if time.monotonic() < deadlines[ref]:
+                        continue
+                    actor, index, item = pending.pop(ref)
+                    del deadlines[ref]
+                    ray.kill(actor)  # a hung decode or model call: stop it, start a fresh one
+                    log.warning("item %s of %s timed out; worker replaced", index, stage.name)
+                    outcomes[index] = ItemOutcome(
+                        index,
+                        None,
+                        ItemTimeoutError.__name__,
+                        f"no result within {limits[index]:.0f} s (the time bound: "
+                        f"{self.item_timeout_s:.0f} s + {self.item_timeout_realtime:g} x the "
+                        "media's duration); its worker was stopped",
+                        limits[index],
+                    )
+                    if on_outcome is not None:
+                        on_outcome(outcomes[index])
+                    idle.append(new_actor())
                 for ref in done:
+                    del deadlines[ref]
                     actor, index, item = pending.pop(ref)
                     try:
                         outcome = ray.get(ref)

@@ -16,6 +16,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from archive_pipeline import paths
+from archive_pipeline.core.compute import DEFAULT_ITEM_TIMEOUT_REALTIME, DEFAULT_ITEM_TIMEOUT_S
 from archive_pipeline.models import DEFAULT_WHISPER
 from archive_pipeline.resources import (
     CheckSettings,
@@ -104,6 +105,10 @@ def build_ray(*, shutdown_after_run: bool = True) -> RayResource:
         connect_timeout_s=_int("ARCHIVE_RAY_CONNECT_TIMEOUT_S", 30),
         resource_wait_s=_int("ARCHIVE_RAY_RESOURCE_WAIT_S", 0),
         stage_resources=_str("ARCHIVE_STAGE_RESOURCES", "{}"),
+        item_timeout_s=_float("ARCHIVE_ITEM_TIMEOUT_S", DEFAULT_ITEM_TIMEOUT_S),
+        item_timeout_realtime=_float(
+            "ARCHIVE_ITEM_TIMEOUT_REALTIME", DEFAULT_ITEM_TIMEOUT_REALTIME
+        ),
     )
 
 

@@ -58,7 +58,12 @@ class Compute(Protocol):
     """Something that maps a stage over items: `RayRuntime` or `InlineCompute`."""
 
     def map(
-        self, stage: Stage, items: Sequence[Any], *, on_outcome: OnOutcome | None = None
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        on_outcome: OnOutcome | None = None,
+        durations: Sequence[float | None] | None = None,
     ) -> list[ItemOutcome]: ...
 
 
@@ -66,9 +71,14 @@ class InlineCompute:
     """Runs stages in the calling process (debugging, and tests that are not about Ray)."""
 
     def map(
-        self, stage: Stage, items: Sequence[Any], *, on_outcome: OnOutcome | None = None
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        on_outcome: OnOutcome | None = None,
+        durations: Sequence[float | None] | None = None,
     ) -> list[ItemOutcome]:
-        """Process items one after another in this process."""
+        """Process items one after another in this process (no time bound: debugging)."""
         return run_inline(stage, items, on_outcome=on_outcome) if items else []
 
 
@@ -271,7 +281,8 @@ def process_partition(
         )
 
     compute_start = time.perf_counter()
-    outcomes = compute.map(stage, todo, on_outcome=on_outcome)
+    durations = [item_ref(stage, item).duration_s for item in todo]
+    outcomes = compute.map(stage, todo, on_outcome=on_outcome, durations=durations)
     compute_seconds = time.perf_counter() - compute_start
     if log is not None and todo:
         log.info(progress.summary())
