@@ -9,12 +9,18 @@ import pytest
 
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.catalog.checks import media_catalog_checks
+from archive_pipeline.defs.embeddings import checks as embedding_checks
 from archive_pipeline.defs.embeddings.assets import keyframe_embeddings, segment_embeddings
 from archive_pipeline.defs.search.assets import search_documents
+from archive_pipeline.defs.search.checks import search_documents_checks
+from archive_pipeline.defs.speech import checks as speech_checks
 from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns, transcripts
+from archive_pipeline.defs.vision import checks as vision_checks
 from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
 from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.resources import (
+    CheckSettings,
     LanceWarehouse,
     LocalMediaStore,
     RayResource,
@@ -37,7 +43,29 @@ ASSETS = [
     keyframe_embeddings,
     segment_embeddings,
     search_documents,
+    # every asset's per-decade checks, run after it as in archive_job
+    media_catalog_checks,
+    speech_checks.transcripts_checks,
+    speech_checks.speaker_turns_checks,
+    speech_checks.diarised_segments_checks,
+    vision_checks.shots_checks,
+    vision_checks.keyframes_checks,
+    vision_checks.frame_text_checks,
+    embedding_checks.keyframe_embeddings_checks,
+    embedding_checks.segment_embeddings_checks,
+    search_documents_checks,
 ]
+
+
+def all_checks_passed(result) -> None:
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 19 and {e.partition for e in evaluations} == {"1960s"}
+    failed = [
+        (e.asset_key.to_user_string(), e.check_name, e.description)
+        for e in evaluations
+        if not e.passed
+    ]
+    assert not failed, failed
 
 
 def test_minilm_puts_a_paraphrase_nearest_its_source(shared_media):
@@ -84,12 +112,14 @@ def resources(root, warehouse, **vision):
         "speech_models": SpeechModels(whisper_model="tiny.en"),
         "vision_models": VisionModels(**vision),
         "search_index": SearchIndex(),
+        "check_settings": CheckSettings(),
     }
 
 
 def test_default_embeds_text_and_reports_no_image_text_model(archive):
     result = dg.materialize(ASSETS, partition_key="1960s", resources=resources(archive, "wh"))
     assert result.success
+    all_checks_passed(result)
     md = result.asset_materializations_for_node("keyframe_embeddings")[0].metadata
     assert md["status"].value == "not configured"
     assert "ARCHIVE_CLIP_MODEL" in md["reason"].value
@@ -120,6 +150,7 @@ def test_random_tiny_openclip_plumbing_shares_one_space(archive, tmp_path):
         ASSETS, partition_key="1960s", resources=resources(archive, "wh_clip", **vision)
     )
     assert result.success
+    all_checks_passed(result)  # keyframe_embeddings: a vector for every video's keyframes
     wh = Warehouse(str(archive / "wh_clip"))
     images = wh.read("keyframe_embeddings").to_pylist()
     texts = wh.read("segment_embeddings").to_pylist()

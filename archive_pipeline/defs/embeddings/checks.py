@@ -1,12 +1,11 @@
 """Per-decade checks of the embedding assets: failures, and vectors for every item."""
 
 from archive_pipeline.defs.checks import decade_checks
-from archive_pipeline.health import DecadeHealth, stage_health
+from archive_pipeline.health import DecadeHealth, stage_health, uris
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, keyframe_documents
 from archive_pipeline.stages.embeddings import (
     KeyframeEmbeddingStage,
     SegmentEmbeddingStage,
-    keyframe_items,
     segment_items,
 )
 
@@ -15,13 +14,12 @@ def _keyframe_health(context, warehouse, decade):
     if not context.resources.vision_models.clip().configured:
         # nothing is embedded without an image-text model (and reading would create the table)
         return DecadeHealth(asset="keyframe_embeddings", decade=decade, expected=0)
-    keyframes = warehouse.read("keyframes", {"decade": decade})
-    return stage_health(
+    return stage_health(  # one item per video with keyframes (their URI column, no thumbnails)
         warehouse,
         asset="keyframe_embeddings",
         stage=KeyframeEmbeddingStage.name,
         decade=decade,
-        expected=[item.uri for item in keyframe_items(keyframes)],
+        expected=uris(warehouse, "keyframes", decade),
     )
 
 
