@@ -11,7 +11,7 @@ import dagster as dg
 
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.reporting import markdown_table
-from archive_pipeline.health import DecadeHealth, Problem
+from archive_pipeline.health import DecadeHealth, Problem, stage_health
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import CheckSettings, LanceWarehouse
 
@@ -77,6 +77,21 @@ def coverage_result(health: DecadeHealth) -> dg.AssetCheckResult:
             "missing_items": problems_md(health.missing),
         },
     )
+
+
+def catalog_items_health(
+    asset: str, stage: str, items_of: Callable[..., tuple[list, list]]
+) -> Callable[..., DecadeHealth]:
+    """Health of a stage whose items come from the decade's catalogue (`items_of(catalog)`:
+    speech_items, video_items), for `decade_checks`."""
+
+    def health(context, warehouse: Warehouse, decade: str) -> DecadeHealth:
+        items, _ = items_of(warehouse.read("media_catalog", {"decade": decade}))
+        return stage_health(
+            warehouse, asset=asset, stage=stage, decade=decade, expected=[i.uri for i in items]
+        )
+
+    return health
 
 
 def decade_checks(

@@ -17,7 +17,7 @@ from archive_pipeline.report import (
     summarise,
     vision_listing,
 )
-from archive_pipeline.runner import planned_decades, prepare_instance, run_decades
+from archive_pipeline.runner import planned_decades, run_decades
 
 EXAMPLE_SEARCHES = [
     # (query, options): a spoken phrase, words shown on screen with a temporal filter, a speaker
@@ -50,7 +50,6 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     produced."""
     from archive_pipeline.defs.resources import build_warehouse, outside_run
 
-    home = prepare_instance()
     inbox = Path(os.environ.get("ARCHIVE_INBOX") or paths.inbox())
     if not inbox.exists() or not any(inbox.iterdir()):
         items = build_demo_inbox(inbox, shared_media=shared_media)
@@ -64,7 +63,7 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     failed = [run.decade for run in runs if not run.success]
     print(
         f"Materialised {len(runs)} partitions in {time.perf_counter() - start:.1f} s; "
-        f"Dagster instance {home}"
+        f"Dagster instance {os.environ['DAGSTER_HOME']}"
     )
     warehouse = outside_run(build_warehouse).get_warehouse()
     # The demo is the only writer, so old versions can go now (production keeps a window).

@@ -1,26 +1,9 @@
 """Per-decade checks of the vision assets: failures, and rows for every video."""
 
-from archive_pipeline.defs.checks import decade_checks
+from archive_pipeline.defs.checks import catalog_items_health, decade_checks
 from archive_pipeline.health import stage_health
 from archive_pipeline.stages.ocr import FrameTextStage, ocr_items
 from archive_pipeline.stages.shots import ShotsStage, video_items
-
-
-def _videos(warehouse, decade):
-    return video_items(warehouse.read("media_catalog", {"decade": decade}))[0]
-
-
-def _shots_health(asset: str):
-    def health(context, warehouse, decade):
-        return stage_health(
-            warehouse,
-            asset=asset,
-            stage=ShotsStage.name,
-            decade=decade,
-            expected=[video.uri for video in _videos(warehouse, decade)],
-        )
-
-    return health
 
 
 def _frame_text_health(context, warehouse, decade):
@@ -29,7 +12,8 @@ def _frame_text_health(context, warehouse, decade):
         {"decade": decade},
         columns=["row_id", "media_id", "keyframe_index", "shot_index", "time_s", "cache_key"],
     )
-    items = ocr_items(_videos(warehouse, decade), keyframes)
+    videos, _ = video_items(warehouse.read("media_catalog", {"decade": decade}))
+    items = ocr_items(videos, keyframes)
     return stage_health(
         warehouse,
         asset="frame_text",
@@ -39,6 +23,8 @@ def _frame_text_health(context, warehouse, decade):
     )
 
 
-shots_checks = decade_checks("shots", _shots_health("shots"))
-keyframes_checks = decade_checks("keyframes", _shots_health("keyframes"))
+shots_checks = decade_checks("shots", catalog_items_health("shots", ShotsStage.name, video_items))
+keyframes_checks = decade_checks(  # shots and keyframes come from one stage (ledger "shots")
+    "keyframes", catalog_items_health("keyframes", ShotsStage.name, video_items)
+)
 frame_text_checks = decade_checks("frame_text", _frame_text_health)
