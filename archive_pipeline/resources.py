@@ -13,11 +13,16 @@ from pydantic import Field, PrivateAttr
 from archive_pipeline.core.compute import (
     DEFAULT_ITEM_TIMEOUT_REALTIME,
     DEFAULT_ITEM_TIMEOUT_S,
+    DEFAULT_WORKER_MEMORY_MB,
     RayRuntime,
     StageResources,
 )
 from archive_pipeline.core.store import LocalStore, S3Store, Store
-from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.core.warehouse import (
+    DEFAULT_COMMIT_EVERY_ITEMS,
+    DEFAULT_COMMIT_EVERY_S,
+    Warehouse,
+)
 from archive_pipeline.models import DEFAULT_WHISPER
 from archive_pipeline.stages.base import Compute, InlineCompute
 
@@ -70,6 +75,15 @@ class LanceWarehouse(dg.ConfigurableResource):
     compact_min_small_fragments: int = Field(
         default=8, description="Compact a table once it has this many small fragments."
     )
+    commit_every_items: int = Field(
+        default=DEFAULT_COMMIT_EVERY_ITEMS,
+        description="A stage commits its finished items in batches of this many (a killed run "
+        "loses at most one batch of work).",
+    )
+    commit_every_s: float = Field(
+        default=DEFAULT_COMMIT_EVERY_S,
+        description="... or after this many seconds, whichever comes first.",
+    )
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
     s3_region: str | None = Field(default=None, description="S3 region of the warehouse bucket.")
     s3_allow_http: bool = Field(default=False, description="Allow plain-HTTP endpoints (tests).")
@@ -88,6 +102,8 @@ class LanceWarehouse(dg.ConfigurableResource):
             storage_options=options,
             version_retention=dt.timedelta(minutes=self.version_retention_minutes),
             compact_min_small_fragments=self.compact_min_small_fragments,
+            commit_every_items=self.commit_every_items,
+            commit_every_s=self.commit_every_s,
         )
 
 
@@ -119,6 +135,12 @@ class RayResource(dg.ConfigurableResource):
         default=DEFAULT_ITEM_TIMEOUT_REALTIME,
         description="Seconds of time bound per second of media (see item_timeout_s).",
     )
+    worker_memory_mb: int = Field(
+        default=DEFAULT_WORKER_MEMORY_MB,
+        description="A worker's memory bound (its resident MB with its decoders) unless its "
+        "stage declares memory_mb; past it the item is a failure (ItemMemoryError) and the "
+        "worker is replaced. 0: no bound (Ray's own out-of-memory killer still applies).",
+    )
     shutdown_after_run: bool = Field(
         default=True,
         description="Stop the Ray this run started when it ends (the command-line runner keeps "
@@ -137,6 +159,7 @@ class RayResource(dg.ConfigurableResource):
                 include_dashboard=self.include_dashboard,
                 item_timeout_s=self.item_timeout_s,
                 item_timeout_realtime=self.item_timeout_realtime,
+                worker_memory_mb=self.worker_memory_mb,
             )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

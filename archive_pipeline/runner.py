@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +63,40 @@ class DecadeRun:
             f"{self.items} media items, {self.computed} item-stages computed, "
             f"{self.failures} failures{checks}"
         )
+
+
+PROCESS_TAG = "archive/process"  # "<host>:<pid>:<start time>" of the process running the run
+
+
+def process_tag() -> str:
+    """This process, as recorded on the runs it executes."""
+    import psutil
+
+    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time()!r}"
+
+
+def fail_abandoned_runs(instance) -> list[str]:
+    """Mark failed the runs recorded as started by a process of this host that no longer
+    exists (a run killed with -9 stays STARTED for ever otherwise); their run ids."""
+    import dagster as dg
+
+    from archive_pipeline.core.reaper import alive
+
+    failed = []
+    statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
+        run = record.dagster_run
+        host, _, rest = run.tags.get(PROCESS_TAG, "").partition(":")
+        pid, _, started = rest.partition(":")
+        if host != socket.gethostname() or not pid or alive(int(pid), float(started)):
+            continue
+        instance.report_run_failed(
+            run,
+            f"its process (pid {pid} on {host}) ended without finishing the run (killed?); "
+            "marked failed by the next run. Its committed batches stay; a re-run resumes there.",
+        )
+        failed.append(run.run_id)
+    return failed
 
 
 def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:
@@ -117,6 +152,8 @@ def run_decades(
 
     prepare_instance()
     instance = dg.DagsterInstance.get()
+    for run_id in fail_abandoned_runs(instance):
+        out(f"run {run_id[:8]} was left STARTED by a process that is gone: marked failed")
     job = defs().resolve_job_def("archive_job")
     ray = outside_run(lambda: build_ray(shutdown_after_run=False))
     runs = []
@@ -130,7 +167,7 @@ def run_decades(
                 run_config=PROGRESS_LOGS,
                 resources={"ray": ray},
                 raise_on_error=False,
-                tags={"archive/trigger": trigger},
+                tags={"archive/trigger": trigger, PROCESS_TAG: process_tag()},
             )
             runs.append(_summarise(decade, result, time.perf_counter() - start))
             out(runs[-1].line())

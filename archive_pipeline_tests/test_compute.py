@@ -37,6 +37,7 @@ def _make_stage(name, resources, fail_on=(), setup_error=None):
 
             if item in fail_on:
                 raise ValueError(f"bad item {item}")
+            time.sleep(0.3)  # long enough for every worker to start and take items
             self.calls += 1
             return {
                 "item": item,
@@ -216,3 +217,91 @@ def test_a_hung_item_times_out_as_a_failure_and_the_rest_is_committed(ray_local,
         r["uri"].rsplit("/", 1)[-1]: r["status"] for r in warehouse.read("stage_items").to_pylist()
     }
     assert ledger == {"hang.wav": "failed", "a.wav": "ok", "b.wav": "ok", "c.wav": "ok"}
+
+
+class _DiesOnce:
+    """Test stage: the first time it meets item 2 its worker process dies (SIGKILL) mid-item."""
+
+    name = "dies_once"
+    code_version = "test"
+    resources = StageResources(num_cpus=1, max_actors=1)
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def setup(self):
+        pass
+
+    def process(self, item):
+        import os
+        import signal
+
+        if item == 2 and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"item": item, "pid": os.getpid()}
+
+
+@pytest.mark.ray
+def test_a_worker_killed_mid_item_is_replaced_and_the_item_retried(ray_local, tmp_path):
+    outcomes = list(ray_local.stream(_DiesOnce(str(tmp_path / "died")), [0, 1, 2, 3]))
+    assert sorted(o.index for o in outcomes) == [0, 1, 2, 3]  # each exactly once
+    assert all(o.ok for o in outcomes), [o.message for o in outcomes]
+    pids = {o.index: o.value["pid"] for o in outcomes}
+    assert pids[0] == pids[1] != pids[2] == pids[3]  # the retry ran on a fresh worker
+
+
+class _Grows:
+    """Test stage: item 'big' holds ~700 MB for a while; the others are small."""
+
+    name = "grows"
+    code_version = "test"
+    resources = StageResources(num_cpus=1, max_actors=1)
+
+    def setup(self):
+        pass
+
+    def process(self, item):
+        if item == "big":
+            block = bytearray(700 * 1024**2)
+            for i in range(0, len(block), 4096):
+                block[i] = 1  # touch every page: resident, not just reserved
+            time.sleep(30)
+        return item
+
+
+@pytest.mark.ray
+def test_a_worker_past_its_memory_bound_fails_the_item_and_is_replaced(ray_local):
+    runtime = RayRuntime("local", worker_memory_mb=500, memory_check_s=0.5)  # joins Ray
+    start = time.monotonic()
+    outcomes = runtime.map(_Grows(), ["a", "big", "b", "c"])
+    assert time.monotonic() - start < 25  # stopped, not waited for
+    assert [o.ok for o in outcomes] == [True, False, True, True]
+    assert outcomes[1].error_class == "ItemMemoryError"
+    assert "over the bound of 500 MB" in outcomes[1].message
+
+
+class _Pid:
+    code_version = "test"
+    resources = StageResources(num_cpus=1, max_actors=1)
+
+    def __init__(self, name):
+        self.name = name
+        self.setups = 0
+
+    def setup(self):
+        self.setups += 1
+
+    def process(self, item):
+        import os
+
+        return (os.getpid(), self.setups)
+
+
+@pytest.mark.ray
+def test_stages_of_a_run_share_warm_workers_and_keep_their_models(ray_local):
+    first = ray_local.map(_Pid("one"), [1])[0].value
+    second = ray_local.map(_Pid("two"), [1])[0].value
+    again = ray_local.map(_Pid("one"), [1, 2])
+    assert first[0] == second[0]  # one worker process (its imports) served both stages
+    assert [o.value for o in again] == [first, first]  # stage "one" was not set up again

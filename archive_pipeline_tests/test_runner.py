@@ -72,3 +72,34 @@ def test_run_rejects_an_unknown_decade_and_a_missing_inbox(tmp_path):
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
     result = run_cli(tmp_path, "--inbox", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "is not a folder" in result.stderr
+
+
+def test_a_run_left_started_by_a_killed_process_is_marked_failed():
+    """kill -9 leaves a run STARTED; the next runner marks it failed (not a live one)."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from archive_pipeline.runner import PROCESS_TAG, fail_abandoned_runs, process_tag
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import psutil
+
+    host = process_tag().split(":")[0]
+    with dg.instance_for_test() as instance:
+        gone = DagsterRun(
+            job_name="archive_job",
+            run_id="dead0000",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={PROCESS_TAG: f"{host}:{dead.pid}:{psutil.Process().create_time()!r}"},
+        )
+        live = DagsterRun(
+            job_name="archive_job",
+            run_id="live0000",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={PROCESS_TAG: process_tag()},
+        )
+        for run in (gone, live):
+            instance.add_run(run)
+        assert fail_abandoned_runs(instance) == ["dead0000"]
+        assert instance.get_run_by_id("dead0000").status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id("live0000").status == dg.DagsterRunStatus.STARTED

@@ -8,13 +8,14 @@ returns one `ItemOutcome` per item: the value, or the error as data. Lost worker
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -125,39 +126,78 @@ def _traceback_tail(limit: int = 2000) -> str:
 OnOutcome = Callable[[ItemOutcome], None]
 
 
+def stream_inline(stage: Stage, items: Sequence[Any]) -> Iterator[ItemOutcome]:
+    """Run a stage in this process, one item after another, yielding each outcome."""
+    try:
+        stage.setup()
+    except Exception as exc:
+        raise StageSetupError(f"stage {stage.name!r} could not start: {exc}") from exc
+    for i, item in enumerate(items):
+        yield _run_one(stage, i, item)
+
+
 def run_inline(
     stage: Stage, items: Sequence[Any], *, on_outcome: OnOutcome | None = None
 ) -> list[ItemOutcome]:
     """Run a stage in this process, one item after another (debugging and small tests);
     `on_outcome` is called as each item finishes."""
-    try:
-        stage.setup()
-    except Exception as exc:
-        raise StageSetupError(f"stage {stage.name!r} could not start: {exc}") from exc
     outcomes = []
-    for i, item in enumerate(items):
-        outcomes.append(_run_one(stage, i, item))
+    for outcome in stream_inline(stage, items):
+        outcomes.append(outcome)
         if on_outcome is not None:
-            on_outcome(outcomes[-1])
+            on_outcome(outcome)
     return outcomes
 
 
-class _StageActor:
-    """Ray actor that owns one stage instance (the model is loaded once per actor)."""
+class _StageWorker:
+    """Ray actor that hosts stages for a whole run: each stage is set up (its model loaded) once
+    per worker and kept, so later stages and later decades of the run reuse the warm process
+    (its imports) and, for the same stage, its models. `rss_mb` answers while an item runs (the
+    actor has a second thread for it) so the driver can bound a worker's memory."""
 
-    def __init__(self, stage: Stage) -> None:
-        self.stage = stage
-        self.error: str | None = None
+    def __init__(self, max_loaded: int = 4) -> None:
+        self.stages: collections.OrderedDict[str, Stage] = collections.OrderedDict()
+        self.max_loaded = max_loaded
+
+    def load(self, key: str, stage: Stage) -> str | None:
+        """Set up `stage` under `key` unless it is loaded; the error text if setup fails."""
+        if key in self.stages:
+            self.stages.move_to_end(key)
+            return None
         try:
             stage.setup()
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {exc}"
+        self.stages[key] = stage
+        while len(self.stages) > self.max_loaded:  # least recently used stage's models go
+            self.stages.popitem(last=False)
+            import gc
 
-    def ready(self) -> str | None:
-        return self.error
+            gc.collect()
+        return None
 
-    def run(self, index: int, item: Any) -> ItemOutcome:
-        return _run_one(self.stage, index, item)
+    def run(self, key: str, index: int, item: Any) -> ItemOutcome:
+        return _run_one(self.stages[key], index, item)
+
+    def rss_mb(self) -> float:
+        """Resident memory of this worker and its child processes (decoders), MB."""
+        import psutil
+
+        me = psutil.Process()
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+        return total / 1024**2
+
+
+def stage_key(stage: Stage) -> str:
+    """Identity of a stage configuration within a run (its name and pickled state)."""
+    import hashlib
+
+    from ray import cloudpickle
+
+    return f"{stage.name}:{hashlib.sha1(cloudpickle.dumps(stage)).hexdigest()[:16]}"
 
 
 def _fits(node: Mapping[str, float], request: Mapping[str, float]) -> int:
@@ -213,10 +253,84 @@ def _quiet_token_auth_notice() -> None:
 
 DEFAULT_ITEM_TIMEOUT_S = 600.0
 DEFAULT_ITEM_TIMEOUT_REALTIME = 10.0
+DEFAULT_WORKER_MEMORY_MB = 12 * 1024
 
 
 class ItemTimeoutError(RuntimeError):
     """An item ran past its time bound (its worker is stopped and replaced)."""
+
+
+class ItemMemoryError(RuntimeError):
+    """An item's worker grew past the memory bound (the worker is stopped and replaced)."""
+
+
+class _WarmPools:
+    """The warm stage workers of this process's Ray session, one pool per resource shape.
+
+    Shared by every `RayRuntime` of the process, so the stages and decades of a run reuse the
+    same workers; forgotten when Ray is shut down (a new session starts new ones)."""
+
+    def __init__(self) -> None:
+        self.session: str | None = None
+        self.pools: dict[str, list[Any]] = {}
+
+    def _current(self) -> None:
+        import ray
+
+        session = ray.get_runtime_context().get_job_id()
+        if session != self.session:  # Ray was restarted: the old handles are dead
+            self.session, self.pools = session, {}
+
+    def _start(self, resources: StageResources) -> Any:
+        import ray
+
+        cls = ray.remote(_StageWorker).options(
+            **resources.ray_options(), max_restarts=0, max_concurrency=2
+        )
+        return cls.remote()
+
+    def get(self, resources: StageResources, n: int) -> list[Any]:
+        """`n` workers of this resource shape, started if there are fewer. Workers of other
+        shapes are stopped first: they hold resources this shape may need."""
+        import ray
+
+        self._current()
+        shape = repr(sorted(resources.ray_options().items()))
+        for other in [s for s in self.pools if s != shape]:
+            for actor in self.pools.pop(other):
+                ray.kill(actor)
+        pool = self.pools.setdefault(shape, [])
+        pool.extend(self._start(resources) for _ in range(n - len(pool)))
+        return pool[:n]
+
+    def drop(self, actor: Any) -> None:
+        """Stop a worker and forget it."""
+        import ray
+
+        for pool in self.pools.values():
+            if actor in pool:
+                pool.remove(actor)
+        ray.kill(actor)
+
+    def replace(self, resources: StageResources, actor: Any) -> Any:
+        """Stop a worker and start a fresh one of the same shape in its place."""
+        self.drop(actor)
+        fresh = self._start(resources)
+        self.pools.setdefault(repr(sorted(resources.ray_options().items())), []).append(fresh)
+        return fresh
+
+    def clear(self) -> None:
+        """Stop every warm worker."""
+        import ray
+
+        if ray.is_initialized():
+            for pool in self.pools.values():
+                for actor in pool:
+                    ray.kill(actor)
+        self.pools = {}
+
+
+_POOLS = _WarmPools()
 
 
 class RayRuntime:
@@ -235,6 +349,8 @@ class RayRuntime:
         max_item_retries: int = 2,
         item_timeout_s: float = DEFAULT_ITEM_TIMEOUT_S,
         item_timeout_realtime: float = DEFAULT_ITEM_TIMEOUT_REALTIME,
+        worker_memory_mb: int = DEFAULT_WORKER_MEMORY_MB,
+        memory_check_s: float = 1.0,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
@@ -246,6 +362,8 @@ class RayRuntime:
         self.max_item_retries = max_item_retries
         self.item_timeout_s = item_timeout_s
         self.item_timeout_realtime = item_timeout_realtime
+        self.worker_memory_mb = worker_memory_mb
+        self.memory_check_s = memory_check_s
         self.started_here = False
         self._lock = threading.Lock()
 
@@ -274,6 +392,9 @@ class RayRuntime:
                         logging_level=logging.WARNING,
                         configure_logging=False,
                     )
+                    from archive_pipeline.core.reaper import watch
+
+                    watch()  # a driver killed with -9 leaves no Ray behind
             else:
                 if self.address != "auto":
                     _tcp_reachable(self.address, self.connect_timeout_s)
@@ -293,6 +414,7 @@ class RayRuntime:
         if self.started_here:
             import ray
 
+            _POOLS.clear()
             ray.shutdown()
             self.started_here = False
 
@@ -328,6 +450,10 @@ class RayRuntime:
             f'\'{{"{stage_name}": {{"num_gpus": 0}}}}\', or add nodes that have it.'
         )
 
+    def release(self) -> None:
+        """Stop the warm workers (Ray itself keeps running)."""
+        _POOLS.clear()
+
     def map(
         self,
         stage: Stage,
@@ -336,76 +462,124 @@ class RayRuntime:
         on_outcome: OnOutcome | None = None,
         durations: Sequence[float | None] | None = None,
     ) -> list[ItemOutcome]:
-        """Process every item with a pool of stage actors; return outcomes in item order
-        (`on_outcome` is called in the driver as each item finishes, in finishing order).
+        """`stream`, gathered in item order (small inputs and tests)."""
+        outcomes = {}
+        for outcome in self.stream(stage, items, durations=durations):
+            outcomes[outcome.index] = outcome
+            if on_outcome is not None:
+                on_outcome(outcome)
+        return [outcomes[i] for i in range(len(items))]
+
+    def stream(
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        durations: Sequence[float | None] | None = None,
+    ) -> Iterator[ItemOutcome]:
+        """Process every item on a pool of warm stage workers and yield each outcome as it
+        finishes (nothing is gathered here: the caller commits as it goes).
 
         An item that runs past `time_limit(duration)` (`durations`: its media seconds, when
-        known) becomes an `ItemTimeoutError` outcome; its worker is stopped and replaced, and
-        the other items go on."""
+        known) becomes an `ItemTimeoutError` outcome, one whose worker grows past the memory
+        bound an `ItemMemoryError`; either worker is stopped and a replacement started while
+        the others go on. A worker lost mid-item (crash, node loss) is replaced and the item
+        retried `max_item_retries` times."""
         if not items:
-            return []
+            return
         import ray
         from ray.exceptions import RayActorError, WorkerCrashedError
 
         capacity = self.check_feasible(stage.name, stage.resources)
-        n_actors = max(1, min(len(items), capacity, stage.resources.max_actors or capacity))
-        actor_cls = ray.remote(_StageActor).options(
-            **stage.resources.ray_options(), max_restarts=0, name=None
-        )
+        n_workers = max(1, min(len(items), capacity, stage.resources.max_actors or capacity))
+        key = stage_key(stage)
         stage_ref = ray.put(stage)
+        loading = {w.load.remote(key, stage_ref): w for w in _POOLS.get(stage.resources, n_workers)}
 
-        def new_actor():
-            actor = actor_cls.remote(stage_ref)
-            error = ray.get(actor.ready.remote())
-            if error:
-                ray.kill(actor)
-                raise StageSetupError(f"stage {stage.name!r} could not start: {error}")
-            return actor
+        def replace_worker(lost: Any) -> None:
+            fresh = _POOLS.replace(stage.resources, lost)
+            loading[fresh.load.remote(key, stage_ref)] = fresh
 
-        actors = [actor_cls.remote(stage_ref) for _ in range(n_actors)]
-        errors = [e for e in ray.get([a.ready.remote() for a in actors]) if e]
-        if errors:
-            for actor in actors:
-                ray.kill(actor)
-            raise StageSetupError(f"stage {stage.name!r} could not start: {errors[0]}")
-        outcomes: dict[int, ItemOutcome] = {}
         queue = collections.deque(enumerate(items))
         tries: collections.Counter[int] = collections.Counter()
-        idle = list(actors)
-        pending: dict[Any, tuple[Any, int, Any]] = {}
+        idle: list[Any] = []
+        pending: dict[Any, tuple[Any, int, Any]] = {}  # ref -> (worker, index, item)
         deadlines: dict[Any, float] = {}
         limits = [self.time_limit(d) for d in (durations or [None] * len(items))]
+        memory_mb = stage.resources.memory_mb or self.worker_memory_mb
+        next_memory_check = time.monotonic() + self.memory_check_s
+        started: dict[Any, float] = {}
+        finished = lost_at_start = 0
         try:
-            while queue or pending:
+            while finished < len(items):
                 while queue and idle:
-                    actor = idle.pop()
+                    worker = idle.pop()
                     index, item = queue.popleft()
-                    ref = actor.run.remote(index, item)
-                    pending[ref] = (actor, index, item)
-                    deadlines[ref] = time.monotonic() + limits[index]
-                wait_s = max(0.05, min(deadlines.values()) - time.monotonic())
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
-                for ref in [r for r in pending if r not in done]:
-                    if time.monotonic() < deadlines[ref]:
-                        continue
-                    actor, index, item = pending.pop(ref)
-                    del deadlines[ref]
-                    ray.kill(actor)  # a hung decode or model call: stop it, start a fresh one
-                    log.warning("item %s of %s timed out; worker replaced", index, stage.name)
-                    outcomes[index] = ItemOutcome(
-                        index,
-                        None,
-                        ItemTimeoutError.__name__,
-                        f"no result within {limits[index]:.0f} s (the time bound: "
-                        f"{self.item_timeout_s:.0f} s + {self.item_timeout_realtime:g} x the "
-                        "media's duration); its worker was stopped",
-                        limits[index],
+                    ref = worker.run.remote(key, index, item)
+                    pending[ref] = (worker, index, item)
+                    started[ref] = time.monotonic()
+                    deadlines[ref] = started[ref] + limits[index]
+                wait_s = min([*deadlines.values(), next_memory_check]) - time.monotonic()
+                done, _ = ray.wait([*pending, *loading], num_returns=1, timeout=max(0.05, wait_s))
+                for ref in [r for r in done if r in loading]:
+                    actor = loading.pop(ref)
+                    try:
+                        error = ray.get(ref)
+                    except (RayActorError, WorkerCrashedError) as exc:
+                        lost_at_start += 1  # e.g. a warm worker that died between stages
+                        if lost_at_start <= n_workers + self.max_item_retries:
+                            replace_worker(actor)
+                            continue
+                        error = f"workers keep dying while starting: {exc}"
+                    if error:
+                        raise StageSetupError(f"stage {stage.name!r} could not start: {error}")
+                    idle.append(actor)
+                stopped: list[tuple[Any, ItemOutcome]] = []
+                now = time.monotonic()
+                for ref in [r for r in pending if r not in done and now >= deadlines[r]]:
+                    index = pending[ref][1]
+                    stopped.append(
+                        (
+                            ref,
+                            ItemOutcome(
+                                index,
+                                None,
+                                ItemTimeoutError.__name__,
+                                f"no result within {limits[index]:.0f} s (the time bound: "
+                                f"{self.item_timeout_s:.0f} s + {self.item_timeout_realtime:g} "
+                                "x the media's duration); its worker was stopped",
+                                limits[index],
+                            ),
+                        )
                     )
-                    if on_outcome is not None:
-                        on_outcome(outcomes[index])
-                    idle.append(new_actor())
-                for ref in done:
-                    del deadlines[ref]
+                if memory_mb and now >= next_memory_check:
+                    next_memory_check = now + self.memory_check_s
+                    for ref, rss in self._worker_memory(pending, done).items():
+                        if rss > memory_mb and ref not in {r for r, _ in stopped}:
+                            index = pending[ref][1]
+                            stopped.append(
+                                (
+                                    ref,
+                                    ItemOutcome(
+                                        index,
+                                        None,
+                                        ItemMemoryError.__name__,
+                                        f"its worker used {rss:.0f} MB, over the bound of "
+                                        f"{memory_mb} MB (ARCHIVE_WORKER_MEMORY_MB or the "
+                                        "stage's memory_mb); the worker was stopped",
+                                        now - started[ref],
+                                    ),
+                                )
+                            )
+                for ref, outcome in stopped:
+                    actor, index, _ = pending.pop(ref)
+                    del deadlines[ref], started[ref]
+                    log.warning("item %s of %s: %s", index, stage.name, outcome.message)
+                    replace_worker(actor)  # a hung decode or runaway model call: a fresh one
+                    finished += 1
+                    yield outcome
+                for ref in [r for r in done if r in pending]:
+                    del deadlines[ref], started[ref]
                     actor, index, item = pending.pop(ref)
                     try:
                         outcome = ray.get(ref)
@@ -413,17 +587,34 @@ class RayRuntime:
                     except (RayActorError, WorkerCrashedError) as exc:
                         tries[index] += 1
                         log.warning("worker of %s lost on item %s: %s", stage.name, index, exc)
+                        replace_worker(actor)
                         if tries[index] <= self.max_item_retries:
                             queue.appendleft((index, item))
-                            outcome = None
-                        else:
-                            outcome = ItemOutcome(index, None, "WorkerLostError", str(exc))
-                        idle.append(new_actor())
-                    if outcome is not None:
-                        outcomes[index] = outcome
-                        if on_outcome is not None:
-                            on_outcome(outcome)
+                            continue
+                        outcome = ItemOutcome(index, None, "WorkerLostError", str(exc))
+                    finished += 1
+                    yield outcome
         finally:
-            for actor in idle + [a for a, _, _ in pending.values()]:
-                ray.kill(actor)
-        return [outcomes[i] for i in range(len(items))]
+            # Workers still running an item (the caller stopped early, or an error) are
+            # stopped: their results would arrive for nobody. Idle ones stay warm.
+            for actor, _, _ in list(pending.values()):
+                _POOLS.drop(actor)
+            for actor in list(loading.values()):
+                _POOLS.drop(actor)
+
+    def _worker_memory(self, pending: Mapping[Any, tuple], done: Sequence[Any]) -> dict:
+        """Resident MB of each busy worker (those that answer within a second)."""
+        import ray
+
+        asks = {ref: worker.rss_mb.remote() for ref, (worker, _, _) in pending.items()}
+        asks = {ref: ask for ref, ask in asks.items() if ref not in done}
+        ready, _ = ray.wait(list(asks.values()), num_returns=len(asks), timeout=1.0)
+        answered = set(ready)
+        out = {}
+        for ref, ask in asks.items():
+            if ask in answered:
+                try:
+                    out[ref] = ray.get(ask)
+                except Exception:  # the worker died meanwhile: its item's ref says how
+                    continue
+        return out

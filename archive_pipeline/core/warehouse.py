@@ -21,12 +21,17 @@ from functools import cached_property
 
 import lancedb
 import pyarrow as pa
+import pyarrow.compute as pc
 from lancedb.index import Bitmap
 
 from archive_pipeline.core.ids import row_id  # noqa: F401  (re-exported)
 from archive_pipeline.schemas import TABLES, TableSpec
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_COMMIT_EVERY_ITEMS = 50
+DEFAULT_COMMIT_EVERY_S = 60.0
 
 
 class SchemaMismatchError(RuntimeError):
@@ -97,12 +102,16 @@ class Warehouse:
         version_retention: dt.timedelta = dt.timedelta(hours=1),
         compact_min_small_fragments: int = 8,
         commit_retries: int = 8,
+        commit_every_items: int = DEFAULT_COMMIT_EVERY_ITEMS,
+        commit_every_s: float = DEFAULT_COMMIT_EVERY_S,
     ) -> None:
         self.root = root
         self.storage_options = dict(storage_options or {})
         self.version_retention = version_retention
         self.compact_min_small_fragments = compact_min_small_fragments
         self.commit_retries = commit_retries
+        self.commit_every_items = commit_every_items  # a stage commits its finished items in
+        self.commit_every_s = commit_every_s  # batches of this many, or this often
 
     @cached_property
     def db(self) -> lancedb.DBConnection:
@@ -156,18 +165,23 @@ class Warehouse:
         scope: Mapping[str, str] | None = None,
         *,
         columns: list[str] | None = None,
+        filter: str | None = None,
+        limit: int | None = None,
     ) -> pa.Table:
-        """Read a table's rows, optionally only one scope (e.g. {'decade': '1980s'}) and some
-        columns."""
+        """Read a table's rows, optionally only one scope (e.g. {'decade': '1980s'}), rows
+        matching a SQL `filter`, some columns, the first `limit` rows."""
         spec = TABLES[name]
         table = self.table(name)
         schema = spec.schema_for(vector_dim(spec, table.schema))
-        rows = table.to_lance().to_table(
-            columns=columns, filter=scope_filter(scope) if scope else None
-        )
+        where = " AND ".join(f"({w})" for w in (scope and scope_filter(scope), filter) if w)
+        rows = table.to_lance().to_table(columns=columns, filter=where or None, limit=limit)
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
         return rows.cast(schema)
+
+    def count(self, name: str, scope: Mapping[str, str] | None = None) -> int:
+        """Rows of a table, or of one scope of it."""
+        return self.table(name).count_rows(scope_filter(scope) if scope else None)
 
     def _conform(
         self,
@@ -185,13 +199,12 @@ class Warehouse:
                 f"{spec.name} is replaced per {spec.partition_scope}, not {tuple(scope)}"
             )
         for column, value in scope.items():
-            values = set(rows.column(column).to_pylist())
+            values = set(pc.unique(rows.column(column)).to_pylist())
             if values - {value}:
                 raise ValueError(
                     f"rows for {spec.name} scope {dict(scope)} contain {column}={values}"
                 )
-        ids = rows.column("row_id").to_pylist()
-        if len(set(ids)) != len(ids):
+        if pc.count_distinct(rows.column("row_id")).as_py() != rows.num_rows:
             raise ValueError(f"duplicate row_id in rows for {spec.name} {dict(scope)}")
         return rows.sort_by("row_id")
 
@@ -205,54 +218,118 @@ class Warehouse:
     ) -> WriteResult:
         """Atomically replace one scope's rows with `rows` (no commit when nothing changed).
 
-        `row_id` is unique in the whole table: a row whose id exists in another scope is moved
-        here (an item whose decade changed), not duplicated. A table with vector columns needs
-        their length `dim`.
+        Only rows that differ from the stored ones are written and only rows no longer there
+        are deleted, in one commit. `row_id` is unique in the whole table: a row whose id
+        exists in another scope is moved here (an item whose decade changed), not duplicated.
+        A table with vector columns needs their length `dim`.
         """
         spec = TABLES[name]
         if spec.vector_columns and dim is None:
             raise ValueError(f"{name} has vector columns: pass their length as dim")
         rows = self._conform(spec, rows, scope, dim)
         scope = dict(scope)
+
+        def commit(table: lancedb.table.Table, attempt: int) -> WriteResult:
+            current = self.read(name, scope)
+            changed = _changed_rows(rows, current)
+            removed = pc.filter(
+                current.column("row_id"),
+                pc.invert(pc.is_in(current.column("row_id"), value_set=rows.column("row_id"))),
+            ).to_pylist()
+            return self._commit(
+                table, spec, changed, scope, rows.num_rows, removed=removed, attempt=attempt
+            )
+
+        return self._with_retries(name, scope, dim, commit)
+
+    def upsert(
+        self,
+        name: str,
+        rows: pa.Table | list[dict],
+        *,
+        scope: Mapping[str, str],
+        dim: int | None = None,
+    ) -> WriteResult:
+        """Insert `rows` into one scope, updating stored rows of the same `row_id` only where
+        they differ, in one commit (none when nothing differs). The cost follows the rows
+        given, not the scope's size: this is how a stage commits a batch of items."""
+        spec = TABLES[name]
+        if spec.vector_columns and dim is None:
+            raise ValueError(f"{name} has vector columns: pass their length as dim")
+        rows = self._conform(spec, rows, scope, dim)
+        scope = dict(scope)
+        if rows.num_rows == 0:
+            table = self.table(name, dim=dim)
+            return WriteResult(name, scope, False, table.version, 0)
+
+        def commit(table: lancedb.table.Table, attempt: int) -> WriteResult:
+            ids = ", ".join(sql_literal(i) for i in rows.column("row_id").to_pylist())
+            stored = self.read(name, filter=f"row_id IN ({ids})")
+            changed = _changed_rows(rows, stored)
+            return self._commit(table, spec, changed, scope, rows.num_rows, attempt=attempt)
+
+        return self._with_retries(name, scope, dim, commit)
+
+    def delete_where(self, name: str, scope: Mapping[str, str], predicate: str) -> WriteResult:
+        """Delete the scope's rows matching a SQL predicate, in one commit (none when no row
+        matches), e.g. the rows of items no longer in a decade (by cache key)."""
+        scope = dict(scope)
+
+        def commit(table: lancedb.table.Table, attempt: int) -> WriteResult:
+            where = f"({scope_filter(scope)}) AND ({predicate})"
+            n = table.count_rows(where)
+            if not n:
+                return WriteResult(name, scope, False, table.version, 0)
+            table.delete(where)
+            return WriteResult(name, scope, True, table.version, 0, deleted=n, attempts=attempt)
+
+        return self._with_retries(name, scope, None, commit)
+
+    def _commit(
+        self,
+        table: lancedb.table.Table,
+        spec: TableSpec,
+        changed: pa.Table,
+        scope: dict[str, str],
+        n_rows: int,
+        *,
+        removed: list[str] = (),
+        attempt: int,
+    ) -> WriteResult:
+        """Write the changed rows and delete the removed ids of a scope in one commit."""
+        name = spec.name
+        if not changed.num_rows and not removed:
+            return WriteResult(name, scope, False, table.version, n_rows)
+        gone = f"({scope_filter(scope)}) AND row_id IN ({', '.join(map(sql_literal, removed))})"
+        if not changed.num_rows:
+            table.delete(gone)
+            return WriteResult(
+                name, scope, True, table.version, n_rows, deleted=len(removed), attempts=attempt
+            )
+        merge = table.merge_insert("row_id").when_matched_update_all().when_not_matched_insert_all()
+        if removed:
+            merge = merge.when_not_matched_by_source_delete(gone)
+        # LanceDB counts a null vector as "bad"; vector columns are nullable by contract and
+        # rows were cast to their fixed size, so "null" keeps nulls (and would null a NaN
+        # vector) instead of failing
+        merged = merge.execute(changed, on_bad_vectors="null" if spec.vector_columns else "error")
+        return WriteResult(
+            name,
+            scope,
+            True,
+            merged.version,
+            n_rows,
+            inserted=merged.num_inserted_rows,
+            updated=merged.num_updated_rows,
+            deleted=merged.num_deleted_rows,
+            attempts=attempt,
+        )
+
+    def _with_retries(self, name, scope, dim, commit) -> WriteResult:
         for attempt in range(1, self.commit_retries + 1):
             table = self.table(name, dim=dim)
-            current = self.read(name, scope).sort_by("row_id")
-            if current.equals(rows):
-                return WriteResult(name, scope, False, table.version, rows.num_rows)
             try:
-                if rows.num_rows == 0:
-                    table.delete(scope_filter(scope))
-                    result = WriteResult(
-                        name,
-                        scope,
-                        True,
-                        table.version,
-                        0,
-                        deleted=current.num_rows,
-                        attempts=attempt,
-                    )
-                else:
-                    merged = (
-                        table.merge_insert("row_id")
-                        .when_matched_update_all()
-                        .when_not_matched_insert_all()
-                        .when_not_matched_by_source_delete(scope_filter(scope))
-                        # LanceDB counts a null vector as "bad"; vector columns are nullable by
-                        # contract and rows were cast to their fixed size above, so "null"
-                        # keeps nulls (and would null a NaN vector) instead of failing
-                        .execute(rows, on_bad_vectors="null" if spec.vector_columns else "error")
-                    )
-                    result = WriteResult(
-                        name,
-                        scope,
-                        True,
-                        merged.version,
-                        rows.num_rows,
-                        inserted=merged.num_inserted_rows,
-                        updated=merged.num_updated_rows,
-                        deleted=merged.num_deleted_rows,
-                        attempts=attempt,
-                    )
+                result = commit(table, attempt)
             except (OSError, RuntimeError) as exc:
                 if attempt == self.commit_retries or not _retryable(exc):
                     raise
@@ -260,7 +337,8 @@ class Warehouse:
                 log.warning("commit to %s %s failed (%s); retry in %.1fs", name, scope, exc, delay)
                 time.sleep(delay)
                 continue
-            self._after_write(table)
+            if result.committed:
+                self._after_write(table)
             return result
         raise AssertionError("unreachable")
 
@@ -297,6 +375,23 @@ class Warehouse:
         """Run `maintain` on every contract table that exists."""
         names = [n for n in self.table_names() if n in TABLES]
         return [self.maintain(name, retention=retention) for name in names]
+
+
+def _changed_rows(rows: pa.Table, stored: pa.Table) -> pa.Table:
+    """The rows of `rows` not stored exactly so (new ids, or any column differs)."""
+    if not stored.num_rows:
+        return rows
+    import polars as pl
+
+    stored = stored.select(rows.schema.names).cast(rows.schema)
+
+    def keyed(table: pa.Table) -> pl.DataFrame:
+        frame = pl.from_arrow(table)
+        return pl.DataFrame({"row_id": frame["row_id"], "hash": frame.hash_rows(seed=7)})
+
+    unchanged = keyed(rows).join(keyed(stored), on=["row_id", "hash"], how="semi")
+    keep = pc.invert(pc.is_in(rows.column("row_id"), value_set=unchanged["row_id"].to_arrow()))
+    return rows.filter(keep)
 
 
 def _retryable(exc: Exception) -> bool:

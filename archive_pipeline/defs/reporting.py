@@ -29,18 +29,29 @@ def _cell(row: dict, column: str) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")[:80]
 
 
-def markdown_table(rows: list[dict], columns: list[str], *, limit: int = 10) -> str:
+def markdown_table(
+    rows: list[dict], columns: list[str], *, limit: int = 10, total: int | None = None
+) -> str:
     """Render the first rows as a markdown table for the Dagster UI (`file`: the URI's last
-    segment)."""
+    segment; `total`: how many rows there are when `rows` is only the first few)."""
     if not rows:
         return "_no rows_"
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows[:limit]:
         cells = [_cell(row, c) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
-    if len(rows) > limit:
-        lines.append(f"\n_{len(rows) - limit} more rows_")
+    total = len(rows) if total is None else total
+    if total > limit:
+        lines.append(f"\n_{total - limit} more rows_")
     return "\n".join(lines)
+
+
+def preview(report: PartitionReport, columns: list[str], *, table: str | None = None) -> str:
+    """A markdown preview of the first rows a stage committed for the decade (reads 10 rows)."""
+    read = ["uri" if c == "file" else c for c in columns]
+    rows = report.read(table, columns=list(dict.fromkeys(read)), limit=10).to_pylist()
+    total = report.writes[table].rows if table else report.write.rows
+    return markdown_table(rows, columns, total=total)
 
 
 def skipped_md(skipped: list[tuple[str, str]]) -> dg.MetadataValue:
@@ -52,6 +63,12 @@ def data_version(rows: pa.Table) -> dg.DataVersion:
     """A data version that changes exactly when the partition's rows' cache keys change."""
     keys = sorted(set(rows.column("cache_key").to_pylist())) if rows.num_rows else []
     return dg.DataVersion(hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16])
+
+
+def report_version(report: PartitionReport) -> dg.DataVersion:
+    """A stage asset's data version: changes exactly when its decade's items' cache keys do
+    (from the report, without reading the decade's rows)."""
+    return dg.DataVersion(hashlib.sha256("\n".join(report.cache_keys).encode()).hexdigest()[:16])
 
 
 def column_schema(table: str) -> dg.TableSchema:
@@ -104,6 +121,7 @@ def report_metadata(
         "reused_from_cache": report.n_reused,
         "computed": report.n_computed,
         "failures": report.n_failed,
+        "commit_batches": report.batches,
         "seconds": round(report.seconds, 3),
         "compute_seconds": round(report.compute_seconds, 3),
         **(

@@ -16,7 +16,12 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from archive_pipeline import paths
-from archive_pipeline.core.compute import DEFAULT_ITEM_TIMEOUT_REALTIME, DEFAULT_ITEM_TIMEOUT_S
+from archive_pipeline.core.compute import (
+    DEFAULT_ITEM_TIMEOUT_REALTIME,
+    DEFAULT_ITEM_TIMEOUT_S,
+    DEFAULT_WORKER_MEMORY_MB,
+)
+from archive_pipeline.core.warehouse import DEFAULT_COMMIT_EVERY_ITEMS, DEFAULT_COMMIT_EVERY_S
 from archive_pipeline.models import DEFAULT_WHISPER
 from archive_pipeline.resources import (
     CheckSettings,
@@ -90,6 +95,8 @@ def build_warehouse() -> LanceWarehouse:
     return LanceWarehouse(
         root=_str("ARCHIVE_WAREHOUSE", root),
         version_retention_minutes=_int("ARCHIVE_VERSION_RETENTION_MINUTES", 60),
+        commit_every_items=_int("ARCHIVE_COMMIT_EVERY_ITEMS", DEFAULT_COMMIT_EVERY_ITEMS),
+        commit_every_s=_float("ARCHIVE_COMMIT_EVERY_S", DEFAULT_COMMIT_EVERY_S),
         s3_endpoint_url=_str("ARCHIVE_S3_ENDPOINT_URL", None),
         s3_region=_str("AWS_REGION", None),
         s3_allow_http=endpoint.startswith("http://"),
@@ -109,6 +116,7 @@ def build_ray(*, shutdown_after_run: bool = True) -> RayResource:
         item_timeout_realtime=_float(
             "ARCHIVE_ITEM_TIMEOUT_REALTIME", DEFAULT_ITEM_TIMEOUT_REALTIME
         ),
+        worker_memory_mb=_int("ARCHIVE_WORKER_MEMORY_MB", DEFAULT_WORKER_MEMORY_MB),
     )
 
 

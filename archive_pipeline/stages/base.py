@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.cache import cache_key, canonical_json
-from archive_pipeline.core.compute import ItemOutcome, OnOutcome, Stage, run_inline
+from archive_pipeline.core.compute import (
+    ItemOutcome,
+    OnOutcome,
+    Stage,
+    run_inline,
+    stream_inline,
+)
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.progress import ItemProgress, ProgressLog
 from archive_pipeline.schemas import TABLES
@@ -57,6 +62,15 @@ class LoadsModels:
 class Compute(Protocol):
     """Something that maps a stage over items: `RayRuntime` or `InlineCompute`."""
 
+    def stream(
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        durations: Sequence[float | None] | None = None,
+    ) -> Iterator[ItemOutcome]:
+        """Yield one outcome per item as each finishes (in finishing order)."""
+
     def map(
         self,
         stage: Stage,
@@ -64,11 +78,23 @@ class Compute(Protocol):
         *,
         on_outcome: OnOutcome | None = None,
         durations: Sequence[float | None] | None = None,
-    ) -> list[ItemOutcome]: ...
+    ) -> list[ItemOutcome]:
+        """All outcomes in item order (small inputs and tests)."""
 
 
 class InlineCompute:
     """Runs stages in the calling process (debugging, and tests that are not about Ray)."""
+
+    def stream(
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        durations: Sequence[float | None] | None = None,
+    ) -> Iterator[ItemOutcome]:
+        """Process items one after another in this process (no time bound: debugging)."""
+        if items:
+            yield from stream_inline(stage, items)
 
     def map(
         self,
@@ -144,7 +170,8 @@ def catalog_items(catalog: pa.Table, *, needs: str) -> tuple[list[CatalogItem], 
 
 @dataclass
 class PartitionReport(Generic[T]):
-    """What one stage did for one decade (rendered into Dagster metadata)."""
+    """What one stage did for one decade (rendered into Dagster metadata). Holds counts and
+    the commits, never the decade's rows: read those from the warehouse (`read`)."""
 
     stage: str
     decade: str
@@ -152,24 +179,32 @@ class PartitionReport(Generic[T]):
     n_reused: int
     n_computed: int
     n_failed: int
-    tables: dict[str, pa.Table]  # the decade's rows of every table the stage writes, in order
-    writes: dict[str, WriteResult]
-    failures: pa.Table
+    writes: dict[str, WriteResult]  # per table the stage writes: the decade's rows, last commit
     failures_write: WriteResult
     seconds: float
     compute_seconds: float
     item_seconds: float
     computed_media_s: float
-
-    @property
-    def rows(self) -> pa.Table:
-        """The decade's rows of the stage's (first) table."""
-        return next(iter(self.tables.values()))
+    cache_keys: tuple[str, ...]  # the decade's items' keys, sorted (its data version)
+    batches: int
+    warehouse: Warehouse
 
     @property
     def write(self) -> WriteResult:
         """The commit of the stage's (first) table."""
         return next(iter(self.writes.values()))
+
+    def read(
+        self,
+        table: str | None = None,
+        *,
+        columns: list[str] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """The decade's committed rows of `table` (default: the stage's first), some columns,
+        or the first `limit` rows: metadata reads only what it shows."""
+        name = table or self.write.table
+        return self.warehouse.read(name, {"decade": self.decade}, columns=columns, limit=limit)
 
     @property
     def failure_fraction(self) -> float:
@@ -205,12 +240,6 @@ def stage_cache_key(stage: Any, content_id: str) -> str:
     )
 
 
-def _rows_with_keys(table: pa.Table, keys: set[str]) -> pa.Table:
-    if not table.num_rows or not keys:
-        return table.slice(0, 0)
-    return table.filter(pc.is_in(table.column("cache_key"), value_set=pa.array(sorted(keys))))
-
-
 class PartitionStage(Protocol):
     """What `process_partition` needs of a stage besides `setup()`/`process()`: its name, the
     tables it writes, its cache identity and how a result becomes rows."""
@@ -241,6 +270,59 @@ def item_ref(stage: Any, item: Any) -> ItemRef:
     return ref(item) if ref is not None else item.ref
 
 
+def _in_list(values: Sequence[str]) -> str:
+    from archive_pipeline.core.warehouse import sql_literal
+
+    return ", ".join(sql_literal(v) for v in values)
+
+
+def _not_in(column: str, values: Sequence[str]) -> str:
+    """`column NOT IN (...)`, or a predicate true for every row when there are no values."""
+    return f"{column} NOT IN ({_in_list(values)})" if values else "true"
+
+
+class _Batch:
+    """The rows, failures and ledger entries of the items finished since the last commit."""
+
+    def __init__(self, tables: Sequence[str]) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
+        self.failures: list[dict[str, Any]] = []
+        self.ledger: list[dict[str, Any]] = []
+        self.items = 0
+
+    def commit(self, warehouse: Warehouse, *, decade: str, stage_name: str) -> dict:
+        """Write the batch: the stage's tables, then failures, then the ledger (last: an "ok"
+        entry means the item's rows are committed). Each table is one atomic commit."""
+        writes = {}
+        for name, rows in self.rows.items():
+            table = pa.Table.from_pylist(rows, schema=TABLES[name].schema)
+            writes[name] = warehouse.upsert(name, table, scope={"decade": decade})
+        scope = {"decade": decade, "stage": stage_name}
+        failures = pa.Table.from_pylist(self.failures, schema=TABLES[FAILURES_TABLE].schema)
+        writes[FAILURES_TABLE] = warehouse.upsert(FAILURES_TABLE, failures, scope=scope)
+        # an item now ok loses its failure row (its row_id is the stage and the URI)
+        ok_uris = [r["uri"] for r in self.ledger if r["status"] == "ok"]
+        if ok_uris:
+            warehouse.delete_where(FAILURES_TABLE, scope, f"uri IN ({_in_list(ok_uris)})")
+        ledger = pa.Table.from_pylist(self.ledger, schema=TABLES[LEDGER_TABLE].schema)
+        warehouse.upsert(LEDGER_TABLE, ledger, scope=scope)
+        return writes
+
+
+def _merge_writes(a: WriteResult | None, b: WriteResult) -> WriteResult:
+    if a is None:
+        return b
+    return replace(
+        b,
+        committed=a.committed or b.committed,
+        version=b.version if b.committed else a.version,
+        inserted=a.inserted + b.inserted,
+        updated=a.updated + b.updated,
+        deleted=a.deleted + b.deleted,
+        attempts=max(a.attempts, b.attempts),
+    )
+
+
 def process_partition(
     *,
     stage: Any,
@@ -250,18 +332,23 @@ def process_partition(
     compute: Compute,
     log: ProgressLog | None = None,
 ) -> PartitionReport[T]:
-    """Reuse cached rows, compute the rest, record failures, and replace the decade's rows in
-    every table the stage writes (`stage.tables`; shots and keyframes come from one pass).
+    """Reuse cached items, compute the rest as a stream, and commit finished items in batches
+    (`warehouse.commit_every_items` items or `commit_every_s` seconds, whichever first), so a
+    killed run loses at most the batch in flight and the re-run resumes from the ledger. Once
+    every item is done, rows of items no longer in the decade (or whose cache key changed)
+    are deleted by key. Writes follow the change, never the decade's size.
+
     With `log`, one progress line per computed item as it finishes (n/N, file, seconds, ETA)."""
     start = time.perf_counter()
     tables = list(stage.tables)
     scope = {"decade": decade, "stage": stage.name}
     keys = {stage_cache_key(stage, stage.content_id(item)): item for item in items}
-    ledger = warehouse.read(LEDGER_TABLE, scope)
-    done = {r["cache_key"] for r in ledger.to_pylist() if r["status"] == "ok"}
+    ledger = warehouse.read(LEDGER_TABLE, scope).to_pylist()  # one entry per item: small
+    done = {r["cache_key"] for r in ledger if r["status"] == "ok"}
     hits = set(keys) & done
     todo_keys = [k for k in keys if k not in hits]
     todo = [keys[k] for k in todo_keys]
+    refs = [item_ref(stage, item) for item in todo]
 
     if log is not None:
         log.info(
@@ -269,38 +356,45 @@ def process_partition(
             f"{len(todo)} to compute"
         )
     progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(todo))
-
-    def on_outcome(outcome: ItemOutcome) -> None:
-        name = item_ref(stage, todo[outcome.index]).uri.rsplit("/", 1)[-1]
-        error = outcome_error(outcome)
-        progress.item_done(
-            name,
-            seconds=outcome.seconds,
-            error=f"{error[0]}: {error[1]}" if error else None,
-            detail=outcome.detail,
-        )
-
-    compute_start = time.perf_counter()
-    durations = [item_ref(stage, item).duration_s for item in todo]
-    outcomes = compute.map(stage, todo, on_outcome=on_outcome, durations=durations)
-    compute_seconds = time.perf_counter() - compute_start
-    if log is not None and todo:
-        log.info(progress.summary())
-    now = dt.datetime.now(dt.UTC)
     # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
     previous = {
         (row["cache_key"], row["error_class"], row["message"]): row
         for row in warehouse.read(FAILURES_TABLE, scope).to_pylist()
     }
-    previous_ledger = {row["cache_key"]: row for row in ledger.to_pylist()}
-    new_rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
-    failure_rows: list[dict[str, Any]] = []
-    ledger_rows = [r for r in ledger.to_pylist() if r["cache_key"] in hits]
-    media_s = 0.0
-    for key, item, outcome in zip(todo_keys, todo, outcomes, strict=True):
+    previous_ledger = {row["cache_key"]: row for row in ledger}
+    del ledger
+    failed_keys: list[str] = []
+    writes: dict[str, WriteResult | None] = dict.fromkeys([*tables, FAILURES_TABLE])
+    media_s = item_seconds = 0.0
+    batches = 0
+    batch = _Batch(tables)
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        nonlocal batch, last_commit, batches
+        if batch.items:
+            for name, write in batch.commit(
+                warehouse, decade=decade, stage_name=stage.name
+            ).items():
+                writes[name] = _merge_writes(writes[name], write)
+            batches += 1
+        batch, last_commit = _Batch(tables), time.monotonic()
+
+    compute_start = time.perf_counter()
+    durations = [ref.duration_s for ref in refs]
+    for outcome in compute.stream(stage, todo, durations=durations):
+        i = outcome.index
+        key, item, ref = todo_keys[i], todo[i], refs[i]
+        error = outcome_error(outcome)
+        progress.item_done(
+            ref.uri.rsplit("/", 1)[-1],
+            seconds=outcome.seconds,
+            error=f"{error[0]}: {error[1]}" if error else None,
+            detail=outcome.detail,
+        )
+        item_seconds += outcome.seconds
+        now = dt.datetime.now(dt.UTC)
         common = common_values(stage, decade=decade, key=key, now=now)
-        ref = item_ref(stage, item)
-        value = outcome.value
         entry = {
             **common,
             "row_id": row_id(LEDGER_TABLE, stage.name, decade, ref.uri),
@@ -309,63 +403,75 @@ def process_partition(
             "uri": ref.uri,
             "media_duration_s": ref.duration_s,
         }
-        error = outcome_error(outcome)
+        batch.items += 1
         if error is None:
-            produced = stage.rows(item, value, decade=decade)
+            produced = stage.rows(item, outcome.value, decade=decade)
             for name, rows in produced.items():
-                new_rows[name].extend({**row, **common} for row in rows)
+                batch.rows[name].extend({**row, **common} for row in rows)
             n_rows = sum(len(rows) for rows in produced.values())
-            ledger_rows.append(
+            batch.ledger.append(
                 {**entry, "status": "ok", "n_rows": n_rows, "compute_s": outcome.seconds}
             )
             media_s += ref.duration_s or 0.0
-            continue
-        error_class, message = error
-        media_id = (value.media_id if isinstance(value, ItemFailure) else None) or ref.media_id
-        failure = {
-            **common,
-            "row_id": row_id(stage.name, ref.uri),
-            "media_id": media_id,
-            "stage": stage.name,
-            "uri": ref.uri,
-            "store_key": ref.store_key,
-            "error_class": error_class,
-            "message": message,
-        }
-        repeated = previous.get((key, error_class, message))
-        failure_rows.append(repeated or failure)
-        old = previous_ledger.get(key)
-        ledger_rows.append(
-            old
-            if repeated and old and old["status"] == "failed"
-            else {**entry, "status": "failed", "n_rows": 0, "compute_s": outcome.seconds}
-        )
+        else:
+            error_class, message = error
+            value = outcome.value
+            media_id = (value.media_id if isinstance(value, ItemFailure) else None) or ref.media_id
+            failure = {
+                **common,
+                "row_id": row_id(stage.name, ref.uri),
+                "media_id": media_id,
+                "stage": stage.name,
+                "uri": ref.uri,
+                "store_key": ref.store_key,
+                "error_class": error_class,
+                "message": message,
+            }
+            repeated = previous.get((key, error_class, message))
+            batch.failures.append(repeated or failure)
+            old = previous_ledger.get(key)
+            batch.ledger.append(
+                old
+                if repeated and old and old["status"] == "failed"
+                else {**entry, "status": "failed", "n_rows": 0, "compute_s": outcome.seconds}
+            )
+            failed_keys.append(key)
+        commit_s = time.monotonic() - last_commit
+        if batch.items >= warehouse.commit_every_items or commit_s >= warehouse.commit_every_s:
+            commit()
+    commit()
+    compute_seconds = time.perf_counter() - compute_start
+    if log is not None and todo:
+        log.info(progress.summary())
 
-    written: dict[str, pa.Table] = {}
-    writes: dict[str, WriteResult] = {}
+    # The decade is complete: rows of items no longer in it, or whose key changed, go (by key).
+    current = sorted(keys)
     for name in tables:
-        existing = warehouse.read(name, {"decade": decade})
-        new = pa.Table.from_pylist(new_rows[name], schema=TABLES[name].schema)
-        written[name] = pa.concat_tables([_rows_with_keys(existing, hits), new])
-        writes[name] = warehouse.replace(name, written[name], scope={"decade": decade})
-    failures = pa.Table.from_pylist(failure_rows, schema=TABLES[FAILURES_TABLE].schema)
-    failures_write = warehouse.replace(FAILURES_TABLE, failures, scope=scope)
-    # The ledger goes last: "ok" in the ledger implies the rows are committed.
-    ledger_table = pa.Table.from_pylist(ledger_rows, schema=TABLES[LEDGER_TABLE].schema)
-    warehouse.replace(LEDGER_TABLE, ledger_table, scope=scope)
+        stale = warehouse.delete_where(name, {"decade": decade}, _not_in("cache_key", current))
+        writes[name] = _merge_writes(writes[name], stale)
+    stale = warehouse.delete_where(FAILURES_TABLE, scope, _not_in("cache_key", failed_keys))
+    writes[FAILURES_TABLE] = _merge_writes(writes[FAILURES_TABLE], stale)
+    warehouse.delete_where(LEDGER_TABLE, scope, _not_in("cache_key", current))
+    counted = {
+        name: replace(
+            write, rows=warehouse.count(name, {"decade": decade} if name in tables else scope)
+        )
+        for name, write in writes.items()
+    }
     return PartitionReport(
         stage=stage.name,
         decade=decade,
         n_items=len(items),
         n_reused=len(hits),
         n_computed=len(todo),
-        n_failed=len(failure_rows),
-        tables=written,
-        writes=writes,
-        failures=failures,
-        failures_write=failures_write,
+        n_failed=len(failed_keys),
+        writes={name: counted[name] for name in tables},
+        failures_write=counted[FAILURES_TABLE],
         seconds=time.perf_counter() - start,
         compute_seconds=compute_seconds,
-        item_seconds=sum(o.seconds for o in outcomes),
+        item_seconds=item_seconds,
         computed_media_s=media_s,
+        cache_keys=tuple(sorted(set(current) - set(failed_keys))),
+        batches=batches,
+        warehouse=warehouse,
     )

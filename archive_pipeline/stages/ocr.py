@@ -313,12 +313,14 @@ class FrameTextStage(LoadsModels):
         return {"frames": frames}
 
 
+KEYFRAME_REFS = ["row_id", "media_id", "keyframe_index", "shot_index", "time_s", "cache_key"]
+
+
 def ocr_items(videos: list[CatalogItem], keyframes: pa.Table) -> list[OcrItem]:
-    """One item per video with keyframes, naming those keyframes and their selection."""
+    """One item per video with keyframes, naming those keyframes and their selection
+    (`keyframes`: at least the KEYFRAME_REFS columns; read no thumbnails for this)."""
     by_media: dict[str, list[dict]] = {}
-    for row in keyframes.select(
-        ["row_id", "media_id", "keyframe_index", "shot_index", "time_s", "cache_key"]
-    ).to_pylist():
+    for row in keyframes.select(KEYFRAME_REFS).to_pylist():
         by_media.setdefault(row["media_id"], []).append(row)
     items = []
     for video in videos:

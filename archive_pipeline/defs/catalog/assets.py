@@ -7,9 +7,9 @@ import dagster as dg
 from archive_pipeline.core.store import scan_inventory
 from archive_pipeline.defs.reporting import (
     OWNERS,
-    data_version,
-    markdown_table,
+    preview,
     report_metadata,
+    report_version,
     table_definition_metadata,
 )
 from archive_pipeline.partitions import decade_partitions
@@ -49,7 +49,7 @@ def media_catalog(
         resources=ray.resources_for(CatalogStage.name, CatalogStage.default_resources),
         log=context.log,
     )
-    rows = report.rows.to_pylist()
+    rows = report.read(columns=["kind", "duration_s", "size_bytes"]).to_pylist()  # 1 per file
     kinds = collections.Counter(row["kind"] for row in rows)
     hours = sum(row["duration_s"] or 0.0 for row in rows) / 3600
     warnings = [i.metadata_warning for i in items if i.metadata_warning]
@@ -63,8 +63,8 @@ def media_catalog(
                 "\n".join(f"- {w}" for w in warnings) or "none"
             ),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["file", "kind", "duration_s", "decade_rule", "title"])
+                preview(report, ["file", "kind", "duration_s", "decade_rule", "title"])
             ),
         },
-        data_version=data_version(report.rows),
+        data_version=report_version(report),
     )

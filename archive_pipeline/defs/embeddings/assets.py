@@ -2,12 +2,13 @@
 segment_embeddings (speech segments and keyframe documents; MiniLM, or OpenCLIP's text tower)."""
 
 import dagster as dg
+import pyarrow.compute as pc
 
 from archive_pipeline.defs.reporting import (
     OWNERS,
-    data_version,
-    markdown_table,
+    preview,
     report_metadata,
+    report_version,
     table_definition_metadata,
     throughput,
 )
@@ -31,7 +32,7 @@ NO_CLIP = (
 
 def vector_metadata(report: PartitionReport, n: int, unit: str) -> dict:
     """Vector length and throughput of an embedding run."""
-    dims = sorted(set(report.rows.column("dim").to_pylist())) if report.rows.num_rows else []
+    dims = sorted(pc.unique(report.read(columns=["dim"]).column("dim")).to_pylist())
     return {"dim": dims[0] if len(dims) == 1 else str(dims), **throughput(report, n, unit)}
 
 
@@ -84,7 +85,7 @@ def keyframe_embeddings(
             "keyframes": images,
             **vector_metadata(report, images, "images"),
         },
-        data_version=data_version(report.rows),
+        data_version=report_version(report),
     )
 
 
@@ -130,19 +131,21 @@ def segment_embeddings(
         compute=ray.compute(),
         log=context.log,
     )
-    rows = report.rows.to_pylist()
     texts = sum(len(item.entries) for item in items)
-    sources = {s: sum(r["source"] == s for r in rows) for s in ("speech", "keyframe")}
+    sources = report.read(columns=["source"]).column("source")
     return dg.MaterializeResult(
         metadata={
             **report_metadata(report, wh),
             "model": stage.model_id,
             "texts": texts,
-            **{f"{source}_rows": n for source, n in sources.items()},
+            **{
+                f"{source}_rows": pc.sum(pc.equal(sources, source)).as_py() or 0
+                for source in ("speech", "keyframe")
+            },
             **vector_metadata(report, texts, "texts"),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["file", "text", "source", "start_s", "speaker"])
+                preview(report, ["file", "text", "source", "start_s", "speaker"])
             ),
         },
-        data_version=data_version(report.rows),
+        data_version=report_version(report),
     )

@@ -10,7 +10,9 @@ from archive_pipeline.defs.reporting import (
     OWNERS,
     data_version,
     markdown_table,
+    preview,
     report_metadata,
+    report_version,
     skipped_md,
     table_definition_metadata,
     table_metadata,
@@ -64,24 +66,28 @@ def transcripts(
         compute=ray.compute(),
         log=context.log,
     )
-    rows = report.rows.to_pylist()
-    per_file = {r["media_id"]: r["language"] or "none" for r in rows}
-    languages = collections.Counter(per_file.values())
+    languages = (
+        report.read(columns=["media_id", "language"])
+        .group_by(["media_id"])
+        .aggregate([("language", "max")])
+        .column("language_max")
+        .fill_null("none")
+    )
     hours = sum(i.duration_s or 0 for i in items) / 3600
     return dg.MaterializeResult(
         metadata={
             **report_metadata(report, wh),
             "files": len(items),
             "hours_of_audio": round(hours, 4),
-            "segments": len(rows),
-            "languages": dict(languages),
+            "segments": report.write.rows,
+            "languages": dict(collections.Counter(languages.to_pylist())),
             "model": stage.model_id,
             "skipped": skipped_md(skipped),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["file", "text", "start_s", "end_s", "language"])
+                preview(report, ["file", "text", "start_s", "end_s", "language"])
             ),
         },
-        data_version=data_version(report.rows),
+        data_version=report_version(report),
     )
 
 
@@ -118,21 +124,26 @@ def speaker_turns(
         compute=ray.compute(),
         log=context.log,
     )
-    rows = report.rows.to_pylist()
-    speakers: dict[str, set] = collections.defaultdict(set)
-    for row in rows:
-        speakers[row["uri"].rsplit("/", 1)[-1]].add(row["speaker"])
+    speakers = (
+        report.read(columns=["uri", "speaker"])
+        .group_by(["uri"])
+        .aggregate([("speaker", "count_distinct")])
+        .sort_by("uri")
+        .to_pylist()
+    )
     return dg.MaterializeResult(
         metadata={
             **report_metadata(report, wh),
             "files": len(items),
-            "turns": len(rows),
-            "speakers_per_file": {name: len(s) for name, s in sorted(speakers.items())},
+            "turns": report.write.rows,
+            "speakers_per_file": {
+                r["uri"].rsplit("/", 1)[-1]: r["speaker_count_distinct"] for r in speakers[:200]
+            },
             "backend": stage.settings.resolved_backend,
             "model": stage.model_id,
             "skipped": skipped_md(skipped),
         },
-        data_version=data_version(report.rows),
+        data_version=report_version(report),
     )
 
 

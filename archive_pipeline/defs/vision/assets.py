@@ -4,13 +4,15 @@ import base64
 import io
 
 import dagster as dg
+import pyarrow.compute as pc
 
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.reporting import (
     OWNERS,
-    data_version,
     markdown_table,
+    preview,
     report_metadata,
+    report_version,
     skipped_md,
     table_definition_metadata,
     throughput,
@@ -18,11 +20,13 @@ from archive_pipeline.defs.reporting import (
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
 from archive_pipeline.stages.base import process_partition
-from archive_pipeline.stages.ocr import FrameTextStage, ocr_items
+from archive_pipeline.stages.ocr import KEYFRAME_REFS, FrameTextStage, ocr_items
 from archive_pipeline.stages.shots import ShotsStage, video_items
 
 
-def thumbnails_md(rows: list[dict], *, limit: int = 6, width: int = 160) -> str:
+def thumbnails_md(
+    rows: list[dict], *, limit: int = 6, width: int = 160, total: int | None = None
+) -> str:
     """A markdown strip of a few keyframe thumbnails (inline data URIs, re-encoded at `width`
     px to keep the event log light) with their times."""
     from PIL import Image
@@ -37,7 +41,10 @@ def thumbnails_md(rows: list[dict], *, limit: int = 6, width: int = 160) -> str:
         name = row["uri"].rsplit("/", 1)[-1]
         cells.append(f"![{name} {row['time_s']:.1f}s](data:image/jpeg;base64,{data})")
     lines = [" ".join(cells) or "_no keyframes_"]
-    lines += ["", markdown_table(rows, ["file", "shot_index", "time_s", "phash"], limit=limit)]
+    lines += [
+        "",
+        markdown_table(rows, ["file", "shot_index", "time_s", "phash"], limit=limit, total=total),
+    ]
     return "\n".join(lines)
 
 
@@ -94,35 +101,42 @@ def shots_and_keyframes(
         compute=ray.compute(),
         log=context.log,
     )
-    shots = report.tables["shots"].to_pylist()
-    keyframes = report.tables["keyframes"]
-    keyframe_rows = keyframes.drop_columns(["full_frame"]).to_pylist()
+    n_shots = report.writes["shots"].rows
+    stats = report.read("keyframes", columns=["replaces", "thumbnail"])
+    first = report.read(
+        "keyframes", columns=["uri", "shot_index", "time_s", "phash", "thumbnail"], limit=6
+    )
     common = {"videos": len(items), "skipped": skipped_md(skipped)}
     yield dg.MaterializeResult(
         asset_key="shots",
         metadata={
             **report_metadata(report, wh, table="shots"),
             **common,
-            "shots": len(shots),
+            "shots": n_shots,
             "detector": stage.model_id,
             "preview": dg.MetadataValue.md(
-                markdown_table(shots, ["file", "shot_index", "start_s", "end_s", "boundary_score"])
+                preview(
+                    report,
+                    ["file", "shot_index", "start_s", "end_s", "boundary_score"],
+                    table="shots",
+                )
             ),
         },
-        data_version=data_version(report.tables["shots"]),
+        data_version=report_version(report),
     )
     yield dg.MaterializeResult(
         asset_key="keyframes",
         metadata={
             **report_metadata(report, wh, table="keyframes"),
             **common,
-            "shots": len(shots),
-            "keyframes": len(keyframe_rows),
-            "duplicates_removed": sum(len(r["replaces"]) for r in keyframe_rows),
-            "thumbnail_bytes": sum(len(r["thumbnail"]) for r in keyframe_rows),
-            "preview": dg.MetadataValue.md(thumbnails_md(keyframe_rows)),
+            "shots": n_shots,
+            "keyframes": stats.num_rows,
+            "duplicates_removed": pc.sum(pc.list_value_length(stats.column("replaces"))).as_py()
+            or 0,
+            "thumbnail_bytes": pc.sum(pc.binary_length(stats.column("thumbnail"))).as_py() or 0,
+            "preview": dg.MetadataValue.md(thumbnails_md(first.to_pylist(), total=stats.num_rows)),
         },
-        data_version=data_version(keyframes),
+        data_version=report_version(report),
     )
 
 
@@ -146,7 +160,7 @@ def frame_text(
     decade = context.partition_key
     wh = warehouse.get_warehouse()
     videos, _ = video_items(wh.read("media_catalog", {"decade": decade}))
-    items = ocr_items(videos, wh.read("keyframes", {"decade": decade}))
+    items = ocr_items(videos, wh.read("keyframes", {"decade": decade}, columns=KEYFRAME_REFS))
     stage = FrameTextStage(
         media_store.get_store(),
         settings=vision_models.ocr(),
@@ -160,21 +174,21 @@ def frame_text(
         compute=ray.compute(),
         log=context.log,
     )
-    rows = report.rows.to_pylist()
     keyframes = sum(len(item.keyframes) for item in items)
+    with_text = report.read(columns=["keyframe_id"]).column("keyframe_id")
     return dg.MaterializeResult(
         metadata={
             **report_metadata(report, wh),
             "videos": len(items),
             "keyframes_read": keyframes,
-            "keyframes_with_text": len({r["keyframe_id"] for r in rows}),
-            "ocr_lines": len(rows),
+            "keyframes_with_text": pc.count_distinct(with_text).as_py(),
+            "ocr_lines": report.write.rows,
             "engine": stage.model_id,
             "language": stage.settings.language,
             **throughput(report, keyframes, "keyframes"),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["file", "text", "time_s", "line_index", "confidence"])
+                preview(report, ["file", "text", "time_s", "line_index", "confidence"])
             ),
         },
-        data_version=data_version(report.rows),
+        data_version=report_version(report),
     )
