@@ -10,6 +10,8 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
+from archive_pipeline import paths
+from archive_pipeline.core.audio import DecodedAudioCache
 from archive_pipeline.core.compute import (
     DEFAULT_ITEM_TIMEOUT_REALTIME,
     DEFAULT_ITEM_TIMEOUT_S,
@@ -20,6 +22,7 @@ from archive_pipeline.core.compute import (
 from archive_pipeline.core.store import LocalStore, S3Store, Store
 from archive_pipeline.core.warehouse import (
     DEFAULT_COMMIT_EVERY_ITEMS,
+    DEFAULT_COMMIT_EVERY_MEDIA_H,
     DEFAULT_COMMIT_EVERY_S,
     Warehouse,
 )
@@ -51,6 +54,12 @@ class S3MediaStore(MediaStore):
     bucket: str = Field(description="Bucket name.")
     prefix: str = Field(default="", description="Key prefix of the archive inside the bucket.")
     s3: S3Resource = Field(description="dagster-aws S3 settings: endpoint, region, credentials.")
+    fetch_cache_mb: int = Field(
+        default=10_240,
+        description="Objects the stages fetch are kept under $ARCHIVE_HOME/cache/media (per "
+        "node, least recently used out past this size; removed after the run), so each is "
+        "downloaded once per run, not once per stage. 0: no cache.",
+    )
 
     def get_store(self) -> S3Store:
         """An S3Store with the same endpoint, region and credentials (pickles into Ray workers)."""
@@ -61,7 +70,13 @@ class S3MediaStore(MediaStore):
             region_name=self.s3.region_name,
             access_key_id=self.s3.aws_access_key_id,
             secret_access_key=self.s3.aws_secret_access_key,
+            cache_dir=str(paths.cache() / "media") if self.fetch_cache_mb else None,
+            cache_max_mb=self.fetch_cache_mb,
         )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Remove this machine's fetch cache: the run is over."""
+        self.get_store().clear_cache()
 
 
 class LanceWarehouse(dg.ConfigurableResource):
@@ -84,6 +99,10 @@ class LanceWarehouse(dg.ConfigurableResource):
         default=DEFAULT_COMMIT_EVERY_S,
         description="... or after this many seconds, whichever comes first.",
     )
+    commit_every_media_h: float = Field(
+        default=DEFAULT_COMMIT_EVERY_MEDIA_H,
+        description="... or once the batch holds this many hours of media (long recordings).",
+    )
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
     s3_region: str | None = Field(default=None, description="S3 region of the warehouse bucket.")
     s3_allow_http: bool = Field(default=False, description="Allow plain-HTTP endpoints (tests).")
@@ -104,6 +123,7 @@ class LanceWarehouse(dg.ConfigurableResource):
             compact_min_small_fragments=self.compact_min_small_fragments,
             commit_every_items=self.commit_every_items,
             commit_every_s=self.commit_every_s,
+            commit_every_media_h=self.commit_every_media_h,
         )
 
 
@@ -286,6 +306,15 @@ class SpeechModels(dg.ConfigurableResource):
     )
     hf_token: str | None = Field(default=None, description="Hugging Face token for gated models.")
     diarization_device: str = Field(default="cpu", description="'cpu' or 'cuda'.")
+
+    def audio_cache(self) -> DecodedAudioCache:
+        """Where transcripts keeps each recording's decoded audio for speaker_turns (per node,
+        removed when the run ends): audio is decoded once per run."""
+        return DecodedAudioCache(str(paths.cache() / "audio"))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Remove the run's decoded audio."""
+        self.audio_cache().clear()
 
     def whisper(self):
         """WhisperSettings for the transcripts stage."""

@@ -130,3 +130,45 @@ def test_concurrent_decades_on_s3_lose_nothing(s3_endpoint):
     assert not errors
     got = resource.get_warehouse().read("failures").column("message").to_pylist()
     assert collections.Counter(got) == {"1960s-2": 12, "1970s-2": 12, "1980s-2": 12}
+
+
+def test_each_object_is_fetched_once_per_run_and_a_new_version_again(bucket, s3_endpoint, tmp_path):
+    """The fetch cache: stages of a run share one download; a changed object is fetched anew;
+    the cache stays under its size; the run's teardown removes it."""
+    from archive_pipeline.core.store import S3Store
+
+    client, name = bucket
+    store = S3Store(
+        bucket=name, prefix="media", endpoint_url=s3_endpoint, cache_dir=str(tmp_path / "c")
+    )
+    gets = []
+    store.client.meta.events.register("before-call.s3.GetObject", lambda **kw: gets.append(1))
+    paths = []
+    for _ in range(3):  # e.g. transcripts, speaker_turns, shots
+        with store.local_path("1960s/jfk.flac") as path:
+            paths.append(path)
+            assert path.read_bytes()[:4] == b"fLaC"
+    assert len(set(paths)) == 1 and len(gets) == 1
+    client.put_object(Bucket=name, Key="media/1960s/jfk.flac", Body=b"fLaC new version")
+    with store.local_path("1960s/jfk.flac") as path:
+        assert path.read_bytes() == b"fLaC new version"
+    assert len(gets) == 2
+    tiny = S3Store(
+        bucket=name,
+        prefix="media",
+        endpoint_url=s3_endpoint,
+        cache_dir=str(tmp_path / "t"),
+        cache_max_mb=0,
+    )
+    from archive_pipeline.core import store as store_module
+
+    for key in ("1960s/jfk.flac", "tv/bikes.mp4"):
+        with tiny.local_path(key):
+            pass
+    store_module.evict(tmp_path / "t", 0, keep=tmp_path / "none", grace_s=0)
+    assert not list((tmp_path / "t").iterdir())  # past its size, least recently used first out
+    media = S3MediaStore(bucket=name, prefix="media", s3=S3Resource(endpoint_url=s3_endpoint))
+    with media.get_store().local_path("1960s/jfk.flac") as path:
+        assert path.exists() and "cache/media" in str(path)
+    media.teardown_after_execution(dg.build_init_resource_context())
+    assert not path.exists()

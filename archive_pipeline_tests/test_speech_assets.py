@@ -98,3 +98,21 @@ def test_exports_match_the_tables(archive, materialized, tmp_path):
     assert [(round(a, 3), round(b, 3), s) for a, b, s in back] == [
         (round(a, 3), round(b, 3), s) for a, b, s in expected
     ]
+
+
+def test_speaker_turns_reads_the_audio_transcripts_decoded(archive, tmp_path, monkeypatch):
+    """Decode once per run: speaker_turns diarises the audio transcripts kept, without decoding
+    again (decoding is made to fail here), and the kept audio is gone after the run."""
+    import os
+
+    import archive_pipeline.core.audio as audio
+
+    def no_second_decode(path):
+        raise AssertionError(f"speaker_turns decoded {path} again")
+
+    monkeypatch.setattr(audio, "decode_audio", no_second_decode)
+    result = run(archive, tmp_path / "wh")
+    assert result.success
+    turns = Warehouse(str(tmp_path / "wh")).read("speaker_turns").to_pylist()
+    assert {r["speaker"] for r in turns if "interview" in r["uri"]} == {"SPEAKER_00", "SPEAKER_01"}
+    assert not (audio.Path(os.environ["ARCHIVE_HOME"]) / "cache/audio").exists()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,63 @@ def iter_chunks(
             buffer, buffered = [samples[cut:]], len(samples) - cut
     if buffered:
         yield offset / SAMPLE_RATE, np.concatenate(buffer).astype(np.float32)
+
+
+class DecodedAudioCache:
+    """16 kHz mono float32 audio decoded by one speech stage, kept for the next one of the run
+    (transcripts decodes, speaker_turns reads it back): each recording is decoded once per run.
+
+    Files are named by content (sha256), written whole or not at all, evicted least recently
+    used first past `max_mb`, and removed when the run ends (`clear`). Per node: a stage on
+    another node decodes again."""
+
+    def __init__(self, folder: str, max_mb: int = 10_240) -> None:
+        self.folder = folder
+        self.max_mb = max_mb
+
+    def path(self, content: str) -> Path:
+        """Where a content's decoded audio is kept."""
+        return Path(self.folder) / f"{content}.f32"
+
+    def read(self, content: str) -> np.ndarray | None:
+        """The decoded audio of a content, or None when it is not here."""
+        import os
+
+        path = self.path(content)
+        try:
+            audio = np.fromfile(path, dtype=np.float32)
+            os.utime(path)  # recently used: evicted last
+            return audio
+        except OSError:
+            return None
+
+    @contextlib.contextmanager
+    def writer(self, content: str) -> Iterator[Callable[[np.ndarray], None]]:
+        """Yield `keep(samples)`, called with consecutive samples; the file appears once the
+        block ends without error (a failed decode leaves nothing behind)."""
+        import os
+
+        from archive_pipeline.core.store import evict
+
+        final = self.path(content)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            part = final.with_name(f".{final.name}.{os.getpid()}.part")
+            out = open(part, "wb")  # noqa: SIM115 (closed below, renamed on success)
+        except OSError:  # no room or no permission on this node: decode without keeping
+            yield lambda samples: None
+            return
+        try:
+            yield lambda samples: out.write(np.ascontiguousarray(samples, np.float32).tobytes())
+            out.close()
+            os.replace(part, final)
+        finally:
+            out.close()
+            part.unlink(missing_ok=True)
+        evict(final.parent, self.max_mb * 1024**2, keep=final)
+
+    def clear(self) -> None:
+        """Remove the cached audio (the run is over)."""
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)

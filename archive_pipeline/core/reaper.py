@@ -62,7 +62,7 @@ def _stop(known: dict[int, float]) -> None:
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.terminate()
-    _, left = psutil.wait_procs(processes, timeout=5)
+    _, left = psutil.wait_procs(processes, timeout=3)
     for process in left:
         with contextlib.suppress(psutil.Error):
             process.kill()
@@ -73,13 +73,13 @@ def main(argv: list[str]) -> int:
     driver, started, daemons = int(argv[0]), float(argv[1]), [int(p) for p in argv[2:]]
     known: dict[int, float] = {}
     while True:
-        alive = [pid for pid in daemons if alive(pid)]
+        running = [pid for pid in daemons if alive(pid)]
         if not alive(driver, started):  # daemons that exited left their children behind
-            _stop({**known, **_tree(alive)})
+            _stop({**known, **_tree(running)})
             return 0
-        if not alive:  # a normal ray.shutdown()
+        if not running:  # a normal ray.shutdown()
             return 0
-        known = _tree(alive)  # workers and agents come and go while the run lasts
+        known = _tree(running)  # workers and agents come and go while the run lasts
         time.sleep(POLL_S)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class S3Store:
     region_name: str | None = None
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
+    # Objects fetched for the stages are kept here (per node, least recently used first out
+    # past cache_max_mb), so the stages of a run download each object once; None: no cache.
+    cache_dir: str | None = None
+    cache_max_mb: int = 10_240
     _client: list = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -181,16 +186,69 @@ class S3Store:
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
-        """Download the object to a temporary file (removed afterwards) and yield its path."""
+        """Yield a local copy of the object: from the fetch cache when this version of it (its
+        ETag) was fetched before, else downloaded (into the cache, or a temporary file that is
+        removed afterwards when there is no cache)."""
         suffix = PurePosixPath(key).suffix
+        cached = None
+        if self.cache_dir:
+            try:
+                cached = self._cached(key, suffix)
+            except OSError:  # e.g. no room or no permission on this node: fetch without it
+                cached = None
+        if cached is not None:
+            yield cached
+            return
         with tempfile.TemporaryDirectory(prefix="archive-s3-") as tmp:
             path = Path(tmp) / f"object{suffix}"
             self.client.download_file(self.bucket, self._full(key), str(path))
             yield path
 
+    def _cached(self, key: str, suffix: str) -> Path:
+        folder = Path(self.cache_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        etag = self.stat(key).etag or ""
+        name = hashlib.sha256(f"{self.bucket}\n{self._full(key)}\n{etag}".encode()).hexdigest()
+        path = folder / f"{name[:32]}{suffix}"
+        if path.exists():
+            os.utime(path)  # recently used: evicted last
+            return path
+        part = folder / f".{path.name}.{os.getpid()}.part"
+        self.client.download_file(self.bucket, self._full(key), str(part))
+        os.replace(part, path)  # atomic: a concurrent reader sees the whole file or none
+        evict(folder, self.cache_max_mb * 1024**2, keep=path)
+        return path
+
+    def clear_cache(self) -> None:
+        """Remove this node's fetch cache (after a run)."""
+        if self.cache_dir:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+
     def uri(self, key: str) -> str:
         """Return the s3:// URI of a key."""
         return f"s3://{self.bucket}/{self._full(key)}"
+
+
+def evict(folder: Path, max_bytes: int, *, keep: Path, grace_s: float = 600.0) -> None:
+    """Remove the least recently used files of a cache folder until it holds at most
+    `max_bytes` (never `keep`, nor files used in the last `grace_s`: a worker may hold them)."""
+    import time
+
+    files = []
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            files.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in files)
+    now = time.time()
+    for mtime, size, path in sorted(files):
+        if total <= max_bytes:
+            return
+        if path == keep or now - mtime < grace_s:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
 
 
 def store_from_uri(

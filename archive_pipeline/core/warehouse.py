@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_COMMIT_EVERY_ITEMS = 50
 DEFAULT_COMMIT_EVERY_S = 60.0
+DEFAULT_COMMIT_EVERY_MEDIA_H = 1.0
 
 
 class SchemaMismatchError(RuntimeError):
@@ -104,6 +105,7 @@ class Warehouse:
         commit_retries: int = 8,
         commit_every_items: int = DEFAULT_COMMIT_EVERY_ITEMS,
         commit_every_s: float = DEFAULT_COMMIT_EVERY_S,
+        commit_every_media_h: float = DEFAULT_COMMIT_EVERY_MEDIA_H,
     ) -> None:
         self.root = root
         self.storage_options = dict(storage_options or {})
@@ -111,7 +113,8 @@ class Warehouse:
         self.compact_min_small_fragments = compact_min_small_fragments
         self.commit_retries = commit_retries
         self.commit_every_items = commit_every_items  # a stage commits its finished items in
-        self.commit_every_s = commit_every_s  # batches of this many, or this often
+        self.commit_every_s = commit_every_s  # batches of this many, or this often, or
+        self.commit_every_media_h = commit_every_media_h  # this many hours of media
 
     @cached_property
     def db(self) -> lancedb.DBConnection:

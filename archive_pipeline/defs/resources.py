@@ -21,7 +21,11 @@ from archive_pipeline.core.compute import (
     DEFAULT_ITEM_TIMEOUT_S,
     DEFAULT_WORKER_MEMORY_MB,
 )
-from archive_pipeline.core.warehouse import DEFAULT_COMMIT_EVERY_ITEMS, DEFAULT_COMMIT_EVERY_S
+from archive_pipeline.core.warehouse import (
+    DEFAULT_COMMIT_EVERY_ITEMS,
+    DEFAULT_COMMIT_EVERY_MEDIA_H,
+    DEFAULT_COMMIT_EVERY_S,
+)
 from archive_pipeline.models import DEFAULT_WHISPER
 from archive_pipeline.resources import (
     CheckSettings,
@@ -84,6 +88,7 @@ def build_media_store() -> LocalMediaStore | S3MediaStore:
                 endpoint_url=_str("ARCHIVE_S3_ENDPOINT_URL", None),
                 region_name=_str("AWS_REGION", None),
             ),
+            fetch_cache_mb=_int("ARCHIVE_FETCH_CACHE_MB", 10_240),
         )
     return LocalMediaStore(root=_str("ARCHIVE_INBOX", inbox))
 
@@ -97,6 +102,7 @@ def build_warehouse() -> LanceWarehouse:
         version_retention_minutes=_int("ARCHIVE_VERSION_RETENTION_MINUTES", 60),
         commit_every_items=_int("ARCHIVE_COMMIT_EVERY_ITEMS", DEFAULT_COMMIT_EVERY_ITEMS),
         commit_every_s=_float("ARCHIVE_COMMIT_EVERY_S", DEFAULT_COMMIT_EVERY_S),
+        commit_every_media_h=_float("ARCHIVE_COMMIT_EVERY_MEDIA_H", DEFAULT_COMMIT_EVERY_MEDIA_H),
         s3_endpoint_url=_str("ARCHIVE_S3_ENDPOINT_URL", None),
         s3_region=_str("AWS_REGION", None),
         s3_allow_http=endpoint.startswith("http://"),

@@ -289,6 +289,7 @@ class _Batch:
         self.failures: list[dict[str, Any]] = []
         self.ledger: list[dict[str, Any]] = []
         self.items = 0
+        self.media_s = 0.0
 
     def commit(self, warehouse: Warehouse, *, decade: str, stage_name: str) -> dict:
         """Write the batch: the stage's tables, then failures, then the ledger (last: an "ok"
@@ -333,7 +334,8 @@ def process_partition(
     log: ProgressLog | None = None,
 ) -> PartitionReport[T]:
     """Reuse cached items, compute the rest as a stream, and commit finished items in batches
-    (`warehouse.commit_every_items` items or `commit_every_s` seconds, whichever first), so a
+    (`warehouse.commit_every_items` items, `commit_every_media_h` hours of media or
+    `commit_every_s` seconds, whichever comes first), so a
     killed run loses at most the batch in flight and the re-run resumes from the ledger. Once
     every item is done, rows of items no longer in the decade (or whose cache key changed)
     are deleted by key. Writes follow the change, never the decade's size.
@@ -404,6 +406,7 @@ def process_partition(
             "media_duration_s": ref.duration_s,
         }
         batch.items += 1
+        batch.media_s += ref.duration_s or 0.0
         if error is None:
             produced = stage.rows(item, outcome.value, decade=decade)
             for name, rows in produced.items():
@@ -436,8 +439,11 @@ def process_partition(
                 else {**entry, "status": "failed", "n_rows": 0, "compute_s": outcome.seconds}
             )
             failed_keys.append(key)
-        commit_s = time.monotonic() - last_commit
-        if batch.items >= warehouse.commit_every_items or commit_s >= warehouse.commit_every_s:
+        if (
+            batch.items >= warehouse.commit_every_items
+            or batch.media_s >= warehouse.commit_every_media_h * 3600
+            or time.monotonic() - last_commit >= warehouse.commit_every_s
+        ):
             commit()
     commit()
     compute_seconds = time.perf_counter() - compute_start

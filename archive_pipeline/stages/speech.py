@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,8 @@ from archive_pipeline.stages.base import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from archive_pipeline.core.audio import DecodedAudioCache
+
 
 SpeechItem = CatalogItem  # what the speech stages work on
 
@@ -36,6 +38,11 @@ SpeechItem = CatalogItem  # what the speech stages work on
 def speech_items(catalog: pa.Table) -> tuple[list[SpeechItem], list[tuple[str, str]]]:
     """Items with an audio stream (one per content), and (store_key, reason) of those skipped."""
     return catalog_items(catalog, needs="audio")
+
+
+@contextlib.contextmanager
+def _no_keep() -> Iterator[Callable[[Any], None]]:
+    yield lambda samples: None
 
 
 @contextlib.contextmanager
@@ -97,6 +104,7 @@ class TranscribeStage(LoadsModels):
         *,
         resources: StageResources | None = None,
         model_cache: str | None = None,
+        audio_cache: DecodedAudioCache | None = None,
     ) -> None:
         self.store = store
         self.settings = settings or WhisperSettings()
@@ -104,6 +112,7 @@ class TranscribeStage(LoadsModels):
         self.params = self.settings.params()
         self.model_id = whisper_model_id(self.settings.model)
         self.model_cache = model_cache
+        self.audio_cache = audio_cache  # the decoded audio is kept for speaker_turns
         self._model = None
         self._pipeline = None
 
@@ -161,8 +170,14 @@ class TranscribeStage(LoadsModels):
         language = whisper_language(self.settings.language or item.language)
         probability = 1.0 if language else None
         segments: list[dict[str, Any]] = []
-        with self.store.local_path(item.store_key) as path, audio_failures(item) as failed:
+        keeping = self.audio_cache.writer(item.sha256) if self.audio_cache else _no_keep()
+        with (
+            self.store.local_path(item.store_key) as path,
+            audio_failures(item) as failed,
+            keeping as keep,
+        ):
             for offset, chunk in iter_chunks(path, chunk_s=self.settings.chunk_s):
+                keep(chunk)
                 if len(chunk) < 1600:  # under 0.1 s: nothing to recognise
                     continue
                 parts, info = self.transcribe_array(chunk, language=language)
@@ -297,8 +312,10 @@ class DiarizeStage(LoadsModels):
         settings: DiarizationSettings | None = None,
         *,
         resources: StageResources | None = None,
+        audio_cache: DecodedAudioCache | None = None,
     ) -> None:
         self.store = store
+        self.audio_cache = audio_cache  # audio transcripts decoded in this run, if any
         self.settings = settings or DiarizationSettings()
         self.resources = resources or self.default_resources
         self.params = self.settings.params()
@@ -339,10 +356,12 @@ class DiarizeStage(LoadsModels):
         """Return the item's speaker turns as dicts (start, end, speaker)."""
         from archive_pipeline.core.audio import decode_audio
 
-        with self.store.local_path(item.store_key) as path, audio_failures(item) as failed:
-            audio = decode_audio(path)
-        if failed:
-            return failed[0]
+        audio = self.audio_cache.read(item.sha256) if self.audio_cache else None
+        if audio is None:
+            with self.store.local_path(item.store_key) as path, audio_failures(item) as failed:
+                audio = decode_audio(path)
+            if failed:
+                return failed[0]
         num_speakers = len(item.speakers) or None
         if self._pipeline is not None:
             turns = diarize_pyannote(self._pipeline, audio, num_speakers=num_speakers)

@@ -57,6 +57,7 @@ def transcripts(
         speech_models.whisper(),
         resources=ray.resources_for(TranscribeStage.name, TranscribeStage.default_resources),
         model_cache=str(models_cache_dir()),
+        audio_cache=speech_models.audio_cache(),
     )
     report = process_partition(
         decade=decade,
@@ -93,7 +94,7 @@ def transcripts(
 
 @dg.asset(
     partitions_def=decade_partitions,
-    deps=[media_catalog],
+    deps=[media_catalog, transcripts],  # after it: reads the audio transcripts decoded
     code_version=DiarizeStage.code_version,
     group_name="speech",
     kinds={"lance", "ray"},
@@ -115,6 +116,7 @@ def speaker_turns(
         media_store.get_store(),
         speech_models.diarization(),
         resources=ray.resources_for(DiarizeStage.name, DiarizeStage.default_resources),
+        audio_cache=speech_models.audio_cache(),
     )
     report = process_partition(
         decade=decade,

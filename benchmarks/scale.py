@@ -1,0 +1,504 @@
+"""Archive-scale execution: memory, commits, kill -9 and resume, warm re-runs, fixed cost.
+
+Two parts, each in fresh processes (clean peak RSS), medians of --repeats where repeated:
+
+replay: the real commit path (process_partition on Ray workers + Lance batch commits) with a
+    stage that returns canned shots + keyframes results (one shot and one 15 KB thumbnail per
+    2 s of video, the density measured on real video), so decades of 10, 100 and 1,000 items
+    and of 1 h and 40 h of video run in minutes without models. Per size: wall time per item,
+    peak RSS of the Dagster-side process and of the Ray workers, commit time, Lance versions
+    and fragments left, the unchanged decade's re-run (warm) against the first run (cold).
+    Then kill -9 of the largest decade at about half its items and a re-run: the fraction of
+    items computed twice.
+pipeline: `archive-pipeline run` (Dagster, Ray, every model stage) over a synthetic decade of
+    distinct speech clips and short videos with an audio track (2-10 s each, built by ffmpeg
+    from ../shared/media) with the cheap stage configuration (Whisper tiny.en, PySceneDetect
+    'content'); N = 1 (the fixed cost broken down), 10 and --pipeline-n; an unchanged re-run;
+    CPU of the whole run against the same job run inline (one process, no Ray: what Ray's
+    workers add).
+
+Prints figures, then one JSON line. `--quick` runs a small version (used by the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "media"
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import peak_rss_mb  # noqa: E402
+
+KEYFRAME_EVERY_S = 2.0
+THUMBNAIL_BYTES = 15_000
+
+
+# ---------------------------------------------------------------- replay (child process) ----
+
+
+class ReplayShots:
+    """Canned shots + keyframes for a video of the item's duration (no decode, no model)."""
+
+    name = "shots"
+    tables = ("shots", "keyframes")
+    code_version = "replay"
+    model_id = "replay"
+
+    def __init__(self, calls: str, delay_s: float = 0.0):
+        from archive_pipeline.core.compute import StageResources
+
+        self.calls = calls
+        self.delay_s = delay_s
+        self.params = {}
+        self.resources = StageResources(num_cpus=1)
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, item):
+        rng = random.Random(item.sha256)
+        n = max(1, int((item.duration_s or 0) / KEYFRAME_EVERY_S))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        with open(self.calls, "a") as f:
+            f.write(item.store_key + "\n")
+        return {"n": n, "thumbnails": [rng.randbytes(THUMBNAIL_BYTES) for _ in range(n)]}
+
+    def content_id(self, item):
+        return item.sha256
+
+    def rows(self, item, value, *, decade):
+        from archive_pipeline.core.ids import row_id
+
+        shots, keyframes = [], []
+        for i, thumb in enumerate(value["thumbnails"]):
+            t = i * KEYFRAME_EVERY_S
+            common = {"decade": decade, "media_id": item.media_id, "uri": item.uri}
+            shots.append(
+                {
+                    **common,
+                    "row_id": row_id("shots", item.uri, str(i)),
+                    "shot_index": i,
+                    "start_frame": int(t * 25),
+                    "end_frame": int((t + KEYFRAME_EVERY_S) * 25) - 1,
+                    "start_s": t,
+                    "end_s": t + KEYFRAME_EVERY_S,
+                    "boundary_score": 0.9,
+                }
+            )
+            keyframes.append(
+                {
+                    **common,
+                    "row_id": row_id("keyframes", item.uri, str(i)),
+                    "keyframe_index": i,
+                    "shot_index": i,
+                    "frame_index": int(t * 25) + 12,
+                    "time_s": t + 0.5,
+                    "phash": f"{i:016x}",
+                    "thumbnail": thumb,
+                    "thumbnail_format": "jpeg",
+                    "thumbnail_width": 320,
+                    "thumbnail_height": 180,
+                    "replaces": [],
+                }
+            )
+        return {"shots": shots, "keyframes": keyframes}
+
+
+def _items(n: int, duration_s: float):
+    from archive_pipeline.stages.base import CatalogItem
+
+    return [
+        CatalogItem(f"file:///bench/{i:05d}.mp4", f"{i:05d}.mp4", f"m{i:05d}", f"s{i}", duration_s)
+        for i in range(n)
+    ]
+
+
+class WorkerMemory:
+    """Samples the resident memory of this process's descendants (Ray's workers) every 0.5 s."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.peak_worker = 0.0
+        self.peak_total = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            rss = []
+            for child in self.me.children(recursive=True):
+                try:
+                    if "ray::" in child.name() or "default_worker" in " ".join(child.cmdline()):
+                        rss.append(child.memory_info().rss / 1024**2)
+                except psutil.Error:
+                    continue
+            if rss:
+                self.peak_worker = max(self.peak_worker, max(rss))
+                self.peak_total = max(self.peak_total, sum(rss))
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: str) -> dict:
+    """One cold run and one warm re-run of a replayed decade (this is a fresh process)."""
+    from archive_pipeline.core.compute import RayRuntime
+    from archive_pipeline.core.warehouse import Warehouse
+    from archive_pipeline.stages.base import process_partition
+
+    wh = Warehouse(root)
+    commit_s = [0.0]
+    for name in ("upsert", "delete_where"):
+        original = getattr(wh, name)
+
+        def timed(*args, _original=original, **kw):
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kw)
+            finally:
+                commit_s[0] += time.perf_counter() - start
+
+        setattr(wh, name, timed)
+    runtime = RayRuntime("local", num_cpus=2)
+    runtime.ensure_started()
+    items = _items(n, duration_s)
+    stage = ReplayShots(calls, delay_s)
+    with WorkerMemory() as workers:
+        start = time.perf_counter()
+        report = process_partition(
+            stage=stage, decade="1980s", items=items, warehouse=wh, compute=runtime
+        )
+        cold_s = time.perf_counter() - start
+    cold_peak = peak_rss_mb()
+    start = time.perf_counter()
+    warm = process_partition(
+        stage=stage, decade="1980s", items=items, warehouse=wh, compute=runtime
+    )
+    warm_s = time.perf_counter() - start
+    tables = {}
+    for name in ("shots", "keyframes", "stage_items"):
+        table = wh.table(name)
+        tables[name] = {
+            "rows": table.count_rows(),
+            "versions": len(table.list_versions()),
+            "fragments": table.stats()["fragment_stats"]["num_fragments"],
+        }
+    runtime.shutdown()
+    assert report.n_failed == 0 and report.n_computed == n and warm.n_computed == 0
+    return {
+        "items": n,
+        "media_h": round(n * duration_s / 3600, 3),
+        "cold_s": round(cold_s, 2),
+        "s_per_item": round(cold_s / n, 4),
+        "commit_s": round(commit_s[0], 2),
+        "batches": report.batches,
+        "driver_peak_rss_mb": round(cold_peak, 1),
+        "worker_peak_rss_mb": round(workers.peak_worker, 1),
+        "workers_total_peak_rss_mb": round(workers.peak_total, 1),
+        "warm_s": round(warm_s, 3),
+        "warm_over_cold": round(warm_s / cold_s, 4),
+        "tables": tables,
+    }
+
+
+def child(args) -> None:
+    out = replay_child(args.child_path, args.n, args.duration_s, args.delay_s, args.calls)
+    print(json.dumps(out), flush=True)
+
+
+def run_replay_child(root: Path, n: int, duration_s: float, delay_s: float = 0.0) -> dict:
+    calls = root.parent / f"{root.name}.calls"
+    cmd = [sys.executable, __file__, "--child", "--child-path", str(root), "--n", str(n)]
+    cmd += ["--duration-s", str(duration_s), "--delay-s", str(delay_s), "--calls", str(calls)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def kill_and_resume(tmp: Path, n: int, duration_s: float) -> dict:
+    """kill -9 a replayed decade at ~half its items, re-run it: items computed twice."""
+    import psutil
+
+    from archive_pipeline.core.warehouse import Warehouse
+
+    root, calls = tmp / "killed", tmp / "killed.calls"
+    cmd = [sys.executable, __file__, "--child", "--child-path", str(root), "--n", str(n)]
+    cmd += ["--duration-s", str(duration_s), "--delay-s", "0.05", "--calls", str(calls)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        done = len(calls.read_text().split()) if calls.exists() else 0
+        if done >= n // 2:
+            break
+        time.sleep(0.1)
+    tree = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = len(calls.read_text().split())
+    committed = Warehouse(str(root)).count("stage_items", {"decade": "1980s", "stage": "shots"})
+    killed_at = time.monotonic()
+
+    def left() -> list[str]:
+        found = []
+        for pid in tree:
+            try:
+                process = psutil.Process(pid)
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(f"{pid} {process.name()}")
+            except psutil.Error:
+                continue
+        return found
+
+    while left() and time.monotonic() - killed_at < 30:  # the reaper stops the dead run's Ray
+        time.sleep(0.25)
+    cleaned_s = time.monotonic() - killed_at
+    calls.unlink()
+    rerun = run_replay_child(root, n, duration_s)
+    second = len(calls.read_text().split())
+    return {
+        "items": n,
+        "computed_before_kill": first,
+        "committed_before_kill": committed,
+        "computed_by_rerun": second,
+        "redone": first + second - n,
+        "redone_fraction": round((first + second - n) / n, 4),
+        "rerun_rows_ok": rerun["tables"]["keyframes"]["rows"]
+        == n * max(1, int(duration_s / KEYFRAME_EVERY_S)),
+        "ray_processes_left_30s_after_kill": left(),
+        "ray_stopped_after_kill_s": round(cleaned_s, 1),
+        "commit_every_items": 50,
+    }
+
+
+# ------------------------------------------------------------ pipeline (archive-pipeline run) --
+
+
+def build_decade(inbox: Path, n: int, seed: int = 0) -> float:
+    """n distinct media files of 2-10 s in inbox/1980s: speech clips (flac) and short videos
+    with an audio track (mp4), cut from ../shared/media at random offsets; their total seconds."""
+    import soundfile
+
+    rng = random.Random(seed)
+    sources = sorted((SHARED / "speech").glob("*.wav")) + sorted((SHARED / "speech").glob("*.flac"))
+    audio = [(p, soundfile.info(p).duration) for p in sources]
+    folder = inbox / "1980s"
+    folder.mkdir(parents=True, exist_ok=True)
+    total = 0.0
+    for i in range(n):
+        duration = rng.uniform(2, 10)
+        src, length = rng.choice(audio)
+        offset = rng.uniform(0, max(0.0, length - duration))
+        gain = rng.uniform(0.6, 1.0)
+        if i % 2 == 0:
+            out = folder / f"clip_{i:05d}.flac"
+            cmd = ["-ss", f"{offset:.3f}", "-t", f"{duration:.3f}", "-i", str(src)]
+            cmd += ["-af", f"volume={gain:.3f}", "-ac", "1", "-ar", "16000", str(out)]
+        else:
+            out = folder / f"video_{i:05d}.mp4"
+            cmd = ["-f", "lavfi", "-i", f"testsrc2=size=192x108:rate=12:duration={duration:.3f}"]
+            cmd += ["-ss", f"{offset:.3f}", "-t", f"{duration:.3f}", "-i", str(src)]
+            cmd += ["-vf", f"hue=h={rng.uniform(0, 360):.1f}", "-af", f"volume={gain:.3f}"]
+            cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+            cmd += ["-c:a", "aac", "-shortest", str(out)]
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *cmd], check=True, timeout=120
+        )
+        total += duration
+    return total
+
+
+def cheap_env(home: Path, inbox: Path, *, inline: bool = False) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
+    env |= {
+        "ARCHIVE_HOME": str(home),
+        "ARCHIVE_INBOX": str(inbox),
+        "ARCHIVE_WHISPER_MODEL": "tiny.en",
+        "ARCHIVE_SHOT_DETECTOR": "content",
+    }
+    if inline:
+        env["ARCHIVE_RAY_ADDRESS"] = "inline"
+    return env
+
+
+def run_pipeline(env: dict) -> dict:
+    """`archive-pipeline run --decade 1980s` in a child; wall, CPU of the whole process tree,
+    peak RSS of the Dagster process and of Ray's workers, and its output."""
+    import psutil
+
+    exe = str(Path(sys.executable).parent / "archive-pipeline")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [exe, "run", "--decade", "1980s"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    peaks = {"driver": 0.0, "worker": 0.0}
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peaks["driver"] = max(peaks["driver"], root.memory_info().rss / 1024**2)
+            for child in root.children(recursive=True):
+                if "ray::" in child.name():
+                    peaks["worker"] = max(peaks["worker"], child.memory_info().rss / 1024**2)
+        except psutil.Error:
+            pass
+        time.sleep(0.25)
+    reader.join()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError("".join(lines)[-4000:])
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+        "driver_peak_rss_mb": round(peaks["driver"], 1),
+        "worker_peak_rss_mb": round(peaks["worker"], 1),
+        "output": "".join(lines),
+    }
+
+
+ITEM_LINE = re.compile(r"^(\S+) 1980s: \d+/\d+ \S+ (?:ok|FAILED) in (?:(\d+) min )?([\d.]+) s")
+
+
+def item_seconds(output: str) -> dict[str, float]:
+    """Seconds of item work per stage, from the run's progress lines."""
+    per_stage: dict[str, float] = {}
+    for line in output.splitlines():
+        match = ITEM_LINE.search(line.split(" - ")[-1].strip())
+        if match:
+            seconds = float(match.group(3)) + 60 * float(match.group(2) or 0)
+            per_stage[match.group(1)] = per_stage.get(match.group(1), 0.0) + seconds
+    return per_stage
+
+
+def pipeline_part(tmp: Path, sizes: list[int]) -> dict:
+    out: dict = {"configuration": "cheap: Whisper tiny.en, PySceneDetect content"}
+    for n in sizes:
+        inbox = tmp / f"inbox_{n}"
+        media_s = build_decade(inbox, n, seed=n)
+        home = tmp / f"home_{n}"
+        cold = run_pipeline(cheap_env(home, inbox))
+        warm = run_pipeline(cheap_env(home, inbox))
+        stages = item_seconds(cold["output"])
+        figures = {
+            "items": n,
+            "media_s": round(media_s, 1),
+            "cold_wall_s": cold["wall_s"],
+            "s_per_item": round(cold["wall_s"] / n, 2),
+            "real_time_factor": round(media_s / cold["wall_s"], 3),
+            "cold_cpu_s": cold["cpu_s"],
+            "driver_peak_rss_mb": cold["driver_peak_rss_mb"],
+            "worker_peak_rss_mb": cold["worker_peak_rss_mb"],
+            "item_seconds_by_stage": {k: round(v, 2) for k, v in stages.items()},
+            "warm_wall_s": warm["wall_s"],
+            "warm_over_cold": round(warm["wall_s"] / cold["wall_s"], 4),
+            "warm_started_ray": "Ray: not started" not in warm["output"],
+        }
+        if n == 1:  # the fixed cost of a decade: everything that is not item work
+            figures["fixed_cost_s"] = round(cold["wall_s"] - sum(stages.values()), 2)
+            figures["noop_decade_s"] = warm["wall_s"]
+        if n == sizes[-1]:
+            inline = run_pipeline(cheap_env(tmp / f"home_{n}_inline", inbox, inline=True))
+            figures["inline_wall_s"] = inline["wall_s"]
+            figures["inline_cpu_s"] = inline["cpu_s"]
+            figures["cpu_over_inline"] = round(cold["cpu_s"] / inline["cpu_s"], 3)
+        out[str(n)] = figures
+        print(f"pipeline N={n}: {json.dumps(figures)}", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------ main --
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (tests)")
+    parser.add_argument("--part", choices=["replay", "pipeline", "all"], default="all")
+    parser.add_argument("--sizes", default="10,100,1000", help="replay decade sizes")
+    parser.add_argument("--pipeline-n", type=int, default=100, help="largest pipeline decade")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-path", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--duration-s", type=float, default=6.0, help=argparse.SUPPRESS)
+    parser.add_argument("--delay-s", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--calls", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    sizes = [10, 40] if args.quick else [int(s) for s in args.sizes.split(",")]
+    figures: dict = {"benchmark": "scale", "quick": args.quick}
+    tmp = Path(tempfile.mkdtemp(prefix="scale_"))
+    try:
+        if args.part in ("replay", "all"):
+            replay: dict = {"sizes": {}}
+            for n in sizes:  # short items, like the synthetic decade (6 s each)
+                runs = [run_replay_child(tmp / f"r{n}_{k}", n, 6.0) for k in range(args.repeats)]
+                runs.sort(key=lambda r: r["cold_s"])
+                replay["sizes"][str(n)] = runs[len(runs) // 2]
+                print(f"replay N={n}: {json.dumps(replay['sizes'][str(n)])}", flush=True)
+            small, large = replay["sizes"][str(sizes[-2])], replay["sizes"][str(sizes[-1])]
+            replay["driver_rss_ratio_largest_over_previous"] = round(
+                large["driver_peak_rss_mb"] / small["driver_peak_rss_mb"], 3
+            )
+            hours = [1, 4] if args.quick else [1, 40]
+            per_hour = {}
+            for h in hours:  # 40 items per decade, long videos
+                run = run_replay_child(tmp / f"h{h}", 40, h * 3600 / 40)
+                per_hour[f"{h}h"] = run
+                print(f"replay {h} h of video: {json.dumps(run)}", flush=True)
+            replay["media_hours"] = per_hour
+            replay["driver_rss_ratio_by_media_hours"] = round(
+                per_hour[f"{hours[1]}h"]["driver_peak_rss_mb"]
+                / per_hour[f"{hours[0]}h"]["driver_peak_rss_mb"],
+                3,
+            )
+            replay["kill_9"] = kill_and_resume(tmp, sizes[-1], 6.0)
+            print(f"kill -9 and re-run: {json.dumps(replay['kill_9'])}", flush=True)
+            figures["replay"] = replay
+        if args.part in ("pipeline", "all"):
+            sizes_p = [1, 4] if args.quick else sorted({1, 10, args.pipeline_n})
+            figures["pipeline"] = pipeline_part(tmp, sizes_p)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    medians = {"repeats": args.repeats, "statistic": "median"}
+    print(json.dumps({**figures, **medians}, default=statistics.mean))
+
+
+if __name__ == "__main__":
+    main()
