@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -258,6 +259,12 @@ DEFAULT_WORKER_MEMORY_MB = 12 * 1024
 
 class ItemTimeoutError(RuntimeError):
     """An item ran past its time bound (its worker is stopped and replaced)."""
+
+
+def _stop_item(stopped, pending, started, now, ref, error: type[Exception], message: str) -> None:
+    """Record that the item of `ref` is to be stopped (first reason wins)."""
+    index = pending[ref][1]
+    stopped.setdefault(ref, ItemOutcome(index, None, error.__name__, message, now - started[ref]))
 
 
 class ItemMemoryError(RuntimeError):
@@ -534,44 +541,30 @@ class RayRuntime:
                     if error:
                         raise StageSetupError(f"stage {stage.name!r} could not start: {error}")
                     idle.append(actor)
-                stopped: list[tuple[Any, ItemOutcome]] = []
+                stopped: dict[Any, ItemOutcome] = {}  # ref -> outcome: items to stop now
                 now = time.monotonic()
+                stop = functools.partial(_stop_item, stopped, pending, started, now)
                 for ref in [r for r in pending if r not in done and now >= deadlines[r]]:
-                    index = pending[ref][1]
-                    stopped.append(
-                        (
-                            ref,
-                            ItemOutcome(
-                                index,
-                                None,
-                                ItemTimeoutError.__name__,
-                                f"no result within {limits[index]:.0f} s (the time bound: "
-                                f"{self.item_timeout_s:.0f} s + {self.item_timeout_realtime:g} "
-                                "x the media's duration); its worker was stopped",
-                                limits[index],
-                            ),
-                        )
+                    limit = limits[pending[ref][1]]
+                    stop(
+                        ref,
+                        ItemTimeoutError,
+                        f"no result within {limit:.0f} s (the time bound: "
+                        f"{self.item_timeout_s:.0f} s + {self.item_timeout_realtime:g} x the "
+                        "media's duration); its worker was stopped",
                     )
                 if memory_mb and now >= next_memory_check:
                     next_memory_check = now + self.memory_check_s
                     for ref, rss in self._worker_memory(pending, done).items():
-                        if rss > memory_mb and ref not in {r for r, _ in stopped}:
-                            index = pending[ref][1]
-                            stopped.append(
-                                (
-                                    ref,
-                                    ItemOutcome(
-                                        index,
-                                        None,
-                                        ItemMemoryError.__name__,
-                                        f"its worker used {rss:.0f} MB, over the bound of "
-                                        f"{memory_mb} MB (ARCHIVE_WORKER_MEMORY_MB or the "
-                                        "stage's memory_mb); the worker was stopped",
-                                        now - started[ref],
-                                    ),
-                                )
+                        if rss > memory_mb:
+                            stop(
+                                ref,
+                                ItemMemoryError,
+                                f"its worker used {rss:.0f} MB, over the bound of {memory_mb} MB "
+                                "(ARCHIVE_WORKER_MEMORY_MB or the stage's memory_mb); the worker "
+                                "was stopped",
                             )
-                for ref, outcome in stopped:
+                for ref, outcome in stopped.items():
                     actor, index, _ = pending.pop(ref)
                     del deadlines[ref], started[ref]
                     log.warning("item %s of %s: %s", index, stage.name, outcome.message)

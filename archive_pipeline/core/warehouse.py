@@ -211,6 +211,12 @@ class Warehouse:
             raise ValueError(f"duplicate row_id in rows for {spec.name} {dict(scope)}")
         return rows.sort_by("row_id")
 
+    def _prepare(self, name, rows, scope, dim) -> tuple[TableSpec, pa.Table, dict[str, str]]:
+        spec = TABLES[name]
+        if spec.vector_columns and dim is None:
+            raise ValueError(f"{name} has vector columns: pass their length as dim")
+        return spec, self._conform(spec, rows, scope, dim), dict(scope)
+
     def replace(
         self,
         name: str,
@@ -226,11 +232,7 @@ class Warehouse:
         exists in another scope is moved here (an item whose decade changed), not duplicated.
         A table with vector columns needs their length `dim`.
         """
-        spec = TABLES[name]
-        if spec.vector_columns and dim is None:
-            raise ValueError(f"{name} has vector columns: pass their length as dim")
-        rows = self._conform(spec, rows, scope, dim)
-        scope = dict(scope)
+        spec, rows, scope = self._prepare(name, rows, scope, dim)
 
         def commit(table: lancedb.table.Table, attempt: int) -> WriteResult:
             current = self.read(name, scope)
@@ -256,11 +258,7 @@ class Warehouse:
         """Insert `rows` into one scope, updating stored rows of the same `row_id` only where
         they differ, in one commit (none when nothing differs). The cost follows the rows
         given, not the scope's size: this is how a stage commits a batch of items."""
-        spec = TABLES[name]
-        if spec.vector_columns and dim is None:
-            raise ValueError(f"{name} has vector columns: pass their length as dim")
-        rows = self._conform(spec, rows, scope, dim)
-        scope = dict(scope)
+        spec, rows, scope = self._prepare(name, rows, scope, dim)
         if rows.num_rows == 0:
             table = self.table(name, dim=dim)
             return WriteResult(name, scope, False, table.version, 0)
