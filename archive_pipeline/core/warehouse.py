@@ -349,20 +349,33 @@ class Warehouse:
                 table.create_index("decade", config=Bitmap(), replace=False)
             except (OSError, RuntimeError, ValueError) as exc:  # a concurrent writer made it
                 log.info("decade index on %s not created: %s", table.name, exc)
-        stats = table.stats()
-        if stats["fragment_stats"]["num_small_fragments"] >= self.compact_min_small_fragments:
+        if len(_small_fragments(table)) >= self.compact_min_small_fragments:
             self.maintain(table.name)
 
     def maintain(self, name: str, *, retention: dt.timedelta | None = None) -> MaintenanceResult:
-        """Compact small fragments, update indices and remove versions older than the retention."""
+        """Compact small fragments, update indices and remove versions older than the retention.
+
+        A fragment is small below about FRAGMENT_BYTES of data (rows counted at the table's mean
+        row size), so a table of thumbnails stops rewriting its fragments once they reach that
+        size, and one compaction reads at most COMPACT_MAX_SOURCE_BYTES: the cost of a commit
+        does not grow with the table."""
         table = self.table(name)
         versions_before = len(table.list_versions())
         fragments_before = table.stats()["fragment_stats"]["num_fragments"]
         keep = self.version_retention if retention is None else retention
+        dataset = table.to_lance()
+        if len(_small_fragments(table)) > 1:
+            dataset.optimize.compact_files(
+                target_rows_per_fragment=_target_rows(table),
+                max_source_bytes=COMPACT_MAX_SOURCE_BYTES,
+            )
+            table.checkout_latest()
+            dataset = table.to_lance()
+        dataset.optimize.optimize_indices()
         with warnings.catch_warnings():
-            # A zero window is asked for only by a sole writer (the demo); Lance warns anyway.
+            # A zero window is asked for only by a sole writer (the demo); Lance may warn.
             warnings.filterwarnings("ignore", message=".*removes every version except the latest")
-            table.optimize(cleanup_older_than=keep)
+            dataset.cleanup_old_versions(older_than=keep)
         table.checkout_latest()
         return MaintenanceResult(
             name,
@@ -376,6 +389,25 @@ class Warehouse:
         """Run `maintain` on every contract table that exists."""
         names = [n for n in self.table_names() if n in TABLES]
         return [self.maintain(name, retention=retention) for name in names]
+
+
+FRAGMENT_BYTES = 64 * 1024**2  # a fragment this big is not compacted again
+COMPACT_MAX_SOURCE_BYTES = 256 * 1024**2  # one compaction reads at most this much
+
+
+def _target_rows(table: lancedb.table.Table) -> int:
+    """Rows of a full-size fragment of this table: FRAGMENT_BYTES at its mean row size."""
+    stats = table.stats()
+    row_bytes = stats["total_bytes"] / max(1, stats["num_rows"])
+    return int(min(1_000_000, max(1024, FRAGMENT_BYTES / max(1.0, row_bytes))))
+
+
+def _small_fragments(table: lancedb.table.Table) -> list[int]:
+    """Ids of the fragments below the table's full size (candidates for compaction)."""
+    target = _target_rows(table)
+    return [
+        f.fragment_id for f in table.to_lance().get_fragments() if f.metadata.physical_rows < target
+    ]
 
 
 def _changed_rows(rows: pa.Table, stored: pa.Table) -> pa.Table:
