@@ -27,7 +27,6 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
 import signal
 import statistics
@@ -353,7 +352,6 @@ def run_pipeline(env: dict) -> dict:
     import psutil
 
     exe = str(Path(sys.executable).parent / "archive-pipeline")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(
         [exe, "run", "--decade", "1980s"],
@@ -364,41 +362,52 @@ def run_pipeline(env: dict) -> dict:
         text=True,
     )
     peaks = {"driver": 0.0, "worker": 0.0}
+    cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds last seen
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
     root = psutil.Process(proc.pid)
     while proc.poll() is None:
         try:
-            peaks["driver"] = max(peaks["driver"], root.memory_info().rss / 1024**2)
-            for child in root.children(recursive=True):
-                if "ray::" in child.name():
-                    peaks["worker"] = max(peaks["worker"], child.memory_info().rss / 1024**2)
+            tree = [root, *root.children(recursive=True)]
         except psutil.Error:
-            pass
-        time.sleep(0.25)
+            break
+        for process in tree:  # Ray's workers are not reaped by us: sample every process
+            try:
+                times = process.cpu_times()
+                cpu[(process.pid, process.create_time())] = times.user + times.system
+                rss = process.memory_info().rss / 1024**2
+                if process.pid == proc.pid:
+                    peaks["driver"] = max(peaks["driver"], rss)
+                elif "ray::" in process.name():
+                    peaks["worker"] = max(peaks["worker"], rss)
+            except psutil.Error:
+                continue
+        time.sleep(0.2)
     reader.join()
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise RuntimeError("".join(lines)[-4000:])
+    output = "".join(lines)
+    decade = re.search(r"1980s: ok in ([\d.]+) s", output)
     return {
         "wall_s": round(wall, 2),
-        "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+        "decade_run_s": float(decade.group(1)) if decade else None,
+        "cpu_s": round(sum(cpu.values()), 2),
         "driver_peak_rss_mb": round(peaks["driver"], 1),
         "worker_peak_rss_mb": round(peaks["worker"], 1),
-        "output": "".join(lines),
+        "output": output,
     }
 
 
-ITEM_LINE = re.compile(r"^(\S+) 1980s: \d+/\d+ \S+ (?:ok|FAILED) in (?:(\d+) min )?([\d.]+) s")
+ITEM_LINE = re.compile(r"(\S+) 1980s: \d+/\d+ \S+ (?:ok in|FAILED after) (?:(\d+) min )?([\d.]+) s")
 
 
 def item_seconds(output: str) -> dict[str, float]:
     """Seconds of item work per stage, from the run's progress lines."""
     per_stage: dict[str, float] = {}
     for line in output.splitlines():
-        match = ITEM_LINE.search(line.split(" - ")[-1].strip())
+        match = ITEM_LINE.search(line)
         if match:
             seconds = float(match.group(3)) + 60 * float(match.group(2) or 0)
             per_stage[match.group(1)] = per_stage.get(match.group(1), 0.0) + seconds
@@ -424,13 +433,22 @@ def pipeline_part(tmp: Path, sizes: list[int]) -> dict:
             "driver_peak_rss_mb": cold["driver_peak_rss_mb"],
             "worker_peak_rss_mb": cold["worker_peak_rss_mb"],
             "item_seconds_by_stage": {k: round(v, 2) for k, v in stages.items()},
+            "cold_decade_run_s": cold["decade_run_s"],
             "warm_wall_s": warm["wall_s"],
+            "warm_decade_run_s": warm["decade_run_s"],
             "warm_over_cold": round(warm["wall_s"] / cold["wall_s"], 4),
             "warm_started_ray": "Ray: not started" not in warm["output"],
         }
         if n == 1:  # the fixed cost of a decade: everything that is not item work
-            figures["fixed_cost_s"] = round(cold["wall_s"] - sum(stages.values()), 2)
-            figures["noop_decade_s"] = warm["wall_s"]
+            figures["fixed_cost"] = {
+                "command_wall_s": cold["wall_s"],
+                "imports_and_instance_s": round(cold["wall_s"] - cold["decade_run_s"], 2),
+                "decade_run_s": cold["decade_run_s"],
+                "item_work_s": round(sum(stages.values()), 2),
+                "ray_start_workers_models_commits_s": round(
+                    cold["decade_run_s"] - sum(stages.values()), 2
+                ),
+            }
         if n == sizes[-1]:
             inline = run_pipeline(cheap_env(tmp / f"home_{n}_inline", inbox, inline=True))
             figures["inline_wall_s"] = inline["wall_s"]
@@ -450,6 +468,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["replay", "pipeline", "all"], default="all")
     parser.add_argument("--sizes", default="10,100,1000", help="replay decade sizes")
     parser.add_argument("--pipeline-n", type=int, default=100, help="largest pipeline decade")
+    parser.add_argument("--pipeline-sizes", help="pipeline decade sizes (default 1,10,N)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-path", help=argparse.SUPPRESS)
@@ -497,6 +516,8 @@ def main() -> None:
             figures["replay"] = replay
         if args.part in ("pipeline", "all"):
             sizes_p = [1, 4] if args.quick else sorted({1, 10, args.pipeline_n})
+            if args.pipeline_sizes:
+                sizes_p = [int(n) for n in args.pipeline_sizes.split(",")]
             figures["pipeline"] = pipeline_part(tmp, sizes_p)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
