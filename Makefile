@@ -77,6 +77,7 @@ screenshot: install instance
 
 bench: install instance
 	$(BIN)/python benchmarks/catalog.py
+	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/speech_quality.py
 	$(BIN)/python benchmarks/speech.py
 	$(BIN)/python benchmarks/vision.py
