@@ -116,3 +116,30 @@ def test_speaker_turns_reads_the_audio_transcripts_decoded(archive, tmp_path, mo
     turns = Warehouse(str(tmp_path / "wh")).read("speaker_turns").to_pylist()
     assert {r["speaker"] for r in turns if "interview" in r["uri"]} == {"SPEAKER_00", "SPEAKER_01"}
     assert not (audio.Path(os.environ["ARCHIVE_HOME"]) / "cache/audio").exists()
+
+
+def test_diarised_segments_commit_by_group_and_drop_items_gone(
+    archive, materialized, tmp_path, monkeypatch
+):
+    """One media item per commit gives the same rows as the whole decade at once; an item that
+    left the decade loses its rows."""
+    import shutil
+
+    import archive_pipeline.defs.speech.assets as speech_assets
+
+    monkeypatch.setattr(speech_assets, "DIARISE_GROUP", 1)
+    inbox = tmp_path / "inbox"
+    shutil.copytree(archive, inbox)
+    assert run(inbox, tmp_path / "wh").success
+    wh, whole = Warehouse(str(tmp_path / "wh")), Warehouse(str(materialized[1]))
+    columns = ["media_id", "segment_index", "text", "speaker", "speaker_name", "start_s"]
+
+    def rows(warehouse):
+        return warehouse.read("diarised_segments", columns=columns).sort_by(
+            [("media_id", "ascending"), ("segment_index", "ascending")]
+        )
+
+    assert rows(wh).num_rows > 0 and rows(wh).equals(rows(whole))
+    (inbox / "1980s/interview.wav").unlink()
+    assert run(inbox, tmp_path / "wh").success
+    assert rows(wh).num_rows == 0  # the silent tape has no segments; the interview left

@@ -16,7 +16,7 @@ import random
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import lancedb
@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from lancedb.index import Bitmap
 
 from archive_pipeline.core.ids import row_id  # noqa: F401  (re-exported)
+from archive_pipeline.core.sql import scope_filter, sql_in, sql_literal  # noqa: F401
 from archive_pipeline.schemas import TABLES, TableSpec
 
 log = logging.getLogger(__name__)
@@ -43,16 +44,6 @@ class VectorDimensionError(SchemaMismatchError):
     """Rows carry vectors of another length than the table holds (the model changed)."""
 
 
-def sql_literal(value: str) -> str:
-    """Quote a string for a Lance SQL filter."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def scope_filter(scope: Mapping[str, str]) -> str:
-    """Build `col = 'value' AND ...` for a partition scope."""
-    return " AND ".join(f"{name} = {sql_literal(value)}" for name, value in scope.items())
-
-
 @dataclass(frozen=True)
 class WriteResult:
     """What one scope replacement did."""
@@ -66,6 +57,20 @@ class WriteResult:
     updated: int = 0
     deleted: int = 0
     attempts: int = 1
+
+    def then(self, later: WriteResult) -> WriteResult:
+        """This write followed by a later one of the same table: the later version and row
+        count (unless it committed nothing), the counts summed."""
+        return replace(
+            later,
+            committed=self.committed or later.committed,
+            version=later.version if later.committed else self.version,
+            rows=later.rows if later.committed else self.rows,
+            inserted=self.inserted + later.inserted,
+            updated=self.updated + later.updated,
+            deleted=self.deleted + later.deleted,
+            attempts=max(self.attempts, later.attempts),
+        )
 
 
 @dataclass(frozen=True)
@@ -224,8 +229,10 @@ class Warehouse:
         *,
         scope: Mapping[str, str],
         dim: int | None = None,
+        where: str | None = None,
     ) -> WriteResult:
-        """Atomically replace one scope's rows with `rows` (no commit when nothing changed).
+        """Atomically replace one scope's rows with `rows` (no commit when nothing changed), or
+        only the scope's rows matching the SQL `where` (e.g. some media items of a decade).
 
         Only rows that differ from the stored ones are written and only rows no longer there
         are deleted, in one commit. `row_id` is unique in the whole table: a row whose id
@@ -235,7 +242,7 @@ class Warehouse:
         spec, rows, scope = self._prepare(name, rows, scope, dim)
 
         def commit(table: lancedb.table.Table, attempt: int) -> WriteResult:
-            current = self.read(name, scope)
+            current = self.read(name, scope, filter=where)
             changed = _changed_rows(rows, current)
             removed = pc.filter(
                 current.column("row_id"),
@@ -264,8 +271,7 @@ class Warehouse:
             return WriteResult(name, scope, False, table.version, 0)
 
         def commit(table: lancedb.table.Table, attempt: int) -> WriteResult:
-            ids = ", ".join(sql_literal(i) for i in rows.column("row_id").to_pylist())
-            stored = self.read(name, filter=f"row_id IN ({ids})")
+            stored = self.read(name, filter=sql_in("row_id", rows.column("row_id").to_pylist()))
             changed = _changed_rows(rows, stored)
             return self._commit(table, spec, changed, scope, rows.num_rows, attempt=attempt)
 
@@ -301,7 +307,7 @@ class Warehouse:
         name = spec.name
         if not changed.num_rows and not removed:
             return WriteResult(name, scope, False, table.version, n_rows)
-        gone = f"({scope_filter(scope)}) AND row_id IN ({', '.join(map(sql_literal, removed))})"
+        gone = f"({scope_filter(scope)}) AND {sql_in('row_id', removed)}"
         if not changed.num_rows:
             table.delete(gone)
             return WriteResult(

@@ -59,16 +59,19 @@ def skipped_md(skipped: list[tuple[str, str]]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(f"- {key}: {why}" for key, why in skipped) or "none")
 
 
+def keys_version(keys) -> dg.DataVersion:
+    """A data version that changes exactly when a partition's set of cache keys changes."""
+    return dg.DataVersion(hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16])
+
+
 def data_version(rows: pa.Table) -> dg.DataVersion:
-    """A data version that changes exactly when the partition's rows' cache keys change."""
-    keys = sorted(set(rows.column("cache_key").to_pylist())) if rows.num_rows else []
-    return dg.DataVersion(hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16])
+    """The data version of rows: their cache keys (see `keys_version`)."""
+    return keys_version(set(rows.column("cache_key").to_pylist()) if rows.num_rows else ())
 
 
 def report_version(report: PartitionReport) -> dg.DataVersion:
-    """A stage asset's data version: changes exactly when its decade's items' cache keys do
-    (from the report, without reading the decade's rows)."""
-    return dg.DataVersion(hashlib.sha256("\n".join(report.cache_keys).encode()).hexdigest()[:16])
+    """A stage asset's data version, from the report (without reading the decade's rows)."""
+    return keys_version(report.cache_keys)
 
 
 def column_schema(table: str) -> dg.TableSchema:

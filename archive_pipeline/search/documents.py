@@ -21,9 +21,13 @@ import pyarrow as pa
 
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.ids import row_id
+from archive_pipeline.schemas import TABLES
 
 KINDS = ("speech", "keyframe")
 # what documents need of `keyframes` (not the thumbnails)
+# diarised_segments without its words (per-word structs are most of its bytes): what the
+# documents and the text embeddings need
+SEGMENT_COLUMNS = [name for name in TABLES["diarised_segments"].schema.names if name != "words"]
 KEYFRAME_COLUMNS = [
     "row_id",
     "media_id",

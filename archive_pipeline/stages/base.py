@@ -27,10 +27,12 @@ from archive_pipeline.core.compute import (
 )
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.progress import ItemProgress, ProgressLog
+from archive_pipeline.core.sql import sql_in
 from archive_pipeline.schemas import TABLES
 
 if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of Ray workers
     from archive_pipeline.core.warehouse import Warehouse, WriteResult
+
 
 T = TypeVar("T")
 FAILURES_TABLE = "failures"
@@ -270,17 +272,6 @@ def item_ref(stage: Any, item: Any) -> ItemRef:
     return ref(item) if ref is not None else item.ref
 
 
-def _in_list(values: Sequence[str]) -> str:
-    from archive_pipeline.core.warehouse import sql_literal
-
-    return ", ".join(sql_literal(v) for v in values)
-
-
-def _not_in(column: str, values: Sequence[str]) -> str:
-    """`column NOT IN (...)`, or a predicate true for every row when there are no values."""
-    return f"{column} NOT IN ({_in_list(values)})" if values else "true"
-
-
 class _Batch:
     """The rows, failures and ledger entries of the items finished since the last commit."""
 
@@ -304,24 +295,10 @@ class _Batch:
         # an item now ok loses its failure row (its row_id is the stage and the URI)
         ok_uris = [r["uri"] for r in self.ledger if r["status"] == "ok"]
         if ok_uris:
-            warehouse.delete_where(FAILURES_TABLE, scope, f"uri IN ({_in_list(ok_uris)})")
+            warehouse.delete_where(FAILURES_TABLE, scope, sql_in("uri", ok_uris))
         ledger = pa.Table.from_pylist(self.ledger, schema=TABLES[LEDGER_TABLE].schema)
         warehouse.upsert(LEDGER_TABLE, ledger, scope=scope)
         return writes
-
-
-def _merge_writes(a: WriteResult | None, b: WriteResult) -> WriteResult:
-    if a is None:
-        return b
-    return replace(
-        b,
-        committed=a.committed or b.committed,
-        version=b.version if b.committed else a.version,
-        inserted=a.inserted + b.inserted,
-        updated=a.updated + b.updated,
-        deleted=a.deleted + b.deleted,
-        attempts=max(a.attempts, b.attempts),
-    )
 
 
 def process_partition(
@@ -378,7 +355,7 @@ def process_partition(
             for name, write in batch.commit(
                 warehouse, decade=decade, stage_name=stage.name
             ).items():
-                writes[name] = _merge_writes(writes[name], write)
+                writes[name] = write if writes[name] is None else writes[name].then(write)
             batches += 1
         batch, last_commit = _Batch(tables), time.monotonic()
 
@@ -452,12 +429,16 @@ def process_partition(
 
     # The decade is complete: rows of items no longer in it, or whose key changed, go (by key).
     current = sorted(keys)
+    gone = sql_in("cache_key", current, negate=True)
     for name in tables:
-        stale = warehouse.delete_where(name, {"decade": decade}, _not_in("cache_key", current))
-        writes[name] = _merge_writes(writes[name], stale)
-    stale = warehouse.delete_where(FAILURES_TABLE, scope, _not_in("cache_key", failed_keys))
-    writes[FAILURES_TABLE] = _merge_writes(writes[FAILURES_TABLE], stale)
-    warehouse.delete_where(LEDGER_TABLE, scope, _not_in("cache_key", current))
+        stale = warehouse.delete_where(name, {"decade": decade}, gone)
+        writes[name] = stale if writes[name] is None else writes[name].then(stale)
+    not_failed = sql_in("cache_key", failed_keys, negate=True)
+    stale = warehouse.delete_where(FAILURES_TABLE, scope, not_failed)
+    writes[FAILURES_TABLE] = (
+        stale if writes[FAILURES_TABLE] is None else writes[FAILURES_TABLE].then(stale)
+    )
+    warehouse.delete_where(LEDGER_TABLE, scope, gone)
     counted = {
         name: replace(
             write, rows=warehouse.count(name, {"decade": decade} if name in tables else scope)

@@ -14,7 +14,7 @@ from archive_pipeline.defs.reporting import (
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
-from archive_pipeline.search.documents import KEYFRAME_COLUMNS, keyframe_documents
+from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, keyframe_documents
 from archive_pipeline.stages.base import PartitionReport, process_partition
 from archive_pipeline.stages.embeddings import (
     KeyframeEmbeddingStage,
@@ -111,7 +111,7 @@ def segment_embeddings(
         check_clip(clip)
     wh = warehouse.get_warehouse()
     scope = {"decade": decade}
-    segments = wh.read("diarised_segments", scope)
+    segments = wh.read("diarised_segments", scope, columns=SEGMENT_COLUMNS)
     keyframes = wh.read("keyframes", scope, columns=KEYFRAME_COLUMNS)
     documents = keyframe_documents(
         keyframes, wh.read("shots", scope), wh.read("frame_text", scope), segments

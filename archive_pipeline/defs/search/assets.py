@@ -12,7 +12,7 @@ from archive_pipeline.defs.reporting import (
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, SearchIndex, VisionModels
-from archive_pipeline.search.documents import KEYFRAME_COLUMNS, assemble
+from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, assemble
 from archive_pipeline.search.indexes import TABLE, ensure_indexes
 from archive_pipeline.stages.embeddings import text_embedding_dim, text_model_id
 
@@ -53,7 +53,7 @@ def search_documents(
     scope = {"decade": decade}
     assembly = assemble(
         decade=decade,
-        segments=wh.read("diarised_segments", scope),
+        segments=wh.read("diarised_segments", scope, columns=SEGMENT_COLUMNS),
         keyframes=wh.read("keyframes", scope, columns=KEYFRAME_COLUMNS),
         shots=wh.read("shots", scope),
         frame_text=wh.read("frame_text", scope),

@@ -1,14 +1,16 @@
 """Speech assets: transcripts (faster-whisper), speaker_turns and diarised_segments."""
 
 import collections
+from dataclasses import replace
 
 import dagster as dg
 import pyarrow as pa
 
+from archive_pipeline.core.sql import sql_in
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.reporting import (
     OWNERS,
-    data_version,
+    keys_version,
     markdown_table,
     preview,
     report_metadata,
@@ -28,6 +30,8 @@ from archive_pipeline.stages.speech import (
     diarised_rows,
     speech_items,
 )
+
+DIARISE_GROUP = 100  # media items per diarised_segments commit
 
 
 @dg.asset(
@@ -165,22 +169,45 @@ def diarised_segments(
     decade = context.partition_key
     wh = warehouse.get_warehouse()
     scope = {"decade": decade}
-    catalog = wh.read("media_catalog", scope).to_pylist()
+    catalog = wh.read("media_catalog", scope, columns=["media_id", "speakers"]).to_pylist()
     names = {r["media_id"]: tuple(r["speakers"] or ()) for r in catalog}
-    rows = diarised_rows(
-        wh.read("transcripts", scope), wh.read("speaker_turns", scope), decade=decade, names=names
+    media = sorted(names)
+    # A group of media items at a time: memory follows the group, not the decade (words are
+    # ~6 MB per hour of speech); each group is one commit, rows of items gone go at the end.
+    write, keys, speakers = None, set(), 0
+    for start in range(0, len(media), DIARISE_GROUP):
+        group = sql_in("media_id", media[start : start + DIARISE_GROUP])
+        rows = diarised_rows(
+            wh.read("transcripts", scope, filter=group),
+            wh.read("speaker_turns", scope, filter=group),
+            decade=decade,
+            names=names,
+        )
+        table = pa.Table.from_pylist(rows, schema=TABLES["diarised_segments"].schema)
+        done = wh.replace("diarised_segments", table, scope=scope, where=group)
+        write = done if write is None else write.then(done)
+        keys |= {r["cache_key"] for r in rows}
+        speakers += len({(r["media_id"], r["speaker"]) for r in rows})
+    gone = wh.delete_where("diarised_segments", scope, sql_in("media_id", media, negate=True))
+    write = gone if write is None else write.then(gone)
+    write = replace(write, rows=wh.count("diarised_segments", scope))
+    first = wh.read(
+        "diarised_segments",
+        scope,
+        columns=["uri", "text", "start_s", "end_s", "speaker", "speaker_name"],
+        limit=10,
     )
-    table = pa.Table.from_pylist(rows, schema=TABLES["diarised_segments"].schema)
-    write = wh.replace("diarised_segments", table, scope=scope)
     return dg.MaterializeResult(
         metadata={
             **table_metadata(wh, "diarised_segments", write),
-            "speakers": len({(r["media_id"], r["speaker"]) for r in rows}),
+            "speakers": speakers,
             "preview": dg.MetadataValue.md(
                 markdown_table(
-                    rows, ["file", "text", "start_s", "end_s", "speaker", "speaker_name"]
+                    first.to_pylist(),
+                    ["file", "text", "start_s", "end_s", "speaker", "speaker_name"],
+                    total=write.rows,
                 )
             ),
         },
-        data_version=data_version(table),
+        data_version=keys_version(keys),
     )
