@@ -114,26 +114,16 @@ class DecodedAudioCache:
     def writer(self, content: str) -> Iterator[Callable[[np.ndarray], None]]:
         """Yield `keep(samples)`, called with consecutive samples; the file appears once the
         block ends without error (a failed decode leaves nothing behind)."""
-        import os
+        from archive_pipeline.core.store import cache_entry
 
-        from archive_pipeline.core.store import evict
-
-        final = self.path(content)
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            part = final.with_name(f".{final.name}.{os.getpid()}.part")
-            out = open(part, "wb")  # noqa: SIM115 (closed below, renamed on success)
-        except OSError:  # no room or no permission on this node: decode without keeping
-            yield lambda samples: None
-            return
-        try:
+        with contextlib.ExitStack() as stack:
+            try:
+                part = stack.enter_context(cache_entry(self.path(content), self.max_mb * 1024**2))
+                out = stack.enter_context(open(part, "wb"))
+            except OSError:  # no room or no permission on this node: decode without keeping
+                yield lambda samples: None
+                return
             yield lambda samples: out.write(np.ascontiguousarray(samples, np.float32).tobytes())
-            out.close()
-            os.replace(part, final)
-        finally:
-            out.close()
-            part.unlink(missing_ok=True)
-        evict(final.parent, self.max_mb * 1024**2, keep=final)
 
     def clear(self) -> None:
         """Remove the cached audio (the run is over)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import gc
 import logging
 import os
 import socket
@@ -172,8 +173,6 @@ class _StageWorker:
         self.stages[key] = stage
         while len(self.stages) > self.max_loaded:  # least recently used stage's models go
             self.stages.popitem(last=False)
-            import gc
-
             gc.collect()
         return None
 
@@ -261,14 +260,19 @@ class ItemTimeoutError(RuntimeError):
     """An item ran past its time bound (its worker is stopped and replaced)."""
 
 
-def _stop_item(stopped, pending, started, now, ref, error: type[Exception], message: str) -> None:
+def _stop_item(stopped, pending, now, ref, error: type[Exception], message: str) -> None:
     """Record that the item of `ref` is to be stopped (first reason wins)."""
-    index = pending[ref][1]
-    stopped.setdefault(ref, ItemOutcome(index, None, error.__name__, message, now - started[ref]))
+    _, index, _, started = pending[ref]
+    stopped.setdefault(ref, ItemOutcome(index, None, error.__name__, message, now - started))
 
 
 class ItemMemoryError(RuntimeError):
     """An item's worker grew past the memory bound (the worker is stopped and replaced)."""
+
+
+def _shape(resources: StageResources) -> str:
+    """The pool a worker with these resources belongs to."""
+    return repr(sorted(resources.ray_options().items()))
 
 
 class _WarmPools:
@@ -302,7 +306,7 @@ class _WarmPools:
         import ray
 
         self._current()
-        shape = repr(sorted(resources.ray_options().items()))
+        shape = _shape(resources)
         for other in [s for s in self.pools if s != shape]:
             for actor in self.pools.pop(other):
                 ray.kill(actor)
@@ -323,7 +327,7 @@ class _WarmPools:
         """Stop a worker and start a fresh one of the same shape in its place."""
         self.drop(actor)
         fresh = self._start(resources)
-        self.pools.setdefault(repr(sorted(resources.ray_options().items())), []).append(fresh)
+        self.pools.setdefault(_shape(resources), []).append(fresh)
         return fresh
 
     def clear(self) -> None:
@@ -457,10 +461,6 @@ class RayRuntime:
             f'\'{{"{stage_name}": {{"num_gpus": 0}}}}\', or add nodes that have it.'
         )
 
-    def release(self) -> None:
-        """Stop the warm workers (Ray itself keeps running)."""
-        _POOLS.clear()
-
     def map(
         self,
         stage: Stage,
@@ -510,23 +510,24 @@ class RayRuntime:
         queue = collections.deque(enumerate(items))
         tries: collections.Counter[int] = collections.Counter()
         idle: list[Any] = []
-        pending: dict[Any, tuple[Any, int, Any]] = {}  # ref -> (worker, index, item)
-        deadlines: dict[Any, float] = {}
+        pending: dict[Any, tuple[Any, int, Any, float]] = {}  # ref -> (worker, index, item, t0)
         limits = [self.time_limit(d) for d in (durations or [None] * len(items))]
         memory_mb = stage.resources.memory_mb or self.worker_memory_mb
         next_memory_check = time.monotonic() + self.memory_check_s
-        started: dict[Any, float] = {}
         finished = lost_at_start = 0
+
+        def deadline(ref: Any) -> float:
+            _, index, _, started = pending[ref]
+            return started + limits[index]
+
         try:
             while finished < len(items):
                 while queue and idle:
                     worker = idle.pop()
                     index, item = queue.popleft()
                     ref = worker.run.remote(key, index, item)
-                    pending[ref] = (worker, index, item)
-                    started[ref] = time.monotonic()
-                    deadlines[ref] = started[ref] + limits[index]
-                wait_s = min([*deadlines.values(), next_memory_check]) - time.monotonic()
+                    pending[ref] = (worker, index, item, time.monotonic())
+                wait_s = min([*map(deadline, pending), next_memory_check]) - time.monotonic()
                 done, _ = ray.wait([*pending, *loading], num_returns=1, timeout=max(0.05, wait_s))
                 for ref in [r for r in done if r in loading]:
                     actor = loading.pop(ref)
@@ -543,8 +544,8 @@ class RayRuntime:
                     idle.append(actor)
                 stopped: dict[Any, ItemOutcome] = {}  # ref -> outcome: items to stop now
                 now = time.monotonic()
-                stop = functools.partial(_stop_item, stopped, pending, started, now)
-                for ref in [r for r in pending if r not in done and now >= deadlines[r]]:
+                stop = functools.partial(_stop_item, stopped, pending, now)
+                for ref in [r for r in pending if r not in done and now >= deadline(r)]:
                     limit = limits[pending[ref][1]]
                     stop(
                         ref,
@@ -565,15 +566,13 @@ class RayRuntime:
                                 "was stopped",
                             )
                 for ref, outcome in stopped.items():
-                    actor, index, _ = pending.pop(ref)
-                    del deadlines[ref], started[ref]
+                    actor, index, _, _ = pending.pop(ref)
                     log.warning("item %s of %s: %s", index, stage.name, outcome.message)
                     replace_worker(actor)  # a hung decode or runaway model call: a fresh one
                     finished += 1
                     yield outcome
                 for ref in [r for r in done if r in pending]:
-                    del deadlines[ref], started[ref]
-                    actor, index, item = pending.pop(ref)
+                    actor, index, item, _ = pending.pop(ref)
                     try:
                         outcome = ray.get(ref)
                         idle.append(actor)
@@ -590,7 +589,7 @@ class RayRuntime:
         finally:
             # Workers still running an item (the caller stopped early, or an error) are
             # stopped: their results would arrive for nobody. Idle ones stay warm.
-            for actor, _, _ in list(pending.values()):
+            for actor, *_ in list(pending.values()):
                 _POOLS.drop(actor)
             for actor in list(loading.values()):
                 _POOLS.drop(actor)
@@ -599,8 +598,9 @@ class RayRuntime:
         """Resident MB of each busy worker (those that answer within a second)."""
         import ray
 
-        asks = {ref: worker.rss_mb.remote() for ref, (worker, _, _) in pending.items()}
-        asks = {ref: ask for ref, ask in asks.items() if ref not in done}
+        asks = {ref: p[0].rss_mb.remote() for ref, p in pending.items() if ref not in done}
+        if not asks:
+            return {}
         ready, _ = ray.wait(list(asks.values()), num_returns=len(asks), timeout=1.0)
         answered = set(ready)
         out = {}

@@ -213,10 +213,8 @@ class S3Store:
         if path.exists():
             os.utime(path)  # recently used: evicted last
             return path
-        part = folder / f".{path.name}.{os.getpid()}.part"
-        self.client.download_file(self.bucket, self._full(key), str(part))
-        os.replace(part, path)  # atomic: a concurrent reader sees the whole file or none
-        evict(folder, self.cache_max_mb * 1024**2, keep=path)
+        with cache_entry(path, self.cache_max_mb * 1024**2) as part:
+            self.client.download_file(self.bucket, self._full(key), str(part))
         return path
 
     def clear_cache(self) -> None:
@@ -227,6 +225,22 @@ class S3Store:
     def uri(self, key: str) -> str:
         """Return the s3:// URI of a key."""
         return f"s3://{self.bucket}/{self._full(key)}"
+
+
+@contextlib.contextmanager
+def cache_entry(path: Path, max_bytes: int) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write a cache entry into. When the block ends
+    without error, what was written becomes `path` atomically (a concurrent reader sees the
+    whole file or none) and the folder is trimmed to `max_bytes`; otherwise nothing is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        yield part
+        if part.exists():  # nothing written (e.g. the writer could not open it): no entry
+            os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    evict(path.parent, max_bytes, keep=path)
 
 
 def evict(folder: Path, max_bytes: int, *, keep: Path, grace_s: float = 600.0) -> None:

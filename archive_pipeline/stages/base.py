@@ -349,13 +349,16 @@ def process_partition(
     batch = _Batch(tables)
     last_commit = time.monotonic()
 
+    def record(name: str, write: WriteResult) -> None:
+        writes[name] = write if writes[name] is None else writes[name].then(write)
+
     def commit() -> None:
         nonlocal batch, last_commit, batches
         if batch.items:
             for name, write in batch.commit(
                 warehouse, decade=decade, stage_name=stage.name
             ).items():
-                writes[name] = write if writes[name] is None else writes[name].then(write)
+                record(name, write)
             batches += 1
         batch, last_commit = _Batch(tables), time.monotonic()
 
@@ -431,13 +434,9 @@ def process_partition(
     current = sorted(keys)
     gone = sql_in("cache_key", current, negate=True)
     for name in tables:
-        stale = warehouse.delete_where(name, {"decade": decade}, gone)
-        writes[name] = stale if writes[name] is None else writes[name].then(stale)
+        record(name, warehouse.delete_where(name, {"decade": decade}, gone))
     not_failed = sql_in("cache_key", failed_keys, negate=True)
-    stale = warehouse.delete_where(FAILURES_TABLE, scope, not_failed)
-    writes[FAILURES_TABLE] = (
-        stale if writes[FAILURES_TABLE] is None else writes[FAILURES_TABLE].then(stale)
-    )
+    record(FAILURES_TABLE, warehouse.delete_where(FAILURES_TABLE, scope, not_failed))
     warehouse.delete_where(LEDGER_TABLE, scope, gone)
     counted = {
         name: replace(

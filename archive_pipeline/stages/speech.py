@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,11 +38,6 @@ SpeechItem = CatalogItem  # what the speech stages work on
 def speech_items(catalog: pa.Table) -> tuple[list[SpeechItem], list[tuple[str, str]]]:
     """Items with an audio stream (one per content), and (store_key, reason) of those skipped."""
     return catalog_items(catalog, needs="audio")
-
-
-@contextlib.contextmanager
-def _no_keep() -> Iterator[Callable[[Any], None]]:
-    yield lambda samples: None
 
 
 @contextlib.contextmanager
@@ -170,7 +165,11 @@ class TranscribeStage(LoadsModels):
         language = whisper_language(self.settings.language or item.language)
         probability = 1.0 if language else None
         segments: list[dict[str, Any]] = []
-        keeping = self.audio_cache.writer(item.sha256) if self.audio_cache else _no_keep()
+        keeping = (
+            self.audio_cache.writer(item.sha256)
+            if self.audio_cache
+            else contextlib.nullcontext(lambda samples: None)
+        )
         with (
             self.store.local_path(item.store_key) as path,
             audio_failures(item) as failed,
