@@ -116,6 +116,57 @@ def test_batches_commit_as_items_finish_and_an_interrupted_run_resumes(tmp_path)
     assert report.write.rows == 20 and len(report.cache_keys) == 10
 
 
+def _shared(items: list[CatalogItem], content: dict[int, str]) -> list[CatalogItem]:
+    """The items, item i given the content `content[i]` (the same text in two recordings)."""
+    return [
+        CatalogItem(it.uri, it.store_key, it.media_id, content.get(i, it.sha256), 3.0)
+        for i, it in enumerate(items)
+    ]
+
+
+def test_items_with_the_same_content_each_get_rows_and_the_content_is_computed_once(tmp_path):
+    wh = Warehouse(str(tmp_path / "wh"), commit_every_items=2)
+    calls = tmp_path / "calls.txt"
+    items = _shared(_items(5), {1: "same", 2: "same", 3: "same"})
+    report = process_partition(
+        stage=Turns(str(calls)), decade="1980s", items=items, warehouse=wh, compute=InlineCompute()
+    )
+    assert len(_calls(calls)) == 3  # 000, one of 001-003, 004
+    assert (report.n_computed, report.n_failed, len(report.cache_keys)) == (5, 0, 5)
+    turns = wh.read("speaker_turns", {"decade": "1980s"})
+    assert sorted(set(turns.column("media_id").to_pylist())) == [f"m{i}" for i in range(5)]
+    assert turns.num_rows == 10
+    scope = {"decade": "1980s", "stage": "speaker_turns"}
+    assert wh.count("stage_items", scope) == 5
+    # unchanged: nothing computed; item 2 leaves, item 3 gets new content: their rows under
+    # the shared key go, item 1's stay
+    calls.unlink()
+    again = process_partition(
+        stage=Turns(str(calls)), decade="1980s", items=items, warehouse=wh, compute=InlineCompute()
+    )
+    assert (again.n_reused, _calls(calls)) == (5, [])
+    changed = _shared(_items(5), {1: "same", 3: "other"})
+    changed = [it for i, it in enumerate(changed) if i != 2]
+    process_partition(
+        stage=Turns(str(calls)),
+        decade="1980s",
+        items=changed,
+        warehouse=wh,
+        compute=InlineCompute(),
+    )
+    assert _calls(calls) == ["003.wav"]
+    turns = wh.read("speaker_turns", {"decade": "1980s"})
+    by_media = {}
+    for media, key in zip(
+        turns.column("media_id").to_pylist(), turns.column("cache_key").to_pylist(), strict=True
+    ):
+        by_media.setdefault(media, set()).add(key)
+    assert sorted(by_media) == ["m0", "m1", "m3", "m4"] and turns.num_rows == 8
+    assert all(len(keys) == 1 for keys in by_media.values()) and by_media["m1"] != by_media["m3"]
+    ledger = wh.read("stage_items", scope)
+    assert sorted(ledger.column("media_id").to_pylist()) == ["m0", "m1", "m3", "m4"]
+
+
 def test_stale_rows_go_by_key_once_the_decade_is_complete(tmp_path):
     wh = Warehouse(str(tmp_path / "wh"), commit_every_items=2)
     calls = str(tmp_path / "calls.txt")
@@ -133,7 +184,8 @@ def test_stale_rows_go_by_key_once_the_decade_is_complete(tmp_path):
     )
     rows = wh.read("speaker_turns", {"decade": "1990s"})
     assert rows.num_rows == 4 and set(rows.column("turn_index").to_pylist()) == {0}
-    assert set(rows.column("cache_key").to_pylist()) == set(report.cache_keys)
+    pairs = zip(rows.column("uri").to_pylist(), rows.column("cache_key").to_pylist(), strict=True)
+    assert {f"{uri} {key}" for uri, key in pairs} == set(report.cache_keys)
     ledger = wh.read("stage_items", {"decade": "1990s", "stage": "speaker_turns"})
     assert ledger.num_rows == 4
     # the update rewrote 4 matched rows (key changed) and deleted 5 stale ones, no more

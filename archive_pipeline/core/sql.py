@@ -22,3 +22,15 @@ def sql_in(column: str, values: Sequence[str], *, negate: bool = False) -> str:
 def scope_filter(scope: Mapping[str, str]) -> str:
     """Build `col = 'value' AND ...` for a partition scope."""
     return " AND ".join(f"{name} = {sql_literal(value)}" for name, value in scope.items())
+
+
+def pair_in(
+    pairs: Sequence[tuple[str, str]],
+    *,
+    columns: tuple[str, str] = ("uri", "cache_key"),
+    negate: bool = False,
+) -> str:
+    """`(a, b) IN (...)` (or NOT IN) for pairs of string values, as `concat(a, ' ', b)`: the
+    second column must hold no space (a cache key), so each joined value names one pair."""
+    joined = [f"{a} {b}" for a, b in pairs]
+    return sql_in(f"concat({columns[0]}, ' ', {columns[1]})", joined, negate=negate)

@@ -27,7 +27,7 @@ from archive_pipeline.core.compute import (
 )
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.progress import ItemProgress, ProgressLog
-from archive_pipeline.core.sql import sql_in
+from archive_pipeline.core.sql import pair_in, sql_in
 from archive_pipeline.schemas import TABLES
 
 if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of Ray workers
@@ -187,7 +187,7 @@ class PartitionReport(Generic[T]):
     compute_seconds: float
     item_seconds: float
     computed_media_s: float
-    cache_keys: tuple[str, ...]  # the decade's items' keys, sorted (its data version)
+    cache_keys: tuple[str, ...]  # the decade's items' 'uri key', sorted (its data version)
     batches: int
     warehouse: Warehouse
 
@@ -321,28 +321,33 @@ def process_partition(
     start = time.perf_counter()
     tables = list(stage.tables)
     scope = {"decade": decade, "stage": stage.name}
-    keys = {stage_cache_key(stage, stage.content_id(item)): item for item in items}
+    # An item is known by its URI and its cache key: two items with the same content (the same
+    # text in two recordings, a test card in two films) each get rows and a ledger entry, and
+    # the content is computed once.
+    refs = [item_ref(stage, item) for item in items]
+    keys = [stage_cache_key(stage, stage.content_id(item)) for item in items]
     ledger = warehouse.read(LEDGER_TABLE, scope).to_pylist()  # one entry per item: small
-    done = {r["cache_key"] for r in ledger if r["status"] == "ok"}
-    hits = set(keys) & done
-    todo_keys = [k for k in keys if k not in hits]
-    todo = [keys[k] for k in todo_keys]
-    refs = [item_ref(stage, item) for item in todo]
+    done = {(r["uri"], r["cache_key"]) for r in ledger if r["status"] == "ok"}
+    todo = [i for i, ref in enumerate(refs) if (ref.uri, keys[i]) not in done]
+    sharing: dict[str, list[int]] = {}  # cache key -> the items to compute that have it
+    for i in todo:
+        sharing.setdefault(keys[i], []).append(i)
+    units = [members[0] for members in sharing.values()]  # one computation per content
 
     if log is not None:
         log.info(
-            f"{stage.name} {decade}: {len(items)} item(s), {len(hits)} unchanged (cached), "
-            f"{len(todo)} to compute"
+            f"{stage.name} {decade}: {len(items)} item(s), {len(items) - len(todo)} unchanged "
+            f"(cached), {len(todo)} to compute"
         )
-    progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(todo))
+    progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(units))
     # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
     previous = {
-        (row["cache_key"], row["error_class"], row["message"]): row
+        (row["uri"], row["cache_key"], row["error_class"], row["message"]): row
         for row in warehouse.read(FAILURES_TABLE, scope).to_pylist()
     }
-    previous_ledger = {row["cache_key"]: row for row in ledger}
+    previous_ledger = {(row["uri"], row["cache_key"]): row for row in ledger}
     del ledger
-    failed_keys: list[str] = []
+    failed: set[tuple[str, str]] = set()  # (uri, cache key) of the items that failed
     writes: dict[str, WriteResult | None] = dict.fromkeys([*tables, FAILURES_TABLE])
     media_s = item_seconds = 0.0
     batches = 0
@@ -362,20 +367,10 @@ def process_partition(
             batches += 1
         batch, last_commit = _Batch(tables), time.monotonic()
 
-    compute_start = time.perf_counter()
-    durations = [ref.duration_s for ref in refs]
-    for outcome in compute.stream(stage, todo, durations=durations):
-        i = outcome.index
-        key, item, ref = todo_keys[i], todo[i], refs[i]
-        error = outcome_error(outcome)
-        progress.item_done(
-            ref.uri.rsplit("/", 1)[-1],
-            seconds=outcome.seconds,
-            error=f"{error[0]}: {error[1]}" if error else None,
-            detail=outcome.detail,
-        )
-        item_seconds += outcome.seconds
-        now = dt.datetime.now(dt.UTC)
+    def add(i: int, outcome: ItemOutcome, error: tuple[str, str] | None, now: dt.datetime) -> None:
+        """Item i's rows (or failure) and ledger entry into the batch."""
+        nonlocal media_s
+        key, item, ref = keys[i], items[i], refs[i]
         common = common_values(stage, decade=decade, key=key, now=now)
         entry = {
             **common,
@@ -396,29 +391,45 @@ def process_partition(
                 {**entry, "status": "ok", "n_rows": n_rows, "compute_s": outcome.seconds}
             )
             media_s += ref.duration_s or 0.0
-        else:
-            error_class, message = error
-            value = outcome.value
-            media_id = (value.media_id if isinstance(value, ItemFailure) else None) or ref.media_id
-            failure = {
-                **common,
-                "row_id": row_id(stage.name, ref.uri),
-                "media_id": media_id,
-                "stage": stage.name,
-                "uri": ref.uri,
-                "store_key": ref.store_key,
-                "error_class": error_class,
-                "message": message,
-            }
-            repeated = previous.get((key, error_class, message))
-            batch.failures.append(repeated or failure)
-            old = previous_ledger.get(key)
-            batch.ledger.append(
-                old
-                if repeated and old and old["status"] == "failed"
-                else {**entry, "status": "failed", "n_rows": 0, "compute_s": outcome.seconds}
-            )
-            failed_keys.append(key)
+            return
+        error_class, message = error
+        value = outcome.value
+        media_id = (value.media_id if isinstance(value, ItemFailure) else None) or ref.media_id
+        failure = {
+            **common,
+            "row_id": row_id(stage.name, ref.uri),
+            "media_id": media_id,
+            "stage": stage.name,
+            "uri": ref.uri,
+            "store_key": ref.store_key,
+            "error_class": error_class,
+            "message": message,
+        }
+        repeated = previous.get((ref.uri, key, error_class, message))
+        batch.failures.append(repeated or failure)
+        old = previous_ledger.get((ref.uri, key))
+        batch.ledger.append(
+            old
+            if repeated and old and old["status"] == "failed"
+            else {**entry, "status": "failed", "n_rows": 0, "compute_s": outcome.seconds}
+        )
+        failed.add((ref.uri, key))
+
+    compute_start = time.perf_counter()
+    durations = [refs[i].duration_s for i in units]
+    for outcome in compute.stream(stage, [items[i] for i in units], durations=durations):
+        unit = units[outcome.index]
+        error = outcome_error(outcome)
+        progress.item_done(
+            refs[unit].uri.rsplit("/", 1)[-1],
+            seconds=outcome.seconds,
+            error=f"{error[0]}: {error[1]}" if error else None,
+            detail=outcome.detail,
+        )
+        item_seconds += outcome.seconds
+        now = dt.datetime.now(dt.UTC)
+        for i in sharing[keys[unit]]:
+            add(i, outcome, error, now)
         if (
             batch.items >= warehouse.commit_every_items
             or batch.media_s >= warehouse.commit_every_media_h * 3600
@@ -427,15 +438,20 @@ def process_partition(
             commit()
     commit()
     compute_seconds = time.perf_counter() - compute_start
-    if log is not None and todo:
+    if log is not None and units:
         log.info(progress.summary())
 
-    # The decade is complete: rows of items no longer in it, or whose key changed, go (by key).
-    current = sorted(keys)
-    gone = sql_in("cache_key", current, negate=True)
+    # The decade is complete: rows of items no longer in it, or whose key changed, go (by key;
+    # and by URI and key where that key is still another item's).
+    current = set(keys)
+    pairs = {(ref.uri, key) for ref, key in zip(refs, keys, strict=True)}
+    gone = sql_in("cache_key", sorted(current), negate=True)
+    left = sorted(pair for pair in previous_ledger if pair not in pairs and pair[1] in current)
+    if left:
+        gone = f"({gone}) OR ({pair_in(left)})"
     for name in tables:
         record(name, warehouse.delete_where(name, {"decade": decade}, gone))
-    not_failed = sql_in("cache_key", failed_keys, negate=True)
+    not_failed = pair_in(sorted(failed), negate=True)
     record(FAILURES_TABLE, warehouse.delete_where(FAILURES_TABLE, scope, not_failed))
     warehouse.delete_where(LEDGER_TABLE, scope, gone)
     counted = {
@@ -448,16 +464,16 @@ def process_partition(
         stage=stage.name,
         decade=decade,
         n_items=len(items),
-        n_reused=len(hits),
+        n_reused=len(items) - len(todo),
         n_computed=len(todo),
-        n_failed=len(failed_keys),
+        n_failed=len(failed),
         writes={name: counted[name] for name in tables},
         failures_write=counted[FAILURES_TABLE],
         seconds=time.perf_counter() - start,
         compute_seconds=compute_seconds,
         item_seconds=item_seconds,
         computed_media_s=media_s,
-        cache_keys=tuple(sorted(set(current) - set(failed_keys))),
+        cache_keys=tuple(sorted(f"{uri} {key}" for uri, key in pairs - failed)),
         batches=batches,
         warehouse=warehouse,
     )
