@@ -335,9 +335,10 @@ def process_partition(
     units = [members[0] for members in sharing.values()]  # one computation per content
 
     if log is not None:
+        shared = f" ({len(units)} distinct contents)" if len(units) < len(todo) else ""
         log.info(
             f"{stage.name} {decade}: {len(items)} item(s), {len(items) - len(todo)} unchanged "
-            f"(cached), {len(todo)} to compute"
+            f"(cached), {len(todo)} to compute{shared}"
         )
     progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(units))
     # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
