@@ -157,6 +157,11 @@ MEDIA_CATALOG = pa.schema(
             pa.string(),
             "Why metadata was ignored (malformed sidecar, bad date...), else null.",
         ),
+        col(
+            "aliases",
+            pa.list_(pa.string()),
+            "Other keys of the same file (symbolic links to it inside the store), else null.",
+        ),
     ]
 )
 

@@ -172,3 +172,22 @@ def test_each_object_is_fetched_once_per_run_and_a_new_version_again(bucket, s3_
         assert path.exists() and "cache/media" in str(path)
     media.teardown_after_execution(dg.build_init_resource_context())
     assert not path.exists()
+
+
+def test_a_folder_marker_named_like_media_is_one_failure(bucket, s3_endpoint, tmp_path):
+    """S3's nearest thing to a folder named like media ('reel.mp4/' holding objects)."""
+    client, name = bucket
+    client.put_object(Bucket=name, Key="media/1960s/reel.mp4/", Body=b"")
+    client.put_object(Bucket=name, Key="media/1960s/reel.mp4/notes.txt", Body=b"x")
+    resources = {
+        "media_store": S3MediaStore(
+            bucket=name, prefix="media", s3=S3Resource(endpoint_url=s3_endpoint)
+        ),
+        "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
+        "ray": RayResource(address="inline"),
+    }
+    assert dg.materialize([media_catalog], partition_key="1960s", resources=resources).success
+    wh = Warehouse(str(tmp_path / "wh"))
+    assert wh.read("media_catalog").column("store_key").to_pylist() == ["1960s/jfk.flac"]
+    failures = {r["store_key"]: r["error_class"] for r in wh.read("failures").to_pylist()}
+    assert failures == {"1960s/empty.wav": "EmptyFileError", "1960s/reel.mp4": "NotAFile"}

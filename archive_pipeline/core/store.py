@@ -6,9 +6,11 @@ The pipeline never writes, moves or deletes anything in the store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
+import stat as st_mode
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +30,10 @@ class StoredObject:
     size: int
     mtime: float  # seconds since the epoch
     etag: str | None = None
+    # An entry that cannot be read as a file: (error class, message); catalogued as a failure.
+    problem: tuple[str, str] | None = None
+    # A symbolic link: the key of the file it resolves to (inside the store).
+    target: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -48,6 +54,10 @@ class Store(Protocol):
     def root_uri(self) -> str: ...
 
 
+def _problem(key: str, info: os.stat_result, error_class: str, message: str) -> StoredObject:
+    return StoredObject(key, 0, info.st_mtime_ns / 1e9, problem=(error_class, message))
+
+
 @dataclass(frozen=True)
 class LocalStore:
     """A folder on a local or mounted filesystem."""
@@ -66,25 +76,93 @@ class LocalStore:
         return path
 
     def list_objects(self) -> Iterator[StoredObject]:
-        """Yield every regular file under the root, sorted by key (symlinked files are followed)."""
+        """Yield every entry under the root, sorted by key: regular files (symbolic links to a
+        file inside the store are followed), and, as a `problem`, whatever cannot be read as
+        one (a link out of the store, a loop, a dangling link, a link to a folder, a folder or
+        a FIFO named like media, an unreadable entry). Never opens an entry."""
         root = Path(self.root)
         if not root.is_dir():
             raise FileNotFoundError(f"inbox folder {root} does not exist")
-        keys = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        keys: list[str] = []
+        problems: dict[str, tuple[str, str]] = {}
+
+        def unreadable(exc: OSError) -> None:  # a folder os.walk could not list
+            key = Path(exc.filename).relative_to(root).as_posix()
+            problems[key] = ("UnreadableEntry", f"folder cannot be listed: {exc.strerror}")
+
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
             rel = Path(dirpath).relative_to(root)
+            kept = []
+            for name in dirnames:
+                if name.startswith("."):
+                    continue
+                if (Path(dirpath) / name).is_symlink():
+                    keys.append((rel / name).as_posix())  # classified below; never walked
+                    continue
+                kept.append(name)
+                if is_media_key(name):
+                    problems[(rel / name).as_posix()] = (
+                        "NotAFile",
+                        "a folder named like a media file (its contents are listed as keys)",
+                    )
+            dirnames[:] = kept
             keys.extend((rel / name).as_posix() for name in filenames)
-        for key in sorted(keys):
+        for key in sorted([*keys, *problems]):
+            if key in problems:
+                yield StoredObject(key=key, size=0, mtime=0.0, problem=problems[key])
+                continue
             try:
                 yield self.stat(key)
             except FileNotFoundError:  # deleted while listing
                 continue
 
     def stat(self, key: str) -> StoredObject:
-        """Return size and mtime of one file."""
-        st = (Path(self.root) / key).stat()
-        return StoredObject(key=key, size=st.st_size, mtime=st.st_mtime_ns / 1e9)
+        """Size and mtime of one entry, or what keeps it from being read as a file (`problem`)."""
+        path = Path(self.root) / key
+        own = path.lstat()
+        target = None
+        if st_mode.S_ISLNK(own.st_mode):
+            try:
+                info = path.stat()
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return _problem(key, own, "SymlinkLoop", "symbolic link loop")
+                if exc.errno == errno.ENOENT:
+                    link = os.readlink(path)
+                    return _problem(
+                        key, own, "DanglingLink", f"symbolic link to {link!r}, which does not exist"
+                    )
+                return _problem(
+                    key, own, "UnreadableEntry", f"link cannot be followed: {exc.strerror}"
+                )
+            real = Path(os.path.realpath(path))
+            real_root = Path(self.root).resolve()
+            if not real.is_relative_to(real_root):
+                return _problem(
+                    key, own, "LinkOutsideStore", "symbolic link to a path outside the store"
+                )
+            target = real.relative_to(real_root).as_posix()
+        else:
+            info = own
+        mode = info.st_mode
+        if not st_mode.S_ISREG(mode):
+            what = (
+                "a folder"
+                if st_mode.S_ISDIR(mode)
+                else "a FIFO"
+                if st_mode.S_ISFIFO(mode)
+                else "a socket"
+                if st_mode.S_ISSOCK(mode)
+                else "a device"
+                if st_mode.S_ISCHR(mode) or st_mode.S_ISBLK(mode)
+                else "not a regular file"
+            )
+            error = "LinkedFolder" if target is not None and st_mode.S_ISDIR(mode) else "NotAFile"
+            via = "symbolic link to " if target is not None else ""
+            return _problem(key, own, error, f"{via}{what}, not a media file")
+        if not os.access(path, os.R_OK):
+            return _problem(key, own, "UnreadableEntry", "permission denied (not readable)")
+        return StoredObject(key=key, size=info.st_size, mtime=info.st_mtime_ns / 1e9, target=target)
 
     def open(self, key: str) -> BinaryIO:
         """Open a file for reading (binary)."""
@@ -96,8 +174,12 @@ class LocalStore:
         yield self._path(key)
 
     def uri(self, key: str) -> str:
-        """Return the file:// URI of a key."""
-        return self._path(key).as_uri()
+        """Return the file:// URI of a key (of the file a link inside the store points at; of
+        the entry itself for a link that cannot be followed there)."""
+        try:
+            return self._path(key).as_uri()
+        except (ValueError, RuntimeError, OSError):  # out of the store, a loop
+            return (Path(self.root).resolve() / key).as_uri()
 
 
 @dataclass(frozen=True)
@@ -162,6 +244,13 @@ class S3Store:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else ""):
             for obj in page.get("Contents", []):
                 if obj["Key"].endswith("/"):
+                    if is_media_key(obj["Key"].rstrip("/")):  # a "folder" named like media
+                        yield StoredObject(
+                            key=obj["Key"][strip:].rstrip("/"),
+                            size=0,
+                            mtime=obj["LastModified"].timestamp(),
+                            problem=("NotAFile", "a folder marker named like a media file"),
+                        )
                     continue
                 yield StoredObject(
                     key=obj["Key"][strip:],
@@ -301,6 +390,7 @@ class MediaItem:
     assignment: dec.DecadeAssignment
     metadata: dec.CatalogueMetadata | None
     metadata_warning: str | None = None
+    aliases: tuple[str, ...] = ()  # other keys of the same file (symbolic links to it)
 
     @property
     def key(self) -> str:
@@ -325,6 +415,8 @@ class MediaItem:
                 self.assignment.evidence,
                 meta,
                 self.metadata_warning or "",
+                *self.aliases,
+                *(self.obj.problem or ()),
             ]
         )
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -375,10 +467,13 @@ def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Invent
             csv_obj, lambda: dec.parse_catalogue_csv(read_bytes(store, dec.CATALOGUE_CSV))
         )
         warnings.extend(csv_warnings)
+    aliases = _aliases(objects)
+    skipped = {alias for keys in aliases.values() for alias in keys}
     items = []
     for key, obj in objects.items():
-        if not is_media_key(key):
-            continue
+        linked_folder = obj.problem is not None and obj.problem[0] == "LinkedFolder"
+        if not (is_media_key(key) or linked_folder) or key in skipped:
+            continue  # (a link to a folder is reported: what is behind it is not catalogued)
         metadata, problems = None, []
         sidecar = objects.get(key + dec.SIDECAR_SUFFIX)
         if sidecar is not None:
@@ -404,6 +499,7 @@ def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Invent
                 assignment=assignment,
                 metadata=metadata,
                 metadata_warning=warning,
+                aliases=aliases.get(key, ()),
             )
         )
     missing = sorted(set(csv_rows) - set(objects))
@@ -412,6 +508,21 @@ def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Invent
             f"{dec.CATALOGUE_CSV} lists {len(missing)} paths not in the store: {missing[:5]}"
         )
     return Inventory(items=items, warnings=warnings)
+
+
+def _aliases(objects: dict[str, StoredObject]) -> dict[str, tuple[str, ...]]:
+    """{key: its aliases} for media files listed under several keys (symbolic links inside the
+    store): the file's own key when it is listed, else the first key, is catalogued."""
+    by_file: dict[str, list[str]] = {}
+    for key, obj in objects.items():
+        if obj.problem is None and is_media_key(key):
+            by_file.setdefault(obj.target or key, []).append(key)
+    found = {}
+    for file, keys in by_file.items():
+        if len(keys) > 1:
+            first = file if file in keys else keys[0]
+            found[first] = tuple(k for k in keys if k != first)
+    return found
 
 
 def _load_sidecar(

@@ -153,6 +153,7 @@ class Warehouse:
                 ) from None
             table = self.db.create_table(name, schema=spec.schema_for(dim), exist_ok=True)
         stored = vector_dim(spec, table.schema)
+        table = self._add_new_columns(table, spec.schema_for(stored))
         if not _same_columns(table.schema, spec.schema_for(stored)):
             raise SchemaMismatchError(
                 f"table {name!r} at {self.root} has columns {table.schema.names} but the contract "
@@ -166,6 +167,21 @@ class Warehouse:
                 f"{name!r})) and re-materialise every decade, or write to a new warehouse"
             )
         return table
+
+    def _add_new_columns(self, table: lancedb.table.Table, schema: pa.Schema):
+        """A table written before the contract gained columns at its end (nullable ones) gets
+        them, empty: the one migration done on open (any other difference is an error)."""
+        n = len(table.schema)
+        new = [schema.field(i) for i in range(n, len(schema))]
+        if not new or not _same_columns(table.schema, pa.schema(list(schema)[:n])):
+            return table
+        if not all(field.nullable for field in new):
+            return table
+        try:
+            table.add_columns(new)
+        except (OSError, RuntimeError, ValueError) as exc:  # a concurrent opener added them
+            log.info("columns %s not added to %s: %s", [f.name for f in new], table.name, exc)
+        return self.db.open_table(table.name)
 
     def read(
         self,

@@ -54,6 +54,8 @@ class CatalogStage:
 
     def process(self, item: MediaItem) -> dict[str, Any] | ItemFailure:
         """Return the item's probe and hash columns, or an ItemFailure for unusable media."""
+        if item.obj.problem is not None:  # not a readable file: never opened
+            return ItemFailure(*item.obj.problem)
         if item.obj.size == 0:
             return ItemFailure(EmptyFileError.__name__, "file is empty (0 bytes)")
         with self.store.local_path(item.key) as path:
@@ -99,6 +101,7 @@ def catalog_row(item: MediaItem, value: dict[str, Any]) -> dict[str, Any]:
         "metadata_source": meta.source if meta else None,
         "metadata_json": meta.to_json() if meta else None,
         "metadata_warning": item.metadata_warning,
+        "aliases": list(item.aliases) or None,
         **value,
     }
 
