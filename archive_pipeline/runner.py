@@ -8,6 +8,7 @@ every run in the Dagster instance, so the UI shows them.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -32,10 +33,17 @@ def prepare_instance() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home())))
     for folder in (home, paths.cache()):
         folder.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() and (REPO_ROOT / "dagster.yaml").exists():
-        shutil.copyfile(REPO_ROOT / "dagster.yaml", config)
-    dg.DagsterInstance.get().dispose()  # creates the SQLite schema (or checks PostgreSQL's)
+    # Processes started together on a new home take turns: the first creates the storage
+    # (config, SQLite schemas, alembic stamps), the others find it made. Without this, two
+    # first starts could both stamp a schema ("alembic_version has more than one head").
+    with open(home / ".instance.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        config = home / "dagster.yaml"
+        if not config.exists() and (REPO_ROOT / "dagster.yaml").exists():
+            part = config.with_name(f".dagster.yaml.{os.getpid()}")
+            shutil.copyfile(REPO_ROOT / "dagster.yaml", part)
+            os.replace(part, config)
+        dg.DagsterInstance.get().dispose()  # creates the SQLite schema (or checks PostgreSQL's)
     return home
 
 
