@@ -60,12 +60,18 @@ def main(argv: list[str] | None = None) -> int:
 
         shared = args.shared_media if args.shared_media and args.shared_media.is_dir() else None
         return run_demo(shared_media=shared, partitions=args.partition)
+    from archive_pipeline.core.warehouse import WarehouseMissingError
     from archive_pipeline.defs.resources import build_warehouse, outside_run
 
+    if args.command in ("summary", "export"):  # read-only: they create nothing
+        try:
+            warehouse = outside_run(build_warehouse).get_warehouse(read_only=True).require()
+        except WarehouseMissingError as exc:
+            print(f"archive-pipeline {args.command}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "summary":
         from archive_pipeline.report import catalog_listing, speech_listing, summarise
 
-        warehouse = outside_run(build_warehouse).get_warehouse()
         print(summarise(warehouse))
         print(catalog_listing(warehouse))
         print(speech_listing(warehouse))
@@ -80,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             print(result)
     elif args.command == "export":
-        return _export(
-            outside_run(build_warehouse).get_warehouse(), args.media, args.format, args.out
-        )
+        return _export(warehouse, args.media, args.format, args.out)
     elif args.command == "build-demo-inbox":
         from archive_pipeline.demo.build import build_demo_inbox
 

@@ -107,8 +107,8 @@ class LanceWarehouse(dg.ConfigurableResource):
     s3_region: str | None = Field(default=None, description="S3 region of the warehouse bucket.")
     s3_allow_http: bool = Field(default=False, description="Allow plain-HTTP endpoints (tests).")
 
-    def get_warehouse(self) -> Warehouse:
-        """A Dagster-free Warehouse with these settings."""
+    def get_warehouse(self, *, read_only: bool = False) -> Warehouse:
+        """A Dagster-free Warehouse with these settings (read-only: it creates nothing)."""
         options = {}
         if self.s3_endpoint_url:
             options["aws_endpoint"] = self.s3_endpoint_url
@@ -124,6 +124,7 @@ class LanceWarehouse(dg.ConfigurableResource):
             commit_every_items=self.commit_every_items,
             commit_every_s=self.commit_every_s,
             commit_every_media_h=self.commit_every_media_h,
+            read_only=read_only,
         )
 
 

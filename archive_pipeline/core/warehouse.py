@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 
 import lancedb
 import pyarrow as pa
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 DEFAULT_COMMIT_EVERY_ITEMS = 50
 DEFAULT_COMMIT_EVERY_S = 60.0
 DEFAULT_COMMIT_EVERY_MEDIA_H = 1.0
+
+
+class WarehouseMissingError(LookupError):
+    """A read-only command found no warehouse (or no tables) where it looked."""
 
 
 class SchemaMismatchError(RuntimeError):
@@ -111,8 +116,11 @@ class Warehouse:
         commit_every_items: int = DEFAULT_COMMIT_EVERY_ITEMS,
         commit_every_s: float = DEFAULT_COMMIT_EVERY_S,
         commit_every_media_h: float = DEFAULT_COMMIT_EVERY_MEDIA_H,
+        read_only: bool = False,
     ) -> None:
         self.root = root
+        # Read-only (search, export, summary): nothing is created; a missing table reads empty.
+        self.read_only = read_only
         self.storage_options = dict(storage_options or {})
         self.version_retention = version_retention
         self.compact_min_small_fragments = compact_min_small_fragments
@@ -123,8 +131,29 @@ class Warehouse:
 
     @cached_property
     def db(self) -> lancedb.DBConnection:
-        """The LanceDB connection (opened lazily)."""
+        """The LanceDB connection (opened lazily; it creates a local folder that is missing)."""
+        if self.read_only and not self._remote and not Path(self.root).is_dir():
+            raise WarehouseMissingError(self._missing(f"no warehouse at {self.root}"))
         return lancedb.connect(self.root, storage_options=self.storage_options or None)
+
+    @property
+    def _remote(self) -> bool:
+        return "://" in self.root and not self.root.startswith("file://")
+
+    def _missing(self, what: str) -> str:
+        return (
+            f"{what}: nothing has been catalogued there yet. Run `make demo` or "
+            "`archive-pipeline run` first (ARCHIVE_WAREHOUSE or ARCHIVE_HOME say where it is)"
+        )
+
+    def require(self) -> Warehouse:
+        """This warehouse, if it holds contract tables; else WarehouseMissingError naming it
+        (and creating nothing)."""
+        if not self._remote and not Path(self.root).is_dir():
+            raise WarehouseMissingError(self._missing(f"no warehouse at {self.root}"))
+        if not any(name in TABLES for name in self.table_names()):
+            raise WarehouseMissingError(self._missing(f"the warehouse at {self.root} is empty"))
+        return self
 
     def uri(self, name: str) -> str:
         """Where a table's Lance dataset lives (a path, or an s3:// URI)."""
@@ -147,6 +176,10 @@ class Warehouse:
         try:
             table = self.db.open_table(name)
         except (ValueError, FileNotFoundError):
+            if self.read_only:
+                raise WarehouseMissingError(
+                    self._missing(f"no table {name!r} in the warehouse at {self.root}")
+                ) from None
             if spec.vector_columns and dim is None:
                 raise ValueError(
                     f"no table {name!r} at {self.root} yet (creating it needs the vector length)"
@@ -154,7 +187,12 @@ class Warehouse:
             table = self.db.create_table(name, schema=spec.schema_for(dim), exist_ok=True)
         stored = vector_dim(spec, table.schema)
         table = self._add_new_columns(table, spec.schema_for(stored))
-        if not _same_columns(table.schema, spec.schema_for(stored)):
+        contract = spec.schema_for(stored)
+        if self.read_only and _same_columns(
+            table.schema, pa.schema(list(contract)[: len(table.schema)])
+        ):
+            pass  # an older table read as it is (columns added since read as nulls)
+        elif not _same_columns(table.schema, contract):
             raise SchemaMismatchError(
                 f"table {name!r} at {self.root} has columns {table.schema.names} but the contract "
                 f"({'archive_pipeline.schemas'}) says {spec.schema.names}; migrate or drop it"
@@ -175,8 +213,8 @@ class Warehouse:
         new = [schema.field(i) for i in range(n, len(schema))]
         if not new or not _same_columns(table.schema, pa.schema(list(schema)[:n])):
             return table
-        if not all(field.nullable for field in new):
-            return table
+        if not all(field.nullable for field in new) or self.read_only:
+            return table  # (read-only: the missing columns read as nulls)
         try:
             table.add_columns(new)
         except (OSError, RuntimeError, ValueError) as exc:  # a concurrent opener added them
@@ -195,17 +233,34 @@ class Warehouse:
         """Read a table's rows, optionally only one scope (e.g. {'decade': '1980s'}), rows
         matching a SQL `filter`, some columns, the first `limit` rows."""
         spec = TABLES[name]
-        table = self.table(name)
+        try:
+            table = self.table(name)
+        except WarehouseMissingError:
+            if not self.read_only:
+                raise
+            empty = spec.schema.empty_table()  # read-only: a table not written yet is empty
+            return empty.select(columns) if columns is not None else empty
         schema = spec.schema_for(vector_dim(spec, table.schema))
+        stored = set(table.schema.names)
+        wanted = [c for c in (columns or schema.names) if c in stored]
         where = " AND ".join(f"({w})" for w in (scope and scope_filter(scope), filter) if w)
-        rows = table.to_lance().to_table(columns=columns, filter=where or None, limit=limit)
+        rows = table.to_lance().to_table(columns=wanted, filter=where or None, limit=limit)
+        for name_ in columns or schema.names:  # (read-only on an older table: nulls)
+            if name_ not in stored:
+                rows = rows.append_column(schema.field(name_), pa.nulls(rows.num_rows))
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
-        return rows.cast(schema)
+        return rows.select(schema.names).cast(schema)
 
     def count(self, name: str, scope: Mapping[str, str] | None = None) -> int:
         """Rows of a table, or of one scope of it."""
-        return self.table(name).count_rows(scope_filter(scope) if scope else None)
+        try:
+            table = self.table(name)
+        except WarehouseMissingError:
+            if not self.read_only:
+                raise
+            return 0
+        return table.count_rows(scope_filter(scope) if scope else None)
 
     def _conform(
         self,

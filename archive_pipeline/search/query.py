@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from archive_pipeline.core.decades import PARTITION_KEYS
-from archive_pipeline.core.warehouse import sql_literal
+from archive_pipeline.core.warehouse import WarehouseMissingError, sql_literal
 from archive_pipeline.search.documents import KINDS
 from archive_pipeline.search.indexes import TABLE
 from archive_pipeline.search.temporal import parse_temporal
@@ -192,6 +192,11 @@ class Searcher:
 
             import lancedb
 
+            if self.warehouse.read_only:
+                try:
+                    self.warehouse.require()
+                except WarehouseMissingError as exc:
+                    raise SearchError(str(exc)) from None
             if TABLE not in self.warehouse.table_names():
                 raise SearchError(
                     f"no {TABLE} table in {self.warehouse.root}: materialise the search_documents "
@@ -427,7 +432,7 @@ def default_searcher() -> Searcher:
     kept for the process (the query model loads once)."""
     from archive_pipeline.defs.resources import build_warehouse, outside_run
 
-    warehouse = outside_run(build_warehouse).get_warehouse()
+    warehouse = outside_run(build_warehouse).get_warehouse(read_only=True)
     clip = configured_clip()
     key = (warehouse.root, clip)
     if key not in _SEARCHERS:
