@@ -29,3 +29,10 @@ def dagster_home() -> Path:
 def cache() -> Path:
     """Model weights and other caches."""
     return archive_home() / "cache"
+
+
+def contain_library_caches() -> None:
+    """Point libraries that keep caches in the system's temp folder at ARCHIVE_HOME/cache
+    (torch's inductor writes /tmp/torchinductor_<user> when imported). Called at run time,
+    before Ray's workers start (they inherit it); an operator's own setting wins."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache() / "torchinductor"))

@@ -171,6 +171,7 @@ class RayResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Prepare the runtime; Ray starts on the first stage that needs it (once per run)."""
+        paths.contain_library_caches()
         if self.address != "inline":
             self._runtime = RayRuntime(
                 self.address,
@@ -181,6 +182,7 @@ class RayResource(dg.ConfigurableResource):
                 item_timeout_s=self.item_timeout_s,
                 item_timeout_realtime=self.item_timeout_realtime,
                 worker_memory_mb=self.worker_memory_mb,
+                temp_dir=str(paths.archive_home() / "ray"),  # a local Ray's session folder
             )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

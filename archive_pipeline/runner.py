@@ -182,7 +182,9 @@ def run_decades(
     finally:
         ray_module = sys.modules.get("ray")
         if ray_module is not None and ray_module.is_initialized():
-            ray_module.shutdown()
+            from archive_pipeline.core.compute import stop_ray
+
+            stop_ray()
             out(f"Ray: started once for {len(runs)} decade run(s), now stopped")
         else:
             out("Ray: not started (no stage had anything to compute)")

@@ -13,9 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
-def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+def run_cli(home: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
-    env |= {"ARCHIVE_HOME": str(home), "ARCHIVE_RAY_NUM_CPUS": "1"}
+    env |= {"ARCHIVE_HOME": str(home), "ARCHIVE_RAY_NUM_CPUS": "1", **(env_extra or {})}
     return subprocess.run(
         [str(Path(sys.executable).parent / "archive-pipeline"), "run", *args],
         cwd=REPO,
@@ -26,15 +26,26 @@ def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _entries(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*")) if folder.exists() else []
+
+
 def test_run_processes_only_decades_with_media_and_reruns_compute_nothing(tmp_path, shared_media):
     inbox = tmp_path / "my_archive"  # not under ARCHIVE_HOME: given with --inbox
     (inbox / "1960s").mkdir(parents=True)
     (inbox / "1960s/speech.flac").write_bytes((shared_media / "speech/jfk.flac").read_bytes())
     Image.new("RGB", (64, 48), "navy").save(inbox / "press_photo_1984.jpg")
     home = tmp_path / "home"
+    # nothing is written outside ARCHIVE_HOME: not in the user's home, the temp folder, /tmp/ray
+    user, tmp = tmp_path / "user", tmp_path / "tmp"
+    user.mkdir(), tmp.mkdir()
+    shared_tmp = {p: _entries(p) for p in (Path("/tmp/ray"), Path("/tmp/archive-ray"))}
 
-    first = run_cli(home, "--inbox", str(inbox))
+    first = run_cli(home, "--inbox", str(inbox), env_extra={"HOME": str(user), "TMPDIR": str(tmp)})
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert _entries(user) == [] and _entries(tmp) == []
+    assert {p: _entries(p) for p in shared_tmp} == shared_tmp
+    assert not list(home.rglob("session_*")), "Ray's session folder was left behind"
     out = first.stdout
     assert "running decades 1960s, 1980s" in out
     assert "transcripts 1960s: 1/1 speech.flac ok in" in out  # per-item progress

@@ -13,12 +13,16 @@ import functools
 import gc
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -343,6 +347,47 @@ class _WarmPools:
 
 _POOLS = _WarmPools()
 
+# Ray's Unix sockets live at <temp>/session_<date>_<pid>/sockets/<name>; a socket path holds
+# at most 107 bytes, so a longer temp folder is replaced by a short one in the system's.
+MAX_RAY_TEMP_CHARS = 40
+_LOCAL_AUTH_TOKEN = uuid.uuid4().hex + uuid.uuid4().hex
+
+
+def ray_session_root(temp_dir: str) -> Path:
+    """This process's own Ray temp folder: <temp_dir>/<pid>, or /tmp/archive-ray/<pid> when
+    temp_dir is too long for Ray's sockets."""
+    base = Path(temp_dir)
+    if len(str(base)) > MAX_RAY_TEMP_CHARS:
+        base = Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()) / "archive-ray"
+    return base / str(os.getpid())
+
+
+_LOCAL_SESSION: list[Path] = []  # the session folder of the local Ray this process started
+
+
+def stop_ray() -> None:
+    """Stop Ray in this process (its warm workers first) and remove the session folder of a
+    local Ray it started."""
+    import ray
+
+    _POOLS.clear()
+    if ray.is_initialized():
+        ray.shutdown()
+    for folder in _LOCAL_SESSION:
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the shared short base, once no run uses it
+            folder.parent.rmdir()
+    _LOCAL_SESSION.clear()
+
+
+def _transient_start_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "timed out during startup" in text or "Failed to connect to GCS" in text
+
+
+class RayStartError(RuntimeError):
+    """A local Ray did not start (after the bounded retries)."""
+
 
 class RayRuntime:
     """Starts or joins Ray once, checks stage resources, and maps stages over items."""
@@ -362,8 +407,14 @@ class RayRuntime:
         item_timeout_realtime: float = DEFAULT_ITEM_TIMEOUT_REALTIME,
         worker_memory_mb: int = DEFAULT_WORKER_MEMORY_MB,
         memory_check_s: float = 1.0,
+        temp_dir: str | None = None,
+        start_attempts: int = 3,
     ) -> None:
         self.address = address
+        # A local Ray keeps its session (sockets, logs, spilled objects) under temp_dir (else
+        # Ray's /tmp/ray); it is removed when this runtime stops Ray, or by the reaper.
+        self.temp_dir = temp_dir
+        self.start_attempts = start_attempts
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.connect_timeout_s = connect_timeout_s
@@ -391,21 +442,17 @@ class RayRuntime:
             if ray.is_initialized():
                 return
             if local:
+                # A new local cluster uses token authentication; Ray would write its token to
+                # ~/.ray/auth_token. Given in the environment (inherited by Ray's daemons and
+                # workers, one per process, an operator's own wins), nothing is written.
+                os.environ.setdefault("RAY_AUTH_TOKEN", _LOCAL_AUTH_TOKEN)
+                session = ray_session_root(self.temp_dir) if self.temp_dir else None
                 with exec_children():  # Ray's daemons are started by fork + exec
-                    ray.init(
-                        num_cpus=self.num_cpus,
-                        num_gpus=self.num_gpus,
-                        include_dashboard=self.include_dashboard,
-                        dashboard_host=LOOPBACK,
-                        object_store_memory=(self.object_store_memory_mb or 0) * 1024**2 or None,
-                        _node_ip_address=LOOPBACK,
-                        log_to_driver=False,
-                        logging_level=logging.WARNING,
-                        configure_logging=False,
-                    )
+                    self._start_local(ray, session)
+                    _LOCAL_SESSION[:] = [session] if session else []
                     from archive_pipeline.core.reaper import watch
 
-                    watch()  # a driver killed with -9 leaves no Ray behind
+                    watch(remove=session)  # a driver killed with -9 leaves no Ray behind
             else:
                 if self.address != "auto":
                     _tcp_reachable(self.address, self.connect_timeout_s)
@@ -420,13 +467,38 @@ class RayRuntime:
                     raise RayConnectError(f"cannot join Ray at {self.address}: {exc}") from exc
             self.started_here = True
 
-    def shutdown(self) -> None:
-        """Stop Ray if this runtime started or joined it."""
-        if self.started_here:
-            import ray
+    def _start_local(self, ray, session: Path | None) -> None:
+        """ray.init on 127.0.0.1, tried `start_attempts` times: on a loaded machine a raylet
+        can miss Ray's 30 s start-up window ("node timed out during startup")."""
+        for attempt in range(1, self.start_attempts + 1):
+            try:
+                ray.init(
+                    num_cpus=self.num_cpus,
+                    num_gpus=self.num_gpus,
+                    include_dashboard=self.include_dashboard,
+                    dashboard_host=LOOPBACK,
+                    object_store_memory=(self.object_store_memory_mb or 0) * 1024**2 or None,
+                    _node_ip_address=LOOPBACK,
+                    _temp_dir=str(session) if session else None,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    configure_logging=False,
+                )
+                return
+            except Exception as exc:  # Ray raises a bare Exception for this one
+                if attempt == self.start_attempts or not _transient_start_error(exc):
+                    raise RayStartError(
+                        f"local Ray did not start ({attempt} attempt(s)): {exc}"
+                    ) from exc
+                log.warning("local Ray start failed (%s); retrying (%d)", exc, attempt)
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                time.sleep(2.0 * attempt)
 
-            _POOLS.clear()
-            ray.shutdown()
+    def shutdown(self) -> None:
+        """Stop Ray if this runtime started or joined it (and remove its session folder)."""
+        if self.started_here:
+            stop_ray()
             self.started_here = False
 
     def nodes(self) -> list[dict[str, float]]:

@@ -6,13 +6,16 @@ detached process that polls the driver: when the driver is gone while Ray's daem
 run, it stops them and their children (workers, agents); when the daemons are gone (a normal
 `ray.shutdown()`), it exits.
 
-    python -m archive_pipeline.core.reaper <driver pid> <driver start time> <daemon pid>...
+    python -m archive_pipeline.core.reaper [--remove DIR] <driver pid> <start time> <daemon pid>...
+
+With --remove, the session folder the dead driver's Ray used is removed once Ray is stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -70,12 +73,19 @@ def _stop(known: dict[int, float]) -> None:
 
 def main(argv: list[str]) -> int:
     """Poll until the daemons are gone (exit) or the driver is (stop them, then exit)."""
+    remove = None
+    if argv and argv[0] == "--remove":
+        remove, argv = argv[1], argv[2:]
     driver, started, daemons = int(argv[0]), float(argv[1]), [int(p) for p in argv[2:]]
     known: dict[int, float] = {}
     while True:
         running = [pid for pid in daemons if alive(pid)]
         if not alive(driver, started):  # daemons that exited left their children behind
             _stop({**known, **_tree(running)})
+            if remove:
+                shutil.rmtree(remove, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(remove))
             return 0
         if not running:  # a normal ray.shutdown()
             return 0
@@ -83,9 +93,10 @@ def main(argv: list[str]) -> int:
         time.sleep(POLL_S)
 
 
-def watch() -> subprocess.Popen | None:
+def watch(*, remove: os.PathLike | str | None = None) -> subprocess.Popen | None:
     """Start the reaper for the local Ray this process just started (its daemons are this
-    process's children that run Ray's session); None when there are none."""
+    process's children that run Ray's session); None when there are none. `remove`: Ray's
+    session folder, removed if the driver dies."""
     import psutil
 
     me = psutil.Process()
@@ -99,7 +110,15 @@ def watch() -> subprocess.Popen | None:
     if not daemons:
         return None
     return subprocess.Popen(
-        [sys.executable, "-m", __name__, str(me.pid), repr(me.create_time()), *map(str, daemons)],
+        [
+            sys.executable,
+            "-m",
+            __name__,
+            *(["--remove", str(remove)] if remove else []),
+            str(me.pid),
+            repr(me.create_time()),
+            *map(str, daemons),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,4 +1,5 @@
-"""Process-wide memory tuning: fewer glibc malloc arenas, so long runs do not fragment."""
+"""Process-wide settings made when the package is imported: fewer glibc malloc arenas (long
+runs do not fragment), and no files written outside ARCHIVE_HOME by libraries' telemetry."""
 
 from __future__ import annotations
 
@@ -28,3 +29,16 @@ def limit_malloc_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
         return bool(libc.mallopt(M_ARENA_MAX, int(arenas)))
     except (OSError, AttributeError):
         return False
+
+
+def keep_libraries_quiet() -> None:
+    """onnxruntime (Silero VAD) writes a telemetry device id and database under
+    ~/.cache/Microsoft unless ORT_DISABLE_TELEMETRY is set: set it (an operator's value wins).
+    Ray's workers inherit it from the driver that starts them."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
+def configure_process() -> None:
+    """Everything above, once per process, before Lance, Arrow, Ray or onnxruntime start."""
+    limit_malloc_arenas()
+    keep_libraries_quiet()

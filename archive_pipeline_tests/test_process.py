@@ -1,4 +1,4 @@
-"""Process-wide memory tuning (core/memory.py)."""
+"""Process-wide settings made on import (core/process.py)."""
 
 import os
 import subprocess
@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-PROBE = "from archive_pipeline.core.memory import limit_malloc_arenas; print(limit_malloc_arenas())"
+PROBE = (
+    "from archive_pipeline.core.process import limit_malloc_arenas; print(limit_malloc_arenas())"
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
