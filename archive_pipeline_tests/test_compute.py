@@ -305,3 +305,31 @@ def test_stages_of_a_run_share_warm_workers_and_keep_their_models(ray_local):
     again = ray_local.map(_Pid("one"), [1, 2])
     assert first[0] == second[0]  # one worker process (its imports) served both stages
     assert [o.value for o in again] == [first, first]  # stage "one" was not set up again
+
+
+def test_a_local_ray_start_that_times_out_is_retried_then_reported(monkeypatch):
+    from archive_pipeline.core import compute
+
+    class FlakyRay:
+        def __init__(self, failures: int, message: str):
+            self.failures, self.message, self.inits = failures, message, 0
+
+        def init(self, **kw):
+            self.inits += 1
+            if self.inits <= self.failures:
+                raise Exception(self.message)  # what Ray raises for this one
+
+        def shutdown(self):
+            pass
+
+    monkeypatch.setattr(compute.time, "sleep", lambda s: None)
+    timed_out = "The current node timed out during startup."
+    flaky = FlakyRay(2, timed_out)
+    compute.RayRuntime("local", start_attempts=3)._start_local(flaky, None)
+    assert flaky.inits == 3
+    with pytest.raises(compute.RayStartError, match="3 attempt"):
+        compute.RayRuntime("local", start_attempts=3)._start_local(FlakyRay(5, timed_out), None)
+    other = FlakyRay(5, "invalid resources")  # not transient: reported at once
+    with pytest.raises(compute.RayStartError, match="1 attempt"):
+        compute.RayRuntime("local", start_attempts=3)._start_local(other, None)
+    assert other.inits == 1
