@@ -48,6 +48,24 @@ def test_ambiguous_and_out_of_range_are_explained():
     assert "1899 outside 1900-2029" in dec.assign_decade("x.wav", meta).evidence
 
 
+def test_an_out_of_range_year_is_a_warning_whichever_rule_decides(tmp_path):
+    from archive_pipeline.core.store import LocalStore, scan_inventory
+
+    meta = dec.parse_metadata({"year": 3000}, source="sidecar")
+    decided = dec.assign_decade("1960s/tape.wav", meta)  # the folder decides
+    assert decided.rule == "path_segment" and decided.notes == (
+        "sidecar year 3000 outside 1900-2029 ignored",
+    )
+    (tmp_path / "1960s").mkdir()
+    (tmp_path / "1960s/tape.wav").write_bytes(b"RIFF")
+    (tmp_path / "1960s/tape.wav.json").write_text('{"year": 3000}')
+    (tmp_path / "1960s/ok.wav").write_bytes(b"RIFF")
+    items = {item.key: item for item in scan_inventory(LocalStore(str(tmp_path))).items}
+    assert items["1960s/tape.wav"].decade == "1960s"
+    assert "year 3000 outside 1900-2029" in items["1960s/tape.wav"].metadata_warning
+    assert items["1960s/ok.wav"].metadata_warning is None
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [

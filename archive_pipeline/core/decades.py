@@ -69,6 +69,9 @@ class DecadeAssignment:
     decade: str
     rule: str
     evidence: str
+    # What a rule found and could not use (a year out of range, file-name years that disagree),
+    # whichever rule decided: reported as the item's metadata_warning.
+    notes: tuple[str, ...] = ()
 
 
 def _year_from_value(value: Any, key: str) -> int:
@@ -196,16 +199,21 @@ def assign_decade(key: str, metadata: CatalogueMetadata | None = None) -> Decade
         notes.append(f"{metadata.source} year {metadata.year} outside 1900-2029 ignored")
     by_path = decade_from_path(key)
     if by_path:
-        return DecadeAssignment(by_path[0], RULE_PATH_SEGMENT, f"path segment {by_path[1]}/")
+        return DecadeAssignment(
+            by_path[0], RULE_PATH_SEGMENT, f"path segment {by_path[1]}/", tuple(notes)
+        )
     years = years_in_name(key)
     decades = sorted({decade_of_year(y) for y in years})
     if len(decades) == 1:
         return DecadeAssignment(
-            decades[0], RULE_FILENAME_YEAR, f"year {years[0]} in file name" + _join(notes)
+            decades[0],
+            RULE_FILENAME_YEAR,
+            f"year {years[0]} in file name" + _join(notes),
+            tuple(notes),
         )
     if len(decades) > 1:
         notes.append(f"years {years} in file name disagree on the decade")
-    return DecadeAssignment(UNDATED, RULE_UNDATED, "no date found" + _join(notes))
+    return DecadeAssignment(UNDATED, RULE_UNDATED, "no date found" + _join(notes), tuple(notes))
 
 
 def _join(notes: list[str]) -> str:

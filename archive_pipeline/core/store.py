@@ -488,6 +488,7 @@ def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Invent
             except dec.MetadataError as exc:
                 problems.append(f"{dec.CATALOGUE_CSV} row {key}: {exc}")
         assignment = dec.assign_decade(key, metadata)
+        problems.extend(assignment.notes)  # e.g. a sidecar's year 3000, whichever rule decided
         warning = "; ".join(problems) or None
         if warning:
             warnings.append(warning)
