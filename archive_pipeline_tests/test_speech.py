@@ -157,6 +157,60 @@ def test_offline_diarisation_error_rate_on_generated_dialogue(diarizer, tmp_path
     assert len({t["speaker"] for t in turns}) == 2
 
 
+def test_offline_diarisation_reads_long_audio_in_chunks_and_keeps_the_speakers(
+    diarizer, tmp_path, monkeypatch
+):
+    """A recording longer than a chunk: one chunk of audio at a time, from the file or from
+    the audio transcripts decoded, and each voice keeps one label across the chunks."""
+    from archive_pipeline.core.audio import DecodedAudioCache, decode_audio
+    from archive_pipeline.demo.build import concat_audio
+    from archive_pipeline.stages import speech
+
+    once = dialogue(tmp_path / "once.wav")
+    length = len(decode_audio(tmp_path / "once.wav")) / SAMPLE_RATE + 0.5
+    concat_audio([tmp_path / "once.wav"] * 4, tmp_path / "long.wav", gap_s=0.5)
+    reference = [(a + k * length, b + k * length, who) for k in range(4) for a, b, who in once]
+    monkeypatch.setattr(speech, "DIARIZE_CHUNK_S", length * 0.7)  # chunks cut across turns
+    seen = []
+    real = speech.diarize_offline
+
+    def counting(encoder, chunks, *args, **kw):
+        def each():
+            for offset, samples in chunks:
+                seen.append(len(samples) / SAMPLE_RATE)
+                yield offset, samples
+
+        return real(encoder, each(), *args, **kw)
+
+    monkeypatch.setattr(speech, "diarize_offline", counting)
+    cache = DecodedAudioCache(str(tmp_path / "audio"))
+    with cache.writer("long") as keep:
+        keep(decode_audio(tmp_path / "long.wav"))
+    for audio_cache in (None, cache):
+        seen.clear()
+        stage = DiarizeStage(LocalStore(str(tmp_path)), diarizer.settings, audio_cache=audio_cache)
+        stage._encoder = diarizer._encoder
+        turns = stage.process(
+            SpeechItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
+        )
+        assert len(seen) >= 5 and max(seen) <= length * 0.7 + 10.5  # (cut at a quiet point)
+        hypothesis = [(t["start"], t["end"], t["speaker"]) for t in turns]
+        der = diarization_error_rate(reference, hypothesis, collar_s=0.25)
+        print(f"DER 4 x generated dialogue in chunks ({len(seen)}): {der:.3f}")
+        assert der <= 0.2 and len({t["speaker"] for t in turns}) == 2
+
+
+def test_clustering_over_its_bound_labels_every_window_by_the_nearest_centre():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 16))
+    truth = rng.integers(0, 3, size=400)
+    embeddings = centres[truth] + 0.01 * rng.normal(size=(400, 16))
+    labels = dz.cluster_embeddings(embeddings, threshold=0.3, max_clustered=30)
+    mapping = {}
+    assert all(mapping.setdefault(t, lab) == lab for t, lab in zip(truth, labels, strict=True))
+    assert len(set(labels)) == 3 and labels[0] == 0
+
+
 def test_offline_diarisation_on_ami_is_reported(diarizer, shared_media):
     """No threshold: four overlapping real speakers; the figure goes to the benchmark report."""
     turns = diarizer.process(item("ami.wav"))

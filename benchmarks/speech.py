@@ -13,6 +13,10 @@ same model, threads and options everywhere (beam 5, VAD, word timestamps, int8, 
   by the stage in a fresh process: peak RSS (VmHWM), and the absolute time of the word "fellow",
   which must fall at the same place in every 15 s loop; Whisper's own repetitions of the phrase
   elsewhere are counted apart; peak RSS of decoding the whole file at once, for contrast.
+- long diarisation (--diarise-hours, default 10 min and 3 h): the AMI meeting and jfk looped
+  into one 24 kb/s Opus file (a logger tape), diarised by the offline backend in a fresh
+  process, which decodes it in chunks: peak RSS (VmHWM), seconds, speakers found; the ratio
+  of the longest's peak RSS to the shortest's.
 
 Medians of --repeats; ratios against bare; one JSON line at the end.
 """
@@ -79,7 +83,30 @@ def run_bare(model, files, *, batched=None, batch_size=8) -> float:
 
 
 def child(mode: str, path: Path, threads: int, model: str) -> None:
-    """Run in a fresh process (clean peak RSS): 'transcribe' with the stage, or 'decode' whole."""
+    """Run in a fresh process (clean peak RSS): 'transcribe' with the stage, 'diarise' with the
+    offline diariser, or 'decode' whole."""
+    if mode == "diarise":
+        from archive_pipeline.core.store import LocalStore
+        from archive_pipeline.stages.speech import DiarizationSettings, DiarizeStage, SpeechItem
+
+        stage = DiarizeStage(LocalStore(str(path.parent)), DiarizationSettings(backend="offline"))
+        stage.setup()
+        start = time.perf_counter()
+        item = SpeechItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
+        turns = stage.process(item)
+        seconds = time.perf_counter() - start
+        speakers = len({t["speaker"] for t in turns})
+        print(
+            json.dumps(
+                {
+                    "seconds": seconds,
+                    "peak_rss_mb": peak_rss_mb(),
+                    "turns": len(turns),
+                    "speakers": speakers,
+                }
+            )
+        )
+        return
     if mode == "decode":
         from faster_whisper import decode_audio
 
@@ -157,6 +184,45 @@ def long_media(shared: Path, tmp: Path, minutes: float, threads: int, model: str
     }
 
 
+def long_diarisation(shared: Path, tmp: Path, hours: list[float], threads: int) -> dict:
+    """Diarise logger-tape-like recordings of these lengths, each in a fresh process."""
+    out = {}
+    for h in hours:
+        path = tmp / f"logger_{h:g}h.opus"
+        subprocess.run(
+            [
+                "ffmpeg", "-v", "error", "-y",
+                "-i", str(shared / "speakers/ami-tst00.wav"),
+                "-i", str(shared / "speech/jfk.flac"),
+                "-filter_complex",
+                "[0]aresample=16000,aformat=channel_layouts=mono[a];"
+                "[1]aresample=16000,aformat=channel_layouts=mono[b];"
+                "[a][b]concat=n=2:v=0:a=1,aloop=loop=-1:size=2000000[out]",
+                "-map", "[out]", "-t", str(h * 3600), "-c:a", "libopus", "-b:a", "24k",
+                str(path),
+            ],
+            check=True,
+        )  # fmt: skip
+        result = run_child(__file__, "diarise", path, threads=threads, model="base")
+        path.unlink()
+        out[f"{h:g}h"] = {
+            "audio_s": round(h * 3600),
+            "seconds": round(result["seconds"], 1),
+            "rtf": round(h * 3600 / result["seconds"], 1),
+            "peak_rss_mb": round(result["peak_rss_mb"], 1),
+            "turns": result["turns"],
+            "speakers": result["speakers"],
+        }
+        print(f"diarisation {h:g} h: {json.dumps(out[f'{h:g}h'])}", flush=True)
+    first, last = out[f"{hours[0]:g}h"], out[f"{hours[-1]:g}h"]
+    return {
+        "diarisation_long": out,
+        "diarisation_peak_rss_ratio_longest_over_shortest": round(
+            last["peak_rss_mb"] / first["peak_rss_mb"], 3
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,18 +232,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long-minutes", type=float, default=30.0, help="0 skips the long run")
     parser.add_argument("--shared-media", type=Path, default=REPO.parent / "shared" / "media")
-    parser.add_argument("--only-long", action="store_true", help="run only the long-media part")
-    parser.add_argument("--child", choices=["transcribe", "decode"], help=argparse.SUPPRESS)
+    parser.add_argument("--only-long", action="store_true", help="run only the long-media parts")
+    parser.add_argument(
+        "--diarise-hours",
+        default=f"{10 / 60},3",
+        help="lengths of the long diarisation inputs in hours ('' skips)",
+    )
+    parser.add_argument(
+        "--child", choices=["transcribe", "diarise", "decode"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--child-path", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.child_path, args.threads, args.model)
         return
+    hours = [float(h) for h in args.diarise_hours.split(",") if h]
     if args.only_long:
         with tempfile.TemporaryDirectory(prefix="bench-speech-long-") as tmp:
-            long = long_media(
-                args.shared_media, Path(tmp), args.long_minutes, args.threads, args.model
+            long = (
+                long_media(
+                    args.shared_media, Path(tmp), args.long_minutes, args.threads, args.model
+                )
+                if args.long_minutes
+                else {}
             )
+            if hours:
+                long |= long_diarisation(args.shared_media, Path(tmp), hours, args.threads)
         print(json.dumps({"benchmark": "speech_long", "model": args.model, **long}))
         return
 

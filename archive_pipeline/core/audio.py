@@ -110,6 +110,19 @@ class DecodedAudioCache:
         except OSError:
             return None
 
+    def chunks(self, content: str, chunk_s: float) -> Iterator[tuple[float, np.ndarray]] | None:
+        """The decoded audio of a content as (offset seconds, samples) chunks of `chunk_s`,
+        read one at a time (memory stays near one chunk), or None when it is not here."""
+        import os
+
+        path = self.path(content)
+        try:
+            stream = open(path, "rb")  # noqa: SIM115  (closed by the generator)
+            os.utime(path)  # recently used: evicted last
+        except OSError:
+            return None
+        return _read_chunks(stream, int(chunk_s * SAMPLE_RATE))
+
     @contextlib.contextmanager
     def writer(self, content: str) -> Iterator[Callable[[np.ndarray], None]]:
         """Yield `keep(samples)`, called with consecutive samples; the file appears once the
@@ -130,3 +143,14 @@ class DecodedAudioCache:
         import shutil
 
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _read_chunks(stream, samples: int) -> Iterator[tuple[float, np.ndarray]]:
+    with stream:
+        offset = 0
+        while True:
+            chunk = np.fromfile(stream, dtype=np.float32, count=samples)
+            if not len(chunk):
+                return
+            yield offset / SAMPLE_RATE, chunk
+            offset += len(chunk)

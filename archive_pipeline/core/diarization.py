@@ -48,11 +48,22 @@ def split_windows(
     return windows
 
 
+MAX_CLUSTERED = 3000  # windows clustered directly (linkage memory grows with their square)
+
+
 def cluster_embeddings(
-    embeddings: np.ndarray, *, threshold: float, num_speakers: int | None = None
+    embeddings: np.ndarray,
+    *,
+    threshold: float,
+    num_speakers: int | None = None,
+    max_clustered: int = MAX_CLUSTERED,
 ) -> np.ndarray:
     """Average-linkage clustering on cosine distance: a fixed number of speakers when known,
-    else every merge below `threshold`. Labels are numbered by first appearance."""
+    else every merge below `threshold`. Labels are numbered by first appearance.
+
+    Over `max_clustered` windows (about 2.5 h of speech in 3 s windows), that many spread
+    evenly over the recording are clustered and every window takes the label of the nearest
+    cluster centre (cosine), so memory and time stay bounded for a 24-hour tape."""
     n = len(embeddings)
     if n == 0:
         return np.zeros(0, dtype=int)
@@ -61,11 +72,17 @@ def cluster_embeddings(
     from scipy.cluster.hierarchy import fcluster, linkage
 
     normed = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    tree = linkage(normed, method="average", metric="cosine")
+    sample = np.unique(np.linspace(0, n - 1, min(n, max_clustered)).astype(int))
+    tree = linkage(normed[sample], method="average", metric="cosine")
     if num_speakers:
-        raw = fcluster(tree, t=min(num_speakers, n), criterion="maxclust")
+        raw = fcluster(tree, t=min(num_speakers, len(sample)), criterion="maxclust")
     else:
         raw = fcluster(tree, t=threshold, criterion="distance")
+    if len(sample) < n:
+        clusters = np.unique(raw)
+        centres = np.stack([normed[sample][raw == c].mean(axis=0) for c in clusters])
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        raw = clusters[np.argmax(normed @ centres.T, axis=1)]
     order: dict[int, int] = {}
     return np.array([order.setdefault(label, len(order)) for label in raw])
 

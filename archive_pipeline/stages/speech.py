@@ -352,52 +352,82 @@ class DiarizeStage(LoadsModels):
         return {"speaker_turns": turn_rows(item, turns, decade=decade)}
 
     def process(self, item: SpeechItem) -> list[dict[str, Any]] | ItemFailure:
-        """Return the item's speaker turns as dicts (start, end, speaker)."""
-        from archive_pipeline.core.audio import decode_audio
+        """Return the item's speaker turns as dicts (start, end, speaker).
 
-        audio = self.audio_cache.read(item.sha256) if self.audio_cache else None
-        if audio is None:
-            with self.store.local_path(item.store_key) as path, audio_failures(item) as failed:
-                audio = decode_audio(path)
-            if failed:
-                return failed[0]
+        The offline backend reads the audio in chunks of DIARIZE_CHUNK_S (from the audio
+        transcripts decoded, else decoding the file), so memory does not grow with the
+        recording; pyannote's pipeline takes the whole waveform."""
+        from archive_pipeline.core.audio import decode_audio, iter_chunks
+
         num_speakers = len(item.speakers) or None
         if self._pipeline is not None:
+            audio = self.audio_cache.read(item.sha256) if self.audio_cache else None
+            if audio is None:
+                with self.store.local_path(item.store_key) as path, audio_failures(item) as failed:
+                    audio = decode_audio(path)
+                if failed:
+                    return failed[0]
             turns = diarize_pyannote(self._pipeline, audio, num_speakers=num_speakers)
+            return [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
+        chunks = self.audio_cache.chunks(item.sha256, DIARIZE_CHUNK_S) if self.audio_cache else None
+        if chunks is not None:
+            turns = diarize_offline(self._encoder, chunks, self.settings, num_speakers=num_speakers)
         else:
-            turns = diarize_offline(self._encoder, audio, self.settings, num_speakers=num_speakers)
+            with self.store.local_path(item.store_key) as path, audio_failures(item) as failed:
+                chunks = iter_chunks(path, chunk_s=DIARIZE_CHUNK_S)
+                turns = diarize_offline(
+                    self._encoder, chunks, self.settings, num_speakers=num_speakers
+                )
+            if failed:
+                return failed[0]
         return [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
 
 
-def diarize_offline(encoder, audio, settings: DiarizationSettings, *, num_speakers=None):
-    """Silero VAD regions -> windows -> GE2E embeddings -> clustering -> turns."""
+DIARIZE_CHUNK_S = 600.0  # the offline diariser holds one chunk of audio at a time (38 MB)
+
+
+def diarize_offline(encoder, chunks, settings: DiarizationSettings, *, num_speakers=None):
+    """Silero VAD regions -> windows -> GE2E embeddings -> clustering -> turns.
+
+    `chunks`: (offset seconds, samples) in order, or one array of samples. Each chunk's audio
+    is dropped once its windows are embedded: only the windows and their embeddings (1 KB per
+    window of up to max_window_s) are kept for the whole recording, and clustering over them
+    keeps speaker identity across chunks (bounded for very long recordings: see
+    `diarization.cluster_embeddings`)."""
     import numpy as np
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     from archive_pipeline.core import diarization as dz
     from archive_pipeline.core.audio import SAMPLE_RATE
 
-    stamps = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=250, speech_pad_ms=30))
-    regions = [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
-    windows = dz.split_windows(
-        dz.merge_regions(regions, max_gap_s=settings.merge_gap_s),
-        max_window_s=settings.max_window_s,
-    )
-    long_enough = [i for i, (a, b) in enumerate(windows) if b - a >= settings.min_window_s]
-    if not long_enough and windows:
-        long_enough = [max(range(len(windows)), key=lambda i: windows[i][1] - windows[i][0])]
-    embeddings = np.array(
-        [
-            encoder.embed_utterance(
-                audio[int(windows[i][0] * SAMPLE_RATE) : int(windows[i][1] * SAMPLE_RATE)]
-            )
-            for i in long_enough
-        ]
-    )
+    if isinstance(chunks, np.ndarray):
+        chunks = [(0.0, chunks)]
+    windows: list[tuple[float, float]] = []
+    embedded: list[int] = []  # indices of the windows long enough to embed
+    embeddings: list[np.ndarray] = []
+    fallback: tuple[int, np.ndarray, float] | None = None  # the longest short window
+    vad = VadOptions(min_silence_duration_ms=250, speech_pad_ms=30)
+    for offset, audio in chunks:
+        stamps = get_speech_timestamps(audio, vad)
+        regions = [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+        local = dz.split_windows(
+            dz.merge_regions(regions, max_gap_s=settings.merge_gap_s),
+            max_window_s=settings.max_window_s,
+        )
+        for a, b in local:
+            windows.append((offset + a, offset + b))
+            samples = audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]
+            if b - a >= settings.min_window_s:
+                embedded.append(len(windows) - 1)
+                embeddings.append(encoder.embed_utterance(samples))
+            elif not embedded and (fallback is None or b - a > fallback[2]):
+                fallback = (len(windows) - 1, encoder.embed_utterance(samples), b - a)
+    if not embedded and fallback is not None:
+        embedded, embeddings = [fallback[0]], [fallback[1]]
     labels = dz.cluster_embeddings(
-        embeddings, threshold=settings.threshold, num_speakers=num_speakers
+        np.array(embeddings), threshold=settings.threshold, num_speakers=num_speakers
     )
-    all_labels = dz.label_short_windows(windows, dict(zip(long_enough, labels, strict=True)))
+    all_labels = dz.label_short_windows(windows, dict(zip(embedded, labels, strict=True)))
     return dz.relabel_by_first_appearance(dz.turns_from_windows(windows, all_labels))
 
 
