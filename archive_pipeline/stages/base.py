@@ -27,8 +27,8 @@ from archive_pipeline.core.compute import (
 )
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.progress import ItemProgress, ProgressLog
-from archive_pipeline.core.sql import pair_in, sql_in
-from archive_pipeline.schemas import TABLES
+from archive_pipeline.core.sql import pair_in, sql_in, sql_literal
+from archive_pipeline.schemas import COMMON_COLUMNS, TABLES
 
 if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of Ray workers
     from archive_pipeline.core.warehouse import Warehouse, WriteResult
@@ -190,6 +190,7 @@ class PartitionReport(Generic[T]):
     cache_keys: tuple[str, ...]  # the decade's items' 'uri key', sorted (its data version)
     batches: int
     warehouse: Warehouse
+    n_copied: int = 0  # items whose content was done in another decade: rows copied
 
     @property
     def write(self) -> WriteResult:
@@ -272,6 +273,36 @@ def item_ref(stage: Any, item: Any) -> ItemRef:
     return ref(item) if ref is not None else item.ref
 
 
+def row_values(rows: pa.Table, order: str, *, drop: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One item's rows of a table back as the values `rows()` built them from (for a stage's
+    `value_from_rows`): sorted by the `order` column, without it, the identity and common
+    columns (row_id, media_id, uri, decade, cache_key...) and `drop`."""
+    skip = {*IDENTITY_COLUMNS, order, *drop}
+    listed = sorted(rows.to_pylist(), key=lambda row: row[order])
+    return [{k: v for k, v in row.items() if k not in skip} for row in listed]
+
+
+IDENTITY_COLUMNS = frozenset({*(f.name for f in COMMON_COLUMNS), "row_id", "media_id", "uri"})
+
+
+def _done_elsewhere(
+    stage: Any, decade: str, wanted: Sequence[str], warehouse: Warehouse
+) -> dict[str, tuple[str, str]]:
+    """{cache key: (decade, uri) of an item done with it in another decade} for the keys a
+    stage can rebuild its result of from its rows (`value_from_rows`); else nothing."""
+    if not wanted or getattr(stage, "value_from_rows", None) is None:
+        return {}
+    where = (
+        f"stage = {sql_literal(stage.name)} AND status = 'ok' AND decade != {sql_literal(decade)}"
+        f" AND {sql_in('cache_key', sorted(set(wanted)))}"
+    )
+    found = warehouse.read(LEDGER_TABLE, filter=where, columns=["decade", "uri", "cache_key"])
+    done: dict[str, tuple[str, str]] = {}
+    for row in found.to_pylist():
+        done.setdefault(row["cache_key"], (row["decade"], row["uri"]))
+    return done
+
+
 class _Batch:
     """The rows, failures and ledger entries of the items finished since the last commit."""
 
@@ -333,12 +364,18 @@ def process_partition(
     for i in todo:
         sharing.setdefault(keys[i], []).append(i)
     units = [members[0] for members in sharing.values()]  # one computation per content
+    # The same content already done in another decade: its rows there give the result.
+    elsewhere = _done_elsewhere(stage, decade, [keys[i] for i in units], warehouse)
+    copies = [i for i in units if keys[i] in elsewhere]
+    units = [i for i in units if keys[i] not in elsewhere]
+    n_copied = sum(len(sharing[keys[i]]) for i in copies)
 
     if log is not None:
-        shared = f" ({len(units)} distinct contents)" if len(units) < len(todo) else ""
+        shared = f" ({len(units)} distinct contents)" if len(units) < len(todo) - n_copied else ""
+        found = f", {n_copied} done in another decade (copied)" if copies else ""
         log.info(
             f"{stage.name} {decade}: {len(items)} item(s), {len(items) - len(todo)} unchanged "
-            f"(cached), {len(todo)} to compute{shared}"
+            f"(cached){found}, {len(todo) - n_copied} to compute{shared}"
         )
     progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(units))
     # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
@@ -416,6 +453,19 @@ def process_partition(
         )
         failed.add((ref.uri, key))
 
+    for i in copies:
+        source_decade, source_uri = elsewhere[keys[i]]
+        source = f"uri = {sql_literal(source_uri)} AND cache_key = {sql_literal(keys[i])}"
+        found_rows = {
+            t: warehouse.read(t, {"decade": source_decade}, filter=source) for t in tables
+        }
+        copied = ItemOutcome(index=-1, value=stage.value_from_rows(found_rows))
+        now = dt.datetime.now(dt.UTC)
+        for j in sharing[keys[i]]:
+            add(j, copied, None, now)
+        if batch.items >= warehouse.commit_every_items:
+            commit()
+
     compute_start = time.perf_counter()
     durations = [refs[i].duration_s for i in units]
     for outcome in compute.stream(stage, [items[i] for i in units], durations=durations):
@@ -466,7 +516,8 @@ def process_partition(
         decade=decade,
         n_items=len(items),
         n_reused=len(items) - len(todo),
-        n_computed=len(todo),
+        n_computed=len(todo) - n_copied,
+        n_copied=n_copied,
         n_failed=len(failed),
         writes={name: counted[name] for name in tables},
         failures_write=counted[FAILURES_TABLE],

@@ -16,6 +16,7 @@ from archive_pipeline.stages.base import (
     ItemFailure,
     LoadsModels,
     catalog_items,
+    row_values,
 )
 from archive_pipeline.stages.keyframes import (
     Candidate,
@@ -150,6 +151,14 @@ class ShotsStage(LoadsModels):
     def rows(self, item: VideoItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
         """shots and keyframes rows of one video."""
         return shot_rows(item, value, decade=decade)
+
+    def value_from_rows(self, rows: dict[str, pa.Table]) -> dict[str, Any]:
+        """The shots and keyframes `rows()` made these rows of (the same video done in another
+        decade)."""
+        return {
+            "shots": row_values(rows["shots"], "shot_index"),
+            "keyframes": row_values(rows["keyframes"], "keyframe_index"),
+        }
 
     def process(self, item: VideoItem) -> dict[str, Any] | ItemFailure:
         """Return the item's shots (frames, times from frame pts, score) and keyframes."""

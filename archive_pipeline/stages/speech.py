@@ -24,6 +24,7 @@ from archive_pipeline.stages.base import (
     ItemFailure,
     LoadsModels,
     catalog_items,
+    row_values,
 )
 
 if TYPE_CHECKING:
@@ -157,6 +158,18 @@ class TranscribeStage(LoadsModels):
     def rows(self, item: SpeechItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
         """transcripts rows of one item."""
         return {"transcripts": transcript_rows(item, value, decade=decade)}
+
+    def value_from_rows(self, rows: dict[str, pa.Table]) -> dict[str, Any]:
+        """The result `rows()` made these rows of (the same audio done in another decade)."""
+        segments = row_values(
+            rows["transcripts"], "segment_index", drop=("language", "language_probability")
+        )
+        first = rows["transcripts"].slice(0, 1).to_pylist()
+        return {
+            "language": first[0]["language"] if first else None,
+            "language_probability": first[0]["language_probability"] if first else None,
+            "segments": segments,
+        }
 
     def process(self, item: SpeechItem) -> dict[str, Any] | ItemFailure:
         """Transcribe one item chunk by chunk; times are absolute seconds in the media."""
@@ -350,6 +363,13 @@ class DiarizeStage(LoadsModels):
     def rows(self, item: SpeechItem, turns: list[dict], *, decade: str) -> dict[str, list]:
         """speaker_turns rows of one item."""
         return {"speaker_turns": turn_rows(item, turns, decade=decade)}
+
+    def value_from_rows(self, rows: dict[str, pa.Table]) -> list[dict[str, Any]]:
+        """The turns `rows()` made these rows of (the same audio done in another decade)."""
+        return [
+            {"start": row["start_s"], "end": row["end_s"], "speaker": row["speaker"]}
+            for row in row_values(rows["speaker_turns"], "turn_index")
+        ]
 
     def process(self, item: SpeechItem) -> list[dict[str, Any]] | ItemFailure:
         """Return the item's speaker turns as dicts (start, end, speaker).
