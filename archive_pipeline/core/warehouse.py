@@ -348,6 +348,10 @@ class Warehouse:
 
         return self._with_retries(name, scope, dim, commit)
 
+    def unchanged(self, name: str, scope: Mapping[str, str]) -> WriteResult:
+        """A write that changed nothing (the table's current version)."""
+        return WriteResult(name, dict(scope), False, self.table(name).version, 0)
+
     def delete_where(self, name: str, scope: Mapping[str, str], predicate: str) -> WriteResult:
         """Delete the scope's rows matching a SQL predicate, in one commit (none when no row
         matches), e.g. the rows of items no longer in a decade (by cache key)."""

@@ -496,15 +496,22 @@ def process_partition(
     # and by URI and key where that key is still another item's).
     current = set(keys)
     pairs = {(ref.uri, key) for ref, key in zip(refs, keys, strict=True)}
-    gone = sql_in("cache_key", sorted(current), negate=True)
-    left = sorted(pair for pair in previous_ledger if pair not in pairs and pair[1] in current)
-    if left:
-        gone = f"({gone}) OR ({pair_in(left)})"
-    for name in tables:
-        record(name, warehouse.delete_where(name, {"decade": decade}, gone))
-    not_failed = pair_in(sorted(failed), negate=True)
-    record(FAILURES_TABLE, warehouse.delete_where(FAILURES_TABLE, scope, not_failed))
-    warehouse.delete_where(LEDGER_TABLE, scope, gone)
+    if not todo and not previous and set(previous_ledger) == pairs:
+        # Nothing changed: no stale rows (rows a killed run committed without their ledger
+        # entries belong to items computed again, so the run after it was not one of these).
+        for name in tables:
+            record(name, warehouse.unchanged(name, {"decade": decade}))
+        record(FAILURES_TABLE, warehouse.unchanged(FAILURES_TABLE, scope))
+    else:
+        gone = sql_in("cache_key", sorted(current), negate=True)
+        left = sorted(pair for pair in previous_ledger if pair not in pairs and pair[1] in current)
+        if left:
+            gone = f"({gone}) OR ({pair_in(left)})"
+        for name in tables:
+            record(name, warehouse.delete_where(name, {"decade": decade}, gone))
+        not_failed = pair_in(sorted(failed), negate=True)
+        record(FAILURES_TABLE, warehouse.delete_where(FAILURES_TABLE, scope, not_failed))
+        warehouse.delete_where(LEDGER_TABLE, scope, gone)
     counted = {
         name: replace(
             write, rows=warehouse.count(name, {"decade": decade} if name in tables else scope)
