@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 import dagster as dg
@@ -27,7 +28,10 @@ from archive_pipeline.core.warehouse import (
     Warehouse,
 )
 from archive_pipeline.models import DEFAULT_WHISPER
+from archive_pipeline.runs import PROCESS_TAG, process_tag
 from archive_pipeline.stages.base import Compute, InlineCompute
+
+log = logging.getLogger(__name__)
 
 
 class MediaStore(dg.ConfigurableResource):
@@ -79,6 +83,17 @@ class S3MediaStore(MediaStore):
         self.get_store().clear_cache()
 
 
+def record_run_process(context: dg.InitResourceContext) -> None:
+    """Tag the run with this process (PROCESS_TAG), once; nothing outside a run."""
+    run, instance = context.dagster_run, context.instance
+    if run is None or instance is None or PROCESS_TAG in run.tags:
+        return
+    try:
+        instance.add_run_tags(run.run_id, {PROCESS_TAG: process_tag()})
+    except Exception as exc:  # a tag is a convenience: never fail the run for it
+        log.warning("run %s not tagged with its process: %s", run.run_id, exc)
+
+
 class LanceWarehouse(dg.ConfigurableResource):
     """The Lance warehouse: a local folder or an s3:// URI, written with atomic decade replaces."""
 
@@ -106,6 +121,11 @@ class LanceWarehouse(dg.ConfigurableResource):
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
     s3_region: str | None = Field(default=None, description="S3 region of the warehouse bucket.")
     s3_allow_http: bool = Field(default=False, description="Allow plain-HTTP endpoints (tests).")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Record on the run which process executes it (every asset writes the warehouse, so
+        every run passes here): a run worker killed with -9 can then be marked failed."""
+        record_run_process(context)
 
     def get_warehouse(self, *, read_only: bool = False) -> Warehouse:
         """A Dagster-free Warehouse with these settings (read-only: it creates nothing)."""

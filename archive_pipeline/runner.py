@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive_pipeline import paths
+from archive_pipeline.runs import PROCESS_TAG, fail_abandoned_runs, process_tag
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # the compact console logger of defs/console.py: progress lines, failed checks, step failures
@@ -71,40 +71,6 @@ class DecadeRun:
             f"{self.items} media items, {self.computed} item-stages computed, "
             f"{self.failures} failures{checks}"
         )
-
-
-PROCESS_TAG = "archive/process"  # "<host>:<pid>:<start time>" of the process running the run
-
-
-def process_tag() -> str:
-    """This process, as recorded on the runs it executes."""
-    import psutil
-
-    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time()!r}"
-
-
-def fail_abandoned_runs(instance) -> list[str]:
-    """Mark failed the runs recorded as started by a process of this host that no longer
-    exists (a run killed with -9 stays STARTED for ever otherwise); their run ids."""
-    import dagster as dg
-
-    from archive_pipeline.core.reaper import alive
-
-    failed = []
-    statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
-    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
-        run = record.dagster_run
-        host, _, rest = run.tags.get(PROCESS_TAG, "").partition(":")
-        pid, _, started = rest.partition(":")
-        if host != socket.gethostname() or not pid or alive(int(pid), float(started)):
-            continue
-        instance.report_run_failed(
-            run,
-            f"its process (pid {pid} on {host}) ended without finishing the run (killed?); "
-            "marked failed by the next run. Its committed batches stay; a re-run resumes there.",
-        )
-        failed.append(run.run_id)
-    return failed
 
 
 def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:

@@ -1,4 +1,5 @@
-"""Automation: the inbox sensor (one run per changed decade) and the nightly backfill."""
+"""Automation: the inbox sensor (one run per changed decade), the nightly backfill, and the
+sensor that marks failed the runs whose process died."""
 
 import datetime as dt
 import hashlib
@@ -12,6 +13,7 @@ from archive_pipeline.defs.automation.jobs import archive_job
 from archive_pipeline.health import active_decades
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore
+from archive_pipeline.runs import fail_abandoned_runs
 
 CURSOR_VERSION = 1
 NIGHTLY_HOUR_UTC = 2
@@ -122,4 +124,21 @@ def nightly_backfill(
     context.log.info(f"nightly backfill of {len(asset_keys)} assets over {decades}")
     return dg.SensorResult(
         run_requests=[backfill_request(asset_keys, decades, night)], cursor=night.isoformat()
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every minute: marks failed the runs whose process on this host ended without "
+    "finishing them (a run worker killed with -9 stays STARTED for ever with Dagster's default "
+    "launcher). Their committed batches stay; a re-run resumes there.",
+)
+def abandoned_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """Mark failed the runs whose process died without finishing them."""
+    failed = fail_abandoned_runs(context.instance)
+    for run_id in failed:
+        context.log.info(f"run {run_id} was left STARTED by a process that is gone: marked failed")
+    return dg.SkipReason(
+        f"marked failed: {', '.join(failed)}" if failed else "no run left by a dead process"
     )
