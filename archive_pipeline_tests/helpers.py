@@ -58,3 +58,27 @@ def snapshot_tree(root: Path) -> dict[str, tuple[str, int]]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def catalog_one_file(tmp_path: Path, shared_media: Path, instance) -> object:
+    """Materialise media_catalog for 1960s over an inbox holding jfk.flac (inline, a local
+    warehouse under tmp_path) on `instance`; the result."""
+    import shutil
+
+    import dagster as dg
+
+    from archive_pipeline.defs.catalog.assets import media_catalog
+    from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource
+
+    (tmp_path / "inbox/1960s").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shared_media / "speech/jfk.flac", tmp_path / "inbox/1960s/jfk.flac")
+    return dg.materialize(
+        [media_catalog],
+        partition_key="1960s",
+        instance=instance,
+        resources={
+            "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),
+            "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
+            "ray": RayResource(address="inline"),
+        },
+    )

@@ -11,9 +11,12 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from archive_pipeline.defs.catalog.assets import media_catalog
-from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource
-from archive_pipeline_tests.helpers import _is_loopback, free_port, listeners_of
+from archive_pipeline_tests.helpers import (
+    _is_loopback,
+    catalog_one_file,
+    free_port,
+    listeners_of,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -90,21 +93,9 @@ def test_partitioned_run_is_recorded_in_postgres(postgres, tmp_path, monkeypatch
         "DAGSTER_PG_PORT": str(postgres["port"]),
     }.items():
         monkeypatch.setenv(name, value)
-    inbox = tmp_path / "inbox" / "1960s"
-    inbox.mkdir(parents=True)
-    shutil.copyfile(shared_media / "speech/jfk.flac", inbox / "jfk.flac")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        result = dg.materialize(
-            [media_catalog],
-            partition_key="1960s",
-            instance=instance,
-            resources={
-                "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),
-                "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
-                "ray": RayResource(address="inline"),
-            },
-        )
+        result = catalog_one_file(tmp_path, shared_media, instance)
         assert result.success
     conn = psycopg2.connect(
         host=postgres["host"], port=postgres["port"], user="postgres", dbname=postgres["db"]

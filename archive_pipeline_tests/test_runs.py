@@ -1,7 +1,6 @@
 """Runs record the process executing them; the abandoned_runs sensor marks failed those whose
 process died (a run worker killed with -9 stays STARTED with Dagster's default launcher)."""
 
-import shutil
 import subprocess
 import sys
 
@@ -10,25 +9,13 @@ import psutil
 from dagster._core.storage.dagster_run import DagsterRun
 
 from archive_pipeline.defs.automation.sensors import abandoned_runs
-from archive_pipeline.defs.catalog.assets import media_catalog
-from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource
 from archive_pipeline.runs import PROCESS_TAG, process_tag
+from archive_pipeline_tests.helpers import catalog_one_file
 
 
 def test_a_run_records_the_process_that_executes_it(tmp_path, shared_media):
-    (tmp_path / "inbox/1960s").mkdir(parents=True)
-    shutil.copyfile(shared_media / "speech/jfk.flac", tmp_path / "inbox/1960s/jfk.flac")
     with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [media_catalog],
-            partition_key="1960s",
-            instance=instance,
-            resources={
-                "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),
-                "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
-                "ray": RayResource(address="inline"),
-            },
-        )
+        result = catalog_one_file(tmp_path, shared_media, instance)
         assert result.success
         assert instance.get_run_by_id(result.run_id).tags[PROCESS_TAG] == process_tag()
 
