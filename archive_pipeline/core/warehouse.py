@@ -93,6 +93,16 @@ def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
     return [(f.name, f.type) for f in a] == [(f.name, f.type) for f in b]
 
 
+def _columns_added_since(stored: pa.Schema, contract: pa.Schema) -> list[pa.Field]:
+    """The contract's columns after the stored ones, when the stored table has the contract's
+    first columns and those added since are nullable (a table written before they existed)."""
+    n = len(stored)
+    new = list(contract)[n:]
+    if not new or not _same_columns(stored, pa.schema(list(contract)[:n])):
+        return []
+    return new if all(field.nullable for field in new) else []
+
+
 def vector_dim(spec: TableSpec, schema: pa.Schema) -> int | None:
     """Length of a table's fixed-size vector columns (None: it has none)."""
     for name in spec.vector_columns:
@@ -132,13 +142,15 @@ class Warehouse:
     @cached_property
     def db(self) -> lancedb.DBConnection:
         """The LanceDB connection (opened lazily; it creates a local folder that is missing)."""
-        if self.read_only and not self._remote and not Path(self.root).is_dir():
-            raise WarehouseMissingError(self._missing(f"no warehouse at {self.root}"))
+        if self.read_only:
+            self._require_folder()
         return lancedb.connect(self.root, storage_options=self.storage_options or None)
 
-    @property
-    def _remote(self) -> bool:
-        return "://" in self.root and not self.root.startswith("file://")
+    def _require_folder(self) -> None:
+        """WarehouseMissingError when the warehouse is a local folder that does not exist."""
+        remote = "://" in self.root and not self.root.startswith("file://")
+        if not remote and not Path(self.root).is_dir():
+            raise WarehouseMissingError(self._missing(f"no warehouse at {self.root}"))
 
     def _missing(self, what: str) -> str:
         return (
@@ -149,8 +161,7 @@ class Warehouse:
     def require(self) -> Warehouse:
         """This warehouse, if it holds contract tables; else WarehouseMissingError naming it
         (and creating nothing)."""
-        if not self._remote and not Path(self.root).is_dir():
-            raise WarehouseMissingError(self._missing(f"no warehouse at {self.root}"))
+        self._require_folder()
         if not any(name in TABLES for name in self.table_names()):
             raise WarehouseMissingError(self._missing(f"the warehouse at {self.root} is empty"))
         return self
@@ -186,13 +197,13 @@ class Warehouse:
                 ) from None
             table = self.db.create_table(name, schema=spec.schema_for(dim), exist_ok=True)
         stored = vector_dim(spec, table.schema)
-        table = self._add_new_columns(table, spec.schema_for(stored))
         contract = spec.schema_for(stored)
-        if self.read_only and _same_columns(
-            table.schema, pa.schema(list(contract)[: len(table.schema)])
-        ):
-            pass  # an older table read as it is (columns added since read as nulls)
-        elif not _same_columns(table.schema, contract):
+        # A table older than columns the contract gained: they are added (read-only: read
+        # as nulls); any other difference is an error.
+        new = _columns_added_since(table.schema, contract)
+        if new and not self.read_only:
+            table = self._add_columns(table, new)
+        elif not new and not _same_columns(table.schema, contract):
             raise SchemaMismatchError(
                 f"table {name!r} at {self.root} has columns {table.schema.names} but the contract "
                 f"({'archive_pipeline.schemas'}) says {spec.schema.names}; migrate or drop it"
@@ -206,15 +217,9 @@ class Warehouse:
             )
         return table
 
-    def _add_new_columns(self, table: lancedb.table.Table, schema: pa.Schema):
-        """A table written before the contract gained columns at its end (nullable ones) gets
-        them, empty: the one migration done on open (any other difference is an error)."""
-        n = len(table.schema)
-        new = [schema.field(i) for i in range(n, len(schema))]
-        if not new or not _same_columns(table.schema, pa.schema(list(schema)[:n])):
-            return table
-        if not all(field.nullable for field in new) or self.read_only:
-            return table  # (read-only: the missing columns read as nulls)
+    def _add_columns(self, table: lancedb.table.Table, new: list[pa.Field]):
+        """Add (empty) the contract columns a table written before lacks: the one migration
+        done on open."""
         try:
             table.add_columns(new)
         except (OSError, RuntimeError, ValueError) as exc:  # a concurrent opener added them

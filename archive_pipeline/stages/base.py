@@ -405,6 +405,14 @@ def process_partition(
             batches += 1
         batch, last_commit = _Batch(tables), time.monotonic()
 
+    def commit_if_due() -> None:
+        if (
+            batch.items >= warehouse.commit_every_items
+            or batch.media_s >= warehouse.commit_every_media_h * 3600
+            or time.monotonic() - last_commit >= warehouse.commit_every_s
+        ):
+            commit()
+
     def add(i: int, outcome: ItemOutcome, error: tuple[str, str] | None, now: dt.datetime) -> None:
         """Item i's rows (or failure) and ledger entry into the batch."""
         nonlocal media_s
@@ -463,8 +471,7 @@ def process_partition(
         now = dt.datetime.now(dt.UTC)
         for j in sharing[keys[i]]:
             add(j, copied, None, now)
-        if batch.items >= warehouse.commit_every_items:
-            commit()
+        commit_if_due()
 
     compute_start = time.perf_counter()
     durations = [refs[i].duration_s for i in units]
@@ -481,12 +488,7 @@ def process_partition(
         now = dt.datetime.now(dt.UTC)
         for i in sharing[keys[unit]]:
             add(i, outcome, error, now)
-        if (
-            batch.items >= warehouse.commit_every_items
-            or batch.media_s >= warehouse.commit_every_media_h * 3600
-            or time.monotonic() - last_commit >= warehouse.commit_every_s
-        ):
-            commit()
+        commit_if_due()
     commit()
     compute_seconds = time.perf_counter() - compute_start
     if log is not None and units:
