@@ -49,3 +49,21 @@ def test_a_read_only_warehouse_reads_a_table_not_written_yet_as_empty(tmp_path):
     with pytest.raises(WarehouseMissingError, match="no warehouse at"):
         Warehouse(str(tmp_path / "nowhere"), read_only=True).require()
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_table_older_than_the_contract_reads_its_new_columns_as_nulls_without_a_write(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    from archive_pipeline.schemas import TABLES
+
+    contract = TABLES["media_catalog"].schema
+    older = pa.schema(list(contract)[:-1])  # before `aliases`
+    table = lancedb.connect(str(tmp_path / "wh")).create_table("media_catalog", schema=older)
+    version = table.version
+    read = Warehouse(str(tmp_path / "wh"), read_only=True).read("media_catalog")
+    assert read.schema.names == contract.names and read.num_rows == 0
+    assert read.schema.field("aliases").type == contract.field("aliases").type
+    assert lancedb.connect(str(tmp_path / "wh")).open_table("media_catalog").version == version
+    migrated = Warehouse(str(tmp_path / "wh")).table("media_catalog")  # a writer adds it
+    assert migrated.schema.names == contract.names

@@ -252,7 +252,8 @@ class Warehouse:
         rows = table.to_lance().to_table(columns=wanted, filter=where or None, limit=limit)
         for name_ in columns or schema.names:  # (read-only on an older table: nulls)
             if name_ not in stored:
-                rows = rows.append_column(schema.field(name_), pa.nulls(rows.num_rows))
+                field = schema.field(name_)
+                rows = rows.append_column(field, pa.nulls(rows.num_rows, field.type))
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
         return rows.select(schema.names).cast(schema)
