@@ -140,6 +140,13 @@ def test_default_embeds_text_and_reports_no_image_text_model(archive):
     assert all(d["image_vector"] is None for d in documents)
     hits = Searcher(wh).search(query="ask not what your country can do", mode="hybrid").hits
     assert hits[0].uri.endswith("jfk.flac") and hits[0].decade == "1960s"
+    md = result.asset_materializations_for_node("search_documents")[0].metadata
+    assert (md["rebuilt"].value, md["speech_documents"].value) == (2, len(speech))
+    # unchanged: search_documents reads the ledger, assembles nothing and commits nothing
+    again = dg.materialize(ASSETS, partition_key="1960s", resources=resources(archive, "wh"))
+    md = again.asset_materializations_for_node("search_documents")[0].metadata
+    assert (md["rebuilt"].value, md["unchanged"].value, md["committed"].value) == (0, 2, False)
+    assert md["rows"].value == len(documents)
 
 
 def test_random_tiny_openclip_plumbing_shares_one_space(archive, tmp_path):

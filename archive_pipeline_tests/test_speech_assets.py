@@ -78,6 +78,9 @@ def test_speech_assets_attribute_speech_to_catalogue_names(archive, materialized
         2,
         False,
     )
+    md = again.asset_materializations_for_node("diarised_segments")[0].metadata
+    # derived from the ledger: nothing read again, nothing written
+    assert (md["rebuilt"].value, md["unchanged"].value, md["committed"].value) == (0, 1, False)
     for name, table in before.items():
         assert wh.read(name).sort_by("row_id").equals(table)
 
@@ -140,6 +143,13 @@ def test_diarised_segments_commit_by_group_and_drop_items_gone(
         )
 
     assert rows(wh).num_rows > 0 and rows(wh).equals(rows(whole))
+    # new catalogue names: that item's rows are rebuilt (its inputs' fingerprint changed)
+    (inbox / "1980s/interview.wav.json").write_text(json.dumps({"speakers": ["Anna", "Ben"]}))
+    renamed = run(inbox, tmp_path / "wh")
+    md = renamed.asset_materializations_for_node("diarised_segments")[0].metadata
+    assert (md["rebuilt"].value, md["committed"].value) == (1, True)
+    names = wh.read("diarised_segments", columns=["speaker_name"]).column("speaker_name")
+    assert set(names.to_pylist()) == {"Anna", "Ben"}
     (inbox / "1980s/interview.wav").unlink()
     assert run(inbox, tmp_path / "wh").success
     assert rows(wh).num_rows == 0  # the silent tape has no segments; the interview left

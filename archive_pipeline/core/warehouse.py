@@ -258,15 +258,18 @@ class Warehouse:
             schema = pa.schema([schema.field(c) for c in columns])
         return rows.select(schema.names).cast(schema)
 
-    def count(self, name: str, scope: Mapping[str, str] | None = None) -> int:
-        """Rows of a table, or of one scope of it."""
+    def count(
+        self, name: str, scope: Mapping[str, str] | None = None, *, filter: str | None = None
+    ) -> int:
+        """Rows of a table, or of one scope of it, optionally only those matching `filter`."""
         try:
             table = self.table(name)
         except WarehouseMissingError:
             if not self.read_only:
                 raise
             return 0
-        return table.count_rows(scope_filter(scope) if scope else None)
+        where = " AND ".join(f"({w})" for w in (scope and scope_filter(scope), filter) if w)
+        return table.count_rows(where or None)
 
     def _conform(
         self,

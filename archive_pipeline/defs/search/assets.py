@@ -1,11 +1,14 @@
 """search_documents: one searchable row per speech segment and keyframe, with its indexes."""
 
 import time
+from dataclasses import replace
 
 import dagster as dg
 
+from archive_pipeline.core.sql import sql_in
 from archive_pipeline.defs.reporting import (
     OWNERS,
+    keys_version,
     markdown_table,
     table_definition_metadata,
     table_metadata,
@@ -14,9 +17,20 @@ from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, SearchIndex, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, assemble
 from archive_pipeline.search.indexes import TABLE, ensure_indexes
+from archive_pipeline.stages import derived
 from archive_pipeline.stages.embeddings import text_embedding_dim, text_model_id
 
-ASSEMBLY_VERSION = "1"
+ASSEMBLY_VERSION = "2"  # 2: rows keyed by their inputs' fingerprint (stages/derived.py)
+SEARCH_GROUP = 100  # media items assembled per read and commit
+# the ledger entries a document is made from (with the diarised rows' keys and the title)
+UPSTREAM_STAGES = (
+    "media_catalog",
+    "shots",
+    "frame_text",
+    "segment_embeddings",
+    "keyframe_embeddings",
+)
+PREVIEW_COLUMNS = ["uri", "text", "kind", "time_s", "speaker"]
 
 
 @dg.asset(
@@ -49,47 +63,86 @@ def search_documents(
     clip = vision_models.clip()
     text_model = text_model_id(clip)
     image_model = clip.model_id if clip.configured else None
+    dim = text_embedding_dim(clip)
     wh = warehouse.get_warehouse()
+    wh.table(TABLE, dim=dim)  # created with this vector length if new; a different one is refused
     scope = {"decade": decade}
-    assembly = assemble(
-        decade=decade,
-        segments=wh.read("diarised_segments", scope, columns=SEGMENT_COLUMNS),
-        keyframes=wh.read("keyframes", scope, columns=KEYFRAME_COLUMNS),
-        shots=wh.read("shots", scope),
-        frame_text=wh.read("frame_text", scope),
-        text_embeddings=wh.read("segment_embeddings", scope),
-        # read only with an image-text model (reading would create the table empty)
-        image_embeddings=wh.read("keyframe_embeddings", scope) if image_model else None,
-        catalog=wh.read("media_catalog", scope),
-        text_model_id=text_model,
-        image_model_id=image_model,
-        dim=text_embedding_dim(clip),
-    )
-    write = wh.replace(TABLE, assembly.rows, scope=scope, dim=assembly.dim)
+    # Only items whose inputs changed are assembled again (their ledger entries, their
+    # diarised rows' keys, their title, the models): an unchanged decade writes nothing.
+    titles = {
+        r["media_id"]: r["title"]
+        for r in wh.read("media_catalog", scope, columns=["media_id", "title"]).to_pylist()
+    }
+    parts, productive = derived.ledger_parts(wh, decade, UPSTREAM_STAGES)
+    diarised = derived.written_keys(wh, "diarised_segments", decade)
+    salt = f"search:{ASSEMBLY_VERSION}:{text_model}:{image_model}:{dim}"
+    wanted = {
+        media: derived.fingerprint(
+            [*parts[media], *(f"diarised:{k}" for k in diarised.get(media, ())), f"title:{title}"],
+            salt,
+        )
+        for media, title in sorted(titles.items())
+        if media in productive or media in diarised
+    }
+    todo = derived.plan(wanted, derived.written_keys(wh, TABLE, decade))
+    write = wh.unchanged(TABLE, scope)
+    stale_vectors = 0
+    for media in todo.groups(SEARCH_GROUP):
+        group = sql_in("media_id", media)
+        assembly = assemble(
+            decade=decade,
+            segments=wh.read("diarised_segments", scope, columns=SEGMENT_COLUMNS, filter=group),
+            keyframes=wh.read("keyframes", scope, columns=KEYFRAME_COLUMNS, filter=group),
+            shots=wh.read("shots", scope, filter=group),
+            frame_text=wh.read("frame_text", scope, filter=group),
+            text_embeddings=wh.read("segment_embeddings", scope, filter=group),
+            # read only with an image-text model (reading would create the table empty)
+            image_embeddings=(
+                wh.read("keyframe_embeddings", scope, filter=group) if image_model else None
+            ),
+            catalog=wh.read("media_catalog", scope, filter=group),
+            text_model_id=text_model,
+            image_model_id=image_model,
+            dim=dim,
+        )
+        rows = derived.keyed(assembly.rows, wanted)
+        write = write.then(wh.replace(TABLE, rows, scope=scope, dim=dim, where=group))
+        stale_vectors += len(assembly.stale_vectors)
+    if todo.gone:
+        write = write.then(wh.delete_where(TABLE, scope, sql_in("media_id", todo.gone)))
+    write = replace(write, rows=wh.count(TABLE, scope))
     indexes = ensure_indexes(wh.table(TABLE), search_index.settings())
     if write.committed:
         wh.maintain(TABLE)  # folds the new rows into the indexes
-    if assembly.stale_vectors:
+    if stale_vectors:
         context.log.warning(
-            f"{len(assembly.stale_vectors)} documents have no current text vector (text or model "
-            "changed since segment_embeddings ran): searchable by text only until it runs again"
+            f"{stale_vectors} documents have no current text vector (text or model changed since "
+            "segment_embeddings ran): searchable by text only until it runs again"
         )
-    rows = assembly.rows
-    kinds = {kind: sum(r["kind"] == kind for r in rows) for kind in ("speech", "keyframe")}
+    first = wh.read(TABLE, scope, columns=PREVIEW_COLUMNS, limit=10).to_pylist()
     return dg.MaterializeResult(
         metadata={
             **table_metadata(wh, TABLE, write),
-            **{f"{kind}_documents": n for kind, n in kinds.items()},
-            "with_vector": assembly.with_vector,
-            "with_image_vector": assembly.with_image_vector,
-            "without_current_vector": len(assembly.stale_vectors),
-            "dim": assembly.dim,
+            "items": len(wanted),
+            "rebuilt": len(todo.todo),
+            "unchanged": todo.unchanged,
+            **{
+                f"{kind}_documents": wh.count(TABLE, scope, filter=f"kind = '{kind}'")
+                for kind in ("speech", "keyframe")
+            },
+            "with_vector": wh.count(TABLE, scope, filter="vector IS NOT NULL"),
+            "with_image_vector": wh.count(TABLE, scope, filter="image_vector IS NOT NULL"),
+            "without_current_vector": stale_vectors,
+            "dim": dim,
             "text_model": text_model,
             "image_model": image_model or "not configured",
             "indexes": dg.MetadataValue.json(indexes),
             "seconds": round(time.perf_counter() - start, 3),
             "preview": dg.MetadataValue.md(
-                markdown_table(rows, ["file", "text", "kind", "time_s", "speaker"])
+                markdown_table(
+                    first, ["file", "text", "kind", "time_s", "speaker"], total=write.rows
+                )
             ),
         },
+        data_version=keys_version(wanted.values()),
     )

@@ -23,6 +23,7 @@ from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, SpeechModels
 from archive_pipeline.schemas import TABLES
+from archive_pipeline.stages import derived
 from archive_pipeline.stages.base import process_partition
 from archive_pipeline.stages.speech import (
     DiarizeStage,
@@ -153,10 +154,13 @@ def speaker_turns(
     )
 
 
+DIARISED_VERSION = "2"  # 2: rows keyed by their inputs' fingerprint (stages/derived.py)
+
+
 @dg.asset(
     partitions_def=decade_partitions,
     deps=[transcripts, speaker_turns],
-    code_version="1",
+    code_version=DIARISED_VERSION,
     group_name="speech",
     kinds={"lance"},
     owners=OWNERS,
@@ -171,26 +175,39 @@ def diarised_segments(
     scope = {"decade": decade}
     catalog = wh.read("media_catalog", scope, columns=["media_id", "speakers"]).to_pylist()
     names = {r["media_id"]: tuple(r["speakers"] or ()) for r in catalog}
-    media = sorted(names)
+    # Only items whose transcript or turns (or catalogue names) changed are rebuilt: the ledger
+    # says which, so an unchanged decade reads no transcript and writes nothing.
+    parts, productive = derived.ledger_parts(wh, decade, ("transcripts", "speaker_turns"))
+    wanted = {
+        media: derived.fingerprint(
+            [*parts[media], "names:" + "|".join(names[media])], f"diarised:{DIARISED_VERSION}"
+        )
+        for media in sorted(productive & set(names))
+        if any(p.startswith("transcripts:ok:") for p in parts[media])
+    }
+    todo = derived.plan(wanted, derived.written_keys(wh, "diarised_segments", decade))
     # A group of media items at a time: memory follows the group, not the decade (words are
     # ~6 MB per hour of speech); each group is one commit, rows of items gone go at the end.
-    write, keys, speakers = None, set(), 0
-    for start in range(0, len(media), DIARISE_GROUP):
-        group = sql_in("media_id", media[start : start + DIARISE_GROUP])
+    write = wh.unchanged("diarised_segments", scope)
+    for media in todo.groups(DIARISE_GROUP):
+        group = sql_in("media_id", media)
         rows = diarised_rows(
             wh.read("transcripts", scope, filter=group),
             wh.read("speaker_turns", scope, filter=group),
             decade=decade,
             names=names,
         )
-        table = pa.Table.from_pylist(rows, schema=TABLES["diarised_segments"].schema)
-        done = wh.replace("diarised_segments", table, scope=scope, where=group)
-        write = done if write is None else write.then(done)
-        keys |= {r["cache_key"] for r in rows}
-        speakers += len({(r["media_id"], r["speaker"]) for r in rows})
-    gone = wh.delete_where("diarised_segments", scope, sql_in("media_id", media, negate=True))
-    write = gone if write is None else write.then(gone)
+        table = pa.Table.from_pylist(
+            derived.keyed(rows, wanted), schema=TABLES["diarised_segments"].schema
+        )
+        write = write.then(wh.replace("diarised_segments", table, scope=scope, where=group))
+    if todo.gone:
+        write = write.then(
+            wh.delete_where("diarised_segments", scope, sql_in("media_id", todo.gone))
+        )
     write = replace(write, rows=wh.count("diarised_segments", scope))
+    voices = wh.read("diarised_segments", scope, columns=["media_id", "speaker"])
+    speakers = voices.group_by(["media_id", "speaker"]).aggregate([]).num_rows
     first = wh.read(
         "diarised_segments",
         scope,
@@ -200,6 +217,9 @@ def diarised_segments(
     return dg.MaterializeResult(
         metadata={
             **table_metadata(wh, "diarised_segments", write),
+            "items": len(wanted),
+            "rebuilt": len(todo.todo),
+            "unchanged": todo.unchanged,
             "speakers": speakers,
             "preview": dg.MetadataValue.md(
                 markdown_table(
@@ -209,5 +229,5 @@ def diarised_segments(
                 )
             ),
         },
-        data_version=keys_version(keys),
+        data_version=keys_version(wanted.values()),
     )

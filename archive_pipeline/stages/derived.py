@@ -1,0 +1,87 @@
+"""Tables derived per media item from other tables (`diarised_segments`, `search_documents`):
+which items' inputs changed since their rows were written, known from the ledger and one
+column of the derived table, without reading the inputs.
+
+Each derived row carries in `cache_key` the fingerprint of the inputs it was built from (the
+`stage_items` entries of its item, plus whatever else the caller salts it with: code version,
+models). A run rebuilds only the items whose fingerprint differs from their rows', so an
+unchanged decade reads two small columns and writes nothing, and a changed item costs its own
+rows, not the decade's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from archive_pipeline.core.sql import sql_in
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.stages.base import LEDGER_TABLE
+
+
+def fingerprint(parts: Iterable[str], salt: str) -> str:
+    """A stable key of sorted parts and a salt."""
+    text = "\n".join([salt, *sorted(parts)])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def ledger_parts(
+    warehouse: Warehouse, decade: str, stages: Sequence[str]
+) -> tuple[dict[str, list[str]], set[str]]:
+    """Per media item, its ledger entries of `stages` as 'stage:status:cache_key' strings, and
+    the items with at least one 'ok' entry with rows (the ones that can have derived rows)."""
+    entries = warehouse.read(
+        LEDGER_TABLE,
+        {"decade": decade},
+        columns=["media_id", "stage", "status", "cache_key", "n_rows"],
+        filter=sql_in("stage", list(stages)),
+    ).to_pylist()
+    parts: dict[str, list[str]] = {}
+    productive: set[str] = set()
+    for e in entries:
+        parts.setdefault(e["media_id"], []).append(f"{e['stage']}:{e['status']}:{e['cache_key']}")
+        if e["status"] == "ok" and (e["n_rows"] or 0) > 0:
+            productive.add(e["media_id"])
+    return parts, productive
+
+
+def written_keys(warehouse: Warehouse, table: str, decade: str) -> dict[str, frozenset[str]]:
+    """{media_id: the cache keys of its rows} of a derived table's decade (two columns)."""
+    rows = warehouse.read(table, {"decade": decade}, columns=["media_id", "cache_key"])
+    pairs = rows.group_by(["media_id", "cache_key"]).aggregate([]) if rows.num_rows else rows
+    keys: dict[str, set[str]] = {}
+    for media, key in zip(
+        pairs.column("media_id").to_pylist(), pairs.column("cache_key").to_pylist(), strict=True
+    ):
+        keys.setdefault(media, set()).add(key)
+    return {media: frozenset(k) for media, k in keys.items()}
+
+
+@dataclass(frozen=True)
+class DerivedPlan:
+    """What a derived asset does this run: the items to (re)build with their fingerprints, the
+    items whose rows go, and how many are unchanged."""
+
+    wanted: Mapping[str, str]  # media_id -> fingerprint of every item that may have rows
+    todo: list[str]
+    gone: list[str]
+    unchanged: int
+
+    def groups(self, size: int) -> Iterable[list[str]]:
+        """The items to build, `size` at a time (one read and one commit per group)."""
+        for start in range(0, len(self.todo), size):
+            yield self.todo[start : start + size]
+
+
+def plan(wanted: Mapping[str, str], written: Mapping[str, frozenset[str]]) -> DerivedPlan:
+    """Items whose rows carry exactly their wanted fingerprint are unchanged; the other wanted
+    items are rebuilt; items with rows that are not wanted lose them."""
+    todo = sorted(m for m, key in wanted.items() if written.get(m) != frozenset([key]))
+    gone = sorted(m for m in written if m not in wanted)
+    return DerivedPlan(wanted, todo, gone, len(wanted) - len(todo))
+
+
+def keyed(rows: list[dict], wanted: Mapping[str, str]) -> list[dict]:
+    """Rows with `cache_key` set to their item's fingerprint."""
+    return [{**row, "cache_key": wanted[row["media_id"]]} for row in rows]
