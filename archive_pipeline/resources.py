@@ -320,6 +320,15 @@ class SpeechModels(dg.ConfigurableResource):
     whisper_batched: bool = Field(default=False, description="Use BatchedInferencePipeline.")
     whisper_batch_size: int = Field(default=8, description="Batch size when batched.")
     whisper_cpu_threads: int = Field(default=0, description="CTranslate2 threads (0: default).")
+    whisper_language: str | None = Field(
+        default=None,
+        description="Force one language for all speech (a lock); unset: detected per span, "
+        "the catalogue's language a hint.",
+    )
+    whisper_language_per_span: bool = Field(
+        default=True,
+        description="Detect the language per speech span (code-switching); off: once per item.",
+    )
     diarization_backend: str = Field(
         default="auto",
         description="'auto' (pyannote if configured, else offline), 'offline', 'pyannote'.",
@@ -351,6 +360,8 @@ class SpeechModels(dg.ConfigurableResource):
             batched=self.whisper_batched,
             batch_size=self.whisper_batch_size,
             cpu_threads=self.whisper_cpu_threads,
+            language=self.whisper_language or None,
+            language_per_span=self.whisper_language_per_span,
         )
 
     def diarization(self):

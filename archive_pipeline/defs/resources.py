@@ -136,6 +136,8 @@ def build_speech_models() -> SpeechModels:
         whisper_batched=_bool("ARCHIVE_WHISPER_BATCHED", False),
         whisper_batch_size=_int("ARCHIVE_WHISPER_BATCH_SIZE", 8),
         whisper_cpu_threads=_int("ARCHIVE_WHISPER_CPU_THREADS", 0),
+        whisper_language=_str("ARCHIVE_WHISPER_LANGUAGE", None),
+        whisper_language_per_span=_bool("ARCHIVE_WHISPER_LANGUAGE_PER_SPAN", True),
         diarization_backend=_str("ARCHIVE_DIARIZATION_BACKEND", "auto"),
         pyannote_pipeline=_str("ARCHIVE_PYANNOTE_PIPELINE", None),
         hf_token=_str("HF_TOKEN", None),

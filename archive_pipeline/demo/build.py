@@ -47,6 +47,33 @@ BULLETIN = (
     "This is the morning bulletin. Traffic is light on the coast road. The ferry runs on time."
 )
 UNTITLED = "Testing, testing. This tape has no label and no date."
+# A Berlin radio interview that switches language with the speaker: a German host (espeak-ng's
+# German voice) and an English guest. Catalogued as German: the catalogue language is a hint.
+# (Some short espeak-ng German sentences sound English to Whisper: the host's turns are whole
+# sentences it hears as German, p=0.99 with base.)
+BILINGUAL = [
+    (
+        ("de", 40),
+        "Guten Abend aus Berlin, heute Abend spricht unser Gast über die Nacht, als die Mauer fiel.",
+    ),
+    (
+        ("en-gb+f3", 85),
+        "Thank you. I was standing at the border crossing, and nobody knew what would happen next.",
+    ),
+    (
+        ("de", 40),
+        "Die Grenze wurde geöffnet, und tausende Menschen gingen zum ersten Mal über die Brücke "
+        "nach Westberlin.",
+    ),
+    (
+        ("en-gb+f3", 85),
+        "In the morning the streets were full of people, and everybody was talking to strangers.",
+    ),
+    (
+        ("de", 40),
+        "Vielen Dank für das Gespräch, wir hören uns nächste Woche wieder, auf Wiederhören.",
+    ),
+]
 
 SHARED = [
     # (source under ../shared/media, key in the inbox, catalogue.csv metadata or None)
@@ -92,6 +119,24 @@ def _run(cmd: list[str]) -> None:
 def speak(text: str, voice: tuple[str, int], out: Path) -> None:
     """Synthesise speech with espeak-ng (voice, pitch) into a WAV file."""
     _run(["espeak-ng", "-v", voice[0], "-p", str(voice[1]), "-s", "150", "-w", str(out), text])
+
+
+def bilingual_interview(out: Path, tmp: Path) -> list[tuple[float, float, str]]:
+    """Write the German-English interview (BILINGUAL) to `out`; return its reference turns
+    (start, end, language) from the generated parts."""
+    import soundfile
+
+    parts, turns, t = [], [], 0.0
+    for i, (voice, line) in enumerate(BILINGUAL):
+        part = tmp / f"bilingual{i}.wav"
+        speak(line, voice, part)
+        parts.append(part)
+        seconds = soundfile.info(part).duration
+        turns.append((t, t + seconds, voice[0][:2]))
+        t += seconds + 0.5
+    out.parent.mkdir(parents=True, exist_ok=True)
+    concat_audio(parts, out)
+    return turns
 
 
 def concat_audio(parts: list[Path], out: Path, *, gap_s: float = 0.5, rate: int = 16000) -> None:
@@ -194,6 +239,19 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
         bulletin.parent.mkdir(parents=True, exist_ok=True)
         _run(["ffmpeg", "-v", "error", "-y", "-i", str(tmp / "bulletin.wav"), str(bulletin)])
         items.append(DemoItem("radio/radio_bulletin_1974.flac", "1970s"))
+
+        berlin = inbox / "interviews/berlin_mauerfall_1989.wav"
+        bilingual_interview(berlin, tmp)
+        sidecar = {
+            "title": "Berliner Rundfunk: Die Nacht des Mauerfalls",
+            "recorded_date": "1989-11-10",
+            "language": "de",
+            "speakers": ["Moderator", "Guest"],
+        }
+        (inbox / "interviews/berlin_mauerfall_1989.wav.json").write_text(
+            json.dumps(sidecar, indent=2)
+        )
+        items.append(DemoItem("interviews/berlin_mauerfall_1989.wav", "1980s"))
 
         reel = inbox / "film/reel_0042.mp4"
         reel.parent.mkdir(parents=True, exist_ok=True)

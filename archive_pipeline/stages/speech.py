@@ -19,6 +19,7 @@ from archive_pipeline.models import (
     resolve_whisper,
     whisper_model_id,
 )
+from archive_pipeline.stages import language
 from archive_pipeline.stages.base import (
     CatalogItem,
     ItemFailure,
@@ -74,7 +75,10 @@ class WhisperSettings:
     # Long media are decoded and transcribed in chunks of about this; peak memory follows the
     # chunk, not the file (measured: ~0.8 GB at 300 s with base, ~1.2 GB at 600 s).
     chunk_s: float = 300.0
-    language: str | None = None  # force a language; else the catalogue's, else detected
+    language: str | None = None  # force a language (a lock); else detected, catalogue as hint
+    # detect the language per speech span and transcribe each span in its own (stages/language);
+    # off: one language per item (the catalogue's, else detected once), as before
+    language_per_span: bool = True
 
     def params(self) -> dict[str, Any]:
         """The options that change results (device and threads do not)."""
@@ -89,8 +93,8 @@ class TranscribeStage(LoadsModels):
 
     name = "transcripts"
     tables = ("transcripts",)
-    _loaded = ("_model", "_pipeline")
-    code_version = "1"
+    _loaded = ("_model", "_pipeline", "_detect")
+    code_version = "2"  # 2: the language per speech span
     default_resources = StageResources(num_cpus=1)
 
     def __init__(
@@ -111,6 +115,7 @@ class TranscribeStage(LoadsModels):
         self.audio_cache = audio_cache  # the decoded audio is kept for speaker_turns
         self._model = None
         self._pipeline = None
+        self._detect = None
 
     def setup(self) -> None:
         """Load the Whisper model once per worker."""
@@ -137,6 +142,8 @@ class TranscribeStage(LoadsModels):
             ) from exc
         if self.settings.batched:
             self._pipeline = BatchedInferencePipeline(self._model)
+        if self._model.model.is_multilingual:
+            self._detect = language.whisper_detector(self._model)
 
     def transcribe_array(self, audio, *, language: str | None):
         """Transcribe 16 kHz mono samples; return (segments, info) from faster-whisper."""
@@ -161,22 +168,35 @@ class TranscribeStage(LoadsModels):
 
     def value_from_rows(self, rows: dict[str, pa.Table]) -> dict[str, Any]:
         """The result `rows()` made these rows of (the same audio done in another decade)."""
-        segments = row_values(
-            rows["transcripts"], "segment_index", drop=("language", "language_probability")
-        )
-        first = rows["transcripts"].slice(0, 1).to_pylist()
-        return {
-            "language": first[0]["language"] if first else None,
-            "language_probability": first[0]["language_probability"] if first else None,
-            "segments": segments,
-        }
+        segments = row_values(rows["transcripts"], "segment_index")
+        return {"language": main_language(segments), "segments": segments}
+
+    def spans(self, audio, *, hint: str | None, languages: set[str]) -> list[language.Span | None]:
+        """The spans of a chunk to transcribe and their languages (None: one span, Whisper
+        detects). `languages` collects the item's languages across chunks."""
+        forced = whisper_language(self.settings.language)
+        if forced:
+            return [language.Span(0, len(audio), forced, 1.0)]
+        if self._detect is None:  # an English-only model (tiny.en): nothing to detect
+            return [language.Span(0, len(audio), "en", 1.0)]
+        if not self.settings.language_per_span:
+            if hint:
+                return [language.Span(0, len(audio), hint, 1.0)]
+            if languages:  # detected in the first chunk, kept for the later ones
+                only = next(iter(languages))
+                return [language.Span(0, len(audio), only, None)]
+            return [None]
+        pieces = language.detect_pieces(audio, self._detect)
+        languages |= language.assign(pieces, known=languages, hint=hint)
+        return language.spans(pieces, len(audio)) or [None]
 
     def process(self, item: SpeechItem) -> dict[str, Any] | ItemFailure:
-        """Transcribe one item chunk by chunk; times are absolute seconds in the media."""
+        """Transcribe one item chunk by chunk, each speech span in its language; times are
+        absolute seconds in the media."""
         from archive_pipeline.core.audio import iter_chunks
 
-        language = whisper_language(self.settings.language or item.language)
-        probability = 1.0 if language else None
+        hint = whisper_language(item.language)
+        languages: set[str] = set()
         segments: list[dict[str, Any]] = []
         keeping = (
             self.audio_cache.writer(item.sha256)
@@ -192,14 +212,32 @@ class TranscribeStage(LoadsModels):
                 keep(chunk)
                 if len(chunk) < 1600:  # under 0.1 s: nothing to recognise
                     continue
-                parts, info = self.transcribe_array(chunk, language=language)
-                for segment in parts:
-                    segments.append(_segment_dict(segment, offset))
-                if language is None and segments:  # detected once, kept for later chunks
-                    language, probability = info.language, info.language_probability
+                for span in self.spans(chunk, hint=hint, languages=languages):
+                    start = span.start if span else 0
+                    audio = chunk[start : span.end] if span else chunk
+                    parts, info = self.transcribe_array(audio, language=span and span.language)
+                    spoken = (
+                        (span.language, span.probability)
+                        if span
+                        else (info.language, info.language_probability)
+                    )
+                    for segment in parts:
+                        segments.append(_segment_dict(segment, offset + start / 16000, *spoken))
+                    if not span and segments and not self.settings.language_per_span:
+                        languages.add(info.language)
         if failed:
             return failed[0]
-        return {"language": language, "language_probability": probability, "segments": segments}
+        return {"language": main_language(segments), "segments": segments}
+
+
+def main_language(segments: Sequence[Mapping[str, Any]]) -> str | None:
+    """The language with the most speech time among segments (None without segments)."""
+    seconds: dict[str, float] = {}
+    for seg in segments:
+        if seg.get("language"):
+            key = seg["language"]
+            seconds[key] = seconds.get(key, 0.0) + seg["end_s"] - seg["start_s"]
+    return max(seconds, key=lambda k: (seconds[k], k)) if seconds else None
 
 
 def whisper_language(code: str | None) -> str | None:
@@ -235,7 +273,9 @@ def whisper_language(code: str | None) -> str | None:
     return names.get(text)
 
 
-def _segment_dict(segment: Any, offset: float) -> dict[str, Any]:
+def _segment_dict(
+    segment: Any, offset: float, language: str | None, probability: float | None
+) -> dict[str, Any]:
     words = [
         {
             "start": w.start + offset,
@@ -249,6 +289,8 @@ def _segment_dict(segment: Any, offset: float) -> dict[str, Any]:
         "start_s": segment.start + offset,
         "end_s": segment.end + offset,
         "text": segment.text.strip(),
+        "language": language,
+        "language_probability": probability,
         "avg_logprob": segment.avg_logprob,
         "no_speech_prob": segment.no_speech_prob,
         "words": words,
@@ -263,8 +305,6 @@ def transcript_rows(item: SpeechItem, value: dict[str, Any], *, decade: str) -> 
             "media_id": item.media_id,
             "uri": item.uri,
             "segment_index": i,
-            "language": value["language"],
-            "language_probability": value["language_probability"],
             **segment,
         }
         for i, segment in enumerate(value["segments"])

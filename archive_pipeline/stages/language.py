@@ -1,0 +1,227 @@
+"""The language spoken, span by span: an interview that switches between German and English is
+transcribed in each language, never translated into one (Dagster-free, numpy + faster-whisper).
+
+Whisper detects a language from one 30-second window. Detecting once per file (what
+faster-whisper does) keeps the first language for everything after it, and Whisper then writes
+the German half as an English paraphrase. Here, per chunk of decoded audio:
+
+1. Silero VAD (faster-whisper's) finds the speech regions (pauses of half a second: sentences,
+   turns); a region over one Whisper window (`UNIT_MAX_S`) is cut.
+2. Whisper's language head scores every region, the encoder run over the region alone rather
+   than a 30-second padded window (about 1% of real time on CPU with base). A region whose top
+   language is below `CONFIDENT` is split at its shorter pauses (phrases), and each phrase long
+   enough to judge (`MIN_DETECT_S`) is scored alone. (Scoring whole 30-second windows is not
+   enough: a window holding two German and two English turns was scored English with p=0.89.)
+3. Each piece takes its top language when that is confident; otherwise the likeliest of the
+   item's languages (those detected confidently in a piece of `TRUST_ALONE_S` or more anywhere
+   in it, plus the catalogue's language, a hint and never a lock). Pieces too short to score
+   take their neighbour's.
+4. Consecutive pieces of one language form a span; each span is transcribed in its language
+   (cut half-way through the pauses between spans). Monolingual audio is one span: the chunk
+   is transcribed exactly as without this module, plus one detection per 30 s of speech.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+UNIT_MAX_S = 30.0  # one Whisper window
+CONFIDENT = 0.8  # a language probability trusted on its own
+MIN_DETECT_S = 0.5  # shorter speech is not scored: it takes its neighbour's language
+TRUST_ALONE_S = 2.0  # shorter speech only chooses among the item's languages, never adds one
+MIN_CONTEXT_S = 3.0  # shorter clips are padded with silence to this before the encoder
+# Silero VAD for finding regions: pauses of half a second separate sentences and turns; a unit
+# whose language is unclear is split again at pauses of a quarter second (phrases)
+VAD_MIN_SILENCE_MS = 500
+VAD_PAD_MS = 200
+REFINE_MIN_SILENCE_MS = 250
+REFINE_PAD_MS = 50
+
+Probabilities = dict[str, float]
+
+
+@dataclass
+class Piece:
+    """Speech from `start` to `end` (samples in the chunk) and its language scores."""
+
+    start: int
+    end: int
+    probs: Probabilities = field(default_factory=dict)
+    language: str | None = None
+    probability: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Its length in seconds."""
+        return (self.end - self.start) / SAMPLE_RATE
+
+    @property
+    def top(self) -> tuple[str, float] | None:
+        """Its likeliest language and probability, if scored."""
+        if not self.probs:
+            return None
+        language = max(self.probs, key=self.probs.__getitem__)
+        return language, self.probs[language]
+
+
+@dataclass(frozen=True)
+class Span:
+    """Samples [start, end) of a chunk to transcribe in one language."""
+
+    start: int
+    end: int
+    language: str
+    probability: float | None
+
+
+def speech_regions(
+    audio: np.ndarray,
+    *,
+    min_silence_ms: int = VAD_MIN_SILENCE_MS,
+    pad_ms: int = VAD_PAD_MS,
+    offset: int = 0,
+) -> list[tuple[int, int]]:
+    """(start, end) samples (plus `offset`) of the speech in 16 kHz mono audio (Silero VAD)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=pad_ms)
+    return [(offset + r["start"], offset + r["end"]) for r in get_speech_timestamps(audio, options)]
+
+
+def units(regions: Sequence[tuple[int, int]], max_s: float = UNIT_MAX_S) -> list[list[Piece]]:
+    """Consecutive regions grouped into units spanning at most `max_s` (a longer region is cut
+    into `max_s` pieces); each unit is a list of region pieces."""
+    limit = int(max_s * SAMPLE_RATE)
+    pieces: list[Piece] = []
+    for start, end in regions:
+        for cut in range(start, end, limit):
+            pieces.append(Piece(cut, min(end, cut + limit)))
+    grouped: list[list[Piece]] = []
+    for piece in pieces:
+        if grouped and piece.end - grouped[-1][0].start <= limit:
+            grouped[-1].append(piece)
+        else:
+            grouped.append([piece])
+    return grouped
+
+
+def whisper_detector(model) -> Callable[[list[np.ndarray]], list[Probabilities]]:
+    """A function scoring audio clips (each at most 30 s) with a faster-whisper model's
+    language head. The encoder sees only the clip (at least `MIN_CONTEXT_S`), not a window
+    padded to 30 s: a 6-second clip costs ~0.12 s of CPU instead of ~0.9 s, with the same
+    ranking (measured with base on 2 threads)."""
+    min_frames = int(MIN_CONTEXT_S * 100)
+
+    def detect(clips: list[np.ndarray]) -> list[Probabilities]:
+        scores: list[Probabilities] = []
+        for clip in clips:
+            features = model.feature_extractor(clip)[..., :3000]
+            if features.shape[-1] < min_frames:
+                pad = min_frames - features.shape[-1]
+                features = np.pad(features, ((0, 0), (0, pad)))
+            ranked = model.model.detect_language(model.encode(features))[0]
+            scores.append({token[2:-2]: prob for token, prob in ranked})
+        return scores
+
+    return detect
+
+
+def detect_pieces(
+    audio: np.ndarray,
+    detect: Callable[[list[np.ndarray]], list[Probabilities]],
+    regions: Sequence[tuple[int, int]] | None = None,
+) -> list[Piece]:
+    """The chunk's speech as scored pieces: its regions (cut at 30 s), and the phrases of a
+    region whose language is unclear (see the module docstring)."""
+    regions = speech_regions(audio) if regions is None else regions
+    whole = [p for unit in units(regions, max_s=UNIT_MAX_S) for p in unit]
+    judged = [p for p in whole if p.seconds >= MIN_DETECT_S]
+    for piece, probs in zip(judged, detect([audio[p.start : p.end] for p in judged]), strict=True):
+        piece.probs = probs
+    out: list[Piece] = []
+    refine: list[Piece] = []
+    for piece in whole:
+        top = piece.top
+        if top is not None and top[1] < CONFIDENT:  # unclear: judge its phrases one by one
+            phrases = [
+                Piece(start, end)
+                for start, end in speech_regions(
+                    audio[piece.start : piece.end],
+                    min_silence_ms=REFINE_MIN_SILENCE_MS,
+                    pad_ms=REFINE_PAD_MS,
+                    offset=piece.start,
+                )
+            ]
+            if len(phrases) > 1:
+                out.extend(phrases)
+                refine.extend(p for p in phrases if p.seconds >= MIN_DETECT_S)
+                continue
+        out.append(piece)
+    for piece, probs in zip(refine, detect([audio[p.start : p.end] for p in refine]), strict=True):
+        piece.probs = probs
+    return out
+
+
+def assign(pieces: list[Piece], *, known: set[str], hint: str | None) -> set[str]:
+    """Give every piece a language (see the module docstring); returns the item's languages
+    (`known` plus those detected confidently here), to carry into the next chunk."""
+
+    def trusted(piece: Piece) -> bool:
+        top = piece.top
+        return top is not None and top[1] >= CONFIDENT and piece.seconds >= TRUST_ALONE_S
+
+    languages = set(known) | {p.top[0] for p in pieces if trusted(p)}
+    candidates = languages | ({hint} if hint else set())
+    if not candidates:  # nothing confident anywhere: the longest judged piece's top language
+        judged = [p for p in pieces if p.top is not None]
+        if judged:
+            candidates = {max(judged, key=lambda p: p.seconds).top[0]}
+    for piece in pieces:
+        if piece.top is None:
+            continue
+        if trusted(piece) or (piece.top[0] in candidates and piece.top[1] >= CONFIDENT):
+            piece.language, piece.probability = piece.top
+        else:
+            best = max(candidates, key=lambda lang: piece.probs.get(lang, 0.0))
+            piece.language, piece.probability = best, piece.probs.get(best, 0.0)
+    # too short to judge: the previous piece's language, else the next one's, else the hint
+    previous = None
+    for piece in pieces:
+        if piece.language is None and previous is not None:
+            piece.language, piece.probability = previous.language, None
+        previous = piece if piece.language is not None else previous
+    following = None
+    for piece in reversed(pieces):
+        if piece.language is None and following is not None:
+            piece.language, piece.probability = following.language, None
+        following = piece if piece.language is not None else following
+    for piece in pieces:
+        if piece.language is None and candidates:
+            piece.language = hint if hint in candidates else sorted(candidates)[0]
+    return languages
+
+
+def spans(pieces: Sequence[Piece], n_samples: int) -> list[Span]:
+    """Consecutive pieces of one language merged into spans covering the whole chunk, cut
+    half-way through the pause between languages."""
+    runs: list[list[Piece]] = []
+    for piece in pieces:
+        if piece.language is None:
+            continue
+        if runs and runs[-1][-1].language == piece.language:
+            runs[-1].append(piece)
+        else:
+            runs.append([piece])
+    out: list[Span] = []
+    for i, run in enumerate(runs):
+        start = 0 if i == 0 else (runs[i - 1][-1].end + run[0].start) // 2
+        end = n_samples if i == len(runs) - 1 else (run[-1].end + runs[i + 1][0].start) // 2
+        scored = [(p.probability, p.seconds) for p in run if p.probability is not None]
+        weight = sum(s for _, s in scored)
+        probability = sum(p * s for p, s in scored) / weight if weight else None
+        out.append(Span(start, end, run[0].language, probability))
+    return out

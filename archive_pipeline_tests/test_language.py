@@ -1,0 +1,57 @@
+"""Language per speech span (stages/language.py): grouping, choosing and spans (no model)."""
+
+from archive_pipeline.stages.language import SAMPLE_RATE, Piece, assign, spans, units
+
+S = SAMPLE_RATE
+
+
+def piece(start_s, end_s, **probs):
+    return Piece(int(start_s * S), int(end_s * S), dict(probs))
+
+
+def test_units_hold_at_most_one_whisper_window_and_cut_long_regions():
+    grouped = units([(0, 10 * S), (11 * S, 25 * S), (26 * S, 40 * S), (41 * S, 110 * S)])
+    spans_s = [[(p.start // S, p.end // S) for p in u] for u in grouped]
+    assert spans_s == [[(0, 10), (11, 25)], [(26, 40)], [(41, 71)], [(71, 101)], [(101, 110)]]
+
+
+def test_a_confident_language_wins_and_unclear_pieces_choose_among_the_items_languages():
+    pieces = [
+        piece(0, 5, en=0.95, de=0.03),
+        piece(6, 10, de=0.90, en=0.05),
+        # unclear: Whisper's top is Thai, but the item speaks German and English
+        piece(11, 14, th=0.46, de=0.30, en=0.10),
+        piece(15, 15.3),  # too short to score: its neighbour's
+    ]
+    languages = assign(pieces, known=set(), hint=None)
+    assert languages == {"en", "de"}
+    assert [p.language for p in pieces] == ["en", "de", "de", "de"]
+    assert pieces[2].probability == 0.30 and pieces[3].probability is None
+
+
+def test_the_catalogue_language_is_a_hint_not_a_lock():
+    sure = [piece(0, 5, en=0.97), piece(6, 8, de=0.5, en=0.4)]
+    assign(sure, known=set(), hint="de")
+    assert [p.language for p in sure] == ["en", "de"]  # confident English is kept
+    # a short confident piece never brings in a new language of its own
+    short = [piece(0, 5, de=0.9), piece(6, 7, nl=0.85, de=0.1)]
+    assert assign(short, known=set(), hint=None) == {"de"}
+    assert short[1].language == "de"
+
+
+def test_languages_found_in_earlier_chunks_stay_candidates():
+    later = [piece(0, 4, th=0.4, en=0.35, de=0.2)]
+    assign(later, known={"de"}, hint=None)
+    assert later[0].language == "de"
+
+
+def test_spans_merge_one_language_and_cut_half_way_through_the_pause():
+    pieces = [piece(1, 5, en=0.9), piece(6, 9, en=0.9), piece(10, 14, de=0.9)]
+    assign(pieces, known=set(), hint=None)
+    out = spans(pieces, 20 * S)
+    assert [(s.start / S, s.end / S, s.language) for s in out] == [
+        (0.0, 9.5, "en"),
+        (9.5, 20.0, "de"),
+    ]
+    assert abs(out[0].probability - 0.9) < 1e-9
+    assert spans([], 20 * S) == []
