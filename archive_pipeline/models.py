@@ -62,6 +62,8 @@ WHISPER_PACKAGED: dict[str, PackagedModel] = {
     ),
 }
 DEFAULT_WHISPER = "base"
+# the offline text embedder (stages/embeddings.TEXT_MODELS): German and English in one space
+DEFAULT_TEXT_MODEL = "use-multilingual"
 
 
 def _package_dir(package: str) -> Path:

@@ -27,7 +27,7 @@ from archive_pipeline.core.warehouse import (
     DEFAULT_COMMIT_EVERY_S,
     Warehouse,
 )
-from archive_pipeline.models import DEFAULT_WHISPER
+from archive_pipeline.models import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 from archive_pipeline.runs import PROCESS_TAG, process_tag
 from archive_pipeline.stages.base import Compute, InlineCompute
 
@@ -270,6 +270,11 @@ class VisionModels(dg.ConfigurableResource):
     clip_pretrained: str | None = Field(
         default=None, description="OpenCLIP checkpoint: hub tag or local .pt/.safetensors file."
     )
+    text_model: str = Field(
+        default=DEFAULT_TEXT_MODEL,
+        description="Text embedder without OpenCLIP: 'use-multilingual' (512-d, German and "
+        "English in one space) or 'minilm' (English, 384-d); both offline.",
+    )
 
     def keyframes(self):
         """KeyframeSettings for the shots/keyframes stage."""
@@ -304,6 +309,7 @@ class VisionModels(dg.ConfigurableResource):
             model=self.clip_model or None,
             pretrained=self.clip_pretrained or None,
             device=self.device,
+            text_model=self.text_model,
         )
 
 

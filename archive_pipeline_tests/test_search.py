@@ -1,5 +1,5 @@
 """search_documents assembly, indexes and the search API on a small archive built here (real
-all-MiniLM-L6-v2 vectors); relevance on the demo archive is in test_demo.py."""
+multilingual USE vectors); relevance on the demo archive is in test_demo.py."""
 
 import datetime as dt
 import json
@@ -28,7 +28,7 @@ from archive_pipeline.stages.embeddings import (
 )
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-CLIP = ClipSettings()  # the offline default: all-MiniLM-L6-v2 from its wheel
+CLIP = ClipSettings()  # the offline default: multilingual USE from its wheel
 
 
 def segment(media, uri, i, start, end, text, speaker, name=None):
@@ -236,7 +236,7 @@ def test_assembly_rows_vectors_and_thumbnail_references(embedder):
     assert len(rows) == 4 and assembly.with_vector == 4 and not assembly.stale_vectors
     speech = rows[("speech", 0.2)]
     assert speech["keyframe_id"] == row_id("keyframes", "x", "news", "0")  # on screen then
-    assert len(speech["vector"]) == 384
+    assert len(speech["vector"]) == text_embedding_dim(CLIP)
     assert abs(np.linalg.norm(speech["vector"]) - 1) < 1e-5
     frame = rows[("keyframe", 1.5)]
     assert frame["ocr_text"] == "TRAM LINE APPROVED" and frame["keyframe_id"] == frame["source_id"]
@@ -258,7 +258,9 @@ def test_indexes_exist_and_vectors_are_fixed_size(archive):
     assert archive["indexes"]["decade"] == "Bitmap" and archive["indexes"]["kind"] == "Bitmap"
     assert "vector" not in archive["indexes"]  # 7 rows: exact search
     field = archive["wh"].table(TABLE).schema.field("vector")
-    assert pa.types.is_fixed_size_list(field.type) and field.type.list_size == 384
+    assert pa.types.is_fixed_size_list(field.type) and field.type.list_size == text_embedding_dim(
+        CLIP
+    )
 
 
 def test_text_search_finds_words_and_on_screen_text(archive):

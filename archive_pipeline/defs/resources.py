@@ -26,7 +26,7 @@ from archive_pipeline.core.warehouse import (
     DEFAULT_COMMIT_EVERY_MEDIA_H,
     DEFAULT_COMMIT_EVERY_S,
 )
-from archive_pipeline.models import DEFAULT_WHISPER
+from archive_pipeline.models import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 from archive_pipeline.resources import (
     CheckSettings,
     LanceWarehouse,
@@ -164,6 +164,7 @@ def build_vision_models() -> VisionModels:
         paddleocr_rec_model=_str("ARCHIVE_PADDLEOCR_REC_MODEL", None),
         clip_model=_str("ARCHIVE_CLIP_MODEL", None),
         clip_pretrained=_str("ARCHIVE_CLIP_PRETRAINED", None),
+        text_model=_str("ARCHIVE_TEXT_MODEL", DEFAULT_TEXT_MODEL),
     )
 
 

