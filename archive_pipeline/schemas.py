@@ -234,7 +234,12 @@ _SEGMENT_COLUMNS = (
     ),
     col("end_s", pa.float64(), "Segment end, seconds from the start of the media.", nullable=False),
     col("text", pa.string(), "Recognised text of the segment.", nullable=False),
-    col("language", pa.string(), "Language code of the media (detected, or from the catalogue)."),
+    col(
+        "language",
+        pa.string(),
+        "Language code of this segment's speech, detected per speech span (the catalogue's "
+        "language is a hint; ARCHIVE_WHISPER_LANGUAGE forces one). Its words share it.",
+    ),
 )
 
 TRANSCRIPTS = pa.schema(
@@ -244,7 +249,8 @@ TRANSCRIPTS = pa.schema(
         col(
             "language_probability",
             pa.float64(),
-            "Language detection probability (1.0 when given by the catalogue).",
+            "Probability of the segment's language from detection (1.0 when forced by "
+            "ARCHIVE_WHISPER_LANGUAGE or by an English-only model).",
         ),
         col("avg_logprob", pa.float64(), "Average log probability of the segment's tokens."),
         col("no_speech_prob", pa.float64(), "Probability that the segment is not speech."),
@@ -409,8 +415,8 @@ SEARCH_DOCUMENTS = pa.schema(
             "vector",
             pa.list_(pa.float32()),
             "Text embedding of `text` (model `model_id`), L2-normalised, fixed size per table "
-            "(384 for all-MiniLM-L6-v2); null when the text was not embedded. Vector-indexed "
-            "(cosine) once the table is large enough.",
+            "(512 for the default multilingual USE, 384 for all-MiniLM-L6-v2); null when the "
+            "text was not embedded. Vector-indexed (cosine) once the table is large enough.",
         ),
         col(
             "image_model_id",

@@ -1,0 +1,103 @@
+"""Cross-lingual retrieval quality of the offline text embedders, measured in the same run.
+
+On 20 English sentences with their German translations and a short query in each language
+(benchmarks/data/en_de_pairs.json, written for this benchmark), for each offline text model
+(`use-multilingual`, the default, and `minilm`, all-MiniLM-L6-v2):
+- sentence R@1 both ways: a German sentence against the 20 English ones (its translation must
+  rank first), and back;
+- mixed pool: each short query (English and German) against all 40 sentences; its pair's two
+  sentences are relevant: recall@2 (both in the top 2), recall@5 of the other-language one, MRR
+  of the first relevant one;
+- texts per second embedding the 40 sentences (median of --repeats).
+
+Prints a table and ends with one JSON line (with each figure's ratio to MiniLM, the baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+PAIRS = REPO / "benchmarks" / "data" / "en_de_pairs.json"
+
+
+def ranks(similarity: np.ndarray) -> np.ndarray:
+    """For each query row, the rank (1 = first) of every column."""
+    order = np.argsort(-similarity, axis=1)
+    out = np.empty_like(order)
+    rows = np.arange(similarity.shape[0])[:, None]
+    out[rows, order] = np.arange(1, similarity.shape[1] + 1)
+    return out
+
+
+def evaluate(embed, pairs: list[dict]) -> dict:
+    """The figures of one embedder (a function of a list of texts to unit vectors)."""
+    n = len(pairs)
+    english = embed([p["en"] for p in pairs])
+    german = embed([p["de"] for p in pairs])
+    de_to_en = ranks(german @ english.T)
+    en_to_de = ranks(english @ german.T)
+    figures = {
+        "sentence_r1_de_to_en": float(np.mean(np.diag(de_to_en) == 1)),
+        "sentence_r1_en_to_de": float(np.mean(np.diag(en_to_de) == 1)),
+    }
+    pool = np.concatenate([english, german])  # rows 0..n-1 English, n..2n-1 German
+    for language, other in (("en", n), ("de", 0)):
+        queries = embed([p[f"q_{language}"] for p in pairs])
+        rank = ranks(queries @ pool.T)
+        same = np.array([rank[i, i + (0 if language == "en" else n)] for i in range(n)])
+        cross = np.array([rank[i, i + other] for i in range(n)])
+        first = np.minimum(same, cross)
+        figures[f"query_{language}_recall@2_both"] = float(np.mean(np.maximum(same, cross) <= 2))
+        figures[f"query_{language}_other_language_recall@5"] = float(np.mean(cross <= 5))
+        figures[f"query_{language}_mrr"] = float(np.mean(1.0 / first))
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    from archive_pipeline.stages.embeddings import TEXT_MODELS, ClipSettings, TextEmbedder
+
+    pairs = json.loads(PAIRS.read_text())["pairs"]
+    texts = [p["en"] for p in pairs] + [p["de"] for p in pairs]
+    out: dict = {"benchmark": "retrieval_quality", "pairs": len(pairs), "models": {}}
+    for name in TEXT_MODELS:
+        embedder = TextEmbedder(ClipSettings(text_model=name), threads=args.threads)
+        figures = evaluate(embedder.embed, pairs)
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            embedder.embed(texts)
+            times.append(time.perf_counter() - start)
+        figures["texts_per_s"] = round(len(texts) / statistics.median(times), 1)
+        figures = {k: round(v, 3) for k, v in figures.items()}
+        out["models"][name] = {"model_id": embedder.model_id, **figures}
+        print(f"{name:<17} " + "  ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
+    base = out["models"]["minilm"]
+    out["over_minilm"] = {
+        name: {
+            k: round(v / base[k], 3) if base[k] else None
+            for k, v in figures.items()
+            if k != "model_id"
+        }
+        for name, figures in out["models"].items()
+        if name != "minilm"
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
