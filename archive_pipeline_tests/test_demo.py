@@ -172,3 +172,27 @@ def test_search_results_are_filtered_and_linked(demo):
     assert dock.hits and {hit.speaker for hit in dock.hits} == {"Dock worker"}
     assert "Example searches" in demo["first"]
     assert "jfk.flac#t=" in demo["first"] and "decade in 1990s" in demo["first"]
+
+
+def test_the_bilingual_interview_is_stored_in_both_languages_and_found_across_them(demo):
+    """The Berlin interview (German host, English guest, catalogued 'de'): each turn in its own
+    language, and a German question finds the English answer (and an English one the German)."""
+    from archive_pipeline.search import Searcher
+
+    wh = Warehouse(str(demo["home"] / "warehouse"))
+    rows = [
+        r
+        for r in wh.read("diarised_segments", {"decade": "1980s"}).to_pylist()
+        if r["uri"].endswith("berlin_mauerfall_1989.wav")
+    ]
+    by_language = {}
+    for r in rows:
+        by_language.setdefault(r["language"], []).append(r["text"].lower())
+    assert set(by_language) == {"de", "en"}
+    assert "grenze" in " ".join(by_language["de"]) and "border" in " ".join(by_language["en"])
+    searcher = Searcher(wh)
+    english = searcher.search(query="Menschen an der Grenze", mode="vector", limit=3).hits
+    assert any(h.uri.endswith("berlin_mauerfall_1989.wav") and "border" in h.text for h in english)
+    german = searcher.search(query="crowds crossing into West Berlin", mode="vector", limit=3).hits
+    assert any("Grenze" in h.text or "Westberlin" in h.text.replace(" ", "") for h in german)
+    assert "Menschen an der Grenze" in demo["first"]

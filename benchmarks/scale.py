@@ -17,7 +17,12 @@ pipeline: `archive-pipeline run` (Dagster, Ray, every model stage) over a synthe
     from ../shared/media) with the cheap stage configuration (Whisper tiny.en, PySceneDetect
     'content'); N = 1 (the fixed cost broken down), 10 and --pipeline-n; an unchanged re-run;
     CPU of the whole run against the same job run inline (one process, no Ray: what Ray's
-    workers add).
+    workers add) and against the model calls alone (the stages' setup() and process() on the
+    same items, their CPU counted inside the calls: what Dagster, Lance, the ledger and Ray
+    add together).
+
+demo: the demo archive with the default models: cold run of every decade, the unchanged
+    re-run, CPU against the model calls alone.
 
 Prints figures, then one JSON line. `--quick` runs a small version (a smoke run, a few minutes).
 """
@@ -336,28 +341,26 @@ def build_decade(inbox: Path, n: int, seed: int = 0) -> float:
     return total
 
 
-def cheap_env(home: Path, inbox: Path, *, inline: bool = False) -> dict:
+def cheap_env(home: Path, inbox: Path, *, inline: bool = False, cheap: bool = True) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
-    env |= {
-        "ARCHIVE_HOME": str(home),
-        "ARCHIVE_INBOX": str(inbox),
-        "ARCHIVE_WHISPER_MODEL": "tiny.en",
-        "ARCHIVE_SHOT_DETECTOR": "content",
-    }
+    env |= {"ARCHIVE_HOME": str(home), "ARCHIVE_INBOX": str(inbox)}
+    if cheap:
+        env |= {"ARCHIVE_WHISPER_MODEL": "tiny.en", "ARCHIVE_SHOT_DETECTOR": "content"}
     if inline:
         env["ARCHIVE_RAY_ADDRESS"] = "inline"
     return env
 
 
-def run_pipeline(env: dict) -> dict:
-    """`archive-pipeline run --decade 1980s` in a child; wall, CPU of the whole process tree,
-    peak RSS of the Dagster process and of Ray's workers, and its output."""
+def run_pipeline(env: dict, decades: list[str] | None = ("1980s",)) -> dict:
+    """`archive-pipeline run [--decade D]` in a child (every decade with media if None); wall,
+    CPU of the whole process tree, peak RSS of the Dagster process and of Ray's workers, the
+    decades' own run seconds (summed) and its output."""
     import psutil
 
     exe = str(Path(sys.executable).parent / "archive-pipeline")
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [exe, "run", "--decade", "1980s"],
+        [exe, "run", *(arg for d in decades or () for arg in ("--decade", d))],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -392,10 +395,10 @@ def run_pipeline(env: dict) -> dict:
     if proc.returncode:
         raise RuntimeError("".join(lines)[-4000:])
     output = "".join(lines)
-    decade = re.search(r"1980s: ok in ([\d.]+) s", output)
+    decade_runs = [float(s) for s in re.findall(r"\S+: (?:ok|FAILED) in ([\d.]+) s \(run", output)]
     return {
         "wall_s": round(wall, 2),
-        "decade_run_s": float(decade.group(1)) if decade else None,
+        "decade_run_s": round(sum(decade_runs), 2) if decade_runs else None,
         "cpu_s": round(sum(cpu.values()), 2),
         "driver_peak_rss_mb": round(peaks["driver"], 1),
         "worker_peak_rss_mb": round(peaks["worker"], 1),
@@ -415,6 +418,66 @@ def item_seconds(output: str) -> dict[str, float]:
             seconds = float(match.group(3)) + 60 * float(match.group(2) or 0)
             per_stage[match.group(1)] = per_stage.get(match.group(1), 0.0) + seconds
     return per_stage
+
+
+def _cpu_now() -> float:
+    """CPU seconds of this process and of its waited-for children (ffmpeg, ffprobe)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def model_calls_child(home: str, inbox: str, cheap: str) -> None:
+    """The job inline in this process (no Ray) over every decade with media, counting the CPU
+    spent inside the stages' setup() and process() calls: the bare model work (decode, models,
+    features), without Dagster, Lance, the ledger or Ray. Prints one JSON line."""
+    os.environ.update(cheap_env(Path(home), Path(inbox), inline=True, cheap=cheap == "cheap"))
+    from archive_pipeline.stages import base
+
+    spent: dict[str, float] = {}
+    original = base.InlineCompute.stream
+
+    def counted(self, stage, items, *, durations=None):
+        for name in ("setup", "process"):
+            method = getattr(stage, name)
+
+            def timed(*args, _method=method, **kw):
+                start = _cpu_now()
+                try:
+                    return _method(*args, **kw)
+                finally:
+                    spent[stage.name] = spent.get(stage.name, 0.0) + _cpu_now() - start
+
+            setattr(stage, name, timed)
+        yield from original(self, stage, items, durations=durations)
+
+    base.InlineCompute.stream = counted
+    from archive_pipeline.runner import planned_decades, run_decades
+
+    start = _cpu_now()
+    decades, _ = planned_decades(None)
+    runs = run_decades(decades, trigger="benchmark", out=lambda line: None)
+    whole = _cpu_now() - start
+    assert all(r.success for r in runs), runs
+    print(
+        json.dumps(
+            {
+                "model_calls_cpu_s": round(sum(spent.values()), 2),
+                "by_stage": {k: round(v, 2) for k, v in spent.items()},
+                "inline_run_cpu_s": round(whole, 2),
+            }
+        ),
+        flush=True,
+    )
+
+
+def run_model_calls(home: Path, inbox: Path, *, cheap: bool = True) -> dict:
+    mode = "cheap" if cheap else "default"
+    cmd = [sys.executable, __file__, "--model-calls-child", str(home), str(inbox), mode]
+    env = cheap_env(home, inbox, inline=True, cheap=cheap)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+    if out.returncode:
+        raise RuntimeError(out.stdout[-2000:] + out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def pipeline_part(tmp: Path, sizes: list[int], *, inline: bool = True) -> dict:
@@ -457,9 +520,43 @@ def pipeline_part(tmp: Path, sizes: list[int], *, inline: bool = True) -> dict:
             figures["inline_wall_s"] = baseline["wall_s"]
             figures["inline_cpu_s"] = baseline["cpu_s"]
             figures["cpu_over_inline"] = round(cold["cpu_s"] / baseline["cpu_s"], 3)
+            # the same items' stage calls alone (setup + process, inline, counted in-process)
+            bare = run_model_calls(tmp / f"home_{n}_calls", inbox)
+            figures["model_calls"] = bare
+            figures["cpu_over_model_calls"] = round(cold["cpu_s"] / bare["model_calls_cpu_s"], 3)
         out[str(n)] = figures
         print(f"pipeline N={n}: {json.dumps(figures)}", flush=True)
     return out
+
+
+def demo_part(tmp: Path) -> dict:
+    """The demo archive (build_demo_inbox with ../shared/media) with the default models: the
+    cold run of every decade, the unchanged re-run, and CPU against the model calls alone."""
+    from archive_pipeline.demo.build import build_demo_inbox
+
+    inbox = tmp / "demo_inbox"
+    items = build_demo_inbox(inbox, shared_media=SHARED if SHARED.is_dir() else None)
+    home = tmp / "demo_home"
+    cold = run_pipeline(cheap_env(home, inbox, cheap=False), decades=None)
+    warm = run_pipeline(cheap_env(home, inbox, cheap=False), decades=None)
+    bare = run_model_calls(tmp / "demo_calls", inbox, cheap=False)
+    figures = {
+        "configuration": "default models (Whisper base, TransNetV2, RapidOCR, multilingual USE)",
+        "items": len(items),
+        "cold_wall_s": cold["wall_s"],
+        "cold_decades_run_s": cold["decade_run_s"],
+        "cold_cpu_s": cold["cpu_s"],
+        "driver_peak_rss_mb": cold["driver_peak_rss_mb"],
+        "worker_peak_rss_mb": cold["worker_peak_rss_mb"],
+        "warm_wall_s": warm["wall_s"],
+        "warm_decades_run_s": warm["decade_run_s"],
+        "warm_over_cold": round(warm["wall_s"] / cold["wall_s"], 4),
+        "warm_started_ray": "Ray: not started" not in warm["output"],
+        "model_calls": bare,
+        "cpu_over_model_calls": round(cold["cpu_s"] / bare["model_calls_cpu_s"], 3),
+    }
+    print(f"demo: {json.dumps(figures)}", flush=True)
+    return figures
 
 
 # ------------------------------------------------------------------------------------ main --
@@ -468,7 +565,7 @@ def pipeline_part(tmp: Path, sizes: list[int], *, inline: bool = True) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--part", choices=["replay", "pipeline", "all"], default="all")
+    parser.add_argument("--part", choices=["replay", "pipeline", "demo", "all"], default="all")
     parser.add_argument("--sizes", default="10,100,1000", help="replay decade sizes")
     parser.add_argument("--pipeline-n", type=int, default=100, help="largest pipeline decade")
     parser.add_argument("--pipeline-sizes", help="pipeline decade sizes (default 1,10,N)")
@@ -482,7 +579,11 @@ def main() -> None:
     parser.add_argument("--duration-s", type=float, default=6.0, help=argparse.SUPPRESS)
     parser.add_argument("--delay-s", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--calls", help=argparse.SUPPRESS)
+    parser.add_argument("--model-calls-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.model_calls_child:
+        model_calls_child(*args.model_calls_child)
+        return
     if args.child:
         child(args)
         return
@@ -527,6 +628,8 @@ def main() -> None:
             if args.pipeline_sizes:
                 sizes_p = [int(n) for n in args.pipeline_sizes.split(",")]
             figures["pipeline"] = pipeline_part(tmp, sizes_p, inline=not args.no_inline)
+        if args.part in ("demo", "all") and not args.quick:
+            figures["demo"] = demo_part(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     medians = {"repeats": args.repeats, "statistic": "median"}

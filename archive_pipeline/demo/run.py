@@ -20,10 +20,12 @@ from archive_pipeline.report import (
 from archive_pipeline.runner import planned_decades, run_decades
 
 EXAMPLE_SEARCHES = [
-    # (query, options): a spoken phrase, words shown on screen with a temporal filter, a speaker
+    # (query, options): a spoken phrase, words shown on screen with a temporal filter, a speaker,
+    # a German question answered by German and English speech (one multilingual vector space)
     ("ask not what your country can do for you", {}),
     ("tram line in the nineties", {}),
     ("walked across the ice", {"speaker": "Dock worker", "mode": "text"}),
+    ("Menschen an der Grenze", {"mode": "vector"}),
 ]
 
 
