@@ -31,7 +31,7 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CLIP = ClipSettings()  # the offline default: multilingual USE from its wheel
 
 
-def segment(media, uri, i, start, end, text, speaker, name=None):
+def segment(media, uri, i, start, end, text, speaker, name=None, language="en"):
     return {
         "row_id": row_id("diarised_segments", "x", media, str(i)),
         "media_id": media,
@@ -42,7 +42,7 @@ def segment(media, uri, i, start, end, text, speaker, name=None):
         "text": text,
         "speaker": speaker,
         "speaker_name": name,
-        "language": "en",
+        "language": language,
         "created_at": NOW,
     }
 
@@ -73,6 +73,11 @@ ARCHIVE = {
                 "harbour", HARBOUR, 1, 4.0, 9.0,
                 "I remember it well. We walked across the ice to the old lighthouse.",
                 "SPEAKER_01", "Dock worker",
+            ),
+            segment(
+                "harbour", HARBOUR, 2, 9.0, 13.0,
+                "Im Winter war der Fluss zugefroren, und wir gingen zum Leuchtturm.",
+                "SPEAKER_00", "Interviewer", language="de",
             ),
         ],
         "shots": [],
@@ -305,6 +310,20 @@ def test_filters_prune_by_decade_kind_and_speaker(archive):
     assert frames.hits and {hit.kind for hit in frames.hits} == {"keyframe"}
     worker = searcher.search(query="remember", speaker="dock worker", mode="hybrid")
     assert worker.hits and {hit.speaker for hit in worker.hits} == {"Dock worker"}
+
+
+def test_language_filter_and_a_german_query_finding_english_speech(archive):
+    searcher = archive["searcher"]
+    german = searcher.search(query="the river froze in winter", languages=["de"], mode="vector")
+    assert german.where == "language IN ('de')" and german.languages == ("de",)
+    assert [hit.text for hit in german.hits] == [
+        "Im Winter war der Fluss zugefroren, und wir gingen zum Leuchtturm."
+    ]
+    # one multilingual space: a German question ranks the English answer above other English
+    english = searcher.search(query="Wir liefen über das Eis", languages=["en"], mode="vector")
+    assert "walked across the ice" in english.hits[0].text
+    with pytest.raises(SearchError, match="ISO 639"):
+        searcher.search(query="x", languages=["German; DROP"])
 
 
 def test_temporal_words_become_a_visible_decade_filter(archive):

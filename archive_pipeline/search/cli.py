@@ -28,6 +28,8 @@ def render(results: SearchResults, *, width: int = 70) -> str:
         filters.append(f"kind in {', '.join(results.kinds)}")
     if results.speaker:
         filters.append(f"speaker = {results.speaker}")
+    if results.languages:
+        filters.append(f"language in {', '.join(results.languages)}")
     lines = [
         f'{results.mode} search for "{results.searched_text}"'
         f" ({', '.join(results.retrievers)}): {len(results.hits)} hits",
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--kind", action="append", choices=KINDS, help="speech or keyframe")
     parser.add_argument("--speaker", help="speaker name or label (case-insensitive)")
+    parser.add_argument(
+        "--language", action="append", help="only documents in this language (repeatable): de, en"
+    )
     parser.add_argument("--mode", choices=MODES, default="hybrid")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument(
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             decades=args.decade,
             kinds=args.kind,
             speaker=args.speaker,
+            languages=args.language,
             limit=args.limit,
             temporal=not args.no_dates,
             thumbnails=bool(args.thumbnails),

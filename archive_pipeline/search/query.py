@@ -101,6 +101,7 @@ class SearchResults:
     hits: list[SearchHit]
     retrievers: list[str]
     notes: list[str] = field(default_factory=list)
+    languages: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -139,10 +140,15 @@ def snippet(text: str, query: str, *, width: int = 160) -> str:
 
 
 def build_filter(
-    decades: tuple[str, ...] | None, kinds: tuple[str, ...] | None, speaker: str | None
+    decades: tuple[str, ...] | None,
+    kinds: tuple[str, ...] | None,
+    speaker: str | None,
+    languages: tuple[str, ...] | None = None,
 ) -> str | None:
     """The Lance SQL prefilter for the filters given."""
     parts = []
+    if languages:
+        parts.append(f"language IN ({', '.join(sql_literal(code) for code in languages)})")
     if decades:
         parts.append(f"decade IN ({', '.join(sql_literal(d) for d in decades)})")
     if kinds:
@@ -279,6 +285,7 @@ class Searcher:
         decades: list[str] | tuple[str, ...] | None = None,
         kinds: list[str] | tuple[str, ...] | None = None,
         speaker: str | None = None,
+        languages: list[str] | tuple[str, ...] | None = None,
         limit: int = 10,
         temporal: bool = True,
         thumbnails: bool = True,
@@ -288,7 +295,9 @@ class Searcher:
         """Search; `temporal` maps words like "in 1989" or "the eighties" to a decade filter
         when no `decades` are given (the results say so). `vector`: the query's embedding when
         the caller has it (skips the embedder); `candidates`: hits each ranked list brings to
-        the fusion (default max(4 x limit, 40))."""
+        the fusion (default max(4 x limit, 40)); `languages`: only documents in these
+        languages (codes such as 'de', 'en': a segment's detected language; a keyframe's is its
+        overlapping speech's)."""
         if mode not in MODES:
             raise SearchError(f"mode must be one of {MODES}, not {mode!r}")
         if not query or not query.strip():
@@ -308,7 +317,11 @@ class Searcher:
             chosen, source = found.decades, found.describe()
             text = found.remaining or text
         kinds = tuple(kinds) if kinds else None
-        where = build_filter(chosen, kinds, speaker)
+        bad = [code for code in languages or () if not re.fullmatch(r"[a-z]{2,3}", code)]
+        if bad:
+            raise SearchError(f"language codes are ISO 639 codes such as 'de' or 'en', not {bad}")
+        languages = tuple(languages) if languages else None
+        where = build_filter(chosen, kinds, speaker, languages)
         images = mode != "text" and self._image_search(kinds)
         fusing = mode == "hybrid" or images  # several ranked lists: each brings candidates
         k = (candidates or max(limit * 4, 40)) if fusing else limit
@@ -343,6 +356,7 @@ class Searcher:
             hits=hits,
             retrievers=list(ranked),
             notes=notes,
+            languages=languages,
         )
 
     def _image_search(self, kinds) -> bool:
