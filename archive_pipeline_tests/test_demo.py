@@ -196,3 +196,11 @@ def test_the_bilingual_interview_is_stored_in_both_languages_and_found_across_th
     german = searcher.search(query="crowds crossing into West Berlin", mode="vector", limit=3).hits
     assert any("Grenze" in h.text or "Westberlin" in h.text.replace(" ", "") for h in german)
     assert "Menschen an der Grenze" in demo["first"]
+    # the German bulletin has no catalogue language: detected, stored in German
+    bulletin = [
+        r
+        for r in wh.read("transcripts", {"decade": "1970s"}).to_pylist()
+        if r["uri"].endswith("berliner_rundfunk_1976.flac")
+    ]
+    assert bulletin and {r["language"] for r in bulletin} == {"de"}
+    assert "straßenbahn" in " ".join(r["text"] for r in bulletin).lower()

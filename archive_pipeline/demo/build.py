@@ -47,6 +47,13 @@ BULLETIN = (
     "This is the morning bulletin. Traffic is light on the coast road. The ferry runs on time."
 )
 UNTITLED = "Testing, testing. This tape has no label and no date."
+# A German radio news bulletin (no catalogue language: detected)
+NACHRICHTEN = [
+    "Hier ist der Berliner Rundfunk mit den Nachrichten, die Straßenbahn fährt ab Montag wieder "
+    "durch die Innenstadt.",
+    "Am nächsten Morgen waren die Straßen voller Menschen, und überall hörte man Musik und "
+    "Gespräche.",
+]
 # A Berlin radio interview that switches language with the speaker: a German host (espeak-ng's
 # German voice) and an English guest. Catalogued as German: the catalogue language is a hint.
 # (Some short espeak-ng German sentences sound English to Whisper: the host's turns are whole
@@ -120,6 +127,17 @@ def _run(cmd: list[str]) -> None:
 def speak(text: str, voice: tuple[str, int], out: Path) -> None:
     """Synthesise speech with espeak-ng (voice, pitch) into a WAV file."""
     _run(["espeak-ng", "-v", voice[0], "-p", str(voice[1]), "-s", "150", "-w", str(out), text])
+
+
+def german_bulletin(out: Path, tmp: Path) -> None:
+    """Write the German radio news (NACHRICHTEN, espeak-ng German voice) to `out` (FLAC)."""
+    parts = []
+    for i, line in enumerate(NACHRICHTEN):
+        parts.append(tmp / f"nachrichten{i}.wav")
+        speak(line, ("de", 55), parts[-1])
+    concat_audio(parts, tmp / "nachrichten.wav")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _run(["ffmpeg", "-v", "error", "-y", "-i", str(tmp / "nachrichten.wav"), str(out)])
 
 
 def bilingual_interview(out: Path, tmp: Path) -> list[tuple[float, float, str]]:
@@ -240,6 +258,12 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
         bulletin.parent.mkdir(parents=True, exist_ok=True)
         _run(["ffmpeg", "-v", "error", "-y", "-i", str(tmp / "bulletin.wav"), str(bulletin)])
         items.append(DemoItem("radio/radio_bulletin_1974.flac", "1970s"))
+
+        german_bulletin(inbox / "radio/berliner_rundfunk_1976.flac", tmp)
+        catalogue.append(
+            {"path": "radio/berliner_rundfunk_1976.flac", "year": "1976", "title": "Nachrichten"}
+        )
+        items.append(DemoItem("radio/berliner_rundfunk_1976.flac", "1970s"))
 
         berlin = inbox / "interviews/berlin_mauerfall_1989.wav"
         bilingual_interview(berlin, tmp)
