@@ -5,6 +5,11 @@
 - Diarisation error rate (collar 0.25 s each side) of the offline backend on a generated
   two-voice dialogue (4 turns, reference exact by construction; speaker count automatic) and on
   ../shared/media/speakers/ami-tst00.wav (4 real speakers with overlap; reported, no target).
+- Language per segment on generated code-switching files (espeak-ng English and German voices):
+  the demo's Berlin interview (German host, English guest) and a reading that switches from
+  English to German half-way; the share of segments whose language is the language spoken at
+  their middle, per file and per language, and transcription seconds, for the per-span
+  detection (the default) and the previous default (one language per file) in the same run.
 - pyannote: no weights are available offline, so no pyannote quality figure is produced here.
   Point ARCHIVE_PYANNOTE_PIPELINE at a real pipeline directory to add it (--pyannote).
 """
@@ -20,6 +25,64 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+
+# English then German, read by one voice style each (a lecture switching language half-way)
+EN_THEN_DE = [
+    (("en", 50), "Good evening. Tonight we look back at the radio programmes of the nineteen "
+     "eighties, and at the people who made them in this city."),
+    (("en", 50), "The studio was small, the microphones were old, and the news was read live "
+     "every hour, day and night."),
+    (("de", 50), "Die Grenze wurde geöffnet, und tausende Menschen gingen zum ersten Mal über die "
+     "Brücke nach Westberlin."),
+    (("de", 50), "Am nächsten Morgen waren die Straßen voller Menschen, und überall hörte man "
+     "Musik und Gespräche."),
+]  # fmt: skip
+
+
+def language_accuracy(tmp: Path, item) -> dict:
+    """Per-segment language accuracy on generated code-switching files, per-span detection
+    against one language per file (the previous default), in the same run."""
+    import time
+    from dataclasses import replace
+
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.demo.build import bilingual_interview, spoken_parts
+    from archive_pipeline.stages.speech import TranscribeStage
+
+    files = {
+        "berlin_interview": bilingual_interview(tmp / "berlin_interview.wav", tmp),
+        "en_then_de": spoken_parts(EN_THEN_DE, tmp / "en_then_de.wav", tmp),
+    }
+    stage = TranscribeStage(LocalStore(str(tmp)), model_cache=str(tmp / "models"))
+    stage.setup()
+    out: dict = {}
+    for mode, per_span in (("per_span", True), ("per_file", False)):
+        stage.settings = replace(stage.settings, language_per_span=per_span)
+        figures: dict = {}
+        for name, turns in files.items():
+            start = time.perf_counter()
+            segments = stage.process(item(f"{name}.wav"))["segments"]
+            seconds = time.perf_counter() - start
+            right: dict[str, list[bool]] = {}
+            for seg in segments:
+                middle = (seg["start_s"] + seg["end_s"]) / 2
+                spoken = min(
+                    turns, key=lambda t: 0 if t[0] <= middle <= t[1] else abs(t[0] - middle)
+                )
+                right.setdefault(spoken[2], []).append(seg["language"] == spoken[2])
+            every = [ok for oks in right.values() for ok in oks]
+            figures[name] = {
+                "segments": len(segments),
+                "accuracy": round(sum(every) / len(every), 3) if every else None,
+                **{
+                    f"accuracy_{lang}": round(sum(oks) / len(oks), 3) for lang, oks in right.items()
+                },
+                "transcribe_s": round(seconds, 2),
+            }
+            print(f"language {mode:<9} {name:<17} {json.dumps(figures[name])}")
+        out[mode] = figures
+    return out
 
 
 def main() -> None:
@@ -82,6 +145,7 @@ def main() -> None:
             result[f"wer_{model}_per_file"] = {k: round(v, 4) for k, v in per_file.items()}
 
         tmp_dir = Path(tmp)
+        result["language"] = language_accuracy(tmp_dir, item)
         reference = dialogue(tmp_dir / "dialogue.wav")
         (tmp_dir / "ami.wav").write_bytes(
             (args.shared_media / "speakers/ami-tst00.wav").read_bytes()

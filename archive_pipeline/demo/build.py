@@ -143,18 +143,26 @@ def german_bulletin(out: Path, tmp: Path) -> None:
 def bilingual_interview(out: Path, tmp: Path) -> list[tuple[float, float, str]]:
     """Write the German-English interview (BILINGUAL) to `out`; return its reference turns
     (start, end, language) from the generated parts."""
+    return spoken_parts(BILINGUAL, out, tmp)
+
+
+def spoken_parts(
+    parts: list[tuple[tuple[str, int], str]], out: Path, tmp: Path
+) -> list[tuple[float, float, str]]:
+    """Speak (voice, text) parts one after another into `out` (0.5 s apart); return each part's
+    (start, end, language: the voice's first two letters)."""
     import soundfile
 
-    parts, turns, t = [], [], 0.0
-    for i, (voice, line) in enumerate(BILINGUAL):
-        part = tmp / f"bilingual{i}.wav"
+    files, turns, t = [], [], 0.0
+    for i, (voice, line) in enumerate(parts):
+        part = tmp / f"{out.stem}-part{i}.wav"
         speak(line, voice, part)
-        parts.append(part)
+        files.append(part)
         seconds = soundfile.info(part).duration
         turns.append((t, t + seconds, voice[0][:2]))
         t += seconds + 0.5
     out.parent.mkdir(parents=True, exist_ok=True)
-    concat_audio(parts, out)
+    concat_audio(files, out)
     return turns
 
 
