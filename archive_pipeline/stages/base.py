@@ -37,6 +37,26 @@ if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of
 T = TypeVar("T")
 FAILURES_TABLE = "failures"
 LEDGER_TABLE = "stage_items"
+# Failures that the same bytes (the same cache key) will always give: not retried until the item
+# changes (a new file state, new metadata or a new stage version gives a new key). Timeouts,
+# memory, dead workers, unreadable entries and links to nothing are retried on every run.
+PERMANENT_ERRORS = frozenset(
+    {
+        "EmptyFileError",
+        "ProbeError",
+        "UnsupportedMediaError",
+        "AbsurdDurationError",
+        "MetadataError",
+        "NoAudioStreamError",
+        "AudioDecodeError",
+        "NoVideoStreamError",
+        "VideoDecodeError",
+        "LinkOutsideStore",
+        "SymlinkLoop",
+        "LinkedFolder",
+        "NotAFile",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -358,7 +378,14 @@ def process_partition(
     refs = [item_ref(stage, item) for item in items]
     keys = [stage_cache_key(stage, stage.content_id(item)) for item in items]
     ledger = warehouse.read(LEDGER_TABLE, scope).to_pylist()  # one entry per item: small
-    done = {(r["uri"], r["cache_key"]) for r in ledger if r["status"] == "ok"}
+    # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
+    previous = {
+        (row["uri"], row["cache_key"], row["error_class"], row["message"]): row
+        for row in warehouse.read(FAILURES_TABLE, scope).to_pylist()
+    }
+    # failed before with an error these bytes will give again: not retried until the key changes
+    settled = {(uri, key) for uri, key, error, _ in previous if error in PERMANENT_ERRORS}
+    done = {(r["uri"], r["cache_key"]) for r in ledger if r["status"] == "ok"} | settled
     todo = [i for i, ref in enumerate(refs) if (ref.uri, keys[i]) not in done]
     sharing: dict[str, list[int]] = {}  # cache key -> the items to compute that have it
     for i in todo:
@@ -373,19 +400,18 @@ def process_partition(
     if log is not None:
         shared = f" ({len(units)} distinct contents)" if len(units) < len(todo) - n_copied else ""
         found = f", {n_copied} done in another decade (copied)" if copies else ""
+        n_settled = sum((ref.uri, keys[i]) in settled for i, ref in enumerate(refs))
+        bad = f" ({n_settled} failed for good: retried when they change)" if n_settled else ""
         log.info(
             f"{stage.name} {decade}: {len(items)} item(s), {len(items) - len(todo)} unchanged "
-            f"(cached){found}, {len(todo) - n_copied} to compute{shared}"
+            f"(cached){bad}{found}, {len(todo) - n_copied} to compute{shared}"
         )
     progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(units))
-    # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
-    previous = {
-        (row["uri"], row["cache_key"], row["error_class"], row["message"]): row
-        for row in warehouse.read(FAILURES_TABLE, scope).to_pylist()
-    }
     previous_ledger = {(row["uri"], row["cache_key"]): row for row in ledger}
     del ledger
-    failed: set[tuple[str, str]] = set()  # (uri, cache key) of the items that failed
+    pairs = {(ref.uri, key) for ref, key in zip(refs, keys, strict=True)}
+    # (uri, cache key) of the items that failed: this run, or before with a permanent error
+    failed: set[tuple[str, str]] = settled & pairs
     writes: dict[str, WriteResult | None] = dict.fromkeys([*tables, FAILURES_TABLE])
     media_s = item_seconds = 0.0
     batches = 0
@@ -497,8 +523,8 @@ def process_partition(
     # The decade is complete: rows of items no longer in it, or whose key changed, go (by key;
     # and by URI and key where that key is still another item's).
     current = set(keys)
-    pairs = {(ref.uri, key) for ref, key in zip(refs, keys, strict=True)}
-    if not todo and not previous and set(previous_ledger) == pairs:
+    still_failed = {(uri, key) for uri, key, _, _ in previous} <= settled & pairs
+    if not todo and still_failed and set(previous_ledger) == pairs:
         # Nothing changed: no stale rows (rows a killed run committed without their ledger
         # entries belong to items computed again, so the run after it was not one of these).
         for name in tables:
