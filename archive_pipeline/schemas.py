@@ -429,6 +429,18 @@ SEARCH_DOCUMENTS = pa.schema(
             "Keyframe image embedding in the same space as `vector` (an OpenCLIP model embeds "
             "both), for text-to-frame search; null unless an image-text model is configured.",
         ),
+        col(
+            "text_en",
+            pa.string(),
+            "`text` of a document that is not German (English or undetermined), else null: "
+            "full-text indexed with English stemming and stop words.",
+        ),
+        col(
+            "text_de",
+            pa.string(),
+            "`text` of a German document (`language` 'de'), else null: full-text indexed with "
+            "German stemming and stop words, so 'Grenzen' finds 'Grenze'. Search matches both.",
+        ),
     ]
 )
 

@@ -326,6 +326,22 @@ def test_language_filter_and_a_german_query_finding_english_speech(archive):
         searcher.search(query="x", languages=["German; DROP"])
 
 
+@pytest.mark.parametrize("word", ["zugefrorenen", "Flüsse", "Leuchttürmen"])
+def test_german_words_match_their_inflected_forms_in_text_search(archive, word):
+    """German documents are full-text indexed with German stemming (text_de): inflected forms
+    match; the English analyser on `text` finds none of these."""
+    searcher = archive["searcher"]
+    assert searcher._fts_columns() == ["text_en", "text_de"]
+    hits = searcher.search(query=word, mode="text").hits
+    assert [hit.text for hit in hits][:1] == [
+        "Im Winter war der Fluss zugefroren, und wir gingen zum Leuchtturm."
+    ]
+    english_only = searcher.table.search(word, query_type="fts", fts_columns="text").to_list()
+    assert english_only == []
+    # English words still stem in English: "approving" finds "approved"
+    assert searcher.search(query="approving", mode="text").hits
+
+
 def test_temporal_words_become_a_visible_decade_filter(archive):
     results = archive["searcher"].search(query="tram line in the nineties", mode="text")
     assert results.decades == ("1990s",) and results.searched_text == "tram line"

@@ -22,6 +22,7 @@ import pyarrow as pa
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.schemas import TABLES
+from archive_pipeline.search.indexes import FTS_LANGUAGES
 
 KINDS = ("speech", "keyframe")
 # what documents need of `keyframes` (not the thumbnails)
@@ -135,6 +136,17 @@ def speech_documents(segments: pa.Table) -> list[dict[str, Any]]:
         for row in sorted(segments.to_pylist(), key=lambda r: (r["media_id"], r["segment_index"]))
         if row["text"].strip()
     ]
+
+
+# a document's text goes to its language's full-text column (search/indexes.FTS_LANGUAGES),
+# anything else to English
+_COLUMN_OF = {"de": "text_de"}
+
+
+def analysed_text(text: str, language: str | None) -> dict[str, str | None]:
+    """The per-language full-text columns of a document: its text in its language's column."""
+    column = _COLUMN_OF.get((language or "").lower(), "text_en")
+    return {name: (text if name == column else None) for name in FTS_LANGUAGES}
 
 
 def _keyframe_at(documents: list[dict]) -> Callable[[str, float], str | None]:
@@ -253,6 +265,7 @@ def assemble(
                     "image_model_id": image_model_id if image_vector is not None else None,
                     "image_vector": image_vector,
                     **doc,
+                    **analysed_text(doc["text"], doc["language"]),
                 }
             )
     return result

@@ -1,6 +1,7 @@
-"""Indexes of `search_documents`: BM25 full-text on `text`, BITMAP on `decade` and `kind`, and a
-vector index per vector column once it holds enough vectors (below that, exact search is both
-exact and fast: a few thousand dot products)."""
+"""Indexes of `search_documents`: BM25 full-text on `text` (English analyser, for readers of the
+table) and per language on `text_en` / `text_de` (what the searcher matches), BITMAP on `decade`
+and `kind`, and a vector index per vector column once it holds enough vectors (below that, exact
+search is both exact and fast: a few thousand dot products)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 TABLE = "search_documents"
+# full-text columns by language, each indexed with that language's stemming and stop words
+FTS_LANGUAGES = {"text_en": "English", "text_de": "German"}
 VECTOR_INDEX_TYPES = ("IVF_HNSW_SQ", "IVF_PQ")
 
 
@@ -43,7 +46,13 @@ def ensure_indexes(table, settings: IndexSettings) -> dict[str, str]:
 
     existing = {tuple(ix.columns): ix.index_type for ix in table.list_indices()}
     # (the BITMAP on `decade` is made by `Warehouse.replace` for every table)
+    # `text` keeps one English-analysed index for readers of the table; the searcher matches the
+    # per-language columns, each with its own language's stemming and stop words
     wanted = [("text", lambda: FTS(with_position=False)), ("kind", Bitmap)]
+    wanted += [
+        (column, lambda language=language: FTS(with_position=False, language=language))
+        for column, language in FTS_LANGUAGES.items()
+    ]
     for column, config in wanted:
         if (column,) not in existing:
             _create(table, column, config())

@@ -18,7 +18,7 @@ import numpy as np
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.warehouse import WarehouseMissingError, sql_literal
 from archive_pipeline.search.documents import KINDS
-from archive_pipeline.search.indexes import TABLE
+from archive_pipeline.search.indexes import FTS_LANGUAGES, TABLE
 from archive_pipeline.search.temporal import parse_temporal
 
 if TYPE_CHECKING:
@@ -189,6 +189,7 @@ class Searcher:
         self._keyframes = None
         self._embedder = None
         self._vector_models: tuple[int, dict[str, set[str]]] | None = None
+        self._fts_indexed: tuple[int, list[str] | str] | None = None
 
     @property
     def table(self):
@@ -250,8 +251,23 @@ class Searcher:
             )
         return self._vector_models[1]
 
+    def _fts_columns(self) -> list[str] | str:
+        """The per-language full-text columns (each analysed in its language) when they are
+        indexed and every row has its text in one of them; else `text` (rows assembled before
+        they existed, until their decade runs again). Checked once per table version."""
+        version = self.table.version
+        if self._fts_indexed is None or self._fts_indexed[0] != version:
+            indexed = {ix.columns[0] for ix in self.table.list_indices()}
+            columns: list[str] | str = [c for c in FTS_LANGUAGES if c in indexed]
+            if len(columns) < len(FTS_LANGUAGES) or self.table.count_rows(
+                " AND ".join(f"{c} IS NULL" for c in FTS_LANGUAGES)
+            ):
+                columns = "text"
+            self._fts_indexed = (version, columns)
+        return self._fts_indexed[1]
+
     def _fts(self, text: str, where: str | None, k: int) -> list[dict]:
-        query = self.table.search(text, query_type="fts", fts_columns="text")
+        query = self.table.search(text, query_type="fts", fts_columns=self._fts_columns())
         if where:
             query = query.where(where, prefilter=True)
         rows = query.select([*COLUMNS, "_score"]).limit(k).to_arrow().to_pylist()

@@ -20,7 +20,7 @@ from archive_pipeline.search.indexes import TABLE, ensure_indexes
 from archive_pipeline.stages import derived
 from archive_pipeline.stages.embeddings import text_embedding_dim, text_model_id
 
-ASSEMBLY_VERSION = "2"  # 2: rows keyed by their inputs' fingerprint (stages/derived.py)
+ASSEMBLY_VERSION = "3"  # 2: rows keyed by their inputs' fingerprint; 3: text_en / text_de
 SEARCH_GROUP = 100  # media items assembled per read and commit
 # the ledger entries a document is made from (with the diarised rows' keys and the title)
 UPSTREAM_STAGES = (
