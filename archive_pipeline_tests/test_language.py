@@ -1,6 +1,6 @@
 """Language per speech span (stages/language.py): grouping, choosing and spans (no model)."""
 
-from archive_pipeline.stages.language import SAMPLE_RATE, Piece, assign, spans, units
+from archive_pipeline.stages.language import SAMPLE_RATE, Piece, assign, cut, spans
 
 S = SAMPLE_RATE
 
@@ -9,10 +9,10 @@ def piece(start_s, end_s, **probs):
     return Piece(int(start_s * S), int(end_s * S), dict(probs))
 
 
-def test_units_hold_at_most_one_whisper_window_and_cut_long_regions():
-    grouped = units([(0, 10 * S), (11 * S, 25 * S), (26 * S, 40 * S), (41 * S, 110 * S)])
-    spans_s = [[(p.start // S, p.end // S) for p in u] for u in grouped]
-    assert spans_s == [[(0, 10), (11, 25)], [(26, 40)], [(41, 71)], [(71, 101)], [(101, 110)]]
+def test_regions_longer_than_one_whisper_window_are_cut():
+    pieces = cut([(0, 10 * S), (11 * S, 25 * S), (26 * S, 40 * S), (41 * S, 110 * S)])
+    spans_s = [(p.start // S, p.end // S) for p in pieces]
+    assert spans_s == [(0, 10), (11, 25), (26, 40), (41, 71), (71, 101), (101, 110)]
 
 
 def test_a_confident_language_wins_and_unclear_pieces_choose_among_the_items_languages():

@@ -70,11 +70,11 @@ class Piece:
 
 @dataclass(frozen=True)
 class Span:
-    """Samples [start, end) of a chunk to transcribe in one language."""
+    """Samples [start, end) of a chunk to transcribe in one language (None: Whisper detects)."""
 
     start: int
     end: int
-    language: str
+    language: str | None
     probability: float | None
 
 
@@ -92,21 +92,14 @@ def speech_regions(
     return [(offset + r["start"], offset + r["end"]) for r in get_speech_timestamps(audio, options)]
 
 
-def units(regions: Sequence[tuple[int, int]], max_s: float = UNIT_MAX_S) -> list[list[Piece]]:
-    """Consecutive regions grouped into units spanning at most `max_s` (a longer region is cut
-    into `max_s` pieces); each unit is a list of region pieces."""
+def cut(regions: Sequence[tuple[int, int]], max_s: float = UNIT_MAX_S) -> list[Piece]:
+    """The regions as pieces, a region longer than `max_s` cut into `max_s` pieces."""
     limit = int(max_s * SAMPLE_RATE)
-    pieces: list[Piece] = []
-    for start, end in regions:
-        for cut in range(start, end, limit):
-            pieces.append(Piece(cut, min(end, cut + limit)))
-    grouped: list[list[Piece]] = []
-    for piece in pieces:
-        if grouped and piece.end - grouped[-1][0].start <= limit:
-            grouped[-1].append(piece)
-        else:
-            grouped.append([piece])
-    return grouped
+    return [
+        Piece(start, min(end, start + limit))
+        for first, end in regions
+        for start in range(first, end, limit)
+    ]
 
 
 def whisper_detector(model) -> Callable[[list[np.ndarray]], list[Probabilities]]:
@@ -138,7 +131,7 @@ def detect_pieces(
     """The chunk's speech as scored pieces: its regions (cut at 30 s), and the phrases of a
     region whose language is unclear (see the module docstring)."""
     regions = speech_regions(audio) if regions is None else regions
-    whole = [p for unit in units(regions, max_s=UNIT_MAX_S) for p in unit]
+    whole = cut(regions)
     judged = [p for p in whole if p.seconds >= MIN_DETECT_S]
     for piece, probs in zip(judged, detect([audio[p.start : p.end] for p in judged]), strict=True):
         piece.probs = probs

@@ -171,24 +171,23 @@ class TranscribeStage(LoadsModels):
         segments = row_values(rows["transcripts"], "segment_index")
         return {"language": main_language(segments), "segments": segments}
 
-    def spans(self, audio, *, hint: str | None, languages: set[str]) -> list[language.Span | None]:
-        """The spans of a chunk to transcribe and their languages (None: one span, Whisper
-        detects). `languages` collects the item's languages across chunks."""
+    def spans(self, audio, *, hint: str | None, languages: set[str]) -> list[language.Span]:
+        """The spans of a chunk to transcribe and their languages (a span without a language:
+        Whisper detects it). `languages` collects the item's languages across chunks."""
+        whole = len(audio)
         forced = whisper_language(self.settings.language)
         if forced:
-            return [language.Span(0, len(audio), forced, 1.0)]
+            return [language.Span(0, whole, forced, 1.0)]
         if self._detect is None:  # an English-only model (tiny.en): nothing to detect
-            return [language.Span(0, len(audio), "en", 1.0)]
+            return [language.Span(0, whole, "en", 1.0)]
         if not self.settings.language_per_span:
             if hint:
-                return [language.Span(0, len(audio), hint, 1.0)]
-            if languages:  # detected in the first chunk, kept for the later ones
-                only = next(iter(languages))
-                return [language.Span(0, len(audio), only, None)]
-            return [None]
+                return [language.Span(0, whole, hint, 1.0)]
+            # detected in the first chunk with speech, kept for the later ones
+            return [language.Span(0, whole, next(iter(languages), None), None)]
         pieces = language.detect_pieces(audio, self._detect)
         languages |= language.assign(pieces, known=languages, hint=hint)
-        return language.spans(pieces, len(audio)) or [None]
+        return language.spans(pieces, whole) or [language.Span(0, whole, None, None)]
 
     def process(self, item: SpeechItem) -> dict[str, Any] | ItemFailure:
         """Transcribe one item chunk by chunk, each speech span in its language; times are
@@ -213,18 +212,18 @@ class TranscribeStage(LoadsModels):
                 if len(chunk) < 1600:  # under 0.1 s: nothing to recognise
                     continue
                 for span in self.spans(chunk, hint=hint, languages=languages):
-                    start = span.start if span else 0
-                    audio = chunk[start : span.end] if span else chunk
-                    parts, info = self.transcribe_array(audio, language=span and span.language)
-                    spoken = (
-                        (span.language, span.probability)
-                        if span
-                        else (info.language, info.language_probability)
-                    )
-                    for segment in parts:
-                        segments.append(_segment_dict(segment, offset + start / 16000, *spoken))
-                    if not span and segments and not self.settings.language_per_span:
-                        languages.add(info.language)
+                    audio = chunk[span.start : span.end]
+                    parts, info = self.transcribe_array(audio, language=span.language)
+                    spoken = (span.language, span.probability)
+                    if span.language is None:  # Whisper's own detection over the span
+                        spoken = (info.language, info.language_probability)
+                    found = [
+                        _segment_dict(segment, offset + span.start / 16000, *spoken)
+                        for segment in parts
+                    ]
+                    if found and span.language is None and not self.settings.language_per_span:
+                        languages.add(info.language)  # one language per item: kept from here
+                    segments += found
         if failed:
             return failed[0]
         return {"language": main_language(segments), "segments": segments}
