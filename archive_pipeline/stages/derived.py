@@ -12,11 +12,11 @@ rows, not the decade's.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from archive_pipeline.core.sql import sql_in
-from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.core.warehouse import Warehouse, WriteResult
 from archive_pipeline.stages.base import LEDGER_TABLE
 
 
@@ -85,3 +85,27 @@ def plan(wanted: Mapping[str, str], written: Mapping[str, frozenset[str]]) -> De
 def keyed(rows: list[dict], wanted: Mapping[str, str]) -> list[dict]:
     """Rows with `cache_key` set to their item's fingerprint."""
     return [{**row, "cache_key": wanted[row["media_id"]]} for row in rows]
+
+
+def rebuild(
+    warehouse: Warehouse,
+    table: str,
+    decade: str,
+    todo: DerivedPlan,
+    build: Callable[[str], list[dict]],
+    *,
+    group_size: int,
+    dim: int | None = None,
+) -> WriteResult:
+    """Replace the rows of the items to rebuild, `group_size` items at a time (`build(filter)`
+    gives the rows of the items matching that SQL filter; each group is one commit), then delete
+    the rows of items gone; the write, with the decade's rows counted."""
+    scope = {"decade": decade}
+    write = warehouse.unchanged(table, scope)
+    for media in todo.groups(group_size):
+        group = sql_in("media_id", media)
+        rows = keyed(build(group), todo.wanted)
+        write = write.then(warehouse.replace(table, rows, scope=scope, dim=dim, where=group))
+    if todo.gone:
+        write = write.then(warehouse.delete_where(table, scope, sql_in("media_id", todo.gone)))
+    return replace(write, rows=warehouse.count(table, scope))

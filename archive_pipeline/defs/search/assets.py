@@ -1,11 +1,9 @@
 """search_documents: one searchable row per speech segment and keyframe, with its indexes."""
 
 import time
-from dataclasses import replace
 
 import dagster as dg
 
-from archive_pipeline.core.sql import sql_in
 from archive_pipeline.defs.reporting import (
     OWNERS,
     keys_version,
@@ -85,10 +83,10 @@ def search_documents(
         if media in productive or media in diarised
     }
     todo = derived.plan(wanted, derived.written_keys(wh, TABLE, decade))
-    write = wh.unchanged(TABLE, scope)
     stale_vectors = 0
-    for media in todo.groups(SEARCH_GROUP):
-        group = sql_in("media_id", media)
+
+    def documents(group: str) -> list[dict]:
+        nonlocal stale_vectors
         assembly = assemble(
             decade=decade,
             segments=wh.read("diarised_segments", scope, columns=SEGMENT_COLUMNS, filter=group),
@@ -105,12 +103,10 @@ def search_documents(
             image_model_id=image_model,
             dim=dim,
         )
-        rows = derived.keyed(assembly.rows, wanted)
-        write = write.then(wh.replace(TABLE, rows, scope=scope, dim=dim, where=group))
         stale_vectors += len(assembly.stale_vectors)
-    if todo.gone:
-        write = write.then(wh.delete_where(TABLE, scope, sql_in("media_id", todo.gone)))
-    write = replace(write, rows=wh.count(TABLE, scope))
+        return assembly.rows
+
+    write = derived.rebuild(wh, TABLE, decade, todo, documents, group_size=SEARCH_GROUP, dim=dim)
     indexes = ensure_indexes(wh.table(TABLE), search_index.settings())
     if write.committed:
         wh.maintain(TABLE)  # folds the new rows into the indexes

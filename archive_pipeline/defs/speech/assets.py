@@ -1,12 +1,9 @@
 """Speech assets: transcripts (faster-whisper), speaker_turns and diarised_segments."""
 
 import collections
-from dataclasses import replace
 
 import dagster as dg
-import pyarrow as pa
 
-from archive_pipeline.core.sql import sql_in
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.reporting import (
     OWNERS,
@@ -22,7 +19,6 @@ from archive_pipeline.defs.reporting import (
 from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, SpeechModels
-from archive_pipeline.schemas import TABLES
 from archive_pipeline.stages import derived
 from archive_pipeline.stages.base import process_partition
 from archive_pipeline.stages.speech import (
@@ -184,24 +180,19 @@ def diarised_segments(
     todo = derived.plan(wanted, derived.written_keys(wh, "diarised_segments", decade))
     # A group of media items at a time: memory follows the group, not the decade (words are
     # ~6 MB per hour of speech); each group is one commit, rows of items gone go at the end.
-    write = wh.unchanged("diarised_segments", scope)
-    for media in todo.groups(DIARISE_GROUP):
-        group = sql_in("media_id", media)
-        rows = diarised_rows(
+    write = derived.rebuild(
+        wh,
+        "diarised_segments",
+        decade,
+        todo,
+        lambda group: diarised_rows(
             wh.read("transcripts", scope, filter=group),
             wh.read("speaker_turns", scope, filter=group),
             decade=decade,
             names=names,
-        )
-        table = pa.Table.from_pylist(
-            derived.keyed(rows, wanted), schema=TABLES["diarised_segments"].schema
-        )
-        write = write.then(wh.replace("diarised_segments", table, scope=scope, where=group))
-    if todo.gone:
-        write = write.then(
-            wh.delete_where("diarised_segments", scope, sql_in("media_id", todo.gone))
-        )
-    write = replace(write, rows=wh.count("diarised_segments", scope))
+        ),
+        group_size=DIARISE_GROUP,
+    )
     voices = wh.read("diarised_segments", scope, columns=["media_id", "speaker"])
     speakers = voices.group_by(["media_id", "speaker"]).aggregate([]).num_rows
     first = wh.read(
