@@ -293,11 +293,11 @@ def item_ref(stage: Any, item: Any) -> ItemRef:
     return ref(item) if ref is not None else item.ref
 
 
-def row_values(rows: pa.Table, order: str, *, drop: Sequence[str] = ()) -> list[dict[str, Any]]:
+def row_values(rows: pa.Table, order: str) -> list[dict[str, Any]]:
     """One item's rows of a table back as the values `rows()` built them from (for a stage's
-    `value_from_rows`): sorted by the `order` column, without it, the identity and common
-    columns (row_id, media_id, uri, decade, cache_key...) and `drop`."""
-    skip = {*IDENTITY_COLUMNS, order, *drop}
+    `value_from_rows`): sorted by the `order` column, without it and the identity and common
+    columns (row_id, media_id, uri, decade, cache_key...)."""
+    skip = {*IDENTITY_COLUMNS, order}
     listed = sorted(rows.to_pylist(), key=lambda row: row[order])
     return [{k: v for k, v in row.items() if k not in skip} for row in listed]
 
@@ -386,6 +386,9 @@ def process_partition(
     # failed before with an error these bytes will give again: not retried until the key changes
     settled = {(uri, key) for uri, key, error, _ in previous if error in PERMANENT_ERRORS}
     done = {(r["uri"], r["cache_key"]) for r in ledger if r["status"] == "ok"} | settled
+    pairs = {(ref.uri, key) for ref, key in zip(refs, keys, strict=True)}
+    # (uri, cache key) of the items that failed: this run, or before with a permanent error
+    failed: set[tuple[str, str]] = settled & pairs
     todo = [i for i, ref in enumerate(refs) if (ref.uri, keys[i]) not in done]
     sharing: dict[str, list[int]] = {}  # cache key -> the items to compute that have it
     for i in todo:
@@ -400,8 +403,7 @@ def process_partition(
     if log is not None:
         shared = f" ({len(units)} distinct contents)" if len(units) < len(todo) - n_copied else ""
         found = f", {n_copied} done in another decade (copied)" if copies else ""
-        n_settled = sum((ref.uri, keys[i]) in settled for i, ref in enumerate(refs))
-        bad = f" ({n_settled} failed for good: retried when they change)" if n_settled else ""
+        bad = f" ({len(failed)} failed for good: retried when they change)" if failed else ""
         log.info(
             f"{stage.name} {decade}: {len(items)} item(s), {len(items) - len(todo)} unchanged "
             f"(cached){bad}{found}, {len(todo) - n_copied} to compute{shared}"
@@ -409,9 +411,6 @@ def process_partition(
     progress = ItemProgress(log, stage=stage.name, decade=decade, total=len(units))
     previous_ledger = {(row["uri"], row["cache_key"]): row for row in ledger}
     del ledger
-    pairs = {(ref.uri, key) for ref, key in zip(refs, keys, strict=True)}
-    # (uri, cache key) of the items that failed: this run, or before with a permanent error
-    failed: set[tuple[str, str]] = settled & pairs
     writes: dict[str, WriteResult | None] = dict.fromkeys([*tables, FAILURES_TABLE])
     media_s = item_seconds = 0.0
     batches = 0
