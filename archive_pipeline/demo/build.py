@@ -129,6 +129,11 @@ def speak(text: str, voice: tuple[str, int], out: Path) -> None:
     _run(["espeak-ng", "-v", voice[0], "-p", str(voice[1]), "-s", "150", "-w", str(out), text])
 
 
+def write_sidecar(media: Path, **metadata) -> None:
+    """The `<file>.json` sidecar of a media file (catalogue metadata)."""
+    media.with_name(media.name + ".json").write_text(json.dumps(metadata, indent=2))
+
+
 def german_bulletin(out: Path, tmp: Path) -> None:
     """Write the German radio news (NACHRICHTEN, espeak-ng German voice) to `out` (FLAC)."""
     parts = []
@@ -236,13 +241,13 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
         interview = inbox / "interviews/harbour_interview.wav"
         interview.parent.mkdir(parents=True, exist_ok=True)
         concat_audio(parts, interview)
-        sidecar = {
-            "title": "Harbour workers interview",
-            "recorded_date": "1987-03-14",
-            "language": "en",
-            "speakers": ["Interviewer", "Dock worker"],
-        }
-        (inbox / "interviews/harbour_interview.wav.json").write_text(json.dumps(sidecar, indent=2))
+        write_sidecar(
+            interview,
+            title="Harbour workers interview",
+            recorded_date="1987-03-14",
+            language="en",
+            speakers=["Interviewer", "Dock worker"],
+        )
         items.append(DemoItem("interviews/harbour_interview.wav", "1980s"))
 
         news_parts = []
@@ -275,14 +280,12 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
 
         berlin = inbox / "interviews/berlin_mauerfall_1989.wav"
         bilingual_interview(berlin, tmp)
-        sidecar = {
-            "title": "Berliner Rundfunk: Die Nacht des Mauerfalls",
-            "recorded_date": "1989-11-10",
-            "language": "de",
-            "speakers": ["Moderator", "Guest"],
-        }
-        (inbox / "interviews/berlin_mauerfall_1989.wav.json").write_text(
-            json.dumps(sidecar, indent=2)
+        write_sidecar(
+            berlin,
+            title="Berliner Rundfunk: Die Nacht des Mauerfalls",
+            recorded_date="1989-11-10",
+            language="de",
+            speakers=["Moderator", "Guest"],
         )
         items.append(DemoItem("interviews/berlin_mauerfall_1989.wav", "1980s"))
 
