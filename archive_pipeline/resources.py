@@ -336,11 +336,14 @@ class SpeechModels(dg.ConfigurableResource):
         description="Detect the language per speech span (code-switching); off: once per item.",
     )
     diarization_backend: str = Field(
-        default="auto",
-        description="'auto' (pyannote if configured, else offline), 'offline', 'pyannote'.",
+        default="pyannote",
+        description="'pyannote' (the configured pipeline, else packaged offline weights) or "
+        "'resemblyzer'.",
     )
     pyannote_pipeline: str | None = Field(
-        default=None, description="pyannote SpeakerDiarization pipeline: local dir or hub id."
+        default=None,
+        description="pyannote SpeakerDiarization pipeline: local dir or hub id; unset: the "
+        "packaged offline weights.",
     )
     hf_token: str | None = Field(default=None, description="Hugging Face token for gated models.")
     diarization_device: str = Field(default="cpu", description="'cpu' or 'cuda'.")

@@ -283,6 +283,13 @@ SPEAKER_TURNS = pa.schema(
             pa.string(),
             "Name from the catalogue's speakers list, in order of first appearance, else null.",
         ),
+        col(
+            "embedding",
+            pa.list_(pa.float32()),
+            "Speaker embedding of the turn's audio (the diarisation model's, e.g. 192-d CAM++; "
+            "null for turns under 0.5 s and for the resemblyzer backend): the same voice in "
+            "other files is near.",
+        ),
     ]
 )
 

@@ -1,4 +1,4 @@
-"""Generated speech fixtures: two-voice dialogue with reference turns, silence, mute video."""
+"""Generated speech fixtures: dialogues and a meeting with reference turns, silence, mute video."""
 
 from __future__ import annotations
 
@@ -11,16 +11,47 @@ from archive_pipeline.demo.build import DIALOGUE, VOICES, concat_audio, speak
 GAP_S = 0.5
 
 
-def dialogue(path: Path) -> list[tuple[float, float, str]]:
-    """Write the demo's 4-turn two-voice dialogue; return its reference turns (start, end, who).
+# A four-person meeting (espeak-ng voices of both sexes and three accents) and a German
+# two-voice interview: diarisation is measured on these, never tuned to them.
+MEETING_VOICES = {
+    "A": ("en-us+m3", 25),  # the dialogue's A: the same voice, for finding a voice across files
+    "B": ("en-gb+f3", 85),  # the dialogue's B
+    "C": ("en-gb-scotland+m1", 50),
+    "D": ("en+f4", 65),
+}
+MEETING = [
+    ("A", "Let us start. The first item is the budget for the new archive building."),
+    ("B", "The estimate came in higher than we expected, mostly because of the climate control."),
+    ("C", "We could phase the work over two years and keep the reading room open."),
+    ("D", "I agree, but the film vault has to be finished first, the reels are at risk."),
+    ("A", "How long would the vault take on its own?"),
+    ("C", "About eight months if the contractor starts in spring."),
+    ("B", "Then we should ask the board for the first half of the money now."),
+    ("D", "I will draft the request and send it round by Friday."),
+    ("A", "Good. Next item: the digitisation of the radio tapes."),
+    ("B", "Two thousand hours are done, about six thousand remain."),
+]
+GERMAN_VOICES = {"A": ("de+m3", 30), "B": ("de+f2", 80)}
+GERMAN_DIALOGUE = [
+    ("A", "Guten Tag. Sie haben dreißig Jahre im Hafen gearbeitet. Was hat sich verändert?"),
+    ("B", "Alles hat sich verändert. Die Kräne sind größer, und die Schiffe kommen in der Nacht."),
+    ("A", "Erinnern Sie sich an den Winter, als der Fluss zugefroren war?"),
+    ("B", "Ich erinnere mich gut. Wir sind über das Eis zum alten Leuchtturm gegangen."),
+]
+
+
+def conversation(
+    path: Path, lines: list[tuple[str, str]], voices: dict[str, tuple[str, int]]
+) -> list[tuple[float, float, str]]:
+    """Speak (who, line) turns with `voices` into `path`; return the reference turns.
 
     Turn boundaries come from the generated parts (speech extent measured in each part), so
     the reference is exact by construction.
     """
     parts, turns, t = [], [], 0.0
-    for i, (who, line) in enumerate(DIALOGUE):
+    for i, (who, line) in enumerate(lines):
         part = path.parent / f"{path.stem}-turn{i}.wav"
-        speak(line, VOICES[who], part)
+        speak(line, voices[who], part)
         samples = decode_audio(part)
         voiced = (abs(samples) > 0.01).nonzero()[0]
         start, end = voiced[0] / 16000, voiced[-1] / 16000
@@ -29,6 +60,21 @@ def dialogue(path: Path) -> list[tuple[float, float, str]]:
         parts.append(part)
     concat_audio(parts, path, gap_s=GAP_S)
     return turns
+
+
+def dialogue(path: Path) -> list[tuple[float, float, str]]:
+    """The demo's 4-turn two-voice English dialogue and its reference turns (start, end, who)."""
+    return conversation(path, DIALOGUE, VOICES)
+
+
+def meeting(path: Path) -> list[tuple[float, float, str]]:
+    """A 10-turn four-voice meeting (47 s) and its reference turns."""
+    return conversation(path, MEETING, MEETING_VOICES)
+
+
+def german_dialogue(path: Path) -> list[tuple[float, float, str]]:
+    """A 4-turn two-voice German interview and its reference turns."""
+    return conversation(path, GERMAN_DIALOGUE, GERMAN_VOICES)
 
 
 def silence(path: Path, seconds: float = 5.0) -> None:

@@ -26,7 +26,13 @@ from archive_pipeline.stages.speech import (
     TranscribeStage,
     WhisperSettings,
 )
-from archive_pipeline_tests.speech_fixtures import dialogue, silence, video_without_audio
+from archive_pipeline_tests.speech_fixtures import (
+    dialogue,
+    german_dialogue,
+    meeting,
+    silence,
+    video_without_audio,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -72,8 +78,16 @@ def whisper(media_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def diarizer(media_dir):
-    """The offline diarisation backend (GE2E speaker encoder), loaded once."""
-    stage = DiarizeStage(LocalStore(str(media_dir)), DiarizationSettings(backend="offline"))
+    """The default diariser (pyannote pipeline, packaged segmentation-3.0 + CAM++), loaded once."""
+    stage = DiarizeStage(LocalStore(str(media_dir)))
+    stage.setup()
+    return stage
+
+
+@pytest.fixture(scope="session")
+def resemblyzer(media_dir):
+    """The resemblyzer backend (GE2E speaker encoder, the earlier default), loaded once."""
+    stage = DiarizeStage(LocalStore(str(media_dir)), DiarizationSettings(backend="resemblyzer"))
     stage.setup()
     return stage
 
@@ -155,10 +169,10 @@ def test_quietest_cut_finds_the_pause():
     assert 16000 <= cut <= 19200
 
 
-def test_offline_diarisation_error_rate_on_generated_dialogue(diarizer, tmp_path):
+def test_resemblyzer_diarisation_error_rate_on_generated_dialogue(resemblyzer, tmp_path):
     reference = dialogue(tmp_path / "dialogue.wav")
-    stage = DiarizeStage(LocalStore(str(tmp_path)), diarizer.settings)
-    stage._encoder = diarizer._encoder
+    stage = DiarizeStage(LocalStore(str(tmp_path)), resemblyzer.settings)
+    stage._encoder = resemblyzer._encoder
     turns = stage.process(item("dialogue.wav"))  # no speaker count given: found automatically
     hypothesis = [(t["start"], t["end"], t["speaker"]) for t in turns]
     der = diarization_error_rate(reference, hypothesis, collar_s=0.25)
@@ -167,8 +181,8 @@ def test_offline_diarisation_error_rate_on_generated_dialogue(diarizer, tmp_path
     assert len({t["speaker"] for t in turns}) == 2
 
 
-def test_offline_diarisation_reads_long_audio_in_chunks_and_keeps_the_speakers(
-    diarizer, tmp_path, monkeypatch
+def test_resemblyzer_diarisation_reads_long_audio_in_chunks_and_keeps_the_speakers(
+    resemblyzer, tmp_path, monkeypatch
 ):
     """A recording longer than a chunk: one chunk of audio at a time, from the file or from
     the audio transcripts decoded, and each voice keeps one label across the chunks."""
@@ -198,8 +212,10 @@ def test_offline_diarisation_reads_long_audio_in_chunks_and_keeps_the_speakers(
         keep(decode_audio(tmp_path / "long.wav"))
     for audio_cache in (None, cache):
         seen.clear()
-        stage = DiarizeStage(LocalStore(str(tmp_path)), diarizer.settings, audio_cache=audio_cache)
-        stage._encoder = diarizer._encoder
+        stage = DiarizeStage(
+            LocalStore(str(tmp_path)), resemblyzer.settings, audio_cache=audio_cache
+        )
+        stage._encoder = resemblyzer._encoder
         turns = stage.process(
             SpeechItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
         )
@@ -208,6 +224,108 @@ def test_offline_diarisation_reads_long_audio_in_chunks_and_keeps_the_speakers(
         der = diarization_error_rate(reference, hypothesis, collar_s=0.25)
         print(f"DER 4 x generated dialogue in chunks ({len(seen)}): {der:.3f}")
         assert der <= 0.2 and len({t["speaker"] for t in turns}) == 2
+
+
+def hypothesis(turns):
+    return [(t["start"], t["end"], t["speaker"]) for t in turns]
+
+
+@pytest.mark.parametrize(
+    ("make", "voices"),
+    [(meeting, 4), (dialogue, 2), (german_dialogue, 2)],
+    ids=["meeting", "dialogue", "german_dialogue"],
+)
+def test_default_diariser_finds_every_voice(diarizer, media_dir, make, voices):
+    """Generated meeting (4 voices) and English and German dialogues, no speaker count given."""
+    name = f"{make.__name__}.wav"
+    reference = make(media_dir / name)
+    turns = diarizer.process(item(name))
+    der = diarization_error_rate(reference, hypothesis(turns), collar_s=0.25)
+    print(f"DER {name} (default): {der:.3f}, {len({t['speaker'] for t in turns})} speakers")
+    assert len({t["speaker"] for t in turns}) == voices
+    assert der <= 0.15
+
+
+@pytest.mark.parametrize("name", ["jfk.flac", "librivox-0870.wav", "librivox-0890.wav"])
+def test_default_diariser_gives_one_speaker_for_one_voice(diarizer, name):
+    turns = diarizer.process(item(name))  # no catalogue hint
+    assert turns and {t["speaker"] for t in turns} == {"SPEAKER_00"}
+
+
+def test_default_diariser_takes_the_catalogue_count_as_a_hint_not_a_cap(diarizer, media_dir):
+    dialogue(media_dir / "dialogue.wav")
+    turns = diarizer.process(item("dialogue.wav", speakers=("Host",)))  # one name listed
+    assert len({t["speaker"] for t in turns}) == 2
+
+
+def test_turn_embeddings_find_one_voice_across_files(diarizer, media_dir):
+    """The meeting's A and B are the dialogue's A and B (same espeak-ng voices): each of their
+    turns' embeddings is nearest to a turn of the same voice in the other file."""
+    ref_meeting = meeting(media_dir / "meeting.wav")
+    ref_dialogue = dialogue(media_dir / "dialogue.wav")
+
+    def voiced(name, reference):
+        out = []
+        for turn in diarizer.process(item(name)):
+            if turn["embedding"] is None:
+                continue
+            middle = (turn["start"] + turn["end"]) / 2
+            who = next((w for a, b, w in reference if a <= middle <= b), None)
+            vector = np.asarray(turn["embedding"], dtype=np.float64)
+            out.append((who, vector / np.linalg.norm(vector)))
+        return out
+
+    in_meeting = voiced("meeting.wav", ref_meeting)
+    in_dialogue = voiced("dialogue.wav", ref_dialogue)
+    assert all(len(v) == 192 for _, v in in_meeting)
+    checked = 0
+    for who, vector in in_meeting:
+        if who not in ("A", "B"):
+            continue
+        nearest = max(in_dialogue, key=lambda other: float(other[1] @ vector))
+        assert nearest[0] == who
+        checked += 1
+    assert checked >= 5
+
+
+def test_default_diariser_reads_long_audio_in_blocks_and_keeps_the_voices(
+    diarizer, tmp_path, monkeypatch
+):
+    """Three dialogues in a row diarised in 30 s blocks (cut across turns): one block of audio
+    at a time, each voice keeps one label across the blocks."""
+    from archive_pipeline.core.audio import DecodedAudioCache, decode_audio
+    from archive_pipeline.demo.build import concat_audio
+    from archive_pipeline.stages import speech
+
+    once = dialogue(tmp_path / "once.wav")
+    length = len(decode_audio(tmp_path / "once.wav")) / SAMPLE_RATE + 0.5
+    concat_audio([tmp_path / "once.wav"] * 3, tmp_path / "long.wav", gap_s=0.5)
+    reference = [(a + k * length, b + k * length, who) for k in range(3) for a, b, who in once]
+    monkeypatch.setattr(speech, "DIARIZE_CHUNK_S", 30.0)
+    cache = DecodedAudioCache(str(tmp_path / "audio"))
+    with cache.writer("long") as keep:
+        keep(decode_audio(tmp_path / "long.wav"))
+    blocks = []
+    real = speech.diarize_pyannote
+
+    def counting(pipeline, chunks, **kw):
+        def each():
+            for offset, samples in chunks:
+                blocks.append(len(samples) / SAMPLE_RATE)
+                yield offset, samples
+
+        return real(pipeline, each(), **kw)
+
+    monkeypatch.setattr(speech, "diarize_pyannote", counting)
+    stage = DiarizeStage(LocalStore(str(tmp_path)), diarizer.settings, audio_cache=cache)
+    stage._pipeline = diarizer._pipeline
+    turns = stage.process(
+        SpeechItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
+    )
+    assert len(blocks) >= 2 and max(blocks) <= 30.0 + 10.5
+    der = diarization_error_rate(reference, hypothesis(turns), collar_s=0.25)
+    print(f"DER 3 x generated dialogue in blocks ({len(blocks)}): {der:.3f}")
+    assert der <= 0.15 and len({t["speaker"] for t in turns}) == 2
 
 
 def test_clustering_over_its_bound_labels_every_window_by_the_nearest_centre():
@@ -221,14 +339,15 @@ def test_clustering_over_its_bound_labels_every_window_by_the_nearest_centre():
     assert len(set(labels)) == 3 and labels[0] == 0
 
 
-def test_offline_diarisation_on_ami_is_reported(diarizer, shared_media):
+@pytest.mark.parametrize("backend", ["diarizer", "resemblyzer"])
+def test_diarisation_on_ami_is_reported(backend, request, shared_media):
     """No threshold: four overlapping real speakers; the figure goes to the benchmark report."""
-    turns = diarizer.process(item("ami.wav"))
+    turns = request.getfixturevalue(backend).process(item("ami.wav"))
     reference = read_rttm(shared_media / "speakers/ami-tst00.rttm")
     der = diarization_error_rate(
         reference, [(t["start"], t["end"], t["speaker"]) for t in turns], uem=(0.0, 30.0)
     )
-    print(f"DER ami-tst00 (offline backend): {der:.3f}")
+    print(f"DER ami-tst00 ({backend}): {der:.3f}")
     assert 0.0 <= der <= 2.0 and turns
 
 
@@ -272,7 +391,9 @@ def test_unavailable_models_name_the_setting(tmp_path):
     with pytest.raises(ModelUnavailableError, match="ARCHIVE_WHISPER_MODEL"):
         stage.setup()
     with pytest.raises(ModelUnavailableError, match="ARCHIVE_PYANNOTE_PIPELINE"):
-        DiarizeStage(LocalStore(str(tmp_path)), DiarizationSettings(backend="pyannote")).setup()
+        DiarizeStage(
+            LocalStore(str(tmp_path)), DiarizationSettings(pyannote_pipeline=str(tmp_path / "no"))
+        ).setup()
 
 
 def test_packaged_base_is_assembled_once_with_its_checksum(tmp_path):

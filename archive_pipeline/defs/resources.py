@@ -138,7 +138,7 @@ def build_speech_models() -> SpeechModels:
         whisper_cpu_threads=_int("ARCHIVE_WHISPER_CPU_THREADS", 0),
         whisper_language=_str("ARCHIVE_WHISPER_LANGUAGE", None),
         whisper_language_per_span=_bool("ARCHIVE_WHISPER_LANGUAGE_PER_SPAN", True),
-        diarization_backend=_str("ARCHIVE_DIARIZATION_BACKEND", "auto"),
+        diarization_backend=_str("ARCHIVE_DIARIZATION_BACKEND", "pyannote"),
         pyannote_pipeline=_str("ARCHIVE_PYANNOTE_PIPELINE", None),
         hf_token=_str("HF_TOKEN", None),
         diarization_device=_str("ARCHIVE_DIARIZATION_DEVICE", "cpu"),
