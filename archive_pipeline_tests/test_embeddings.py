@@ -139,7 +139,8 @@ def resources(root, warehouse, **vision):
         "media_store": LocalMediaStore(root=str(root / "inbox")),
         "warehouse": LanceWarehouse(root=str(root / warehouse)),
         "ray": RayResource(address="inline"),
-        "speech_models": SpeechModels(whisper_model="tiny.en"),
+        # the subject is embeddings: the light diariser (pyannote's import alone takes 20 s)
+        "speech_models": SpeechModels(whisper_model="tiny.en", diarization_backend="resemblyzer"),
         "vision_models": VisionModels(**vision),
         "search_index": SearchIndex(),
         "check_settings": CheckSettings(),
