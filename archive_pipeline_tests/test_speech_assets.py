@@ -153,3 +153,28 @@ def test_diarised_segments_commit_by_group_and_drop_items_gone(
     (inbox / "1980s/interview.wav").unlink()
     assert run(inbox, tmp_path / "wh").success
     assert rows(wh).num_rows == 0  # the silent tape has no segments; the interview left
+
+
+def test_turns_keep_speaker_embeddings_and_a_voice_is_found_by_them(
+    materialized, monkeypatch, capsys
+):
+    """Every turn of the interview has a 192-d CAM++ embedding; asked for the Host, the voices
+    ranked are the Host first, then the Guest (its own item included); another item has none
+    of these voices to offer, and an unknown speaker is a clear error."""
+    from archive_pipeline.search import cli
+    from archive_pipeline.search.voices import VoiceError, find_voice
+
+    _, warehouse = materialized
+    wh = Warehouse(str(warehouse))
+    turns = [r for r in wh.read("speaker_turns").to_pylist() if "interview" in r["uri"]]
+    assert turns and all(len(t["embedding"]) == 192 for t in turns)
+    media_id = turns[0]["media_id"]
+    ranked = find_voice(wh, media_id, "host", include_same_item=True)
+    assert [(m.speaker_name, m.turns) for m in ranked] == [("Host", 2), ("Guest", 2)]
+    assert ranked[0].similarity > ranked[1].similarity
+    assert find_voice(wh, media_id, "SPEAKER_00") == []  # no other item has voices
+    with pytest.raises(VoiceError, match="no speaker embedding"):
+        find_voice(wh, media_id, "Nobody")
+    monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(warehouse))
+    assert cli.main(["--voice", media_id, "Nobody"]) == 2
+    assert "no speaker embedding" in capsys.readouterr().err

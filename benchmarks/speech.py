@@ -8,15 +8,17 @@ same model, threads and options everywhere (beam 5, VAD, word timestamps, int8, 
 - stage_ray: the same stage through RayRuntime.map with one actor (item time, and wall time
   including actor start and model load);
 - batched: faster-whisper's BatchedInferencePipeline against sequential, bare;
-- diarisation: the offline backend's real-time factor;
+- diarisation: the resemblyzer backend's real-time factor (the default's is in
+  speech_quality.py, beside it);
 - long media (--long-minutes, default 30): jfk looped with 4 s pauses into one file, transcribed
   by the stage in a fresh process: peak RSS (VmHWM), and the absolute time of the word "fellow",
   which must fall at the same place in every 15 s loop; Whisper's own repetitions of the phrase
   elsewhere are counted apart; peak RSS of decoding the whole file at once, for contrast.
 - long diarisation (--diarise-hours, default 10 min and 3 h): the AMI meeting and jfk looped
-  into one 24 kb/s Opus file (a logger tape), diarised by the offline backend in a fresh
-  process, which decodes it in chunks: peak RSS (VmHWM), seconds, speakers found; the ratio
-  of the longest's peak RSS to the shortest's.
+  into one 24 kb/s Opus file (a logger tape), diarised by --diarisation-backend (default: the
+  default, pyannote with the packaged weights) in a fresh process, which decodes it in 10-min
+  blocks: peak RSS (VmHWM), seconds, speakers found; the ratio of the longest's peak RSS to
+  the shortest's.
 
 Medians of --repeats; ratios against bare; one JSON line at the end.
 """
@@ -82,14 +84,14 @@ def run_bare(model, files, *, batched=None, batch_size=8) -> float:
     return time.perf_counter() - start
 
 
-def child(mode: str, path: Path, threads: int, model: str) -> None:
+def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyannote") -> None:
     """Run in a fresh process (clean peak RSS): 'transcribe' with the stage, 'diarise' with the
-    offline diariser, or 'decode' whole."""
+    diariser of `backend`, or 'decode' whole."""
     if mode == "diarise":
         from archive_pipeline.core.store import LocalStore
         from archive_pipeline.stages.speech import DiarizationSettings, DiarizeStage, SpeechItem
 
-        stage = DiarizeStage(LocalStore(str(path.parent)), DiarizationSettings(backend="offline"))
+        stage = DiarizeStage(LocalStore(str(path.parent)), DiarizationSettings(backend=backend))
         stage.setup()
         start = time.perf_counter()
         item = SpeechItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
@@ -184,7 +186,9 @@ def long_media(shared: Path, tmp: Path, minutes: float, threads: int, model: str
     }
 
 
-def long_diarisation(shared: Path, tmp: Path, hours: list[float], threads: int) -> dict:
+def long_diarisation(
+    shared: Path, tmp: Path, hours: list[float], threads: int, backend: str
+) -> dict:
     """Diarise logger-tape-like recordings of these lengths, each in a fresh process."""
     out = {}
     for h in hours:
@@ -203,7 +207,9 @@ def long_diarisation(shared: Path, tmp: Path, hours: list[float], threads: int) 
             ],
             check=True,
         )  # fmt: skip
-        result = run_child(__file__, "diarise", path, threads=threads, model="base")
+        result = run_child(
+            __file__, "diarise", path, threads=threads, model="base", diarisation_backend=backend
+        )
         path.unlink()
         out[f"{h:g}h"] = {
             "audio_s": round(h * 3600),
@@ -239,12 +245,18 @@ def main() -> None:
         help="lengths of the long diarisation inputs in hours ('' skips)",
     )
     parser.add_argument(
+        "--diarisation-backend",
+        default="pyannote",
+        choices=["pyannote", "resemblyzer"],
+        help="the diariser of the long diarisation runs (default: the default backend)",
+    )
+    parser.add_argument(
         "--child", choices=["transcribe", "diarise", "decode"], help=argparse.SUPPRESS
     )
     parser.add_argument("--child-path", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.child_path, args.threads, args.model)
+        child(args.child, args.child_path, args.threads, args.model, args.diarisation_backend)
         return
     hours = [float(h) for h in args.diarise_hours.split(",") if h]
     if args.only_long:
@@ -257,8 +269,19 @@ def main() -> None:
                 else {}
             )
             if hours:
-                long |= long_diarisation(args.shared_media, Path(tmp), hours, args.threads)
-        print(json.dumps({"benchmark": "speech_long", "model": args.model, **long}))
+                long |= long_diarisation(
+                    args.shared_media, Path(tmp), hours, args.threads, args.diarisation_backend
+                )
+        print(
+            json.dumps(
+                {
+                    "benchmark": "speech_long",
+                    "model": args.model,
+                    "diarisation_backend": args.diarisation_backend,
+                    **long,
+                }
+            )
+        )
         return
 
     from faster_whisper import BatchedInferencePipeline, WhisperModel
@@ -300,7 +323,7 @@ def main() -> None:
             resources=StageResources(num_cpus=args.threads, max_actors=1),
         )
         stage.setup()
-        diarizer = DiarizeStage(store, DiarizationSettings(backend="offline"))
+        diarizer = DiarizeStage(store, DiarizationSettings(backend="resemblyzer"))
         diarizer.setup()
         runtime = RayRuntime("local", num_cpus=args.threads)
         runtime.ensure_started()

@@ -2,16 +2,21 @@
 
 - Word error rate (after `archive_pipeline.quality.normalise_text`) of each packaged Whisper
   model on ../shared/media/speech (jfk and the three LibriVox clips), per file and overall.
-- Diarisation error rate (collar 0.25 s each side) of the offline backend on a generated
-  two-voice dialogue (4 turns, reference exact by construction; speaker count automatic) and on
-  ../shared/media/speakers/ami-tst00.wav (4 real speakers with overlap; reported, no target).
+- Diarisation error rate (collar 0.25 s each side, speaker count automatic) of the default
+  backend (pyannote.audio pipeline, packaged segmentation-3.0 + CAM++, spectral clustering)
+  and of the previous default (resemblyzer GE2E windows + agglomerative clustering), in the
+  same run, on generated files (reference exact by construction): an English and a German
+  two-voice dialogue, a four-voice meeting; on ../shared/media/speakers/ami-tst00.wav (4 real
+  speakers with overlap, first 30 s); and the speakers found on single-voice files (JFK, the
+  LibriVox clips, the demo's German bulletin: must be 1). Per backend: model load seconds and
+  real-time factor (processing seconds / audio seconds, median over the files).
 - Language per segment on generated code-switching files (espeak-ng English and German voices):
   the demo's Berlin interview (German host, English guest) and a reading that switches from
   English to German half-way; the share of segments whose language is the language spoken at
   their middle, per file and per language, and transcription seconds, for the per-span
   detection (the default) and the previous default (one language per file) in the same run.
-- pyannote: no weights are available offline, so no pyannote quality figure is produced here.
-  Point ARCHIVE_PYANNOTE_PIPELINE at a real pipeline directory to add it (--pyannote).
+- A configured pyannote pipeline (hub weights) is measured too with --pyannote (or
+  ARCHIVE_PYANNOTE_PIPELINE).
 """
 
 from __future__ import annotations
@@ -85,6 +90,74 @@ def language_accuracy(tmp: Path, item) -> dict:
     return out
 
 
+def diarisation(args, tmp: Path, item) -> dict:
+    """DER and speakers found per backend and file, load time and real-time factor."""
+    import shutil
+    import statistics
+    import time
+
+    from archive_pipeline.core.audio import SAMPLE_RATE, decode_audio
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.demo.build import german_bulletin
+    from archive_pipeline.quality import diarization_error_rate, read_rttm
+    from archive_pipeline.stages.speech import DiarizationSettings, DiarizeStage
+    from archive_pipeline_tests.speech_fixtures import dialogue, german_dialogue, meeting
+
+    media = args.shared_media
+    files: dict[str, tuple[list | None, tuple | None]] = {
+        "dialogue_en": (dialogue(tmp / "dialogue_en.wav"), None),
+        "dialogue_de": (german_dialogue(tmp / "dialogue_de.wav"), None),
+        "meeting_4": (meeting(tmp / "meeting_4.wav"), None),
+        "ami": (read_rttm(media / "speakers/ami-tst00.rttm"), (0.0, 30.0)),
+    }
+    shutil.copyfile(media / "speakers/ami-tst00.wav", tmp / "ami.wav")
+    for name in ("jfk.flac", "librivox-0870.wav", "librivox-0880.wav", "librivox-0890.wav"):
+        shutil.copyfile(media / "speech" / name, tmp / name)
+        files[name.split(".")[0]] = (None, None)
+    german_bulletin(tmp / "bulletin_de.flac", tmp)
+    files["bulletin_de"] = (None, None)
+    paths = {name: next(tmp.glob(f"{name}.*")) for name in files}
+    backends = [
+        ("default", DiarizationSettings()),
+        ("resemblyzer", DiarizationSettings(backend="resemblyzer")),
+    ]
+    if args.pyannote:
+        backends.append(("configured", DiarizationSettings(pyannote_pipeline=args.pyannote)))
+    out: dict = {}
+    for backend, settings in backends:
+        stage = DiarizeStage(LocalStore(str(tmp)), settings)
+        started = time.perf_counter()
+        stage.setup()
+        figures: dict = {"model_id": stage.model_id, "load_s": time.perf_counter() - started}
+        rtf = []
+        single = []
+        for name, (reference, uem) in files.items():
+            seconds = len(decode_audio(paths[name])) / SAMPLE_RATE
+            started = time.perf_counter()
+            turns = stage.process(item(paths[name].name))
+            rtf.append((time.perf_counter() - started) / seconds)
+            found = len({t["speaker"] for t in turns})
+            if reference is None:
+                single.append(found)
+                print(f"speakers {backend:<12} {name:<20} {found} (one voice)")
+                continue
+            hyp = [(t["start"], t["end"], t["speaker"]) for t in turns]
+            der = diarization_error_rate(reference, hyp, collar_s=0.25, uem=uem)
+            voices = len({who for _, _, who in reference})
+            print(f"DER {backend:<12} {name:<20} {der:6.3f}  ({found} of {voices} speakers)")
+            figures[f"der_{name}"] = round(der, 4)
+            figures[f"speakers_{name}"] = f"{found}/{voices}"
+        figures["single_voice_files_with_one_speaker"] = f"{single.count(1)}/{len(single)}"
+        figures["rtf_median"] = round(statistics.median(rtf), 4)
+        figures["load_s"] = round(figures["load_s"], 1)
+        print(f"{backend}: load {figures['load_s']} s, real-time factor {figures['rtf_median']}")
+        out[backend] = figures
+    out["rtf_ratio_default_vs_resemblyzer"] = round(
+        out["default"]["rtf_median"] / out["resemblyzer"]["rtf_median"], 2
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,25 +169,19 @@ def main() -> None:
         default=os.environ.get("ARCHIVE_PYANNOTE_PIPELINE"),
         help="a real pyannote pipeline directory or hub id to evaluate too",
     )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=["wer", "language", "diarisation"],
+        default=["wer", "language", "diarisation"],
+    )
     args = parser.parse_args()
 
     import jiwer
 
     from archive_pipeline.core.store import LocalStore
-    from archive_pipeline.quality import (
-        diarization_error_rate,
-        normalise_text,
-        read_rttm,
-        speech_references,
-    )
-    from archive_pipeline.stages.speech import (
-        DiarizationSettings,
-        DiarizeStage,
-        SpeechItem,
-        TranscribeStage,
-        WhisperSettings,
-    )
-    from archive_pipeline_tests.speech_fixtures import dialogue
+    from archive_pipeline.quality import normalise_text, speech_references
+    from archive_pipeline.stages.speech import SpeechItem, TranscribeStage, WhisperSettings
 
     speech = args.shared_media / "speech"
     refs = speech_references(speech)
@@ -124,7 +191,7 @@ def main() -> None:
         return SpeechItem(uri=name, store_key=name, media_id=name, sha256=name, duration_s=None)
 
     with tempfile.TemporaryDirectory(prefix="speech-quality-") as tmp:
-        for model in args.models:
+        for model in args.models if "wer" in args.parts else ():
             stage = TranscribeStage(
                 LocalStore(str(speech)),
                 WhisperSettings(model=model),
@@ -145,34 +212,10 @@ def main() -> None:
             result[f"wer_{model}_per_file"] = {k: round(v, 4) for k, v in per_file.items()}
 
         tmp_dir = Path(tmp)
-        result["language"] = language_accuracy(tmp_dir, item)
-        reference = dialogue(tmp_dir / "dialogue.wav")
-        (tmp_dir / "ami.wav").write_bytes(
-            (args.shared_media / "speakers/ami-tst00.wav").read_bytes()
-        )
-        backends = [("offline", DiarizationSettings(backend="offline"))]
-        if args.pyannote:
-            backends.append(
-                (
-                    "pyannote",
-                    DiarizationSettings(backend="pyannote", pyannote_pipeline=args.pyannote),
-                )
-            )
-        ami_ref = read_rttm(args.shared_media / "speakers/ami-tst00.rttm")
-        for name, settings in backends:
-            stage = DiarizeStage(LocalStore(str(tmp_dir)), settings)
-            stage.setup()
-            for label, file, ref, uem in (
-                ("dialogue", "dialogue.wav", reference, None),
-                ("ami", "ami.wav", ami_ref, (0.0, 30.0)),
-            ):
-                turns = stage.process(item(file))
-                hyp = [(t["start"], t["end"], t["speaker"]) for t in turns]
-                der = diarization_error_rate(ref, hyp, collar_s=0.25, uem=uem)
-                speakers = len({t["speaker"] for t in turns})
-                print(f"DER {name:<8} {label:<20} {der:6.3f}  ({speakers} speakers found)")
-                result[f"der_{name}_{label}"] = round(der, 4)
-                result[f"speakers_{name}_{label}"] = speakers
+        if "language" in args.parts:
+            result["language"] = language_accuracy(tmp_dir, item)
+        if "diarisation" in args.parts:
+            result["diarisation"] = diarisation(args, tmp_dir, item)
     print(json.dumps(result))
 
 

@@ -279,7 +279,7 @@ class SpeakerLinker:
     def link(self, centroids: np.ndarray, fallback: np.ndarray | None = None) -> list[int]:
         """Global voice index of each of the block's speakers (rows of `centroids`).
 
-        A speaker without a centroid (NaN row: too little clean speech in the block to be
+        A speaker without a centroid (a NaN or zero row: too little clean speech in the block to be
         clustered) joins the most similar known voice by its `fallback` row (e.g. the mean of
         its turns' embeddings), as pyannote assigns such speakers within a file; a new voice
         only when none is known yet."""
@@ -288,7 +288,8 @@ class SpeakerLinker:
         centroids = np.asarray(centroids, dtype=np.float64)
         if centroids.size == 0:
             return []
-        missing = np.isnan(centroids).any(axis=1)
+        # no centroid: NaN, or the zero rows pyannote pads with
+        missing = np.isnan(centroids).any(axis=1) | ~np.nan_to_num(centroids).any(axis=1)
         unit = _unit(np.nan_to_num(centroids))
         result = [-1] * len(unit)
         if self.sums:

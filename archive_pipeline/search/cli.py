@@ -62,6 +62,30 @@ def save_thumbnails(results: SearchResults, folder: Path) -> dict[str, str]:
     return written
 
 
+def voice_main(args: argparse.Namespace) -> int:
+    """Print the voices most like `args.voice` (media_id, speaker)."""
+    from archive_pipeline.defs.resources import build_warehouse, outside_run
+    from archive_pipeline.search.voices import VoiceError, find_voice
+
+    warehouse = outside_run(build_warehouse).get_warehouse(read_only=True)
+    try:
+        matches = find_voice(warehouse, *args.voice, decades=args.decade, limit=args.limit)
+    except VoiceError as exc:
+        print(f"archive-search: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([m.to_dict() for m in matches], indent=2))
+        return 0
+    print(f"Voices like {args.voice[1]} of {args.voice[0]} ({len(matches)}):")
+    for m in matches:
+        name = f" ({m.speaker_name})" if m.speaker_name else ""
+        print(
+            f"  {m.similarity:6.3f}  {m.decade:<8} {m.uri}#t={m.first_s:.2f}  {m.speaker}{name}, "
+            f"{m.turns} turn(s)"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one search and print it."""
     parser = argparse.ArgumentParser(
@@ -69,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Search the archive's search_documents (ARCHIVE_WAREHOUSE, default "
         "$ARCHIVE_HOME/warehouse) by text, vector or both.",
     )
-    parser.add_argument("query")
+    parser.add_argument("query", nargs="?", help="what to search for (not with --voice)")
     parser.add_argument(
         "--decade",
         action="append",
@@ -91,7 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--thumbnails", type=Path, help="write the hits' thumbnails here")
+    parser.add_argument(
+        "--voice",
+        nargs=2,
+        metavar=("MEDIA_ID", "SPEAKER"),
+        help="instead of a query: the voices most like this speaker (label or catalogue name) "
+        "of this item, in other items (speaker embeddings of speaker_turns)",
+    )
     args = parser.parse_args(argv)
+    if args.voice:
+        return voice_main(args)
+    if not args.query:
+        parser.error("a query (or --voice MEDIA_ID SPEAKER) is required")
 
     from archive_pipeline.search.query import search
 

@@ -41,6 +41,7 @@ COLUMNS = [
     "speaker",
     "speaker_name",
     "text",
+    "language",
     "ocr_text",
     "keyframe_id",
 ]
@@ -67,6 +68,7 @@ class SearchHit:
     speaker: str | None  # catalogue name when known, else the diarisation label
     snippet: str
     text: str
+    language: str | None  # of the speech (detected per segment), else null
     ocr_text: str | None
     keyframe_id: str | None  # thumbnail reference (`keyframes.row_id`)
     row_id: str
@@ -426,6 +428,7 @@ class Searcher:
             speaker=row["speaker_name"] or row["speaker"],
             snippet=snippet(row["text"], text),
             text=row["text"],
+            language=row["language"],
             ocr_text=row["ocr_text"],
             keyframe_id=row["keyframe_id"],
             row_id=row["row_id"],

@@ -567,9 +567,10 @@ def diarize_pyannote(pipeline, chunks, *, min_speakers=None, link_similarity: fl
 
     `chunks`: (offset seconds, samples) blocks in order, or one array. Each block is diarised
     on its own and its speakers are linked to the voices of earlier blocks by their centroids
-    (`core.diarization.SpeakerLinker`), so memory is one block's, whatever the length. The
-    catalogue's count is a lower bound when the recording is one block. Every turn of at
-    least TURN_EMBED_S[0] gets the speaker embedding of its audio (the pipeline's model)."""
+    (`core.diarization.SpeakerLinker`), so memory is two blocks' (one read ahead), whatever
+    the length. The catalogue's count is a lower bound when the recording is one block.
+    Every turn of at least TURN_EMBED_S[0] gets the speaker embedding of its audio (the
+    pipeline's model)."""
     import numpy as np
     import torch
 
