@@ -85,7 +85,7 @@ bench: install instance
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/archive-pipeline demo >/dev/null  # the demo warehouse the relevance queries are labelled on
 	$(BIN)/python benchmarks/search_quality.py
-	$(BIN)/python benchmarks/retrieval_quality.py
+	$(BIN)/python benchmarks/retrieval_quality.py --warehouse "$(ARCHIVE_HOME)/warehouse"
 
 clean:
 	rm -rf "$(ARCHIVE_HOME)"

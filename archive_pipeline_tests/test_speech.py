@@ -230,17 +230,28 @@ def hypothesis(turns):
     return [(t["start"], t["end"], t["speaker"]) for t in turns]
 
 
+GENERATED = {"meeting": meeting, "dialogue": dialogue, "german_dialogue": german_dialogue}
+
+
+@pytest.fixture(scope="session")
+def generated(media_dir):
+    """The generated meeting and dialogues in the store: name -> reference turns."""
+    return {name: make(media_dir / f"{name}.wav") for name, make in GENERATED.items()}
+
+
+@pytest.fixture(scope="session")
+def default_turns(diarizer, generated):
+    """The default diariser's turns of each generated file (no speaker count), once."""
+    return {name: diarizer.process(item(f"{name}.wav")) for name in generated}
+
+
 @pytest.mark.parametrize(
-    ("make", "voices"),
-    [(meeting, 4), (dialogue, 2), (german_dialogue, 2)],
-    ids=["meeting", "dialogue", "german_dialogue"],
+    ("name", "voices"), [("meeting", 4), ("dialogue", 2), ("german_dialogue", 2)]
 )
-def test_default_diariser_finds_every_voice(diarizer, media_dir, make, voices):
+def test_default_diariser_finds_every_voice(generated, default_turns, name, voices):
     """Generated meeting (4 voices) and English and German dialogues, no speaker count given."""
-    name = f"{make.__name__}.wav"
-    reference = make(media_dir / name)
-    turns = diarizer.process(item(name))
-    der = diarization_error_rate(reference, hypothesis(turns), collar_s=0.25)
+    turns = default_turns[name]
+    der = diarization_error_rate(generated[name], hypothesis(turns), collar_s=0.25)
     print(f"DER {name} (default): {der:.3f}, {len({t['speaker'] for t in turns})} speakers")
     assert len({t["speaker"] for t in turns}) == voices
     assert der <= 0.15
@@ -252,31 +263,27 @@ def test_default_diariser_gives_one_speaker_for_one_voice(diarizer, name):
     assert turns and {t["speaker"] for t in turns} == {"SPEAKER_00"}
 
 
-def test_default_diariser_takes_the_catalogue_count_as_a_hint_not_a_cap(diarizer, media_dir):
-    dialogue(media_dir / "dialogue.wav")
+def test_default_diariser_takes_the_catalogue_count_as_a_hint_not_a_cap(diarizer, generated):
     turns = diarizer.process(item("dialogue.wav", speakers=("Host",)))  # one name listed
     assert len({t["speaker"] for t in turns}) == 2
 
 
-def test_turn_embeddings_find_one_voice_across_files(diarizer, media_dir):
+def test_turn_embeddings_find_one_voice_across_files(generated, default_turns):
     """The meeting's A and B are the dialogue's A and B (same espeak-ng voices): each of their
     turns' embeddings is nearest to a turn of the same voice in the other file."""
-    ref_meeting = meeting(media_dir / "meeting.wav")
-    ref_dialogue = dialogue(media_dir / "dialogue.wav")
 
-    def voiced(name, reference):
+    def voiced(name):
         out = []
-        for turn in diarizer.process(item(name)):
+        for turn in default_turns[name]:
             if turn["embedding"] is None:
                 continue
             middle = (turn["start"] + turn["end"]) / 2
-            who = next((w for a, b, w in reference if a <= middle <= b), None)
+            who = next((w for a, b, w in generated[name] if a <= middle <= b), None)
             vector = np.asarray(turn["embedding"], dtype=np.float64)
             out.append((who, vector / np.linalg.norm(vector)))
         return out
 
-    in_meeting = voiced("meeting.wav", ref_meeting)
-    in_dialogue = voiced("dialogue.wav", ref_dialogue)
+    in_meeting, in_dialogue = voiced("meeting"), voiced("dialogue")
     assert all(len(v) == 192 for _, v in in_meeting)
     checked = 0
     for who, vector in in_meeting:

@@ -168,8 +168,10 @@ def packaged_pipeline(params: dict[str, Any], *, device: str = "cpu"):
             plda=None,
             clustering="AgglomerativeClustering",
             segmentation_step=step,
-            embedding_batch_size=32,
-            segmentation_batch_size=32,
+            # small batches: activations are batch x 10 s (SincNet at 1.6 kHz, CAM++'s 2-D
+            # front end), 32 cost hundreds of MB for no speed on CPU
+            embedding_batch_size=8,
+            segmentation_batch_size=8,
         )
     pipeline.clustering = SpectralClustering()
     pipeline.instantiate(
