@@ -1,7 +1,8 @@
 """Speaker diarisation logic (Dagster- and model-free): regions, clustering, turns, word assignment.
 
-The offline backend embeds speech windows with a speaker encoder and clusters them; these
-functions do everything around the encoder so they can be tested on their own.
+Everything around the speaker models, testable on its own: the resemblyzer backend's windows
+and agglomerative clustering, the default's spectral clustering (`spectral_labels`) and the
+linking of voices across the blocks of a long recording (`SpeakerLinker`), turns and words.
 """
 
 from __future__ import annotations
