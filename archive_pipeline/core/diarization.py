@@ -280,10 +280,11 @@ class SpeakerLinker:
     def link(self, centroids: np.ndarray, fallback: np.ndarray | None = None) -> list[int]:
         """Global voice index of each of the block's speakers (rows of `centroids`).
 
-        A speaker without a centroid (a NaN or zero row: too little clean speech in the block to be
-        clustered) joins the most similar known voice by its `fallback` row (e.g. the mean of
-        its turns' embeddings), as pyannote assigns such speakers within a file; a new voice
-        only when none is known yet."""
+        A speaker without a centroid (a NaN or zero row: pyannote counted an extra, overlapping
+        speaker that its clustering did not find, or one with too little clean speech) joins
+        the most similar voice, this block's included, by its `fallback` row (e.g. the mean of
+        its turns' embeddings), as pyannote assigns such speakers within a file; it is a new
+        voice only with nothing to go by or no voice yet."""
         from scipy.optimize import linear_sum_assignment
 
         centroids = np.asarray(centroids, dtype=np.float64)
@@ -293,24 +294,27 @@ class SpeakerLinker:
         missing = np.isnan(centroids).any(axis=1) | ~np.nan_to_num(centroids).any(axis=1)
         unit = _unit(np.nan_to_num(centroids))
         result = [-1] * len(unit)
-        if self.sums:
-            known = _unit(np.stack(self.sums))
-            similarity = unit @ known.T
-            similarity[missing] = -2.0  # below any cosine similarity: never matched
+        present = np.flatnonzero(~missing)
+        if self.sums and len(present):
+            similarity = unit[present] @ _unit(np.stack(self.sums)).T
             for row, voice in zip(*linear_sum_assignment(similarity, maximize=True), strict=True):
                 if similarity[row, voice] >= self.min_similarity:
-                    result[row] = int(voice)
-            if fallback is not None:
-                extra = _unit(np.nan_to_num(np.asarray(fallback, dtype=np.float64)))
-                for row in np.flatnonzero(missing):
-                    if extra[row].any():
-                        result[row] = int(np.argmax(known @ extra[row]))
-        for row, voice in enumerate(result):
-            if voice < 0:
+                    result[present[row]] = int(voice)
+        for row in present:
+            if result[row] < 0:
                 self.sums.append(unit[row])
                 result[row] = len(self.sums) - 1
-            elif not missing[row]:
-                self.sums[voice] = self.sums[voice] + unit[row]
+            else:
+                self.sums[result[row]] = self.sums[result[row]] + unit[row]
+        extra = None
+        if fallback is not None:
+            extra = _unit(np.nan_to_num(np.asarray(fallback, dtype=np.float64)))
+        for row in np.flatnonzero(missing):
+            if extra is not None and extra[row].any() and self.sums:
+                result[row] = int(np.argmax(_unit(np.stack(self.sums)) @ extra[row]))
+            else:
+                self.sums.append(unit[row])
+                result[row] = len(self.sums) - 1
         return result
 
 

@@ -609,10 +609,20 @@ def diarize_pyannote(pipeline, chunks, *, min_speakers=None, link_similarity: fl
         )
         block = following
     turns.sort(key=lambda t: (t["start"], t["end"]))
+    merged: list[dict[str, Any]] = []
+    latest: dict[int, dict[str, Any]] = {}  # voice -> its last turn so far
+    for turn in turns:  # one voice's overlapping turns (also across a block cut) are one turn
+        previous = latest.get(turn["speaker"])
+        if previous is not None and turn["start"] <= previous["end"]:
+            previous["end"] = max(previous["end"], turn["end"])
+            previous["embedding"] = previous["embedding"] or turn["embedding"]
+            continue
+        merged.append(turn)
+        latest[turn["speaker"]] = turn
     order: dict[int, str] = {}
-    for turn in turns:
+    for turn in merged:
         turn["speaker"] = order.setdefault(turn["speaker"], f"SPEAKER_{len(order):02d}")
-    return turns
+    return merged
 
 
 def turn_embedding(pipeline, audio, start: float, end: float) -> list[float] | None:
