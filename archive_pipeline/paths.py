@@ -33,6 +33,9 @@ def cache() -> Path:
 
 def contain_library_caches() -> None:
     """Point libraries that keep caches in the system's temp folder at ARCHIVE_HOME/cache
-    (torch's inductor writes /tmp/torchinductor_<user> when imported). Called at run time,
-    before Ray's workers start (they inherit it); an operator's own setting wins."""
+    (torch's inductor writes /tmp/torchinductor_<user> when imported) or in the user's home
+    (matplotlib, imported by pyannote.audio, writes ~/.cache/matplotlib and ~/.config/matplotlib).
+    Called at run time, before Ray's workers start (they inherit it); an operator's own setting
+    wins."""
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache() / "torchinductor"))
+    os.environ.setdefault("MPLCONFIGDIR", str(cache() / "matplotlib"))

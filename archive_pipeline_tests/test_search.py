@@ -462,6 +462,8 @@ def test_cli_prints_a_table_and_json(archive, monkeypatch, capsys):
         cli.main(["x", "--mode", "semantic"])
     assert cli.main(["", "--mode", "text"]) == 2
     assert "empty query" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # neither a query nor --voice
+        cli.main(["--mode", "text"])
 
 
 def test_speech_documents_skip_empty_text():

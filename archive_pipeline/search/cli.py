@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.voice:
         return voice_main(args)
-    if not args.query:
+    if args.query is None:
         parser.error("a query (or --voice MEDIA_ID SPEAKER) is required")
 
     from archive_pipeline.search.query import search
