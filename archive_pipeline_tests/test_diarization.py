@@ -54,7 +54,13 @@ def test_linker_keeps_voices_across_blocks_and_adds_new_ones():
     # no centroid (too little speech in the block): the nearest voice by its turns' mean
     assert linker.link(np.full((1, 16), np.nan), fallback=noisy[[1]]) == [1]
     assert linker.link(np.full((1, 16), np.nan)) == [3]  # nothing to go by: a voice of its own
-    assert len(linker.sums) == 4
+    other = rng.normal(size=(1, 16))
+    assert linker.link(np.full((1, 16), np.nan), fallback=other) == [
+        int(np.argmax(dz._unit(np.stack(linker.sums)) @ dz._unit(other[0])))
+    ]  # unclustered: the nearest
+    # a speaker counted in an overlap (zero row) unlike every voice: a voice of its own
+    assert linker.link(np.zeros((1, 16)), fallback=other) == [4]
+    assert len(linker.sums) == 5
     # an extra speaker pyannote counted in an overlap (zero centroid) joins this block's voice
     first = dz.SpeakerLinker(0.875)
     padded = np.vstack([centres[0], np.zeros(16)])

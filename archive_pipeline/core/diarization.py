@@ -280,18 +280,22 @@ class SpeakerLinker:
     def link(self, centroids: np.ndarray, fallback: np.ndarray | None = None) -> list[int]:
         """Global voice index of each of the block's speakers (rows of `centroids`).
 
-        A speaker without a centroid (a NaN or zero row: pyannote counted an extra, overlapping
-        speaker that its clustering did not find, or one with too little clean speech) joins
-        the most similar voice, this block's included, by its `fallback` row (e.g. the mean of
-        its turns' embeddings), as pyannote assigns such speakers within a file; it is a new
-        voice only with nothing to go by or no voice yet."""
+        A speaker without a centroid is judged by its `fallback` row (e.g. the mean of its
+        turns' embeddings). A NaN row (too little clean speech in the block to be clustered,
+        e.g. a block's last second) joins the most similar voice, as pyannote assigns such
+        speakers within a file. A zero row (pyannote counted an extra speaker in an overlap that
+        its clustering did not find) joins the most similar voice, this block's included, only
+        when that reaches `min_similarity`, else it is a voice of its own, as pyannote reports
+        it. With nothing to go by, or no voice yet: a voice of its own."""
         from scipy.optimize import linear_sum_assignment
 
         centroids = np.asarray(centroids, dtype=np.float64)
         if centroids.size == 0:
             return []
-        # no centroid: NaN, or the zero rows pyannote pads with
-        missing = np.isnan(centroids).any(axis=1) | ~np.nan_to_num(centroids).any(axis=1)
+        # no centroid: NaN (too little clean speech in the block to cluster) or zero (pyannote
+        # pads a speaker it counted in an overlap but did not find among its clusters)
+        unclustered = np.isnan(centroids).any(axis=1)
+        missing = unclustered | ~np.nan_to_num(centroids).any(axis=1)
         unit = _unit(np.nan_to_num(centroids))
         result = [-1] * len(unit)
         present = np.flatnonzero(~missing)
@@ -311,10 +315,12 @@ class SpeakerLinker:
             extra = _unit(np.nan_to_num(np.asarray(fallback, dtype=np.float64)))
         for row in np.flatnonzero(missing):
             if extra is not None and extra[row].any() and self.sums:
-                result[row] = int(np.argmax(_unit(np.stack(self.sums)) @ extra[row]))
-            else:
-                self.sums.append(unit[row])
-                result[row] = len(self.sums) - 1
+                similarity = _unit(np.stack(self.sums)) @ extra[row]
+                if unclustered[row] or similarity.max() >= self.min_similarity:
+                    result[row] = int(np.argmax(similarity))
+                    continue
+            self.sums.append(extra[row] if extra is not None else unit[row])
+            result[row] = len(self.sums) - 1
         return result
 
 
