@@ -56,7 +56,7 @@ def test_linker_keeps_voices_across_blocks_and_adds_new_ones():
     assert linker.link(np.full((1, 16), np.nan)) == [3]  # nothing to go by: a voice of its own
     other = rng.normal(size=(1, 16))
     assert linker.link(np.full((1, 16), np.nan), fallback=other) == [
-        int(np.argmax(dz._unit(np.stack(linker.sums)) @ dz._unit(other[0])))
+        int(np.argmax(dz.unit(np.stack(linker.sums)) @ dz.unit(other[0])))
     ]  # unclustered: the nearest
     # a speaker counted in an overlap (zero row) unlike every voice: a voice of its own
     assert linker.link(np.zeros((1, 16)), fallback=other) == [4]

@@ -229,8 +229,7 @@ def spectral_labels(
 
 
 def _centroids(labels: np.ndarray, x: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    centres = np.stack([x[labels == i].mean(axis=0) for i in ids])
-    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    return unit(np.stack([x[labels == i].mean(axis=0) for i in ids]))
 
 
 def _absorb_small(labels: np.ndarray, x: np.ndarray, min_size: int, *, floor: int):
@@ -258,7 +257,8 @@ def _merge_similar(labels: np.ndarray, x: np.ndarray, threshold: float, *, floor
         ids = np.unique(labels)
         if len(ids) <= max(1, floor):
             return labels
-        similarity = np.triu(_centroids(labels, x, ids) @ _centroids(labels, x, ids).T, 1)
+        centres = _centroids(labels, x, ids)
+        similarity = np.triu(centres @ centres.T, 1)
         a, b = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
         if similarity[a, b] < threshold:
             return labels
@@ -296,34 +296,35 @@ class SpeakerLinker:
         # pads a speaker it counted in an overlap but did not find among its clusters)
         unclustered = np.isnan(centroids).any(axis=1)
         missing = unclustered | ~np.nan_to_num(centroids).any(axis=1)
-        unit = _unit(np.nan_to_num(centroids))
-        result = [-1] * len(unit)
+        rows = unit(np.nan_to_num(centroids))
+        result = [-1] * len(rows)
         present = np.flatnonzero(~missing)
         if self.sums and len(present):
-            similarity = unit[present] @ _unit(np.stack(self.sums)).T
+            similarity = rows[present] @ unit(np.stack(self.sums)).T
             for row, voice in zip(*linear_sum_assignment(similarity, maximize=True), strict=True):
                 if similarity[row, voice] >= self.min_similarity:
                     result[present[row]] = int(voice)
         for row in present:
             if result[row] < 0:
-                self.sums.append(unit[row])
+                self.sums.append(rows[row])
                 result[row] = len(self.sums) - 1
             else:
-                self.sums[result[row]] = self.sums[result[row]] + unit[row]
+                self.sums[result[row]] = self.sums[result[row]] + rows[row]
         extra = None
         if fallback is not None:
-            extra = _unit(np.nan_to_num(np.asarray(fallback, dtype=np.float64)))
+            extra = unit(np.nan_to_num(np.asarray(fallback, dtype=np.float64)))
         for row in np.flatnonzero(missing):
             if extra is not None and extra[row].any() and self.sums:
-                similarity = _unit(np.stack(self.sums)) @ extra[row]
+                similarity = unit(np.stack(self.sums)) @ extra[row]
                 if unclustered[row] or similarity.max() >= self.min_similarity:
                     result[row] = int(np.argmax(similarity))
                     continue
-            self.sums.append(extra[row] if extra is not None else unit[row])
+            self.sums.append(extra[row] if extra is not None else rows[row])
             result[row] = len(self.sums) - 1
         return result
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows (or one vector) scaled to length 1; zero rows stay zero."""
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from archive_pipeline.core.diarization import unit
 from archive_pipeline.core.sql import sql_literal
 from archive_pipeline.core.warehouse import Warehouse, WarehouseMissingError
 
@@ -75,7 +76,7 @@ def find_voice(
             "turns under 0.5 s, or a diariser that keeps none: resemblyzer)"
         )
     model = sorted(models)[0]  # one item's turns come from one diarisation run
-    query = _unit(np.mean([_unit(np.asarray(v, dtype=np.float64)) for v in vectors], axis=0))
+    query = unit(np.mean([unit(np.asarray(v, dtype=np.float64)) for v in vectors], axis=0))
     where = f"embedding IS NOT NULL AND model_id = {sql_literal(model)}"
     if decades:
         where += f" AND decade IN ({', '.join(sql_literal(d) for d in decades)})"
@@ -88,7 +89,7 @@ def find_voice(
             key = (row["media_id"], row["speaker"])
             if key[0] == media_id and not include_same_item:
                 continue
-            sums[key] = sums.get(key, 0.0) + _unit(vector)
+            sums[key] = sums.get(key, 0.0) + unit(vector)
             seen = info.setdefault(key, [row, 0, row["start_s"]])
             seen[1] += 1
             seen[2] = min(seen[2], row["start_s"])
@@ -99,7 +100,7 @@ def find_voice(
             decade=row["decade"],
             speaker=key[1],
             speaker_name=row["speaker_name"],
-            similarity=round(float(_unit(sums[key]) @ query), 4),
+            similarity=round(float(unit(sums[key]) @ query), 4),
             turns=turns,
             first_s=first,
         )
@@ -107,8 +108,3 @@ def find_voice(
     ]
     matches.sort(key=lambda m: (-m.similarity, m.media_id, m.speaker))
     return matches[:limit]
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(vector)
-    return vector / norm if norm else vector
