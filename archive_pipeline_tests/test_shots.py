@@ -1,5 +1,6 @@
 """Shot detection on real media with ground truth, and generated edge cases."""
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -14,7 +15,8 @@ from archive_pipeline.core.video import iter_frames
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import shots_and_keyframes
-from archive_pipeline.quality import cuts_match
+from archive_pipeline.quality import cuts_match, transitions_match
+from archive_pipeline.quality.generated import transition_videos
 from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, VisionModels
 from archive_pipeline.stages.base import ItemFailure
 from archive_pipeline.stages.shots import ShotsStage, VideoItem
@@ -111,6 +113,34 @@ def test_cuts_match_ground_truth(video_dir, transnet, shared_media, detector):
     assert within_one(cuts(bikes), truth), cuts(bikes)
     assert bikes["frames"] == 250
     assert cuts(stage.process(item("bigbuckbunny-5s.mp4"))) == []
+
+
+@pytest.fixture(scope="module")
+def transitions(tmp_path_factory, shared_media):
+    root = tmp_path_factory.mktemp("transitions")
+    return root, transition_videos(shared_media / "video", root)
+
+
+@pytest.mark.parametrize("detector", ["transnetv2", "content", "adaptive"])
+def test_fades_and_dissolves_give_at_most_one_cut_and_shots_cover_every_frame(
+    transitions, transnet, detector
+):
+    root, made = transitions
+    stage = ShotsStage(LocalStore(str(root)), detector=detector)
+    if detector == "transnetv2":
+        stage._model = transnet._model  # loaded once per module
+    else:
+        stage.setup()
+    for case in made:
+        result = stage.process(item(f"{case.name}.mp4"))
+        shots = [(s["start_frame"], s["end_frame"]) for s in result["shots"]]
+        assert shots[0][0] == 0 and shots[-1][1] == result["frames"] - 1, case
+        assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(shots)), case
+        match = transitions_match(cuts(result), case.spans)
+        assert match["precision"] == 1.0, (detector, case, cuts(result))
+        # TransNetV2 also finds the dissolves (PySceneDetect's content detectors do not)
+        if detector == "transnetv2":
+            assert match["recall"] == 1.0, (case, cuts(result))
 
 
 def test_streamed_windows_equal_transnet_predict_frames(video_dir, transnet):

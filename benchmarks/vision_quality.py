@@ -2,6 +2,9 @@
 
 - shot cuts on video/bikes.mp4 (5 hard cuts) and video/bigbuckbunny-5s.mp4 (none): precision,
   recall and F1 within +-1 frame, for TransNetV2 and PySceneDetect content / adaptive;
+- cuts on generated fades and dissolves (archive_pipeline.quality.generated: fade-in at the
+  start, fade-out at the end, 1 s and 1.5 s dissolves, fade through black, fade-out then cut,
+  cut then fade-out): one cut expected inside each transition, and frames left in no shot;
 - OCR character error rate on ocr/phototest.tif (whitespace collapsed, case kept) and the share of
   video/counter.mp4 frames whose frame number is read exactly, for RapidOCR (default) and, when
   the PaddleOCR environment exists (.venv-paddle, `make install-paddle`), PaddleOCR;
@@ -41,6 +44,40 @@ def cut_quality(media: Path) -> dict:
             found = [shot["start_frame"] for shot in result["shots"]][1:]
             match = cuts_match(found, truth)
             out[f"{detector}/{name}"] = {k: round(v, 3) for k, v in match.items()}
+    return out
+
+
+def transition_quality(media: Path) -> dict:
+    """Cut precision/recall/F1 over the generated fades and dissolves (one cut expected inside
+    each transition, none in a fade-in at the start or a fade-out at the end), per detector."""
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.quality import transitions_match
+    from archive_pipeline.quality.generated import transition_videos
+    from archive_pipeline.stages.shots import ShotsStage, VideoItem
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        made = transition_videos(media / "video", Path(tmp))
+        for detector in ("transnetv2", "content", "adaptive"):
+            stage = ShotsStage(LocalStore(tmp), detector=detector)
+            stage.setup()
+            found_all, spans_all, offset, uncovered = [], [], 0, 0
+            for case in made:
+                result = stage.process(
+                    VideoItem(case.name, f"{case.name}.mp4", case.name, "", None)
+                )
+                covered = sum(s["end_frame"] - s["start_frame"] + 1 for s in result["shots"])
+                uncovered += result["frames"] - covered
+                # one timeline: each video's frames after the previous one's
+                found_all += [offset + s["start_frame"] for s in result["shots"][1:]]
+                spans_all += [(offset + a, offset + b) for a, b in case.spans]
+                offset += result["frames"] + 1000
+            match = transitions_match(found_all, spans_all)
+            out[detector] = {
+                **{k: round(v, 3) for k, v in match.items()},
+                "videos": len(made),
+                "frames_in_no_shot": uncovered,
+            }
     return out
 
 
@@ -112,6 +149,14 @@ def main() -> None:
             f"cuts {name:<28} found {match['found']} expected {match['expected']} "
             f"P {match['precision']:.2f} R {match['recall']:.2f} F1 {match['f1']:.2f}"
         )
+    transitions = transition_quality(args.shared_media)
+    for detector, match in transitions.items():
+        print(
+            f"cuts {detector:<11} generated fades/dissolves ({match['videos']} videos): found "
+            f"{match['found']} expected {match['expected']} P {match['precision']:.2f} "
+            f"R {match['recall']:.2f} F1 {match['f1']:.2f}, frames in no shot "
+            f"{match['frames_in_no_shot']}"
+        )
     ocr = {"rapidocr": ocr_quality(args.shared_media, "rapidocr")}
     paddle_python = REPO / ".venv-paddle/bin/python"
     if paddle_python.exists():
@@ -139,6 +184,7 @@ def main() -> None:
             {
                 "benchmark": "vision_quality",
                 "cuts": cuts,
+                "transitions": transitions,
                 "ocr": ocr,
                 "german_cer": german["german_cer"],
             },

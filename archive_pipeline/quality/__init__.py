@@ -149,3 +149,29 @@ def evaluate_search(searcher, queries: list[dict], *, mode: str, k: int = 5, lim
             next((h.rank for h in results.hits if hit_is_relevant(h, labelled["relevant"])), None)
         )
     return {**retrieval_scores(ranks, k=k), "ranks": ranks}
+
+
+def transitions_match(
+    found: Sequence[int], spans: Sequence[tuple[int, int]], *, tolerance: int = 1
+) -> dict:
+    """Cut precision/recall against gradual transitions: each (first, last) frame span is matched
+    by at most one found cut inside it (+- `tolerance`); a second cut in the same span, or one
+    outside every span, is a false one."""
+    unmatched = list(spans)
+    hits = 0
+    for cut in found:
+        match = next((s for s in unmatched if s[0] - tolerance <= cut <= s[1] + tolerance), None)
+        if match is not None:
+            unmatched.remove(match)
+            hits += 1
+    precision = hits / len(found) if found else 1.0
+    recall = hits / len(spans) if spans else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "hits": hits,
+        "found": len(found),
+        "expected": len(spans),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }

@@ -20,13 +20,13 @@ from archive_pipeline.stages.base import (
 )
 from archive_pipeline.stages.keyframes import (
     Candidate,
-    CutTracker,
     Keyframe,
     KeyframeSelector,
     KeyframeSettings,
-    SceneTracker,
+    ShotTracker,
     deduplicate,
     encode_image,
+    is_black,
 )
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class ShotsStage(LoadsModels):
 
     name = "shots"
     tables = ("shots", "keyframes")
-    code_version = "4"
+    code_version = "5"
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_model",)
 
@@ -176,7 +176,7 @@ class ShotsStage(LoadsModels):
         info = video_info(path)
         settings = self.keyframes
         views = FrameViews(
-            small=(48, 27) if self.detector == "transnetv2" else None,
+            small=(48, 27),  # TransNetV2's input; black frames and fades for every detector
             detect_width=None if self.detector == "transnetv2" else min(256, info.width),
             candidate_width=settings.thumbnail_width,
             candidate_every_s=settings.candidate_every_s,
@@ -189,18 +189,18 @@ class ShotsStage(LoadsModels):
         def decoded():
             for frame in prefetch(iter_frames(path, views)):
                 times.append(frame.time_s)
-                if frame.candidate is not None:
+                # black frames are no keyframes (and a long black stretch waits undecided)
+                if frame.candidate is not None and not is_black(frame.small):
                     pending[frame.index] = Candidate(
                         frame.index, frame.time_s, frame.candidate, frame.full
                     )
                 yield frame
 
         predictions: list[np.ndarray] = []
+        tracker = ShotTracker(info.fps, self.threshold if self.detector == "transnetv2" else 0.5)
         if self.detector == "transnetv2":
-            tracker = SceneTracker()
             decisions = self._transnet_decisions(decoded(), tracker, predictions)
         else:
-            tracker = CutTracker()
             decisions = self._scenedetect_decisions(decoded(), tracker, info.fps)
         selector = KeyframeSelector(settings)
         current: int | None = None
@@ -209,14 +209,13 @@ class ShotsStage(LoadsModels):
             candidate = pending.pop(decision.index, None)
             if current is not None and decision.shot != current:
                 selector.end_shot(current, times[decision.index])
-            if decision.shot is not None:
-                start_s = shot_start.setdefault(decision.shot, times[decision.index])
-                if candidate is not None:
-                    selector.add(candidate, decision.shot, start_s)
+            start_s = shot_start.setdefault(decision.shot, times[decision.index])
+            if candidate is not None and not decision.transition:
+                selector.add(candidate, decision.shot, start_s)
             current = decision.shot
         if not times:
             return ItemFailure("VideoDecodeError", "no frame could be decoded")
-        scenes = tracker.finish()
+        scenes = tracker.scenes
         frame_s = (times[-1] - times[0]) / max(len(times) - 1, 1)
 
         def end_of(last: int) -> float:
@@ -250,40 +249,56 @@ class ShotsStage(LoadsModels):
             "duplicates_removed": removed,
         }
 
-    def _transnet_decisions(self, frames, tracker: SceneTracker, predictions: list):
-        smalls = (frame.small for frame in frames)
-        for first, chunk in self.predict_chunks(smalls):
+    def _transnet_decisions(self, frames, tracker: ShotTracker, predictions: list):
+        smalls: dict[int, np.ndarray] = {}  # frames TransNetV2 has not decided yet (~75)
+
+        def feed():
+            for frame in frames:
+                smalls[frame.index] = frame.small
+                yield frame.small
+
+        for first, chunk in self.predict_chunks(feed()):
             predictions.append(chunk)
             for offset, probability in enumerate(chunk):
-                yield tracker.step(first + offset, bool(probability > self.threshold))
+                index = first + offset
+                yield from tracker.step(index, smalls.pop(index), float(probability))
+        yield from tracker.finish()
 
-    def _scenedetect_decisions(self, frames, tracker: CutTracker, fps: float):
+    def _scenedetect_decisions(self, frames, tracker: ShotTracker, fps: float):
         """PySceneDetect's detector fed from our decode; a frame is decided once the detector
-        can no longer place a cut at it (min_scene_len + window frames later)."""
+        can no longer place a cut just after it (min_scene_len + window frames later)."""
         from scenedetect import AdaptiveDetector, ContentDetector
         from scenedetect.common import FrameTimecode
 
         if self.detector == "content":
             detector = ContentDetector(threshold=self.threshold)
-            lag = 2 * 15 + 2
+            lag = 2 * 15 + 3
         else:
             detector = AdaptiveDetector(adaptive_threshold=self.threshold)
-            lag = 2 * 15 + 2 * 2 + 2
+            lag = 2 * 15 + 2 * 2 + 3
         cuts: set[int] = set()
+        smalls: dict[int, np.ndarray] = {}
         decided = 0
         last = -1
+
+        def step(index: int):
+            # the frame before a cut ends its shot
+            return tracker.step(index, smalls.pop(index), float(index + 1 in cuts))
+
         for frame in frames:
             last = frame.index
+            smalls[frame.index] = frame.small
             found = detector.process_frame(FrameTimecode(frame.index, fps=fps), frame.detect)
             cuts.update(tc.frame_num for tc in found)
             while decided <= frame.index - lag:
-                yield tracker.step(decided, decided in cuts)
+                yield from step(decided)
                 decided += 1
         if last >= 0:
             cuts.update(tc.frame_num for tc in detector.post_process(FrameTimecode(last, fps=fps)))
         while decided <= last:
-            yield tracker.step(decided, decided in cuts)
+            yield from step(decided)
             decided += 1
+        yield from tracker.finish()
 
     def _fill_missing(self, path, selector, scenes, times, end_of) -> None:
         """Shots shorter than the candidate step: decode their middle frame by seeking."""

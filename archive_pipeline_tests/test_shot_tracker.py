@@ -1,0 +1,107 @@
+"""ShotTracker on synthetic frames (model-free, fast): every frame in exactly one shot, one
+boundary per transition, none inside fades from or to black."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from archive_pipeline.stages.keyframes import ShotTracker
+
+FPS = 25
+rng = np.random.default_rng(7)
+A, B, C = (rng.integers(40, 255, (27, 48, 3)).astype(np.float32) for _ in range(3))
+BLACK = np.zeros((27, 48, 3), np.float32)
+
+
+def frame(picture, brightness=1.0):
+    return np.clip(picture * brightness, 0, 255).astype(np.uint8)
+
+
+def run(frames, scores, threshold=0.5):
+    """Feed the tracker; check every frame is decided once, in order, inside its shot."""
+    tracker = ShotTracker(FPS, threshold)
+    decided = []
+    for i, (image, score) in enumerate(zip(frames, scores, strict=True)):
+        decided += tracker.step(i, image, score)
+    decided += tracker.finish()
+    assert [d.index for d in decided] == list(range(len(frames)))
+    scenes = tracker.scenes
+    assert scenes[0][0] == 0 and scenes[-1][1] == len(frames) - 1
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(scenes))
+    for d in decided:
+        assert scenes[d.shot][0] <= d.index <= scenes[d.shot][1]
+    return [start for start, _ in scenes[1:]], decided
+
+
+def test_hard_cuts_start_a_shot_after_the_flagged_frame():
+    frames = [frame(A)] * 30 + [frame(B)] * 30 + [frame(C)] * 30
+    scores = np.zeros(90)
+    scores[[29, 59]] = 0.9
+    cuts, decided = run(frames, scores)
+    assert cuts == [30, 60]
+    assert [d.transition for d in decided].count(True) == 2
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_any_scores_cover_every_frame_once(seed):
+    local = np.random.default_rng(seed)
+    n = int(local.integers(1, 300))
+    pictures = [A, B, C, BLACK]
+    frames = [frame(pictures[int(local.integers(0, 4))]) for _ in range(n)]
+    run(frames, local.random(n) ** 3)
+
+
+def test_fade_in_from_black_at_the_start_gives_no_cut():
+    ramp = [frame(A, b) for b in np.linspace(0, 1, 38)]
+    frames = [frame(BLACK)] * 10 + ramp + [frame(A)] * 30
+    scores = np.zeros(len(frames))
+    scores[30:33] = [0.4, 0.59, 0.45]  # what TransNetV2 does inside a fade-in
+    cuts, _ = run(frames, scores)
+    assert cuts == []
+
+
+def test_fade_out_to_black_and_in_gives_one_boundary_at_the_first_picture():
+    out = [frame(A, b) for b in np.linspace(1, 0, 20)]
+    into = [frame(B, b) for b in np.linspace(0, 1, 20)]
+    frames = [frame(A)] * 30 + out + [frame(BLACK)] * 8 + into + [frame(B)] * 30
+    scores = np.zeros(len(frames))
+    scores[[33, 52, 66]] = [0.86, 0.7, 0.6]  # flagged inside both fades
+    cuts, _ = run(frames, scores)
+    first_picture_after_black = next(
+        i for i in range(50, len(frames)) if np.percentile(frames[i].mean(axis=2), 99) >= 32
+    )
+    assert cuts == [first_picture_after_black]
+
+
+def test_black_gap_longer_than_the_fade_window_gives_one_boundary():
+    frames = [frame(A)] * 30 + [frame(BLACK)] * 120 + [frame(B)] * 30
+    scores = np.zeros(len(frames))
+    scores[[29, 149]] = 0.95  # a hard cut into black and one out of it
+    cuts, _ = run(frames, scores)
+    assert len(cuts) == 1
+
+
+def test_black_at_the_end_is_no_shot():
+    frames = [frame(A)] * 30 + [frame(BLACK)] * 60
+    scores = np.zeros(len(frames))
+    scores[29] = 0.95
+    assert run(frames, scores)[0] == []
+
+
+def test_dissolve_gives_one_boundary_in_its_middle():
+    blend = [frame(A * (1 - w) + B * w) for w in np.linspace(0, 1, 25)]
+    frames = [frame(A)] * 30 + blend + [frame(B)] * 30
+    scores = np.zeros(len(frames))
+    scores[38:48] = [0.25, 0.3, 0.45, 0.6, 0.7, 0.65, 0.3, 0.55, 0.3, 0.25]
+    cuts, _ = run(frames, scores)
+    assert cuts == [43]
+
+
+def test_long_weak_run_is_a_gradual_transition_but_a_short_bump_is_not():
+    blend = [frame(A * (1 - w) + B * w) for w in np.linspace(0, 1, 38)]
+    frames = [frame(A)] * 30 + blend + [frame(B)] * 30
+    scores = np.zeros(len(frames))
+    scores[48:53] = [0.22, 0.28, 0.36, 0.31, 0.24]
+    scores[80] = 0.35  # one weak frame inside B
+    assert run(frames, scores)[0] == [51]
