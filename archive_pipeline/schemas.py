@@ -489,7 +489,7 @@ REPLACED = pa.struct(
 KEYFRAMES = pa.schema(
     [
         *COMMON_COLUMNS,
-        col("uri", pa.string(), "Object URI of the video.", nullable=False),
+        col("uri", pa.string(), "Object URI of the video or still image.", nullable=False),
         col(
             "keyframe_index",
             pa.int32(),
@@ -533,13 +533,22 @@ KEYFRAMES = pa.schema(
             "the pHash within ARCHIVE_KEYFRAME_DEDUP_DISTANCE and at most 1% of pixels changed).",
             nullable=False,
         ),
+        col(
+            "reason",
+            pa.string(),
+            "Why the frame is a keyframe: 'shot' (a shot's keyframe, one per interval of a long "
+            "shot), 'text' (on-screen text the shot's other keyframes do not show: text-aware "
+            "sampling) or 'page' (a page of a still image: photo, scan, one page of a multi-page "
+            "TIFF; shot_index and frame_index are the page, time_s 0). Null in rows written "
+            "before the column existed.",
+        ),
     ]
 )
 
 FRAME_TEXT = pa.schema(
     [
         *COMMON_COLUMNS,
-        col("uri", pa.string(), "Object URI of the video.", nullable=False),
+        col("uri", pa.string(), "Object URI of the video or still image.", nullable=False),
         col("keyframe_id", pa.string(), "`keyframes.row_id` of the frame read.", nullable=False),
         col("keyframe_index", pa.int32(), "`keyframes.keyframe_index`.", nullable=False),
         col("shot_index", pa.int32(), "`keyframes.shot_index`.", nullable=False),
@@ -568,7 +577,7 @@ FRAME_TEXT = pa.schema(
 KEYFRAME_EMBEDDINGS = pa.schema(
     [
         *COMMON_COLUMNS,
-        col("uri", pa.string(), "Object URI of the video.", nullable=False),
+        col("uri", pa.string(), "Object URI of the video or still image.", nullable=False),
         col("keyframe_id", pa.string(), "`keyframes.row_id` of the image.", nullable=False),
         col("keyframe_index", pa.int32(), "`keyframes.keyframe_index`.", nullable=False),
         col("time_s", pa.float64(), "Presentation time of the frame, seconds.", nullable=False),

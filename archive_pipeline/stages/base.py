@@ -151,6 +151,7 @@ class CatalogItem:
     duration_s: float | None
     language: str | None = None
     speakers: tuple[str, ...] = ()
+    kind: str = "video"  # 'audio', 'video' or 'image' (a still: photo, scan, multi-page TIFF)
 
     @property
     def ref(self) -> ItemRef:
@@ -162,17 +163,20 @@ Skipped = list[tuple[str, str]]  # (store_key, reason)
 
 
 def catalog_items(catalog: pa.Table, *, needs: str) -> tuple[list[CatalogItem], Skipped]:
-    """The decade's items with an 'audio' or a 'video' stream, one per content, and
-    (store_key, reason) for the audio/video items skipped."""
+    """The decade's items a stage can use, one per content, and (store_key, reason) of every
+    other item: `needs` 'audio' (an audio stream) or 'visual' (a video stream or a still)."""
+    if needs not in ("audio", "visual"):
+        raise ValueError(f"needs must be 'audio' or 'visual', not {needs!r}")
     items: dict[str, CatalogItem] = {}
     skipped = []
     for row in sorted(catalog.to_pylist(), key=lambda r: r["store_key"]):
-        if row["kind"] == "image":
+        if needs == "audio" and row["kind"] == "image":
+            skipped.append((row["store_key"], "still image: no audio"))
             continue
         if needs == "audio" and not row["n_audio_streams"]:
             skipped.append((row["store_key"], "video without an audio stream"))
             continue
-        if needs == "video" and row["kind"] != "video":
+        if needs == "visual" and row["kind"] not in ("video", "image"):
             skipped.append((row["store_key"], "audio only: no video stream"))
             continue
         if row["media_id"] in items:
@@ -186,6 +190,7 @@ def catalog_items(catalog: pa.Table, *, needs: str) -> tuple[list[CatalogItem], 
             duration_s=row["duration_s"],
             language=row["language"] or None,
             speakers=tuple(row["speakers"] or ()),
+            kind=row["kind"],
         )
     return list(items.values()), skipped
 

@@ -258,6 +258,7 @@ class Keyframe:
     full: np.ndarray | None = None
     phash: str = ""
     replaces: list[dict] = field(default_factory=list)
+    reason: str = "shot"  # 'shot', 'text' (text-aware sampling) or 'page' (a still's page)
 
 
 class KeyframeSelector:

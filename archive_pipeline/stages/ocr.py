@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -227,6 +228,7 @@ class KeyframeRef:
     keyframe_index: int
     shot_index: int
     time_s: float
+    frame_index: int = 0  # a still's page
 
 
 @dataclass(frozen=True)
@@ -290,30 +292,52 @@ class FrameTextStage(LoadsModels):
         }
 
     def process(self, item: OcrItem) -> dict[str, Any] | ItemFailure:
-        """Lines of text of each keyframe of the item's video."""
-        from archive_pipeline.core.video import NoVideoStreamError, VideoDecodeError, frames_at
+        """Lines of text of each keyframe of the item's video (or page of its still)."""
+        from archive_pipeline.core.images import ImageDecodeError
+        from archive_pipeline.core.video import NoVideoStreamError, VideoDecodeError
 
-        by_time = {kf.time_s: kf for kf in item.keyframes}
         frames: list[dict[str, Any]] = []
         with self.store.local_path(item.video.store_key) as path:
             try:
-                for time_s, image in frames_at(path, list(by_time)):
-                    keyframe = by_time[time_s]
-                    lines = self.read(image)
+                for keyframe, image in self._images(item, path):
                     frames.append(
                         {
                             "keyframe": keyframe,
-                            "lines": lines,
+                            "lines": self.read(image),
                             "width": image.shape[1],
                             "height": image.shape[0],
                         }
                     )
-            except (NoVideoStreamError, VideoDecodeError) as exc:
+            except (NoVideoStreamError, VideoDecodeError, ImageDecodeError) as exc:
                 return ItemFailure(type(exc).__name__, str(exc), item.video.media_id)
         return {"frames": frames}
 
+    @staticmethod
+    def _images(item: OcrItem, path) -> Iterator[tuple[KeyframeRef, np.ndarray]]:
+        """Each keyframe's full-resolution image: a video's frame at its time, a still's page."""
+        from archive_pipeline.core.images import iter_pages
+        from archive_pipeline.core.video import frames_at
 
-KEYFRAME_REFS = ["row_id", "media_id", "keyframe_index", "shot_index", "time_s", "cache_key"]
+        if item.video.kind == "image":
+            by_page = {kf.frame_index: kf for kf in item.keyframes}
+            for page, image in iter_pages(path):
+                if page in by_page:
+                    yield by_page[page], image
+            return
+        by_time = {kf.time_s: kf for kf in item.keyframes}
+        for time_s, image in frames_at(path, list(by_time)):
+            yield by_time[time_s], image
+
+
+KEYFRAME_REFS = [
+    "row_id",
+    "media_id",
+    "keyframe_index",
+    "shot_index",
+    "time_s",
+    "frame_index",
+    "cache_key",
+]
 
 
 def ocr_items(videos: list[CatalogItem], keyframes: pa.Table) -> list[OcrItem]:
@@ -328,7 +352,9 @@ def ocr_items(videos: list[CatalogItem], keyframes: pa.Table) -> list[OcrItem]:
         if not rows:
             continue
         refs = tuple(
-            KeyframeRef(r["row_id"], r["keyframe_index"], r["shot_index"], r["time_s"])
+            KeyframeRef(
+                r["row_id"], r["keyframe_index"], r["shot_index"], r["time_s"], r["frame_index"]
+            )
             for r in rows
         )
         selection = hashlib.sha256(

@@ -40,8 +40,9 @@ VideoItem = CatalogItem  # what the vision stages work on
 
 
 def video_items(catalog: pa.Table) -> tuple[list[VideoItem], list[tuple[str, str]]]:
-    """Items with a video stream (one per content), and (store_key, reason) of those skipped."""
-    return catalog_items(catalog, needs="video")
+    """Items with a video stream or stills (one per content), and (store_key, reason) of those
+    skipped."""
+    return catalog_items(catalog, needs="visual")
 
 
 def transnet_windows(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int]]:
@@ -161,14 +162,49 @@ class ShotsStage(LoadsModels):
         }
 
     def process(self, item: VideoItem) -> dict[str, Any] | ItemFailure:
-        """Return the item's shots (frames, times from frame pts, score) and keyframes."""
+        """Return the item's shots (frames, times from frame pts, score) and keyframes; a
+        still's pages are its keyframes (no shots)."""
+        from archive_pipeline.core.images import ImageDecodeError
         from archive_pipeline.core.video import NoVideoStreamError, VideoDecodeError
 
         with self.store.local_path(item.store_key) as path:
             try:
+                if item.kind == "image":
+                    return self._process_still(path)
                 return self._process(path)
-            except (NoVideoStreamError, VideoDecodeError) as exc:
+            except (NoVideoStreamError, VideoDecodeError, ImageDecodeError) as exc:
                 return ItemFailure(type(exc).__name__, str(exc), item.media_id)
+
+    def _process_still(self, path) -> dict[str, Any]:
+        """One keyframe per page of a photo or scan (upright, time 0), none removed as a
+        duplicate: pages of a document look alike."""
+        from archive_pipeline.core.images import iter_pages
+
+        settings = self.keyframes
+        pages: list[Keyframe] = []
+        size = (0, 0)
+        for index, image in iter_pages(path):
+            if index == 0:
+                size = (image.shape[1], image.shape[0])
+            pages.append(
+                Keyframe(
+                    index,
+                    index,
+                    0.0,
+                    thumbnail(image, settings.thumbnail_width),
+                    image if settings.full_frames else None,
+                    reason="page",
+                )
+            )
+        kept, _ = deduplicate(pages, -1)  # pHashes only
+        return {
+            "frames": len(pages),
+            "width": size[0],
+            "height": size[1],
+            "shots": [],
+            "keyframes": [self._keyframe_value(k) for k in kept],
+            "duplicates_removed": 0,
+        }
 
     def _process(self, path) -> dict[str, Any] | ItemFailure:
         from archive_pipeline.core.video import FrameViews, iter_frames, prefetch, video_info
@@ -343,6 +379,7 @@ class ShotsStage(LoadsModels):
             if keyframe.full is None
             else encode_image(keyframe.full, fmt="jpeg", quality=90),
             "replaces": keyframe.replaces,
+            "reason": keyframe.reason,
         }
 
 

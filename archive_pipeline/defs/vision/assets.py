@@ -67,7 +67,8 @@ def thumbnails_md(
             code_version=ShotsStage.code_version,
             group_name="vision",
             kinds={"lance", "ray"},
-            description="Keyframes per shot with thumbnails, near-duplicates removed by pHash.",
+            description="Keyframes per shot (and per still's page) with thumbnails, "
+            "near-duplicates removed by pHash.",
             partitions_def=decade_partitions,
             owners=OWNERS,
             metadata=table_definition_metadata("keyframes"),
@@ -106,7 +107,8 @@ def shots_and_keyframes(
     first = report.read(
         "keyframes", columns=["uri", "shot_index", "time_s", "phash", "thumbnail"], limit=6
     )
-    common = {"videos": len(items), "skipped": skipped_md(skipped)}
+    stills = sum(1 for i in items if i.kind == "image")
+    common = {"videos": len(items) - stills, "stills": stills, "skipped": skipped_md(skipped)}
     yield dg.MaterializeResult(
         asset_key="shots",
         metadata={
@@ -179,7 +181,8 @@ def frame_text(
     return dg.MaterializeResult(
         metadata={
             **report_metadata(report, wh),
-            "videos": len(items),
+            "videos": sum(1 for i in items if i.video.kind != "image"),
+            "stills": sum(1 for i in items if i.video.kind == "image"),
             "keyframes_read": keyframes,
             "keyframes_with_text": pc.count_distinct(with_text).as_py(),
             "ocr_lines": report.write.rows,
