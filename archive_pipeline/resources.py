@@ -247,6 +247,14 @@ class VisionModels(dg.ConfigurableResource):
     keyframe_full_frames: bool = Field(
         default=False, description="Also store each keyframe's full-size frame (JPEG)."
     )
+    text_sampling_s: float = Field(
+        default=1.0,
+        description="Text-aware sampling: look for on-screen text every this many seconds and "
+        "keep frames whose text no keyframe shows (0: off).",
+    )
+    text_probe_width: int = Field(
+        default=640, description="Width of the frames looked at for text, pixels."
+    )
     thumbnail_width: int = Field(default=320, description="Thumbnail width, pixels.")
     thumbnail_format: str = Field(default="jpeg", description="'jpeg' or 'webp'.")
     ocr_backend: str = Field(
@@ -286,6 +294,8 @@ class VisionModels(dg.ConfigurableResource):
             thumbnail_width=self.thumbnail_width,
             thumbnail_format=self.thumbnail_format,
             full_frames=self.keyframe_full_frames,
+            text_every_s=self.text_sampling_s,
+            text_probe_width=self.text_probe_width,
         )
 
     def ocr(self):

@@ -559,8 +559,20 @@ FRAME_TEXT = pa.schema(
             "Position of the line in the frame (reading order: top to bottom, left to right).",
             nullable=False,
         ),
-        col("text", pa.string(), "Recognised text of the line.", nullable=False),
-        col("confidence", pa.float64(), "Recogniser confidence, 0-1.", nullable=False),
+        col(
+            "text",
+            pa.string(),
+            "Recognised text of the line: of a video, the most confident reading of the same line "
+            "on consecutive keyframes (box overlapping, reading alike); an unsure line is read "
+            "again from an upscaled crop.",
+            nullable=False,
+        ),
+        col(
+            "confidence",
+            pa.float64(),
+            "Recogniser confidence of that reading, 0-1.",
+            nullable=False,
+        ),
         col(
             "box",
             pa.list_(pa.float32(), 8),

@@ -35,6 +35,8 @@ class FrameViews:
     # the first frame of a new shot, so shots shorter than the grid step get one too
     candidate_on_change: float | None = 30.0
     full: bool = False  # the upright full-size RGB frame too, on the candidate grid
+    probe_width: int | None = None  # upright RGB this wide for the text probe, on its own grid
+    probe_every_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Frame:
     detect: np.ndarray | None = None  # BGR uint8 for PySceneDetect
     candidate: np.ndarray | None = None  # RGB uint8, upright, candidate_width wide
     full: np.ndarray | None = None  # RGB uint8, upright, full size
+    probe: np.ndarray | None = None  # RGB uint8, upright, probe_width wide (text probe)
 
 
 @dataclass(frozen=True)
@@ -115,18 +118,20 @@ def iter_frames(path: Path, views: FrameViews | None = None) -> Iterator[Frame]:
     views = views or FrameViews()
     # one reformatter per view keeps its scaler: frame.reformat() builds a new one per call,
     # which doubled the decode time of a 640x272 video
-    small_scaler, detect_scaler, candidate_scaler = (VideoReformatter() for _ in range(3))
+    small_scaler, detect_scaler, candidate_scaler, probe_scaler = (
+        VideoReformatter() for _ in range(4)
+    )
     container, stream = _open(path)
     with container:
         base = float(stream.time_base) if stream.time_base else 0.0
         start = stream.start_time or 0
-        next_candidate = -math.inf
+        next_candidate = next_probe = -math.inf
         previous_small = None
         try:
             for index, frame in enumerate(container.decode(stream)):
                 pts = frame.pts if frame.pts is not None else 0
                 time_s = (pts - start) * base
-                small = detect = candidate = full = None
+                small = detect = candidate = full = probe = None
                 if views.small:
                     small = small_scaler.reformat(
                         frame,
@@ -158,7 +163,13 @@ def iter_frames(path: Path, views: FrameViews | None = None) -> Iterator[Frame]:
                     candidate = _candidate(frame, views.candidate_width, candidate_scaler)
                     if views.full:
                         full = upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
-                yield Frame(index, time_s, small, detect, candidate, full)
+                if views.probe_width and time_s >= next_probe:
+                    step = views.probe_every_s
+                    next_probe = (math.floor(time_s / step + 1e-6) + 1) * step
+                    probe = _candidate(frame, views.probe_width, probe_scaler)
+                    if views.full and full is None:
+                        full = upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
+                yield Frame(index, time_s, small, detect, candidate, full, probe)
         except av.error.InvalidDataError as exc:
             raise VideoDecodeError(f"corrupt video data: {exc}") from None
 

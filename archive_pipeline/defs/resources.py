@@ -146,7 +146,7 @@ def build_speech_models() -> SpeechModels:
 
 
 def build_vision_models() -> VisionModels:
-    """ARCHIVE_SHOT_*, ARCHIVE_KEYFRAME_*, ARCHIVE_THUMBNAIL_*, ARCHIVE_OCR_*,
+    """ARCHIVE_SHOT_*, ARCHIVE_KEYFRAME_*, ARCHIVE_TEXT_*, ARCHIVE_THUMBNAIL_*, ARCHIVE_OCR_*,
     ARCHIVE_PADDLEOCR_*, ARCHIVE_CLIP_*, ARCHIVE_VISION_DEVICE."""
     return VisionModels(
         shot_detector=_str("ARCHIVE_SHOT_DETECTOR", "transnetv2"),
@@ -155,6 +155,8 @@ def build_vision_models() -> VisionModels:
         keyframe_interval_s=_float("ARCHIVE_KEYFRAME_INTERVAL_S", 10.0),
         keyframe_dedup_distance=_int("ARCHIVE_KEYFRAME_DEDUP_DISTANCE", 6),
         keyframe_full_frames=_bool("ARCHIVE_KEYFRAME_FULL_FRAMES", False),
+        text_sampling_s=_float("ARCHIVE_TEXT_SAMPLING_S", 1.0),
+        text_probe_width=_int("ARCHIVE_TEXT_PROBE_WIDTH", 640),
         thumbnail_width=_int("ARCHIVE_THUMBNAIL_WIDTH", 320),
         thumbnail_format=_str("ARCHIVE_THUMBNAIL_FORMAT", "jpeg"),
         ocr_backend=_str("ARCHIVE_OCR_BACKEND", "rapidocr"),

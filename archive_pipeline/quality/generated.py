@@ -93,3 +93,82 @@ def transition_videos(video_media: Path, out: Path) -> list[Transition]:
         _ffmpeg(*args, *_encode(), out / f"{name}.mp4")
         made.append(Transition(name, spans))
     return made
+
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+@dataclass(frozen=True)
+class Title:
+    """Text burnt into a video from `start_s` to `end_s` (fading in and out over `fade_s`)."""
+
+    text: str
+    start_s: float
+    end_s: float
+    size: int = 40
+    y: str = "(h-text_h)/2"  # ffmpeg expression: the middle; 'h*0.8' a lower third
+    fade_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class TitledVideo:
+    """A generated one-shot video and the titles shown in it."""
+
+    name: str
+    titles: tuple[Title, ...]
+
+
+def _drawtext(title: Title) -> str:
+    text = title.text.replace(":", r"\:").replace("'", "")
+    a, b, f = title.start_s, title.end_s, max(title.fade_s, 1e-3)
+    alpha = f"if(lt(t,{a + f}),(t-{a})/{f},if(gt(t,{b - f}),({b}-t)/{f},1))"
+    return (
+        f"drawtext=fontfile={FONT}:text='{text}':fontsize={title.size}:fontcolor=white:"
+        f"borderw=2:bordercolor=black:x=(w-text_w)/2:y={title.y}:"
+        f"enable='between(t,{a},{b})':alpha='{alpha}'"
+    )
+
+
+def titled_video(
+    out: Path, titles: list[Title], *, duration_s: float = 8.0, source: str = "mandelbrot"
+) -> None:
+    """One continuous shot (a moving ffmpeg pattern, no text of its own; random ones seeded, so
+    the file is the same every time) with `titles` shown over it, 640x360, 25 fps."""
+    sources = {
+        "mandelbrot": f"mandelbrot=s=640x360:r={FPS}",
+        "seahorse": f"mandelbrot=s=640x360:r={FPS}:start_x=-0.75:start_y=0.1:start_scale=0.3",
+        "cellauto": f"cellauto=s=640x360:r={FPS}:rule=18:seed=7,scale=640:360",
+        "sierpinski": f"sierpinski=s=640x360:r={FPS}:seed=7",
+    }
+    filters = ",".join([f"trim=duration={duration_s}", *(_drawtext(t) for t in titles)])
+    _ffmpeg("-f", "lavfi", "-i", sources[source], "-vf", filters, *_encode(), out)
+
+
+def title_videos(out: Path) -> list[TitledVideo]:
+    """The title set: titles mid-shot between keyframes, large and small, centred and in the
+    lower third, cut in and faded, on four moving backgrounds. Writes into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    cases = {
+        "mandelbrot": [
+            Title("THE PEACH OPEN MOVIE PROJECT PRESENTS", 1.0, 3.0, size=22),
+            Title("A HARBOUR FILM", 9.0, 11.0, size=56, fade_s=0.5),
+        ],
+        "seahorse": [
+            Title("Interview recorded in Hamburg", 1.5, 3.5, size=28, y="h*0.8"),
+            Title("Kapitel zwei: Die Werft", 8.0, 10.5, size=36, fade_s=0.4),
+        ],
+        "cellauto": [
+            Title("CITY ARCHIVE 1962", 0.5, 2.5, size=48),
+            Title("Produced by Studio Nord", 9.5, 11.5, size=24, y="h*0.85"),
+        ],
+        "sierpinski": [
+            Title("NIGHT TRAIN TO BERLIN", 1.0, 3.0, size=44, fade_s=0.5),
+            Title("Kamera: Erika Brandt", 7.5, 9.5, size=30, y="h*0.8"),
+        ],
+    }
+    made = []
+    for source, titles in cases.items():
+        name = f"titles_{source}"
+        titled_video(out / f"{name}.mp4", titles, duration_s=13.0, source=source)
+        made.append(TitledVideo(name, tuple(titles)))
+    return made

@@ -33,10 +33,16 @@ class KeyframeSettings:
     thumbnail_format: str = "jpeg"  # jpeg or webp
     thumbnail_quality: int = 80
     full_frames: bool = False  # also store the full-size frame (JPEG) per keyframe
+    text_every_s: float = 1.0  # text-aware sampling: probe a frame for text this often; 0: off
+    text_probe_width: int = 640  # width of the probed frame (text smaller than ~8 px is missed)
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or self.candidate_every_s <= 0:
             raise ValueError("keyframe interval and candidate step must be positive")
+        if self.text_every_s < 0 or self.text_probe_width < 32:
+            raise ValueError(
+                "ARCHIVE_TEXT_SAMPLING_S must be >= 0 and ARCHIVE_TEXT_PROBE_WIDTH >= 32"
+            )
         if self.thumbnail_format not in ("jpeg", "webp"):
             raise ValueError("ARCHIVE_THUMBNAIL_FORMAT must be jpeg or webp")
 
@@ -50,6 +56,7 @@ class KeyframeSettings:
             "dedup_distance": self.dedup_distance,
             "thumbnail": [self.thumbnail_width, self.thumbnail_format, self.thumbnail_quality],
             "full_frames": self.full_frames,
+            "text": [self.text_every_s, self.text_probe_width] if self.text_every_s else None,
         }
 
 
@@ -315,6 +322,104 @@ class KeyframeSelector:
         self.chosen.append(Keyframe(self._shot, best.index, best.time_s, best.image, best.full))
         self._shots_with_keyframes.add(self._shot)
         self._buffer = []
+
+
+TEXT_SAME_OVERLAP = 0.5  # text boxes of two probes overlapping this much (IoU) ...
+TEXT_SAME_READING = 0.8  # ... and their quick readings this similar (difflib ratio): same text
+TEXT_GRID = 8  # probe pixels per cell of the text-box mask
+
+
+@dataclass
+class TextFrame:
+    """A probed frame chosen for its text (text-aware sampling), with the span of probes that
+    showed the same text."""
+
+    index: int
+    time_s: float
+    image: np.ndarray  # the probe image (upright RGB, probe width)
+    full: np.ndarray | None
+    first_s: float
+    last_s: float
+
+
+class TextSampler:
+    """Text-aware sampling between keyframes: a text reader looks at a probe frame every
+    `text_every_s`; consecutive probes with the same text (boxes overlapping, quick readings
+    alike: a moving background behind a fixed title does not count) are one text state, and
+    each state with text yields one frame: its second probe, once a fading title is fully on
+    screen (its only probe if it has one). `finish` drops the states a shot keyframe already
+    shows (one taken while the state lasted), so identical text is read once. Holds one
+    state's frame at a time, plus the chosen frames (probe-size images) until the video ends.
+    """
+
+    def __init__(self, detect, every_s: float) -> None:
+        self.detect = detect  # RGB image -> [((4, 2) points, text)] of the lines on it
+        self.every_s = every_s
+        self.frames: list[TextFrame] = []
+        self._previous: tuple[np.ndarray, str] | None = None  # (box mask, reading)
+        self._state: TextFrame | None = None
+        self._probes = 0
+        self.probed = 0
+
+    def add(self, index: int, time_s: float, image: np.ndarray, full=None) -> None:
+        """One probe frame (in time order)."""
+        self.probed += 1
+        lines = self.detect(image)
+        height, width = image.shape[:2]
+        mask = np.zeros((max(1, height // TEXT_GRID), max(1, width // TEXT_GRID)), bool)
+        for box, _ in lines:
+            points = np.asarray(box, dtype=np.float32).reshape(-1, 2) / TEXT_GRID
+            x0, y0 = np.floor(points.min(axis=0)).astype(int)
+            x1, y1 = np.ceil(points.max(axis=0)).astype(int)
+            mask[max(y0, 0) : max(y1, 0) + 1, max(x0, 0) : max(x1, 0) + 1] = True
+        reading = " ".join(text for _, text in lines)
+        same = self._previous is not None and _same_text(self._previous, (mask, reading))
+        self._previous = (mask, reading)
+        if not mask.any():
+            self._close()
+            return
+        if same and self._state is not None:
+            self._probes += 1
+            self._state.last_s = time_s
+            if self._probes == 2:  # the second probe: a title fading in is fully there
+                self._state.index, self._state.time_s = index, time_s
+                self._state.image, self._state.full = image, full
+            return
+        self._close()
+        self._state = TextFrame(index, time_s, image, full, time_s, time_s)
+        self._probes = 1
+
+    def _close(self) -> None:
+        if self._state is not None:
+            self.frames.append(self._state)
+        self._state = None
+        self._probes = 0
+
+    def finish(self, keyframe_times: list[float]) -> list[TextFrame]:
+        """The text frames no keyframe (at `keyframe_times`) already shows: none between the
+        first and last probe that saw the text."""
+        self._close()
+        times = np.sort(np.asarray(keyframe_times, dtype=np.float64))
+        kept = []
+        for frame in self.frames:
+            lo, hi = np.searchsorted(times, [frame.first_s - 1e-6, frame.last_s + 1e-6])
+            if hi <= lo:
+                kept.append(frame)
+        return kept
+
+
+def _same_text(a: tuple[np.ndarray, str], b: tuple[np.ndarray, str]) -> bool:
+    import difflib
+
+    (mask_a, text_a), (mask_b, text_b) = a, b
+    if mask_a.shape != mask_b.shape:
+        return False
+    union = mask_a | mask_b
+    if not union.any():
+        return True
+    if (mask_a & mask_b).sum() / union.sum() < TEXT_SAME_OVERLAP:
+        return False
+    return difflib.SequenceMatcher(None, text_a, text_b).ratio() >= TEXT_SAME_READING
 
 
 def phash(image: np.ndarray) -> np.ndarray:

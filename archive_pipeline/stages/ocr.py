@@ -112,6 +112,89 @@ def rapidocr_languages() -> tuple[str, ...]:
     return tuple(str(lang) for lang in find(config) or ())
 
 
+SURE = 0.95  # a line read with less confidence is read again from an upscaled crop
+UPSCALED_HEIGHT = 64  # the recogniser's crop of a line read again is this high
+SAME_LINE_OVERLAP = 0.5  # a line on consecutive frames: boxes overlapping this much (IoU) ...
+SAME_LINE_READING = 0.6  # ... and readings this alike (difflib ratio)
+
+
+def needs_second_look(line: TextLine) -> bool:
+    """Unsure lines (small, stylised, low-contrast text: what the recogniser reads unsurely)
+    get a second reading from an upscaled crop; confident ones cost nothing more."""
+    return line.confidence < SURE
+
+
+def _box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ax0, ax1, ay0, ay1 = min(a[0::2]), max(a[0::2]), min(a[1::2]), max(a[1::2])
+    bx0, bx1, by0, by1 = min(b[0::2]), max(b[0::2]), min(b[1::2]), max(b[1::2])
+    w = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+    h = max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = w * h
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def best_readings(frames: list[list[TextLine]]) -> list[list[TextLine]]:
+    """Lines of consecutive frames (in time order) that are the same line on screen (boxes
+    overlapping, readings alike) all take the reading of the most confident of them: a title
+    read as 'BUNKY' on one frame and 'BUNNY' on the next is 'BUNNY' on both."""
+    import difflib
+
+    chains: list[list[tuple[int, int]]] = []  # (frame, line) positions of one line on screen
+    open_chains: dict[int, int] = {}  # line index in the previous frame -> chain
+    for f, lines in enumerate(frames):
+        now: dict[int, int] = {}
+        previous = frames[f - 1] if f else []
+        for i, line in enumerate(lines):
+            match = next(
+                (
+                    j
+                    for j, other in enumerate(previous)
+                    if j in open_chains
+                    and open_chains[j] not in now.values()
+                    and _box_iou(line.box, other.box) >= SAME_LINE_OVERLAP
+                    and difflib.SequenceMatcher(None, line.text, other.text).ratio()
+                    >= SAME_LINE_READING
+                ),
+                None,
+            )
+            if match is None:
+                chains.append([(f, i)])
+                now[i] = len(chains) - 1
+            else:
+                chains[open_chains[match]].append((f, i))
+                now[i] = open_chains[match]
+        open_chains = now
+    out = [list(lines) for lines in frames]
+    for chain in chains:
+        if len(chain) < 2:
+            continue
+        best = max((frames[f][i] for f, i in chain), key=lambda line: line.confidence)
+        for f, i in chain:
+            out[f][i] = TextLine(best.text, best.confidence, frames[f][i].box)
+    return out
+
+
+def upscaled_crop(image: np.ndarray, box: tuple[float, ...]) -> np.ndarray | None:
+    """The line's bounding box (plus a margin of a quarter of its height) scaled to
+    UPSCALED_HEIGHT pixels high (Lanczos); None for a degenerate box."""
+    from PIL import Image
+
+    xs, ys = box[0::2], box[1::2]
+    height = max(ys) - min(ys)
+    if height < 2 or max(xs) - min(xs) < 2:
+        return None
+    margin = height / 4
+    x0, x1 = max(0, int(min(xs) - margin)), min(image.shape[1], int(max(xs) + margin) + 1)
+    y0, y1 = max(0, int(min(ys) - margin)), min(image.shape[0], int(max(ys) + margin) + 1)
+    crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    scale = UPSCALED_HEIGHT / crop.height
+    if scale <= 1:
+        return np.asarray(crop)
+    size = (max(1, round(crop.width * scale)), UPSCALED_HEIGHT)
+    return np.asarray(crop.resize(size, Image.Resampling.LANCZOS))
+
+
 class RapidOcrEngine:
     """RapidOCR 3 with the PP-OCRv6 small det/rec models shipped in its wheel."""
 
@@ -136,18 +219,35 @@ class RapidOcrEngine:
                 "EngineConfig.onnxruntime.use_cuda": settings.device.startswith("cuda"),
             }
         )
+        self._use_cls = bool(self._engine.use_cls)
 
     def read(self, image: np.ndarray) -> list[TextLine]:
-        """OCR one RGB image."""
-        result = self._engine(image)
+        """OCR one RGB image; small or unsure lines are read again from an upscaled crop and
+        the more confident reading kept."""
+        # every call names its steps: RapidOCR keeps the last call's (see _reread)
+        result = self._engine(image, use_det=True, use_cls=self._use_cls, use_rec=True)
         if result.txts is None:
             return []
-        lines = [
-            TextLine(text, float(score), tuple(float(v) for v in np.asarray(box).reshape(-1)))
-            for text, score, box in zip(result.txts, result.scores, result.boxes, strict=True)
-            if text.strip() and score >= self.min_confidence
-        ]
+        lines = []
+        for text, score, box in zip(result.txts, result.scores, result.boxes, strict=True):
+            line = TextLine(
+                text, float(score), tuple(float(v) for v in np.asarray(box).reshape(-1))
+            )
+            if needs_second_look(line):
+                line = self._reread(image, line)
+            if line.text.strip() and line.confidence >= self.min_confidence:
+                lines.append(line)
         return reading_order(lines)
+
+    def _reread(self, image: np.ndarray, line: TextLine) -> TextLine:
+        crop = upscaled_crop(image, line.box)
+        if crop is None:
+            return line
+        result = self._engine(crop, use_det=False, use_cls=False, use_rec=True)
+        if not result.txts:
+            return line
+        text, score = result.txts[0], float(result.scores[0])
+        return TextLine(text, score, line.box) if score > line.confidence else line
 
 
 class PaddleOcrEngine:
@@ -250,7 +350,7 @@ class FrameTextStage(LoadsModels):
 
     name = "frame_text"
     tables = ("frame_text",)
-    code_version = "1"
+    code_version = "2"
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_engine",)
 
@@ -310,6 +410,10 @@ class FrameTextStage(LoadsModels):
                     )
             except (NoVideoStreamError, VideoDecodeError, ImageDecodeError) as exc:
                 return ItemFailure(type(exc).__name__, str(exc), item.video.media_id)
+        if item.video.kind != "image":  # a still's pages are different pages
+            best = best_readings([frame["lines"] for frame in frames])
+            for frame, lines in zip(frames, best, strict=True):
+                frame["lines"] = lines
         return {"frames": frames}
 
     @staticmethod

