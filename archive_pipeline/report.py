@@ -118,17 +118,24 @@ def vision_listing(warehouse: Warehouse, *, limit: int = 30) -> str:
     )
     shots = _frame(warehouse, "shots").height if "shots" in names else 0
     removed = int(frame["replaces"].list.len().sum()) if frame.height else 0
+    reasons = frame["reason"].value_counts() if frame.height else None
+    count = dict(reasons.iter_rows()) if reasons is not None else {}
     lines = [
-        f"\nkeyframes and frame_text ({frame['uri'].n_unique()} videos, {shots} shots, "
-        f"{frame.height} keyframes, {removed} near-duplicates removed):"
+        f"\nkeyframes and frame_text ({frame['uri'].n_unique()} videos and stills, {shots} shots, "
+        f"{frame.height} keyframes: {count.get('text', 0)} for on-screen text, "
+        f"{count.get('page', 0)} pages of stills; {removed} near-duplicates removed; "
+        "T: kept for its on-screen text):"
     ]
     for row in frame.head(limit).iter_rows(named=True):
         name = row["uri"].rsplit("/", 1)[-1]
         text = row["text"] or ""
-        lines.append(
-            f"  {row['decade']:>8} {name[:28]:<28} {row['time_s']:6.1f}s  "
-            f"shot {row['shot_index']:<3} {text[:70]}"
+        where = (
+            f"page {row['frame_index'] + 1:<4}      "
+            if row["reason"] == "page"
+            else f"{row['time_s']:6.1f}s  shot {row['shot_index']:<3}"
         )
+        mark = "T" if row["reason"] == "text" else " "
+        lines.append(f"  {row['decade']:>8} {name[:28]:<28} {where} {mark} {text[:70]}")
     if frame.height > limit:
         lines.append(f"  ... {frame.height - limit} more")
     if "segment_embeddings" in names:

@@ -115,16 +115,28 @@ def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys, tmp_
 def test_demo_materialises_the_visual_assets(demo):
     wh = Warehouse(str(demo["home"] / "warehouse"))
     catalog = wh.read("media_catalog").to_pylist()
-    videos = {r["media_id"] for r in catalog if r["kind"] == "video"}
+    visual = {r["media_id"] for r in catalog if r["kind"] in ("video", "image")}
     keyframes = wh.read("keyframes").to_pylist()
-    assert {r["media_id"] for r in keyframes} == videos
+    assert {r["media_id"] for r in keyframes} == visual  # stills too
+    in_shots = [r for r in keyframes if r["reason"] != "page"]
     shots = wh.read("shots").to_pylist()
     assert {(r["media_id"], r["shot_index"]) for r in shots} == {
-        (r["media_id"], r["shot_index"]) for r in keyframes
-    } | {(d["media_id"], d["shot_index"]) for d in _replaced(keyframes)}
+        (r["media_id"], r["shot_index"]) for r in in_shots
+    } | {(d["media_id"], d["shot_index"]) for d in _replaced(in_shots)}
     lines = " ".join(r["text"] for r in wh.read("frame_text").to_pylist())
     for caption in ("EVENING NEWS", "TRAM LINE", "WEATHER", "REEL 42", "THE END"):
         assert caption in lines
+    # the title card shown 2 s mid-shot, found by text-aware sampling
+    title = [r for r in keyframes if r["uri"].endswith("kino_nord_1965.mp4")]
+    assert [r["reason"] for r in title if 2.0 <= r["time_s"] < 4.0] == ["text"]
+    assert "KINO NORD PRESENTS" in lines
+    # the scanned two-page press release: one keyframe (and document) per page
+    pages = [r for r in keyframes if r["uri"].endswith("pressemitteilung_1978.tif")]
+    assert sorted((r["frame_index"], r["reason"]) for r in pages) == [(0, "page"), (1, "page")]
+    assert "Fähre nach Spandau" in lines and "ferry to Spandau" in lines
+    documents = wh.read("search_documents").to_pylist()
+    assert len([d for d in documents if d["uri"].endswith("pressemitteilung_1978.tif")]) == 2
+    assert "pressemitteilung_1978.tif" in demo["first"] and "page 2" in demo["first"]
     segments = wh.read("segment_embeddings").to_pylist()
     assert {r["source"] for r in segments} == {"speech", "keyframe"}
     assert "keyframe_embeddings" not in wh.table_names()  # no image-text model offline
@@ -173,6 +185,11 @@ def test_search_results_are_filtered_and_linked(demo):
     dock = searcher.search(query="remember", speaker="dock worker")
     assert dock.hits and {hit.speaker for hit in dock.hits} == {"Dock worker"}
     assert "Example searches" in demo["first"]
+    examples = demo["first"].split("Example searches", 1)[1]
+    kino = examples.split("'Kino Nord presents'", 1)[1].split("$ archive-search", 1)[0]
+    assert "kino_nord_1965.mp4" in kino.splitlines()[1]  # the first hit is the title card
+    ferry = examples.split("'Fähre nach Spandau'", 1)[1].split("$ archive-search", 1)[0]
+    assert "pressemitteilung_1978.tif" in ferry.splitlines()[1]
     assert "jfk.flac#t=" in demo["first"] and "decade in 1990s" in demo["first"]
 
 

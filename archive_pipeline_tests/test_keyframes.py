@@ -66,6 +66,7 @@ def stage(video_dir):
 def with_settings(stage, **settings):
     other = ShotsStage(stage.store, keyframes=KeyframeSettings(**settings))
     other._model = stage._model
+    other._text = stage._text if other.keyframes.text_every_s else None
     return other
 
 
@@ -138,10 +139,11 @@ def test_title_cards_with_different_text_are_not_duplicates(stage):
 def test_long_shot_gets_one_keyframe_per_interval(stage):
     result = with_settings(stage, dedup_distance=-1).process(item("long.mp4"))
     assert len(result["shots"]) == 1
-    times = [k["time_s"] for k in result["keyframes"]]
+    # (testsrc2 shows a running clock: text-aware sampling adds 'text' keyframes too)
+    times = [k["time_s"] for k in result["keyframes"] if k["reason"] == "shot"]
     assert times == pytest.approx([5.0, 15.0, 22.5], abs=0.05)  # middles of 0-10, 10-20, 20-25
     five = with_settings(stage, dedup_distance=-1, interval_s=5.0).process(item("long.mp4"))
-    times = [k["time_s"] for k in five["keyframes"]]
+    times = [k["time_s"] for k in five["keyframes"] if k["reason"] == "shot"]
     assert times == pytest.approx([2.5, 7.5, 12.5, 17.5, 22.5], abs=0.05)
 
 
@@ -178,3 +180,28 @@ def test_prefetch_passes_items_errors_and_stops_early():
         if value == 3:
             break
     assert threading.active_count() == before  # the producer thread has stopped
+
+
+def test_title_shown_mid_shot_becomes_a_text_keyframe_read_once(stage, video_dir):
+    from archive_pipeline.quality.generated import Title, titled_video
+    from archive_pipeline.stages.ocr import FrameTextStage, KeyframeRef, OcrItem
+
+    title = Title("THE PEACH OPEN MOVIE PROJECT", 1.0, 3.0, size=28)
+    titled_video(video_dir / "title.mp4", [title], duration_s=8.0)
+    result = stage.process(item("title.mp4"))
+    assert len(result["shots"]) == 1
+    during = [k for k in result["keyframes"] if title.start_s <= k["time_s"] < title.end_s]
+    assert [k["reason"] for k in during] == ["text"]  # three probes saw it: read once
+    assert result["text_probes"] == 8
+    ocr = FrameTextStage(stage.store)
+    ocr.setup()
+    refs = tuple(
+        KeyframeRef(str(i), i, k["shot_index"], k["time_s"], k["frame_index"])
+        for i, k in enumerate(result["keyframes"])
+    )
+    read = ocr.process(OcrItem(item("title.mp4"), refs, "title"))
+    assert title.text in [line.text for frame in read["frames"] for line in frame["lines"]]
+    # without text-aware sampling no keyframe shows the title
+    plain = with_settings(stage, text_every_s=0).process(item("title.mp4"))
+    assert not [k for k in plain["keyframes"] if title.start_s <= k["time_s"] < title.end_s]
+    assert {k["reason"] for k in plain["keyframes"]} == {"shot"}

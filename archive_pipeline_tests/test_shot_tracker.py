@@ -105,3 +105,53 @@ def test_long_weak_run_is_a_gradual_transition_but_a_short_bump_is_not():
     scores[48:53] = [0.22, 0.28, 0.36, 0.31, 0.24]
     scores[80] = 0.35  # one weak frame inside B
     assert run(frames, scores)[0] == [51]
+
+
+def test_text_sampler_keeps_one_frame_per_text_and_drops_what_a_keyframe_shows():
+    from archive_pipeline.stages.keyframes import TextSampler
+
+    box = np.array([[10, 10], [200, 10], [200, 40], [10, 40]], np.float32)
+    other_box = box + np.array([0, 100], np.float32)
+    shown = {  # probe time -> lines on screen
+        0: [],
+        1: [(box, "TITLE ONE")],
+        2: [(box, "TITLE 0NE")],  # the same title read a little differently
+        3: [(box, "TITLE ONE")],
+        4: [],
+        5: [(other_box, "Lower third")],
+        6: [(other_box, "Another name")],  # same place, other text
+        7: [],
+    }
+    image = np.zeros((360, 640, 3), np.uint8)
+    sampler = TextSampler(lambda im: shown[int(im[0, 0, 0])], every_s=1.0)
+    for t in range(8):
+        image = image.copy()
+        image[0, 0, 0] = t
+        sampler.add(t * 25, float(t), image)
+    frames = sampler.finish(keyframe_times=[6.0])
+    # the title (1-3 s) once, at its second probe; 'Lower third' alone; 'Another name' is
+    # what the keyframe at 6 s shows
+    assert [(f.time_s, f.first_s, f.last_s) for f in frames] == [(2.0, 1.0, 3.0), (5.0, 5.0, 5.0)]
+    assert sampler.probed == 8
+
+
+def test_best_reading_of_a_line_across_frames():
+    from archive_pipeline.stages.ocr import TextLine, best_readings
+
+    box = (10.0, 10.0, 200.0, 10.0, 200.0, 40.0, 10.0, 40.0)
+    low = (10.0, 300.0, 200.0, 300.0, 200.0, 330.0, 10.0, 330.0)
+    frames = [
+        [TextLine("Big Buck BUNKY", 0.81, box)],
+        [TextLine("Big Buck BUNNY", 0.97, box), TextLine("caption", 0.9, low)],
+        [TextLine("Big Buck BUNNV", 0.85, box)],
+        [],
+        [TextLine("Big Buck BUNKY", 0.8, box)],  # after a gap: a new appearance
+    ]
+    best = best_readings(frames)
+    assert [line.text for line in best[0] + best[1] + best[2]] == [
+        "Big Buck BUNNY",
+        "Big Buck BUNNY",
+        "caption",
+        "Big Buck BUNNY",
+    ]
+    assert best[4][0].text == "Big Buck BUNKY"

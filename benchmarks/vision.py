@@ -7,6 +7,8 @@ Median of --repeats, --threads CPU threads everywhere:
   frames in memory) + `predictions_to_scenes`, which produces shots only; on
   ../shared/media/video/bikes.mp4 looped to --minutes (default 2);
 - peak RSS (VmHWM, fresh process each) of both on a --long-minutes (default 10) loop;
+- text-aware sampling: shots+keyframes and OCR of the chosen frames with it (default) and
+  without, on generated title videos: seconds, keyframes read, titles found, cost ratio;
 - OCR: FrameTextStage.process (frames decoded again at the keyframe times, RapidOCR) against
   bare RapidOCR on the same frames already in memory: keyframes/s;
 - text embeddings: SegmentEmbeddingStage (MiniLM, packaged, on transformers) against bare
@@ -114,6 +116,45 @@ def bench_ocr(args, tmp: Path) -> dict:
     stage_s = timed(lambda: stage.process(item), args.repeats)
     bare_s = timed(lambda: [stage._engine._engine(frame) for frame in frames], args.repeats)
     return {"ocr_640x360": figures(len(times), "keyframes", stage_s, bare_s)}
+
+
+def bench_text_sampling(args, tmp: Path) -> dict:
+    """Cost of text-aware sampling: shots+keyframes and OCR of what they chose, with it and
+    without (plain keyframe OCR), on the generated title videos (52 s in all)."""
+    from archive_pipeline.core.compute import StageResources
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.quality.generated import title_videos
+    from archive_pipeline.stages.keyframes import KeyframeSettings
+    from archive_pipeline.stages.ocr import FrameTextStage
+    from archive_pipeline.stages.shots import ShotsStage
+    from benchmarks.vision_quality import read_titles
+
+    root = tmp / "titles"
+    videos = title_videos(root)
+    resources = StageResources(num_cpus=args.threads)
+    ocr = FrameTextStage(LocalStore(str(root)), resources=resources)
+    ocr.setup()
+    runs: dict[str, list[dict]] = {"text_sampling": [], "keyframes_only": []}
+    for _ in range(args.repeats):
+        for label, every in (("text_sampling", 1.0), ("keyframes_only", 0.0)):
+            shots = ShotsStage(
+                LocalStore(str(root)),
+                keyframes=KeyframeSettings(text_every_s=every),
+                resources=resources,
+            )
+            shots.setup()
+            runs[label].append(read_titles(shots, ocr, root, videos))
+    out = {}
+    for label, results in runs.items():
+        out[label] = {
+            "shots_s": statistics.median(r["shots_s"] for r in results),
+            "ocr_s": statistics.median(r["ocr_s"] for r in results),
+            "total_s": statistics.median(r["shots_s"] + r["ocr_s"] for r in results),
+            "keyframes_read": results[-1]["keyframes_read"],
+            "titles_found": f"{results[-1]['found']}/{results[-1]['titles']}",
+        }
+    out["cost_ratio"] = round(out["text_sampling"]["total_s"] / out["keyframes_only"]["total_s"], 3)
+    return {"text_sampling": out}
 
 
 def bench_embeddings(args, tmp: Path) -> dict:
@@ -224,6 +265,7 @@ def main() -> None:
 
     from archive_pipeline.core.compute import StageResources
     from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.stages.keyframes import KeyframeSettings
     from archive_pipeline.stages.shots import ShotsStage
 
     torch.set_num_threads(args.threads)
@@ -235,9 +277,18 @@ def main() -> None:
         model = TransNetV2(device="cpu")
         stage = ShotsStage(LocalStore(str(tmp)), resources=StageResources(num_cpus=args.threads))
         stage.setup()
-        times: dict[str, list[float]] = {"bare": [], "shots_stage": []}
+        plain = ShotsStage(  # without text-aware sampling
+            LocalStore(str(tmp)),
+            resources=StageResources(num_cpus=args.threads),
+            keyframes=KeyframeSettings(text_every_s=0),
+        )
+        plain.setup()
+        times: dict[str, list[float]] = {"bare": [], "shots_stage": [], "shots_stage_no_text": []}
         counts = {}
         for _ in range(args.repeats):
+            start = time.perf_counter()
+            counts["shots_stage_no_text"] = len(stage_result(plain, video)["shots"])
+            times["shots_stage_no_text"].append(time.perf_counter() - start)
             start = time.perf_counter()
             counts["bare"] = run_bare(model, video)
             times["bare"].append(time.perf_counter() - start)
@@ -248,6 +299,7 @@ def main() -> None:
         n_keyframes = len(result["keyframes"])
         n_removed = result["duplicates_removed"]
         ocr = bench_ocr(args, tmp)
+        text_sampling = bench_text_sampling(args, tmp)
         embeddings = bench_embeddings(args, tmp)
         long = {}
         if args.long_minutes:
@@ -266,8 +318,18 @@ def main() -> None:
     print(
         f"shots_stage also chose {n_keyframes} keyframes with thumbnails "
         f"({n_removed} near-duplicates removed); slowdown vs bare "
-        f"{(med['shots_stage'] / med['bare'] - 1) * 100:+.1f}% (target <= +10%)"
+        f"{(med['shots_stage_no_text'] / med['bare'] - 1) * 100:+.1f}% without text-aware "
+        f"sampling (target <= +10%), {(med['shots_stage'] / med['bare'] - 1) * 100:+.1f}% with it"
     )
+    ts = text_sampling["text_sampling"]
+    for label in ("text_sampling", "keyframes_only"):
+        f = ts[label]
+        print(
+            f"titles {label:<15} shots {f['shots_s']:.2f} s + OCR {f['ocr_s']:.2f} s = "
+            f"{f['total_s']:.2f} s, {f['keyframes_read']} keyframes read, "
+            f"titles {f['titles_found']}"
+        )
+    print(f"text-aware sampling costs {ts['cost_ratio']:.2f}x plain keyframe OCR (shots + OCR)")
     for name, figures in {**ocr, **embeddings}.items():
         print(
             f"{name:<22} stage {figures['stage_per_s']:8.2f}/s  bare {figures['bare_per_s']:8.2f}/s"
@@ -292,7 +354,7 @@ def main() -> None:
                 "keyframes": n_keyframes,
                 "duplicates_removed": n_removed,
                 **long,
-                **{k: v for k, v in {**ocr, **embeddings}.items()},
+                **{k: v for k, v in {**ocr, **text_sampling, **embeddings}.items()},
             }
         )
     )

@@ -5,6 +5,9 @@
 - cuts on generated fades and dissolves (archive_pipeline.quality.generated: fade-in at the
   start, fade-out at the end, 1 s and 1.5 s dissolves, fade through black, fade-out then cut,
   cut then fade-out): one cut expected inside each transition, and frames left in no shot;
+- titles found of those shown on generated one-shot videos (quality.generated.title_videos:
+  8 titles, 2 s each between keyframes, sizes 22-56 px, some faded), with text-aware sampling
+  and without;
 - OCR character error rate on ocr/phototest.tif (whitespace collapsed, case kept) and the share of
   video/counter.mp4 frames whose frame number is read exactly, for RapidOCR (default) and, when
   the PaddleOCR environment exists (.venv-paddle, `make install-paddle`), PaddleOCR;
@@ -78,6 +81,72 @@ def transition_quality(media: Path) -> dict:
                 "videos": len(made),
                 "frames_in_no_shot": uncovered,
             }
+    return out
+
+
+def read_titles(shots, ocr, root: Path, videos) -> dict:
+    """Run shots+keyframes then OCR over the generated title videos in `root`: titles found
+    (all words in order; also ignoring spaces, for OCR that runs words together), keyframes
+    read and seconds per stage."""
+    import time
+
+    from archive_pipeline.quality import normalise_text
+    from archive_pipeline.stages.base import CatalogItem
+    from archive_pipeline.stages.ocr import KeyframeRef, OcrItem
+
+    found = found_squashed = titles = keyframes = 0
+    shots_s = ocr_s = 0.0
+    missed = []
+    for video in videos:
+        item = CatalogItem(video.name, f"{video.name}.mp4", video.name, video.name, None)
+        start = time.perf_counter()
+        result = shots.process(item)
+        shots_s += time.perf_counter() - start
+        refs = tuple(
+            KeyframeRef(str(i), i, k["shot_index"], k["time_s"], k["frame_index"])
+            for i, k in enumerate(result["keyframes"])
+        )
+        keyframes += len(refs)
+        start = time.perf_counter()
+        read = ocr.process(OcrItem(item, refs, video.name))
+        ocr_s += time.perf_counter() - start
+        text = normalise_text(" ".join(ln.text for f in read["frames"] for ln in f["lines"]))
+        for title in video.titles:
+            titles += 1
+            wanted = normalise_text(title.text)
+            found += f" {wanted} " in f" {text} "
+            found_squashed += wanted.replace(" ", "") in text.replace(" ", "")
+            if f" {wanted} " not in f" {text} ":
+                missed.append(title.text)
+    return {
+        "titles": titles,
+        "found": found,
+        "found_ignoring_spaces": found_squashed,
+        "missed": missed,
+        "keyframes_read": keyframes,
+        "shots_s": round(shots_s, 2),
+        "ocr_s": round(ocr_s, 2),
+    }
+
+
+def title_quality() -> dict:
+    """Titles found of those shown (generated set: 8 titles on 4 one-shot videos, shown 2 s
+    between keyframes), with text-aware sampling (default) and without."""
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.quality.generated import title_videos
+    from archive_pipeline.stages.keyframes import KeyframeSettings
+    from archive_pipeline.stages.ocr import FrameTextStage
+    from archive_pipeline.stages.shots import ShotsStage
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = title_videos(Path(tmp))
+        ocr = FrameTextStage(LocalStore(tmp))
+        ocr.setup()
+        for label, every in (("text_sampling", 1.0), ("keyframes_only", 0.0)):
+            shots = ShotsStage(LocalStore(tmp), keyframes=KeyframeSettings(text_every_s=every))
+            shots.setup()
+            out[label] = read_titles(shots, ocr, Path(tmp), videos)
     return out
 
 
@@ -157,6 +226,13 @@ def main() -> None:
             f"R {match['recall']:.2f} F1 {match['f1']:.2f}, frames in no shot "
             f"{match['frames_in_no_shot']}"
         )
+    titles = title_quality()
+    for label, figures in titles.items():
+        print(
+            f"titles {label:<15} found {figures['found']}/{figures['titles']} "
+            f"({figures['found_ignoring_spaces']} ignoring spaces), "
+            f"{figures['keyframes_read']} keyframes read; missed {figures['missed']}"
+        )
     ocr = {"rapidocr": ocr_quality(args.shared_media, "rapidocr")}
     paddle_python = REPO / ".venv-paddle/bin/python"
     if paddle_python.exists():
@@ -185,6 +261,7 @@ def main() -> None:
                 "benchmark": "vision_quality",
                 "cuts": cuts,
                 "transitions": transitions,
+                "titles": titles,
                 "ocr": ocr,
                 "german_cer": german["german_cer"],
             },

@@ -25,7 +25,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from archive_pipeline.quality.generated import Title, titled_video
+
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+FONT_REGULAR = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 # (espeak-ng voice, pitch 0-99): two clearly different voices, like two real people.
 VOICES = {"A": ("en-us+m3", 25), "B": ("en-gb+f3", 85), "C": ("en+m1", 45)}
 
@@ -82,6 +85,47 @@ BILINGUAL = [
         "Vielen Dank für das Gespräch, wir hören uns nächste Woche wieder, auf Wiederhören.",
     ),
 ]
+
+FILM_TITLE = "KINO NORD PRESENTS"
+PRESS_RELEASE = [
+    [
+        "STADTARCHIV BERLIN",
+        "Pressemitteilung vom 12. Mai 1978",
+        "Die neue Fähre nach Spandau fährt ab Montag.",
+        "Fahrkarten gibt es am Hafen.",
+    ],
+    [
+        "BERLIN CITY ARCHIVE",
+        "Press release, 12 May 1978",
+        "The new ferry to Spandau runs from Monday.",
+        "Tickets are sold at the harbour.",
+    ],
+]
+
+
+def scanned_pages(out: Path, pages: list[list[str]]) -> None:
+    """A multi-page greyscale TIFF like a flatbed scan: off-white paper, slight noise, a line of
+    text per entry (the first larger), 150 dpi A5."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1978)
+    images = []
+    for lines in pages:
+        image = Image.new("L", (874, 1240), 236)
+        draw = ImageDraw.Draw(image)
+        y = 120
+        for i, line in enumerate(lines):
+            font = ImageFont.truetype(FONT if i == 0 else FONT_REGULAR, 40 if i == 0 else 28)
+            draw.text((80, y), line, fill=25, font=font)
+            y += 90 if i == 0 else 60
+        noisy = np.asarray(image, np.int16) + rng.normal(0, 6, (1240, 874)).astype(np.int16)
+        images.append(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)))
+    images[0].save(
+        out, save_all=True, append_images=images[1:], compression="tiff_lzw", dpi=(150, 150)
+    )
+
 
 SHARED = [
     # (source under ../shared/media, key in the inbox, catalogue.csv metadata or None)
@@ -302,6 +346,26 @@ def build_demo_inbox(inbox: Path, *, shared_media: Path | None = None) -> list[D
             }
         )
         items.append(DemoItem("film/reel_0042.mp4", "1960s"))
+
+        # a title card shown for 2 s in the middle of a shot: only text-aware sampling sees it
+        title_film = inbox / "film/kino_nord_1965.mp4"
+        titled_video(title_film, [Title(FILM_TITLE, 2.0, 4.0, size=44, fade_s=0.3)])
+        catalogue.append(
+            {"path": "film/kino_nord_1965.mp4", "year": "1965", "title": "Kino Nord: opening"}
+        )
+        items.append(DemoItem("film/kino_nord_1965.mp4", "1960s"))
+
+        # a scanned two-page press release (German, then English), a still item
+        scan = inbox / "scans/pressemitteilung_1978.tif"
+        scanned_pages(scan, PRESS_RELEASE)
+        catalogue.append(
+            {
+                "path": "scans/pressemitteilung_1978.tif",
+                "year": "1978",
+                "title": "Pressemitteilung: Neue Fähre",
+            }
+        )
+        items.append(DemoItem("scans/pressemitteilung_1978.tif", "1970s"))
 
         untitled = inbox / "misc/untitled_tape.wav"
         untitled.parent.mkdir(parents=True, exist_ok=True)

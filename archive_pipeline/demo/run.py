@@ -21,11 +21,14 @@ from archive_pipeline.runner import planned_decades, run_decades
 
 EXAMPLE_SEARCHES = [
     # (query, options): a spoken phrase, words shown on screen with a temporal filter, a speaker,
-    # a German question answered by German and English speech (one multilingual vector space)
+    # a German question answered by German and English speech (one multilingual vector space),
     ("ask not what your country can do for you", {}),
     ("tram line in the nineties", {}),
     ("walked across the ice", {"speaker": "Dock worker", "mode": "text"}),
     ("Menschen an der Grenze", {"mode": "vector"}),
+    # a title card shown 2 s mid-shot (text-aware sampling), a scanned page (a still item)
+    ("Kino Nord presents", {"mode": "text"}),
+    ("Fähre nach Spandau", {"mode": "text"}),
 ]
 
 

@@ -43,24 +43,7 @@ def character_error_rate(reference: str, hypothesis: str) -> float:
 def cuts_match(found: Sequence[int], expected: Sequence[int], *, tolerance: int = 1) -> dict:
     """Cut precision/recall: each expected cut matched by at most one found cut within
     `tolerance` frames."""
-    unmatched = list(expected)
-    hits = 0
-    for cut in found:
-        match = next((e for e in unmatched if abs(e - cut) <= tolerance), None)
-        if match is not None:
-            unmatched.remove(match)
-            hits += 1
-    precision = hits / len(found) if found else 1.0
-    recall = hits / len(expected) if expected else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "hits": hits,
-        "found": len(found),
-        "expected": len(expected),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-    }
+    return transitions_match(found, [(cut, cut) for cut in expected], tolerance=tolerance)
 
 
 def speech_references(speech_dir: Path) -> dict[str, str]:
