@@ -13,7 +13,14 @@ from archive_pipeline.core.images import ImageDecodeError, iter_pages
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
-from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, VisionModels
+from archive_pipeline.defs.vision.checks import frame_text_checks, keyframes_checks, shots_checks
+from archive_pipeline.resources import (
+    CheckSettings,
+    LanceWarehouse,
+    LocalMediaStore,
+    RayResource,
+    VisionModels,
+)
 from archive_pipeline.schemas import TABLES
 from archive_pipeline.search.documents import keyframe_documents
 from archive_pipeline.stages.base import catalog_items
@@ -53,9 +60,19 @@ def stills(tmp_path_factory, shared_media):
         "warehouse": LanceWarehouse(root=str(root / "wh")),
         "ray": RayResource(address="inline"),
         "vision_models": VisionModels(),
+        "check_settings": CheckSettings(),
     }
     result = dg.materialize(
-        [media_catalog, shots_and_keyframes, frame_text], partition_key="1980s", resources=resources
+        [
+            media_catalog,
+            shots_and_keyframes,
+            frame_text,
+            shots_checks,
+            keyframes_checks,
+            frame_text_checks,
+        ],
+        partition_key="1980s",
+        resources=resources,
     )
     return root, result, Warehouse(str(root / "wh"))
 
@@ -115,6 +132,11 @@ def test_stills_become_keyframes_with_text_and_one_document_per_page(stills):
         assert PAGES[i].lower() in text.lower(), text
     rotated = next(d for d in documents if d["uri"].endswith("rotated.jpg"))
     assert "UPRIGHT PHOTO CAPTION" in rotated["text"]
+    # the checks see the stills: rows for every item (no shots expected of a still)
+    checks = {(c.asset_key.path[-1], c.check_name): c for c in result.get_asset_check_evaluations()}
+    assert checks[("shots", "rows_for_every_item")].passed
+    assert checks[("keyframes", "rows_for_every_item")].passed
+    assert checks[("frame_text", "rows_for_every_item")].passed
     md = result.asset_materializations_for_node("shots_and_keyframes")
     assert any(m.metadata.get("stills") and m.metadata["stills"].value == 6 for m in md)
 
