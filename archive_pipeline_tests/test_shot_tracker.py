@@ -140,6 +140,7 @@ def test_best_reading_of_a_line_across_frames():
 
     box = (10.0, 10.0, 200.0, 10.0, 200.0, 40.0, 10.0, 40.0)
     low = (10.0, 300.0, 200.0, 300.0, 200.0, 330.0, 10.0, 330.0)
+    title = np.full((12, 96), 200, np.int16)
     frames = [
         [TextLine("Big Buck BUNKY", 0.81, box)],
         [TextLine("Big Buck BUNNY", 0.97, box), TextLine("caption", 0.9, low)],
@@ -147,7 +148,8 @@ def test_best_reading_of_a_line_across_frames():
         [],
         [TextLine("Big Buck BUNKY", 0.8, box)],  # after a gap: a new appearance
     ]
-    best = best_readings(frames)
+    signatures = [[title], [title + 5, title], [title - 5], [], [title]]
+    best = best_readings(frames, signatures)
     assert [line.text for line in best[0] + best[1] + best[2]] == [
         "Big Buck BUNNY",
         "Big Buck BUNNY",
@@ -155,3 +157,15 @@ def test_best_reading_of_a_line_across_frames():
         "Big Buck BUNNY",
     ]
     assert best[4][0].text == "Big Buck BUNKY"
+
+
+def test_changed_text_in_the_same_place_keeps_its_own_reading():
+    from archive_pipeline.stages.ocr import TextLine, best_readings
+
+    box = (10.0, 10.0, 200.0, 10.0, 200.0, 40.0, 10.0, 40.0)
+    six = np.full((12, 96), 30, np.int16)
+    sixteen = six.copy()
+    sixteen[:, 60:72] = 230  # one more digit drawn: the pixels changed
+    frames = [[TextLine("Frame = 6", 0.94, box)], [TextLine("Frame = 16", 1.0, box)]]
+    best = best_readings(frames, [[six], [sixteen]])
+    assert [b[0].text for b in best] == ["Frame = 6", "Frame = 16"]

@@ -130,7 +130,9 @@ class ShotTracker:
         self.threshold = threshold
         self.horizon = max(2, round(fade_s * (fps if fps > 0 else 25.0)))
         self.scenes: list[tuple[int, int]] = []
-        self._frames: collections.deque[_Seen] = collections.deque()  # not yet decided
+        # frames not yet decided: (index, part of a transition)
+        self._frames: collections.deque[tuple[int, bool]] = collections.deque()
+        self._shot = 0  # shot of the next frame to decide (boundaries passed so far)
         self._boundaries: list[int] = []  # accepted: first frames of shots after the first
         self._candidates: list[tuple[int, str, int]] = []  # (first frame, kind, run's last)
         self._run: list[_Seen] = []
@@ -148,7 +150,7 @@ class ShotTracker:
         grey, dark = _normalised_grey(small)
         flagged = score > self.threshold * WEAK
         seen = _Seen(index, float(score), flagged, dark, grey)
-        self._frames.append(seen)
+        self._frames.append((index, flagged or dark))
         self._last = index
         if dark:
             self._last_black = index
@@ -247,10 +249,11 @@ class ShotTracker:
         if self._candidates:
             limit = min(limit, self._candidates[0][0])
         decisions = []
-        while self._frames and self._frames[0].index < limit:
-            seen = self._frames.popleft()
-            shot = sum(1 for b in self._boundaries if b <= seen.index)
-            decisions.append(Decision(seen.index, shot, seen.flagged or seen.dark))
+        while self._frames and self._frames[0][0] < limit:
+            index, transition = self._frames.popleft()
+            while self._shot < len(self._boundaries) and self._boundaries[self._shot] <= index:
+                self._shot += 1
+            decisions.append(Decision(index, self._shot, transition))
         return decisions
 
 

@@ -134,28 +134,52 @@ def _box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def best_readings(frames: list[list[TextLine]]) -> list[list[TextLine]]:
+LINE_SIGNATURE = (12, 96)  # (h, w) grey crop of a line, compared across frames
+SAME_LINE_CHANGED = 0.03  # ... at most this share of its pixels changed: the same rendering
+
+
+def line_signature(image: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    """The line's bounding box as a small grey image (LINE_SIGNATURE), to tell whether a line
+    in the same place on another frame is the same rendering or changed text."""
+    from PIL import Image
+
+    xs, ys = box[0::2], box[1::2]
+    x0, x1 = max(0, int(min(xs))), min(image.shape[1], int(max(xs)) + 1)
+    y0, y1 = max(0, int(min(ys))), min(image.shape[0], int(max(ys)) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros(LINE_SIGNATURE, np.int16)
+    crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1])).convert("L")
+    size = (LINE_SIGNATURE[1], LINE_SIGNATURE[0])
+    return np.asarray(crop.resize(size, Image.Resampling.BOX), np.int16)
+
+
+def best_readings(
+    frames: list[list[TextLine]], signatures: list[list[np.ndarray]]
+) -> list[list[TextLine]]:
     """Lines of consecutive frames (in time order) that are the same line on screen (boxes
-    overlapping, readings alike) all take the reading of the most confident of them: a title
-    read as 'BUNKY' on one frame and 'BUNNY' on the next is 'BUNNY' on both."""
+    overlapping, readings alike, and the same pixels: changed text such as a clock or a
+    counter is not the same line) all take the reading of the most confident of them: a
+    title read as 'BUNKY' on one frame and 'BUNNY' on the next is 'BUNNY' on both.
+    `signatures[f][i]`: `line_signature` of line i of frame f."""
     import difflib
+
+    def same(f: int, i: int, j: int) -> bool:
+        line, other = frames[f][i], frames[f - 1][j]
+        changed = np.abs(signatures[f][i] - signatures[f - 1][j]) > CHANGED_LEVEL
+        return (
+            _box_iou(line.box, other.box) >= SAME_LINE_OVERLAP
+            and float(changed.mean()) <= SAME_LINE_CHANGED
+            and difflib.SequenceMatcher(None, line.text, other.text).ratio() >= SAME_LINE_READING
+        )
 
     chains: list[list[tuple[int, int]]] = []  # (frame, line) positions of one line on screen
     open_chains: dict[int, int] = {}  # line index in the previous frame -> chain
     for f, lines in enumerate(frames):
         now: dict[int, int] = {}
-        previous = frames[f - 1] if f else []
-        for i, line in enumerate(lines):
+        for i in range(len(lines)):
+            taken = set(now.values())
             match = next(
-                (
-                    j
-                    for j, other in enumerate(previous)
-                    if j in open_chains
-                    and open_chains[j] not in now.values()
-                    and _box_iou(line.box, other.box) >= SAME_LINE_OVERLAP
-                    and difflib.SequenceMatcher(None, line.text, other.text).ratio()
-                    >= SAME_LINE_READING
-                ),
+                (j for j, chain in open_chains.items() if chain not in taken and same(f, i, j)),
                 None,
             )
             if match is None:
@@ -173,6 +197,9 @@ def best_readings(frames: list[list[TextLine]]) -> list[list[TextLine]]:
         for f, i in chain:
             out[f][i] = TextLine(best.text, best.confidence, frames[f][i].box)
     return out
+
+
+CHANGED_LEVEL = 48  # grey levels (of 255) for a pixel of a line to count as changed
 
 
 def upscaled_crop(image: np.ndarray, box: tuple[float, ...]) -> np.ndarray | None:
@@ -399,11 +426,14 @@ class FrameTextStage(LoadsModels):
         frames: list[dict[str, Any]] = []
         with self.store.local_path(item.video.store_key) as path:
             try:
+                signatures = []
                 for keyframe, image in self._images(item, path):
+                    lines = self.read(image)
+                    signatures.append([line_signature(image, line.box) for line in lines])
                     frames.append(
                         {
                             "keyframe": keyframe,
-                            "lines": self.read(image),
+                            "lines": lines,
                             "width": image.shape[1],
                             "height": image.shape[0],
                         }
@@ -411,7 +441,7 @@ class FrameTextStage(LoadsModels):
             except (NoVideoStreamError, VideoDecodeError, ImageDecodeError) as exc:
                 return ItemFailure(type(exc).__name__, str(exc), item.video.media_id)
         if item.video.kind != "image":  # a still's pages are different pages
-            best = best_readings([frame["lines"] for frame in frames])
+            best = best_readings([frame["lines"] for frame in frames], signatures)
             for frame, lines in zip(frames, best, strict=True):
                 frame["lines"] = lines
         return {"frames": frames}
