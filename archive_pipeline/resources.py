@@ -29,6 +29,7 @@ from archive_pipeline.core.warehouse import (
 )
 from archive_pipeline.models import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 from archive_pipeline.runs import PROCESS_TAG, process_tag
+from archive_pipeline.search.query import DEFAULT_MIN_IMAGE_SIMILARITY, DEFAULT_MIN_SIMILARITY
 from archive_pipeline.stages.base import Compute, InlineCompute
 
 log = logging.getLogger(__name__)
@@ -414,6 +415,16 @@ class SearchIndex(dg.ConfigurableResource):
     vector_index_min_rows: int = Field(
         default=20_000,
         description="Vectors a column needs before it gets an index (below: exact search).",
+    )
+
+    min_similarity: float = Field(
+        default=DEFAULT_MIN_SIMILARITY,
+        description="Relevance floor of search: cosine a vector-only hit needs (search CLI and "
+        "service).",
+    )
+    min_image_similarity: float = Field(
+        default=DEFAULT_MIN_IMAGE_SIMILARITY,
+        description="The same for keyframe images searched by text (image-text model).",
     )
 
     def settings(self):

@@ -48,6 +48,7 @@ class Store(Protocol):
     def stat(self, key: str) -> StoredObject: ...
     def open(self, key: str) -> BinaryIO: ...
     def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
+    def read_range(self, key: str, start: int, end: int) -> Iterator[bytes]: ...
     def uri(self, key: str) -> str: ...
 
     @property
@@ -168,6 +169,21 @@ class LocalStore:
         """Open a file for reading (binary)."""
         return open(self._path(key), "rb")
 
+    def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 16) -> Iterator[bytes]:
+        """Yield bytes start..end (inclusive) of a file, in chunks (the file is opened at once,
+        so a missing file raises here)."""
+        handle = self.open(key)
+
+        def chunks() -> Iterator[bytes]:
+            with handle:
+                handle.seek(start)
+                left = end - start + 1
+                while left > 0 and (data := handle.read(min(chunk, left))):
+                    left -= len(data)
+                    yield data
+
+        return chunks()
+
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         """Yield the file's own path: no copy is needed for a local store."""
@@ -272,6 +288,18 @@ class S3Store:
     def open(self, key: str) -> BinaryIO:
         """Return a streaming body for one object."""
         return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+
+    def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 16) -> Iterator[bytes]:
+        """Yield bytes start..end (inclusive) of an object (one ranged GET, streamed)."""
+        body = self.client.get_object(
+            Bucket=self.bucket, Key=self._full(key), Range=f"bytes={start}-{end}"
+        )["Body"]
+
+        def chunks() -> Iterator[bytes]:
+            with contextlib.closing(body):
+                yield from body.iter_chunks(chunk)
+
+        return chunks()
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:

@@ -37,6 +37,7 @@ from archive_pipeline.resources import (
     SpeechModels,
     VisionModels,
 )
+from archive_pipeline.search.query import DEFAULT_MIN_IMAGE_SIMILARITY, DEFAULT_MIN_SIMILARITY
 
 T = TypeVar("T")
 
@@ -171,10 +172,14 @@ def build_vision_models() -> VisionModels:
 
 
 def build_search_index() -> SearchIndex:
-    """ARCHIVE_SEARCH_VECTOR_INDEX and ARCHIVE_SEARCH_VECTOR_INDEX_MIN_ROWS."""
+    """ARCHIVE_SEARCH_VECTOR_INDEX(_MIN_ROWS) and ARCHIVE_SEARCH_MIN(_IMAGE)_SIMILARITY."""
     return SearchIndex(
         vector_index=_str("ARCHIVE_SEARCH_VECTOR_INDEX", "IVF_HNSW_SQ"),
         vector_index_min_rows=_int("ARCHIVE_SEARCH_VECTOR_INDEX_MIN_ROWS", 20_000),
+        min_similarity=_float("ARCHIVE_SEARCH_MIN_SIMILARITY", DEFAULT_MIN_SIMILARITY),
+        min_image_similarity=_float(
+            "ARCHIVE_SEARCH_MIN_IMAGE_SIMILARITY", DEFAULT_MIN_IMAGE_SIMILARITY
+        ),
     )
 
 

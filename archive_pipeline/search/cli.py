@@ -1,4 +1,6 @@
-"""`archive-search "query" [--decade 1980s] [--mode hybrid] [--json]`: search the archive."""
+"""`archive-search "query" [--decade 1980s] [--mode hybrid] [--json]`: search the archive;
+`archive-search serve [--port 8765]`: the search service and page (a query that is just the word
+"serve" is asked as `archive-search -- serve`)."""
 
 from __future__ import annotations
 
@@ -86,8 +88,43 @@ def voice_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_main(argv: list[str]) -> int:
+    """`archive-search serve`: the search service and page."""
+    import os
+
+    from archive_pipeline.search.service import DEFAULT_HOST, DEFAULT_PORT, serve
+
+    parser = argparse.ArgumentParser(
+        prog="archive-search serve",
+        description="Serve the search API and page over HTTP: /, /search, /thumbnails/{id}, "
+        "/media/{id}, /items/{id}, /options, /healthz, /openapi.json.",
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("ARCHIVE_SEARCH_HOST") or DEFAULT_HOST,
+        help=f"address (ARCHIVE_SEARCH_HOST, default {DEFAULT_HOST}: this machine only)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("ARCHIVE_SEARCH_PORT") or DEFAULT_PORT),
+        help=f"port (ARCHIVE_SEARCH_PORT, default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="load the query model on the first query, not at start",
+    )
+    args = parser.parse_args(argv)
+    serve(host=args.host, port=args.port, warm=not args.no_warm)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one search and print it."""
+    """Run one search and print it (or, with `serve`, the search service)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return serve_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="archive-search",
         description="Search the archive's search_documents (ARCHIVE_WAREHOUSE, default "

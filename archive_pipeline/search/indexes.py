@@ -1,7 +1,7 @@
 """Indexes of `search_documents`: BM25 full-text on `text` (English analyser, for readers of the
 table) and per language on `text_en` / `text_de` (what the searcher matches), BITMAP on `decade`
-and `kind`, and a vector index per vector column once it holds enough vectors (below that, exact
-search is both exact and fast: a few thousand dot products)."""
+and `kind`, BTREE on `media_id`, and a vector index per vector column once it holds enough
+vectors (below that, exact search is both exact and fast: a few thousand dot products)."""
 
 from __future__ import annotations
 
@@ -42,13 +42,14 @@ def ensure_indexes(table, settings: IndexSettings) -> dict[str, str]:
     """Create the missing indexes of a search_documents table; returns {column: index type} of
     what exists afterwards. New rows reach existing indexes through `Warehouse.maintain`
     (optimize); until then Lance searches them exhaustively, so nothing is missed."""
-    from lancedb.index import FTS, Bitmap
+    from lancedb.index import FTS, Bitmap, BTree
 
     existing = {tuple(ix.columns): ix.index_type for ix in table.list_indices()}
     # (the BITMAP on `decade` is made by `Warehouse.replace` for every table)
     # `text` keeps one English-analysed index for readers of the table; the searcher matches the
     # per-language columns, each with its own language's stemming and stop words
-    wanted = [("text", lambda: FTS(with_position=False)), ("kind", Bitmap)]
+    # media_id: the documents of items whose title matched (search/query.py) are read by it
+    wanted = [("text", lambda: FTS(with_position=False)), ("kind", Bitmap), ("media_id", BTree)]
     wanted += [
         (column, lambda language=language: FTS(with_position=False, language=language))
         for column, language in FTS_LANGUAGES.items()

@@ -1,5 +1,14 @@
 """Search over `search_documents`: BM25 full text, vector, and hybrid by reciprocal rank fusion.
 
+Scores (`SearchHit.score`, 0..1, `SearchResults.score_meaning` names which): text mode, BM25
+relative to the best hit of the query; vector mode, the cosine similarity of query and document;
+fused results (hybrid, or whenever several lists are fused: keyframe images, titles), the
+reciprocal-rank-fusion sum divided by its maximum (first in every list searched). `raw_score`
+keeps the retriever's own number. Vector hits below a relevance floor (cosine
+`min_similarity`) are left out unless a word search also found them; the results count them.
+Media titles and file names are searched too: an item whose title or file name holds the query's
+words brings its first document as a hit (`matched_by` 'title').
+
 Filters (decades, kinds, speaker) are applied before ranking (Lance prefilter), so a decade
 filter prunes through the BITMAP index on `decade` instead of ranking the whole archive. Vector
 search embeds the query with the same text model as `segment_embeddings` (MiniLM, or OpenCLIP's
@@ -9,7 +18,10 @@ images are searched too (text -> frame) and fused like another ranked list.
 
 from __future__ import annotations
 
+import bisect
 import re
+import threading
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +38,27 @@ if TYPE_CHECKING:
     from archive_pipeline.stages.embeddings import ClipSettings
 
 MODES = ("text", "vector", "hybrid")
+VECTOR_LISTS = ("vector", "image")  # ranked lists the relevance floor applies to
+# Cosine similarity a vector-only hit needs (ARCHIVE_SEARCH_MIN_SIMILARITY). Measured on the
+# 40 English/German query-sentence pairs of benchmarks/data/en_de_pairs.json with the default
+# multilingual USE (`benchmarks/retrieval_quality.py` prints the table): 0.25 keeps 96% of the
+# relevant pairs and 1.4% of the irrelevant ones.
+DEFAULT_MIN_SIMILARITY = 0.25
+# The same for keyframe images searched by text (ARCHIVE_SEARCH_MIN_IMAGE_SIMILARITY): image-text
+# cosines of CLIP models sit lower (matching pairs ~0.25-0.35, unrelated ~0.1-0.2 for ViT-B-32 as
+# commonly reported); not measured here, where no OpenCLIP weights are installed.
+DEFAULT_MIN_IMAGE_SIMILARITY = 0.2
+SCORE_MEANINGS = {
+    "bm25_relative": "BM25 score divided by the best hit's (1.0: the best word match)",
+    "cosine": "cosine similarity of query and document vectors (-1..1)",
+    "rrf_normalised": "reciprocal rank fusion sum / its maximum (1.0: first in every list)",
+}
+MAX_QUERY_CHARS = 1000
+MAX_LIMIT = 200
+# words that say nothing about a title or file name (English and German)
+_STOP_EN = "a an and at by for from in into is of on or the to with was were what who"
+_STOP_DE = "der die das den dem des ein eine einer und oder im am vom zum zur mit von für ist war"
+TITLE_STOP_WORDS = frozenset(f"{_STOP_EN} {_STOP_DE}".split())
 VECTOR_MODEL_COLUMNS = (("vector", "model_id"), ("image_vector", "image_model_id"))
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009; LanceDB's RRFReranker default)
 COLUMNS = [
@@ -56,7 +89,8 @@ class SearchHit:
     """One result: where to play it, what matched, and how it ranked."""
 
     rank: int
-    score: float
+    score: float  # 0..1 as `SearchResults.score_meaning` says
+    raw_score: float  # the retriever's own: BM25, cosine similarity, or the RRF sum
     kind: str
     uri: str
     media_id: str
@@ -104,6 +138,10 @@ class SearchResults:
     retrievers: list[str]
     notes: list[str] = field(default_factory=list)
     languages: tuple[str, ...] | None = None
+    score_meaning: str = "bm25_relative"  # a key of SCORE_MEANINGS
+    min_similarity: float | None = None  # the relevance floor applied to vector hits
+    below_floor: int = 0  # hits left out because their only match was below the floor
+    known_speakers: list[str] | None = None  # when the speaker filter matched no one
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -165,6 +203,66 @@ def _and(*parts: str | None) -> str | None:
     return " AND ".join(p for p in parts if p) or None
 
 
+def words(text: str) -> list[str]:
+    """Lower-case words of a title, file name or query: split at anything not a letter or
+    digit (underscores, dots and slashes too), accents kept (Fähre stays fähre)."""
+    return re.findall(r"[^\W_]+", unicodedata.normalize("NFC", text).casefold())
+
+
+@dataclass
+class TitleIndex:
+    """Words of each item's title and file name (path under the store root), for matching
+    the query's words; prefix lookups for words of 4+ letters ("bunn" finds "bunny")."""
+
+    postings: dict[str, set[str]]  # word -> media_ids
+    sorted_words: list[str]
+    decade_of: dict[str, str]
+    length: dict[str, int]  # words in the item's title and file name
+
+    @classmethod
+    def build(cls, rows: list[dict]) -> TitleIndex:
+        """From media_catalog rows (media_id, decade, title, store_key)."""
+        postings: dict[str, set[str]] = {}
+        decade_of, length = {}, {}
+        for row in rows:
+            media = row["media_id"]
+            if not media:
+                continue
+            found = set(words(f"{row['title'] or ''} {row['store_key'] or ''}"))
+            for word in found:
+                postings.setdefault(word, set()).add(media)
+            decade_of[media] = row["decade"]
+            length[media] = len(found)
+        return cls(postings, sorted(postings), decade_of, length)
+
+    def _with(self, word: str) -> set[str]:
+        found = set(self.postings.get(word, ()))
+        if len(word) >= 4:
+            at = bisect.bisect_left(self.sorted_words, word)
+            while at < len(self.sorted_words) and self.sorted_words[at].startswith(word):
+                found |= self.postings[self.sorted_words[at]]
+                at += 1
+        return found
+
+    def match(self, query: str, decades: tuple[str, ...] | None = None) -> list[str]:
+        """media_ids whose title or file name holds at least half of the query's words (stop
+        words aside), most words held first, then the shortest title."""
+        wanted = [w for w in dict.fromkeys(words(query)) if w not in TITLE_STOP_WORDS]
+        if not wanted:
+            return []
+        held: dict[str, int] = {}
+        for word in wanted:
+            for media in self._with(word):
+                held[media] = held.get(media, 0) + 1
+        need = max(1, (len(wanted) + 1) // 2)
+        chosen = [
+            m
+            for m, n in held.items()
+            if n >= need and (not decades or self.decade_of.get(m) in decades)
+        ]
+        return sorted(chosen, key=lambda m: (-held[m], self.length[m], m))
+
+
 class Searcher:
     """Searches one warehouse's search_documents; loads the query embedder on first vector use."""
 
@@ -177,11 +275,18 @@ class Searcher:
         ef: int = 160,
         refine_factor: int | None = 4,
         refresh_s: float = 10.0,
+        min_similarity: float = DEFAULT_MIN_SIMILARITY,
+        min_image_similarity: float = DEFAULT_MIN_IMAGE_SIMILARITY,
+        embedder: Any = None,
     ) -> None:
+        """`embedder`: a loaded query embedder (its `model_id` and `embed(texts)`), else the
+        configured text model is loaded on first vector use."""
         from archive_pipeline.stages.embeddings import ClipSettings
 
         self.warehouse = warehouse
         self.clip = clip or ClipSettings()
+        self.min_similarity = min_similarity
+        self.min_image_similarity = min_image_similarity
         self.nprobes = nprobes
         self.ef = ef
         self.refine_factor = refine_factor
@@ -189,13 +294,22 @@ class Searcher:
         self._db = None  # the connection of `table` (and of the keyframes' thumbnails)
         self._table = None
         self._keyframes = None
-        self._embedder = None
+        self._embedder = embedder
+        self._lock = threading.RLock()  # lazy opening and the embedder, for threaded servers
+        self._titles: tuple[int, TitleIndex] | None = None
+        self._speakers: tuple[int, list[str]] | None = None
         self._vector_models: tuple[int, dict[str, set[str]]] | None = None
         self._fts_indexed: tuple[int, list[str] | str] | None = None
 
     @property
     def table(self):
         """The search_documents table (error when it was never materialised)."""
+        if self._table is None:
+            with self._lock:
+                self._open()
+        return self._table
+
+    def _open(self) -> None:
         if self._table is None:
             import datetime as dt
 
@@ -217,22 +331,24 @@ class Searcher:
                 read_consistency_interval=dt.timedelta(seconds=self.refresh_s),
             )
             self._table = self._db.open_table(TABLE)
-        return self._table
 
     @property
     def text_model_id(self) -> str:
         """Model id of the query embedder (must match the table's vectors)."""
+        if self._embedder is not None:
+            return self._embedder.model_id
         from archive_pipeline.stages.embeddings import text_model_id
 
         return text_model_id(self.clip)
 
     def embed(self, text: str) -> np.ndarray:
-        """The query's vector (model loaded once per Searcher)."""
-        if self._embedder is None:
-            from archive_pipeline.stages.embeddings import TextEmbedder
+        """The query's vector (model loaded once per Searcher; one query at a time)."""
+        with self._lock:
+            if self._embedder is None:
+                from archive_pipeline.stages.embeddings import TextEmbedder
 
-            self._embedder = TextEmbedder(self.clip)
-        return self._embedder.embed([text])[0]
+                self._embedder = TextEmbedder(self.clip)
+            return self._embedder.embed([text])[0]
 
     def vector_models(self) -> dict[str, set[str]]:
         """{vector column: model ids in the table}, read again when the table has a new version.
@@ -309,19 +425,22 @@ class Searcher:
         thumbnails: bool = True,
         candidates: int | None = None,
         vector: np.ndarray | None = None,
+        titles: bool = True,
     ) -> SearchResults:
         """Search; `temporal` maps words like "in 1989" or "the eighties" to a decade filter
         when no `decades` are given (the results say so). `vector`: the query's embedding when
         the caller has it (skips the embedder); `candidates`: hits each ranked list brings to
         the fusion (default max(4 x limit, 40)); `languages`: only documents in these
         languages (codes such as 'de', 'en': a segment's detected language; a keyframe's is its
-        overlapping speech's)."""
+        overlapping speech's); `titles`: also match media titles and file names."""
         if mode not in MODES:
             raise SearchError(f"mode must be one of {MODES}, not {mode!r}")
         if not query or not query.strip():
             raise SearchError("empty query")
-        if limit < 1:
-            raise SearchError("limit must be at least 1")
+        if len(query) > MAX_QUERY_CHARS:
+            raise SearchError(f"query longer than {MAX_QUERY_CHARS} characters")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
         bad = [d for d in decades or () if d not in PARTITION_KEYS]
         if bad:
             raise SearchError(f"unknown decade {bad}: use {', '.join(PARTITION_KEYS)}")
@@ -339,29 +458,52 @@ class Searcher:
         if bad:
             raise SearchError(f"language codes are ISO 639 codes such as 'de' or 'en', not {bad}")
         languages = tuple(languages) if languages else None
+        speaker = speaker.strip() if speaker and speaker.strip() else None
         where = build_filter(chosen, kinds, speaker, languages)
-        images = mode != "text" and self._image_search(kinds)
-        fusing = mode == "hybrid" or images  # several ranked lists: each brings candidates
-        k = (candidates or max(limit * 4, 40)) if fusing else limit
         notes: list[str] = []
+        images = mode != "text" and self._image_search(kinds, notes)
+        title_rows = self._title_matches(text, where, chosen) if titles else []
+        fusing = mode == "hybrid" or images or bool(title_rows)  # several ranked lists
+        k = (candidates or max(limit * 4, 40)) if fusing else limit
         ranked: dict[str, list[dict]] = {}
         if mode in ("text", "hybrid"):
             ranked["text"] = self._fts(text, where, k)
         if mode in ("vector", "hybrid"):
             ranked.update(self._vector_lists(text, vector, where, k, images, notes))
-        if fusing:
-            rows = {row["row_id"]: row for rows in ranked.values() for row in rows}
-            fused = reciprocal_rank_fusion({n: [r["row_id"] for r in v] for n, v in ranked.items()})
-            ordered = [(rows[item], score, ranks) for item, score, ranks in fused[:limit]]
-        else:
-            ((name, rows_of),) = ranked.items()
-            ordered = [(row, row["_similarity"], {name: i}) for i, row in enumerate(rows_of, 1)]
+        if title_rows:
+            ranked["title"] = title_rows[:k]
+        ordered, below_floor = self._rank(ranked, limit, fusing)
+        if below_floor:
+            notes.append(
+                f"{below_floor} hit(s) left out: their only match was a vector similarity below "
+                f"the relevance floor ({self.min_similarity:g})"
+            )
         hits = [
-            self._hit(i, row, score, ranks, text)
-            for i, (row, score, ranks) in enumerate(ordered, 1)
+            # a document found by its item's title alone plays from the start of its span
+            self._hit(
+                i,
+                {**row, "time_s": row["start_s"]} if set(ranks) == {"title"} else row,
+                score,
+                raw,
+                ranks,
+                text,
+            )
+            for i, (row, score, raw, ranks) in enumerate(ordered, 1)
         ]
+        known = None
+        if speaker and not hits and not self.table.count_rows(build_filter(None, None, speaker)):
+            known = self.known_speakers()
+            notes.append(
+                f"no speaker {speaker!r} in the archive; known names: "
+                f"{', '.join(known[:50]) or 'none'}"
+                f"{' …' if len(known) > 50 else ''} (a diarisation label such as SPEAKER_00 "
+                "also works)"
+            )
         if thumbnails:
             self._attach_thumbnails(hits)
+        score_meaning = (
+            "rrf_normalised" if fusing else ("cosine" if mode == "vector" else "bm25_relative")
+        )
         return SearchResults(
             query=query,
             searched_text=text,
@@ -375,13 +517,121 @@ class Searcher:
             retrievers=list(ranked),
             notes=notes,
             languages=languages,
+            score_meaning=score_meaning,
+            min_similarity=self.min_similarity if mode != "text" else None,
+            below_floor=below_floor,
+            known_speakers=known,
         )
 
-    def _image_search(self, kinds) -> bool:
-        """Whether keyframe images can be searched with the query text (same model)."""
-        return self.text_model_id in self.vector_models()["image_vector"] and (
-            not kinds or "keyframe" in kinds
+    def _rank(
+        self, ranked: dict[str, list[dict]], limit: int, fusing: bool
+    ) -> tuple[list[tuple[dict, float, float, dict[str, int]]], int]:
+        """(row, normalised score, raw score, {list: rank}) best first, and how many of the top
+        `limit` were left out by the relevance floor (vector-only hits below it)."""
+        floored = {
+            name: [r for r in rows if name not in VECTOR_LISTS or self._above_floor(name, r)]
+            for name, rows in ranked.items()
+        }
+        if not fusing:
+            ((name, rows),) = ranked.items()
+            kept = floored[name][:limit]
+            best = max((r["_similarity"] for r in kept), default=0.0)
+            ordered = [
+                (
+                    row,
+                    row["_similarity"] if name in VECTOR_LISTS else row["_similarity"] / best,
+                    row["_similarity"],
+                    {name: i},
+                )
+                for i, row in enumerate(kept, 1)
+            ]
+            return ordered, min(limit, len(rows)) - len(kept)
+        rows_by_id = {row["row_id"]: row for rows in ranked.values() for row in rows}
+
+        def fuse(lists):
+            return reciprocal_rank_fusion({n: [r["row_id"] for r in v] for n, v in lists.items()})
+
+        fused = fuse(floored)[:limit]
+        unfloored = {item for item, _, _ in fuse(ranked)[:limit]}
+        best = len(ranked) / (RRF_K + 1)  # first in every list searched
+        ordered = [(rows_by_id[item], score / best, score, ranks) for item, score, ranks in fused]
+        return ordered, len(unfloored - {item for item, _, _ in fused})
+
+    def _above_floor(self, name: str, row: dict) -> bool:
+        floor = self.min_image_similarity if name == "image" else self.min_similarity
+        return row["_similarity"] >= floor
+
+    def known_speakers(self) -> list[str]:
+        """The speaker names in the table (catalogue names, not labels), read once per
+        table version."""
+        version = self.table.version
+        if self._speakers is None or self._speakers[0] != version:
+            import pyarrow.compute as pc
+
+            names = self.table.to_lance().to_table(
+                columns=["speaker_name"], filter="speaker_name IS NOT NULL"
+            )
+            unique = pc.unique(names.column("speaker_name")).to_pylist()
+            self._speakers = (version, sorted(unique, key=str.casefold))
+        return self._speakers[1]
+
+    def _title_index(self) -> TitleIndex:
+        """Titles and file names of the catalogue, read again when it has a new version."""
+        try:
+            catalog = self._db.open_table("media_catalog")
+        except (ValueError, FileNotFoundError):
+            return TitleIndex.build([])
+        version = catalog.version
+        if self._titles is None or self._titles[0] != version:
+            rows = catalog.to_lance().to_table(columns=["media_id", "decade", "title", "store_key"])
+            self._titles = (version, TitleIndex.build(rows.to_pylist()))
+        return self._titles[1]
+
+    def _title_matches(
+        self, text: str, where: str | None, decades: tuple[str, ...] | None
+    ) -> list[dict]:
+        """The first document (earliest, within the filters) of each item whose title or file
+        name holds the query's words, best match first."""
+        _ = self.table  # opens the connection
+        media = self._title_index().match(text, decades)
+        if not media:
+            return []
+        listed = ", ".join(sql_literal(m) for m in media)
+        rows = (
+            self.table.to_lance()
+            .to_table(columns=COLUMNS, filter=_and(f"media_id IN ({listed})", where))
+            .to_pylist()
         )
+        first: dict[str, dict] = {}
+        for row in rows:
+            held = first.get(row["media_id"])
+            # the earliest span; a keyframe (with its picture) before speech starting with it
+            if held is None or (row["start_s"], row["kind"]) < (held["start_s"], held["kind"]):
+                first[row["media_id"]] = row
+        found = [first[m] for m in media if m in first]
+        for row in found:
+            row["_similarity"] = 1.0
+        return found
+
+    def _image_search(self, kinds, notes: list[str]) -> bool:
+        """Whether keyframe images can be searched with the query text (same model); a note
+        says why not when they cannot."""
+        if kinds and "keyframe" not in kinds:
+            return False
+        if self.text_model_id in self.vector_models()["image_vector"]:
+            return True
+        if not self.clip.configured:
+            notes.append(
+                "keyframe images are not searched: no image-text model is configured "
+                "(ARCHIVE_CLIP_MODEL); keyframes are found by their on-screen text and speech"
+            )
+        else:
+            notes.append(
+                f"keyframe images are not searched: the table holds no image vectors of "
+                f"{self.text_model_id}"
+            )
+        return False
+        return True
 
     def _vector_lists(
         self, text: str, vector: np.ndarray | None, where: str | None, k: int, images: bool, notes
@@ -412,11 +662,12 @@ class Searcher:
         return lists
 
     def _hit(
-        self, rank: int, row: dict, score: float, ranks: dict[str, int], text: str
+        self, rank: int, row: dict, score: float, raw: float, ranks: dict[str, int], text: str
     ) -> SearchHit:
         return SearchHit(
             rank=rank,
             score=round(float(score), 6),
+            raw_score=round(float(raw), 6),
             kind=row["kind"],
             uri=row["uri"],
             media_id=row["media_id"],
@@ -461,15 +712,21 @@ _SEARCHERS: dict[tuple, Searcher] = {}
 
 
 def default_searcher() -> Searcher:
-    """A Searcher on the configured warehouse and text model (ARCHIVE_WAREHOUSE, ARCHIVE_CLIP_*),
-    kept for the process (the query model loads once)."""
-    from archive_pipeline.defs.resources import build_warehouse, outside_run
+    """A Searcher on the configured warehouse, text model and relevance floors
+    (ARCHIVE_WAREHOUSE, ARCHIVE_CLIP_*, ARCHIVE_SEARCH_MIN_*), kept for the process (the query
+    model loads once)."""
+    from archive_pipeline.defs.resources import build_search_index, build_warehouse, outside_run
 
     warehouse = outside_run(build_warehouse).get_warehouse(read_only=True)
     clip = configured_clip()
-    key = (warehouse.root, clip)
+    index = outside_run(build_search_index)
+    floors = {
+        "min_similarity": index.min_similarity,
+        "min_image_similarity": index.min_image_similarity,
+    }
+    key = (warehouse.root, clip, *floors.values())
     if key not in _SEARCHERS:
-        _SEARCHERS[key] = Searcher(warehouse, clip=clip)
+        _SEARCHERS[key] = Searcher(warehouse, clip=clip, **floors)
     return _SEARCHERS[key]
 
 
