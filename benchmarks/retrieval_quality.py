@@ -8,7 +8,9 @@ On 20 English sentences with their German translations and a short query in each
 - mixed pool: each short query (English and German) against all 40 sentences; its pair's two
   sentences are relevant: recall@2 (both in the top 2), recall@5 of the other-language one, MRR
   of the first relevant one;
-- texts per second embedding the 40 sentences (median of --repeats).
+- texts per second embedding the 40 sentences (median of --repeats);
+- the relevance floor: the share of relevant (query, its two sentences) and irrelevant pairs
+  whose cosine similarity reaches each floor (how ARCHIVE_SEARCH_MIN_SIMILARITY was chosen).
 
 With --warehouse (the demo's, after `make demo`: .archive/warehouse), cross-lingual search
 over the demo archive through `Searcher.search` for each mode (text, vector, hybrid): each
@@ -89,6 +91,32 @@ def evaluate(embed, pairs: list[dict]) -> dict:
     return figures
 
 
+FLOORS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
+
+
+def floor_table(embed, pairs: list[dict]) -> dict:
+    """Cosine similarity of each short query (both languages) to its two sentences (relevant)
+    and to the other sentences (irrelevant): the share of each kept at each relevance floor
+    (how ARCHIVE_SEARCH_MIN_SIMILARITY's default was chosen)."""
+    n = len(pairs)
+    pool = np.concatenate([embed([p["en"] for p in pairs]), embed([p["de"] for p in pairs])])
+    relevant, irrelevant = [], []
+    for language in ("en", "de"):
+        similarity = embed([p[f"q_{language}"] for p in pairs]) @ pool.T
+        mine = np.zeros_like(similarity, dtype=bool)
+        mine[np.arange(n), np.arange(n)] = mine[np.arange(n), np.arange(n) + n] = True
+        relevant.append(similarity[mine])
+        irrelevant.append(similarity[~mine])
+    relevant, irrelevant = np.concatenate(relevant), np.concatenate(irrelevant)
+    return {
+        f"{floor:.2f}": {
+            "relevant_kept": round(float(np.mean(relevant >= floor)), 3),
+            "irrelevant_kept": round(float(np.mean(irrelevant >= floor)), 3),
+        }
+        for floor in FLOORS
+    }
+
+
 def demo_search(warehouse_root: Path, limit: int = 5) -> dict:
     """recall@1 / recall@5 of DEMO_QUERIES per search mode over the demo warehouse."""
     from archive_pipeline.core.warehouse import Warehouse
@@ -149,6 +177,8 @@ def main() -> int:
         figures = {k: round(v, 3) for k, v in figures.items()}
         out["models"][name] = {"model_id": embedder.model_id, **figures}
         print(f"{name:<17} " + "  ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
+        out.setdefault("relevance_floor", {})[name] = floors = floor_table(embedder.embed, pairs)
+        print(f"{'':<17} relevance floor -> share kept: {floors}", flush=True)
     base = out["models"]["minilm"]
     out["over_minilm"] = {
         name: {

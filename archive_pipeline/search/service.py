@@ -326,9 +326,6 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
             data, media_type=THUMBNAIL_TYPES.get(fmt, "application/octet-stream"), headers=headers
         )
 
-    @app.api_route(
-        "/media/{media_id}", methods=["GET", "HEAD"], summary="The item's media (HTTP Range)"
-    )
     def media(
         media_id: Annotated[str, _id_path()],
         request: Request,
@@ -376,6 +373,10 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
         except ValueError:
             raise HTTPException(403, f"{key} lies outside the store") from None
         return StreamingResponse(body, status_code=status, headers=headers, media_type=kind)
+
+    summary = "The item's media (HTTP Range: 206 with the bytes asked for)"
+    app.add_api_route("/media/{media_id}", media, methods=["GET"], summary=summary)
+    app.add_api_route("/media/{media_id}", media, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/items/{media_id}", summary="An item's catalogue row, stage status and failures")
     def item(media_id: Annotated[str, _id_path()]):

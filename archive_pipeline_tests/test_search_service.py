@@ -1,0 +1,439 @@
+"""The search service (`archive-search serve`) through FastAPI's test client over a small
+warehouse and inbox built here: every endpoint, bad input, Range requests, `/media` refusing
+what is not catalogued; and the relevance rules of the shared search code.
+
+Vectors here come from `ToyEmbedder`, a hashed bag of words made for these tests (not a model:
+it only makes cosine similarity follow shared words, so the floor and fusion can be checked);
+real-model relevance is measured in test_demo.py and benchmarks/retrieval_quality.py."""
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import os
+import struct
+import wave
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from archive_pipeline.core.ids import row_id
+from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.search.documents import analysed_text
+from archive_pipeline.search.indexes import TABLE, IndexSettings, ensure_indexes
+from archive_pipeline.search.query import Searcher, TitleIndex
+from archive_pipeline.search.service import create_app, parse_range
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+DIM = 64
+
+
+class ToyEmbedder:
+    """Test-only query embedder: a unit vector of hashed words (labelled, not a model)."""
+
+    model_id = "toy/hashed-bag-of-words (tests only)"
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), DIM), np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, int(hashlib.md5(word.strip(".,?!").encode()).hexdigest(), 16) % DIM] += 1
+            out[i] /= np.linalg.norm(out[i]) or 1.0
+        return out
+
+
+def wav_bytes(seconds: float = 2.0, rate: int = 16_000) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        samples = (
+            int(8000 * math.sin(2 * math.pi * 440 * t / rate)) for t in range(int(rate * seconds))
+        )
+        out.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return buffer.getvalue()
+
+
+def jpeg(colour) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 18), colour).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+ITEMS = {  # media_id: (decade, store_key, kind, title)
+    "harbour": ("1980s", "interviews/harbour_interview.wav", "audio", "Harbour interview"),
+    "news": ("1990s", "tv/evening_news.mp4", "video", None),
+    "escape": ("1990s", "escape.wav", "audio", "A link out of the store"),
+    "gone": ("1990s", "gone.wav", "audio", "Deleted since"),
+}
+DOCS = [  # media_id, kind, start, end, time, speaker, name, text
+    ("harbour", "speech", 0.0, 4.0, 0.0, "SPEAKER_00", "Interviewer",
+     "Do you remember the winter when the river froze?"),
+    ("harbour", "speech", 4.0, 9.0, 4.0, "SPEAKER_01", "Dock worker",
+     "I remember it well. We walked across the ice to the old lighthouse."),
+    ("news", "keyframe", 0.0, 3.0, 1.5, "SPEAKER_00", None, "TRAM LINE APPROVED"),
+    ("news", "speech", 0.2, 2.8, 0.2, "SPEAKER_00", None,
+     "The city council approved the new tram line today."),
+    ("news", "speech", 3.1, 5.8, 3.1, "SPEAKER_00", None, "Okay."),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A warehouse (catalogue, keyframes, stage status, failures, search_documents) and an
+    inbox; the app over them."""
+    root = tmp_path_factory.mktemp("service")
+    inbox = root / "inbox"
+    (inbox / "interviews").mkdir(parents=True)
+    (inbox / "tv").mkdir()
+    audio = wav_bytes()
+    (inbox / "interviews/harbour_interview.wav").write_bytes(audio)
+    (inbox / "tv/evening_news.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(5000))
+    secret = root / "outside.wav"
+    secret.write_bytes(b"not part of the archive")
+    os.symlink(secret, inbox / "escape.wav")
+    wh = Warehouse(str(root / "warehouse"))
+    for decade in ("1980s", "1990s"):
+        in_decade = {m: v for m, v in ITEMS.items() if v[0] == decade}
+        wh.replace(
+            "media_catalog",
+            [
+                {
+                    "row_id": row_id("media_catalog", m),
+                    "decade": decade,
+                    "media_id": m,
+                    "uri": (inbox / key).as_uri(),
+                    "store_key": key,
+                    "kind": kind,
+                    "title": title,
+                    "sha256": hashlib.sha256(m.encode()).hexdigest(),
+                    "created_at": NOW,
+                }
+                for m, (_, key, kind, title) in in_decade.items()
+            ],
+            scope={"decade": decade},
+        )
+        for stage in ("transcripts", "diarised_segments"):
+            wh.replace(
+                "stage_items",
+                [
+                    {
+                        "row_id": row_id("stage_items", m, stage),
+                        "decade": decade,
+                        "media_id": m,
+                        "stage": stage,
+                        "uri": (inbox / ITEMS[m][1]).as_uri(),
+                        "status": "ok",
+                        "n_rows": 2,
+                    }
+                    for m in in_decade
+                ],
+                scope={"decade": decade, "stage": stage},
+            )
+    wh.replace(
+        "failures",
+        [
+            {
+                "row_id": row_id("failures", "news", "shots"),
+                "decade": "1990s",
+                "media_id": "news",
+                "stage": "shots",
+                "uri": (inbox / "tv/evening_news.mp4").as_uri(),
+                "store_key": "tv/evening_news.mp4",
+                "error_class": "DecodeError",
+                "message": "moov atom not found",
+            }
+        ],
+        scope={"decade": "1990s", "stage": "shots"},
+    )
+    keyframe_id = row_id("keyframes", "news", "0")
+    wh.replace(
+        "keyframes",
+        [
+            {
+                "row_id": keyframe_id,
+                "decade": "1990s",
+                "media_id": "news",
+                "uri": (inbox / "tv/evening_news.mp4").as_uri(),
+                "keyframe_index": 0,
+                "shot_index": 0,
+                "frame_index": 37,
+                "time_s": 1.5,
+                "phash": "0" * 16,
+                "thumbnail": jpeg((200, 30, 30)),
+                "thumbnail_format": "jpeg",
+                "thumbnail_width": 32,
+                "thumbnail_height": 18,
+                "replaces": [],
+            }
+        ],
+        scope={"decade": "1990s"},
+    )
+    embedder = ToyEmbedder()
+    for decade in ("1980s", "1990s"):
+        rows = []
+        for i, (m, kind, start, end, time_s, speaker, name, text) in enumerate(DOCS):
+            if ITEMS[m][0] != decade:
+                continue
+            rows.append(
+                {
+                    "row_id": row_id("search_documents", str(i)),
+                    "decade": decade,
+                    "media_id": m,
+                    "model_id": embedder.model_id,
+                    "kind": kind,
+                    "uri": (inbox / ITEMS[m][1]).as_uri(),
+                    "title": ITEMS[m][3],
+                    "source_id": str(i),
+                    "start_s": start,
+                    "end_s": end,
+                    "time_s": time_s,
+                    "speaker": speaker,
+                    "speaker_name": name,
+                    "text": text,
+                    "language": "en",
+                    "keyframe_id": keyframe_id if m == "news" else None,
+                    "vector": embedder.embed([text])[0].tolist(),
+                    **analysed_text(text, "en"),
+                }
+            )
+        wh.replace(TABLE, rows, scope={"decade": decade}, dim=DIM)
+    ensure_indexes(wh.table(TABLE), IndexSettings())
+    searcher = Searcher(wh, embedder=embedder, min_similarity=0.4)
+    client = TestClient(create_app(searcher, LocalStore(str(inbox)), warm=False))
+    return {"client": client, "audio": audio, "keyframe_id": keyframe_id, "inbox": inbox}
+
+
+def test_search_returns_hits_with_links_scores_and_filters(served):
+    client = served["client"]
+    response = client.get("/search", params={"q": "tram line", "mode": "text", "limit": 5})
+    assert response.status_code == 200
+    data = response.json()
+    first = data["hits"][0]
+    assert first["media_id"] == "news" and first["media_kind"] == "video"
+    assert first["media_url"] == "/media/news" and first["player_url"].startswith("/media/news#t=")
+    assert first["thumbnail_url"] == f"/thumbnails/{served['keyframe_id']}"
+    assert first["deep_link"].endswith(f"#t={first['time_s']:.2f}")
+    assert data["score_meaning"] == "bm25_relative" and first["score"] == 1.0
+    assert all(0 < h["score"] <= 1 for h in data["hits"])
+    assert first["raw_score"] > 0
+    decade = client.get("/search", params={"q": "remember the winter in the eighties"}).json()
+    assert decade["decades"] == ["1980s"] and "eighties" in decade["decade_filter_source"]
+    assert {h["decade"] for h in decade["hits"]} == {"1980s"}
+
+
+def test_hybrid_leaves_out_vector_hits_below_the_floor_and_says_so(served):
+    data = served["client"].get("/search", params={"q": "approved tram", "limit": 10}).json()
+    assert data["score_meaning"] == "rrf_normalised" and data["min_similarity"] == 0.4
+    texts = [h["text"] for h in data["hits"]]
+    assert "Okay." not in texts and "I remember it well" not in " ".join(texts)
+    assert data["below_floor"] > 0 and any("relevance floor" in n for n in data["notes"])
+    assert all(h["score"] <= 1.0 for h in data["hits"])
+    assert any("no image-text model" in n for n in data["notes"])
+
+
+def test_titles_and_file_names_are_searchable(served):
+    by_title = served["client"].get("/search", params={"q": "harbour", "mode": "vector"}).json()
+    assert by_title["hits"][0]["media_id"] == "harbour"
+    assert by_title["hits"][0]["matched_by"] == {"title": 1}
+    assert by_title["hits"][0]["time_s"] == 0.0  # a title match plays from the start
+    by_file = served["client"].get("/search", params={"q": "evening_news", "mode": "text"}).json()
+    assert by_file["hits"][0]["media_id"] == "news"
+    assert "title" in by_file["hits"][0]["matched_by"]
+
+
+def test_title_index_matching():
+    index = TitleIndex.build(
+        [
+            {
+                "media_id": "a",
+                "decade": "2000s",
+                "title": None,
+                "store_key": "v/big_buck_bunny.mp4",
+            },
+            {
+                "media_id": "b",
+                "decade": "1960s",
+                "title": "Kino Nord: opening",
+                "store_key": "k.mp4",
+            },
+            {"media_id": "c", "decade": "1970s", "title": "Die neue Fähre", "store_key": "s.tif"},
+        ]
+    )
+    assert index.match("bunny") == ["a"]
+    assert index.match("bunn") == ["a"]  # prefix of 4+ letters
+    assert index.match("Kino Nord presents") == ["b"]  # 2 of 3 words
+    assert index.match("the opening of the harbour tunnel") == []  # 1 of 3
+    assert index.match("fähre") == ["c"] and index.match("FÄHRE") == ["c"]
+    assert index.match("kino", decades=("1990s",)) == []
+    assert index.match("the of") == []
+
+
+def test_unknown_speaker_is_answered_with_the_known_names(served):
+    data = (
+        served["client"]
+        .get("/search", params={"q": "ice", "speaker": "Mayor Schulz", "mode": "text"})
+        .json()
+    )
+    assert data["hits"] == [] and data["known_speakers"] == ["Dock worker", "Interviewer"]
+    assert "Dock worker" in data["notes"][-1]
+    found = (
+        served["client"]
+        .get("/search", params={"q": "ice", "speaker": "dock worker", "mode": "text"})
+        .json()
+    )
+    assert found["hits"][0]["speaker"] == "Dock worker" and found["known_speakers"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"q": ""}, "q"),
+        ({}, "q: Field required"),
+        ({"q": "x" * 1001}, "q"),
+        ({"q": "x", "mode": "semantic"}, "mode must be one of"),
+        ({"q": "x", "limit": 0}, "limit"),
+        ({"q": "x", "limit": 201}, "limit"),
+        ({"q": "x", "limit": "ten"}, "limit"),
+        ({"q": "x", "decade": "1850s"}, "unknown decade"),
+        ({"q": "x", "kind": "poster"}, "unknown kind"),
+        ({"q": "x", "language": "German"}, "ISO 639"),
+    ],
+)
+def test_bad_parameters_are_400_with_a_message(served, params, message):
+    response = served["client"].get("/search", params=params)
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body) == {"error"} and message in body["error"]
+    assert "Traceback" not in response.text
+
+
+def test_thumbnails_have_type_and_caching_headers(served):
+    client = served["client"]
+    response = client.get(f"/thumbnails/{served['keyframe_id']}")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size == (32, 18)
+    assert "max-age" in response.headers["cache-control"]
+    etag = response.headers["etag"]
+    again = client.get(f"/thumbnails/{served['keyframe_id']}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and not again.content
+    assert client.get("/thumbnails/no-such-keyframe").status_code == 404
+    assert client.get("/thumbnails/..%2F..%2Fetc").status_code == 404
+
+
+def test_media_streams_whole_and_ranged(served):
+    client, audio = served["client"], served["audio"]
+    whole = client.get("/media/harbour")
+    assert whole.status_code == 200 and whole.content == audio
+    assert whole.headers["content-type"] == "audio/wav"
+    assert whole.headers["accept-ranges"] == "bytes"
+    part = client.get("/media/harbour", headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206 and part.content == audio[100:1100]
+    assert part.headers["content-range"] == f"bytes 100-1099/{len(audio)}"
+    assert part.headers["content-length"] == "1000"
+    tail = client.get("/media/harbour", headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == audio[-10:]
+    open_ended = client.get("/media/harbour", headers={"Range": f"bytes={len(audio) - 5}-"})
+    assert open_ended.content == audio[-5:]
+    clipped = client.get("/media/harbour", headers={"Range": f"bytes=10-{len(audio) + 99}"})
+    assert clipped.status_code == 206 and clipped.content == audio[10:]
+    outside = client.get("/media/harbour", headers={"Range": f"bytes={len(audio)}-"})
+    assert (
+        outside.status_code == 416 and outside.headers["content-range"] == f"bytes */{len(audio)}"
+    )
+    head = client.head("/media/harbour")
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(audio))
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/media/not-catalogued", 404),
+        ("/media/..%2F..%2Fetc%2Fpasswd", 404),
+        ("/media/%2Fetc%2Fpasswd", 404),
+        ("/media/escape", 403),  # catalogued, but a link to a file outside the store
+        ("/media/gone", 404),  # catalogued, file deleted since
+        ("/media/interviews", 404),  # a folder of the inbox is not an item
+    ],
+)
+def test_media_refuses_anything_not_catalogued_in_the_store(served, path, status):
+    response = served["client"].get(path)
+    assert response.status_code == status, response.text
+    assert "not part of the archive" not in response.text and "error" in response.json()
+
+
+def test_items_show_catalogue_stage_status_and_failures(served):
+    client = served["client"]
+    data = client.get("/items/news").json()
+    assert data["catalog"]["store_key"] == "tv/evening_news.mp4"
+    assert {s["stage"] for s in data["stages"]} == {"transcripts", "diarised_segments"}
+    assert data["failures"][0]["error_class"] == "DecodeError"
+    assert data["media_url"] == "/media/news"
+    json.dumps(data)  # JSON-safe (timestamps as text)
+    assert client.get("/items/unknown").status_code == 404
+
+
+def test_health_options_openapi_and_page(served):
+    client = served["client"]
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["search_documents"]["rows"] == len(DOCS)
+    options = client.get("/options").json()
+    assert "1980s" in options["decades"] and options["speakers"] == ["Dock worker", "Interviewer"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/search",
+        "/thumbnails/{keyframe_id}",
+        "/media/{media_id}",
+        "/items/{media_id}",
+    } <= set(paths)
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="q"' in page.text and "/search?" in page.text
+
+
+def test_health_is_503_without_an_index(tmp_path):
+    searcher = Searcher(Warehouse(str(tmp_path / "empty"), read_only=True), embedder=ToyEmbedder())
+    client = TestClient(create_app(searcher, LocalStore(str(tmp_path)), warm=False))
+    response = client.get("/healthz")
+    assert response.status_code == 503 and "error" in response.json()
+    assert client.get("/search", params={"q": "x"}).status_code == 400
+
+
+def test_internal_errors_show_no_trace(served, monkeypatch):
+    client = TestClient(served["client"].app, raise_server_exceptions=False)
+    from archive_pipeline.search import query
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("secret detail /etc/shadow")
+
+    monkeypatch.setattr(query.Searcher, "known_speakers", broken)
+    response = client.get("/options")
+    assert response.status_code == 500
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-9", (0, 9)),
+        ("bytes=5-", (5, 99)),
+        ("bytes=-5", (95, 99)),
+        ("bytes=90-200", (90, 99)),
+        ("bytes=0-1,5-6", None),  # several ranges: the whole object
+    ],
+)
+def test_parse_range(header, expected):
+    assert parse_range(header, 100) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=9-3", "bytes=-0", "items=0-1", "bytes=-"])
+def test_parse_range_unsatisfiable(header):
+    from archive_pipeline.search.service import Unsatisfiable
+
+    with pytest.raises(Unsatisfiable):
+        parse_range(header, 100)
