@@ -13,15 +13,18 @@ UV := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"
 VENV := .venv
 EXTRAS := --extra ml --extra speech --extra vision --extra dev
 BIN := $(VENV)/bin
-APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core postgresql procps iproute2 libgl1 libglib2.0-0
+# chromium + chromium-driver: the search page's browser test (Selenium)
+APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core postgresql procps iproute2 libgl1 libglib2.0-0 \
+  chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help system uv install install-paddle demo test lint ui screenshot bench instance clean
+.PHONY: help system uv install install-paddle demo test lint ui serve screenshot bench instance clean
 
 help:
 	@echo "make demo  - install and run the pipeline on the demo archive (ARCHIVE_HOME=$(ARCHIVE_HOME))"
 	@echo "make test  - install and run ruff + pytest"
 	@echo "make ui    - Dagster UI + daemon on http://127.0.0.1:3000 against the same instance"
+	@echo "make serve - search service and page on http://127.0.0.1:$(SEARCH_PORT) (after make demo)"
 	@echo "make bench - benchmarks (see benchmarks/)"
 
 # System packages: media tools, speech synthesis for the demo, PostgreSQL for the storage test.
@@ -71,8 +74,13 @@ ui: install instance
 	@echo "Dagster UI and daemon: http://127.0.0.1:3000 (Ctrl-C stops both)"
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
+# The search API and page over the same warehouse (the query model loads once, at start).
+SEARCH_PORT ?= 8765
+serve: install
+	@echo "Search page: http://127.0.0.1:$(SEARCH_PORT)/  (API: /search?q=..., /openapi.json; Ctrl-C stops it)"
+	$(BIN)/archive-search serve --host 127.0.0.1 --port $(SEARCH_PORT)
+
 screenshot: install instance
-	@command -v chromium >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
 	$(BIN)/python scripts/screenshot_ui.py --out-dir screenshots
 
 bench: install instance

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -227,3 +228,131 @@ def test_the_bilingual_interview_is_stored_in_both_languages_and_found_across_th
     ]
     assert bulletin and {r["language"] for r in bulletin} == {"de"}
     assert "straßenbahn" in " ".join(r["text"] for r in bulletin).lower()
+
+
+@pytest.fixture(scope="module")
+def service(demo, tmp_path_factory):
+    """`archive-search serve` on the demo archive, on a free 127.0.0.1 port; stopped by PID."""
+    import urllib.request
+
+    from archive_pipeline_tests.helpers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
+    env |= {"ARCHIVE_HOME": str(demo["home"]), "PYTHONUNBUFFERED": "1"}
+    log = tmp_path_factory.mktemp("service") / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "archive-search"), "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240  # the query model loads before the port opens
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _get(url: str, headers: dict | None = None):
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.status, response.headers, response.read()
+
+
+def test_search_service_answers_over_http(service, demo):
+    status, _, body = _get(f"{service}/search?q=ask+not+what+your+country+can+do+for+you")
+    data = json.loads(body)
+    assert status == 200 and data["hits"][0]["uri"].endswith("jfk.flac")
+    assert data["hits"][0]["media_kind"] == "audio" and data["hits"][0]["score"] <= 1.0
+    # the relevance floor: no longer nine unrelated lines after the one hit
+    assert len(data["hits"]) < 10 and data["below_floor"] > 0
+    assert any("no image-text model" in note for note in data["notes"])
+    status, headers, part = _get(f"{service}{data['hits'][0]['media_url']}", {"Range": "bytes=0-3"})
+    assert status == 206 and part == b"fLaC" and headers["Content-Range"].startswith("bytes 0-3/")
+    bunny = json.loads(_get(f"{service}/search?q=bunny")[2])  # a word of a title only
+    assert bunny["hits"][0]["uri"].endswith("bigbuckbunny-5s.mp4")
+    status, headers, image = _get(f"{service}{bunny['hits'][0]['thumbnail_url']}")
+    assert status == 200 and headers["Content-Type"] == "image/jpeg" and image[:2] == b"\xff\xd8"
+    unknown = json.loads(_get(f"{service}/search?q=tram&speaker=Mayor+Schulz")[2])
+    assert unknown["hits"] == [] and "Dock worker" in unknown["known_speakers"]
+    item = json.loads(_get(f"{service}{bunny['hits'][0]['item_url']}")[2])
+    assert {"shots", "frame_text", "transcripts"} <= {s["stage"] for s in item["stages"]}
+    assert "make serve" in demo["first"] and "http://127.0.0.1:8765/" in demo["first"]
+
+
+@pytest.mark.parametrize(
+    ("query", "file", "tag"),
+    [
+        ("Kino Nord presents", "kino_nord_1965.mp4", "video"),  # the title card, at 3 s
+        ("walked across the ice", "harbour_interview.wav", "audio"),  # speech, 15 s in
+    ],
+)
+def test_search_page_in_a_real_browser(service, query, file, tag):
+    """Debian chromium (headless) through Selenium: type a demo query, see the hit with its
+    thumbnail, click it; the player seeks to the hit's time."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "make test installs Debian's chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--mute-audio",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        browser.get(f"{service}/")
+        browser.find_element(By.ID, "q").send_keys(query)
+        browser.find_element(By.ID, "go").click()
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "li.hit"))
+        hit = browser.find_elements(By.CSS_SELECTOR, "li.hit")[0]
+        assert hit.get_attribute("data-uri").endswith(file)
+        hit_time = float(hit.get_attribute("data-time"))
+        assert hit_time > 1.0
+        marks = [m.text.lower() for m in hit.find_elements(By.TAG_NAME, "mark")]
+        assert set(marks) & set(query.lower().split())
+        if tag == "video":
+            image = hit.find_element(By.CSS_SELECTOR, "img.thumb")
+            wait.until(lambda b: b.execute_script("return arguments[0].naturalWidth", image) > 0)
+        hit.click()
+        player = wait.until(lambda b: b.find_element(By.ID, "player-media"))
+        assert player.tag_name == tag
+        seeked = wait.until(lambda b: player.get_attribute("data-seeked-at"))
+        assert abs(float(seeked) - hit_time) < 0.1
+        assert float(browser.execute_script("return arguments[0].currentTime", player)) >= (
+            hit_time - 0.1
+        )
+    finally:
+        browser.quit()

@@ -81,7 +81,14 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     if sheet:
         print(f"\nKeyframe thumbnails (from the keyframes table): {sheet}")
     print(example_searches(warehouse))
+    from archive_pipeline.search.service import DEFAULT_HOST, DEFAULT_PORT
+
     print("\nOpen the Dagster UI with `make ui` (http://127.0.0.1:3000).")
+    print(
+        f"Search the demo in a browser: `make serve` (or .venv/bin/archive-search serve), then "
+        f"open http://{DEFAULT_HOST}:{DEFAULT_PORT}/ (try 'Kino Nord presents'); the JSON API "
+        f"is at /search?q=..., described at /openapi.json."
+    )
     if failed:
         print(f"Runs failed for {failed}", file=sys.stderr)
         return 1
