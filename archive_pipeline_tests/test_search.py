@@ -303,9 +303,12 @@ def test_hybrid_fuses_both_rankings(archive):
 
 def test_filters_prune_by_decade_kind_and_speaker(archive):
     searcher = archive["searcher"]
-    only_60s = searcher.search(query="tram line approved", decades=["1960s"])
+    only_60s = searcher.search(query="the centre of the city", decades=["1960s"])
     assert only_60s.hits and {hit.decade for hit in only_60s.hits} == {"1960s"}
     assert only_60s.where == "decade IN ('1960s')"
+    # the tram news is of the 1990s: in the 1960s nothing is close enough to be returned
+    elsewhere = searcher.search(query="tram line approved", decades=["1960s"])
+    assert elsewhere.hits == [] and elsewhere.below_floor >= 1
     frames = searcher.search(query="tram", kinds=["keyframe"], mode="hybrid")
     assert frames.hits and {hit.kind for hit in frames.hits} == {"keyframe"}
     worker = searcher.search(query="remember", speaker="dock worker", mode="hybrid")

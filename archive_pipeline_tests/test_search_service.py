@@ -437,3 +437,42 @@ def test_parse_range_unsatisfiable(header):
 
     with pytest.raises(Unsatisfiable):
         parse_range(header, 100)
+
+
+def test_concurrent_queries_are_embedded_in_batches():
+    import threading
+    import time
+
+    from archive_pipeline.search.query import QueryBatcher
+
+    def slow(texts):  # a model call with a fixed cost
+        time.sleep(0.2)
+        return [np.array([float(len(t))]) for t in texts]
+
+    batcher = QueryBatcher(slow)
+    results: dict[int, float] = {}
+
+    def ask(i: int) -> None:
+        results[i] = float(batcher.embed("x" * i)[0])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(1, 17)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {i: float(i) for i in range(1, 17)}  # each caller its own vector
+    assert batcher.calls < 16 and batcher.largest > 1
+    assert float(batcher.embed("abc")[0]) == 3.0  # alone: no waiting for others
+
+
+def test_a_failing_batch_fails_each_of_its_callers():
+    from archive_pipeline.search.query import QueryBatcher
+
+    def broken(texts):
+        raise RuntimeError("model gone")
+
+    batcher = QueryBatcher(broken)
+    with pytest.raises(RuntimeError, match="model gone"):
+        batcher.embed("a")
+    with pytest.raises(RuntimeError, match="model gone"):  # and the batcher is usable again
+        batcher.embed("b")

@@ -209,6 +209,53 @@ def words(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", unicodedata.normalize("NFC", text).casefold())
 
 
+class QueryBatcher:
+    """Embeds the queries of concurrent callers in batches: the first caller embeds what is
+    waiting, the others wait and one of them takes the next batch. A batch of 32 short texts
+    costs the multilingual USE about what 2-3 single ones do (a fixed cost per call), so a
+    service under load embeds many times more queries per second; one caller alone waits for
+    nobody."""
+
+    def __init__(self, embed_many: Any, *, max_batch: int = 64) -> None:
+        self._embed_many = embed_many
+        self._max_batch = max_batch
+        self._ready = threading.Condition()
+        self._waiting: list[tuple[str, dict]] = []
+        self._busy = False
+        self.calls = 0  # model calls made
+        self.largest = 0  # most texts in one call
+
+    def embed(self, text: str) -> np.ndarray:
+        """The vector of one text."""
+        slot: dict[str, Any] = {}
+        with self._ready:
+            self._waiting.append((text, slot))
+            while not slot:
+                if self._busy:
+                    self._ready.wait()
+                    continue
+                self._busy = True
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                self._ready.release()
+                try:
+                    vectors = self._embed_many([t for t, _ in batch])
+                    for (_, waiting), vector in zip(batch, vectors, strict=True):
+                        waiting["vector"] = vector
+                except BaseException as exc:  # every caller of the batch gets the error
+                    for _, waiting in batch:
+                        waiting["error"] = exc
+                finally:
+                    self._ready.acquire()
+                    self.calls += 1
+                    self.largest = max(self.largest, len(batch))
+                    self._busy = False
+                    self._ready.notify_all()
+        if "error" in slot:
+            raise slot["error"]
+        return slot["vector"]
+
+
 @dataclass
 class TitleIndex:
     """Words of each item's title and file name (path under the store root), for matching
@@ -295,6 +342,7 @@ class Searcher:
         self._table = None
         self._keyframes = None
         self._embedder = embedder
+        self._batcher: QueryBatcher | None = None
         self._lock = threading.RLock()  # lazy opening and the embedder, for threaded servers
         self._titles: tuple[int, TitleIndex] | None = None
         self._speakers: tuple[int, list[str]] | None = None
@@ -342,13 +390,16 @@ class Searcher:
         return text_model_id(self.clip)
 
     def embed(self, text: str) -> np.ndarray:
-        """The query's vector (model loaded once per Searcher; one query at a time)."""
+        """The query's vector (model loaded once per Searcher). Queries arriving together
+        from several threads are embedded in one batch (`QueryBatcher`)."""
         with self._lock:
             if self._embedder is None:
                 from archive_pipeline.stages.embeddings import TextEmbedder
 
                 self._embedder = TextEmbedder(self.clip)
-            return self._embedder.embed([text])[0]
+            if self._batcher is None:
+                self._batcher = QueryBatcher(self._embedder.embed)
+        return self._batcher.embed(text)
 
     def vector_models(self) -> dict[str, set[str]]:
         """{vector column: model ids in the table}, read again when the table has a new version.
