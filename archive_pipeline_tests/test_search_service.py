@@ -83,11 +83,9 @@ DOCS = [  # media_id, kind, start, end, time, speaker, name, text
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def build_archive(root, *, refresh_s: float = 10.0) -> dict:
     """A warehouse (catalogue, keyframes, stage status, failures, search_documents) and an
-    inbox; the app over them."""
-    root = tmp_path_factory.mktemp("service")
+    inbox under `root`; the app over them."""
     inbox = root / "inbox"
     (inbox / "interviews").mkdir(parents=True)
     (inbox / "tv").mkdir()
@@ -204,9 +202,15 @@ def served(tmp_path_factory):
             )
         wh.replace(TABLE, rows, scope={"decade": decade}, dim=DIM)
     ensure_indexes(wh.table(TABLE), IndexSettings())
-    searcher = Searcher(wh, embedder=embedder, min_similarity=0.4)
+    searcher = Searcher(wh, embedder=embedder, min_similarity=0.4, refresh_s=refresh_s)
     client = TestClient(create_app(searcher, LocalStore(str(inbox)), warm=False))
-    return {"client": client, "audio": audio, "keyframe_id": keyframe_id, "inbox": inbox}
+    return {"client": client, "audio": audio, "keyframe_id": keyframe_id, "inbox": inbox, "wh": wh}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app over `build_archive`."""
+    return build_archive(tmp_path_factory.mktemp("service"))
 
 
 def test_search_returns_hits_with_links_scores_and_filters(served):
@@ -476,3 +480,82 @@ def test_a_failing_batch_fails_each_of_its_callers():
         batcher.embed("a")
     with pytest.raises(RuntimeError, match="model gone"):  # and the batcher is usable again
         batcher.embed("b")
+
+
+def test_a_running_service_sees_new_commits(tmp_path):
+    """A decade committed while the service runs is searched (tables re-read at the refresh
+    interval, here 0 s), its new item's title too."""
+    archive = build_archive(tmp_path, refresh_s=0.0)
+    client, wh = archive["client"], archive["wh"]
+    assert client.get("/search", params={"q": "ferry", "mode": "text"}).json()["hits"] == []
+    before = client.get("/healthz").json()["search_documents"]["version"]
+    inbox = archive["inbox"]
+    (inbox / "ferry_1978.wav").write_bytes(wav_bytes(0.5))
+    wh.replace(
+        "media_catalog",
+        [
+            {
+                "row_id": row_id("media_catalog", "ferry"),
+                "decade": "1970s",
+                "media_id": "ferry",
+                "uri": (inbox / "ferry_1978.wav").as_uri(),
+                "store_key": "ferry_1978.wav",
+                "kind": "audio",
+                "title": "Spandau crossing",
+            }
+        ],
+        scope={"decade": "1970s"},
+    )
+    text = "The new ferry leaves every hour."
+    wh.replace(
+        TABLE,
+        [
+            {
+                "row_id": row_id("search_documents", "ferry"),
+                "decade": "1970s",
+                "media_id": "ferry",
+                "model_id": ToyEmbedder.model_id,
+                "kind": "speech",
+                "uri": (inbox / "ferry_1978.wav").as_uri(),
+                "title": "Spandau crossing",
+                "source_id": "ferry",
+                "start_s": 0.0,
+                "end_s": 0.5,
+                "time_s": 0.0,
+                "text": text,
+                "vector": ToyEmbedder().embed([text])[0].tolist(),
+                **analysed_text(text, "en"),
+            }
+        ],
+        scope={"decade": "1970s"},
+        dim=DIM,
+    )
+    assert client.get("/healthz").json()["search_documents"]["version"] > before
+    found = client.get("/search", params={"q": "ferry", "mode": "text"}).json()["hits"]
+    assert found and found[0]["media_id"] == "ferry"
+    by_title = client.get("/search", params={"q": "Spandau", "mode": "text"}).json()["hits"]
+    assert by_title and by_title[0]["matched_by"] == {"title": 1}
+    assert client.get("/media/ferry").status_code == 200
+
+
+@pytest.mark.s3
+def test_media_from_s3_with_ranges(s3_endpoint, served):
+    """The same service over an S3 inbox: ranged GETs against the object store."""
+    import boto3
+
+    from archive_pipeline.core.store import S3Store
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket = "service-media"
+    client.create_bucket(Bucket=bucket)
+    audio = served["audio"]
+    client.put_object(Bucket=bucket, Key="inbox/interviews/harbour_interview.wav", Body=audio)
+    store = S3Store(bucket=bucket, prefix="inbox", endpoint_url=s3_endpoint)
+    assert b"".join(store.read_range("interviews/harbour_interview.wav", 10, 19)) == audio[10:20]
+    app = create_app(Searcher(served["wh"], embedder=ToyEmbedder()), store, warm=False)
+    s3 = TestClient(app)
+    part = s3.get("/media/harbour", headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == audio[1000:2000]
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(audio)}"
+    assert s3.get("/media/harbour").content == audio
+    assert s3.get("/media/news").status_code == 404  # catalogued, not in this bucket

@@ -340,7 +340,7 @@ class Searcher:
         self.refresh_s = refresh_s  # a long-lived searcher sees new commits this much later
         self._db = None  # the connection of `table` (and of the keyframes' thumbnails)
         self._table = None
-        self._keyframes = None
+        self._others: dict[str, Any] = {}  # other tables, by name (catalogue, keyframes)
         self._embedder = embedder
         self._batcher: QueryBatcher | None = None
         self._lock = threading.RLock()  # lazy opening and the embedder, for threaded servers
@@ -626,11 +626,21 @@ class Searcher:
             self._speakers = (version, sorted(unique, key=str.casefold))
         return self._speakers[1]
 
+    def open_table(self, name: str):
+        """Another table of the warehouse through this searcher's connection (opened once,
+        seeing new commits as `table` does), or None while it does not exist."""
+        _ = self.table  # the connection
+        if name not in self._others:
+            try:
+                self._others[name] = self._db.open_table(name)
+            except (ValueError, FileNotFoundError):
+                return None
+        return self._others[name]
+
     def _title_index(self) -> TitleIndex:
         """Titles and file names of the catalogue, read again when it has a new version."""
-        try:
-            catalog = self._db.open_table("media_catalog")
-        except (ValueError, FileNotFoundError):
+        catalog = self.open_table("media_catalog")
+        if catalog is None:
             return TitleIndex.build([])
         version = catalog.version
         if self._titles is None or self._titles[0] != version:
@@ -741,13 +751,11 @@ class Searcher:
         ids = sorted({hit.keyframe_id for hit in hits if hit.keyframe_id})
         if not ids:
             return
-        if self._keyframes is None:  # opened once; thumbnails are in the keyframes table
-            try:
-                self._keyframes = self._db.open_table("keyframes")
-            except (ValueError, FileNotFoundError):
-                return
+        keyframes = self.open_table("keyframes")  # the thumbnails are there
+        if keyframes is None:
+            return
         listed = ", ".join(sql_literal(i) for i in ids)
-        rows = self._keyframes.to_lance().to_table(
+        rows = keyframes.to_lance().to_table(
             columns=["row_id", "thumbnail"], filter=f"row_id IN ({listed})"
         )
         found = dict(

@@ -143,15 +143,8 @@ class Archive:
     searcher: Searcher
     store: Store
 
-    def _table(self, name: str):
-        _ = self.searcher.table  # opens the connection (SearchError when nothing is built)
-        try:
-            return self.searcher._db.open_table(name)
-        except (ValueError, FileNotFoundError):
-            return None
-
     def _rows(self, name: str, columns: list[str], where: str) -> list[dict]:
-        table = self._table(name)
+        table = self.searcher.open_table(name)
         if table is None:
             return []
         return table.to_lance().to_table(columns=columns, filter=where).to_pylist()
