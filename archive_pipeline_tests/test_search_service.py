@@ -559,3 +559,53 @@ def test_media_from_s3_with_ranges(s3_endpoint, served):
     assert part.headers["content-range"] == f"bytes 1000-1999/{len(audio)}"
     assert s3.get("/media/harbour").content == audio
     assert s3.get("/media/news").status_code == 404  # catalogued, not in this bucket
+
+
+def test_a_word_in_many_titles_reads_a_bounded_number_of_items(tmp_path):
+    """'interview' in 60 file names: the title list brings at most the fusion's candidates."""
+    wh = Warehouse(str(tmp_path / "wh"))
+    embedder = ToyEmbedder()
+    items = [f"m{i:02d}" for i in range(60)]
+    wh.replace(
+        "media_catalog",
+        [
+            {
+                "row_id": row_id("media_catalog", m),
+                "decade": "1980s",
+                "media_id": m,
+                "uri": f"file:///inbox/interview_{m}.wav",
+                "store_key": f"interview_{m}.wav",
+                "kind": "audio",
+            }
+            for m in items
+        ],
+        scope={"decade": "1980s"},
+    )
+    text = "Good morning."
+    wh.replace(
+        TABLE,
+        [
+            {
+                "row_id": row_id("search_documents", m),
+                "decade": "1980s",
+                "media_id": m,
+                "model_id": embedder.model_id,
+                "kind": "speech",
+                "uri": f"file:///inbox/interview_{m}.wav",
+                "source_id": m,
+                "start_s": 0.0,
+                "end_s": 1.0,
+                "time_s": 0.0,
+                "text": text,
+                "vector": embedder.embed([text])[0].tolist(),
+                **analysed_text(text, "en"),
+            }
+            for m in items
+        ],
+        scope={"decade": "1980s"},
+        dim=DIM,
+    )
+    searcher = Searcher(wh, embedder=embedder)
+    assert len(searcher._title_matches("interview", None, None, 40)) == 40
+    results = searcher.search(query="interview", mode="text", limit=5)
+    assert len(results.hits) == 5 and all(h.matched_by == {"title": h.rank} for h in results.hits)

@@ -513,16 +513,17 @@ class Searcher:
         where = build_filter(chosen, kinds, speaker, languages)
         notes: list[str] = []
         images = mode != "text" and self._image_search(kinds, notes)
-        title_rows = self._title_matches(text, where, chosen) if titles else []
+        fused_k = candidates or max(limit * 4, 40)  # what each list brings to a fusion
+        title_rows = self._title_matches(text, where, chosen, fused_k) if titles else []
         fusing = mode == "hybrid" or images or bool(title_rows)  # several ranked lists
-        k = (candidates or max(limit * 4, 40)) if fusing else limit
+        k = fused_k if fusing else limit
         ranked: dict[str, list[dict]] = {}
         if mode in ("text", "hybrid"):
             ranked["text"] = self._fts(text, where, k)
         if mode in ("vector", "hybrid"):
             ranked.update(self._vector_lists(text, vector, where, k, images, notes))
         if title_rows:
-            ranked["title"] = title_rows[:k]
+            ranked["title"] = title_rows
         ordered, below_floor = self._rank(ranked, limit, fusing)
         if below_floor:
             notes.append(
@@ -649,12 +650,13 @@ class Searcher:
         return self._titles[1]
 
     def _title_matches(
-        self, text: str, where: str | None, decades: tuple[str, ...] | None
+        self, text: str, where: str | None, decades: tuple[str, ...] | None, k: int
     ) -> list[dict]:
-        """The first document (earliest, within the filters) of each item whose title or file
-        name holds the query's words, best match first."""
+        """The first document (earliest, within the filters) of each of the `k` items whose
+        title or file name holds most of the query's words, best match first (a word common to
+        many file names reads the documents of `k` items, not of all of them)."""
         _ = self.table  # opens the connection
-        media = self._title_index().match(text, decades)
+        media = self._title_index().match(text, decades)[:k]
         if not media:
             return []
         listed = ", ".join(sql_literal(m) for m in media)
