@@ -655,7 +655,6 @@ class Searcher:
         """The first document (earliest, within the filters) of each of the `k` items whose
         title or file name holds most of the query's words, best match first (a word common to
         many file names reads the documents of `k` items, not of all of them)."""
-        _ = self.table  # opens the connection
         media = self._title_index().match(text, decades)[:k]
         if not media:
             return []
