@@ -51,7 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build-demo-inbox", help="write the demo archive into a folder")
     build.add_argument("inbox", type=Path)
     build.add_argument("--shared-media", type=Path, default=None)
+    table = sub.add_parser("settings", help="print the settings table (README) or rewrite it")
+    table.add_argument("--write", type=Path, metavar="README", help="regenerate it in this file")
     args = parser.parse_args(argv)
+    if args.command == "settings":
+        from archive_pipeline import settings
+
+        if args.write:
+            args.write.write_text(settings.replace_table(args.write.read_text()))
+        else:
+            print(settings.markdown_table())
+        return 0
 
     if args.command == "run":
         return _run(args.decade, args.inbox)
@@ -60,12 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
         shared = args.shared_media if args.shared_media and args.shared_media.is_dir() else None
         return run_demo(shared_media=shared, partitions=args.partition)
-    from archive_pipeline.core.warehouse import WarehouseMissingError
-    from archive_pipeline.defs.resources import build_warehouse, outside_run
+    from archive_pipeline.core.warehouse import Warehouse, WarehouseMissingError
 
     if args.command in ("summary", "export"):  # read-only: they create nothing
         try:
-            warehouse = outside_run(build_warehouse).get_warehouse(read_only=True).require()
+            warehouse = Warehouse.from_settings(read_only=True).require()
         except WarehouseMissingError as exc:
             print(f"archive-pipeline {args.command}: {exc}", file=sys.stderr)
             return 2
@@ -81,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.retention_minutes is not None
             else None
         )
-        for result in (
-            outside_run(build_warehouse).get_warehouse().maintain_all(retention=retention)
-        ):
+        for result in Warehouse.from_settings().maintain_all(retention=retention):
             print(result)
     elif args.command == "export":
         return _export(warehouse, args.media, args.format, args.out)

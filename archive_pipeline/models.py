@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive_pipeline import paths
+from archive_pipeline import settings
 
 
 class ModelUnavailableError(RuntimeError):
@@ -61,9 +60,6 @@ WHISPER_PACKAGED: dict[str, PackagedModel] = {
         sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
     ),
 }
-DEFAULT_WHISPER = "base"
-# the offline text embedder (stages/embeddings.TEXT_MODELS): German and English in one space
-DEFAULT_TEXT_MODEL = "use-multilingual"
 
 
 def _package_dir(package: str) -> Path:
@@ -94,7 +90,7 @@ def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 def models_cache_dir() -> Path:
     """Where assembled weights live: $ARCHIVE_HOME/cache/models (ARCHIVE_MODEL_CACHE overrides)."""
-    return Path(os.environ.get("ARCHIVE_MODEL_CACHE") or paths.cache() / "models")
+    return Path(settings.MODEL_CACHE.read())
 
 
 def assemble_packaged(model: PackagedModel, cache_dir: Path | None = None) -> Path:

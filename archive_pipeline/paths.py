@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from archive_pipeline import settings
 
 
 def archive_home() -> Path:
     """ARCHIVE_HOME, read when called (never at import time), default `./.archive`."""
-    return Path(os.environ.get("ARCHIVE_HOME") or ".archive").resolve()
+    return Path(settings.ARCHIVE_HOME.read()).resolve()
 
 
 def inbox() -> Path:
@@ -37,5 +38,5 @@ def contain_library_caches() -> None:
     (matplotlib, imported by pyannote.audio, writes ~/.cache/matplotlib and ~/.config/matplotlib).
     Called at run time, before Ray's workers start (they inherit it); an operator's own setting
     wins."""
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache() / "torchinductor"))
-    os.environ.setdefault("MPLCONFIGDIR", str(cache() / "matplotlib"))
+    settings.set_library_default("TORCHINDUCTOR_CACHE_DIR", str(cache() / "torchinductor"))
+    settings.set_library_default("MPLCONFIGDIR", str(cache() / "matplotlib"))

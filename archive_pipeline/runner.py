@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archive_pipeline import paths
+from archive_pipeline import paths, settings
 from archive_pipeline.runs import PROCESS_TAG, fail_abandoned_runs, process_tag
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def prepare_instance() -> Path:
     create its storage once (before any other Dagster process can race to migrate it)."""
     import dagster as dg
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home())))
+    home = Path(settings.export(settings.DAGSTER_HOME))
     for folder in (home, paths.cache()):
         folder.mkdir(parents=True, exist_ok=True)
     # Processes started together on a new home take turns: the first creates the storage
@@ -77,17 +77,17 @@ def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:
     """The decades to run (requested ones, or every decade with media or catalogued rows) and
     how many media items the store holds."""
     from archive_pipeline.core.decades import PARTITION_KEYS
-    from archive_pipeline.core.store import scan_inventory
-    from archive_pipeline.defs.resources import build_media_store, build_warehouse, outside_run
+    from archive_pipeline.core.store import open_store, scan_inventory
+    from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.health import active_decades
 
     unknown = sorted(set(requested or ()) - set(PARTITION_KEYS))
     if unknown:
         raise ValueError(f"unknown decades {unknown}; decades are {list(PARTITION_KEYS)}")
-    inventory = scan_inventory(outside_run(build_media_store).get_store())
+    inventory = scan_inventory(open_store())
     if requested:
         return [d for d in PARTITION_KEYS if d in set(requested)], len(inventory.items)
-    warehouse = outside_run(build_warehouse).get_warehouse()
+    warehouse = Warehouse.from_settings()
     return active_decades((i.decade for i in inventory.items), warehouse), len(inventory.items)
 
 
@@ -122,14 +122,14 @@ def run_decades(
     import dagster as dg
 
     from archive_pipeline.definitions import defs
-    from archive_pipeline.defs.resources import build_ray, outside_run
+    from archive_pipeline.resources import RayResource
 
     prepare_instance()
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):
         out(f"run {run_id[:8]} was left STARTED by a process that is gone: marked failed")
     job = defs().resolve_job_def("archive_job")
-    ray = outside_run(lambda: build_ray(shutdown_after_run=False))
+    ray = RayResource(shutdown_after_run=False)
     runs = []
     try:
         for decade in decades:

@@ -132,6 +132,7 @@ def _materialize_in_process(inbox, warehouse, decade) -> bool:
     return materialize(inbox, warehouse, decade).success
 
 
+@pytest.mark.slow
 def test_three_decades_concurrently_leave_every_row(archive):
     """Three runs (separate processes, like Dagster runs) commit three decades at once."""
     inbox, warehouse, expected = archive
@@ -147,7 +148,7 @@ def test_three_decades_concurrently_leave_every_row(archive):
     assert sorted(failed) == ["1990s/corrupt_tape.mp4", "1990s/empty_transfer.wav"]
 
 
-def test_failure_check_warns_on_one_failed_item_and_errors_from_the_threshold(archive):
+def test_failure_check_warns_on_one_failed_item_and_errors_from_the_threshold(archive, monkeypatch):
     inbox, warehouse, _ = archive
     (inbox / "1990s/empty_transfer.wav").unlink()  # leaves 1 failed item of 3
     rate = checks(materialize(inbox, warehouse, "1990s"))["failure_rate"]
@@ -157,6 +158,13 @@ def test_failure_check_warns_on_one_failed_item_and_errors_from_the_threshold(ar
     assert "corrupt_tape.mp4" in rate.metadata["failed_items"].value
     rate = checks(materialize(inbox, warehouse, "1990s", max_fraction=0.25))["failure_rate"]
     assert not rate.passed and rate.severity == dg.AssetCheckSeverity.ERROR
+    # a threshold of its own for this asset (another asset's does not apply)
+    monkeypatch.setenv("ARCHIVE_MAX_FAILURE_FRACTIONS", '{"transcripts": 0.1}')
+    rate = checks(materialize(inbox, warehouse, "1990s"))["failure_rate"]
+    assert rate.severity == dg.AssetCheckSeverity.WARN and rate.metadata["threshold"].value == 0.5
+    monkeypatch.setenv("ARCHIVE_MAX_FAILURE_FRACTIONS", '{"media_catalog": 0.3}')
+    rate = checks(materialize(inbox, warehouse, "1990s"))["failure_rate"]
+    assert rate.severity == dg.AssetCheckSeverity.ERROR and rate.metadata["threshold"].value == 0.3
     clean = checks(materialize(inbox, warehouse, "2000s"))
     assert clean["failure_rate"].passed and clean["rows_for_every_item"].passed
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.compute import InlineCompute, StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.stages.base import CatalogItem, InlineCompute, process_partition
+from archive_pipeline.stages.base import CatalogItem, process_partition
 
 
 class Turns:

@@ -3,9 +3,10 @@ the first's result (rebuilt from its rows by the stage), with the second decade'
 
 from __future__ import annotations
 
+from archive_pipeline.core.compute import InlineCompute
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.stages.base import CatalogItem, InlineCompute, process_partition
+from archive_pipeline.stages.base import CatalogItem, process_partition
 from archive_pipeline.stages.shots import ShotsStage
 from archive_pipeline.stages.speech import (
     DiarizationSettings,

@@ -1,6 +1,7 @@
 """Speaker clustering and linking (model-free): count estimated, hints, voices across blocks."""
 
 import numpy as np
+import pytest
 
 from archive_pipeline.core import diarization as dz
 
@@ -16,6 +17,7 @@ def same_partition(labels, truth):
     return len(pairs) == len(set(labels.tolist())) == len(set(truth.tolist()))
 
 
+@pytest.mark.slow
 def test_spectral_clustering_estimates_the_number_of_voices():
     rng = np.random.default_rng(0)
     for count in (1, 2, 4, 7):

@@ -1,9 +1,9 @@
 """Per-item progress lines: n/N, file, seconds, ETA; failures with their error and traceback."""
 
-from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.compute import InlineCompute, StageResources
 from archive_pipeline.core.progress import ItemProgress
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.stages.base import CatalogItem, InlineCompute, ItemFailure, process_partition
+from archive_pipeline.stages.base import CatalogItem, ItemFailure, process_partition
 
 
 class Lines:

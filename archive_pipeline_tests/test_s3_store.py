@@ -74,7 +74,6 @@ def test_s3_inbox_into_s3_warehouse(bucket, s3_endpoint):
         root=f"s3://{name}-lance/warehouse",
         s3_endpoint_url=s3_endpoint,
         s3_region="us-east-1",
-        s3_allow_http=True,
     )
     resources = {
         "media_store": S3MediaStore(
@@ -107,7 +106,6 @@ def test_concurrent_decades_on_s3_lose_nothing(s3_endpoint):
         root=f"s3://{name}/wh",
         s3_endpoint_url=s3_endpoint,
         s3_region="us-east-1",
-        s3_allow_http=True,
     )
     resource.get_warehouse().table("failures")
     errors = []

@@ -107,6 +107,7 @@ def _write_decade(root: str, decade: str, generations: int) -> None:
         wh.replace("failures", rows(decade, 20 + g, f"{decade}-{g}"), scope=scope(decade))
 
 
+@pytest.mark.slow
 def test_concurrent_decades_lose_nothing(tmp_path):
     """Three processes replace three decades at the same time, several times each."""
     decades = ["1960s", "1970s", "1980s"]

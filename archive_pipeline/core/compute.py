@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from archive_pipeline import settings
 from archive_pipeline.core.forks import exec_children
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ def _bind_loopback_only() -> None:
     Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when `ray` is imported (and its daemons read it
     from their environment), so set the variable and, if Ray is already imported, the constant.
     """
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    settings.set_for_children("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import sys
 
     constants = sys.modules.get("ray._private.ray_constants")
@@ -253,11 +254,6 @@ def _quiet_token_auth_notice() -> None:
     (addFilter ignores a filter already there, so repeated starts add nothing.)"""
     logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
     logger.addFilter(_not_token_auth_notice)
-
-
-DEFAULT_ITEM_TIMEOUT_S = 600.0
-DEFAULT_ITEM_TIMEOUT_REALTIME = 10.0
-DEFAULT_WORKER_MEMORY_MB = 12 * 1024
 
 
 class ItemTimeoutError(RuntimeError):
@@ -394,18 +390,18 @@ class RayRuntime:
 
     def __init__(
         self,
-        address: str = "local",
+        address: str = settings.RAY_ADDRESS.default,
         *,
         num_cpus: int | None = None,
         num_gpus: int | None = None,
-        connect_timeout_s: float = 30.0,
-        resource_wait_s: float = 0.0,
-        include_dashboard: bool = False,
+        connect_timeout_s: float = settings.RAY_CONNECT_TIMEOUT_S.default,
+        resource_wait_s: float = settings.RAY_RESOURCE_WAIT_S.default,
+        include_dashboard: bool = settings.RAY_DASHBOARD.default,
         object_store_memory_mb: int | None = None,
         max_item_retries: int = 2,
-        item_timeout_s: float = DEFAULT_ITEM_TIMEOUT_S,
-        item_timeout_realtime: float = DEFAULT_ITEM_TIMEOUT_REALTIME,
-        worker_memory_mb: int = DEFAULT_WORKER_MEMORY_MB,
+        item_timeout_s: float = settings.ITEM_TIMEOUT_S.default,
+        item_timeout_realtime: float = settings.ITEM_TIMEOUT_REALTIME.default,
+        worker_memory_mb: int = settings.WORKER_MEMORY_MB.default,
         memory_check_s: float = 1.0,
         temp_dir: str | None = None,
         start_attempts: int = 3,
@@ -432,7 +428,7 @@ class RayRuntime:
     def ensure_started(self) -> None:
         """Start local Ray on 127.0.0.1, or connect to the configured cluster (bounded wait)."""
         with self._lock:
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            settings.set_library_default("RAY_USAGE_STATS_ENABLED")
             local = self.address in ("", "local")
             if local:
                 _bind_loopback_only()
@@ -445,7 +441,7 @@ class RayRuntime:
                 # A new local cluster uses token authentication; Ray would write its token to
                 # ~/.ray/auth_token. Given in the environment (inherited by Ray's daemons and
                 # workers, one per process, an operator's own wins), nothing is written.
-                os.environ.setdefault("RAY_AUTH_TOKEN", _LOCAL_AUTH_TOKEN)
+                settings.set_library_default("RAY_AUTH_TOKEN", _LOCAL_AUTH_TOKEN)
                 session = ray_session_root(self.temp_dir) if self.temp_dir else None
                 with exec_children():  # Ray's daemons are started by fork + exec
                     self._start_local(ray, session)
@@ -683,3 +679,52 @@ class RayRuntime:
                 except Exception:  # the worker died meanwhile: its item's ref says how
                     continue
         return out
+
+
+class Compute(Protocol):
+    """Something that maps a stage over items: `RayRuntime` or `InlineCompute`."""
+
+    def stream(
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        durations: Sequence[float | None] | None = None,
+    ) -> Iterator[ItemOutcome]:
+        """Yield one outcome per item as each finishes (in finishing order)."""
+
+    def map(
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        on_outcome: OnOutcome | None = None,
+        durations: Sequence[float | None] | None = None,
+    ) -> list[ItemOutcome]:
+        """All outcomes in item order (small inputs and tests)."""
+
+
+class InlineCompute:
+    """Runs stages in the calling process (debugging, and tests that are not about Ray)."""
+
+    def stream(
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        durations: Sequence[float | None] | None = None,
+    ) -> Iterator[ItemOutcome]:
+        """Process items one after another in this process (no time bound: debugging)."""
+        if items:
+            yield from stream_inline(stage, items)
+
+    def map(
+        self,
+        stage: Stage,
+        items: Sequence[Any],
+        *,
+        on_outcome: OnOutcome | None = None,
+        durations: Sequence[float | None] | None = None,
+    ) -> list[ItemOutcome]:
+        """Process items one after another in this process (no time bound: debugging)."""
+        return run_inline(stage, items, on_outcome=on_outcome) if items else []

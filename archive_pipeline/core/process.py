@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
+
+from archive_pipeline import settings
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 DEFAULT_ARENAS = 2
@@ -22,7 +23,7 @@ def limit_malloc_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
     has 8 arenas). A MALLOC_ARENA_MAX set by the operator wins; a libc without mallopt
     (musl, macOS) is left as it is.
     """
-    if os.environ.get("MALLOC_ARENA_MAX"):
+    if settings.library_value("MALLOC_ARENA_MAX"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -35,7 +36,7 @@ def keep_libraries_quiet() -> None:
     """onnxruntime (Silero VAD) writes a telemetry device id and database under
     ~/.cache/Microsoft unless ORT_DISABLE_TELEMETRY is set: set it (an operator's value wins).
     Ray's workers inherit it from the driver that starts them."""
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    settings.set_library_default("ORT_DISABLE_TELEMETRY")
 
 
 def configure_process() -> None:

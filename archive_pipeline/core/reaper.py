@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from archive_pipeline import settings
+
 POLL_S = 1.0
 
 
@@ -123,7 +125,7 @@ def watch(*, remove: os.PathLike | str | None = None) -> subprocess.Popen | None
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # outlives the driver; not in its process group
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        env={**settings.environment(), "PYTHONPATH": os.pathsep.join(sys.path)},
     )
 
 

@@ -12,12 +12,13 @@ import os
 import shutil
 import stat as st_mode
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlparse
 
+from archive_pipeline import paths, settings
 from archive_pipeline.core import decades as dec
 from archive_pipeline.core.media import is_media_key, kind_from_extension
 
@@ -563,3 +564,20 @@ def _load_sidecar(
         return None, str(exc)
     except ValueError as exc:
         return None, str(exc)
+
+
+def open_store(overrides: Mapping[str, Any] | None = None) -> LocalStore | S3Store:
+    """The media store the settings name now: ARCHIVE_INBOX, a folder or s3://bucket/prefix
+    (`media_store` fields in `overrides` first); an S3 store reads with boto3's credentials."""
+    v = settings.resolve("media_store", overrides)
+    parsed = urlparse(v.location)
+    if parsed.scheme == "s3":
+        return S3Store(
+            bucket=parsed.netloc,
+            prefix=parsed.path.strip("/"),
+            endpoint_url=v.s3_endpoint_url,
+            region_name=v.s3_region,
+            cache_dir=str(paths.cache() / "media") if v.fetch_cache_mb else None,
+            cache_max_mb=v.fetch_cache_mb,
+        )
+    return LocalStore(root=v.location)

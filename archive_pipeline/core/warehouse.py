@@ -19,22 +19,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import Bitmap
 
+from archive_pipeline import settings
 from archive_pipeline.core.ids import row_id  # noqa: F401  (re-exported)
 from archive_pipeline.core.sql import scope_filter, sql_in, sql_literal  # noqa: F401
 from archive_pipeline.schemas import TABLES, TableSpec
 
 log = logging.getLogger(__name__)
-
-
-DEFAULT_COMMIT_EVERY_ITEMS = 50
-DEFAULT_COMMIT_EVERY_S = 60.0
-DEFAULT_COMMIT_EVERY_MEDIA_H = 1.0
 
 
 class WarehouseMissingError(LookupError):
@@ -115,17 +112,43 @@ def vector_dim(spec: TableSpec, schema: pa.Schema) -> int | None:
 class Warehouse:
     """A folder (or s3:// prefix) of Lance tables written with the DESIGN §4 semantics."""
 
+    @classmethod
+    def from_settings(
+        cls, overrides: Mapping[str, Any] | None = None, *, read_only: bool = False
+    ) -> Warehouse:
+        """The warehouse the settings name now (ARCHIVE_WAREHOUSE…), fields in `overrides` first."""
+        v = settings.resolve("warehouse", overrides)
+        options = {}
+        if v.s3_endpoint_url:
+            options["aws_endpoint"] = v.s3_endpoint_url
+            if v.s3_endpoint_url.startswith("http://"):
+                options["allow_http"] = "true"  # a plain-HTTP endpoint (MinIO, moto in tests)
+        if v.s3_region:
+            options["aws_region"] = v.s3_region
+        return cls(
+            v.root,
+            storage_options=options,
+            version_retention=dt.timedelta(minutes=v.version_retention_minutes),
+            compact_min_small_fragments=v.compact_min_small_fragments,
+            commit_every_items=v.commit_every_items,
+            commit_every_s=v.commit_every_s,
+            commit_every_media_h=v.commit_every_media_h,
+            read_only=read_only,
+        )
+
     def __init__(
         self,
         root: str,
         *,
         storage_options: Mapping[str, str] | None = None,
-        version_retention: dt.timedelta = dt.timedelta(hours=1),
-        compact_min_small_fragments: int = 8,
+        version_retention: dt.timedelta = dt.timedelta(
+            minutes=settings.VERSION_RETENTION_MINUTES.default
+        ),
+        compact_min_small_fragments: int = settings.COMPACT_MIN_SMALL_FRAGMENTS.default,
         commit_retries: int = 8,
-        commit_every_items: int = DEFAULT_COMMIT_EVERY_ITEMS,
-        commit_every_s: float = DEFAULT_COMMIT_EVERY_S,
-        commit_every_media_h: float = DEFAULT_COMMIT_EVERY_MEDIA_H,
+        commit_every_items: int = settings.COMMIT_EVERY_ITEMS.default,
+        commit_every_s: float = settings.COMMIT_EVERY_S.default,
+        commit_every_media_h: float = settings.COMMIT_EVERY_MEDIA_H.default,
         read_only: bool = False,
     ) -> None:
         self.root = root

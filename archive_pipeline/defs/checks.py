@@ -21,7 +21,8 @@ STALE_VECTORS = "current_vectors"
 
 CHECK_DESCRIPTIONS = {
     FAILURE_RATE: "Warns when any of the decade's items failed; fails (ERROR) when at least "
-    "the configured fraction failed (ARCHIVE_MAX_FAILURE_FRACTION, default half).",
+    "the configured fraction failed (ARCHIVE_MAX_FAILURE_FRACTIONS for this asset, else "
+    "ARCHIVE_MAX_FAILURE_FRACTION, default half).",
     ROWS_FOR_EVERY_ITEM: "Fails when an item of the decade has no rows, no recorded failure and "
     "no 'done, nothing found' in the ledger (not processed yet, or rows lost).",
     STALE_VECTORS: "Warns when search documents have no current text vector (text or model "
@@ -123,7 +124,7 @@ def decade_checks(
         wh = warehouse.get_warehouse()
         result = health(context, wh, decade)
         if failure_rate:
-            yield failure_rate_result(result, max_fraction=settings.max_failure_fraction)
+            yield failure_rate_result(result, max_fraction=settings.failure_threshold(asset))
         yield coverage_result(result)
         if extra_results is not None:
             yield from extra_results(wh, decade)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import time
 from pathlib import Path
 
-from archive_pipeline import paths
+from archive_pipeline import paths, settings
 from archive_pipeline.demo.build import build_demo_inbox
 from archive_pipeline.report import (
     catalog_listing,
@@ -53,9 +52,9 @@ def example_searches(warehouse) -> str:
 def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) -> int:
     """Run the main job for every decade with media on the embedded default and print what it
     produced."""
-    from archive_pipeline.defs.resources import build_warehouse, outside_run
+    from archive_pipeline.core.warehouse import Warehouse
 
-    inbox = Path(os.environ.get("ARCHIVE_INBOX") or paths.inbox())
+    inbox = Path(settings.INBOX.read())
     if not inbox.exists() or not any(inbox.iterdir()):
         items = build_demo_inbox(inbox, shared_media=shared_media)
         print(f"Built demo archive: {len(items)} files in {inbox}")
@@ -68,9 +67,9 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     failed = [run.decade for run in runs if not run.success]
     print(
         f"Materialised {len(runs)} partitions in {time.perf_counter() - start:.1f} s; "
-        f"Dagster instance {os.environ['DAGSTER_HOME']}"
+        f"Dagster instance {settings.DAGSTER_HOME.read()}"
     )
-    warehouse = outside_run(build_warehouse).get_warehouse()
+    warehouse = Warehouse.from_settings()
     # The demo is the only writer, so old versions can go now (production keeps a window).
     warehouse.maintain_all(retention=dt.timedelta(0))
     print(summarise(warehouse))
@@ -81,12 +80,11 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
     if sheet:
         print(f"\nKeyframe thumbnails (from the keyframes table): {sheet}")
     print(example_searches(warehouse))
-    from archive_pipeline.search.service import DEFAULT_HOST, DEFAULT_PORT
-
+    service = settings.resolve("search_service")
     print("\nOpen the Dagster UI with `make ui` (http://127.0.0.1:3000).")
     print(
         f"Search the demo in a browser: `make serve` (or .venv/bin/archive-search serve), then "
-        f"open http://{DEFAULT_HOST}:{DEFAULT_PORT}/ (try 'Kino Nord presents'); the JSON API "
+        f"open http://{service.host}:{service.port}/ (try 'Kino Nord presents'); the JSON API "
         f"is at /search?q=..., described at /openapi.json."
     )
     if failed:

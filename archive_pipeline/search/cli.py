@@ -66,10 +66,10 @@ def save_thumbnails(results: SearchResults, folder: Path) -> dict[str, str]:
 
 def voice_main(args: argparse.Namespace) -> int:
     """Print the voices most like `args.voice` (media_id, speaker)."""
-    from archive_pipeline.defs.resources import build_warehouse, outside_run
+    from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.search.voices import VoiceError, find_voice
 
-    warehouse = outside_run(build_warehouse).get_warehouse(read_only=True)
+    warehouse = Warehouse.from_settings(read_only=True)
     try:
         matches = find_voice(warehouse, *args.voice, decades=args.decade, limit=args.limit)
     except VoiceError as exc:
@@ -90,9 +90,8 @@ def voice_main(args: argparse.Namespace) -> int:
 
 def serve_main(argv: list[str]) -> int:
     """`archive-search serve`: the search service and page."""
-    import os
-
-    from archive_pipeline.search.service import DEFAULT_HOST, DEFAULT_PORT, serve
+    from archive_pipeline import settings
+    from archive_pipeline.search.service import serve
 
     parser = argparse.ArgumentParser(
         prog="archive-search serve",
@@ -101,14 +100,13 @@ def serve_main(argv: list[str]) -> int:
     )
     parser.add_argument(
         "--host",
-        default=os.environ.get("ARCHIVE_SEARCH_HOST") or DEFAULT_HOST,
-        help=f"address (ARCHIVE_SEARCH_HOST, default {DEFAULT_HOST}: this machine only)",
+        help=f"address (ARCHIVE_SEARCH_HOST, default {settings.SEARCH_HOST.default}: this "
+        "machine only)",
     )
     parser.add_argument(
         "--port",
         type=int,
-        default=int(os.environ.get("ARCHIVE_SEARCH_PORT") or DEFAULT_PORT),
-        help=f"port (ARCHIVE_SEARCH_PORT, default {DEFAULT_PORT})",
+        help=f"port (ARCHIVE_SEARCH_PORT, default {settings.SEARCH_PORT.default})",
     )
     parser.add_argument(
         "--no-warm",

@@ -6,7 +6,11 @@ vectors (below that, exact search is both exact and fast: a few thousand dot pro
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from archive_pipeline import settings as app_settings
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +24,15 @@ VECTOR_INDEX_TYPES = ("IVF_HNSW_SQ", "IVF_PQ")
 class IndexSettings:
     """When and which vector index is built (ARCHIVE_SEARCH_VECTOR_INDEX_*)."""
 
-    vector_min_rows: int = 20_000  # vectors needed before a vector index replaces exact search
-    vector_index: str = "IVF_HNSW_SQ"
+    # vectors needed before a vector index replaces exact search
+    vector_min_rows: int = app_settings.SEARCH_VECTOR_INDEX_MIN_ROWS.default
+    vector_index: str = app_settings.SEARCH_VECTOR_INDEX.default
+
+    @classmethod
+    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> IndexSettings:
+        """The settings now, `search_index` fields in `overrides` first."""
+        v = app_settings.resolve("search_index", overrides)
+        return cls(vector_min_rows=v.vector_index_min_rows, vector_index=v.vector_index)
 
     def __post_init__(self) -> None:
         if self.vector_index not in VECTOR_INDEX_TYPES:

@@ -27,27 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from archive_pipeline import settings as app_settings
 from archive_pipeline.core.decades import PARTITION_KEYS
-from archive_pipeline.core.warehouse import WarehouseMissingError, sql_literal
+from archive_pipeline.core.warehouse import Warehouse, WarehouseMissingError, sql_literal
 from archive_pipeline.search.documents import KINDS
 from archive_pipeline.search.indexes import FTS_LANGUAGES, TABLE
 from archive_pipeline.search.temporal import parse_temporal
 
 if TYPE_CHECKING:
-    from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.stages.embeddings import ClipSettings
 
 MODES = ("text", "vector", "hybrid")
 VECTOR_LISTS = ("vector", "image")  # ranked lists the relevance floor applies to
-# Cosine similarity a vector-only hit needs (ARCHIVE_SEARCH_MIN_SIMILARITY). Measured on the
-# 40 English/German query-sentence pairs of benchmarks/data/en_de_pairs.json with the default
-# multilingual USE (`benchmarks/retrieval_quality.py` prints the table): 0.25 keeps 96% of the
-# relevant pairs and 1.4% of the irrelevant ones.
-DEFAULT_MIN_SIMILARITY = 0.25
-# The same for keyframe images searched by text (ARCHIVE_SEARCH_MIN_IMAGE_SIMILARITY): image-text
-# cosines of CLIP models sit lower (matching pairs ~0.25-0.35, unrelated ~0.1-0.2 for ViT-B-32 as
-# commonly reported); not measured here, where no OpenCLIP weights are installed.
-DEFAULT_MIN_IMAGE_SIMILARITY = 0.2
 SCORE_MEANINGS = {
     "bm25_relative": "BM25 score divided by the best hit's (1.0: the best word match)",
     "cosine": "cosine similarity of query and document vectors (-1..1)",
@@ -322,8 +313,8 @@ class Searcher:
         ef: int = 160,
         refine_factor: int | None = 4,
         refresh_s: float = 10.0,
-        min_similarity: float = DEFAULT_MIN_SIMILARITY,
-        min_image_similarity: float = DEFAULT_MIN_IMAGE_SIMILARITY,
+        min_similarity: float = app_settings.SEARCH_MIN_SIMILARITY.default,
+        min_image_similarity: float = app_settings.SEARCH_MIN_IMAGE_SIMILARITY.default,
         embedder: Any = None,
     ) -> None:
         """`embedder`: a loaded query embedder (its `model_id` and `embed(texts)`), else the
@@ -775,11 +766,9 @@ def default_searcher() -> Searcher:
     """A Searcher on the configured warehouse, text model and relevance floors
     (ARCHIVE_WAREHOUSE, ARCHIVE_CLIP_*, ARCHIVE_SEARCH_MIN_*), kept for the process (the query
     model loads once)."""
-    from archive_pipeline.defs.resources import build_search_index, build_warehouse, outside_run
-
-    warehouse = outside_run(build_warehouse).get_warehouse(read_only=True)
+    warehouse = Warehouse.from_settings(read_only=True)
     clip = configured_clip()
-    index = outside_run(build_search_index)
+    index = app_settings.resolve("search_index")
     floors = {
         "min_similarity": index.min_similarity,
         "min_image_similarity": index.min_image_similarity,
@@ -792,9 +781,9 @@ def default_searcher() -> Searcher:
 
 def configured_clip() -> ClipSettings:
     """The text model settings of the pipeline (ARCHIVE_CLIP_MODEL / ARCHIVE_CLIP_PRETRAINED)."""
-    from archive_pipeline.defs.resources import build_vision_models, outside_run
+    from archive_pipeline.stages.embeddings import ClipSettings
 
-    return outside_run(build_vision_models).clip()
+    return ClipSettings.from_settings()
 
 
 def search(*, query: str, warehouse: Warehouse | None = None, **options: Any) -> SearchResults:

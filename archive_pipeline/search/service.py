@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from archive_pipeline import settings as app_settings
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.store import Store
 from archive_pipeline.core.warehouse import sql_literal
@@ -40,8 +41,6 @@ from archive_pipeline.search.query import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"  # media and keyframe ids: no slashes
 THUMBNAIL_TYPES = {
     "jpeg": "image/jpeg",
@@ -394,14 +393,16 @@ def _id_path():
     return PathParam(pattern=ID_PATTERN, description="an id from a search hit")
 
 
-def serve(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, warm: bool = True) -> None:
-    """Run the service on the configured archive until interrupted."""
+def serve(*, host: str | None = None, port: int | None = None, warm: bool = True) -> None:
+    """Run the service on the configured archive until interrupted (host and port: the
+    ARCHIVE_SEARCH_HOST / _PORT settings unless given)."""
     import uvicorn
 
-    from archive_pipeline.defs.resources import build_media_store, outside_run
+    from archive_pipeline.core.store import open_store
     from archive_pipeline.search.query import default_searcher
 
+    where = app_settings.resolve("search_service", {"host": host, "port": port})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    store = outside_run(build_media_store).get_store()
+    store = open_store()
     app = create_app(default_searcher(), store, warm=warm)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(app, host=where.host, port=where.port, log_level="info", access_log=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -18,13 +18,7 @@ import pyarrow as pa
 
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.cache import cache_key, canonical_json
-from archive_pipeline.core.compute import (
-    ItemOutcome,
-    OnOutcome,
-    Stage,
-    run_inline,
-    stream_inline,
-)
+from archive_pipeline.core.compute import Compute, ItemOutcome, Stage
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.progress import ItemProgress, ProgressLog
 from archive_pipeline.core.sql import pair_in, sql_in, sql_literal
@@ -35,6 +29,7 @@ if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of
 
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 FAILURES_TABLE = "failures"
 LEDGER_TABLE = "stage_items"
 # Failures that the same bytes (the same cache key) will always give: not retried until the item
@@ -79,55 +74,6 @@ class LoadsModels:
         for name in self._loaded:
             state[name] = None
         return state
-
-
-class Compute(Protocol):
-    """Something that maps a stage over items: `RayRuntime` or `InlineCompute`."""
-
-    def stream(
-        self,
-        stage: Stage,
-        items: Sequence[Any],
-        *,
-        durations: Sequence[float | None] | None = None,
-    ) -> Iterator[ItemOutcome]:
-        """Yield one outcome per item as each finishes (in finishing order)."""
-
-    def map(
-        self,
-        stage: Stage,
-        items: Sequence[Any],
-        *,
-        on_outcome: OnOutcome | None = None,
-        durations: Sequence[float | None] | None = None,
-    ) -> list[ItemOutcome]:
-        """All outcomes in item order (small inputs and tests)."""
-
-
-class InlineCompute:
-    """Runs stages in the calling process (debugging, and tests that are not about Ray)."""
-
-    def stream(
-        self,
-        stage: Stage,
-        items: Sequence[Any],
-        *,
-        durations: Sequence[float | None] | None = None,
-    ) -> Iterator[ItemOutcome]:
-        """Process items one after another in this process (no time bound: debugging)."""
-        if items:
-            yield from stream_inline(stage, items)
-
-    def map(
-        self,
-        stage: Stage,
-        items: Sequence[Any],
-        *,
-        on_outcome: OnOutcome | None = None,
-        durations: Sequence[float | None] | None = None,
-    ) -> list[ItemOutcome]:
-        """Process items one after another in this process (no time bound: debugging)."""
-        return run_inline(stage, items, on_outcome=on_outcome) if items else []
 
 
 @dataclass(frozen=True)
@@ -268,17 +214,24 @@ def stage_cache_key(stage: Any, content_id: str) -> str:
     )
 
 
-class PartitionStage(Protocol):
-    """What `process_partition` needs of a stage besides `setup()`/`process()`: its name, the
-    tables it writes, its cache identity and how a result becomes rows."""
+# One item's result as rows: {table: rows}, each row the values of that table's Arrow schema in
+# `schemas.TABLES` (checked when the batch is committed: a missing or mistyped column fails it).
+TableRows = dict[str, list[dict[str, Any]]]
 
-    name: str
+
+class PartitionStage(Stage, Protocol[T_contra]):
+    """What `process_partition` needs of a stage: `setup()`/`process()` (`Stage`), the
+    tables it writes, its cache identity (model id, result-changing params, code version, the
+    item's content id) and how an item's result becomes rows."""
+
     tables: tuple[str, ...]
+    model_id: str
+    params: Any
 
-    def content_id(self, item: Any) -> str:
+    def content_id(self, item: T_contra) -> str:
         """What the item's result depends on besides the stage configuration."""
 
-    def rows(self, item: Any, value: Any, *, decade: str) -> dict[str, list[dict[str, Any]]]:
+    def rows(self, item: T_contra, value: Any, *, decade: str) -> TableRows:
         """{table: rows} of one item's result."""
 
 
@@ -359,7 +312,7 @@ class _Batch:
 
 def process_partition(
     *,
-    stage: Any,
+    stage: PartitionStage[T],
     decade: str,
     items: Sequence[T],
     warehouse: Warehouse,

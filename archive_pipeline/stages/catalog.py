@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.compute import Compute, StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.media import (
     EmptyFileError,
@@ -21,10 +21,10 @@ from archive_pipeline.core.media import (
 from archive_pipeline.core.progress import ProgressLog
 from archive_pipeline.core.store import MediaItem, Store
 from archive_pipeline.stages.base import (
-    Compute,
     ItemFailure,
     ItemRef,
     PartitionReport,
+    TableRows,
     process_partition,
 )
 
@@ -76,7 +76,7 @@ class CatalogStage:
         """How the object is named in failures and the ledger (no media_id before hashing)."""
         return ItemRef(item.uri, item.key, None)
 
-    def rows(self, item: MediaItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+    def rows(self, item: MediaItem, value: dict[str, Any], *, decade: str) -> TableRows:
         """The item's media_catalog row."""
         return {TABLE: [catalog_row(item, value)]}
 

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from archive_pipeline import settings as app_settings
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
-from archive_pipeline.models import DEFAULT_TEXT_MODEL, ModelUnavailableError, file_sha256
-from archive_pipeline.stages.base import ItemRef, LoadsModels
+from archive_pipeline.models import ModelUnavailableError, file_sha256
+from archive_pipeline.stages.base import ItemRef, LoadsModels, TableRows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,8 +42,19 @@ class ClipSettings:
 
     model: str | None = None  # e.g. 'ViT-B-32', or a path to an open_clip model config JSON
     pretrained: str | None = None  # hub tag (e.g. 'laion2b_s34b_b79k') or a local .pt/.safetensors
-    device: str = "cpu"
-    text_model: str = DEFAULT_TEXT_MODEL  # the text embedder without OpenCLIP (TEXT_MODELS)
+    device: str = app_settings.VISION_DEVICE.default
+    text_model: str = app_settings.TEXT_MODEL.default  # the embedder without OpenCLIP (TEXT_MODELS)
+
+    @classmethod
+    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> ClipSettings:
+        """The settings now (ARCHIVE_CLIP_*…), `vision_models` fields in `overrides` first."""
+        v = app_settings.resolve("vision_models", overrides)
+        return cls(
+            model=v.clip_model or None,
+            pretrained=v.clip_pretrained or None,
+            device=v.device,
+            text_model=v.text_model,
+        )
 
     @property
     def configured(self) -> bool:
@@ -337,7 +350,7 @@ class _EmbedStage(LoadsModels):
         """Hash of what the item embeds."""
         return item.content_id
 
-    def rows(self, item: EmbedItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+    def rows(self, item: EmbedItem, value: dict[str, Any], *, decade: str) -> TableRows:
         """One row per embedded entry."""
         table = self.tables[0]
         return {table: embedding_rows(table, item, value, decade=decade)}

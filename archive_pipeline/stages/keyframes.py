@@ -16,25 +16,45 @@ from __future__ import annotations
 
 import collections
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from archive_pipeline import settings as app_settings
 
 
 @dataclass(frozen=True)
 class KeyframeSettings:
     """How keyframes are chosen and stored."""
 
-    interval_s: float = 10.0  # one keyframe per this much of a long shot
+    interval_s: float = app_settings.KEYFRAME_INTERVAL_S.default  # one per this much of a shot
     candidate_every_s: float = 0.5  # candidate grid (decoded at thumbnail size)
     candidate_on_change: float | None = 30.0  # also where the 48x27 frame changes this much
-    dedup_distance: int = 6  # pHash Hamming distance (of 64 bits) counted as a duplicate; -1: off
-    thumbnail_width: int = 320
-    thumbnail_format: str = "jpeg"  # jpeg or webp
+    # pHash Hamming distance (of 64 bits) counted as a duplicate; -1: off
+    dedup_distance: int = app_settings.KEYFRAME_DEDUP_DISTANCE.default
+    thumbnail_width: int = app_settings.THUMBNAIL_WIDTH.default
+    thumbnail_format: str = app_settings.THUMBNAIL_FORMAT.default  # jpeg or webp
     thumbnail_quality: int = 80
-    full_frames: bool = False  # also store the full-size frame (JPEG) per keyframe
-    text_every_s: float = 1.0  # text-aware sampling: probe a frame for text this often; 0: off
-    text_probe_width: int = 640  # width of the probed frame (text smaller than ~8 px is missed)
+    full_frames: bool = app_settings.KEYFRAME_FULL_FRAMES.default  # also the full-size frame
+    # text-aware sampling: probe a frame for text this often (0: off), at this width
+    text_every_s: float = app_settings.TEXT_SAMPLING_S.default
+    text_probe_width: int = app_settings.TEXT_PROBE_WIDTH.default
+
+    @classmethod
+    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> KeyframeSettings:
+        """The settings now (ARCHIVE_KEYFRAME_*…), `vision_models` fields in `overrides` first."""
+        v = app_settings.resolve("vision_models", overrides)
+        return cls(
+            interval_s=v.keyframe_interval_s,
+            dedup_distance=v.keyframe_dedup_distance,
+            thumbnail_width=v.thumbnail_width,
+            thumbnail_format=v.thumbnail_format,
+            full_frames=v.keyframe_full_frames,
+            text_every_s=v.text_sampling_s,
+            text_probe_width=v.text_probe_width,
+        )
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or self.candidate_every_s <= 0:

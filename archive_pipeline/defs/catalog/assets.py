@@ -6,25 +6,14 @@ import dagster as dg
 
 from archive_pipeline.core.store import scan_inventory
 from archive_pipeline.defs.reporting import (
-    OWNERS,
     preview,
-    report_metadata,
-    report_version,
-    table_definition_metadata,
 )
-from archive_pipeline.partitions import decade_partitions
+from archive_pipeline.defs.stage_assets import stage_asset, stage_result
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    code_version=CatalogStage.code_version,
-    group_name="catalog",
-    kinds={"lance", "ray"},
-    owners=OWNERS,
-    metadata=table_definition_metadata("media_catalog"),
-)
+@stage_asset(CatalogStage, table="media_catalog", group="catalog", kinds={"lance", "ray"})
 def media_catalog(
     context: dg.AssetExecutionContext,
     media_store: MediaStore,
@@ -46,25 +35,21 @@ def media_catalog(
         store=store,
         warehouse=wh,
         compute=ray.compute(),
-        resources=ray.resources_for(CatalogStage.name, CatalogStage.default_resources),
+        resources=ray.resources_of(CatalogStage),
         log=context.log,
     )
     rows = report.read(columns=["kind", "duration_s", "size_bytes"]).to_pylist()  # 1 per file
     kinds = collections.Counter(row["kind"] for row in rows)
     hours = sum(row["duration_s"] or 0.0 for row in rows) / 3600
     warnings = [i.metadata_warning for i in items if i.metadata_warning]
-    return dg.MaterializeResult(
-        metadata={
-            **report_metadata(report, wh),
-            **{f"{kind}_files": kinds.get(kind, 0) for kind in ("audio", "video", "image")},
-            "hours_of_media": round(hours, 4),
-            "total_mb": round(sum(row["size_bytes"] for row in rows) / 1e6, 3),
-            "metadata_warnings": dg.MetadataValue.md(
-                "\n".join(f"- {w}" for w in warnings) or "none"
-            ),
-            "preview": dg.MetadataValue.md(
-                preview(report, ["file", "kind", "duration_s", "decade_rule", "title"])
-            ),
-        },
-        data_version=report_version(report),
+    return stage_result(
+        report,
+        wh,
+        **{f"{kind}_files": kinds.get(kind, 0) for kind in ("audio", "video", "image")},
+        hours_of_media=round(hours, 4),
+        total_mb=round(sum(row["size_bytes"] for row in rows) / 1e6, 3),
+        metadata_warnings=dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+        preview=dg.MetadataValue.md(
+            preview(report, ["file", "kind", "duration_s", "decade_rule", "title"])
+        ),
     )

@@ -5,17 +5,13 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from archive_pipeline.defs.reporting import (
-    OWNERS,
     preview,
-    report_metadata,
-    report_version,
-    table_definition_metadata,
     throughput,
 )
-from archive_pipeline.partitions import decade_partitions
+from archive_pipeline.defs.stage_assets import run_stage, stage_asset, stage_result
 from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, keyframe_documents
-from archive_pipeline.stages.base import PartitionReport, process_partition
+from archive_pipeline.stages.base import PartitionReport
 from archive_pipeline.stages.embeddings import (
     KeyframeEmbeddingStage,
     SegmentEmbeddingStage,
@@ -36,14 +32,12 @@ def vector_metadata(report: PartitionReport, n: int, unit: str) -> dict:
     return {"dim": dims[0] if len(dims) == 1 else str(dims), **throughput(report, n, unit)}
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    deps=["keyframes"],
-    code_version=KeyframeEmbeddingStage.code_version,
-    group_name="embeddings",
+@stage_asset(
+    KeyframeEmbeddingStage,
+    table="keyframe_embeddings",
+    group="embeddings",
     kinds={"lance", "ray", "pytorch"},
-    owners=OWNERS,
-    metadata=table_definition_metadata("keyframe_embeddings"),
+    deps=["keyframes"],
 )
 def keyframe_embeddings(
     context: dg.AssetExecutionContext,
@@ -62,41 +56,25 @@ def keyframe_embeddings(
     check_clip(clip)  # a clear error naming the setting before any worker starts
     wh = warehouse.get_warehouse()
     items = keyframe_items(wh.read("keyframes", {"decade": decade}))
-    stage = KeyframeEmbeddingStage(
-        clip,
-        resources=ray.resources_for(
-            KeyframeEmbeddingStage.name, KeyframeEmbeddingStage.default_resources
-        ),
-    )
-    report = process_partition(
-        decade=decade,
-        items=items,
-        stage=stage,
-        warehouse=wh,
-        compute=ray.compute(),
-        log=context.log,
-    )
+    stage = KeyframeEmbeddingStage(clip, resources=ray.resources_of(KeyframeEmbeddingStage))
+    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
     images = sum(len(item.entries) for item in items)
-    return dg.MaterializeResult(
-        metadata={
-            **report_metadata(report, wh),
-            "status": "embedded",
-            "model": stage.model_id,
-            "keyframes": images,
-            **vector_metadata(report, images, "images"),
-        },
-        data_version=report_version(report),
+    return stage_result(
+        report,
+        wh,
+        status="embedded",
+        model=stage.model_id,
+        keyframes=images,
+        **vector_metadata(report, images, "images"),
     )
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    deps=["diarised_segments", "keyframes", "frame_text"],
-    code_version=SegmentEmbeddingStage.code_version,
-    group_name="embeddings",
+@stage_asset(
+    SegmentEmbeddingStage,
+    table="segment_embeddings",
+    group="embeddings",
     kinds={"lance", "ray", "pytorch"},
-    owners=OWNERS,
-    metadata=table_definition_metadata("segment_embeddings"),
+    deps=["diarised_segments", "keyframes", "frame_text"],
 )
 def segment_embeddings(
     context: dg.AssetExecutionContext,
@@ -117,35 +95,21 @@ def segment_embeddings(
         keyframes, wh.read("shots", scope), wh.read("frame_text", scope), segments
     )
     items = segment_items(segments, documents)
-    stage = SegmentEmbeddingStage(
-        clip,
-        resources=ray.resources_for(
-            SegmentEmbeddingStage.name, SegmentEmbeddingStage.default_resources
-        ),
-    )
-    report = process_partition(
-        decade=decade,
-        items=items,
-        stage=stage,
-        warehouse=wh,
-        compute=ray.compute(),
-        log=context.log,
-    )
+    stage = SegmentEmbeddingStage(clip, resources=ray.resources_of(SegmentEmbeddingStage))
+    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
     texts = sum(len(item.entries) for item in items)
     sources = report.read(columns=["source"]).column("source")
-    return dg.MaterializeResult(
-        metadata={
-            **report_metadata(report, wh),
-            "model": stage.model_id,
-            "texts": texts,
-            **{
-                f"{source}_rows": pc.sum(pc.equal(sources, source)).as_py() or 0
-                for source in ("speech", "keyframe")
-            },
-            **vector_metadata(report, texts, "texts"),
-            "preview": dg.MetadataValue.md(
-                preview(report, ["file", "text", "source", "start_s", "speaker"])
-            ),
+    return stage_result(
+        report,
+        wh,
+        model=stage.model_id,
+        texts=texts,
+        **{
+            f"{source}_rows": pc.sum(pc.equal(sources, source)).as_py() or 0
+            for source in ("speech", "keyframe")
         },
-        data_version=report_version(report),
+        **vector_metadata(report, texts, "texts"),
+        preview=dg.MetadataValue.md(
+            preview(report, ["file", "text", "source", "start_s", "speaker"])
+        ),
     )

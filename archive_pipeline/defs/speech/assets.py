@@ -10,17 +10,15 @@ from archive_pipeline.defs.reporting import (
     keys_version,
     markdown_table,
     preview,
-    report_metadata,
-    report_version,
     skipped_md,
     table_definition_metadata,
     table_metadata,
 )
+from archive_pipeline.defs.stage_assets import run_stage, stage_asset, stage_result
 from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, SpeechModels
 from archive_pipeline.stages import derived
-from archive_pipeline.stages.base import process_partition
 from archive_pipeline.stages.speech import (
     DiarizeStage,
     TranscribeStage,
@@ -31,14 +29,12 @@ from archive_pipeline.stages.speech import (
 DIARISE_GROUP = 100  # media items per diarised_segments commit
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    deps=[media_catalog],
-    code_version=TranscribeStage.code_version,
-    group_name="speech",
+@stage_asset(
+    TranscribeStage,
+    table="transcripts",
+    group="speech",
     kinds={"lance", "ray", "whisper"},
-    owners=OWNERS,
-    metadata=table_definition_metadata("transcripts"),
+    deps=[media_catalog],
 )
 def transcripts(
     context: dg.AssetExecutionContext,
@@ -48,55 +44,41 @@ def transcripts(
     speech_models: SpeechModels,
 ) -> dg.MaterializeResult:
     """Speech to text of the decade's audio with faster-whisper (VAD, language, word times)."""
-    decade = context.partition_key
     wh = warehouse.get_warehouse()
-    items, skipped = speech_items(wh.read("media_catalog", {"decade": decade}))
-    for key, why in skipped:
-        context.log.info(f"skipped {key}: {why}")
+    items, skipped = speech_items(wh.read("media_catalog", {"decade": context.partition_key}))
     stage = TranscribeStage(
         media_store.get_store(),
         speech_models.whisper(),
-        resources=ray.resources_for(TranscribeStage.name, TranscribeStage.default_resources),
+        resources=ray.resources_of(TranscribeStage),
         model_cache=str(models_cache_dir()),
         audio_cache=speech_models.audio_cache(),
     )
-    report = process_partition(
-        decade=decade,
-        items=items,
-        stage=stage,
-        warehouse=wh,
-        compute=ray.compute(),
-        log=context.log,
-    )
+    report = run_stage(context, stage, items, warehouse=wh, ray=ray, skipped=skipped)
     spoken = report.read(columns=["media_id", "language"]).group_by(["media_id", "language"])
     spoken = spoken.aggregate([]).column("language").fill_null("none").to_pylist()
     hours = sum(i.duration_s or 0 for i in items) / 3600
-    return dg.MaterializeResult(
-        metadata={
-            **report_metadata(report, wh),
-            "files": len(items),
-            "hours_of_audio": round(hours, 4),
-            "segments": report.write.rows,
-            # files with speech in each language (a code-switching file counts in each)
-            "languages": dict(collections.Counter(spoken)),
-            "model": stage.model_id,
-            "skipped": skipped_md(skipped),
-            "preview": dg.MetadataValue.md(
-                preview(report, ["file", "text", "start_s", "end_s", "language"])
-            ),
-        },
-        data_version=report_version(report),
+    return stage_result(
+        report,
+        wh,
+        files=len(items),
+        hours_of_audio=round(hours, 4),
+        segments=report.write.rows,
+        # files with speech in each language (a code-switching file counts in each)
+        languages=dict(collections.Counter(spoken)),
+        model=stage.model_id,
+        skipped=skipped_md(skipped),
+        preview=dg.MetadataValue.md(
+            preview(report, ["file", "text", "start_s", "end_s", "language"])
+        ),
     )
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    deps=[media_catalog, transcripts],  # after it: reads the audio transcripts decoded
-    code_version=DiarizeStage.code_version,
-    group_name="speech",
+@stage_asset(
+    DiarizeStage,
+    table="speaker_turns",
+    group="speech",
     kinds={"lance", "ray"},
-    owners=OWNERS,
-    metadata=table_definition_metadata("speaker_turns"),
+    deps=[media_catalog, transcripts],  # after it: reads the audio transcripts decoded
 )
 def speaker_turns(
     context: dg.AssetExecutionContext,
@@ -106,23 +88,15 @@ def speaker_turns(
     speech_models: SpeechModels,
 ) -> dg.MaterializeResult:
     """Who spoke when in the decade's audio (pyannote.audio, or the offline speaker encoder)."""
-    decade = context.partition_key
     wh = warehouse.get_warehouse()
-    items, skipped = speech_items(wh.read("media_catalog", {"decade": decade}))
+    items, skipped = speech_items(wh.read("media_catalog", {"decade": context.partition_key}))
     stage = DiarizeStage(
         media_store.get_store(),
         speech_models.diarization(),
-        resources=ray.resources_for(DiarizeStage.name, DiarizeStage.default_resources),
+        resources=ray.resources_of(DiarizeStage),
         audio_cache=speech_models.audio_cache(),
     )
-    report = process_partition(
-        decade=decade,
-        items=items,
-        stage=stage,
-        warehouse=wh,
-        compute=ray.compute(),
-        log=context.log,
-    )
+    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
     speakers = (
         report.read(columns=["uri", "speaker"])
         .group_by(["uri"])
@@ -130,19 +104,17 @@ def speaker_turns(
         .sort_by("uri")
         .to_pylist()
     )
-    return dg.MaterializeResult(
-        metadata={
-            **report_metadata(report, wh),
-            "files": len(items),
-            "turns": report.write.rows,
-            "speakers_per_file": {
-                r["uri"].rsplit("/", 1)[-1]: r["speaker_count_distinct"] for r in speakers[:200]
-            },
-            "backend": stage.settings.resolved_backend,
-            "model": stage.model_id,
-            "skipped": skipped_md(skipped),
+    return stage_result(
+        report,
+        wh,
+        files=len(items),
+        turns=report.write.rows,
+        speakers_per_file={
+            r["uri"].rsplit("/", 1)[-1]: r["speaker_count_distinct"] for r in speakers[:200]
         },
-        data_version=report_version(report),
+        backend=stage.settings.resolved_backend,
+        model=stage.model_id,
+        skipped=skipped_md(skipped),
     )
 
 

@@ -11,15 +11,13 @@ from archive_pipeline.defs.reporting import (
     OWNERS,
     markdown_table,
     preview,
-    report_metadata,
-    report_version,
     skipped_md,
     table_definition_metadata,
     throughput,
 )
+from archive_pipeline.defs.stage_assets import run_stage, stage_asset, stage_result
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
-from archive_pipeline.stages.base import process_partition
 from archive_pipeline.stages.ocr import KEYFRAME_REFS, FrameTextStage, ocr_items
 from archive_pipeline.stages.shots import ShotsStage, video_items
 
@@ -83,25 +81,15 @@ def shots_and_keyframes(
     vision_models: VisionModels,
 ):
     """Shots and keyframes of the decade's videos from one decode pass per video."""
-    decade = context.partition_key
     wh = warehouse.get_warehouse()
-    items, skipped = video_items(wh.read("media_catalog", {"decade": decade}))
+    items, skipped = video_items(wh.read("media_catalog", {"decade": context.partition_key}))
     stage = ShotsStage(
         media_store.get_store(),
-        detector=vision_models.shot_detector,
-        threshold=vision_models.shot_threshold,
-        device=vision_models.device,
+        **vision_models.shots(),
         keyframes=vision_models.keyframes(),
-        resources=ray.resources_for(ShotsStage.name, ShotsStage.default_resources),
+        resources=ray.resources_of(ShotsStage),
     )
-    report = process_partition(
-        decade=decade,
-        items=items,
-        stage=stage,
-        warehouse=wh,
-        compute=ray.compute(),
-        log=context.log,
-    )
+    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
     n_shots = report.writes["shots"].rows
     stats = report.read("keyframes", columns=["replaces", "thumbnail"])
     first = report.read(
@@ -109,47 +97,40 @@ def shots_and_keyframes(
     )
     stills = sum(1 for i in items if i.kind == "image")
     common = {"videos": len(items) - stills, "stills": stills, "skipped": skipped_md(skipped)}
-    yield dg.MaterializeResult(
+    yield stage_result(
+        report,
+        wh,
+        table="shots",
         asset_key="shots",
-        metadata={
-            **report_metadata(report, wh, table="shots"),
-            **common,
-            "shots": n_shots,
-            "detector": stage.model_id,
-            "preview": dg.MetadataValue.md(
-                preview(
-                    report,
-                    ["file", "shot_index", "start_s", "end_s", "boundary_score"],
-                    table="shots",
-                )
-            ),
-        },
-        data_version=report_version(report),
+        **common,
+        shots=n_shots,
+        detector=stage.model_id,
+        preview=dg.MetadataValue.md(
+            preview(
+                report, ["file", "shot_index", "start_s", "end_s", "boundary_score"], table="shots"
+            )
+        ),
     )
-    yield dg.MaterializeResult(
+    yield stage_result(
+        report,
+        wh,
+        table="keyframes",
         asset_key="keyframes",
-        metadata={
-            **report_metadata(report, wh, table="keyframes"),
-            **common,
-            "shots": n_shots,
-            "keyframes": stats.num_rows,
-            "duplicates_removed": pc.sum(pc.list_value_length(stats.column("replaces"))).as_py()
-            or 0,
-            "thumbnail_bytes": pc.sum(pc.binary_length(stats.column("thumbnail"))).as_py() or 0,
-            "preview": dg.MetadataValue.md(thumbnails_md(first.to_pylist(), total=stats.num_rows)),
-        },
-        data_version=report_version(report),
+        **common,
+        shots=n_shots,
+        keyframes=stats.num_rows,
+        duplicates_removed=pc.sum(pc.list_value_length(stats.column("replaces"))).as_py() or 0,
+        thumbnail_bytes=pc.sum(pc.binary_length(stats.column("thumbnail"))).as_py() or 0,
+        preview=dg.MetadataValue.md(thumbnails_md(first.to_pylist(), total=stats.num_rows)),
     )
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    deps=["keyframes"],
-    code_version=FrameTextStage.code_version,
-    group_name="vision",
+@stage_asset(
+    FrameTextStage,
+    table="frame_text",
+    group="vision",
     kinds={"lance", "ray", "onnx"},
-    owners=OWNERS,
-    metadata=table_definition_metadata("frame_text"),
+    deps=["keyframes"],
 )
 def frame_text(
     context: dg.AssetExecutionContext,
@@ -166,32 +147,23 @@ def frame_text(
     stage = FrameTextStage(
         media_store.get_store(),
         settings=vision_models.ocr(),
-        resources=ray.resources_for(FrameTextStage.name, FrameTextStage.default_resources),
+        resources=ray.resources_of(FrameTextStage),
     )
-    report = process_partition(
-        decade=decade,
-        items=items,
-        stage=stage,
-        warehouse=wh,
-        compute=ray.compute(),
-        log=context.log,
-    )
+    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
     keyframes = sum(len(item.keyframes) for item in items)
     with_text = report.read(columns=["keyframe_id"]).column("keyframe_id")
-    return dg.MaterializeResult(
-        metadata={
-            **report_metadata(report, wh),
-            "videos": sum(1 for i in items if i.video.kind != "image"),
-            "stills": sum(1 for i in items if i.video.kind == "image"),
-            "keyframes_read": keyframes,
-            "keyframes_with_text": pc.count_distinct(with_text).as_py(),
-            "ocr_lines": report.write.rows,
-            "engine": stage.model_id,
-            "language": stage.settings.language,
-            **throughput(report, keyframes, "keyframes"),
-            "preview": dg.MetadataValue.md(
-                preview(report, ["file", "text", "time_s", "line_index", "confidence"])
-            ),
-        },
-        data_version=report_version(report),
+    return stage_result(
+        report,
+        wh,
+        videos=sum(1 for i in items if i.video.kind != "image"),
+        stills=sum(1 for i in items if i.video.kind == "image"),
+        keyframes_read=keyframes,
+        keyframes_with_text=pc.count_distinct(with_text).as_py(),
+        ocr_lines=report.write.rows,
+        engine=stage.model_id,
+        language=stage.settings.language,
+        **throughput(report, keyframes, "keyframes"),
+        preview=dg.MetadataValue.md(
+            preview(report, ["file", "text", "time_s", "line_index", "confidence"])
+        ),
     )

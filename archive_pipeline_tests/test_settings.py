@@ -1,0 +1,168 @@
+"""One source per setting: declared once, read at run time, the README generated from it, and
+the layers only pointing down."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from archive_pipeline import resources, settings
+from archive_pipeline.definitions import defs
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "archive_pipeline"
+# the only modules that may touch os.environ: the settings and the command-line entry points
+ENVIRON_ALLOWED = {"settings.py", "cli.py", "search/cli.py"}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path.relative_to(PACKAGE).as_posix(), path.read_text()
+
+
+def test_the_readme_table_is_the_settings_module():
+    readme = (REPO / "README.md").read_text()
+    assert settings.markdown_table() in readme, (
+        "README settings table differs from archive_pipeline/settings.py: run "
+        "`archive-pipeline settings --write README.md`"
+    )
+    assert settings.replace_table(readme) == readme
+
+
+def test_every_variable_the_code_names_is_a_declared_setting():
+    named = set()
+    for _, text in _modules():
+        named |= set(re.findall(r"[\"'`$](ARCHIVE_[A-Z_]+)\b", text))
+    named = {n for n in named if not n.endswith("_")}  # prefixes in prose (ARCHIVE_WHISPER_*)
+    assert named - set(settings.BY_ENV) == set()
+    assert len(settings.BY_ENV) == len(settings.SETTINGS), "a variable is declared twice"
+
+
+def test_resource_fields_and_settings_match_one_to_one():
+    classes = [
+        c
+        for c in vars(resources).values()
+        if isinstance(c, type) and issubclass(c, resources.SettingsResource) and c.settings_group
+    ]
+    groups = set()
+    for cls in classes:
+        declared = settings.group(cls.settings_group)
+        fields = {n for n, f in cls.model_fields.items() if f.default is None}
+        assert set(declared) == fields, cls.__name__
+        for name in declared:  # unset means the variable: the UI's description says which
+            assert declared[name].env in cls.model_fields[name].description
+        groups.add(cls.settings_group)
+    used = {g for s in settings.SETTINGS for g in s.groups}
+    assert used - groups == {"search_service"}  # read by the service's CLI, not a resource
+
+
+def test_values_are_typed_and_bad_values_name_the_variable(monkeypatch):
+    monkeypatch.setenv("ARCHIVE_KEYFRAME_FULL_FRAMES", "yes")
+    monkeypatch.setenv("ARCHIVE_WHISPER_BEAM_SIZE", " 3 ")
+    monkeypatch.setenv("ARCHIVE_COMMIT_EVERY_S", "")  # empty: the default
+    assert settings.KEYFRAME_FULL_FRAMES.read() is True
+    assert settings.WHISPER_BEAM_SIZE.read() == 3
+    assert settings.COMMIT_EVERY_S.read() == settings.COMMIT_EVERY_S.default
+    monkeypatch.setenv("ARCHIVE_RAY_NUM_CPUS", "two")
+    with pytest.raises(settings.SettingError, match="ARCHIVE_RAY_NUM_CPUS"):
+        settings.RAY_NUM_CPUS.read()
+    monkeypatch.setenv("ARCHIVE_WHISPER_BATCHED", "maybe")
+    with pytest.raises(settings.SettingError, match="ARCHIVE_WHISPER_BATCHED"):
+        resources.SpeechModels().whisper()
+
+
+def test_a_field_given_a_value_wins_over_the_variable(monkeypatch):
+    monkeypatch.setenv("ARCHIVE_KEYFRAME_INTERVAL_S", "4")
+    assert resources.VisionModels().keyframes().interval_s == 4.0
+    assert resources.VisionModels(keyframe_interval_s=7.5).keyframes().interval_s == 7.5
+
+
+def test_a_variable_set_after_the_definitions_load_takes_effect_at_run_time(
+    tmp_path, shared_media, monkeypatch
+):
+    """The code location is loaded first (as a long-running code server would); the variables
+    are set afterwards; the run reads the inbox, warehouse, Ray mode and keyframe interval they
+    name."""
+    import shutil
+
+    from archive_pipeline.core.warehouse import Warehouse
+    from archive_pipeline.defs.catalog.assets import media_catalog
+
+    loaded = defs()
+    (tmp_path / "inbox/1960s").mkdir(parents=True)
+    shutil.copyfile(shared_media / "speech/jfk.flac", tmp_path / "inbox/1960s/jfk.flac")
+    monkeypatch.setenv("ARCHIVE_INBOX", str(tmp_path / "inbox"))
+    monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(tmp_path / "later-warehouse"))
+    monkeypatch.setenv("ARCHIVE_RAY_ADDRESS", "inline")
+    monkeypatch.setenv("ARCHIVE_KEYFRAME_INTERVAL_S", "3.5")
+    seen = {}
+
+    @dg.asset(deps=[media_catalog], partitions_def=media_catalog.partitions_def)
+    def probe(vision_models: resources.VisionModels) -> None:
+        seen["interval_s"] = vision_models.keyframes().interval_s
+
+    result = dg.materialize(
+        [media_catalog, probe],
+        partition_key="1960s",
+        resources=loaded.resources,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    assert seen == {"interval_s": 3.5}
+    rows = Warehouse(str(tmp_path / "later-warehouse")).read("media_catalog")
+    assert rows.column("store_key").to_pylist() == ["1960s/jfk.flac"]
+
+
+def test_os_environ_only_in_the_settings_module_and_the_entry_points():
+    offenders = [
+        name
+        for name, text in _modules()
+        if re.search(r"\bos\.(environ|getenv|putenv)\b", text) and name not in ENVIRON_ALLOWED
+    ]
+    assert offenders == []
+
+
+def _imports(text: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_layers_only_point_down():
+    """core <- stages <- search / defs: nothing imports the Dagster wiring (defs) but defs and
+    definitions.py; core imports neither stages nor search; the search package and the stages
+    never import Dagster."""
+    for name, text in _modules():
+        imported = _imports(text)
+        top = name.split("/")[0]
+        if top not in ("defs", "definitions.py"):
+            assert not {m for m in imported if m.startswith("archive_pipeline.defs")}, name
+        if top == "core":
+            assert not {
+                m
+                for m in imported
+                if m.startswith(("archive_pipeline.stages", "archive_pipeline.search"))
+            }, name
+        if top in ("core", "stages", "search"):
+            assert not {m for m in imported if m.split(".")[0] in ("dagster", "dagster_aws")}, name
+
+
+def test_the_search_package_loads_without_dagster():
+    code = (
+        "import sys; import archive_pipeline.search.query, archive_pipeline.search.service, "
+        "archive_pipeline.search.cli, archive_pipeline.stages.speech, "
+        "archive_pipeline.stages.shots; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dagster', 'dagster_aws')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
