@@ -53,7 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--shared-media", type=Path, default=None)
     table = sub.add_parser("settings", help="print the settings table (README) or rewrite it")
     table.add_argument("--write", type=Path, metavar="README", help="regenerate it in this file")
+    tables = sub.add_parser(
+        "tables", help="print the column tables (docs/tables.md) or rewrite them"
+    )
+    tables.add_argument("--write", type=Path, metavar="DOC", help="regenerate them in this file")
     args = parser.parse_args(argv)
+    if args.command == "tables":
+        from archive_pipeline.table_docs import render_markdown, update_doc
+
+        if args.write:
+            args.write.write_text(update_doc(args.write.read_text()))
+        else:
+            print(render_markdown())
+        return 0
     if args.command == "settings":
         from archive_pipeline import settings
 

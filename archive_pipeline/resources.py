@@ -254,7 +254,7 @@ class VisionModels(SettingsResource):
 
     def clip(self):
         """ClipSettings for the embedding stages."""
-        from archive_pipeline.stages.embeddings import ClipSettings
+        from archive_pipeline.stages.embedders import ClipSettings
 
         return ClipSettings.from_settings(self.overrides())
 
@@ -288,13 +288,13 @@ class SpeechModels(SettingsResource):
 
     def whisper(self):
         """WhisperSettings for the transcripts stage."""
-        from archive_pipeline.stages.speech import WhisperSettings
+        from archive_pipeline.stages.transcription import WhisperSettings
 
         return WhisperSettings.from_settings(self.overrides())
 
     def diarization(self):
         """DiarizationSettings for the speaker_turns stage."""
-        from archive_pipeline.stages.speech import DiarizationSettings
+        from archive_pipeline.stages.diarisation import DiarizationSettings
 
         return DiarizationSettings.from_settings(self.overrides())
 

@@ -7,12 +7,9 @@ from archive_pipeline.core.compute import InlineCompute
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.stages.base import CatalogItem, process_partition
+from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
 from archive_pipeline.stages.shots import ShotsStage
-from archive_pipeline.stages.speech import (
-    DiarizationSettings,
-    DiarizeStage,
-    TranscribeStage,
-)
+from archive_pipeline.stages.transcription import TranscribeStage
 
 WORDS = [{"start": 0.5, "end": 0.9, "word": " Ask", "probability": 0.93}]
 CANNED = {

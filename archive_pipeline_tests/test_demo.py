@@ -14,7 +14,7 @@ import pytest
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.demo.build import build_demo_inbox
-from archive_pipeline.schemas import update_doc
+from archive_pipeline.table_docs import update_doc
 
 REPO = Path(__file__).resolve().parents[1]
 # the fixture runs the whole demo twice (a few minutes each on 2 cores): more than the default
@@ -90,7 +90,7 @@ def test_partitions_are_materialised_in_the_dagster_instance(demo, monkeypatch):
 def test_docs_are_current_and_their_snippets_run(demo, monkeypatch, capsys, tmp_path):
     doc = (REPO / "docs/tables.md").read_text()
     assert update_doc(doc) == doc, (
-        "docs/tables.md is stale: python -m archive_pipeline.schemas docs/tables.md"
+        "docs/tables.md is stale: archive-pipeline tables --write docs/tables.md"
     )
     monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(demo["home"] / "warehouse"))
     monkeypatch.chdir(tmp_path)  # the keyframes snippet writes a thumbnail file

@@ -19,13 +19,13 @@ from archive_pipeline.search.documents import (
 )
 from archive_pipeline.search.indexes import TABLE, IndexSettings, ensure_indexes
 from archive_pipeline.search.temporal import parse_temporal
-from archive_pipeline.stages.embeddings import (
+from archive_pipeline.stages.embedders import (
     ClipSettings,
     TextEmbedder,
-    segment_items,
     text_embedding_dim,
     text_model_id,
 )
+from archive_pipeline.stages.embeddings import segment_items
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CLIP = ClipSettings()  # the offline default: multilingual USE from its wheel

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from archive_pipeline.stages.keyframes import ShotTracker
+from archive_pipeline.stages.shot_boundaries import ShotTracker
 
 FPS = 25
 rng = np.random.default_rng(7)

@@ -20,13 +20,9 @@ from archive_pipeline.quality import (
     word_error_rate,
 )
 from archive_pipeline.stages.base import ItemFailure
-from archive_pipeline.stages.speech import (
-    DiarizationSettings,
-    DiarizeStage,
-    SpeechItem,
-    TranscribeStage,
-    WhisperSettings,
-)
+from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
+from archive_pipeline.stages.speech import SpeechItem
+from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 from archive_pipeline_tests.speech_fixtures import (
     dialogue,
     german_dialogue,
@@ -451,7 +447,7 @@ def test_pyannote_backend_end_to_end_with_RANDOM_weights(media_dir, tmp_path):
     ],
 )
 def test_catalogue_language_becomes_a_whisper_hint_or_none(given, used):
-    from archive_pipeline.stages.speech import whisper_language
+    from archive_pipeline.stages.transcription import whisper_language
 
     assert whisper_language(given) == used
 

@@ -160,7 +160,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from archive_pipeline.stages.embeddings import TEXT_MODELS, ClipSettings, TextEmbedder
+    from archive_pipeline.stages.embedders import TEXT_MODELS, ClipSettings, TextEmbedder
 
     pairs = json.loads(PAIRS.read_text())["pairs"]
     texts = [p["en"] for p in pairs] + [p["de"] for p in pairs]

@@ -227,7 +227,7 @@ def synthetic(args) -> tuple[Path, list[str], list[str]]:
     """The 1M-row table of benchmarks/search.py (built, or reused from --workdir)."""
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.search.indexes import TABLE
-    from archive_pipeline.stages.embeddings import ClipSettings, text_embedding_dim, text_model_id
+    from archive_pipeline.stages.embedders import ClipSettings, text_embedding_dim, text_model_id
 
     bench = _bench_search()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search_service_bench_"))

@@ -89,7 +89,8 @@ def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyann
     diariser of `backend`, or 'decode' whole."""
     if mode == "diarise":
         from archive_pipeline.core.store import LocalStore
-        from archive_pipeline.stages.speech import DiarizationSettings, DiarizeStage, SpeechItem
+        from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
+        from archive_pipeline.stages.speech import SpeechItem
 
         stage = DiarizeStage(LocalStore(str(path.parent)), DiarizationSettings(backend=backend))
         stage.setup()
@@ -116,7 +117,8 @@ def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyann
         print(json.dumps({"samples": samples, "peak_rss_mb": peak_rss_mb()}))
         return
     from archive_pipeline.core.store import LocalStore
-    from archive_pipeline.stages.speech import SpeechItem, TranscribeStage, WhisperSettings
+    from archive_pipeline.stages.speech import SpeechItem
+    from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 
     settings = WhisperSettings(model=model, cpu_threads=threads)
     stage = TranscribeStage(LocalStore(str(path.parent)), settings)
@@ -289,13 +291,9 @@ def main() -> None:
     from archive_pipeline.core.compute import RayRuntime, StageResources
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.models import resolve_whisper
-    from archive_pipeline.stages.speech import (
-        DiarizationSettings,
-        DiarizeStage,
-        SpeechItem,
-        TranscribeStage,
-        WhisperSettings,
-    )
+    from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
+    from archive_pipeline.stages.speech import SpeechItem
+    from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 
     with tempfile.TemporaryDirectory(prefix="bench-speech-") as tmp_name:
         tmp = Path(tmp_name)

@@ -53,7 +53,7 @@ def language_accuracy(tmp: Path, item) -> dict:
 
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.demo.build import bilingual_interview, spoken_parts
-    from archive_pipeline.stages.speech import TranscribeStage
+    from archive_pipeline.stages.transcription import TranscribeStage
 
     files = {
         "berlin_interview": bilingual_interview(tmp / "berlin_interview.wav", tmp),
@@ -100,7 +100,7 @@ def diarisation(args, tmp: Path, item) -> dict:
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.demo.build import german_bulletin
     from archive_pipeline.quality import diarization_error_rate, read_rttm
-    from archive_pipeline.stages.speech import DiarizationSettings, DiarizeStage
+    from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
     from archive_pipeline_tests.speech_fixtures import dialogue, german_dialogue, meeting
 
     media = args.shared_media
@@ -181,7 +181,8 @@ def main() -> None:
 
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.quality import normalise_text, speech_references
-    from archive_pipeline.stages.speech import SpeechItem, TranscribeStage, WhisperSettings
+    from archive_pipeline.stages.speech import SpeechItem
+    from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 
     speech = args.shared_media / "speech"
     refs = speech_references(speech)

@@ -24,13 +24,17 @@ from archive_pipeline.stages.keyframes import (
     Keyframe,
     KeyframeSelector,
     KeyframeSettings,
-    ShotTracker,
-    TextFrame,
     TextSampler,
     deduplicate,
-    encode_image,
-    is_black,
+    fill_missing,
+    keyframe_id,
+    keyframe_value,
+    text_detector,
+    text_detector_id,
+    text_keyframes,
+    thumbnail,
 )
+from archive_pipeline.stages.shot_boundaries import ShotTracker, is_black
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -221,7 +225,7 @@ class ShotsStage(LoadsModels):
             "width": size[0],
             "height": size[1],
             "shots": [],
-            "keyframes": [self._keyframe_value(k) for k in kept],
+            "keyframes": [keyframe_value(k, settings) for k in kept],
             "duplicates_removed": 0,
         }
 
@@ -283,12 +287,12 @@ class ShotsStage(LoadsModels):
 
         if current is not None:
             selector.end_shot(current, end_of(scenes[current][1]))
-        self._fill_missing(path, selector, scenes, times, end_of)
+        fill_missing(path, selector, scenes, times, end_of, settings)
         chosen_times = [k.time_s for k in selector.chosen]
         kept, removed = deduplicate(selector.chosen, settings.dedup_distance)
         if sampler is not None:
             kept = sorted(
-                kept + self._text_keyframes(sampler.finish(chosen_times), scenes),
+                kept + text_keyframes(sampler.finish(chosen_times), scenes, settings),
                 key=lambda k: k.index,
             )
         if predictions:
@@ -311,29 +315,10 @@ class ShotsStage(LoadsModels):
             "width": info.width,
             "height": info.height,
             "shots": shots,
-            "keyframes": [self._keyframe_value(k) for k in kept],
+            "keyframes": [keyframe_value(k, settings) for k in kept],
             "duplicates_removed": removed,
             "text_probes": sampler.probed if sampler is not None else 0,
         }
-
-    def _text_keyframes(self, frames: list[TextFrame], scenes) -> list[Keyframe]:
-        """Keyframes (reason 'text') of the text frames, in the shots that hold them."""
-        import bisect
-
-        starts = [a for a, _ in scenes]
-        keyframes = [
-            Keyframe(
-                max(0, bisect.bisect_right(starts, frame.index) - 1),
-                frame.index,
-                frame.time_s,
-                thumbnail(frame.image, self.keyframes.thumbnail_width),
-                frame.full if self.keyframes.full_frames else None,
-                reason="text",
-            )
-            for frame in frames
-        ]
-        deduplicate(keyframes, -1)  # pHashes only: the text differs
-        return keyframes
 
     def _transnet_decisions(self, frames, tracker: ShotTracker, predictions: list):
         smalls: dict[int, np.ndarray] = {}  # frames TransNetV2 has not decided yet (~75)
@@ -386,103 +371,6 @@ class ShotsStage(LoadsModels):
             decided += 1
         yield from tracker.finish()
 
-    def _fill_missing(self, path, selector, scenes, times, end_of) -> None:
-        """Shots shorter than the candidate step: decode their middle frame by seeking."""
-        from archive_pipeline.core.video import frames_at
-
-        missing = selector.missing(scenes)
-        if not missing:
-            return
-        middles = {i: (times[scenes[i][0]] + end_of(scenes[i][1])) / 2 for i in missing}
-        images = dict(frames_at(path, list(middles.values())))
-        for shot, middle in middles.items():
-            if middle not in images:
-                continue
-            a, b = scenes[shot]
-            index = min(range(a, b + 1), key=lambda i: abs(times[i] - middle))
-            full = images[middle]
-            selector.take(
-                Keyframe(
-                    shot,
-                    index,
-                    times[index],
-                    thumbnail(full, self.keyframes.thumbnail_width),
-                    full if self.keyframes.full_frames else None,
-                )
-            )
-
-    def _keyframe_value(self, keyframe: Keyframe) -> dict[str, Any]:
-        settings = self.keyframes
-        height, width = keyframe.image.shape[:2]
-        return {
-            "shot_index": keyframe.shot,
-            "frame_index": keyframe.index,
-            "time_s": keyframe.time_s,
-            "phash": keyframe.phash,
-            "thumbnail": encode_image(
-                keyframe.image, fmt=settings.thumbnail_format, quality=settings.thumbnail_quality
-            ),
-            "thumbnail_format": settings.thumbnail_format,
-            "thumbnail_width": width,
-            "thumbnail_height": height,
-            "full_frame": None
-            if keyframe.full is None
-            else encode_image(keyframe.full, fmt="jpeg", quality=90),
-            "replaces": keyframe.replaces,
-            "reason": keyframe.reason,
-        }
-
-
-def text_detector_id() -> str:
-    """Id of the text detector used for text-aware sampling."""
-    from importlib.metadata import version
-
-    return f"rapidocr/{version('rapidocr')}/PP-OCRv6-probe"
-
-
-PROBE_MIN_CONFIDENCE = 0.6  # probe lines read less surely are noise, not text
-
-
-def text_detector(probe_width: int, *, threads: int = 1, device: str = "cpu"):
-    """RapidOCR (the PP-OCRv6 det/rec models in its wheel) run at the probe's own size: a
-    function of an RGB image giving its lines as ((4, 2) points, text). The quick reading
-    only tells whether the text changed; frame_text reads the chosen frames at full size."""
-    from rapidocr import RapidOCR
-
-    engine = RapidOCR(
-        params={
-            "Global.log_level": "error",
-            "Det.limit_type": "max",
-            "Det.limit_side_len": probe_width,
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            "EngineConfig.onnxruntime.use_cuda": device.startswith("cuda"),
-        }
-    )
-
-    def detect(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
-        result = engine(image, use_det=True, use_cls=False, use_rec=True)
-        if result.boxes is None or result.txts is None:
-            return []
-        return [
-            (box, text)
-            for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
-            if text.strip() and score >= PROBE_MIN_CONFIDENCE
-        ]
-
-    return detect
-
-
-def thumbnail(image: np.ndarray, width: int) -> np.ndarray:
-    """An RGB image scaled to `width` (never up), keeping its aspect ratio."""
-    from PIL import Image
-
-    height, full_width = image.shape[:2]
-    if full_width <= width:
-        return image
-    size = (width, max(2, round(height * width / full_width / 2) * 2))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
-
 
 def shot_rows(item: VideoItem, value: dict[str, Any], *, decade: str) -> dict[str, list[dict]]:
     """One shots row per shot and one keyframes row per keyframe kept."""
@@ -507,8 +395,3 @@ def shot_rows(item: VideoItem, value: dict[str, Any], *, decade: str) -> dict[st
         for i, keyframe in enumerate(value["keyframes"])
     ]
     return {"shots": shots, "keyframes": keyframes}
-
-
-def keyframe_id(decade: str, media_id: str, frame_index: int) -> str:
-    """Row id of a keyframe (stable for the same frame of the same content)."""
-    return row_id("keyframes", decade, media_id, str(frame_index))

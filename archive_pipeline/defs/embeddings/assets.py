@@ -12,10 +12,10 @@ from archive_pipeline.defs.stage_assets import run_stage, stage_asset, stage_res
 from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, keyframe_documents
 from archive_pipeline.stages.base import PartitionReport
+from archive_pipeline.stages.embedders import check_clip
 from archive_pipeline.stages.embeddings import (
     KeyframeEmbeddingStage,
     SegmentEmbeddingStage,
-    check_clip,
     keyframe_items,
     segment_items,
 )

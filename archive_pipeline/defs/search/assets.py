@@ -16,7 +16,7 @@ from archive_pipeline.resources import LanceWarehouse, SearchIndex, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, assemble
 from archive_pipeline.search.indexes import TABLE, ensure_indexes
 from archive_pipeline.stages import derived
-from archive_pipeline.stages.embeddings import text_embedding_dim, text_model_id
+from archive_pipeline.stages.embedders import text_embedding_dim, text_model_id
 
 ASSEMBLY_VERSION = "3"  # 2: rows keyed by their inputs' fingerprint; 3: text_en / text_de
 SEARCH_GROUP = 100  # media items assembled per read and commit

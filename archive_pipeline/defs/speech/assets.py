@@ -19,12 +19,9 @@ from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, SpeechModels
 from archive_pipeline.stages import derived
-from archive_pipeline.stages.speech import (
-    DiarizeStage,
-    TranscribeStage,
-    diarised_rows,
-    speech_items,
-)
+from archive_pipeline.stages.diarisation import DiarizeStage
+from archive_pipeline.stages.speech import diarised_rows, speech_items
+from archive_pipeline.stages.transcription import TranscribeStage
 
 DIARISE_GROUP = 100  # media items per diarised_segments commit
 

@@ -2,7 +2,9 @@
 
 from archive_pipeline.defs.checks import catalog_items_health, decade_checks
 from archive_pipeline.health import derived_health
-from archive_pipeline.stages.speech import DiarizeStage, TranscribeStage, speech_items
+from archive_pipeline.stages.diarisation import DiarizeStage
+from archive_pipeline.stages.speech import speech_items
+from archive_pipeline.stages.transcription import TranscribeStage
 
 transcripts_checks = decade_checks(
     "transcripts", catalog_items_health("transcripts", TranscribeStage.name, speech_items)

@@ -1,0 +1,309 @@
+"""The transcripts stage (Dagster-free, run in Ray workers): speech to text with faster-whisper,
+VAD, the language per speech span, segment and word times."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from archive_pipeline import settings as app_settings
+from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.ids import row_id
+from archive_pipeline.core.store import Store
+from archive_pipeline.models import (
+    ModelUnavailableError,
+    resolve_whisper,
+    whisper_model_id,
+)
+from archive_pipeline.stages import language
+from archive_pipeline.stages.base import (
+    ItemFailure,
+    LoadsModels,
+    TableRows,
+    row_values,
+)
+from archive_pipeline.stages.speech import SpeechItem, audio_failures
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from archive_pipeline.core.audio import DecodedAudioCache
+
+
+@dataclass(frozen=True)
+class WhisperSettings:
+    """faster-whisper options (ARCHIVE_WHISPER_* settings)."""
+
+    model: str = app_settings.WHISPER_MODEL.default
+    device: str = app_settings.WHISPER_DEVICE.default  # cpu here, cuda on GPU nodes
+    compute_type: str = app_settings.WHISPER_COMPUTE_TYPE.default  # float16 on GPUs
+    beam_size: int = app_settings.WHISPER_BEAM_SIZE.default
+    vad_filter: bool = True
+    word_timestamps: bool = True
+    batched: bool = app_settings.WHISPER_BATCHED.default  # BatchedInferencePipeline
+    batch_size: int = app_settings.WHISPER_BATCH_SIZE.default
+    cpu_threads: int = app_settings.WHISPER_CPU_THREADS.default  # 0: the stage's num_cpus
+    # Long media are decoded and transcribed in chunks of about this; peak memory follows the
+    # chunk, not the file (measured: ~0.8 GB at 300 s with base, ~1.2 GB at 600 s).
+    chunk_s: float = 300.0
+    language: str | None = None  # force a language (a lock); else detected, catalogue as hint
+    # detect the language per speech span and transcribe each span in its own (stages/language);
+    # off: one language per item (the catalogue's, else detected once), as before
+    language_per_span: bool = app_settings.WHISPER_LANGUAGE_PER_SPAN.default
+
+    @classmethod
+    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> WhisperSettings:
+        """The settings now (ARCHIVE_WHISPER_*), `speech_models` fields in `overrides` first."""
+        v = app_settings.resolve("speech_models", overrides)
+        return cls(
+            model=v.whisper_model,
+            device=v.whisper_device,
+            compute_type=v.whisper_compute_type,
+            beam_size=v.whisper_beam_size,
+            batched=v.whisper_batched,
+            batch_size=v.whisper_batch_size,
+            cpu_threads=v.whisper_cpu_threads,
+            language=v.whisper_language or None,
+            language_per_span=v.whisper_language_per_span,
+        )
+
+    def params(self) -> dict[str, Any]:
+        """The options that change results (device and threads do not)."""
+        params = asdict(self)
+        for name in ("model", "device", "cpu_threads"):
+            params.pop(name)
+        return params
+
+
+class TranscribeStage(LoadsModels):
+    """Speech to text with faster-whisper: VAD, language detection, segment and word times."""
+
+    name = "transcripts"
+    tables = ("transcripts",)
+    _loaded = ("_model", "_pipeline", "_detect")
+    code_version = "2"  # 2: the language per speech span
+    default_resources = StageResources(num_cpus=1)
+
+    def __init__(
+        self,
+        store: Store,
+        settings: WhisperSettings | None = None,
+        *,
+        resources: StageResources | None = None,
+        model_cache: str | None = None,
+        audio_cache: DecodedAudioCache | None = None,
+        model: Any = None,
+    ) -> None:
+        """`model`: a loaded faster-whisper `WhisperModel` of `settings.model` (e.g. shared by
+        tests); `setup()` then loads nothing."""
+        self.store = store
+        self.settings = settings or WhisperSettings()
+        self.resources = resources or self.default_resources
+        self.params = self.settings.params()
+        self.model_id = whisper_model_id(self.settings.model)
+        self.model_cache = model_cache
+        self.audio_cache = audio_cache  # the decoded audio is kept for speaker_turns
+        self._model = model
+        self._pipeline = None
+        self._detect = None
+
+    def setup(self) -> None:
+        """Load the Whisper model once per worker."""
+        from faster_whisper import BatchedInferencePipeline
+
+        if self._model is None:
+            self._model = self._load_model()
+        if self.settings.batched:
+            self._pipeline = BatchedInferencePipeline(self._model)
+        if self._model.model.is_multilingual:
+            self._detect = language.whisper_detector(self._model)
+
+    def _load_model(self):
+        from faster_whisper import WhisperModel
+
+        path, _ = resolve_whisper(
+            self.settings.model, Path(self.model_cache) if self.model_cache else None
+        )
+        device = self.settings.device
+        if device == "auto":
+            import ctranslate2
+
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        try:
+            # As many threads as CPUs reserved for this worker: no oversubscription.
+            threads = self.settings.cpu_threads or max(1, int(self.resources.num_cpus))
+            return WhisperModel(
+                path, device=device, compute_type=self.settings.compute_type, cpu_threads=threads
+            )
+        except Exception as exc:
+            raise ModelUnavailableError(
+                f"Whisper model {self.settings.model!r} could not be loaded ({exc}); set "
+                "ARCHIVE_WHISPER_MODEL to 'base', 'tiny.en', a CTranslate2 directory or a hub id"
+            ) from exc
+
+    def transcribe_array(self, audio, *, language: str | None):
+        """Transcribe 16 kHz mono samples; return (segments, info) from faster-whisper."""
+        options = dict(
+            language=language,
+            beam_size=self.settings.beam_size,
+            word_timestamps=self.settings.word_timestamps,
+            vad_filter=self.settings.vad_filter,
+        )
+        if self._pipeline is not None:
+            options.pop("vad_filter")  # the batched pipeline always segments with VAD
+            return self._pipeline.transcribe(audio, batch_size=self.settings.batch_size, **options)
+        return self._model.transcribe(audio, **options)
+
+    def content_id(self, item: SpeechItem) -> str:
+        """The audio's content and the catalogue language it is decoded with."""
+        return f"{item.sha256}|language={item.language or ''}"
+
+    def rows(self, item: SpeechItem, value: dict[str, Any], *, decade: str) -> TableRows:
+        """transcripts rows of one item."""
+        return {"transcripts": transcript_rows(item, value, decade=decade)}
+
+    def value_from_rows(self, rows: dict[str, pa.Table]) -> dict[str, Any]:
+        """The result `rows()` made these rows of (the same audio done in another decade)."""
+        segments = row_values(rows["transcripts"], "segment_index")
+        return {"language": main_language(segments), "segments": segments}
+
+    def spans(self, audio, *, hint: str | None, languages: set[str]) -> list[language.Span]:
+        """The spans of a chunk to transcribe and their languages (a span without a language:
+        Whisper detects it). `languages` collects the item's languages across chunks."""
+        whole = len(audio)
+        forced = whisper_language(self.settings.language)
+        if forced:
+            return [language.Span(0, whole, forced, 1.0)]
+        if self._detect is None:  # an English-only model (tiny.en): nothing to detect
+            return [language.Span(0, whole, "en", 1.0)]
+        if not self.settings.language_per_span:
+            if hint:
+                return [language.Span(0, whole, hint, 1.0)]
+            # detected in the first chunk with speech, kept for the later ones
+            return [language.Span(0, whole, next(iter(languages), None), None)]
+        pieces = language.detect_pieces(audio, self._detect)
+        languages |= language.assign(pieces, known=languages, hint=hint)
+        return language.spans(pieces, whole) or [language.Span(0, whole, None, None)]
+
+    def process(self, item: SpeechItem) -> dict[str, Any] | ItemFailure:
+        """Transcribe one item chunk by chunk, each speech span in its language; times are
+        absolute seconds in the media."""
+        from archive_pipeline.core.audio import iter_chunks
+
+        hint = whisper_language(item.language)
+        languages: set[str] = set()
+        segments: list[dict[str, Any]] = []
+        keeping = (
+            self.audio_cache.writer(item.sha256)
+            if self.audio_cache
+            else contextlib.nullcontext(lambda samples: None)
+        )
+        with (
+            self.store.local_path(item.store_key) as path,
+            audio_failures(item) as failed,
+            keeping as keep,
+        ):
+            for offset, chunk in iter_chunks(path, chunk_s=self.settings.chunk_s):
+                keep(chunk)
+                if len(chunk) < 1600:  # under 0.1 s: nothing to recognise
+                    continue
+                for span in self.spans(chunk, hint=hint, languages=languages):
+                    audio = chunk[span.start : span.end]
+                    parts, info = self.transcribe_array(audio, language=span.language)
+                    spoken = (span.language, span.probability)
+                    if span.language is None:  # Whisper's own detection over the span
+                        spoken = (info.language, info.language_probability)
+                    found = [
+                        _segment_dict(segment, offset + span.start / 16000, *spoken)
+                        for segment in parts
+                    ]
+                    if found and span.language is None and not self.settings.language_per_span:
+                        languages.add(info.language)  # one language per item: kept from here
+                    segments += found
+        if failed:
+            return failed[0]
+        return {"language": main_language(segments), "segments": segments}
+
+
+def main_language(segments: Sequence[Mapping[str, Any]]) -> str | None:
+    """The language with the most speech time among segments (None without segments)."""
+    seconds: dict[str, float] = {}
+    for seg in segments:
+        if seg.get("language"):
+            key = seg["language"]
+            seconds[key] = seconds.get(key, 0.0) + seg["end_s"] - seg["start_s"]
+    return max(seconds, key=lambda k: (seconds[k], k)) if seconds else None
+
+
+def whisper_language(code: str | None) -> str | None:
+    """A catalogue language usable as Whisper's hint ('en', 'de', 'English', 'eng'), else None
+    (the language is then detected)."""
+    if not code:
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    text = code.strip().lower()
+    if text in _LANGUAGE_CODES:
+        return text
+    if "-" in text or "_" in text:  # en-GB, pt_BR
+        return whisper_language(text.replace("_", "-").split("-")[0])
+    names = {
+        "english": "en",
+        "german": "de",
+        "deutsch": "de",
+        "french": "fr",
+        "spanish": "es",
+        "italian": "it",
+        "dutch": "nl",
+        "eng": "en",
+        "deu": "de",
+        "ger": "de",
+        "fra": "fr",
+        "fre": "fr",
+        "spa": "es",
+        "ita": "it",
+        "nld": "nl",
+        "dut": "nl",
+    }
+    return names.get(text)
+
+
+def _segment_dict(
+    segment: Any, offset: float, language: str | None, probability: float | None
+) -> dict[str, Any]:
+    words = [
+        {
+            "start": w.start + offset,
+            "end": w.end + offset,
+            "word": w.word,
+            "probability": w.probability,
+        }
+        for w in (segment.words or [])
+    ]
+    return {
+        "start_s": segment.start + offset,
+        "end_s": segment.end + offset,
+        "text": segment.text.strip(),
+        "language": language,
+        "language_probability": probability,
+        "avg_logprob": segment.avg_logprob,
+        "no_speech_prob": segment.no_speech_prob,
+        "words": words,
+    }
+
+
+def transcript_rows(item: SpeechItem, value: dict[str, Any], *, decade: str) -> list[dict]:
+    """One transcripts row per segment."""
+    return [
+        {
+            "row_id": row_id("transcripts", decade, item.media_id, str(i)),
+            "media_id": item.media_id,
+            "uri": item.uri,
+            "segment_index": i,
+            **segment,
+        }
+        for i, segment in enumerate(value["segments"])
+    ]
