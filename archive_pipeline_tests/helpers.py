@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psutil
 
+REPO = Path(__file__).resolve().parents[1]  # the repository root
+
 
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
@@ -68,7 +70,6 @@ def catalog_one_file(tmp_path: Path, shared_media: Path, instance) -> object:
     import dagster as dg
 
     from archive_pipeline.defs.catalog.assets import media_catalog
-    from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource
 
     (tmp_path / "inbox/1960s").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shared_media / "speech/jfk.flac", tmp_path / "inbox/1960s/jfk.flac")
@@ -76,9 +77,30 @@ def catalog_one_file(tmp_path: Path, shared_media: Path, instance) -> object:
         [media_catalog],
         partition_key="1960s",
         instance=instance,
-        resources={
-            "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),
-            "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
-            "ray": RayResource(address="inline"),
-        },
+        resources=local_resources(tmp_path / "inbox", tmp_path / "wh"),
     )
+
+
+def local_resources(inbox: Path, warehouse: Path, *, ray: str = "inline", **given) -> dict:
+    """Every resource of the pipeline for a test: the inbox and warehouse folders given, Ray
+    inline (or `ray`), and the defaults of the others unless `given` (by resource key)."""
+    from archive_pipeline.resources import (
+        CheckSettings,
+        LanceWarehouse,
+        LocalMediaStore,
+        RayResource,
+        SearchIndex,
+        SpeechModels,
+        VisionModels,
+    )
+
+    return {
+        "media_store": LocalMediaStore(root=str(inbox)),
+        "warehouse": LanceWarehouse(root=str(warehouse)),
+        "ray": RayResource(address=ray),
+        "speech_models": SpeechModels(),
+        "vision_models": VisionModels(),
+        "search_index": SearchIndex(),
+        "check_settings": CheckSettings(),
+        **given,
+    }

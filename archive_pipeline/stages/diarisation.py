@@ -122,7 +122,12 @@ class DiarizeStage(LoadsModels):
         *,
         resources: StageResources | None = None,
         audio_cache: DecodedAudioCache | None = None,
+        pipeline: Any = None,
+        encoder: Any = None,
     ) -> None:
+        """`pipeline` (a loaded pyannote pipeline) or `encoder` (resemblyzer's): loaded
+        already, e.g. shared by tests (`loaded_models()` of another stage); `setup()` then
+        loads nothing."""
         self.store = store
         self.audio_cache = audio_cache  # audio transcripts decoded in this run, if any
         self.settings = settings or DiarizationSettings()
@@ -134,14 +139,20 @@ class DiarizeStage(LoadsModels):
             self.model_id = f"pyannote.audio/{self.settings.pyannote_pipeline}"
         else:
             self.model_id = "resemblyzer/ge2e-0.1.4+vad-silero"
-        self._encoder = None
-        self._pipeline = None
+        self._encoder = encoder
+        self._pipeline = pipeline
+
+    def loaded_models(self) -> dict[str, Any]:
+        """What `setup()` loaded, as the constructor takes it (`pipeline`, `encoder`)."""
+        return {"pipeline": self._pipeline, "encoder": self._encoder}
 
     def setup(self) -> None:
         """Load the pyannote pipeline or the speaker encoder once per worker."""
         import torch
 
         torch.set_num_threads(max(1, int(self.resources.num_cpus)))
+        if self._pipeline is not None or self._encoder is not None:
+            return
         if self.settings.resolved_backend == "resemblyzer":
             from resemblyzer import VoiceEncoder
 

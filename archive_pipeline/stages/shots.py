@@ -146,6 +146,11 @@ class ShotsStage(LoadsModels):
         self._model = TransNetV2(device=self.device)
         self._model.eval()
 
+    def loaded_models(self) -> dict[str, Any]:
+        """What `setup()` loaded, as the constructor takes it (`model`, `text_detector`): to
+        share loaded models with another stage in the same process."""
+        return {"model": self._model, "text_detector": self._text}
+
     def predict_chunks(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
         """Transition probabilities for a stream of (27, 48, 3) frames, as (first frame, chunk)
         as soon as each window is done (a frame is decided at most ~75 frames after it)."""

@@ -98,7 +98,7 @@ def test_s3_inbox_into_s3_warehouse(bucket, s3_endpoint):
 
 def test_concurrent_decades_on_s3_lose_nothing(s3_endpoint):
     """Three writers replace three decades of one S3 table at once (Lance conditional commits)."""
-    from archive_pipeline_tests.test_warehouse import rows, scope
+    from archive_pipeline_tests.core.test_warehouse import rows, scope
 
     name = f"lance-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)

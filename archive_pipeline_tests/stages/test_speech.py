@@ -151,8 +151,7 @@ def test_long_media_are_chunked_with_absolute_times(whisper, media_dir):
     chunks = list(iter_chunks(looped, chunk_s=12.0, search_s=3.0))
     assert len(chunks) >= 3
     assert sum(len(c) for _, c in chunks) / SAMPLE_RATE == pytest.approx(45.0, abs=0.2)
-    stage = TranscribeStage(whisper.store, WhisperSettings(chunk_s=12.0))
-    stage._model = whisper._model
+    stage = TranscribeStage(whisper.store, WhisperSettings(chunk_s=12.0), model=whisper.model)
     segments = stage.process(item("jfk_x3.wav"))["segments"]
     starts = [s["start_s"] for s in segments if "fellow americans" in normalise_text(s["text"])]
     assert len(starts) == 3
@@ -168,8 +167,9 @@ def test_quietest_cut_finds_the_pause():
 
 def test_resemblyzer_diarisation_error_rate_on_generated_dialogue(resemblyzer, tmp_path):
     reference = dialogue(tmp_path / "dialogue.wav")
-    stage = DiarizeStage(LocalStore(str(tmp_path)), resemblyzer.settings)
-    stage._encoder = resemblyzer._encoder
+    stage = DiarizeStage(
+        LocalStore(str(tmp_path)), resemblyzer.settings, **resemblyzer.loaded_models()
+    )
     turns = stage.process(item("dialogue.wav"))  # no speaker count given: found automatically
     hypothesis = [(t["start"], t["end"], t["speaker"]) for t in turns]
     der = diarization_error_rate(reference, hypothesis, collar_s=0.25)
@@ -185,15 +185,15 @@ def test_resemblyzer_diarisation_reads_long_audio_in_chunks_and_keeps_the_speake
     the audio transcripts decoded, and each voice keeps one label across the chunks."""
     from archive_pipeline.core.audio import DecodedAudioCache, decode_audio
     from archive_pipeline.demo.build import concat_audio
-    from archive_pipeline.stages import speech
+    from archive_pipeline.stages import diarisation
 
     once = dialogue(tmp_path / "once.wav")
     length = len(decode_audio(tmp_path / "once.wav")) / SAMPLE_RATE + 0.5
     concat_audio([tmp_path / "once.wav"] * 4, tmp_path / "long.wav", gap_s=0.5)
     reference = [(a + k * length, b + k * length, who) for k in range(4) for a, b, who in once]
-    monkeypatch.setattr(speech, "DIARIZE_CHUNK_S", length * 0.7)  # chunks cut across turns
+    monkeypatch.setattr(diarisation, "DIARIZE_CHUNK_S", length * 0.7)  # chunks cut across turns
     seen = []
-    real = speech.diarize_offline
+    real = diarisation.diarize_offline
 
     def counting(encoder, chunks, *args, **kw):
         def each():
@@ -203,16 +203,18 @@ def test_resemblyzer_diarisation_reads_long_audio_in_chunks_and_keeps_the_speake
 
         return real(encoder, each(), *args, **kw)
 
-    monkeypatch.setattr(speech, "diarize_offline", counting)
+    monkeypatch.setattr(diarisation, "diarize_offline", counting)
     cache = DecodedAudioCache(str(tmp_path / "audio"))
     with cache.writer("long") as keep:
         keep(decode_audio(tmp_path / "long.wav"))
     for audio_cache in (None, cache):
         seen.clear()
         stage = DiarizeStage(
-            LocalStore(str(tmp_path)), resemblyzer.settings, audio_cache=audio_cache
+            LocalStore(str(tmp_path)),
+            resemblyzer.settings,
+            audio_cache=audio_cache,
+            **resemblyzer.loaded_models(),
         )
-        stage._encoder = resemblyzer._encoder
         turns = stage.process(
             SpeechItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
         )
@@ -300,18 +302,18 @@ def test_default_diariser_reads_long_audio_in_blocks_and_keeps_the_voices(
     at a time, each voice keeps one label across the blocks."""
     from archive_pipeline.core.audio import DecodedAudioCache, decode_audio
     from archive_pipeline.demo.build import concat_audio
-    from archive_pipeline.stages import speech
+    from archive_pipeline.stages import diarisation
 
     once = dialogue(tmp_path / "once.wav")
     length = len(decode_audio(tmp_path / "once.wav")) / SAMPLE_RATE + 0.5
     concat_audio([tmp_path / "once.wav"] * 3, tmp_path / "long.wav", gap_s=0.5)
     reference = [(a + k * length, b + k * length, who) for k in range(3) for a, b, who in once]
-    monkeypatch.setattr(speech, "DIARIZE_CHUNK_S", 30.0)
+    monkeypatch.setattr(diarisation, "DIARIZE_CHUNK_S", 30.0)
     cache = DecodedAudioCache(str(tmp_path / "audio"))
     with cache.writer("long") as keep:
         keep(decode_audio(tmp_path / "long.wav"))
     blocks = []
-    real = speech.diarize_pyannote
+    real = diarisation.diarize_pyannote
 
     def counting(pipeline, chunks, **kw):
         def each():
@@ -321,9 +323,10 @@ def test_default_diariser_reads_long_audio_in_blocks_and_keeps_the_voices(
 
         return real(pipeline, each(), **kw)
 
-    monkeypatch.setattr(speech, "diarize_pyannote", counting)
-    stage = DiarizeStage(LocalStore(str(tmp_path)), diarizer.settings, audio_cache=cache)
-    stage._pipeline = diarizer._pipeline
+    monkeypatch.setattr(diarisation, "diarize_pyannote", counting)
+    stage = DiarizeStage(
+        LocalStore(str(tmp_path)), diarizer.settings, audio_cache=cache, **diarizer.loaded_models()
+    )
     turns = stage.process(
         SpeechItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
     )

@@ -14,16 +14,10 @@ from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
 from archive_pipeline.defs.vision.checks import frame_text_checks, keyframes_checks, shots_checks
-from archive_pipeline.resources import (
-    CheckSettings,
-    LanceWarehouse,
-    LocalMediaStore,
-    RayResource,
-    VisionModels,
-)
 from archive_pipeline.schemas import TABLES
 from archive_pipeline.search.documents import keyframe_documents
 from archive_pipeline.stages.base import catalog_items
+from archive_pipeline_tests.helpers import local_resources
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 PAGES = ["Stadtarchiv Berlin Seite eins", "Second page of the report", "Dritte Seite Ende"]
@@ -55,13 +49,7 @@ def stills(tmp_path_factory, shared_media):
     data = io.BytesIO()
     page("broken").save(data, format="JPEG")
     (inbox / "broken.jpg").write_bytes(data.getvalue()[:2000])
-    resources = {
-        "media_store": LocalMediaStore(root=str(root / "inbox")),
-        "warehouse": LanceWarehouse(root=str(root / "wh")),
-        "ray": RayResource(address="inline"),
-        "vision_models": VisionModels(),
-        "check_settings": CheckSettings(),
-    }
+    resources = local_resources(root / "inbox", root / "wh")
     result = dg.materialize(
         [
             media_catalog,

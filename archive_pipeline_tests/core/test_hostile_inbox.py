@@ -13,8 +13,8 @@ import pytest
 from archive_pipeline.core import store as store_module
 from archive_pipeline.core.store import LocalStore, scan_inventory
 from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline_tests.defs.test_catalog_assets import materialize
 from archive_pipeline_tests.helpers import snapshot_tree
-from archive_pipeline_tests.test_catalog_assets import materialize
 
 BAD = {
     "1980s/loop.mp4": "SymlinkLoop",

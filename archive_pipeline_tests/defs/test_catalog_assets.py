@@ -12,9 +12,9 @@ from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.catalog.checks import media_catalog_checks
 from archive_pipeline.defs.checks import coverage_result
 from archive_pipeline.health import stage_health
-from archive_pipeline.resources import CheckSettings, LanceWarehouse, LocalMediaStore, RayResource
+from archive_pipeline.resources import CheckSettings, LocalMediaStore
 from archive_pipeline_tests.fixtures import small_archive
-from archive_pipeline_tests.helpers import snapshot_tree
+from archive_pipeline_tests.helpers import local_resources, snapshot_tree
 
 
 @pytest.fixture
@@ -29,12 +29,12 @@ def materialize(inbox, warehouse, partition, *, ray="inline", instance=None, max
         [media_catalog, media_catalog_checks],
         partition_key=partition,
         instance=instance,
-        resources={
-            "media_store": LocalMediaStore(root=str(inbox)),
-            "warehouse": LanceWarehouse(root=str(warehouse)),
-            "ray": RayResource(address=ray),
-            "check_settings": CheckSettings(max_failure_fraction=max_fraction),
-        },
+        resources=local_resources(
+            inbox,
+            warehouse,
+            ray=ray,
+            check_settings=CheckSettings(max_failure_fraction=max_fraction),
+        ),
     )
 
 

@@ -9,8 +9,7 @@ import pytest
 from archive_pipeline.core.store import LocalStore, S3Store
 from archive_pipeline.definitions import defs
 from archive_pipeline.resources import InboxMediaStore
-
-REPO = Path(__file__).resolve().parents[1]
+from archive_pipeline_tests.helpers import REPO
 
 
 def test_definitions_load_with_local_defaults():

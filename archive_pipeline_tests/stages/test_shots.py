@@ -17,9 +17,9 @@ from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import shots_and_keyframes
 from archive_pipeline.quality import cuts_match, transitions_match
 from archive_pipeline.quality.generated import transition_videos
-from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, VisionModels
 from archive_pipeline.stages.base import ItemFailure
 from archive_pipeline.stages.shots import ShotsStage, VideoItem
+from archive_pipeline_tests.helpers import local_resources
 
 pytestmark = pytest.mark.slow
 
@@ -84,10 +84,8 @@ def video_dir(tmp_path_factory, shared_media):
 
 
 @pytest.fixture(scope="module")
-def transnet(video_dir):
-    stage = ShotsStage(LocalStore(str(video_dir)))
-    stage.setup()
-    return stage
+def transnet(video_dir, shot_models):
+    return ShotsStage(LocalStore(str(video_dir)), **shot_models)
 
 
 def cuts(result):
@@ -126,11 +124,9 @@ def test_fades_and_dissolves_give_at_most_one_cut_and_shots_cover_every_frame(
     transitions, transnet, detector
 ):
     root, made = transitions
-    stage = ShotsStage(LocalStore(str(root)), detector=detector)
-    if detector == "transnetv2":
-        stage._model = transnet._model  # loaded once per module
-    else:
-        stage.setup()
+    loaded = transnet.loaded_models() if detector == "transnetv2" else {}
+    stage = ShotsStage(LocalStore(str(root)), detector=detector, **loaded)
+    stage.setup()  # loads nothing for TransNetV2: the session's models are given
     for case in made:
         result = stage.process(item(f"{case.name}.mp4"))
         shots = [(s["start_frame"], s["end_frame"]) for s in result["shots"]]
@@ -146,7 +142,9 @@ def test_fades_and_dissolves_give_at_most_one_cut_and_shots_cover_every_frame(
 def test_streamed_windows_equal_transnet_predict_frames(video_dir, transnet):
     frames = [f.small for f in iter_frames(video_dir / "bikes.mp4")]
     streamed = transnet.predict(iter(frames))
-    reference, _ = transnet._model.predict_frames(torch.from_numpy(np.stack(frames)), quiet=True)
+    reference, _ = transnet.loaded_models()["model"].predict_frames(
+        torch.from_numpy(np.stack(frames)), quiet=True
+    )
     np.testing.assert_allclose(streamed, reference.numpy(), atol=1e-5)
 
 
@@ -175,12 +173,7 @@ def test_shots_asset_through_dagster(video_dir, tmp_path):
     inbox.mkdir(parents=True)
     for name in ("bikes.mp4", "audio_only.flac"):
         shutil.copyfile(video_dir / name, inbox / name)
-    resources = {
-        "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),
-        "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
-        "ray": RayResource(address="inline"),
-        "vision_models": VisionModels(),
-    }
+    resources = local_resources(tmp_path / "inbox", tmp_path / "wh")
     result = dg.materialize(
         [media_catalog, shots_and_keyframes], partition_key="1990s", resources=resources
     )

@@ -20,17 +20,13 @@ from archive_pipeline.defs.vision import checks as vision_checks
 from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
 from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.resources import (
-    CheckSettings,
-    LanceWarehouse,
-    LocalMediaStore,
-    RayResource,
-    SearchIndex,
     SpeechModels,
     VisionModels,
 )
 from archive_pipeline.search import Searcher
 from archive_pipeline.stages.embedders import ClipSettings, TextEmbedder, check_clip
 from archive_pipeline_tests.clip_random import build_random_clip
+from archive_pipeline_tests.helpers import local_resources
 
 pytestmark = pytest.mark.slow
 ASSETS = [
@@ -135,16 +131,13 @@ def archive(tmp_path_factory, shared_media):
 
 
 def resources(root, warehouse, **vision):
-    return {
-        "media_store": LocalMediaStore(root=str(root / "inbox")),
-        "warehouse": LanceWarehouse(root=str(root / warehouse)),
-        "ray": RayResource(address="inline"),
+    return local_resources(
+        root / "inbox",
+        root / warehouse,
         # the subject is embeddings: the light diariser (pyannote's import alone takes 20 s)
-        "speech_models": SpeechModels(whisper_model="tiny.en", diarization_backend="resemblyzer"),
-        "vision_models": VisionModels(**vision),
-        "search_index": SearchIndex(),
-        "check_settings": CheckSettings(),
-    }
+        speech_models=SpeechModels(whisper_model="tiny.en", diarization_backend="resemblyzer"),
+        vision_models=VisionModels(**vision),
+    )
 
 
 def test_default_embeds_text_and_reports_no_image_text_model(archive):

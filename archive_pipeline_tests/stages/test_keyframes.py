@@ -57,17 +57,16 @@ def video_dir(tmp_path_factory, shared_media):
 
 
 @pytest.fixture(scope="module")
-def stage(video_dir):
-    stage = ShotsStage(LocalStore(str(video_dir)))
-    stage.setup()
-    return stage
+def stage(video_dir, shot_models):
+    return ShotsStage(LocalStore(str(video_dir)), **shot_models)
 
 
 def with_settings(stage, **settings):
-    other = ShotsStage(stage.store, keyframes=KeyframeSettings(**settings))
-    other._model = stage._model
-    other._text = stage._text if other.keyframes.text_every_s else None
-    return other
+    keyframes = KeyframeSettings(**settings)
+    models = stage.loaded_models()
+    if not keyframes.text_every_s:
+        models["text_detector"] = None
+    return ShotsStage(stage.store, keyframes=keyframes, **models)
 
 
 def test_every_shot_has_a_keyframe_inside_it(stage):

@@ -226,7 +226,7 @@ import json, sys
 from archive_pipeline.core.compute import RayRuntime
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.stages.base import process_partition
-from archive_pipeline_tests.test_checkpoint import Turns, _items
+from archive_pipeline_tests.stages.test_checkpoint import Turns, _items
 
 root, calls, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 wh = Warehouse(root, commit_every_items=4)

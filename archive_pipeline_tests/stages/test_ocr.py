@@ -16,8 +16,9 @@ from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
 from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.quality import character_error_rate
-from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, VisionModels
+from archive_pipeline.resources import VisionModels
 from archive_pipeline.stages.ocr import FrameTextStage, OcrSettings, TextLine, reading_order
+from archive_pipeline_tests.helpers import local_resources
 
 pytestmark = pytest.mark.slow
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -102,12 +103,11 @@ def test_frame_text_asset_reads_each_keyframe(shared_media, tmp_path):
     inbox = tmp_path / "inbox" / "1990s"
     inbox.mkdir(parents=True)
     shutil.copyfile(shared_media / "video/counter.mp4", inbox / "counter.mp4")
-    resources = {
-        "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),
-        "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
-        "ray": RayResource(address="inline"),
-        "vision_models": VisionModels(keyframe_interval_s=0.5, keyframe_dedup_distance=-1),
-    }
+    resources = local_resources(
+        tmp_path / "inbox",
+        tmp_path / "wh",
+        vision_models=VisionModels(keyframe_interval_s=0.5, keyframe_dedup_distance=-1),
+    )
     assets = [media_catalog, shots_and_keyframes, frame_text]
     result = dg.materialize(assets, partition_key="1990s", resources=resources)
     assert result.success

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from archive_pipeline.core.warehouse import Warehouse, WarehouseMissingError
+from archive_pipeline_tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COMMANDS = {
     "search": [str(BIN / "archive-search"), "harbour", "--mode", "text"],

@@ -10,7 +10,8 @@ from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns, transcripts
 from archive_pipeline.exports import to_rttm, to_srt, to_webvtt
 from archive_pipeline.quality import read_rttm
-from archive_pipeline.resources import LanceWarehouse, LocalMediaStore, RayResource, SpeechModels
+from archive_pipeline.resources import SpeechModels
+from archive_pipeline_tests.helpers import local_resources
 from archive_pipeline_tests.speech_fixtures import dialogue, silence, video_without_audio
 
 pytestmark = pytest.mark.slow
@@ -34,12 +35,11 @@ def run(inbox, warehouse):
     return dg.materialize(
         ASSETS,
         partition_key="1980s",
-        resources={
-            "media_store": LocalMediaStore(root=str(inbox)),
-            "warehouse": LanceWarehouse(root=str(warehouse)),
-            "ray": RayResource(address="inline"),
-            "speech_models": SpeechModels(whisper_model="tiny.en", whisper_beam_size=1),
-        },
+        resources=local_resources(
+            inbox,
+            warehouse,
+            speech_models=SpeechModels(whisper_model="tiny.en", whisper_beam_size=1),
+        ),
     )
 
 

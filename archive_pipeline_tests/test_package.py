@@ -1,0 +1,101 @@
+"""The package's shape: layers that only point down, the environment read in one place, and
+a test tree that mirrors the package."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+
+from archive_pipeline_tests.helpers import REPO
+
+PACKAGE = REPO / "archive_pipeline"
+TESTS = REPO / "archive_pipeline_tests"
+# the only modules that may touch os.environ: the settings and the command-line entry points
+ENVIRON_ALLOWED = {"settings.py", "cli.py", "search/cli.py"}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path.relative_to(PACKAGE).as_posix(), path.read_text()
+
+
+def test_os_environ_only_in_the_settings_module_and_the_entry_points():
+    offenders = [
+        name
+        for name, text in _modules()
+        if re.search(r"\bos\.(environ|getenv|putenv)\b", text) and name not in ENVIRON_ALLOWED
+    ]
+    assert offenders == []
+
+
+def _imports(text: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_layers_only_point_down():
+    """core <- stages <- search / defs: nothing imports the Dagster wiring (defs) but defs and
+    definitions.py; core imports neither stages nor search; the search package and the stages
+    never import Dagster."""
+    for name, text in _modules():
+        imported = _imports(text)
+        top = name.split("/")[0]
+        if top not in ("defs", "definitions.py"):
+            assert not {m for m in imported if m.startswith("archive_pipeline.defs")}, name
+        if top == "core":
+            assert not {
+                m
+                for m in imported
+                if m.startswith(("archive_pipeline.stages", "archive_pipeline.search"))
+            }, name
+        if top in ("core", "stages", "search"):
+            assert not {m for m in imported if m.split(".")[0] in ("dagster", "dagster_aws")}, name
+
+
+def test_the_search_package_loads_without_dagster():
+    code = (
+        "import sys; import archive_pipeline.search.query, archive_pipeline.search.service, "
+        "archive_pipeline.search.cli, archive_pipeline.search.documents; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dagster', 'dagster_aws')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_test_tree_mirrors_the_package():
+    """Tests of `archive_pipeline/<area>/` live in `archive_pipeline_tests/<area>/`."""
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {"core", "stages", "search", "defs"}
+    for folder in folders:
+        assert (PACKAGE / folder / "__init__.py").exists(), folder
+        for test in (TESTS / folder).glob("test_*.py"):
+            # each test module names a module of its area (or a part of one: test_speech_assets)
+            stem = test.stem.removeprefix("test_")
+            modules = {p.stem for p in (PACKAGE / folder).rglob("*.py")}
+            assert (
+                stem == folder
+                or any(stem.startswith(m) or m.startswith(stem) for m in modules)
+                or stem
+                in {
+                    "stages",  # every stage module (test_stages)
+                    "checkpoint",  # process_partition's batches (stages/base.py)
+                    "cross_decade",  # process_partition across decades (stages/base.py)
+                    "stills",  # shots and keyframes of photos and scans (stages/shots.py)
+                    "hostile_inbox",  # the store's scan of a hostile folder (core/store.py)
+                    "read_only",  # the warehouse read-only (core/warehouse.py)
+                    "s3_store",  # core/store.py over S3
+                    "catalog_assets",  # defs/catalog
+                    "speech_assets",  # defs/speech
+                    "sensors",  # defs/automation/sensors.py
+                    "runs",  # defs/automation's abandoned_runs sensor
+                    "definitions",  # defs as a whole
+                    "search_service",  # search/service.py
+                }
+            ), test.relative_to(REPO)
