@@ -66,7 +66,7 @@ lint:
 
 test: install install-paddle lint
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 	$(PADDLE_VENV)/bin/pytest -m paddle archive_pipeline_tests/stages/test_ocr_paddle.py  # lane 2
 
 # The fast lane while working (the slow tests still run in `make test` and CI).

@@ -4,6 +4,8 @@ the layers only pointing down."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -114,3 +116,34 @@ def test_a_variable_set_after_the_definitions_load_takes_effect_at_run_time(
     assert seen == {"interval_s": 3.5}
     rows = Warehouse(str(tmp_path / "later-warehouse")).read("media_catalog")
     assert rows.column("store_key").to_pylist() == ["1960s/jfk.flac"]
+
+
+def test_loading_the_definitions_reads_no_setting():
+    """Importing the package and loading the code location read none of the variables: the
+    environment is read when a run, a sensor tick or a command uses a setting."""
+    code = """
+import os, sys
+
+
+read = []
+real = os.environ
+
+class Spy(dict):
+    def get(self, key, default=None):
+        read.append(key)
+        return real.get(key, default)
+    def __getitem__(self, key):
+        read.append(key)
+        return real[key]
+    def __contains__(self, key):
+        read.append(key)
+        return key in real
+
+os.environ = Spy(real)
+import archive_pipeline.definitions as d
+d.defs()
+from archive_pipeline import settings
+print(sorted(set(read) & set(settings.BY_ENV)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -89,13 +89,13 @@ def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyann
     diariser of `backend`, or 'decode' whole."""
     if mode == "diarise":
         from archive_pipeline.core.store import LocalStore
+        from archive_pipeline.stages.base import CatalogItem
         from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
-        from archive_pipeline.stages.speech import SpeechItem
 
         stage = DiarizeStage(LocalStore(str(path.parent)), DiarizationSettings(backend=backend))
         stage.setup()
         start = time.perf_counter()
-        item = SpeechItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
+        item = CatalogItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
         turns = stage.process(item)
         seconds = time.perf_counter() - start
         speakers = len({t["speaker"] for t in turns})
@@ -117,14 +117,14 @@ def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyann
         print(json.dumps({"samples": samples, "peak_rss_mb": peak_rss_mb()}))
         return
     from archive_pipeline.core.store import LocalStore
-    from archive_pipeline.stages.speech import SpeechItem
+    from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 
     settings = WhisperSettings(model=model, cpu_threads=threads)
     stage = TranscribeStage(LocalStore(str(path.parent)), settings)
     stage.setup()
     start = time.perf_counter()
-    item = SpeechItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
+    item = CatalogItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
     segments = stage.process(item)["segments"]
     seconds = time.perf_counter() - start
     rows = [[s["start_s"], s["end_s"], s["text"]] for s in segments]
@@ -291,8 +291,8 @@ def main() -> None:
     from archive_pipeline.core.compute import RayRuntime, StageResources
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.models import resolve_whisper
+    from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
-    from archive_pipeline.stages.speech import SpeechItem
     from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 
     with tempfile.TemporaryDirectory(prefix="bench-speech-") as tmp_name:
@@ -308,7 +308,7 @@ def main() -> None:
         batched = BatchedInferencePipeline(model)
         store = LocalStore(str(tmp))
         items = [
-            SpeechItem(
+            CatalogItem(
                 uri=f.name, store_key=f.name, media_id=f.name, sha256=f.name, duration_s=duration(f)
             )
             for f in files

@@ -181,15 +181,15 @@ def main() -> None:
 
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.quality import normalise_text, speech_references
-    from archive_pipeline.stages.speech import SpeechItem
+    from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 
     speech = args.shared_media / "speech"
     refs = speech_references(speech)
     result: dict = {"benchmark": "speech_quality"}
 
-    def item(name: str) -> SpeechItem:
-        return SpeechItem(uri=name, store_key=name, media_id=name, sha256=name, duration_s=None)
+    def item(name: str) -> CatalogItem:
+        return CatalogItem(uri=name, store_key=name, media_id=name, sha256=name, duration_s=None)
 
     with tempfile.TemporaryDirectory(prefix="speech-quality-") as tmp:
         for model in args.models if "wer" in args.parts else ():

@@ -66,9 +66,9 @@ def run_stage(stage, path: Path) -> int:
 
 
 def stage_result(stage, path: Path) -> dict:
-    from archive_pipeline.stages.shots import VideoItem
+    from archive_pipeline.stages.base import CatalogItem
 
-    return stage.process(VideoItem(path.name, path.name, "m", "s", None))
+    return stage.process(CatalogItem(path.name, path.name, "m", "s", None))
 
 
 def timed(fn, repeats: int) -> float:

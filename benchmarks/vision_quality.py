@@ -35,7 +35,8 @@ GERMAN = ["Größe der Bürgerstraße", "Äpfel über Öl für 18 Mark", "Schön
 def cut_quality(media: Path) -> dict:
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.quality import cuts_match
-    from archive_pipeline.stages.shots import ShotsStage, VideoItem
+    from archive_pipeline.stages.base import CatalogItem
+    from archive_pipeline.stages.shots import ShotsStage
 
     out = {}
     for detector in ("transnetv2", "content", "adaptive"):
@@ -43,7 +44,7 @@ def cut_quality(media: Path) -> dict:
         stage.setup()
         for name in ("bikes", "bigbuckbunny-5s"):
             truth = json.loads((media / f"video/{name}.cuts.json").read_text())["cuts_frames"]
-            result = stage.process(VideoItem(name, f"{name}.mp4", name, name, None))
+            result = stage.process(CatalogItem(name, f"{name}.mp4", name, name, None))
             found = [shot["start_frame"] for shot in result["shots"]][1:]
             match = cuts_match(found, truth)
             out[f"{detector}/{name}"] = {k: round(v, 3) for k, v in match.items()}
@@ -56,7 +57,8 @@ def transition_quality(media: Path) -> dict:
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.quality import transitions_match
     from archive_pipeline.quality.generated import transition_videos
-    from archive_pipeline.stages.shots import ShotsStage, VideoItem
+    from archive_pipeline.stages.base import CatalogItem
+    from archive_pipeline.stages.shots import ShotsStage
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +69,7 @@ def transition_quality(media: Path) -> dict:
             found_all, spans_all, offset, uncovered = [], [], 0, 0
             for case in made:
                 result = stage.process(
-                    VideoItem(case.name, f"{case.name}.mp4", case.name, "", None)
+                    CatalogItem(case.name, f"{case.name}.mp4", case.name, "", None)
                 )
                 covered = sum(s["end_frame"] - s["start_frame"] + 1 for s in result["shots"])
                 uncovered += result["frames"] - covered

@@ -17,12 +17,13 @@ from archive_pipeline.models import (
     ModelUnavailableError,
 )
 from archive_pipeline.stages.base import (
+    CatalogItem,
     ItemFailure,
     LoadsModels,
     TableRows,
     row_values,
 )
-from archive_pipeline.stages.speech import SpeechItem, audio_failures, speaker_name
+from archive_pipeline.stages.speech import audio_failures, speaker_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -168,11 +169,11 @@ class DiarizeStage(LoadsModels):
                 device=self.settings.device,
             )
 
-    def content_id(self, item: SpeechItem) -> str:
+    def content_id(self, item: CatalogItem) -> str:
         """The audio's content and the catalogue's speaker list (it sets the speaker count)."""
         return f"{item.sha256}|speakers={len(item.speakers)}|{','.join(item.speakers)}"
 
-    def rows(self, item: SpeechItem, turns: list[dict], *, decade: str) -> TableRows:
+    def rows(self, item: CatalogItem, turns: list[dict], *, decade: str) -> TableRows:
         """speaker_turns rows of one item."""
         return {"speaker_turns": turn_rows(item, turns, decade=decade)}
 
@@ -188,7 +189,7 @@ class DiarizeStage(LoadsModels):
             for row in row_values(rows["speaker_turns"], "turn_index")
         ]
 
-    def process(self, item: SpeechItem) -> list[dict[str, Any]] | ItemFailure:
+    def process(self, item: CatalogItem) -> list[dict[str, Any]] | ItemFailure:
         """Return the item's speaker turns as dicts (start, end, speaker, embedding).
 
         Both backends read the audio in blocks of DIARIZE_CHUNK_S (from the audio transcripts
@@ -396,7 +397,7 @@ def _label_means(labels, local, embedded):
     return means
 
 
-def turn_rows(item: SpeechItem, turns: list[dict], *, decade: str) -> list[dict]:
+def turn_rows(item: CatalogItem, turns: list[dict], *, decade: str) -> list[dict]:
     """One speaker_turns row per turn, with catalogue names by order of first appearance."""
     return [
         {

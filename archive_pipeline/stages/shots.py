@@ -43,10 +43,7 @@ if TYPE_CHECKING:
 WINDOW, STEP, PAD = 100, 50, 25  # TransNetV2's inference windows (as in its predict_frames)
 
 
-VideoItem = CatalogItem  # what the vision stages work on
-
-
-def video_items(catalog: pa.Table) -> tuple[list[VideoItem], list[tuple[str, str]]]:
+def video_items(catalog: pa.Table) -> tuple[list[CatalogItem], list[tuple[str, str]]]:
     """Items with a video stream or stills (one per content), and (store_key, reason) of those
     skipped."""
     return catalog_items(catalog, needs="visual")
@@ -173,11 +170,11 @@ class ShotsStage(LoadsModels):
         chunks = [chunk for _, chunk in self.predict_chunks(frames)]
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
-    def content_id(self, item: VideoItem) -> str:
+    def content_id(self, item: CatalogItem) -> str:
         """The video's content."""
         return item.sha256
 
-    def rows(self, item: VideoItem, value: dict[str, Any], *, decade: str) -> TableRows:
+    def rows(self, item: CatalogItem, value: dict[str, Any], *, decade: str) -> TableRows:
         """shots and keyframes rows of one video."""
         return shot_rows(item, value, decade=decade)
 
@@ -189,7 +186,7 @@ class ShotsStage(LoadsModels):
             "keyframes": row_values(rows["keyframes"], "keyframe_index"),
         }
 
-    def process(self, item: VideoItem) -> dict[str, Any] | ItemFailure:
+    def process(self, item: CatalogItem) -> dict[str, Any] | ItemFailure:
         """Return the item's shots (frames, times from frame pts, score) and keyframes; a
         still's pages are its keyframes (no shots)."""
         from archive_pipeline.core.images import ImageDecodeError
@@ -377,7 +374,7 @@ class ShotsStage(LoadsModels):
         yield from tracker.finish()
 
 
-def shot_rows(item: VideoItem, value: dict[str, Any], *, decade: str) -> dict[str, list[dict]]:
+def shot_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) -> dict[str, list[dict]]:
     """One shots row per shot and one keyframes row per keyframe kept."""
     shots = [
         {

@@ -15,16 +15,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-SpeechItem = CatalogItem  # what the speech stages work on
-
-
-def speech_items(catalog: pa.Table) -> tuple[list[SpeechItem], list[tuple[str, str]]]:
+def speech_items(catalog: pa.Table) -> tuple[list[CatalogItem], list[tuple[str, str]]]:
     """Items with an audio stream (one per content), and (store_key, reason) of those skipped."""
     return catalog_items(catalog, needs="audio")
 
 
 @contextlib.contextmanager
-def audio_failures(item: SpeechItem) -> Iterator[list[ItemFailure]]:
+def audio_failures(item: CatalogItem) -> Iterator[list[ItemFailure]]:
     """Turn a missing audio stream or undecodable audio into an ItemFailure (errors as data).
 
     The yielded list receives the failure; the caller returns it instead of a result.

@@ -20,12 +20,13 @@ from archive_pipeline.models import (
 )
 from archive_pipeline.stages import language
 from archive_pipeline.stages.base import (
+    CatalogItem,
     ItemFailure,
     LoadsModels,
     TableRows,
     row_values,
 )
-from archive_pipeline.stages.speech import SpeechItem, audio_failures
+from archive_pipeline.stages.speech import audio_failures
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -162,11 +163,11 @@ class TranscribeStage(LoadsModels):
             return self._pipeline.transcribe(audio, batch_size=self.settings.batch_size, **options)
         return self._model.transcribe(audio, **options)
 
-    def content_id(self, item: SpeechItem) -> str:
+    def content_id(self, item: CatalogItem) -> str:
         """The audio's content and the catalogue language it is decoded with."""
         return f"{item.sha256}|language={item.language or ''}"
 
-    def rows(self, item: SpeechItem, value: dict[str, Any], *, decade: str) -> TableRows:
+    def rows(self, item: CatalogItem, value: dict[str, Any], *, decade: str) -> TableRows:
         """transcripts rows of one item."""
         return {"transcripts": transcript_rows(item, value, decade=decade)}
 
@@ -193,7 +194,7 @@ class TranscribeStage(LoadsModels):
         languages |= language.assign(pieces, known=languages, hint=hint)
         return language.spans(pieces, whole) or [language.Span(0, whole, None, None)]
 
-    def process(self, item: SpeechItem) -> dict[str, Any] | ItemFailure:
+    def process(self, item: CatalogItem) -> dict[str, Any] | ItemFailure:
         """Transcribe one item chunk by chunk, each speech span in its language; times are
         absolute seconds in the media."""
         from archive_pipeline.core.audio import iter_chunks
@@ -300,7 +301,7 @@ def _segment_dict(
     }
 
 
-def transcript_rows(item: SpeechItem, value: dict[str, Any], *, decade: str) -> list[dict]:
+def transcript_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) -> list[dict]:
     """One transcripts row per segment."""
     return [
         {

@@ -26,6 +26,8 @@ def test_definitions_load_with_local_defaults():
     for asset in d.resolve_all_asset_specs():
         assert f"{asset.key.to_user_string()}:rows_for_every_item" in checks
         assert "dagster/column_schema" in asset.metadata, asset.key
+        if "ray" in asset.kinds:  # a stage asset: its failures have a check (and a threshold)
+            assert f"{asset.key.to_user_string()}:failure_rate" in checks, asset.key
     assert isinstance(d.resources["media_store"], InboxMediaStore)
     assert isinstance(d.resources["media_store"].get_store(), LocalStore)
 

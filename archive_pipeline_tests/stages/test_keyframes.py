@@ -11,14 +11,15 @@ from PIL import Image
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.core.video import FrameViews, frames_at, iter_frames
 from archive_pipeline.demo.build import captioned_video
+from archive_pipeline.stages.base import CatalogItem
 from archive_pipeline.stages.keyframes import KeyframeSettings
-from archive_pipeline.stages.shots import ShotsStage, VideoItem
+from archive_pipeline.stages.shots import ShotsStage
 
 pytestmark = pytest.mark.slow
 
 
 def item(key):
-    return VideoItem(uri=key, store_key=key, media_id=key, sha256=key, duration_s=None)
+    return CatalogItem(uri=key, store_key=key, media_id=key, sha256=key, duration_s=None)
 
 
 def ffmpeg(*args):

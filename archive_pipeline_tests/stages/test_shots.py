@@ -17,15 +17,15 @@ from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import shots_and_keyframes
 from archive_pipeline.quality import cuts_match, transitions_match
 from archive_pipeline.quality.generated import transition_videos
-from archive_pipeline.stages.base import ItemFailure
-from archive_pipeline.stages.shots import ShotsStage, VideoItem
+from archive_pipeline.stages.base import CatalogItem, ItemFailure
+from archive_pipeline.stages.shots import ShotsStage
 from archive_pipeline_tests.helpers import local_resources
 
 pytestmark = pytest.mark.slow
 
 
 def item(key):
-    return VideoItem(uri=key, store_key=key, media_id=key, sha256=key, duration_s=None)
+    return CatalogItem(uri=key, store_key=key, media_id=key, sha256=key, duration_s=None)
 
 
 @pytest.fixture(scope="module")

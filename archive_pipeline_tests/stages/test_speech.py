@@ -19,9 +19,8 @@ from archive_pipeline.quality import (
     speech_references,
     word_error_rate,
 )
-from archive_pipeline.stages.base import ItemFailure
+from archive_pipeline.stages.base import CatalogItem, ItemFailure
 from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
-from archive_pipeline.stages.speech import SpeechItem
 from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 from archive_pipeline_tests.speech_fixtures import (
     dialogue,
@@ -34,8 +33,8 @@ from archive_pipeline_tests.speech_fixtures import (
 pytestmark = pytest.mark.slow
 
 
-def item(key: str, **kw) -> SpeechItem:
-    return SpeechItem(
+def item(key: str, **kw) -> CatalogItem:
+    return CatalogItem(
         uri=f"file:///{key}", store_key=key, media_id=key, sha256=key, duration_s=None, **kw
     )
 
@@ -216,7 +215,7 @@ def test_resemblyzer_diarisation_reads_long_audio_in_chunks_and_keeps_the_speake
             **resemblyzer.loaded_models(),
         )
         turns = stage.process(
-            SpeechItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
+            CatalogItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
         )
         assert len(seen) >= 5 and max(seen) <= length * 0.7 + 10.5  # (cut at a quiet point)
         hypothesis = [(t["start"], t["end"], t["speaker"]) for t in turns]
@@ -328,7 +327,7 @@ def test_default_diariser_reads_long_audio_in_blocks_and_keeps_the_voices(
         LocalStore(str(tmp_path)), diarizer.settings, audio_cache=cache, **diarizer.loaded_models()
     )
     turns = stage.process(
-        SpeechItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
+        CatalogItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
     )
     assert len(blocks) >= 2 and max(blocks) <= 30.0 + 10.5
     der = diarization_error_rate(reference, hypothesis(turns), collar_s=0.25)
