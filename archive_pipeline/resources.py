@@ -19,7 +19,7 @@ from pydantic import Field, PrivateAttr
 from archive_pipeline import paths, settings
 from archive_pipeline.core.audio import DecodedAudioCache
 from archive_pipeline.core.compute import Compute, InlineCompute, RayRuntime, StageResources
-from archive_pipeline.core.store import LocalStore, S3Store, Store, open_store
+from archive_pipeline.core.store import LocalStore, S3Store, Store, fetch_cache_dir, open_store
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.runs import PROCESS_TAG, process_tag
 
@@ -86,7 +86,7 @@ class S3MediaStore(MediaStore):
             region_name=self.s3.region_name,
             access_key_id=self.s3.aws_access_key_id,
             secret_access_key=self.s3.aws_secret_access_key,
-            cache_dir=str(paths.cache() / "media") if self.fetch_cache_mb else None,
+            cache_dir=fetch_cache_dir(self.fetch_cache_mb),
             cache_max_mb=self.fetch_cache_mb,
         )
 

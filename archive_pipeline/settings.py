@@ -15,7 +15,6 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -59,9 +58,9 @@ class Setting:
         except ValueError:
             raise SettingError(f"{self.env}={raw!r}: expected {self.type.__name__}") from None
 
-    def read(self, environ: Mapping[str, str] | None = None) -> Any:
+    def read(self) -> Any:
         """The value now: the variable's (parsed) if set and not empty, else the default."""
-        raw = (os.environ if environ is None else environ).get(self.env)
+        raw = os.environ.get(self.env)
         if raw is not None and raw.strip():
             return self.parse(raw)
         return self.default_from() if self.default_from is not None else self.default
@@ -92,8 +91,12 @@ def _setting(env: str, type_: type, default: Any, description: str, **kw: Any) -
     return setting
 
 
-def _home() -> Path:
-    return Path(ARCHIVE_HOME.read()).resolve()
+def _paths():
+    """`archive_pipeline.paths` (the folders under ARCHIVE_HOME), imported when a computed
+    default is read: it reads ARCHIVE_HOME from this module."""
+    from archive_pipeline import paths
+
+    return paths
 
 
 # -- where the embedded default keeps its state -------------------------------------------------
@@ -110,7 +113,7 @@ MODEL_CACHE = _setting(
     None,
     "where assembled weights are kept (Whisper base is joined from two packages once, "
     "checksum verified)",
-    default_from=lambda: str(_home() / "cache" / "models"),
+    default_from=lambda: str(_paths().cache() / "models"),
     default_text="`$ARCHIVE_HOME/cache/models`",
 )
 DAGSTER_HOME = _setting(
@@ -118,7 +121,7 @@ DAGSTER_HOME = _setting(
     str,
     None,
     "the Dagster instance folder",
-    default_from=lambda: str(_home() / "dagster_home"),
+    default_from=lambda: str(_paths().dagster_home()),
     default_text="`$ARCHIVE_HOME/dagster_home`",
     reader="Dagster (the runner and `make` set it)",
 )
@@ -131,7 +134,7 @@ INBOX = _setting(
     "the media store: a folder, or `s3://bucket/prefix`",
     groups=("media_store",),
     field="location",
-    default_from=lambda: str(_home() / "inbox"),
+    default_from=lambda: str(_paths().inbox()),
     default_text="`$ARCHIVE_HOME/inbox`",
 )
 WAREHOUSE = _setting(
@@ -141,7 +144,7 @@ WAREHOUSE = _setting(
     "the Lance warehouse: a folder, or `s3://bucket/prefix`",
     groups=("warehouse",),
     field="root",
-    default_from=lambda: str(_home() / "warehouse"),
+    default_from=lambda: str(_paths().warehouse()),
     default_text="`$ARCHIVE_HOME/warehouse`",
 )
 S3_ENDPOINT_URL = _setting(
@@ -677,11 +680,6 @@ def resolve(name: str, overrides: Mapping[str, Any] | None = None) -> SimpleName
         value = overrides.get(field_name)
         values[field_name] = setting.read() if value is None else value
     return SimpleNamespace(**values)
-
-
-def read(env: str) -> Any:
-    """One setting's value now, by variable name."""
-    return BY_ENV[env].read()
 
 
 # -- variables this package sets for the libraries it runs (documented in the README) ------------

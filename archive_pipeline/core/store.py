@@ -566,6 +566,11 @@ def _load_sidecar(
         return None, str(exc)
 
 
+def fetch_cache_dir(cache_mb: int) -> str | None:
+    """Where an S3 store keeps the objects it fetches on this node (None: `cache_mb` is 0)."""
+    return str(paths.cache() / "media") if cache_mb else None
+
+
 def open_store(overrides: Mapping[str, Any] | None = None) -> LocalStore | S3Store:
     """The media store the settings name now: ARCHIVE_INBOX, a folder or s3://bucket/prefix
     (`media_store` fields in `overrides` first); an S3 store reads with boto3's credentials."""
@@ -577,7 +582,7 @@ def open_store(overrides: Mapping[str, Any] | None = None) -> LocalStore | S3Sto
             prefix=parsed.path.strip("/"),
             endpoint_url=v.s3_endpoint_url,
             region_name=v.s3_region,
-            cache_dir=str(paths.cache() / "media") if v.fetch_cache_mb else None,
+            cache_dir=fetch_cache_dir(v.fetch_cache_mb),
             cache_max_mb=v.fetch_cache_mb,
         )
     return LocalStore(root=v.location)

@@ -145,10 +145,9 @@ class TranscribeStage(LoadsModels):
                 "ARCHIVE_WHISPER_MODEL to 'base', 'tiny.en', a CTranslate2 directory or a hub id"
             ) from exc
 
-    @property
-    def model(self):
-        """The loaded faster-whisper model (after `setup()`), for another stage's `model=`."""
-        return self._model
+    def loaded_models(self) -> dict[str, Any]:
+        """What `setup()` loaded, as the constructor takes it (`model`)."""
+        return {"model": self._model}
 
     def transcribe_array(self, audio, *, language: str | None):
         """Transcribe 16 kHz mono samples; return (segments, info) from faster-whisper."""

@@ -150,7 +150,7 @@ def test_long_media_are_chunked_with_absolute_times(whisper, media_dir):
     chunks = list(iter_chunks(looped, chunk_s=12.0, search_s=3.0))
     assert len(chunks) >= 3
     assert sum(len(c) for _, c in chunks) / SAMPLE_RATE == pytest.approx(45.0, abs=0.2)
-    stage = TranscribeStage(whisper.store, WhisperSettings(chunk_s=12.0), model=whisper.model)
+    stage = TranscribeStage(whisper.store, WhisperSettings(chunk_s=12.0), **whisper.loaded_models())
     segments = stage.process(item("jfk_x3.wav"))["segments"]
     starts = [s["start_s"] for s in segments if "fellow americans" in normalise_text(s["text"])]
     assert len(starts) == 3

@@ -5,9 +5,7 @@ import collections
 import dagster as dg
 
 from archive_pipeline.core.store import scan_inventory
-from archive_pipeline.defs.reporting import (
-    preview,
-)
+from archive_pipeline.defs.reporting import preview
 from archive_pipeline.defs.stage_assets import stage_asset, stage_result
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade

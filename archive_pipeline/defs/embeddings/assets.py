@@ -4,10 +4,7 @@ segment_embeddings (speech segments and keyframe documents; MiniLM, or OpenCLIP'
 import dagster as dg
 import pyarrow.compute as pc
 
-from archive_pipeline.defs.reporting import (
-    preview,
-    throughput,
-)
+from archive_pipeline.defs.reporting import preview, throughput
 from archive_pipeline.defs.stage_assets import run_stage, stage_asset, stage_result
 from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, keyframe_documents
