@@ -28,6 +28,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH_OR_S3",
         help="the media store: a folder or s3://bucket/prefix (default: ARCHIVE_INBOX)",
     )
+    run.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="let this run remove the rows of items the inbox no longer lists even where the "
+        "deletion guard would stop it (ARCHIVE_ALLOW_REMOVALS)",
+    )
+    repair = sub.add_parser(
+        "repair",
+        help="check the tables, remove what cannot be read (lost or truncated data files; a "
+        "table that cannot be opened is moved aside) and run the decades again to rebuild it",
+    )
+    repair.add_argument("--table", action="append", metavar="T", help="only this table")
+    repair.add_argument("--decade", action="append", metavar="D", help="only rerun this decade")
+    repair.add_argument(
+        "--no-run", action="store_true", help="only check and remove; rebuild with a later run"
+    )
     demo = sub.add_parser("demo", help="build the demo inbox if empty and run every partition")
     demo.add_argument(
         "--shared-media",
@@ -75,13 +91,35 @@ def main(argv: list[str] | None = None) -> int:
             print(settings.markdown_table())
         return 0
 
+    from archive_pipeline import settings
+
+    if args.command in ("run", "demo", "repair", "maintain"):  # before any work
+        problems = settings.validate()
+        if problems:
+            print("bad settings (nothing was run):", file=sys.stderr)
+            for line in problems:
+                print(f"  {line}", file=sys.stderr)
+            return 2
     if args.command == "run":
-        return _run(args.decade, args.inbox)
+        return _run(args.decade, args.inbox, allow_removals=args.allow_removals)
+    if args.command == "repair":
+        return _repair(args.table, args.decade, run=not args.no_run)
     if args.command == "demo":
         from archive_pipeline.demo.run import run_demo
 
         shared = args.shared_media if args.shared_media and args.shared_media.is_dir() else None
         return run_demo(shared_media=shared, partitions=args.partition)
+    from archive_pipeline.core.warehouse import DamagedTableError
+
+    try:
+        return _read_command(args)
+    except DamagedTableError as exc:
+        print(f"archive-pipeline {args.command}: {exc}", file=sys.stderr)
+        return 3
+
+
+def _read_command(args: argparse.Namespace) -> int:
+    """summary, maintain, export, build-demo-inbox."""
     from archive_pipeline.core.warehouse import Warehouse, WarehouseMissingError
 
     if args.command in ("summary", "export"):  # read-only: they create nothing
@@ -114,13 +152,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(decades: list[str] | None, inbox: str | None) -> int:
+def _repair(tables: list[str] | None, decades: list[str] | None, *, run: bool) -> int:
+    """`archive-pipeline repair`: remove what cannot be read, then rebuild by running."""
+    from archive_pipeline.core.repair import repair
+    from archive_pipeline.core.warehouse import Warehouse
+
+    try:
+        results = repair(Warehouse.from_settings(), tables)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for result in results:
+        print(result.line())
+    if not run:
+        print("Rebuild with `archive-pipeline run` (the ledger says what is missing).")
+        return 0
+    return _run(decades, None)
+
+
+def _run(decades: list[str] | None, inbox: str | None, *, allow_removals: bool = False) -> int:
     """`archive-pipeline run`: the decades that have media, or those asked for."""
     import os
     import time
 
     from archive_pipeline.runner import planned_decades, run_decades
 
+    if allow_removals:
+        os.environ["ARCHIVE_ALLOW_REMOVALS"] = "1"
     if inbox:
         if "://" not in inbox and not Path(inbox).is_dir():
             print(f"inbox {inbox} is not a folder", file=sys.stderr)

@@ -40,7 +40,10 @@ class DecadeHealth:
 
 
 def uris(warehouse: Warehouse, table: str, decade: str) -> set[str]:
-    """The distinct URIs with rows in one decade of a table (reads only that column)."""
+    """The distinct URIs with rows in one decade of a table (reads only that column; none for
+    a table not written yet)."""
+    if table not in warehouse.table_names():
+        return set()
     column = warehouse.read(table, {"decade": decade}, columns=["uri"]).column("uri")
     return set(pc.unique(column).to_pylist()) if len(column) else set()
 
@@ -93,7 +96,8 @@ def derived_health(
     warehouse: Warehouse, *, asset: str, decade: str, sources: Iterable[str]
 ) -> DecadeHealth:
     """Health of a table derived without a model: every item with rows in any of `sources`
-    must have rows in `asset`."""
+    must have rows in `asset` (an item with rows in none of them has nothing to derive: a
+    valid "nothing found")."""
     expected = set().union(*(uris(warehouse, source, decade) for source in sources))
     present = uris(warehouse, asset, decade)
     return DecadeHealth(

@@ -136,13 +136,28 @@ class LanceWarehouse(SettingsResource):
     commit_every_items: int | None = from_setting(settings.COMMIT_EVERY_ITEMS)
     commit_every_s: float | None = from_setting(settings.COMMIT_EVERY_S)
     commit_every_media_h: float | None = from_setting(settings.COMMIT_EVERY_MEDIA_H)
+    writer_wait_s: float | None = from_setting(settings.WRITER_WAIT_S)
+    writer_lease_s: float | None = from_setting(settings.WRITER_LEASE_S)
+    max_removal_fraction: float | None = from_setting(settings.MAX_REMOVAL_FRACTION)
+    allow_removals: bool | None = from_setting(settings.ALLOW_REMOVALS)
     s3_endpoint_url: str | None = from_setting(settings.S3_ENDPOINT_URL)
     s3_region: str | None = from_setting(settings.AWS_REGION)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Record on the run which process executes it (every asset writes the warehouse, so
-        every run passes here): a run worker killed with -9 can then be marked failed."""
+        """Check every setting before any work (a bad value fails the step naming its
+        variable), and record on the run which process executes it (every asset writes the
+        warehouse, so every run passes here): a run worker killed with -9 can then be marked
+        failed."""
+        settings.require_valid()
+        self.values()  # the fields given in code, range-checked
         record_run_process(context)
+
+    def removal_guard(self):
+        """The deletion guard's settings now (RemovalGuard)."""
+        from archive_pipeline.core.guard import RemovalGuard
+
+        v = self.values()
+        return RemovalGuard(max_fraction=v.max_removal_fraction, allow=v.allow_removals)
 
     def get_warehouse(self, *, read_only: bool = False) -> Warehouse:
         """A Dagster-free Warehouse with these settings (read-only: it creates nothing)."""

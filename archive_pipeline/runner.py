@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive_pipeline import paths, settings
-from archive_pipeline.runs import PROCESS_TAG, fail_abandoned_runs, process_tag
+from archive_pipeline.runs import PROCESS_TAG, fail_abandoned_runs, process_tag, run_failures
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # the compact console logger of defs/console.py: progress lines, failed checks, step failures
@@ -59,17 +59,19 @@ class DecadeRun:
     computed: int = 0
     failures: int = 0
     failed_checks: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # 'step: ErrorClass: message' per failure
 
     def line(self) -> str:
-        """One summary line for the console."""
+        """One summary line for the console (and one per failed step, saying why)."""
         status = "ok" if self.success else "FAILED"
         checks = (
             f"; checks not passed: {', '.join(self.failed_checks)}" if self.failed_checks else ""
         )
+        why = "".join(f"\n{'':>10}failed: {error}" for error in self.errors)
         return (
             f"{self.decade:>8}: {status} in {self.seconds:.1f} s (run {self.run_id[:8]}): "
             f"{self.items} media items, {self.computed} item-stages computed, "
-            f"{self.failures} failures{checks}"
+            f"{self.failures} failures{checks}{why}"
         )
 
 
@@ -93,6 +95,8 @@ def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:
 
 def _summarise(decade: str, result, seconds: float) -> DecadeRun:
     run = DecadeRun(decade, result.run_id, result.success, seconds)
+    if not result.success:
+        run.errors = run_failures(result)
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         counts = {

@@ -39,3 +39,49 @@ def fail_abandoned_runs(instance) -> list[str]:
         )
         failed.append(run.run_id)
     return failed
+
+
+def root_error(error) -> tuple[str, str] | None:
+    """(class, message) of the error that started a SerializableErrorInfo chain: the user's
+    exception, not Dagster's wrapper ("Error occurred while executing ...")."""
+    if error is None:
+        return None
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = (error.message or "").strip()
+    prefix = f"{error.cls_name}: "
+    if message.startswith(prefix):
+        message = message[len(prefix) :]
+    return error.cls_name or "Error", message
+
+
+def failure_reason(event) -> str | None:
+    """Why a failure event failed, in one line (error class and message), or None."""
+    data = getattr(event, "event_specific_data", None)
+    error = getattr(data, "error", None)
+    found = root_error(error)
+    if found is None:
+        return None
+    cls_name, message = found
+    first = message.splitlines()[0] if message else ""
+    return f"{cls_name}: {first}" if first else cls_name
+
+
+def run_failures(result) -> list[str]:
+    """'step: reason' of each failed step of an in-process run result (the run's own failure
+    when no step failed, e.g. a resource that could not start)."""
+    lines = []
+    for event in result.all_events:
+        if event.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE"):
+            reason = failure_reason(event)
+            if reason:
+                lines.append(f"{event.step_key or 'resources'}: {reason}")
+    if not lines:
+        for event in result.all_events:
+            if event.event_type_value == "PIPELINE_FAILURE":
+                reason = failure_reason(event) or getattr(
+                    event.event_specific_data, "failure_reason", None
+                )
+                if reason:
+                    lines.append(f"run: {reason}")
+    return list(dict.fromkeys(lines))

@@ -12,6 +12,7 @@ This is the only module that touches `os.environ`, apart from the CLI entry poin
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -43,9 +44,15 @@ class Setting:
     )
     default_text: str | None = None
     reader: str = "archive_pipeline"  # who reads it, where not this package (Dagster, boto3)
+    # the range a number must be in: low < value (low_open) or low <= value; value <= high
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    json_object: bool = False  # the text is a JSON object
 
     def parse(self, raw: str) -> Any:
-        """The typed value of a variable's text; SettingError naming the variable if it is not."""
+        """The typed value of a variable's text; SettingError naming the variable if it is not
+        of its type, not in its range, or (a JSON setting) not a JSON object."""
         text = raw.strip()
         if self.type is bool:
             if text.lower() in TRUE:
@@ -54,9 +61,38 @@ class Setting:
                 return False
             raise SettingError(f"{self.env}={raw!r}: expected one of {TRUE + FALSE}")
         try:
-            return self.type(text)
+            value = self.type(text)
         except ValueError:
             raise SettingError(f"{self.env}={raw!r}: expected {self.type.__name__}") from None
+        if self.json_object:
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SettingError(f"{self.env}={raw!r}: not valid JSON ({exc})") from None
+            if not isinstance(parsed, dict):
+                raise SettingError(f"{self.env}={raw!r}: expected a JSON object {{...}}")
+        problem = self.out_of_range(value)
+        if problem:
+            raise SettingError(f"{self.env}={raw!r}: {problem}")
+        return value
+
+    def out_of_range(self, value: Any) -> str | None:
+        """Why a number is outside this setting's range (None: it is inside, or no range)."""
+        if value is None or self.type not in (int, float):
+            return None
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return f"must be {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None and value > self.high:
+            return f"must be <= {self.high:g}"
+        return None
+
+    def range_text(self) -> str:
+        """The range as the README shows it ('' when there is none)."""
+        if self.low is None and self.high is None:
+            return ""
+        if self.low is not None and self.high is not None:
+            return f"{self.low:g}{' <' if self.low_open else ' ≤'} x ≤ {self.high:g}"
+        return f"{'>' if self.low_open else '≥'} {self.low:g}" if self.low is not None else ""
 
     def read(self) -> Any:
         """The value now: the variable's (parsed) if set and not empty, else the default."""
@@ -173,6 +209,7 @@ FETCH_CACHE_MB = _setting(
     "is downloaded once per run instead of once per stage; `0` turns it off",
     groups=("media_store",),
     field="fetch_cache_mb",
+    low=0,
 )
 VERSION_RETENTION_MINUTES = _setting(
     "ARCHIVE_VERSION_RETENTION_MINUTES",
@@ -181,6 +218,7 @@ VERSION_RETENTION_MINUTES = _setting(
     "keep table versions this long for time travel (older ones are removed after writes)",
     groups=("warehouse",),
     field="version_retention_minutes",
+    low=0,
 )
 COMPACT_MIN_SMALL_FRAGMENTS = _setting(
     "ARCHIVE_COMPACT_MIN_SMALL_FRAGMENTS",
@@ -189,6 +227,7 @@ COMPACT_MIN_SMALL_FRAGMENTS = _setting(
     "compact a table once it has this many small fragments",
     groups=("warehouse",),
     field="compact_min_small_fragments",
+    low=2,
 )
 COMMIT_EVERY_ITEMS = _setting(
     "ARCHIVE_COMMIT_EVERY_ITEMS",
@@ -199,6 +238,7 @@ COMMIT_EVERY_ITEMS = _setting(
     "docs/tables.md for what readers see meanwhile)",
     groups=("warehouse",),
     field="commit_every_items",
+    low=1,
 )
 COMMIT_EVERY_MEDIA_H = _setting(
     "ARCHIVE_COMMIT_EVERY_MEDIA_H",
@@ -207,6 +247,8 @@ COMMIT_EVERY_MEDIA_H = _setting(
     "… or once the batch holds this many hours of media (long recordings)",
     groups=("warehouse",),
     field="commit_every_media_h",
+    low=0,
+    low_open=True,
 )
 COMMIT_EVERY_S = _setting(
     "ARCHIVE_COMMIT_EVERY_S",
@@ -215,6 +257,49 @@ COMMIT_EVERY_S = _setting(
     "… or after this many seconds, whichever comes first",
     groups=("warehouse",),
     field="commit_every_s",
+    low=0,
+    low_open=True,
+)
+WRITER_WAIT_S = _setting(
+    "ARCHIVE_WRITER_WAIT_S",
+    float,
+    600.0,
+    "one writer per (decade, table): a second run of the same decade waits this long for the "
+    "writer holding it (named on the console), then fails naming it (`0`: fail at once)",
+    groups=("warehouse",),
+    field="writer_wait_s",
+    low=0,
+)
+WRITER_LEASE_S = _setting(
+    "ARCHIVE_WRITER_LEASE_S",
+    float,
+    60.0,
+    "with an `s3://` warehouse: a writer's lease lasts this long and is renewed every third of "
+    "it; a writer killed without releasing it blocks its scope this long (a folder's lease ends "
+    "with its process)",
+    groups=("warehouse",),
+    field="writer_lease_s",
+    low=5,
+)
+MAX_REMOVAL_FRACTION = _setting(
+    "ARCHIVE_MAX_REMOVAL_FRACTION",
+    float,
+    0.5,
+    "deletion guard: a run that would remove more than this fraction of a decade's catalogued "
+    "items (or all of them) stops before removing anything and says why",
+    groups=("warehouse",),
+    field="max_removal_fraction",
+    low=0,
+    high=1,
+)
+ALLOW_REMOVALS = _setting(
+    "ARCHIVE_ALLOW_REMOVALS",
+    bool,
+    False,
+    "let a run remove what the deletion guard would stop (`archive-pipeline run "
+    "--allow-removals` sets it for one run)",
+    groups=("warehouse",),
+    field="allow_removals",
 )
 MAX_FAILURE_FRACTION = _setting(
     "ARCHIVE_MAX_FAILURE_FRACTION",
@@ -224,6 +309,8 @@ MAX_FAILURE_FRACTION = _setting(
     "of its items failed (`ARCHIVE_MAX_FAILURE_FRACTIONS` sets it per asset)",
     groups=("check_settings",),
     field="max_failure_fraction",
+    low=0,
+    high=1,
 )
 MAX_FAILURE_FRACTIONS = _setting(
     "ARCHIVE_MAX_FAILURE_FRACTIONS",
@@ -234,6 +321,7 @@ MAX_FAILURE_FRACTIONS = _setting(
     groups=("check_settings",),
     field="max_failure_fractions",
     default_text="none",
+    json_object=True,
 )
 
 # -- Ray ----------------------------------------------------------------------------------------
@@ -254,6 +342,7 @@ RAY_NUM_CPUS = _setting(
     groups=("ray",),
     field="num_cpus",
     default_text="all",
+    low=1,
 )
 RAY_CONNECT_TIMEOUT_S = _setting(
     "ARCHIVE_RAY_CONNECT_TIMEOUT_S",
@@ -262,6 +351,8 @@ RAY_CONNECT_TIMEOUT_S = _setting(
     "give up joining the cluster after this many seconds",
     groups=("ray",),
     field="connect_timeout_s",
+    low=0,
+    low_open=True,
 )
 RAY_RESOURCE_WAIT_S = _setting(
     "ARCHIVE_RAY_RESOURCE_WAIT_S",
@@ -270,6 +361,7 @@ RAY_RESOURCE_WAIT_S = _setting(
     "wait this long for nodes that fit a stage (autoscaling clusters) before failing",
     groups=("ray",),
     field="resource_wait_s",
+    low=0,
 )
 RAY_DASHBOARD = _setting(
     "ARCHIVE_RAY_DASHBOARD",
@@ -288,6 +380,7 @@ STAGE_RESOURCES = _setting(
     groups=("ray",),
     field="stage_resources",
     default_text="stage defaults",
+    json_object=True,
 )
 ITEM_TIMEOUT_S = _setting(
     "ARCHIVE_ITEM_TIMEOUT_S",
@@ -298,6 +391,8 @@ ITEM_TIMEOUT_S = _setting(
     "worker is stopped and replaced, and the decade goes on (inline runs have no bound)",
     groups=("ray",),
     field="item_timeout_s",
+    low=0,
+    low_open=True,
 )
 ITEM_TIMEOUT_REALTIME = _setting(
     "ARCHIVE_ITEM_TIMEOUT_REALTIME",
@@ -306,6 +401,7 @@ ITEM_TIMEOUT_REALTIME = _setting(
     "seconds of time bound per second of media (see `ARCHIVE_ITEM_TIMEOUT_S`)",
     groups=("ray",),
     field="item_timeout_realtime",
+    low=0,
 )
 WORKER_MEMORY_MB = _setting(
     "ARCHIVE_WORKER_MEMORY_MB",
@@ -317,6 +413,7 @@ WORKER_MEMORY_MB = _setting(
     "out-of-memory killer",
     groups=("ray",),
     field="worker_memory_mb",
+    low=0,
 )
 
 # -- speech -------------------------------------------------------------------------------------
@@ -352,6 +449,7 @@ WHISPER_BEAM_SIZE = _setting(
     "beam size of the decoder",
     groups=("speech_models",),
     field="whisper_beam_size",
+    low=1,
 )
 WHISPER_BATCHED = _setting(
     "ARCHIVE_WHISPER_BATCHED",
@@ -368,6 +466,7 @@ WHISPER_BATCH_SIZE = _setting(
     "batch size of the batched pipeline",
     groups=("speech_models",),
     field="whisper_batch_size",
+    low=1,
 )
 WHISPER_CPU_THREADS = _setting(
     "ARCHIVE_WHISPER_CPU_THREADS",
@@ -376,6 +475,7 @@ WHISPER_CPU_THREADS = _setting(
     "CTranslate2 threads; `0`: the CPUs the stage reserves in Ray (`num_cpus`)",
     groups=("speech_models",),
     field="whisper_cpu_threads",
+    low=0,
 )
 WHISPER_LANGUAGE = _setting(
     "ARCHIVE_WHISPER_LANGUAGE",
@@ -466,6 +566,8 @@ KEYFRAME_INTERVAL_S = _setting(
     "one keyframe per this many seconds of a long shot",
     groups=("vision_models",),
     field="keyframe_interval_s",
+    low=0,
+    low_open=True,
 )
 KEYFRAME_DEDUP_DISTANCE = _setting(
     "ARCHIVE_KEYFRAME_DEDUP_DISTANCE",
@@ -474,6 +576,8 @@ KEYFRAME_DEDUP_DISTANCE = _setting(
     "pHash bits (of 64) within which a later keyframe counts as a duplicate (`-1` keeps all)",
     groups=("vision_models",),
     field="keyframe_dedup_distance",
+    low=-1,
+    high=64,
 )
 KEYFRAME_FULL_FRAMES = _setting(
     "ARCHIVE_KEYFRAME_FULL_FRAMES",
@@ -491,6 +595,7 @@ TEXT_SAMPLING_S = _setting(
     "whose text no keyframe shows (`0`: off)",
     groups=("vision_models",),
     field="text_sampling_s",
+    low=0,
 )
 TEXT_PROBE_WIDTH = _setting(
     "ARCHIVE_TEXT_PROBE_WIDTH",
@@ -499,6 +604,7 @@ TEXT_PROBE_WIDTH = _setting(
     "width in pixels of the frames looked at for text (text under ~8 px there is missed)",
     groups=("vision_models",),
     field="text_probe_width",
+    low=32,
 )
 THUMBNAIL_WIDTH = _setting(
     "ARCHIVE_THUMBNAIL_WIDTH",
@@ -507,6 +613,7 @@ THUMBNAIL_WIDTH = _setting(
     "thumbnail width, pixels",
     groups=("vision_models",),
     field="thumbnail_width",
+    low=16,
 )
 THUMBNAIL_FORMAT = _setting(
     "ARCHIVE_THUMBNAIL_FORMAT",
@@ -540,6 +647,8 @@ OCR_MIN_CONFIDENCE = _setting(
     "OCR lines below this confidence are dropped",
     groups=("vision_models",),
     field="ocr_min_confidence",
+    low=0,
+    high=1,
 )
 PADDLEOCR_DET_MODEL = _setting(
     "ARCHIVE_PADDLEOCR_DET_MODEL",
@@ -607,6 +716,7 @@ SEARCH_VECTOR_INDEX_MIN_ROWS = _setting(
     "vectors a column needs before it gets an index (exact search below)",
     groups=("search_index",),
     field="vector_index_min_rows",
+    low=0,
 )
 SEARCH_MIN_SIMILARITY = _setting(
     "ARCHIVE_SEARCH_MIN_SIMILARITY",
@@ -619,6 +729,8 @@ SEARCH_MIN_SIMILARITY = _setting(
     "a hit found only by its text vector needs; lower keeps more (`-1`: none)",
     groups=("search_index",),
     field="min_similarity",
+    low=-1,
+    high=1,
 )
 SEARCH_MIN_IMAGE_SIMILARITY = _setting(
     "ARCHIVE_SEARCH_MIN_IMAGE_SIMILARITY",
@@ -629,6 +741,8 @@ SEARCH_MIN_IMAGE_SIMILARITY = _setting(
     "the same for a hit found only by its keyframe image (image-text model)",
     groups=("search_index",),
     field="min_image_similarity",
+    low=-1,
+    high=1,
 )
 SEARCH_HOST = _setting(
     "ARCHIVE_SEARCH_HOST",
@@ -645,6 +759,8 @@ SEARCH_PORT = _setting(
     "the service's port (`--port` overrides)",
     groups=("search_service",),
     field="port",
+    low=1,
+    high=65535,
 )
 
 # -- the Dagster instance (read by Dagster from dagster.postgres.yaml) -----------------------------
@@ -678,8 +794,33 @@ def resolve(name: str, overrides: Mapping[str, Any] | None = None) -> SimpleName
     values = {}
     for field_name, setting in group(name).items():
         value = overrides.get(field_name)
+        if value is not None and (problem := setting.out_of_range(value)):
+            raise SettingError(
+                f"{setting.env} (the resource field {field_name}={value!r}): {problem}"
+            )
         values[field_name] = setting.read() if value is None else value
     return SimpleNamespace(**values)
+
+
+def validate() -> list[str]:
+    """Every setting of this package read now: one line per variable that holds a value its
+    setting cannot take (type, range, JSON), naming it. A run checks this before any work."""
+    problems = []
+    for setting in SETTINGS:
+        if setting.reader != "archive_pipeline":
+            continue
+        try:
+            setting.read()
+        except SettingError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def require_valid() -> None:
+    """SettingError listing every bad variable (see `validate`), if there is one."""
+    problems = validate()
+    if problems:
+        raise SettingError("bad settings: " + "; ".join(problems))
 
 
 # -- variables this package sets for the libraries it runs (documented in the README) ------------
@@ -729,7 +870,8 @@ def _rows() -> Iterator[str]:
         reader = ", ".join(f"`{g}`" for g in s.groups) or s.reader
         if s.secret:
             reader += " (secret)"
-        yield f"| `{s.env}` | {s.description} | {s.shown_default()} | {reader} |"
+        default = s.shown_default() + (f" ({s.range_text()})" if s.range_text() else "")
+        yield f"| `{s.env}` | {s.description} | {default} | {reader} |"
 
 
 def markdown_table() -> str:

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from archive_pipeline.core.errors import PermanentError
+
 SAMPLE_RATE = 16000
 
 
-class NoAudioStreamError(Exception):
+class NoAudioStreamError(PermanentError):
     """The file has no audio stream."""
 
 
-class AudioDecodeError(ValueError):
+class AudioDecodeError(PermanentError, ValueError):
     """The audio cannot be opened or decoded (corrupt or truncated data)."""
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from archive_pipeline.core.errors import PermanentError
+
 DECADES: tuple[str, ...] = tuple(f"{year}s" for year in range(1900, 2030, 10))
 UNDATED = "undated"
 PARTITION_KEYS: tuple[str, ...] = (*DECADES, UNDATED)
@@ -41,7 +43,7 @@ def decade_of_year(year: int) -> str | None:
     return None
 
 
-class MetadataError(ValueError):
+class MetadataError(PermanentError, ValueError):
     """A sidecar or catalogue row that cannot be used (malformed JSON, bad date, wrong types)."""
 
 

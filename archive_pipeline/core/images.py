@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from archive_pipeline.core.errors import PermanentError
 
-class ImageDecodeError(ValueError):
+
+class ImageDecodeError(PermanentError, ValueError):
     """The image cannot be opened or one of its pages decoded."""
 
 

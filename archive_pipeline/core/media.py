@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from archive_pipeline.core.errors import PermanentError
 from archive_pipeline.core.forks import exec_children
 
 AUDIO_EXTENSIONS = frozenset(
@@ -30,7 +31,7 @@ MAX_DURATION_S = 7 * 24 * 3600.0
 FFPROBE_ARGS = ("-v", "error", "-print_format", "json", "-show_format", "-show_streams")
 
 
-class MediaError(Exception):
+class MediaError(PermanentError):
     """A per-item failure that is recorded in `failures` instead of failing the partition."""
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from archive_pipeline import paths, settings
 from archive_pipeline.core import decades as dec
+from archive_pipeline.core.errors import register_permanent
 from archive_pipeline.core.media import is_media_key, kind_from_extension
 
 
@@ -51,9 +52,16 @@ class Store(Protocol):
     def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
     def read_range(self, key: str, start: int, end: int) -> Iterator[bytes]: ...
     def uri(self, key: str) -> str: ...
+    def entry_uri(self, key: str) -> str: ...
 
     @property
     def root_uri(self) -> str: ...
+
+
+# what keeps a store entry from being read, for good until the entry changes (a link to a folder
+# or out of the store; a loop; a folder named like media); a dangling link or an unreadable entry
+# may be mended, so it is retried
+register_permanent("LinkOutsideStore", "SymlinkLoop", "LinkedFolder", "NotAFile")
 
 
 def _problem(key: str, info: os.stat_result, error_class: str, message: str) -> StoredObject:
@@ -189,6 +197,10 @@ class LocalStore:
     def local_path(self, key: str) -> Iterator[Path]:
         """Yield the file's own path: no copy is needed for a local store."""
         yield self._path(key)
+
+    def entry_uri(self, key: str) -> str:
+        """The file:// URI of the entry itself (a link's own path, not its target)."""
+        return (Path(self.root).resolve() / key).as_uri()
 
     def uri(self, key: str) -> str:
         """Return the file:// URI of a key (of the file a link inside the store points at; of
@@ -343,6 +355,10 @@ class S3Store:
     def uri(self, key: str) -> str:
         """Return the s3:// URI of a key."""
         return f"s3://{self.bucket}/{self._full(key)}"
+
+    def entry_uri(self, key: str) -> str:
+        """The same as `uri` (S3 keys have no links)."""
+        return self.uri(key)
 
 
 @contextlib.contextmanager
@@ -524,7 +540,9 @@ def scan_inventory(store: Store, *, cache: SidecarCache | None = None) -> Invent
         items.append(
             MediaItem(
                 obj=obj,
-                uri=store.uri(key),
+                # an entry that is not a readable file (a link to a folder, a dangling link) is
+                # named by its own path: two links to one place are two entries, two failures
+                uri=store.uri(key) if obj.problem is None else store.entry_uri(key),
                 extension_kind=kind_from_extension(key) or "",
                 assignment=assignment,
                 metadata=metadata,

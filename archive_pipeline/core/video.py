@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from archive_pipeline.core.errors import PermanentError
 
-class NoVideoStreamError(Exception):
+
+class NoVideoStreamError(PermanentError):
     """The file has no video stream."""
 
 
-class VideoDecodeError(ValueError):
+class VideoDecodeError(PermanentError, ValueError):
     """The video cannot be opened or decoded."""
 
 

@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 from lancedb.index import Bitmap
 
 from archive_pipeline import settings
+from archive_pipeline.core import lease as leases
 from archive_pipeline.core.ids import row_id  # noqa: F401  (re-exported)
 from archive_pipeline.core.sql import scope_filter, sql_in, sql_literal  # noqa: F401
 from archive_pipeline.schemas import TABLES, TableSpec
@@ -36,6 +38,21 @@ log = logging.getLogger(__name__)
 
 class WarehouseMissingError(LookupError):
     """A read-only command found no warehouse (or no tables) where it looked."""
+
+
+class DamagedTableError(Exception):
+    """A table cannot be read (a data file or version lost or truncated): the message names it
+    and the repair command. Not an OSError, so a commit never retries it."""
+
+    def __init__(self, message: str, *, table: str) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+def _is_damage(exc: BaseException) -> bool:
+    """Whether an error reading a Lance table says its files are missing or unreadable."""
+    text = str(exc)
+    return any(w in text for w in ("LanceError(IO)", "Not found:", "LanceError(Corrupt", "corrupt"))
 
 
 class SchemaMismatchError(RuntimeError):
@@ -133,6 +150,8 @@ class Warehouse:
             commit_every_items=v.commit_every_items,
             commit_every_s=v.commit_every_s,
             commit_every_media_h=v.commit_every_media_h,
+            writer_wait_s=v.writer_wait_s,
+            writer_lease_s=v.writer_lease_s,
             read_only=read_only,
         )
 
@@ -149,6 +168,8 @@ class Warehouse:
         commit_every_items: int = settings.COMMIT_EVERY_ITEMS.default,
         commit_every_s: float = settings.COMMIT_EVERY_S.default,
         commit_every_media_h: float = settings.COMMIT_EVERY_MEDIA_H.default,
+        writer_wait_s: float = settings.WRITER_WAIT_S.default,
+        writer_lease_s: float = settings.WRITER_LEASE_S.default,
         read_only: bool = False,
     ) -> None:
         self.root = root
@@ -161,6 +182,53 @@ class Warehouse:
         self.commit_every_items = commit_every_items  # a stage commits its finished items in
         self.commit_every_s = commit_every_s  # batches of this many, or this often, or
         self.commit_every_media_h = commit_every_media_h  # this many hours of media
+        self.writer_wait_s = writer_wait_s
+        self.writer_lease_s = writer_lease_s
+        self._leases: list[leases.Lease] = []  # held by this writer now (checked per commit)
+
+    @cached_property
+    def lease_store(self):
+        """Where this warehouse's write leases live (beside the tables; None: no guard)."""
+        options = {}
+        if self.storage_options.get("aws_endpoint"):
+            options["endpoint_url"] = self.storage_options["aws_endpoint"]
+        if self.storage_options.get("aws_region"):
+            options["region_name"] = self.storage_options["aws_region"]
+        backend = leases.leases_for(self.root, ttl_s=self.writer_lease_s, client_options=options)
+        if backend is None:
+            log.warning("no write leases for %s (folders and s3:// only): unguarded", self.root)
+        return backend
+
+    def read_note(self, name: str) -> dict | None:
+        """A JSON document kept beside the tables (e.g. 'inbox': the inbox it mirrors)."""
+        return self.lease_store.read_note(name) if self.lease_store is not None else None
+
+    def write_note(self, name: str, value: dict) -> None:
+        """Keep a JSON document beside the tables."""
+        if self.lease_store is not None and not self.read_only:
+            self.lease_store.write_note(name, value)
+
+    @contextlib.contextmanager
+    def writer(
+        self, decade: str, table: str, *, what: str, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
+        """Be the only writer of one (decade, table) scope while the block runs: wait up to
+        `writer_wait_s` for another holder, then WriterBusyError naming it (DESIGN §9a)."""
+        with leases.hold(
+            self.lease_store,
+            f"{decade}.{table}",
+            what=what,
+            wait_s=self.writer_wait_s,
+            where=self.root,
+            on_wait=on_wait,
+        ) as held:
+            if held is not None:
+                self._leases.append(held)
+            try:
+                yield
+            finally:
+                if held is not None:
+                    self._leases.remove(held)
 
     @cached_property
     def db(self) -> lancedb.DBConnection:
@@ -174,6 +242,17 @@ class Warehouse:
         remote = "://" in self.root and not self.root.startswith("file://")
         if not remote and not Path(self.root).is_dir():
             raise WarehouseMissingError(self._missing(f"no warehouse at {self.root}"))
+
+    def damaged(self, name: str, exc: BaseException) -> DamagedTableError:
+        """The error that names a table that cannot be read and how to repair it."""
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        return DamagedTableError(
+            f"table {name!r} of the warehouse at {self.root} cannot be read "
+            f"({type(exc).__name__}: {first}). Run `archive-pipeline repair --table {name}`: it "
+            "removes what cannot be read and rebuilds the lost rows from the ledger's inputs "
+            "(README: 'When a table is damaged')",
+            table=name,
+        )
 
     def _missing(self, what: str) -> str:
         return (
@@ -208,7 +287,7 @@ class Warehouse:
         columns is created with `dim`-long vectors; opened with `dim`, its length must match."""
         spec = TABLES[name]
         try:
-            table = self.db.open_table(name)
+            table = self._open(name)
         except (ValueError, FileNotFoundError):
             if self.read_only:
                 raise WarehouseMissingError(
@@ -239,6 +318,26 @@ class Warehouse:
                 f"{name!r})) and re-materialise every decade, or write to a new warehouse"
             )
         return table
+
+    def _open(self, name: str) -> lancedb.table.Table:
+        """Open a table; ValueError/FileNotFoundError when it does not exist, DamagedTableError
+        when it exists and cannot be opened (tried twice: a concurrent creator may be midway)."""
+        for attempt in (1, 2):
+            try:
+                return self.db.open_table(name)
+            except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+                if not (_is_damage(exc) or self._exists_on_disk(name)):
+                    raise ValueError(str(exc)) from exc
+                if attempt == 2:
+                    raise self.damaged(name, exc) from exc
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    def _exists_on_disk(self, name: str) -> bool:
+        """A local table folder with versions: it exists, so failing to open it is damage."""
+        if "://" in self.root and not self.root.startswith("file://"):
+            return False
+        return (Path(self.root.removeprefix("file://")) / f"{name}.lance" / "_versions").is_dir()
 
     def _add_columns(self, table: lancedb.table.Table, new: list[pa.Field]):
         """Add (empty) the contract columns a table written before lacks: the one migration
@@ -272,7 +371,12 @@ class Warehouse:
         stored = set(table.schema.names)
         wanted = [c for c in (columns or schema.names) if c in stored]
         where = " AND ".join(f"({w})" for w in (scope and scope_filter(scope), filter) if w)
-        rows = table.to_lance().to_table(columns=wanted, filter=where or None, limit=limit)
+        try:
+            rows = table.to_lance().to_table(columns=wanted, filter=where or None, limit=limit)
+        except (OSError, RuntimeError, ValueError) as exc:
+            if _is_damage(exc):
+                raise self.damaged(name, exc) from exc
+            raise
         for name_ in columns or schema.names:  # (read-only on an older table: nulls)
             if name_ not in stored:
                 field = schema.field(name_)
@@ -292,7 +396,12 @@ class Warehouse:
                 raise
             return 0
         where = " AND ".join(f"({w})" for w in (scope and scope_filter(scope), filter) if w)
-        return table.count_rows(where or None)
+        try:
+            return table.count_rows(where or None)
+        except (OSError, RuntimeError, ValueError) as exc:
+            if _is_damage(exc):
+                raise self.damaged(name, exc) from exc
+            raise
 
     def _conform(
         self,
@@ -440,6 +549,8 @@ class Warehouse:
         )
 
     def _with_retries(self, name, scope, dim, commit) -> WriteResult:
+        for held in self._leases:
+            held.check()  # a writer that lost its lease commits nothing more
         for attempt in range(1, self.commit_retries + 1):
             table = self.table(name, dim=dim)
             try:

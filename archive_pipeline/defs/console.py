@@ -6,7 +6,15 @@ import time
 
 import dagster as dg
 
-_PROBLEM_EVENTS = {"STEP_FAILURE", "RUN_FAILURE", "ASSET_CHECK_EVALUATION"}
+from archive_pipeline.runs import failure_reason
+
+# event type *values* (a run failure's is PIPELINE_FAILURE, Dagster's older name)
+_PROBLEM_EVENTS = {
+    dg.DagsterEventType.STEP_FAILURE.value,
+    dg.DagsterEventType.RUN_FAILURE.value,
+    dg.DagsterEventType.RESOURCE_INIT_FAILURE.value,
+    "ASSET_CHECK_EVALUATION",
+}
 
 
 class _ProgressFormatter(logging.Formatter):
@@ -22,6 +30,11 @@ class _ProgressFormatter(logging.Formatter):
                 f"check {data.asset_key.to_user_string()}:{data.check_name} "
                 f"{data.severity.value}: {data.description}"
             )
+        elif event is not None and event.event_type_value in _PROBLEM_EVENTS:
+            reason = failure_reason(event)
+            where = f"step {event.step_key} " if event.step_key else "run "
+            if reason:
+                message = f"FAILED {where}— {reason}"
         return f"{clock} {decade:>8}  {message}"
 
 

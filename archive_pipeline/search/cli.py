@@ -119,6 +119,17 @@ def serve_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of `archive-search` (a damaged table is one line, not a traceback)."""
+    from archive_pipeline.core.warehouse import DamagedTableError
+
+    try:
+        return _main(argv)
+    except DamagedTableError as exc:
+        print(f"archive-search: {exc}", file=sys.stderr)
+        return 3
+
+
+def _main(argv: list[str] | None = None) -> int:
     """Run one search and print it (or, with `serve`, the search service)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:

@@ -19,12 +19,14 @@ import pyarrow as pa
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.cache import cache_key, canonical_json
 from archive_pipeline.core.compute import Compute, ItemOutcome, Stage
+from archive_pipeline.core.errors import is_permanent
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.progress import ItemProgress, ProgressLog
 from archive_pipeline.core.sql import pair_in, sql_in, sql_literal
 from archive_pipeline.schemas import COMMON_COLUMNS, TABLES
 
 if TYPE_CHECKING:  # the warehouse (lancedb) is driver-side only: keep it out of Ray workers
+    from archive_pipeline.core.guard import RemovalGuard
     from archive_pipeline.core.warehouse import Warehouse, WriteResult
 
 
@@ -32,26 +34,6 @@ T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 FAILURES_TABLE = "failures"
 LEDGER_TABLE = "stage_items"
-# Failures that the same bytes (the same cache key) will always give: not retried until the item
-# changes (a new file state, new metadata or a new stage version gives a new key). Timeouts,
-# memory, dead workers, unreadable entries and links to nothing are retried on every run.
-PERMANENT_ERRORS = frozenset(
-    {
-        "EmptyFileError",
-        "ProbeError",
-        "UnsupportedMediaError",
-        "AbsurdDurationError",
-        "MetadataError",
-        "NoAudioStreamError",
-        "AudioDecodeError",
-        "NoVideoStreamError",
-        "VideoDecodeError",
-        "LinkOutsideStore",
-        "SymlinkLoop",
-        "LinkedFolder",
-        "NotAFile",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -264,21 +246,62 @@ IDENTITY_COLUMNS = frozenset({*(f.name for f in COMMON_COLUMNS), "row_id", "medi
 
 
 def _done_elsewhere(
-    stage: Any, decade: str, wanted: Sequence[str], warehouse: Warehouse
+    stage: Any,
+    decade: str,
+    wanted: Sequence[str],
+    warehouse: Warehouse,
+    *,
+    exclude: set[tuple[str, str]],
 ) -> dict[str, tuple[str, str]]:
-    """{cache key: (decade, uri) of an item done with it in another decade} for the keys a
-    stage can rebuild its result of from its rows (`value_from_rows`); else nothing."""
+    """{cache key: (decade, uri) of an item done with it under another URI} (another decade,
+    or this one before a move or rename) for the keys a stage can rebuild its result of from
+    its rows (`value_from_rows`); else nothing. `exclude`: (uri, key) pairs not to use (this
+    run's own items, whose rows are missing)."""
     if not wanted or getattr(stage, "value_from_rows", None) is None:
         return {}
     where = (
-        f"stage = {sql_literal(stage.name)} AND status = 'ok' AND decade != {sql_literal(decade)}"
+        f"stage = {sql_literal(stage.name)} AND status = 'ok'"
         f" AND {sql_in('cache_key', sorted(set(wanted)))}"
     )
     found = warehouse.read(LEDGER_TABLE, filter=where, columns=["decade", "uri", "cache_key"])
     done: dict[str, tuple[str, str]] = {}
-    for row in found.to_pylist():
-        done.setdefault(row["cache_key"], (row["decade"], row["uri"]))
+    for row in sorted(found.to_pylist(), key=lambda r: (r["decade"] == decade, r["uri"])):
+        if (row["uri"], row["cache_key"]) not in exclude:
+            done.setdefault(row["cache_key"], (row["decade"], row["uri"]))
     return done
+
+
+def _rows_missing(
+    warehouse: Warehouse,
+    tables: Sequence[str],
+    decade: str,
+    ledger: Sequence[dict[str, Any]],
+    items: set[tuple[str, str]],
+) -> set[tuple[str, str]]:
+    """(uri, cache key) of the `items` the ledger says are done with rows whose rows are not
+    all in the stage's tables (a table dropped, a data file lost): recomputed. One row count
+    per table when everything is there; the keys of the decade's rows only when it is short."""
+    vouched = [r for r in ledger if r["status"] == "ok" and (r["n_rows"] or 0) > 0]
+    if not vouched:
+        return set()
+    scope = {"decade": decade}
+    expected = sum(r["n_rows"] for r in vouched)
+    existing = [name for name in tables if name in set(warehouse.table_names())]  # (dropped?)
+    if sum(warehouse.count(name, scope) for name in existing) >= expected:
+        return set()
+    found: dict[tuple[str, str], int] = {}
+    for name in existing:
+        keys = warehouse.read(name, scope, columns=["uri", "cache_key"])
+        counted = keys.group_by(["uri", "cache_key"]).aggregate([("uri", "count")])
+        for row in counted.to_pylist():
+            pair = (row["uri"], row["cache_key"])
+            found[pair] = found.get(pair, 0) + row["uri_count"]
+    return {
+        (r["uri"], r["cache_key"])
+        for r in vouched
+        if found.get((r["uri"], r["cache_key"]), 0) < r["n_rows"]
+        and (r["uri"], r["cache_key"]) in items
+    }
 
 
 class _Batch:
@@ -318,6 +341,8 @@ def process_partition(
     warehouse: Warehouse,
     compute: Compute,
     log: ProgressLog | None = None,
+    removal_guard: RemovalGuard | None = None,
+    writer: str | None = None,
 ) -> PartitionReport[T]:
     """Reuse cached items, compute the rest as a stream, and commit finished items in batches
     (`warehouse.commit_every_items` items, `commit_every_media_h` hours of media or
@@ -326,7 +351,35 @@ def process_partition(
     every item is done, rows of items no longer in the decade (or whose cache key changed)
     are deleted by key. Writes follow the change, never the decade's size.
 
-    With `log`, one progress line per computed item as it finishes (n/N, file, seconds, ETA)."""
+    With `log`, one progress line per computed item as it finishes (n/N, file, seconds, ETA).
+    The stage's (decade, stage) scope has one writer at a time: a second one waits for the
+    warehouse's lease (naming `writer`, e.g. a run id), then fails naming the holder. Items the
+    ledger vouches for whose rows are missing are computed again. With `removal_guard`, a run
+    that would remove too much of the decade stops before removing anything."""
+    what = writer or f"{stage.name} {decade}"
+    wait = log.info if log is not None else None
+    with warehouse.writer(decade, stage.name, what=what, on_wait=wait):
+        return _process_partition(
+            stage=stage,
+            decade=decade,
+            items=items,
+            warehouse=warehouse,
+            compute=compute,
+            log=log,
+            removal_guard=removal_guard,
+        )
+
+
+def _process_partition(
+    *,
+    stage: PartitionStage[T],
+    decade: str,
+    items: Sequence[T],
+    warehouse: Warehouse,
+    compute: Compute,
+    log: ProgressLog | None,
+    removal_guard: RemovalGuard | None,
+) -> PartitionReport[T]:
     start = time.perf_counter()
     tables = list(stage.tables)
     scope = {"decade": decade, "stage": stage.name}
@@ -334,6 +387,15 @@ def process_partition(
     # text in two recordings, a test card in two films) each get rows and a ledger entry, and
     # the content is computed once.
     refs = [item_ref(stage, item) for item in items]
+    if len({ref.uri for ref in refs}) < len(refs):  # one URI is one item (one ledger entry)
+        first = {ref.uri: i for i, ref in reversed(list(enumerate(refs)))}
+        if log is not None:
+            log.warning(
+                f"{stage.name} {decade}: {len(refs) - len(first)} item(s) listed twice under "
+                "one URI: each URI is processed once"
+            )
+        kept = sorted(first.values())
+        items, refs = [items[i] for i in kept], [refs[i] for i in kept]
     keys = [stage_cache_key(stage, stage.content_id(item)) for item in items]
     ledger = warehouse.read(LEDGER_TABLE, scope).to_pylist()  # one entry per item: small
     # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
@@ -342,9 +404,18 @@ def process_partition(
         for row in warehouse.read(FAILURES_TABLE, scope).to_pylist()
     }
     # failed before with an error these bytes will give again: not retried until the key changes
-    settled = {(uri, key) for uri, key, error, _ in previous if error in PERMANENT_ERRORS}
-    done = {(r["uri"], r["cache_key"]) for r in ledger if r["status"] == "ok"} | settled
+    settled = {(uri, key) for uri, key, error, _ in previous if is_permanent(error)}
+    # the ledger vouches for rows: items whose rows are gone (a dropped table, a lost data
+    # file) are done again
     pairs = {(ref.uri, key) for ref, key in zip(refs, keys, strict=True)}
+    lost = _rows_missing(warehouse, tables, decade, ledger, pairs)
+    if lost and log is not None:
+        log.warning(
+            f"{stage.name} {decade}: the rows of {len(lost)} item(s) the ledger lists as done are "
+            f"missing from {', '.join(tables)} (e.g. {sorted(lost)[0][0].rsplit('/', 1)[-1]}): "
+            "computed again"
+        )
+    done = {(r["uri"], r["cache_key"]) for r in ledger if r["status"] == "ok"} - lost | settled
     # (uri, cache key) of the items that failed: this run, or before with a permanent error
     failed: set[tuple[str, str]] = settled & pairs
     todo = [i for i, ref in enumerate(refs) if (ref.uri, keys[i]) not in done]
@@ -353,7 +424,9 @@ def process_partition(
         sharing.setdefault(keys[i], []).append(i)
     units = [members[0] for members in sharing.values()]  # one computation per content
     # The same content already done in another decade: its rows there give the result.
-    elsewhere = _done_elsewhere(stage, decade, [keys[i] for i in units], warehouse)
+    elsewhere = _done_elsewhere(
+        stage, decade, [keys[i] for i in units], warehouse, exclude=pairs | lost
+    )
     copies = [i for i in units if keys[i] in elsewhere]
     units = [i for i in units if keys[i] not in elsewhere]
     n_copied = sum(len(sharing[keys[i]]) for i in copies)
@@ -450,7 +523,7 @@ def process_partition(
         found_rows = {
             t: warehouse.read(t, {"decade": source_decade}, filter=source) for t in tables
         }
-        copied = ItemOutcome(index=-1, value=stage.value_from_rows(found_rows))
+        copied = ItemOutcome(index=-1, value=stage.value_from_rows(found_rows, items[i]))
         now = dt.datetime.now(dt.UTC)
         for j in sharing[keys[i]]:
             add(j, copied, None, now)
@@ -488,6 +561,9 @@ def process_partition(
             record(name, warehouse.unchanged(name, {"decade": decade}))
         record(FAILURES_TABLE, warehouse.unchanged(FAILURES_TABLE, scope))
     else:
+        if removal_guard is not None:
+            before = {uri for uri, _ in previous_ledger}
+            removal_guard.check(warehouse, decade, before=sorted(before), now=[r.uri for r in refs])
         gone = sql_in("cache_key", sorted(current), negate=True)
         left = sorted(pair for pair in previous_ledger if pair not in pairs and pair[1] in current)
         if left:

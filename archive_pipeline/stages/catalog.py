@@ -29,6 +29,7 @@ from archive_pipeline.stages.base import (
 )
 
 if TYPE_CHECKING:
+    from archive_pipeline.core.guard import RemovalGuard
     from archive_pipeline.core.warehouse import Warehouse
 
 TABLE = "media_catalog"
@@ -115,9 +116,19 @@ def catalog_decade(
     compute: Compute,
     resources: StageResources | None = None,
     log: ProgressLog | None = None,
+    removal_guard: RemovalGuard | None = None,
+    writer: str | None = None,
 ) -> PartitionReport[MediaItem]:
-    """Catalogue one decade's items into `media_catalog` (unchanged items are not re-read)."""
+    """Catalogue one decade's items into `media_catalog` (unchanged items are not re-read);
+    with `removal_guard`, a listing that lost too much of the decade removes nothing."""
     stage = CatalogStage(store, resources=resources)
     return process_partition(
-        stage=stage, decade=decade, items=items, warehouse=warehouse, compute=compute, log=log
+        stage=stage,
+        decade=decade,
+        items=items,
+        warehouse=warehouse,
+        compute=compute,
+        log=log,
+        removal_guard=removal_guard,
+        writer=writer,
     )

@@ -29,18 +29,21 @@ def fingerprint(parts: Iterable[str], salt: str) -> str:
 def ledger_parts(
     warehouse: Warehouse, decade: str, stages: Sequence[str]
 ) -> tuple[dict[str, list[str]], set[str]]:
-    """Per media item, its ledger entries of `stages` as 'stage:status:cache_key' strings, and
-    the items with at least one 'ok' entry with rows (the ones that can have derived rows)."""
+    """Per media item, its ledger entries of `stages` as 'stage:status:cache_key:uri' strings,
+    and the items with at least one 'ok' entry with rows (the ones that can have derived rows).
+    The URI is part of it: a moved or renamed file re-keys its derived rows."""
     entries = warehouse.read(
         LEDGER_TABLE,
         {"decade": decade},
-        columns=["media_id", "stage", "status", "cache_key", "n_rows"],
+        columns=["media_id", "stage", "status", "cache_key", "n_rows", "uri"],
         filter=sql_in("stage", list(stages)),
     ).to_pylist()
     parts: dict[str, list[str]] = {}
     productive: set[str] = set()
     for e in entries:
-        parts.setdefault(e["media_id"], []).append(f"{e['stage']}:{e['status']}:{e['cache_key']}")
+        parts.setdefault(e["media_id"], []).append(
+            f"{e['stage']}:{e['status']}:{e['cache_key']}:{e['uri']}"
+        )
         if e["status"] == "ok" and (e["n_rows"] or 0) > 0:
             productive.add(e["media_id"])
     return parts, productive

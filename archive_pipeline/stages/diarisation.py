@@ -177,8 +177,8 @@ class DiarizeStage(LoadsModels):
         """speaker_turns rows of one item."""
         return {"speaker_turns": turn_rows(item, turns, decade=decade)}
 
-    def value_from_rows(self, rows: dict[str, pa.Table]) -> list[dict[str, Any]]:
-        """The turns `rows()` made these rows of (the same audio done in another decade)."""
+    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> list[dict[str, Any]]:
+        """The turns `rows()` made these rows of (the same audio done under another URI)."""
         return [
             {
                 "start": row["start_s"],

@@ -89,6 +89,15 @@ class SegmentEmbeddingStage(_EmbedStage):
         """Load the text model once per worker."""
         self._embedder = TextEmbedder(self.clip, threads=int(self.resources.num_cpus))
 
+    def value_from_rows(self, rows: dict[str, pa.Table], item: EmbedItem) -> dict[str, Any]:
+        """The vectors of these rows in the item's order (the same texts embedded under another
+        URI: a moved file's segments are not embedded again)."""
+        stored = rows["segment_embeddings"]
+        by_text = dict(
+            zip(stored.column("text").to_pylist(), stored.column("vector").to_pylist(), strict=True)
+        )
+        return {"vectors": [by_text[entry["payload"]] for entry in item.entries]}
+
 
 class KeyframeEmbeddingStage(_EmbedStage):
     """Image embeddings of keyframe thumbnails (OpenCLIP only)."""

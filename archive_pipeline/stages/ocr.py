@@ -431,6 +431,22 @@ class FrameTextStage(LoadsModels):
             )
         }
 
+    def value_from_rows(self, rows: dict[str, pa.Table], item: OcrItem) -> dict[str, Any]:
+        """The lines `rows()` made these rows of (the same keyframes read under another URI)."""
+        by_keyframe: dict[str, list[dict[str, Any]]] = {}
+        for row in rows["frame_text"].to_pylist():
+            by_keyframe.setdefault(row["keyframe_id"], []).append(row)
+        frames = []
+        for keyframe in item.keyframes:
+            lines = sorted(by_keyframe.get(keyframe.keyframe_id, []), key=lambda r: r["line_index"])
+            frames.append(
+                {
+                    "keyframe": keyframe,
+                    "lines": [TextLine(r["text"], r["confidence"], tuple(r["box"])) for r in lines],
+                }
+            )
+        return {"frames": frames}
+
     def process(self, item: OcrItem) -> dict[str, Any] | ItemFailure:
         """Lines of text of each keyframe of the item's video (or page of its still)."""
         from archive_pipeline.core.images import ImageDecodeError

@@ -178,9 +178,9 @@ class ShotsStage(LoadsModels):
         """shots and keyframes rows of one video."""
         return shot_rows(item, value, decade=decade)
 
-    def value_from_rows(self, rows: dict[str, pa.Table]) -> dict[str, Any]:
-        """The shots and keyframes `rows()` made these rows of (the same video done in another
-        decade)."""
+    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> dict[str, Any]:
+        """The shots and keyframes `rows()` made these rows of (the same video done under
+        another URI)."""
         return {
             "shots": row_values(rows["shots"], "shot_index"),
             "keyframes": row_values(rows["keyframes"], "keyframe_index"),

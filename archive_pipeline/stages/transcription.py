@@ -170,8 +170,8 @@ class TranscribeStage(LoadsModels):
         """transcripts rows of one item."""
         return {"transcripts": transcript_rows(item, value, decade=decade)}
 
-    def value_from_rows(self, rows: dict[str, pa.Table]) -> dict[str, Any]:
-        """The result `rows()` made these rows of (the same audio done in another decade)."""
+    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> dict[str, Any]:
+        """The result `rows()` made these rows of (the same audio done under another URI)."""
         segments = row_values(rows["transcripts"], "segment_index")
         return {"language": main_language(segments), "segments": segments}
 

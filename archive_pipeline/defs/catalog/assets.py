@@ -1,14 +1,17 @@
 """The media_catalog asset: every media file of a decade, probed, hashed and dated."""
 
 import collections
+import dataclasses
 
 import dagster as dg
 
 from archive_pipeline.core.store import scan_inventory
 from archive_pipeline.defs.reporting import preview
-from archive_pipeline.defs.stage_assets import stage_asset, stage_result
+from archive_pipeline.defs.stage_assets import stage_asset, stage_result, writer_name
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade
+
+INBOX_NOTE = "inbox"  # the inbox the warehouse mirrors (beside the tables)
 
 
 @stage_asset(CatalogStage, table="media_catalog", group="catalog", kinds={"lance", "ray"})
@@ -27,6 +30,15 @@ def media_catalog(
         f"{decade}: {len(items)} of {len(inventory.items)} media items in {store.root_uri}"
     )
     wh = warehouse.get_warehouse()
+    guard = warehouse.removal_guard()
+    mirrored = (wh.read_note(INBOX_NOTE) or {}).get("inbox")
+    if mirrored and mirrored != store.root_uri:
+        why = (
+            f"this warehouse was built from the inbox {mirrored}, and this run reads "
+            f"{store.root_uri}"
+        )
+        context.log.warning(f"{why}: items only in the other inbox count as removed")
+        guard = dataclasses.replace(guard, why=why)
     report = catalog_decade(
         decade=decade,
         items=items,
@@ -35,7 +47,11 @@ def media_catalog(
         compute=ray.compute(),
         resources=ray.resources_of(CatalogStage),
         log=context.log,
+        removal_guard=guard,
+        writer=writer_name(context),
     )
+    if mirrored != store.root_uri:
+        wh.write_note(INBOX_NOTE, {"inbox": store.root_uri})
     rows = report.read(columns=["kind", "duration_s", "size_bytes"]).to_pylist()  # 1 per file
     kinds = collections.Counter(row["kind"] for row in rows)
     hours = sum(row["duration_s"] or 0.0 for row in rows) / 3600

@@ -11,6 +11,7 @@ from archive_pipeline.defs.reporting import (
     table_definition_metadata,
     table_metadata,
 )
+from archive_pipeline.defs.stage_assets import decade_writer
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, SearchIndex, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, assemble
@@ -18,7 +19,7 @@ from archive_pipeline.search.indexes import TABLE, ensure_indexes
 from archive_pipeline.stages import derived
 from archive_pipeline.stages.embedders import text_embedding_dim, text_model_id
 
-ASSEMBLY_VERSION = "3"  # 2: rows keyed by their inputs' fingerprint; 3: text_en / text_de
+ASSEMBLY_VERSION = "4"  # 2: keyed by inputs' fingerprint; 3: text_en / text_de; 4: URIs
 SEARCH_GROUP = 100  # media items assembled per read and commit
 # the ledger entries a document is made from (with the diarised rows' keys and the title)
 UPSTREAM_STAGES = (
@@ -56,13 +57,23 @@ def search_documents(
 ) -> dg.MaterializeResult:
     """Searchable speech segments and keyframes of the decade: text, vectors, BM25/vector/BITMAP
     indexes."""
+    wh = warehouse.get_warehouse()
+    with decade_writer(context, wh):
+        return _search_documents(context, wh, vision_models, search_index)
+
+
+def _search_documents(
+    context: dg.AssetExecutionContext,
+    wh,
+    vision_models: VisionModels,
+    search_index: SearchIndex,
+) -> dg.MaterializeResult:
     decade = context.partition_key
     start = time.perf_counter()
     clip = vision_models.clip()
     text_model = text_model_id(clip)
     image_model = clip.model_id if clip.configured else None
     dim = text_embedding_dim(clip)
-    wh = warehouse.get_warehouse()
     wh.table(TABLE, dim=dim)  # created with this vector length if new; a different one is refused
     scope = {"decade": decade}
     # Only items whose inputs changed are assembled again (their ledger entries, their

@@ -23,7 +23,12 @@ def _stale_vectors(warehouse, decade):
 search_documents_checks = decade_checks(
     TABLE,
     lambda context, warehouse, decade: derived_health(
-        warehouse, asset=TABLE, decade=decade, sources=["diarised_segments", "keyframes"]
+        # an item is findable by its speech, its on-screen text or its keyframe images: a
+        # video with none of them (no speech, no text, no image model) has nothing to index
+        warehouse,
+        asset=TABLE,
+        decade=decade,
+        sources=["diarised_segments", "frame_text", "keyframe_embeddings"],
     ),
     failure_rate=False,
     extra=[check_spec(TABLE, STALE_VECTORS)],

@@ -14,7 +14,12 @@ from archive_pipeline.defs.reporting import (
     table_definition_metadata,
     table_metadata,
 )
-from archive_pipeline.defs.stage_assets import run_stage, stage_asset, stage_result
+from archive_pipeline.defs.stage_assets import (
+    decade_writer,
+    run_stage,
+    stage_asset,
+    stage_result,
+)
 from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, SpeechModels
@@ -115,7 +120,7 @@ def speaker_turns(
     )
 
 
-DIARISED_VERSION = "2"  # 2: rows keyed by their inputs' fingerprint (stages/derived.py)
+DIARISED_VERSION = "3"  # 2: rows keyed by their inputs' fingerprint; 3: URIs in it
 
 
 @dg.asset(
@@ -131,8 +136,13 @@ def diarised_segments(
     context: dg.AssetExecutionContext, warehouse: LanceWarehouse
 ) -> dg.MaterializeResult:
     """Transcript segments split at speaker changes, every word attributed to a speaker."""
-    decade = context.partition_key
     wh = warehouse.get_warehouse()
+    with decade_writer(context, wh):
+        return _diarised_segments(context, wh)
+
+
+def _diarised_segments(context: dg.AssetExecutionContext, wh) -> dg.MaterializeResult:
+    decade = context.partition_key
     scope = {"decade": decade}
     catalog = wh.read("media_catalog", scope, columns=["media_id", "speakers"]).to_pylist()
     names = {r["media_id"]: tuple(r["speakers"] or ()) for r in catalog}

@@ -1,0 +1,177 @@
+"""process_partition keeps the tables trustworthy: one writer per scope (two processes at once
+commit no duplicate), a moved file re-keyed without computing again, rows the ledger vouches
+for rebuilt when lost, a damaged table named with its repair, the deletion guard."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from archive_pipeline.core.compute import InlineCompute
+from archive_pipeline.core.guard import RemovalGuard, RemovalRefusedError
+from archive_pipeline.core.repair import repair
+from archive_pipeline.core.warehouse import DamagedTableError, Warehouse
+from archive_pipeline.stages.base import CatalogItem, process_partition
+from archive_pipeline_tests.stages.test_checkpoint import Turns, _calls, _items
+
+DECADE = {"decade": "1980s"}
+SCOPE = {"decade": "1980s", "stage": "speaker_turns"}
+
+
+class CopyableTurns(Turns):
+    """Turns that can be rebuilt from their rows (as the real stages can: `value_from_rows`)."""
+
+    def value_from_rows(self, rows, item):
+        return {"n": rows["speaker_turns"].num_rows}
+
+
+def _run(wh: Warehouse, calls: Path, items, **kw):
+    return process_partition(
+        stage=CopyableTurns(str(calls)),
+        decade="1980s",
+        items=items,
+        warehouse=wh,
+        compute=InlineCompute(),
+        **kw,
+    )
+
+
+def _distinct(wh: Warehouse, table: str, scope=None) -> tuple[int, int]:
+    rows = wh.read(table, scope, columns=["row_id"]).column("row_id")
+    return len(rows), pc.count_distinct(rows).as_py() if len(rows) else 0
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from archive_pipeline.core.compute import InlineCompute
+    from archive_pipeline.core.warehouse import Warehouse
+    from archive_pipeline.stages.base import process_partition
+    from archive_pipeline_tests.stages.test_checkpoint import Turns, _items
+
+    root, calls, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    wh = Warehouse(root, commit_every_items=3, writer_wait_s=120)
+    time.sleep(max(0.0, start - time.time()))  # both writers start at the same moment
+    report = process_partition(stage=Turns(calls, delay=0.05), decade="1980s", items=_items(12),
+                               warehouse=wh, compute=InlineCompute(), writer=sys.argv[4])
+    print(report.n_computed, report.n_reused)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_writing_one_decade_at_once_commit_no_duplicate(tmp_path):
+    """Two writers of the same (decade, stage), started together, ten times: the second waits
+    for the first and finds everything done (no duplicate row_id in any table)."""
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    env_path = {"PYTHONPATH": ":".join(sys.path)}
+    for trial in range(10):
+        root, calls = str(tmp_path / f"wh{trial}"), tmp_path / f"calls{trial}.txt"
+        start = time.time() + 4  # after both have imported lancedb
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script), root, str(calls), str(start), name],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **env_path},
+            )
+            for name in ("cli", "dagster")
+        ]
+        outs = [p.communicate(timeout=180)[0].split() for p in procs]
+        assert all(p.returncode == 0 for p in procs)
+        # one computed all 12, the other waited and reused all 12
+        assert sorted(tuple(map(int, o)) for o in outs) == [(0, 12), (12, 0)], outs
+        wh = Warehouse(root)
+        for table, scope in (("speaker_turns", DECADE), ("stage_items", SCOPE)):
+            n, distinct = _distinct(wh, table, scope)
+            assert n == distinct and n > 0, (trial, table, n, distinct)
+        assert len(_calls(calls)) == 12  # each item computed once
+
+
+def test_a_moved_file_is_rekeyed_without_computing_again(tmp_path):
+    wh, calls = Warehouse(str(tmp_path / "wh")), tmp_path / "calls.txt"
+    items = _items(3)
+    _run(wh, calls, items)
+    moved = [
+        CatalogItem("file:///in/tapes/001.wav", "tapes/001.wav", "m1", "sha1", 3.0)
+        if item.store_key == "001.wav"
+        else item
+        for item in items
+    ]
+    calls.unlink()
+    report = _run(wh, calls, moved)
+    assert _calls(calls) == []  # nothing computed: the rows were copied under the new URI
+    assert report.n_copied == 1
+    uris = set(wh.read("speaker_turns", DECADE, columns=["uri"]).column("uri").to_pylist())
+    assert uris == {"file:///in/000.wav", "file:///in/tapes/001.wav", "file:///in/002.wav"}
+    ledger = set(wh.read("stage_items", SCOPE, columns=["uri"]).column("uri").to_pylist())
+    assert ledger == uris
+    assert _distinct(wh, "speaker_turns", DECADE) == (6, 6)
+
+
+def test_rows_lost_from_a_table_are_computed_again(tmp_path):
+    wh, calls = Warehouse(str(tmp_path / "wh")), tmp_path / "calls.txt"
+    items = _items(4)
+    _run(wh, calls, items)
+    wh.delete_where("speaker_turns", DECADE, "uri = 'file:///in/002.wav'")  # a lost item
+    calls.unlink()
+    _run(wh, calls, items)
+    assert _calls(calls) == ["002.wav"]
+    assert _distinct(wh, "speaker_turns", DECADE) == (8, 8)
+    shutil.rmtree(tmp_path / "wh" / "speaker_turns.lance")  # the whole table dropped
+    calls.unlink()
+    report = _run(wh, calls, items)
+    assert sorted(_calls(calls)) == [f"{i:03d}.wav" for i in range(4)]
+    assert report.n_computed == 4 and _distinct(wh, "speaker_turns", DECADE) == (8, 8)
+    calls.unlink()
+    assert _run(wh, calls, items).n_computed == 0 and _calls(calls) == []  # settled again
+
+
+def test_a_lost_data_file_is_named_with_its_repair_which_rebuilds_the_rows(tmp_path):
+    wh, calls = Warehouse(str(tmp_path / "wh"), commit_every_items=2), tmp_path / "calls.txt"
+    items = _items(6)
+    _run(wh, calls, items)  # three batches: several fragments
+    data = sorted((tmp_path / "wh" / "speaker_turns.lance" / "data").glob("*.lance"))
+    assert len(data) >= 2
+    data[0].unlink()
+    with pytest.raises(DamagedTableError) as error:
+        _run(wh, calls, items)
+    message = str(error.value)
+    assert "'speaker_turns'" in message
+    assert "archive-pipeline repair --table speaker_turns" in message
+    results = {r.table: r for r in repair(wh, ["speaker_turns", "stage_items"])}
+    assert results["speaker_turns"].status == "fragments removed"
+    assert results["speaker_turns"].rows_lost > 0 and results["stage_items"].status == "ok"
+    calls.unlink()
+    _run(wh, calls, items)
+    assert 0 < len(_calls(calls)) < 6  # only the items of the lost file
+    assert _distinct(wh, "speaker_turns", DECADE) == (12, 12)
+
+
+def test_the_deletion_guard_stops_a_run_that_would_empty_or_halve_a_decade(tmp_path):
+    wh, calls = Warehouse(str(tmp_path / "wh")), tmp_path / "calls.txt"
+    items = _items(4)
+    _run(wh, calls, items)
+    guard = RemovalGuard(max_fraction=0.5)
+    with pytest.raises(RemovalRefusedError) as error:
+        _run(wh, calls, [], removal_guard=guard)  # an empty listing
+    message = str(error.value)
+    assert "remove 4 of 4" in message and "lists no media" in message
+    assert "--allow-removals" in message and "Nothing was removed" in message
+    assert wh.count("speaker_turns", DECADE) == 8
+    with pytest.raises(RemovalRefusedError, match="remove 3 of 4"):
+        _run(wh, calls, items[:1], removal_guard=guard)
+    assert wh.count("speaker_turns", DECADE) == 8
+    _run(wh, calls, items[:2], removal_guard=guard)  # half: allowed
+    assert wh.count("speaker_turns", DECADE) == 4
+    _run(wh, calls, [], removal_guard=RemovalGuard(allow=True))  # explicit: allowed
+    assert wh.count("speaker_turns", DECADE) == 0
