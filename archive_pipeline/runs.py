@@ -5,6 +5,7 @@ failed by whoever looks next (`archive-pipeline run`, the `abandoned_runs` senso
 from __future__ import annotations
 
 import os
+import re
 import socket
 
 PROCESS_TAG = "archive/process"  # "<host>:<pid>:<start time>" of the process running the run
@@ -49,9 +50,8 @@ def root_error(error) -> tuple[str, str] | None:
     while getattr(error, "cause", None) is not None:
         error = error.cause
     message = (error.message or "").strip()
-    prefix = f"{error.cls_name}: "
-    if message.startswith(prefix):
-        message = message[len(prefix) :]
+    # Dagster's message starts with the class name, sometimes with its module
+    message = re.sub(rf"^([\w.]+\.)?{re.escape(error.cls_name or '')}: ", "", message)
     return error.cls_name or "Error", message
 
 

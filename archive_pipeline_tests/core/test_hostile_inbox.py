@@ -91,3 +91,30 @@ def test_an_unchanged_hostile_decade_is_not_recomputed(hostile, tmp_path):
     mat = again.asset_materializations_for_node("media_catalog")[0]
     assert mat.metadata["failures"].value == len(BAD)
     assert Warehouse(str(warehouse)).count("failures") == len(BAD)
+
+
+def test_several_links_to_one_place_are_one_entry_each(tmp_path):
+    """`latest -> batch3` and `current -> batch3` (links to a folder), two dangling links to
+    one missing name: one failure row per link, named by the link; the decade is not blocked
+    and a second run settles (no duplicate row_id rejects the batch)."""
+    inbox = tmp_path / "inbox"
+    (inbox / "1980s/batch3").mkdir(parents=True)
+    (inbox / "1980s/batch3/notes.txt").write_text("x")
+    os.symlink("batch3", inbox / "1980s/latest")
+    os.symlink("batch3", inbox / "1980s/current")
+    os.symlink("missing.wav", inbox / "1980s/a.wav")
+    os.symlink("missing.wav", inbox / "1980s/b.wav")
+    warehouse = tmp_path / "warehouse"
+    for _ in range(2):
+        result = materialize(inbox, warehouse, "1980s")
+        assert result.success
+    failures = Warehouse(str(warehouse)).read("failures").to_pylist()
+    got = {r["store_key"]: (r["error_class"], r["uri"].rsplit("/", 1)[-1]) for r in failures}
+    assert got == {
+        "1980s/latest": ("LinkedFolder", "latest"),
+        "1980s/current": ("LinkedFolder", "current"),
+        "1980s/a.wav": ("DanglingLink", "a.wav"),
+        "1980s/b.wav": ("DanglingLink", "b.wav"),
+    }
+    ledger = Warehouse(str(warehouse)).read("stage_items").to_pylist()
+    assert len(ledger) == 4 and len({r["row_id"] for r in ledger}) == 4

@@ -204,3 +204,36 @@ def test_table_metadata_keys(archive):
     spec = next(iter(media_catalog.specs))
     assert spec.metadata["dagster/column_schema"].columns[0].name == "row_id"
     assert spec.owners == ["team:archive-data"]
+
+
+def test_another_or_empty_inbox_removes_nothing_without_the_flag(archive, tmp_path):
+    """One warehouse pointed at another inbox (or an unmounted, empty folder): the decades
+    the other inbox lacks are not deleted; the run fails saying what it would remove and
+    why; with ARCHIVE_ALLOW_REMOVALS they go."""
+    from archive_pipeline.runs import run_failures
+
+    inbox, warehouse, _ = archive
+    assert materialize(inbox, warehouse, "1990s").success
+    before = Warehouse(str(warehouse)).count("media_catalog", {"decade": "1990s"})
+    other = tmp_path / "other"
+    (other / "1950s").mkdir(parents=True)
+    shutil.copyfile(inbox / "tv/bikes_1994.mp4", other / "1950s/bikes.mp4")
+    result = dg.materialize(
+        [media_catalog],
+        partition_key="1990s",
+        resources=local_resources(other, warehouse),
+        raise_on_error=False,
+    )
+    assert not result.success
+    (reason,) = run_failures(result)
+    assert reason.startswith("media_catalog: RemovalRefusedError: 1990s: this run would remove")
+    assert "built from the inbox" in reason and "--allow-removals" in reason
+    assert Warehouse(str(warehouse)).count("media_catalog", {"decade": "1990s"}) == before
+    from archive_pipeline.resources import LanceWarehouse
+
+    allowed = {
+        **local_resources(other, warehouse),
+        "warehouse": LanceWarehouse(root=str(warehouse), allow_removals=True),
+    }
+    assert dg.materialize([media_catalog], partition_key="1990s", resources=allowed).success
+    assert Warehouse(str(warehouse)).count("media_catalog", {"decade": "1990s"}) == 0

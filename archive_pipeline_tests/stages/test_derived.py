@@ -24,3 +24,38 @@ def test_fingerprint_is_order_free_and_salted():
     assert keyed([{"media_id": "a", "cache_key": None}], {"a": "k"}) == [
         {"media_id": "a", "cache_key": "k"}
     ]
+
+
+def test_a_moved_item_changes_its_derived_fingerprint(tmp_path):
+    """The same content under a new URI (a move, a rename): the ledger parts carry the URI, so
+    the derived rows are rebuilt with the new URI instead of keeping the old one."""
+    import datetime as dt
+
+    from archive_pipeline.core.warehouse import Warehouse
+    from archive_pipeline.stages.derived import ledger_parts
+
+    wh = Warehouse(str(tmp_path / "wh"))
+    scope = {"decade": "1980s", "stage": "transcripts"}
+
+    def entry(uri: str) -> dict:
+        return {
+            "row_id": "r",
+            "decade": "1980s",
+            "media_id": "m1",
+            "stage": "transcripts",
+            "uri": uri,
+            "status": "ok",
+            "n_rows": 3,
+            "cache_key": "same-content",
+            "model_id": "w",
+            "model_params": "{}",
+            "pipeline_version": "t",
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+
+    wh.upsert("stage_items", [entry("file:///in/a.wav")], scope=scope)
+    before, productive = ledger_parts(wh, "1980s", ["transcripts"])
+    wh.upsert("stage_items", [entry("file:///in/1980s/tapes/a.wav")], scope=scope)
+    after, _ = ledger_parts(wh, "1980s", ["transcripts"])
+    assert productive == {"m1"}
+    assert fingerprint(before["m1"], "s") != fingerprint(after["m1"], "s")

@@ -7,6 +7,11 @@ from archive_pipeline.health import derived_health, documents_without_vector
 from archive_pipeline.search.indexes import TABLE
 
 
+# An item is findable by its speech, its on-screen text or its keyframe images: a video with
+# none of them (no speech, no text, no image model) has nothing to index, a valid state.
+DOCUMENT_SOURCES = ("diarised_segments", "frame_text", "keyframe_embeddings")
+
+
 def _stale_vectors(warehouse, decade):
     stale = documents_without_vector(warehouse, decade)
     yield dg.AssetCheckResult(
@@ -23,12 +28,7 @@ def _stale_vectors(warehouse, decade):
 search_documents_checks = decade_checks(
     TABLE,
     lambda context, warehouse, decade: derived_health(
-        # an item is findable by its speech, its on-screen text or its keyframe images: a
-        # video with none of them (no speech, no text, no image model) has nothing to index
-        warehouse,
-        asset=TABLE,
-        decade=decade,
-        sources=["diarised_segments", "frame_text", "keyframe_embeddings"],
+        warehouse, asset=TABLE, decade=decade, sources=DOCUMENT_SOURCES
     ),
     failure_rate=False,
     extra=[check_spec(TABLE, STALE_VECTORS)],

@@ -1,0 +1,41 @@
+"""The per-decade checks accept "nothing found": a video with no speech and no on-screen text
+has no search document, and search_documents' coverage check passes for it."""
+
+import datetime as dt
+
+from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.defs.search.checks import DOCUMENT_SOURCES
+from archive_pipeline.health import derived_health
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def _row(table: str, uri: str, **values) -> dict:
+    return {
+        "row_id": f"{table}-{uri}",
+        "decade": "1970s",
+        "media_id": uri,
+        "uri": uri,
+        "cache_key": "k",
+        "model_id": "m",
+        "model_params": "{}",
+        "pipeline_version": "t",
+        "created_at": NOW,
+        **values,
+    }
+
+
+def test_a_video_with_nothing_to_index_is_not_reported_missing(tmp_path):
+    wh = Warehouse(str(tmp_path / "wh"))
+    scope = {"decade": "1970s"}
+    keyframe = {"keyframe_index": 0, "shot_index": 0, "time_s": 1.0, "frame_index": 25}
+    keyframe |= {"phash": "0", "thumbnail": b"", "thumbnail_format": "webp", "replaces": []}
+    keyframe |= {"thumbnail_width": 1, "thumbnail_height": 1}
+    # two silent videos with keyframes; one shows text, which has no document yet
+    for uri in ("file:///silent.mp4", "file:///titled.mp4"):
+        wh.upsert("keyframes", [_row("keyframes", uri, **keyframe)], scope=scope)
+    line = {"keyframe_id": "k", "keyframe_index": 0, "shot_index": 0, "time_s": 1.0}
+    line |= {"line_index": 0, "text": "KINO", "confidence": 0.9, "box": [0.0] * 8, "language": "de"}
+    wh.upsert("frame_text", [_row("frame_text", "file:///titled.mp4", **line)], scope=scope)
+    health = derived_health(wh, asset="search_documents", decade="1970s", sources=DOCUMENT_SOURCES)
+    assert [p.uri for p in health.missing] == ["file:///titled.mp4"]
