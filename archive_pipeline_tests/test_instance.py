@@ -60,3 +60,30 @@ def test_four_processes_starting_together_on_a_new_home_leave_it_usable(tmp_path
         for child in children:
             child.stdin.close()
             child.wait(timeout=60)
+
+
+def test_a_second_run_of_one_decade_queues_while_other_decades_run(tmp_path, monkeypatch):
+    """dagster.yaml's run queue: one run per decade (the dagster/partition tag that UI,
+    sensor and backfill runs of a decade carry), checked with Dagster's own queue counter."""
+    import shutil
+
+    import dagster as dg
+    from dagster._core.test_utils import create_run_for_test
+    from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+    shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+        running = create_run_for_test(
+            instance, job_name="archive_job", tags={"dagster/partition": "1950s"}
+        )
+        same = create_run_for_test(
+            instance, job_name="__ASSET_JOB", tags={"dagster/partition": "1950s"}
+        )
+        other = create_run_for_test(
+            instance, job_name="archive_job", tags={"dagster/partition": "1960s"}
+        )
+        counter = TagConcurrencyLimitsCounter(limits, [running])
+        assert counter.is_blocked(same)
+        assert not counter.is_blocked(other)

@@ -203,11 +203,16 @@ def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: st
         )
         cold_s = time.perf_counter() - start
     cold_peak = peak_rss_mb()
+    # what the integrity guards cost the unchanged decade: the write lease (taken and
+    # released) and the ledger-table reconciliation, timed inside the warm run
+    integrity_s = [0.0]
+    timed_parts = _time_integrity(wh, integrity_s)
     start = time.perf_counter()
     warm = process_partition(
         stage=stage, decade="1980s", items=items, warehouse=wh, compute=runtime
     )
     warm_s = time.perf_counter() - start
+    timed_parts()
     tables = {}
     for name in ("shots", "keyframes", "stage_items"):
         table = wh.table(name)
@@ -230,8 +235,88 @@ def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: st
         "workers_total_peak_rss_mb": round(workers.peak_total, 1),
         "warm_s": round(warm_s, 3),
         "warm_over_cold": round(warm_s / cold_s, 4),
+        "warm_integrity_s": round(integrity_s[0], 4),
+        "warm_integrity_share": round(integrity_s[0] / warm_s, 4),
         "tables": tables,
     }
+
+
+def _time_integrity(wh, total: list[float]):
+    """Add the time spent in the write lease and the reconciliation to `total[0]` (when the
+    tree has them: a baseline checkout does not); returns the function that undoes it."""
+    import archive_pipeline.stages.base as base
+
+    undo = []
+    check = getattr(base, "_rows_missing", None)
+    if check is not None:
+
+        def rows_missing(*args, **kw):
+            start = time.perf_counter()
+            try:
+                return check(*args, **kw)
+            finally:
+                total[0] += time.perf_counter() - start
+
+        base._rows_missing = rows_missing
+        undo.append(lambda: setattr(base, "_rows_missing", check))
+    writer = getattr(wh, "writer", None)
+    if writer is not None:
+        import contextlib
+
+        @contextlib.contextmanager
+        def timed_writer(*args, **kw):
+            start = time.perf_counter()
+            manager = writer(*args, **kw)
+            manager.__enter__()
+            total[0] += time.perf_counter() - start
+            try:
+                yield
+            finally:
+                start = time.perf_counter()
+                manager.__exit__(None, None, None)
+                total[0] += time.perf_counter() - start
+
+        wh.writer = timed_writer
+        undo.append(lambda: delattr(wh, "writer"))
+    return lambda: [u() for u in undo]
+
+
+def integrity_part(tmp: Path, n: int, repeats: int, baseline: Path | None) -> dict:
+    """The unchanged decade of `n` items re-run (warm), this tree against a baseline checkout
+    (e.g. `git worktree add /tmp/base <commit>`) in alternation: medians and their ratio, and
+    the part of this tree's warm run spent in the lease and the reconciliation."""
+    runs: dict[str, list[dict]] = {"this": [], "baseline": []}
+    for k in range(repeats):
+        for name, tree in (("baseline", baseline), ("this", REPO)):
+            if tree is None:
+                continue
+            script = Path(tree) / "benchmarks" / "scale.py"
+            root = tmp / f"integrity_{name}_{k}"
+            cmd = [sys.executable, str(script), "--child", "--child-path", str(root)]
+            cmd += ["--n", str(n), "--duration-s", "6", "--calls", str(root) + ".calls"]
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, env=env)
+            if out.returncode:
+                raise RuntimeError(out.stderr[-3000:])
+            runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            shutil.rmtree(root, ignore_errors=True)
+            print(f"integrity {name} N={n}: warm {runs[name][-1]['warm_s']} s", flush=True)
+
+    def median(name: str, key: str) -> float | None:
+        values = sorted(r[key] for r in runs[name] if key in r)
+        return values[len(values) // 2] if values else None
+
+    figures = {
+        "items": n,
+        "warm_s": median("this", "warm_s"),
+        "warm_integrity_s": median("this", "warm_integrity_s"),
+        "warm_integrity_share": median("this", "warm_integrity_share"),
+        "repeats": repeats,
+    }
+    if baseline is not None:
+        figures["baseline_warm_s"] = median("baseline", "warm_s")
+        figures["warm_over_baseline"] = round(figures["warm_s"] / figures["baseline_warm_s"], 3)
+    return figures
 
 
 def child(args) -> None:
@@ -565,7 +650,15 @@ def demo_part(tmp: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--part", choices=["replay", "pipeline", "demo", "all"], default="all")
+    parser.add_argument(
+        "--part", choices=["replay", "pipeline", "demo", "integrity", "all"], default="all"
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="integrity part: a checkout of an earlier commit to compare the warm re-run with",
+    )
+    parser.add_argument("--integrity-n", type=int, default=1000, help="integrity part: items")
     parser.add_argument("--sizes", default="10,100,1000", help="replay decade sizes")
     parser.add_argument("--pipeline-n", type=int, default=100, help="largest pipeline decade")
     parser.add_argument("--pipeline-sizes", help="pipeline decade sizes (default 1,10,N)")
@@ -628,6 +721,11 @@ def main() -> None:
             if args.pipeline_sizes:
                 sizes_p = [int(n) for n in args.pipeline_sizes.split(",")]
             figures["pipeline"] = pipeline_part(tmp, sizes_p, inline=not args.no_inline)
+        if args.part in ("integrity", "all"):
+            n = 40 if args.quick else args.integrity_n
+            figures["integrity"] = integrity_part(
+                tmp, n, max(args.repeats, 1 if args.quick else 3), args.baseline_tree
+            )
         if args.part in ("demo", "all") and not args.quick:
             figures["demo"] = demo_part(tmp)
     finally:

@@ -152,9 +152,7 @@ class S3Leases:
 
     @property
     def client(self):
-        import boto3
-
-        return boto3.client("s3", **self.client_options)
+        return s3_client(self.client_options)
 
     def _key(self, name: str) -> str:
         return "/".join(p for p in (self.prefix, LEASES, f"{name}.json") if p)
@@ -244,6 +242,13 @@ class S3Leases:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(holder.name), IfMatch=etag)
         except ClientError as exc:  # taken over meanwhile: it is not ours to delete
             log.warning("lease %s not released: %s", holder.name, exc)
+
+
+def s3_client(options: Mapping[str, Any]):
+    """A boto3 S3 client (credentials from boto3's usual sources; endpoint and region given)."""
+    import boto3
+
+    return boto3.client("s3", **options)
 
 
 def _parse(text: str) -> Holder | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import random
 import time
 import warnings
@@ -21,6 +22,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import lancedb
 import pyarrow as pa
@@ -49,10 +51,23 @@ class DamagedTableError(Exception):
         self.table = table
 
 
-def _is_damage(exc: BaseException) -> bool:
+def is_damage(exc: BaseException) -> bool:
     """Whether an error reading a Lance table says its files are missing or unreadable."""
     text = str(exc)
     return any(w in text for w in ("LanceError(IO)", "Not found:", "LanceError(Corrupt", "corrupt"))
+
+
+def damage_in(exc: BaseException, warehouse: Warehouse) -> DamagedTableError | None:
+    """The DamagedTableError an error from reading the warehouse with lancedb directly stands
+    for (the table named by the path in its message), or None when it is no damage."""
+    if isinstance(exc, DamagedTableError):
+        return exc
+    if not is_damage(exc):
+        return None
+    import re
+
+    found = re.search(r"([A-Za-z_]+)\.lance/", str(exc))
+    return warehouse.damaged(found.group(1) if found else "search_documents", exc)
 
 
 class SchemaMismatchError(RuntimeError):
@@ -189,12 +204,9 @@ class Warehouse:
     @cached_property
     def lease_store(self):
         """Where this warehouse's write leases live (beside the tables; None: no guard)."""
-        options = {}
-        if self.storage_options.get("aws_endpoint"):
-            options["endpoint_url"] = self.storage_options["aws_endpoint"]
-        if self.storage_options.get("aws_region"):
-            options["region_name"] = self.storage_options["aws_region"]
-        backend = leases.leases_for(self.root, ttl_s=self.writer_lease_s, client_options=options)
+        backend = leases.leases_for(
+            self.root, ttl_s=self.writer_lease_s, client_options=self._s3_options()
+        )
         if backend is None:
             log.warning("no write leases for %s (folders and s3:// only): unguarded", self.root)
         return backend
@@ -253,6 +265,62 @@ class Warehouse:
             "(README: 'When a table is damaged')",
             table=name,
         )
+
+    def verify(self, name: str) -> None:
+        """DamagedTableError if a data file of the table's current version is missing or not the
+        size its manifest recorded (a lost or truncated file). Costs a listing of the table's
+        data folder: the fragments, not the rows. A table not written yet passes."""
+        if name not in self.table_names():
+            return
+        dataset = self.table(name).to_lance()
+        expected = {
+            data.path: data.file_size_bytes
+            for fragment in dataset.get_fragments()
+            for data in fragment.data_files()
+        }
+        present = self._data_file_sizes(name)
+        if present is None or not expected:
+            return
+        bad = [
+            f"{path} ({'missing' if path not in present else f'{present[path]} of {size} bytes'})"
+            for path, size in sorted(expected.items())
+            if path not in present or (size and present[path] != size)
+        ]
+        if bad:
+            problem = OSError(
+                f"{len(bad)} of {len(expected)} data files lost or truncated: {', '.join(bad[:3])}"
+            )
+            raise self.damaged(name, problem)
+
+    def _data_file_sizes(self, name: str) -> dict[str, int] | None:
+        """{data file name: size} of a table's data folder (None: a scheme not listed here)."""
+        parsed = urlparse(self.uri(name))
+        if parsed.scheme in ("", "file"):
+            folder = Path(parsed.path) / "data"
+            if not folder.is_dir():
+                return {}
+            return {entry.name: entry.stat().st_size for entry in os.scandir(folder)}
+        if parsed.scheme != "s3":
+            return None
+        from archive_pipeline.core.lease import s3_client
+
+        client = s3_client(self._s3_options())
+        prefix = parsed.path.strip("/") + "/data/"
+        sizes = {}
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=parsed.netloc, Prefix=prefix
+        ):
+            for obj in page.get("Contents", []):
+                sizes[obj["Key"][len(prefix) :]] = obj["Size"]
+        return sizes
+
+    def _s3_options(self) -> dict[str, str]:
+        options = {}
+        if self.storage_options.get("aws_endpoint"):
+            options["endpoint_url"] = self.storage_options["aws_endpoint"]
+        if self.storage_options.get("aws_region"):
+            options["region_name"] = self.storage_options["aws_region"]
+        return options
 
     def _missing(self, what: str) -> str:
         return (
@@ -326,7 +394,7 @@ class Warehouse:
             try:
                 return self.db.open_table(name)
             except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
-                if not (_is_damage(exc) or self._exists_on_disk(name)):
+                if not (is_damage(exc) or self._exists_on_disk(name)):
                     raise ValueError(str(exc)) from exc
                 if attempt == 2:
                     raise self.damaged(name, exc) from exc
@@ -374,7 +442,7 @@ class Warehouse:
         try:
             rows = table.to_lance().to_table(columns=wanted, filter=where or None, limit=limit)
         except (OSError, RuntimeError, ValueError) as exc:
-            if _is_damage(exc):
+            if is_damage(exc):
                 raise self.damaged(name, exc) from exc
             raise
         for name_ in columns or schema.names:  # (read-only on an older table: nulls)
@@ -399,7 +467,7 @@ class Warehouse:
         try:
             return table.count_rows(where or None)
         except (OSError, RuntimeError, ValueError) as exc:
-            if _is_damage(exc):
+            if is_damage(exc):
                 raise self.damaged(name, exc) from exc
             raise
 

@@ -120,12 +120,15 @@ def serve_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `archive-search` (a damaged table is one line, not a traceback)."""
-    from archive_pipeline.core.warehouse import DamagedTableError
+    from archive_pipeline.core.warehouse import Warehouse, damage_in
 
     try:
         return _main(argv)
-    except DamagedTableError as exc:
-        print(f"archive-search: {exc}", file=sys.stderr)
+    except Exception as exc:
+        damage = damage_in(exc, Warehouse.from_settings(read_only=True))
+        if damage is None:
+            raise
+        print(f"archive-search: {damage}", file=sys.stderr)
         return 3
 
 

@@ -287,6 +287,8 @@ def _rows_missing(
     scope = {"decade": decade}
     expected = sum(r["n_rows"] for r in vouched)
     existing = [name for name in tables if name in set(warehouse.table_names())]  # (dropped?)
+    for name in existing:  # a lost or truncated data file: DamagedTableError naming the repair
+        warehouse.verify(name)
     if sum(warehouse.count(name, scope) for name in existing) >= expected:
         return set()
     found: dict[tuple[str, str], int] = {}
@@ -397,6 +399,8 @@ def _process_partition(
         kept = sorted(first.values())
         items, refs = [items[i] for i in kept], [refs[i] for i in kept]
     keys = [stage_cache_key(stage, stage.content_id(item)) for item in items]
+    for name in (LEDGER_TABLE, FAILURES_TABLE):
+        warehouse.verify(name)
     ledger = warehouse.read(LEDGER_TABLE, scope).to_pylist()  # one entry per item: small
     # A repeated identical failure keeps its first rows (and time): re-runs stay idempotent.
     previous = {

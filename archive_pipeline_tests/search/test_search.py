@@ -472,3 +472,21 @@ def test_cli_prints_a_table_and_json(archive, monkeypatch, capsys):
 def test_speech_documents_skip_empty_text():
     rows = [segment("m", "u", 0, 0, 1, "  ", "A"), segment("m", "u", 1, 1, 2, "words", "A")]
     assert [d["text"] for d in speech_documents(table("segments", rows))] == ["words"]
+
+
+def test_cli_names_a_damaged_table_in_one_line(archive, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from archive_pipeline.search import cli
+
+    root = tmp_path / "wh"
+    shutil.copytree(archive["wh"].root, root)
+    for data in (root / f"{TABLE}.lance" / "data").glob("*.lance"):
+        with open(data, "r+b") as handle:  # every data file truncated: a lost write
+            handle.truncate(data.stat().st_size // 3)
+    monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(root))
+    capsys.readouterr()
+    assert cli.main(["tram line", "--mode", "text"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"'{TABLE}'" in err[0]
+    assert f"archive-pipeline repair --table {TABLE}" in err[0]

@@ -4,12 +4,14 @@ for rebuilt when lost, a damaged table named with its repair, the deletion guard
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -51,14 +53,15 @@ def _distinct(wh: Warehouse, table: str, scope=None) -> tuple[int, int]:
 
 WRITER = textwrap.dedent(
     """
-    import sys, time
+    import json, sys, time
     from archive_pipeline.core.compute import InlineCompute
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.stages.base import process_partition
     from archive_pipeline_tests.stages.test_checkpoint import Turns, _items
 
     root, calls, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    wh = Warehouse(root, commit_every_items=3, writer_wait_s=120)
+    options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+    wh = Warehouse(root, commit_every_items=3, writer_wait_s=120, storage_options=options)
     time.sleep(max(0.0, start - time.time()))  # both writers start at the same moment
     report = process_partition(stage=Turns(calls, delay=0.05), decade="1980s", items=_items(12),
                                warehouse=wh, compute=InlineCompute(), writer=sys.argv[4])
@@ -67,22 +70,22 @@ WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_two_processes_writing_one_decade_at_once_commit_no_duplicate(tmp_path):
-    """Two writers of the same (decade, stage), started together, ten times: the second waits
-    for the first and finds everything done (no duplicate row_id in any table)."""
+def _two_writers_at_once(tmp_path, trials: int, root_of, options: dict | None = None) -> None:
+    """Two writers of the same (decade, stage), started together, `trials` times: the second
+    waits for the first and finds everything done (no duplicate row_id in any table)."""
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    env_path = {"PYTHONPATH": ":".join(sys.path)}
-    for trial in range(10):
-        root, calls = str(tmp_path / f"wh{trial}"), tmp_path / f"calls{trial}.txt"
+    env = {**os.environ, "PYTHONPATH": ":".join(sys.path)}
+    extra = [json.dumps(options)] if options else []
+    for trial in range(trials):
+        root, calls = root_of(trial), tmp_path / f"calls{trial}.txt"
         start = time.time() + 4  # after both have imported lancedb
         procs = [
             subprocess.Popen(
-                [sys.executable, str(script), root, str(calls), str(start), name],
+                [sys.executable, str(script), root, str(calls), str(start), name, *extra],
                 stdout=subprocess.PIPE,
                 text=True,
-                env={**os.environ, **env_path},
+                env=env,
             )
             for name in ("cli", "dagster")
         ]
@@ -90,11 +93,27 @@ def test_two_processes_writing_one_decade_at_once_commit_no_duplicate(tmp_path):
         assert all(p.returncode == 0 for p in procs)
         # one computed all 12, the other waited and reused all 12
         assert sorted(tuple(map(int, o)) for o in outs) == [(0, 12), (12, 0)], outs
-        wh = Warehouse(root)
+        wh = Warehouse(root, storage_options=options)
         for table, scope in (("speaker_turns", DECADE), ("stage_items", SCOPE)):
             n, distinct = _distinct(wh, table, scope)
             assert n == distinct and n > 0, (trial, table, n, distinct)
         assert len(_calls(calls)) == 12  # each item computed once
+
+
+@pytest.mark.slow
+def test_two_processes_writing_one_decade_at_once_commit_no_duplicate(tmp_path):
+    _two_writers_at_once(tmp_path, 10, lambda trial: str(tmp_path / f"wh{trial}"))
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_two_writers_of_one_s3_warehouse_commit_no_duplicate(tmp_path, s3_endpoint):
+    import boto3
+
+    bucket = f"writers-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    options = {"aws_endpoint": s3_endpoint, "aws_region": "us-east-1", "allow_http": "true"}
+    _two_writers_at_once(tmp_path, 3, lambda trial: f"s3://{bucket}/wh{trial}", options)
 
 
 def test_a_moved_file_is_rekeyed_without_computing_again(tmp_path):
@@ -175,3 +194,26 @@ def test_the_deletion_guard_stops_a_run_that_would_empty_or_halve_a_decade(tmp_p
     assert wh.count("speaker_turns", DECADE) == 4
     _run(wh, calls, [], removal_guard=RemovalGuard(allow=True))  # explicit: allowed
     assert wh.count("speaker_turns", DECADE) == 0
+
+
+def test_a_truncated_data_file_is_one_line_in_summary_and_search(tmp_path, monkeypatch, capsys):
+    from archive_pipeline.cli import main as pipeline_cli
+    from archive_pipeline.search.cli import main as search_cli
+
+    wh, calls = Warehouse(str(tmp_path / "wh")), tmp_path / "calls.txt"
+    _run(wh, calls, _items(3))
+    (data,) = (tmp_path / "wh" / "speaker_turns.lance" / "data").glob("*.lance")
+    with open(data, "r+b") as handle:
+        handle.truncate(data.stat().st_size // 2)
+    with pytest.raises(DamagedTableError, match="truncated"):
+        _run(wh, calls, _items(3))
+    monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(tmp_path / "wh"))
+    capsys.readouterr()
+    assert pipeline_cli(["summary"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'speaker_turns'" in err and "repair" in err
+    assert (repair(wh, ["speaker_turns"])[0].status, wh.count("speaker_turns")) == (
+        "fragments removed",
+        0,
+    )
+    assert search_cli(["anything"]) in (0, 2)  # no traceback once repaired (an empty table)

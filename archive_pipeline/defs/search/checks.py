@@ -6,7 +6,6 @@ from archive_pipeline.defs.checks import STALE_VECTORS, check_spec, decade_check
 from archive_pipeline.health import derived_health, documents_without_vector
 from archive_pipeline.search.indexes import TABLE
 
-
 # An item is findable by its speech, its on-screen text or its keyframe images: a video with
 # none of them (no speech, no text, no image model) has nothing to index, a valid state.
 DOCUMENT_SOURCES = ("diarised_segments", "frame_text", "keyframe_embeddings")
