@@ -356,3 +356,48 @@ def test_search_page_in_a_real_browser(service, query, file, tag):
         )
     finally:
         browser.quit()
+
+
+def test_a_moved_file_is_rekeyed_in_every_table_without_running_a_model(demo, tmp_path):
+    """The demo's evening news moved within its decade (same bytes, new path), on a copy of
+    the demo's home: every table follows the new URI, no row keeps the old one, and no model
+    stage computes anything (their rows are copied)."""
+    import shutil
+
+    home = tmp_path / "home"
+    for part in ("inbox", "warehouse", "dagster_home"):
+        shutil.copytree(demo["home"] / part, home / part, symlinks=True)
+    old = home / "inbox/tv/decade=1990s/evening_news.mp4"
+    new = home / "inbox/tv/decade=1990s/tapes/evening_news.mp4"
+    new.parent.mkdir()
+    for suffix in ("", ".json"):
+        if Path(f"{old}{suffix}").exists():
+            shutil.move(f"{old}{suffix}", f"{new}{suffix}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
+    env |= {"ARCHIVE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "archive-pipeline"), "run", "--decade", "1990s"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "checks not passed" not in proc.stdout, proc.stdout[-3000:]
+    wh = Warehouse(str(home / "warehouse"))
+    old_uri, new_uri = old.resolve().as_uri(), new.resolve().as_uri()
+    moved = 0
+    for name in wh.table_names():
+        if "uri" not in wh.table(name).schema.names:
+            continue
+        uris = set(wh.read(name, columns=["uri"]).column("uri").to_pylist())
+        assert old_uri not in uris, name
+        moved += new_uri in uris
+    assert moved >= 8  # catalogue, ledger, transcripts, turns, diarised, shots, keyframes...
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        for asset in ("transcripts", "speaker_turns", "shots", "frame_text", "segment_embeddings"):
+            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            metadata = event.asset_materialization.metadata
+            assert metadata["computed"].value == 0, asset
+            assert metadata["copied"].value == 1, asset

@@ -123,6 +123,8 @@ def report_metadata(
         "items": report.n_items,
         "reused_from_cache": report.n_reused,
         "computed": report.n_computed,
+        # the same content done under another URI (a move, another decade): rows copied
+        "copied": report.n_copied,
         "failures": report.n_failed,
         "commit_batches": report.batches,
         "seconds": round(report.seconds, 3),
