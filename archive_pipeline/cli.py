@@ -196,9 +196,11 @@ def _run(decades: list[str] | None, inbox: str | None, *, allow_removals: bool =
     print(f"{n_items} media items in the inbox; running decades {', '.join(planned)}")
     runs = run_decades(planned, trigger="archive-pipeline run")
     failed = [r.decade for r in runs if not r.success]
+    checked = [r.decade for r in runs if r.success and r.failed_checks]
     print(
         f"{len(runs)} decade(s) in {time.perf_counter() - start:.1f} s"
         + (f"; runs FAILED for {failed}" if failed else "; all runs succeeded")
+        + (f"; checks did not pass for {checked} (above)" if checked else "")
         + ". Tables: `archive-pipeline summary`; runs and checks: `make ui`."
     )
     return 1 if failed else 0

@@ -111,6 +111,19 @@ def derived_health(
     )
 
 
+def duplicated_row_ids(warehouse: Warehouse, table: str, decade: str) -> list[str]:
+    """row_ids that more than one row of a table's decade carries (reads only that column;
+    none for a table not written yet). Two writers of one scope commit such rows; the write
+    lease prevents it, and `archive-pipeline repair` removes them."""
+    if table not in warehouse.table_names():
+        return []
+    ids = warehouse.read(table, {"decade": decade}, columns=["row_id"]).column("row_id")
+    if len(ids) == pc.count_distinct(ids).as_py():
+        return []
+    counts = pc.value_counts(ids)
+    return sorted(v["values"] for v in counts.to_pylist() if v["counts"] > 1)
+
+
 def documents_without_vector(warehouse: Warehouse, decade: str) -> list[Problem]:
     """search_documents rows of a decade whose text has no current text vector (its text or the
     model changed since segment_embeddings ran): findable by words only."""

@@ -21,19 +21,25 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(1800)]
 
 
-def run_demo(home: Path) -> str:
+def run_cli(home: Path, *args: str, timeout: int = 900) -> str:
+    """`archive-pipeline <args>` on ARCHIVE_HOME `home` (nothing else of the caller's
+    ARCHIVE_/DAGSTER_ environment); its output, once it succeeded."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
     env |= {"ARCHIVE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "archive-pipeline"), "demo"],
+        [str(Path(sys.executable).parent / "archive-pipeline"), *args],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def run_demo(home: Path) -> str:
+    return run_cli(home, "demo")
 
 
 @pytest.fixture(scope="module")
@@ -373,18 +379,8 @@ def test_a_moved_file_is_rekeyed_in_every_table_without_running_a_model(demo, tm
     for suffix in ("", ".json"):
         if Path(f"{old}{suffix}").exists():
             shutil.move(f"{old}{suffix}", f"{new}{suffix}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
-    env |= {"ARCHIVE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "archive-pipeline"), "run", "--decade", "1990s"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "checks not passed" not in proc.stdout, proc.stdout[-3000:]
+    out = run_cli(home, "run", "--decade", "1990s", timeout=600)
+    assert "checks not passed" not in out, out[-3000:]
     wh = Warehouse(str(home / "warehouse"))
     old_uri, new_uri = old.resolve().as_uri(), new.resolve().as_uri()
     moved = 0

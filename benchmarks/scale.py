@@ -24,6 +24,13 @@ pipeline: `archive-pipeline run` (Dagster, Ray, every model stage) over a synthe
 demo: the demo archive with the default models: cold run of every decade, the unchanged
     re-run, CPU against the model calls alone.
 
+integrity: what the write lease and the ledger-table reconciliation cost an unchanged decade:
+    the replay's warm re-run of --integrity-n items (1,000) timed with this tree and, with
+    --baseline-tree (a checkout of an earlier commit: `git worktree add /tmp/base <commit>`),
+    with that tree, alternating, medians of at least three; the seconds spent inside the lease
+    and the reconciliation. With --integrity-home (a built ARCHIVE_HOME such as the demo's),
+    also `archive-pipeline run` over that unchanged archive, this tree against the baseline.
+
 Prints figures, then one JSON line. `--quick` runs a small version (a smoke run, a few minutes).
 """
 
@@ -316,6 +323,35 @@ def integrity_part(tmp: Path, n: int, repeats: int, baseline: Path | None) -> di
     if baseline is not None:
         figures["baseline_warm_s"] = median("baseline", "warm_s")
         figures["warm_over_baseline"] = round(figures["warm_s"] / figures["baseline_warm_s"], 3)
+    return figures
+
+
+def unchanged_archive_part(home: Path, repeats: int, baseline: Path | None) -> dict:
+    """`archive-pipeline run` over an unchanged, built archive (ARCHIVE_HOME `home`, e.g. after
+    `make demo`): wall seconds of this tree's run against the baseline's, alternating. Each
+    switch of tree first runs once untimed (derived tables whose code version differs are
+    rebuilt), then the timed unchanged run."""
+    seconds: dict[str, list[float]] = {"this": [], "baseline": []}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
+    env |= {"ARCHIVE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    for _ in range(repeats):
+        for name, tree in (("baseline", baseline), ("this", REPO)):
+            if tree is None:
+                continue
+            cmd = [sys.executable, "-m", "archive_pipeline.cli", "run"]
+            run_env = {**env, "PYTHONPATH": str(tree)}
+            for timed in (False, True):
+                start = time.perf_counter()
+                out = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, env=run_env)
+                if out.returncode:
+                    raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
+                if timed:
+                    seconds[name].append(time.perf_counter() - start)
+                    print(f"unchanged archive, {name}: {seconds[name][-1]:.1f} s", flush=True)
+    figures = {"this_s": round(statistics.median(seconds["this"]), 2), "repeats": repeats}
+    if baseline is not None:
+        figures["baseline_s"] = round(statistics.median(seconds["baseline"]), 2)
+        figures["this_over_baseline"] = round(figures["this_s"] / figures["baseline_s"], 3)
     return figures
 
 
@@ -659,6 +695,12 @@ def main() -> None:
         help="integrity part: a checkout of an earlier commit to compare the warm re-run with",
     )
     parser.add_argument("--integrity-n", type=int, default=1000, help="integrity part: items")
+    parser.add_argument(
+        "--integrity-home",
+        type=Path,
+        help="integrity part: also time `archive-pipeline run` over this built, unchanged "
+        "ARCHIVE_HOME (e.g. the demo's), against --baseline-tree",
+    )
     parser.add_argument("--sizes", default="10,100,1000", help="replay decade sizes")
     parser.add_argument("--pipeline-n", type=int, default=100, help="largest pipeline decade")
     parser.add_argument("--pipeline-sizes", help="pipeline decade sizes (default 1,10,N)")
@@ -723,9 +765,12 @@ def main() -> None:
             figures["pipeline"] = pipeline_part(tmp, sizes_p, inline=not args.no_inline)
         if args.part in ("integrity", "all"):
             n = 40 if args.quick else args.integrity_n
-            figures["integrity"] = integrity_part(
-                tmp, n, max(args.repeats, 1 if args.quick else 3), args.baseline_tree
-            )
+            repeats = max(args.repeats, 1 if args.quick else 3)
+            figures["integrity"] = integrity_part(tmp, n, repeats, args.baseline_tree)
+            if args.integrity_home:
+                figures["integrity"]["unchanged_archive"] = unchanged_archive_part(
+                    args.integrity_home, repeats, args.baseline_tree
+                )
         if args.part in ("demo", "all") and not args.quick:
             figures["demo"] = demo_part(tmp)
     finally:

@@ -27,7 +27,7 @@ class TableRepair:
     """What repair found and did for one table."""
 
     table: str
-    status: str  # 'ok', 'fragments removed', 'moved aside', 'dropped'
+    status: str  # 'ok', 'fragments removed', 'moved aside', 'dropped', 'duplicates removed'
     rows_lost: int = 0
     detail: str = ""
 
@@ -93,10 +93,41 @@ def _set_aside(warehouse: Warehouse, name: str, why: str) -> TableRepair:
     return TableRepair(name, "moved aside", detail=f"to {target}")
 
 
+def remove_duplicates(warehouse: Warehouse, name: str) -> TableRepair | None:
+    """Keep one row of each row_id carried by several (two writers committed the same rows;
+    the write lease prevents it now), in one commit; None when there were none. Reads the
+    row_id column of the whole table."""
+    dataset = warehouse.table(name).to_lance()
+    ids = dataset.to_table(columns=["row_id"], with_row_id=True)
+    seen: set[str] = set()
+    extra = []
+    for row_id, address in zip(
+        ids.column("row_id").to_pylist(), ids.column("_rowid").to_pylist(), strict=True
+    ):
+        if row_id in seen:
+            extra.append(address)
+        seen.add(row_id)
+    if not extra:
+        return None
+    for start in range(0, len(extra), 10_000):
+        chunk = ", ".join(str(a) for a in extra[start : start + 10_000])
+        dataset.delete(f"_rowid IN ({chunk})")
+    return TableRepair(name, "duplicates removed", detail=f"{len(extra)} duplicated rows")
+
+
 def repair(warehouse: Warehouse, tables: list[str] | None = None) -> list[TableRepair]:
-    """Check (and repair) the given contract tables, or every one that exists."""
+    """Check (and repair) the given contract tables, or every one that exists: unreadable
+    parts removed, then duplicated rows."""
     unknown = sorted(set(tables or ()) - set(TABLES))
     if unknown:
         raise ValueError(f"unknown tables {unknown}; tables are {sorted(TABLES)}")
     names = tables or [n for n in warehouse.table_names() if n in TABLES]
-    return [repair_table(warehouse, name) for name in names]
+    results = []
+    for name in names:
+        result = repair_table(warehouse, name)
+        results.append(result)
+        if result.status in ("ok", "fragments removed"):
+            deduplicated = remove_duplicates(warehouse, name)
+            if deduplicated is not None:
+                results.append(deduplicated)
+    return results

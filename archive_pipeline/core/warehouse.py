@@ -270,9 +270,10 @@ class Warehouse:
         """DamagedTableError if a data file of the table's current version is missing or not the
         size its manifest recorded (a lost or truncated file). Costs a listing of the table's
         data folder: the fragments, not the rows. A table not written yet passes."""
-        if name not in self.table_names():
+        try:
+            dataset = self._open(name).to_lance()
+        except (ValueError, FileNotFoundError):  # not written yet
             return
-        dataset = self.table(name).to_lance()
         expected = {
             data.path: data.file_size_bytes
             for fragment in dataset.get_fragments()

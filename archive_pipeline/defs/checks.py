@@ -11,13 +11,14 @@ import dagster as dg
 
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.reporting import markdown_table
-from archive_pipeline.health import DecadeHealth, Problem, stage_health
+from archive_pipeline.health import DecadeHealth, Problem, duplicated_row_ids, stage_health
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import CheckSettings, LanceWarehouse
 
 FAILURE_RATE = "failure_rate"
 ROWS_FOR_EVERY_ITEM = "rows_for_every_item"
 STALE_VECTORS = "current_vectors"
+UNIQUE_ROWS = "unique_rows"
 
 CHECK_DESCRIPTIONS = {
     FAILURE_RATE: "Warns when any of the decade's items failed; fails (ERROR) when at least "
@@ -25,6 +26,8 @@ CHECK_DESCRIPTIONS = {
     "ARCHIVE_MAX_FAILURE_FRACTION, default half).",
     ROWS_FOR_EVERY_ITEM: "Fails when an item of the decade has no rows, no recorded failure and "
     "no 'done, nothing found' in the ledger (not processed yet, or rows lost).",
+    UNIQUE_ROWS: "Fails when two rows of the decade carry one row_id (two writers committed "
+    "the same rows): `archive-pipeline repair --table <asset>` keeps one of each.",
     STALE_VECTORS: "Warns when search documents have no current text vector (text or model "
     "changed since segment_embeddings ran): they are found by words only.",
 }
@@ -80,6 +83,20 @@ def coverage_result(health: DecadeHealth) -> dg.AssetCheckResult:
     )
 
 
+def unique_rows_result(warehouse: Warehouse, asset: str, decade: str) -> dg.AssetCheckResult:
+    """Passed when every row_id of the asset's decade is carried by one row."""
+    duplicated = duplicated_row_ids(warehouse, asset, decade)
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=UNIQUE_ROWS,
+        passed=not duplicated,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(duplicated)} row_ids carried by more than one row"
+        + (f": run `archive-pipeline repair --table {asset}`" if duplicated else ""),
+        metadata={"duplicated_row_ids": len(duplicated), "examples": ", ".join(duplicated[:5])},
+    )
+
+
 def catalog_items_health(
     asset: str, stage: str, items_of: Callable[..., tuple[list, list]]
 ) -> Callable[..., DecadeHealth]:
@@ -105,11 +122,11 @@ def decade_checks(
     required_resource_keys: Iterable[str] = (),
 ) -> dg.AssetChecksDefinition:
     """The per-decade checks of one asset: `failure_rate` (stage assets), `rows_for_every_item`,
-    and any `extra` specs whose results `extra_results(warehouse, decade)` yields.
+    `unique_rows`, and any `extra` specs whose results `extra_results(warehouse, decade)` yields.
 
     `health(context, warehouse, decade)` computes the asset's DecadeHealth.
     """
-    names = ([FAILURE_RATE] if failure_rate else []) + [ROWS_FOR_EVERY_ITEM]
+    names = ([FAILURE_RATE] if failure_rate else []) + [ROWS_FOR_EVERY_ITEM, UNIQUE_ROWS]
     specs = [check_spec(asset, name) for name in names] + list(extra)
 
     @dg.multi_asset_check(
@@ -126,6 +143,7 @@ def decade_checks(
         if failure_rate:
             yield failure_rate_result(result, max_fraction=settings.failure_threshold(asset))
         yield coverage_result(result)
+        yield unique_rows_result(wh, asset, decade)
         if extra_results is not None:
             yield from extra_results(wh, decade)
 

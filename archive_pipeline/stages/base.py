@@ -255,8 +255,8 @@ def _done_elsewhere(
 ) -> dict[str, tuple[str, str]]:
     """{cache key: (decade, uri) of an item done with it under another URI} (another decade,
     or this one before a move or rename) for the keys a stage can rebuild its result of from
-    its rows (`value_from_rows`); else nothing. `exclude`: (uri, key) pairs not to use (this
-    run's own items, whose rows are missing)."""
+    its rows (`value_from_rows`); else nothing. `exclude`: (uri, key) pairs not to use (the
+    items to do, whose rows are not there)."""
     if not wanted or getattr(stage, "value_from_rows", None) is None:
         return {}
     where = (
@@ -286,7 +286,8 @@ def _rows_missing(
         return set()
     scope = {"decade": decade}
     expected = sum(r["n_rows"] for r in vouched)
-    existing = [name for name in tables if name in set(warehouse.table_names())]  # (dropped?)
+    names = set(warehouse.table_names())
+    existing = [name for name in tables if name in names]  # (a dropped table counts 0)
     for name in existing:  # a lost or truncated data file: DamagedTableError naming the repair
         warehouse.verify(name)
     if sum(warehouse.count(name, scope) for name in existing) >= expected:
@@ -428,9 +429,8 @@ def _process_partition(
         sharing.setdefault(keys[i], []).append(i)
     units = [members[0] for members in sharing.values()]  # one computation per content
     # The same content already done in another decade: its rows there give the result.
-    elsewhere = _done_elsewhere(
-        stage, decade, [keys[i] for i in units], warehouse, exclude=pairs | lost
-    )
+    undone = {(refs[i].uri, keys[i]) for i in todo} | lost  # (no rows to copy from there)
+    elsewhere = _done_elsewhere(stage, decade, [keys[i] for i in units], warehouse, exclude=undone)
     copies = [i for i in units if keys[i] in elsewhere]
     units = [i for i in units if keys[i] not in elsewhere]
     n_copied = sum(len(sharing[keys[i]]) for i in copies)

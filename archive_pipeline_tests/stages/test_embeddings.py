@@ -55,7 +55,7 @@ ASSETS = [
 
 def all_checks_passed(result) -> None:
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 19 and {e.partition for e in evaluations} == {"1960s"}
+    assert len(evaluations) == 29 and {e.partition for e in evaluations} == {"1960s"}
     failed = [
         (e.asset_key.to_user_string(), e.check_name, e.description)
         for e in evaluations
