@@ -72,7 +72,7 @@ def writer_name(context: dg.AssetExecutionContext) -> str:
     trigger = context.run.tags.get("archive/trigger") or context.run.tags.get(
         "dagster/sensor_name", "Dagster"
     )
-    return f"run {context.run.run_id[:8]} ({trigger}) of {context.asset_key.to_user_string()}"
+    return f"run {context.run.run_id[:8]} ({trigger}) of {context.op_def.name}"
 
 
 @contextlib.contextmanager
