@@ -51,6 +51,11 @@ class DamagedTableError(Exception):
         self.table = table
 
 
+# (table URI, version) whose data files this process found whole: a version's files are fixed,
+# so a run checks each version once (a file lost later is found by the next process)
+_VERIFIED: set[tuple[str, int]] = set()
+
+
 def is_damage(exc: BaseException) -> bool:
     """Whether an error reading a Lance table says its files are missing or unreadable."""
     text = str(exc)
@@ -274,6 +279,9 @@ class Warehouse:
             dataset = self._open(name).to_lance()
         except (ValueError, FileNotFoundError):  # not written yet
             return
+        seen = (self.uri(name), dataset.version)
+        if seen in _VERIFIED:  # this version's files were checked by this process
+            return
         expected = {
             data.path: data.file_size_bytes
             for fragment in dataset.get_fragments()
@@ -292,6 +300,9 @@ class Warehouse:
                 f"{len(bad)} of {len(expected)} data files lost or truncated: {', '.join(bad[:3])}"
             )
             raise self.damaged(name, problem)
+        if len(_VERIFIED) > 10_000:
+            _VERIFIED.clear()
+        _VERIFIED.add(seen)
 
     def _data_file_sizes(self, name: str) -> dict[str, int] | None:
         """{data file name: size} of a table's data folder (None: a scheme not listed here)."""
