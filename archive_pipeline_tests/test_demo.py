@@ -364,7 +364,9 @@ def test_search_page_in_a_real_browser(service, query, file, tag):
         browser.quit()
 
 
-def test_a_moved_file_is_rekeyed_in_every_table_without_running_a_model(demo, tmp_path):
+def test_a_moved_file_is_rekeyed_in_every_table_without_running_a_model(
+    demo, tmp_path, monkeypatch
+):
     """The demo's evening news moved within its decade (same bytes, new path), on a copy of
     the demo's home: every table follows the new URI, no row keeps the old one, and no model
     stage computes anything (their rows are copied)."""
@@ -391,7 +393,8 @@ def test_a_moved_file_is_rekeyed_in_every_table_without_running_a_model(demo, tm
         assert old_uri not in uris, name
         moved += new_uri in uris
     assert moved >= 8  # catalogue, ledger, transcripts, turns, diarised, shots, keyframes...
-    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))  # (dagster.yaml reads it)
+    with dg.DagsterInstance.get() as instance:
         for asset in ("transcripts", "speaker_turns", "shots", "frame_text", "segment_embeddings"):
             event = instance.get_latest_materialization_event(dg.AssetKey(asset))
             metadata = event.asset_materialization.metadata
