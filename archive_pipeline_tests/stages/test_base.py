@@ -102,7 +102,7 @@ def _two_writers_at_once(tmp_path, trials: int, root_of, options: dict | None = 
 
 @pytest.mark.slow
 def test_two_processes_writing_one_decade_at_once_commit_no_duplicate(tmp_path):
-    _two_writers_at_once(tmp_path, 10, lambda trial: str(tmp_path / f"wh{trial}"))
+    _two_writers_at_once(tmp_path, 6, lambda trial: str(tmp_path / f"wh{trial}"))
 
 
 @pytest.mark.slow
