@@ -19,6 +19,7 @@ from pydantic import Field, PrivateAttr
 from archive_pipeline import paths, settings
 from archive_pipeline.core.audio import DecodedAudioCache
 from archive_pipeline.core.compute import Compute, InlineCompute, RayRuntime, StageResources
+from archive_pipeline.core.guard import RemovalGuard
 from archive_pipeline.core.store import LocalStore, S3Store, Store, fetch_cache_dir, open_store
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.runs import PROCESS_TAG, process_tag
@@ -152,10 +153,8 @@ class LanceWarehouse(SettingsResource):
         self.values()  # the fields given in code, range-checked
         record_run_process(context)
 
-    def removal_guard(self):
-        """The deletion guard's settings now (RemovalGuard)."""
-        from archive_pipeline.core.guard import RemovalGuard
-
+    def removal_guard(self) -> RemovalGuard:
+        """The deletion guard's settings now."""
         v = self.values()
         return RemovalGuard(max_fraction=v.max_removal_fraction, allow=v.allow_removals)
 

@@ -31,8 +31,9 @@ class RemovalGuard:
         gone = sorted(set(before) - set(now))
         if not gone or self.allow:
             return
+        had = len(set(before))
         gone = _not_moved(warehouse, decade, gone, now)
-        share = len(gone) / max(1, len(set(before)))
+        share = len(gone) / max(1, had)
         if not gone or (now and share <= self.max_fraction):
             return
         why = self.why or (
@@ -45,7 +46,7 @@ class RemovalGuard:
             uri.rsplit("/", 2)[-2] + "/" + uri.rsplit("/", 1)[-1] for uri in gone[:3]
         )
         raise RemovalRefusedError(
-            f"{decade}: this run would remove {len(gone)} of {len(set(before))} catalogued items "
+            f"{decade}: this run would remove {len(gone)} of {had} catalogued items "
             f"({share:.0%}; e.g. {examples}) and their rows in every table: {why}. Nothing was "
             f"removed. If they are gone on purpose, run again with --allow-removals (or "
             f"ARCHIVE_ALLOW_REMOVALS=1); the guard allows up to {self.max_fraction:.0%} "
@@ -59,12 +60,13 @@ def _not_moved(warehouse, decade: str, gone: list[str], now: Sequence[str]) -> l
     the same files in a relocated inbox)."""
     rows = warehouse.read(
         CATALOG, columns=["uri", "decade", "media_id"], filter=sql_in("uri", gone)
-    )
-    elsewhere = {r["uri"] for r in rows.to_pylist() if r["decade"] != decade}
-    old = {r["uri"]: r["media_id"] for r in rows.to_pylist() if r["decade"] == decade}
+    ).to_pylist()
+    elsewhere = {r["uri"] for r in rows if r["decade"] != decade}
+    old = {r["uri"]: r["media_id"] for r in rows if r["decade"] == decade}
     ids = sorted({m for m in old.values() if m})
     present: set[str] = set()
     if ids:
         found = warehouse.read(CATALOG, columns=["uri", "media_id"], filter=sql_in("media_id", ids))
-        present = {r["media_id"] for r in found.to_pylist() if r["uri"] not in set(gone)}
+        leaving = set(gone)
+        present = {r["media_id"] for r in found.to_pylist() if r["uri"] not in leaving}
     return [u for u in gone if u not in elsewhere and (old.get(u) is None or old[u] not in present)]

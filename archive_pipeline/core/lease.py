@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -122,9 +122,12 @@ class LocalLeases:
         if handle is not None:
             handle.close()  # closing the descriptor releases the flock
 
+    def _note(self, name: str) -> Path:
+        return self.folder.parent / NOTES / f"{name}.json"
+
     def read_note(self, name: str) -> dict | None:
         """A small JSON document kept beside the tables (None: none yet)."""
-        path = self.folder.parent / NOTES / f"{name}.json"
+        path = self._note(name)
         try:
             return json.loads(path.read_text())
         except (FileNotFoundError, ValueError):
@@ -132,7 +135,7 @@ class LocalLeases:
 
     def write_note(self, name: str, value: dict) -> None:
         """Write (replace atomically) a JSON document beside the tables."""
-        path = self.folder.parent / NOTES / f"{name}.json"
+        path = self._note(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(f".{path.name}.{os.getpid()}")
         part.write_text(json.dumps(value, indent=1))
@@ -154,8 +157,8 @@ class S3Leases:
     def client(self):
         return s3_client(self.client_options)
 
-    def _key(self, name: str) -> str:
-        return "/".join(p for p in (self.prefix, LEASES, f"{name}.json") if p)
+    def _key(self, name: str, folder: str = LEASES) -> str:
+        return "/".join(p for p in (self.prefix, folder, f"{name}.json") if p)
 
     def _put(self, holder: Holder, **condition: str) -> str | None:
         """Write the lease object under a condition: its new ETag, or None if refused."""
@@ -201,7 +204,7 @@ class S3Leases:
             etag = self._etags.get(holder.token)
         if etag is None:
             return False
-        fresh = Holder(**{**asdict(holder), "expires": time.time() + self.ttl_s})
+        fresh = replace(holder, expires=time.time() + self.ttl_s)
         new = self._put(fresh, IfMatch=etag)
         with self._lock:
             if new is None:
@@ -214,7 +217,7 @@ class S3Leases:
         """A small JSON document kept beside the tables (None: none yet)."""
         from botocore.exceptions import ClientError
 
-        key = "/".join(p for p in (self.prefix, NOTES, f"{name}.json") if p)
+        key = self._key(name, NOTES)
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
@@ -228,7 +231,7 @@ class S3Leases:
 
     def write_note(self, name: str, value: dict) -> None:
         """Write (replace) a JSON document beside the tables."""
-        key = "/".join(p for p in (self.prefix, NOTES, f"{name}.json") if p)
+        key = self._key(name, NOTES)
         self.client.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(value).encode())
 
     def release(self, holder: Holder) -> None:
@@ -355,9 +358,8 @@ def hold(
             on_wait(f"{name}: waiting for the writer that holds it: {current.describe()}")
             told = True
         time.sleep(min(1.0, max(0.05, deadline - time.monotonic())) * (0.5 + random.random()))
-        holder = Holder(**{**asdict(holder), "since": time.time()})
-        if backend.ttl_s:
-            holder = Holder(**{**asdict(holder), "expires": time.time() + backend.ttl_s})
+        now = time.time()
+        holder = replace(holder, since=now, expires=now + backend.ttl_s if backend.ttl_s else None)
     lease = Lease(backend, holder)
     try:
         yield lease

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 from archive_pipeline.core.warehouse import DamagedTableError, Warehouse
 from archive_pipeline.schemas import TABLES
@@ -81,11 +80,10 @@ def repair_table(warehouse: Warehouse, name: str) -> TableRepair:
 
 
 def _set_aside(warehouse: Warehouse, name: str, why: str) -> TableRepair:
-    remote = "://" in warehouse.root and not warehouse.root.startswith("file://")
-    if remote:
+    root = warehouse.local_root
+    if root is None:
         warehouse.db.drop_table(name)
         return TableRepair(name, "dropped", detail=why[:200])
-    root = Path(warehouse.root.removeprefix("file://"))
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     target = root / DAMAGED / f"{name}-{stamp}.lance"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -64,15 +65,22 @@ def is_damage(exc: BaseException) -> bool:
 
 def damage_in(exc: BaseException, warehouse: Warehouse) -> DamagedTableError | None:
     """The DamagedTableError an error from reading the warehouse with lancedb directly stands
-    for (the table named by the path in its message), or None when it is no damage."""
+    for, or None when it is no damage. The table is the one the error's path names, else the
+    one whose data files do not match its manifest (`Warehouse.verify`), else unnamed."""
     if isinstance(exc, DamagedTableError):
         return exc
     if not is_damage(exc):
         return None
-    import re
-
     found = re.search(r"([A-Za-z_]+)\.lance/", str(exc))
-    return warehouse.damaged(found.group(1) if found else "search_documents", exc)
+    if found:
+        return warehouse.damaged(found.group(1), exc)
+    for name in warehouse.table_names():  # (a truncated file's error names no path)
+        if name in TABLES:
+            try:
+                warehouse.verify(name)
+            except DamagedTableError as damage:
+                return damage
+    return warehouse.damaged(None, exc)
 
 
 class SchemaMismatchError(RuntimeError):
@@ -254,22 +262,41 @@ class Warehouse:
             self._require_folder()
         return lancedb.connect(self.root, storage_options=self.storage_options or None)
 
+    @property
+    def local_root(self) -> Path | None:
+        """The warehouse's folder when it is local (a path or file://); None for s3:// etc."""
+        if "://" in self.root and not self.root.startswith("file://"):
+            return None
+        return Path(self.root.removeprefix("file://"))
+
     def _require_folder(self) -> None:
         """WarehouseMissingError when the warehouse is a local folder that does not exist."""
-        remote = "://" in self.root and not self.root.startswith("file://")
-        if not remote and not Path(self.root).is_dir():
+        if self.local_root is not None and not self.local_root.is_dir():
             raise WarehouseMissingError(self._missing(f"no warehouse at {self.root}"))
 
-    def damaged(self, name: str, exc: BaseException) -> DamagedTableError:
-        """The error that names a table that cannot be read and how to repair it."""
+    def damaged(self, name: str | None, exc: BaseException) -> DamagedTableError:
+        """The error that names a table that cannot be read (None: one the error does not
+        name) and how to repair it."""
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        which = f"table {name!r}" if name else "a table"
+        repair = f"archive-pipeline repair --table {name}" if name else "archive-pipeline repair"
         return DamagedTableError(
-            f"table {name!r} of the warehouse at {self.root} cannot be read "
-            f"({type(exc).__name__}: {first}). Run `archive-pipeline repair --table {name}`: it "
+            f"{which} of the warehouse at {self.root} cannot be read "
+            f"({type(exc).__name__}: {first}). Run `{repair}`: it "
             "removes what cannot be read and rebuilds the lost rows from the ledger's inputs "
             "(README: 'When a table is damaged')",
-            table=name,
+            table=name or "",
         )
+
+    @contextlib.contextmanager
+    def _reading(self, name: str) -> Iterator[None]:
+        """Reading a table: a Lance error that says its files are lost is DamagedTableError."""
+        try:
+            yield
+        except (OSError, RuntimeError, ValueError) as exc:
+            if is_damage(exc):
+                raise self.damaged(name, exc) from exc
+            raise
 
     def verify(self, name: str) -> None:
         """DamagedTableError if a data file of the table's current version is missing or not the
@@ -306,12 +333,12 @@ class Warehouse:
 
     def _data_file_sizes(self, name: str) -> dict[str, int] | None:
         """{data file name: size} of a table's data folder (None: a scheme not listed here)."""
-        parsed = urlparse(self.uri(name))
-        if parsed.scheme in ("", "file"):
-            folder = Path(parsed.path) / "data"
+        if self.local_root is not None:
+            folder = self.local_root / f"{name}.lance" / "data"
             if not folder.is_dir():
                 return {}
             return {entry.name: entry.stat().st_size for entry in os.scandir(folder)}
+        parsed = urlparse(self.uri(name))
         if parsed.scheme != "s3":
             return None
         from archive_pipeline.core.lease import s3_client
@@ -415,9 +442,9 @@ class Warehouse:
 
     def _exists_on_disk(self, name: str) -> bool:
         """A local table folder with versions: it exists, so failing to open it is damage."""
-        if "://" in self.root and not self.root.startswith("file://"):
+        if self.local_root is None:
             return False
-        return (Path(self.root.removeprefix("file://")) / f"{name}.lance" / "_versions").is_dir()
+        return (self.local_root / f"{name}.lance" / "_versions").is_dir()
 
     def _add_columns(self, table: lancedb.table.Table, new: list[pa.Field]):
         """Add (empty) the contract columns a table written before lacks: the one migration
@@ -451,12 +478,8 @@ class Warehouse:
         stored = set(table.schema.names)
         wanted = [c for c in (columns or schema.names) if c in stored]
         where = " AND ".join(f"({w})" for w in (scope and scope_filter(scope), filter) if w)
-        try:
+        with self._reading(name):
             rows = table.to_lance().to_table(columns=wanted, filter=where or None, limit=limit)
-        except (OSError, RuntimeError, ValueError) as exc:
-            if is_damage(exc):
-                raise self.damaged(name, exc) from exc
-            raise
         for name_ in columns or schema.names:  # (read-only on an older table: nulls)
             if name_ not in stored:
                 field = schema.field(name_)
@@ -476,12 +499,8 @@ class Warehouse:
                 raise
             return 0
         where = " AND ".join(f"({w})" for w in (scope and scope_filter(scope), filter) if w)
-        try:
+        with self._reading(name):
             return table.count_rows(where or None)
-        except (OSError, RuntimeError, ValueError) as exc:
-            if is_damage(exc):
-                raise self.damaged(name, exc) from exc
-            raise
 
     def _conform(
         self,
