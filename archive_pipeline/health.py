@@ -5,7 +5,7 @@ ran)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow.compute as pc
@@ -39,12 +39,12 @@ class DecadeHealth:
         return len(self.failed) / self.expected if self.expected else 0.0
 
 
-def uris(warehouse: Warehouse, table: str, decade: str) -> set[str]:
+def uris(warehouse: Warehouse, table: str, decade: str, where: str | None = None) -> set[str]:
     """The distinct URIs with rows in one decade of a table (reads only that column; none for
-    a table not written yet)."""
+    a table not written yet), only rows matching the SQL `where` when given."""
     if table not in warehouse.table_names():
         return set()
-    column = warehouse.read(table, {"decade": decade}, columns=["uri"]).column("uri")
+    column = warehouse.read(table, {"decade": decade}, columns=["uri"], filter=where).column("uri")
     return set(pc.unique(column).to_pylist()) if len(column) else set()
 
 
@@ -93,12 +93,20 @@ def stage_health(
 
 
 def derived_health(
-    warehouse: Warehouse, *, asset: str, decade: str, sources: Iterable[str]
+    warehouse: Warehouse,
+    *,
+    asset: str,
+    decade: str,
+    sources: Iterable[str],
+    where: Mapping[str, str] | None = None,
 ) -> DecadeHealth:
     """Health of a table derived without a model: every item with rows in any of `sources`
-    must have rows in `asset` (an item with rows in none of them has nothing to derive: a
-    valid "nothing found")."""
-    expected = set().union(*(uris(warehouse, source, decade) for source in sources))
+    (those matching `where[source]`, if given) must have rows in `asset` (an item with rows in
+    none of them has nothing to derive: a valid "nothing found")."""
+    where = where or {}
+    expected = set().union(
+        *(uris(warehouse, source, decade, where.get(source)) for source in sources)
+    )
     present = uris(warehouse, asset, decade)
     return DecadeHealth(
         asset=asset,

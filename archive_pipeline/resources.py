@@ -286,6 +286,7 @@ class SpeechModels(SettingsResource):
     whisper_cpu_threads: int | None = from_setting(settings.WHISPER_CPU_THREADS)
     whisper_language: str | None = from_setting(settings.WHISPER_LANGUAGE)
     whisper_language_per_span: bool | None = from_setting(settings.WHISPER_LANGUAGE_PER_SPAN)
+    whisper_temperatures: str | None = from_setting(settings.WHISPER_TEMPERATURES)
     diarization_backend: str | None = from_setting(settings.DIARIZATION_BACKEND)
     pyannote_pipeline: str | None = from_setting(settings.PYANNOTE_PIPELINE)
     hf_token: str | None = from_setting(settings.HF_TOKEN)

@@ -242,6 +242,15 @@ _SEGMENT_COLUMNS = (
     ),
 )
 
+SUSPECT = col(
+    "suspect",
+    pa.string(),
+    "Why the segment is likely a hallucination, else null: 'no_speech' (no-speech probability "
+    "over 0.6 and log-probability under -1), 'repetition' (compression ratio over 2.4), "
+    "'low_logprob' (under -1), 'unsure_short' (at most 2 words, mean word probability under "
+    "0.5). Kept, flagged; left out of search_documents.",
+)
+
 TRANSCRIPTS = pa.schema(
     [
         *COMMON_COLUMNS,
@@ -255,6 +264,28 @@ TRANSCRIPTS = pa.schema(
         col("avg_logprob", pa.float64(), "Average log probability of the segment's tokens."),
         col("no_speech_prob", pa.float64(), "Probability that the segment is not speech."),
         col("words", pa.list_(WORD), "Words with start/end seconds and probability."),
+        col(
+            "language_decision",
+            pa.string(),
+            "How `language` was chosen: 'dominant' (the item's language, catalogue's or most "
+            "spoken), 'switched' (another language detected confidently on enough speech and "
+            "decoding better in it), 'kept' (another language detected without that evidence: "
+            "transcribed in the item's), 'forced' (ARCHIVE_WHISPER_LANGUAGE, English-only "
+            "model), 'item' (per-span detection off); null in rows written before.",
+        ),
+        col(
+            "detected_language",
+            pa.string(),
+            "The language Whisper's language head chose over the segment's span (the evidence "
+            "a 'kept' segment was not switched on).",
+        ),
+        col("detected_probability", pa.float64(), "Probability of `detected_language`."),
+        col(
+            "compression_ratio",
+            pa.float64(),
+            "gzip compression ratio of the segment's text (over 2.4: it repeats itself).",
+        ),
+        SUSPECT,
     ]
 )
 
@@ -313,6 +344,7 @@ DIARISED_SEGMENTS = pa.schema(
             pa.list_(SPEAKER_WORD),
             "Words with times, probability and their speaker (assigned by time overlap).",
         ),
+        SUSPECT,
     ]
 )
 

@@ -495,6 +495,17 @@ WHISPER_LANGUAGE_PER_SPAN = _setting(
     groups=("speech_models",),
     field="whisper_language_per_span",
 )
+WHISPER_TEMPERATURES = _setting(
+    "ARCHIVE_WHISPER_TEMPERATURES",
+    str,
+    "0,0.2,0.4,0.6",
+    "decoding temperatures, comma-separated: a window whose decode fails Whisper's checks "
+    "(repeats itself, low log-probability) is decoded again at the next; sampling is seeded, so "
+    "the same audio gives the same text every run. `0`: beam search only (loops are kept and "
+    "flagged `suspect`); faster-whisper's own default is `0,0.2,0.4,0.6,0.8,1.0`",
+    groups=("speech_models",),
+    field="whisper_temperatures",
+)
 DIARIZATION_BACKEND = _setting(
     "ARCHIVE_DIARIZATION_BACKEND",
     str,

@@ -77,6 +77,56 @@ def german_dialogue(path: Path) -> list[tuple[float, float, str]]:
     return conversation(path, GERMAN_DIALOGUE, GERMAN_VOICES)
 
 
+# Six voices for panels of 3-6 speakers (accents, sexes and pitches apart, as real panels are)
+PANEL_VOICES = {
+    "A": ("en-us+m3", 25),
+    "B": ("en-gb+f3", 85),
+    "C": ("en-gb-scotland+m1", 50),
+    "D": ("en+f4", 65),
+    "E": ("en-029+m5", 40),
+    "F": ("en-gb-x-rp+f2", 70),
+}
+# Short panel turns (2-5 s each), spoken round-robin
+PANEL_LINES = [
+    "Welcome to the panel on sound archives.",
+    "Thank you, it is good to be here.",
+    "Our tapes from the sixties are fading fast.",
+    "We saw the same thing with the film reels.",
+    "Who decides what gets digitised first?",
+    "Usually the curators, with the users in mind.",
+    "And what about the interviews nobody has heard?",
+    "They are the hardest to catalogue.",
+    "Speech recognition helps a great deal now.",
+    "But the names are often wrong.",
+    "That is why we check every transcript.",
+    "Let us take questions from the room.",
+]
+
+
+def panel(path: Path, voices: int, *, rounds: int = 2) -> list[tuple[float, float, str]]:
+    """A panel of `voices` speakers (3-6) taking short turns (2-5 s) round-robin, `rounds`
+    times (1: each speaks once, like a short phone call of three), and its reference turns."""
+    who = list(PANEL_VOICES)[:voices]
+    lines = [(who[i % voices], PANEL_LINES[i % len(PANEL_LINES)]) for i in range(voices * rounds)]
+    return conversation(path, lines, {w: PANEL_VOICES[w] for w in who})
+
+
+# A Thai interview (no spaces between words; Whisper's word tokens are pieces of characters,
+# some starting with a combining mark): two espeak-ng Thai voices apart in pitch
+THAI_VOICES = {"A": ("th", 20), "B": ("th+f3", 85)}
+THAI_INTERVIEW = [
+    ("A", "สวัสดีครับ วันนี้เรามาคุยเรื่องหอจดหมายเหตุของเมือง"),
+    ("B", "ขอบคุณค่ะ เราเก็บเทปวิทยุเก่าไว้มากกว่าสองพันชั่วโมง"),
+    ("A", "แล้วคุณเริ่มแปลงเป็นดิจิทัลเมื่อไหร่ครับ"),
+    ("B", "เราเริ่มเมื่อสิบปีที่แล้ว และยังทำงานต่อทุกวันค่ะ"),
+]
+
+
+def thai_interview(path: Path) -> list[tuple[float, float, str]]:
+    """A 4-turn two-voice Thai interview and its reference turns."""
+    return conversation(path, THAI_INTERVIEW, THAI_VOICES)
+
+
 def silence(path: Path, seconds: float = 5.0) -> None:
     """A WAV of digital silence."""
     subprocess.run(

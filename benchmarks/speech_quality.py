@@ -1,5 +1,10 @@
 """Speech quality on real media, measured by code in the repo; one JSON line at the end.
 
+Every part measures the default against the previous default in the same run ("previous":
+language per span without switch evidence and faster-whisper's unseeded temperature fallback;
+speakers per 10-second pipeline chunk instead of per 1.5-second window; diarised segments cut
+at every word token).
+
 - Word error rate (after `archive_pipeline.quality.normalise_text`) of each packaged Whisper
   model on ../shared/media/speech (jfk and the three LibriVox clips), per file and overall.
 - Diarisation error rate (collar 0.25 s each side, speaker count automatic) of the default
@@ -15,6 +20,13 @@
   English to German half-way; the share of segments whose language is the language spoken at
   their middle, per file and per language, and transcription seconds, for the per-span
   detection (the default) and the previous default (one language per file) in the same run.
+- False language switches: segments stored in a language other than English on English
+  multi-speaker audio (both shared AMI clips, the generated meeting, 4-voice panel and
+  dialogue); target 0.
+- Fragments on a script without spaces: a generated Thai interview (espeak-ng Thai, which
+  Whisper base recognises poorly: the measure is the cutting, not the words), transcribed in
+  Thai and diarised; diarised pieces, one-character pieces, pieces starting with a combining
+  mark, previous cut vs default.
 - A configured pyannote pipeline (hub weights) is measured too with --pyannote (or
   ARCHIVE_PYANNOTE_PIPELINE).
 """
@@ -45,9 +57,97 @@ EN_THEN_DE = [
 ]  # fmt: skip
 
 
+PREVIOUS_TEMPERATURES = "0,0.2,0.4,0.6,0.8,1.0"  # faster-whisper's fallback, unseeded before
+
+
+def previous(settings):
+    """The previous transcription default: no switch evidence, the full temperature fallback."""
+    from dataclasses import replace
+
+    return replace(settings, switch_evidence=False, temperatures=PREVIOUS_TEMPERATURES)
+
+
+def false_switches(args, tmp: Path, item) -> dict:
+    """Segments stored in another language than English on English multi-speaker audio."""
+    import shutil
+
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.stages.transcription import TranscribeStage
+    from archive_pipeline_tests.speech_fixtures import dialogue, meeting, panel
+
+    for name in ("ami-tst00", "ami-trn07"):
+        shutil.copyfile(args.shared_media / "speakers" / f"{name}.wav", tmp / f"{name}.wav")
+    meeting(tmp / "en_meeting.wav")
+    panel(tmp / "en_panel4.wav", 4)
+    dialogue(tmp / "en_dialogue.wav")
+    names = ["ami-tst00", "ami-trn07", "en_meeting", "en_panel4", "en_dialogue"]
+    stage = TranscribeStage(LocalStore(str(tmp)), model_cache=str(tmp / "models"))
+    stage.setup()
+    default = stage.settings
+    out: dict = {}
+    for mode, settings in (("default", default), ("previous", previous(default))):
+        stage.settings = settings
+        wrong, total, figures = 0, 0, {}
+        for name in names:
+            segments = stage.process(item(f"{name}.wav"))["segments"]
+            others = [s for s in segments if s["language"] != "en"]
+            wrong += len(others)
+            total += len(segments)
+            figures[name] = f"{len(others)}/{len(segments)}"
+            shown = [f"{s['language']}: {s['text'][:40]}" for s in others]
+            print(f"false switches {mode:<9} {name:<12} {figures[name]}  {shown}")
+        out[mode] = {"false_switches": wrong, "segments": total, "per_file": figures}
+    return out
+
+
+def fragments(tmp: Path, item) -> dict:
+    """Diarised pieces of a no-space script (Thai), cut at every word token vs whole words."""
+    import unicodedata
+
+    from archive_pipeline.core import diarization as dz
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.stages.base import CatalogItem
+    from archive_pipeline.stages.diarisation import DiarizeStage
+    from archive_pipeline.stages.transcription import TranscribeStage
+    from archive_pipeline_tests.speech_fixtures import thai_interview
+
+    thai_interview(tmp / "thai_interview.wav")
+    thai = CatalogItem(
+        uri="thai_interview.wav",
+        store_key="thai_interview.wav",
+        media_id="thai",
+        sha256="thai",
+        duration_s=None,
+        language="th",
+    )
+    stage = TranscribeStage(LocalStore(str(tmp)), model_cache=str(tmp / "models"))
+    stage.setup()
+    segments = stage.process(thai)["segments"]
+    diarizer = DiarizeStage(LocalStore(str(tmp)))
+    diarizer.setup()
+    turns = [dz.Turn(t["start"], t["end"], t["speaker"]) for t in diarizer.process(thai)]
+    out: dict = {"transcript_segments": len(segments)}
+    for mode, options in (
+        ("previous", {"whole_words": False, "min_piece_s": 0.0}),
+        ("default", {}),
+    ):
+        pieces = [p for s in segments for p in dz.split_segment(s, turns, **options)]
+        texts = [p["text"] for p in pieces]
+        out[mode] = {
+            "pieces": len(pieces),
+            "one_character": sum(1 for t in texts if len(t) <= 1),
+            "combining_first": sum(
+                1 for t in texts if t and unicodedata.category(t[0]).startswith("M")
+            ),
+            "shorter_than_0_5_s": sum(1 for p in pieces if p["end_s"] - p["start_s"] < 0.5),
+        }
+        print(f"fragments {mode:<9} thai_interview {json.dumps(out[mode])}")
+    return out
+
+
 def language_accuracy(tmp: Path, item) -> dict:
-    """Per-segment language accuracy on generated code-switching files, per-span detection
-    against one language per file (the previous default), in the same run."""
+    """Per-segment language accuracy on generated code-switching files: the default, the
+    previous default and one language per file, in the same run."""
     import time
     from dataclasses import replace
 
@@ -61,9 +161,15 @@ def language_accuracy(tmp: Path, item) -> dict:
     }
     stage = TranscribeStage(LocalStore(str(tmp)), model_cache=str(tmp / "models"))
     stage.setup()
+    default = stage.settings
     out: dict = {}
-    for mode, per_span in (("per_span", True), ("per_file", False)):
-        stage.settings = replace(stage.settings, language_per_span=per_span)
+    modes = (
+        ("per_span", default),
+        ("previous", previous(default)),
+        ("per_file", replace(default, language_per_span=False)),
+    )
+    for mode, settings in modes:
+        stage.settings = settings
         figures: dict = {}
         for name, turns in files.items():
             start = time.perf_counter()
@@ -101,16 +207,20 @@ def diarisation(args, tmp: Path, item) -> dict:
     from archive_pipeline.demo.build import german_bulletin
     from archive_pipeline.quality import diarization_error_rate, read_rttm
     from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
-    from archive_pipeline_tests.speech_fixtures import dialogue, german_dialogue, meeting
+    from archive_pipeline_tests.speech_fixtures import dialogue, german_dialogue, meeting, panel
 
     media = args.shared_media
     files: dict[str, tuple[list | None, tuple | None]] = {
         "dialogue_en": (dialogue(tmp / "dialogue_en.wav"), None),
         "dialogue_de": (german_dialogue(tmp / "dialogue_de.wav"), None),
         "meeting_4": (meeting(tmp / "meeting_4.wav"), None),
+        "three_once": (panel(tmp / "three_once.wav", 3, rounds=1), None),
+        **{f"panel_{n}": (panel(tmp / f"panel_{n}.wav", n), None) for n in (3, 4, 5, 6)},
         "ami": (read_rttm(media / "speakers/ami-tst00.rttm"), (0.0, 30.0)),
+        "ami_trn07": (read_rttm(media / "speakers/ami-trn07.rttm"), (0.0, 30.0)),
     }
     shutil.copyfile(media / "speakers/ami-tst00.wav", tmp / "ami.wav")
+    shutil.copyfile(media / "speakers/ami-trn07.wav", tmp / "ami_trn07.wav")
     for name in ("jfk.flac", "librivox-0870.wav", "librivox-0880.wav", "librivox-0890.wav"):
         shutil.copyfile(media / "speech" / name, tmp / name)
         files[name.split(".")[0]] = (None, None)
@@ -119,6 +229,7 @@ def diarisation(args, tmp: Path, item) -> dict:
     paths = {name: next(tmp.glob(f"{name}.*")) for name in files}
     backends = [
         ("default", DiarizationSettings()),
+        ("previous", DiarizationSettings(windows=False)),
         ("resemblyzer", DiarizationSettings(backend="resemblyzer")),
     ]
     if args.pyannote:
@@ -147,6 +258,11 @@ def diarisation(args, tmp: Path, item) -> dict:
             print(f"DER {backend:<12} {name:<20} {der:6.3f}  ({found} of {voices} speakers)")
             figures[f"der_{name}"] = round(der, 4)
             figures[f"speakers_{name}"] = f"{found}/{voices}"
+        counted = [k for k in figures if k.startswith("speakers_")]
+        figures["speaker_counts_right"] = (
+            f"{sum(1 for k in counted if figures[k].split('/')[0] == figures[k].split('/')[1])}"
+            f"/{len(counted)}"
+        )
         figures["single_voice_files_with_one_speaker"] = f"{single.count(1)}/{len(single)}"
         figures["rtf_median"] = round(statistics.median(rtf), 4)
         figures["load_s"] = round(figures["load_s"], 1)
@@ -172,8 +288,8 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         nargs="+",
-        choices=["wer", "language", "diarisation"],
-        default=["wer", "language", "diarisation"],
+        choices=["wer", "language", "switches", "diarisation", "fragments"],
+        default=["wer", "language", "switches", "diarisation", "fragments"],
     )
     args = parser.parse_args()
 
@@ -192,11 +308,11 @@ def main() -> None:
         return CatalogItem(uri=name, store_key=name, media_id=name, sha256=name, duration_s=None)
 
     with tempfile.TemporaryDirectory(prefix="speech-quality-") as tmp:
-        for model in args.models if "wer" in args.parts else ():
+        runs = [(m, m, WhisperSettings(model=m)) for m in args.models]
+        runs.insert(1, ("base_previous", "base", previous(WhisperSettings(model="base"))))
+        for model, _, settings in runs if "wer" in args.parts else ():
             stage = TranscribeStage(
-                LocalStore(str(speech)),
-                WhisperSettings(model=model),
-                model_cache=str(Path(tmp) / "models"),
+                LocalStore(str(speech)), settings, model_cache=str(Path(tmp) / "models")
             )
             stage.setup()
             hyps, per_file = {}, {}
@@ -215,6 +331,10 @@ def main() -> None:
         tmp_dir = Path(tmp)
         if "language" in args.parts:
             result["language"] = language_accuracy(tmp_dir, item)
+        if "switches" in args.parts:
+            result["false_switches"] = false_switches(args, tmp_dir, item)
+        if "fragments" in args.parts:
+            result["fragments"] = fragments(tmp_dir, item)
         if "diarisation" in args.parts:
             result["diarisation"] = diarisation(args, tmp_dir, item)
     print(json.dumps(result))

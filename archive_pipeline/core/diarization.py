@@ -143,9 +143,36 @@ def speaker_at(turns: Sequence[Turn], start: float, end: float) -> str | None:
     return min(turns, key=lambda t: min(abs(t.start - middle), abs(t.end - middle))).speaker
 
 
-def split_segment(segment: dict, turns: Sequence[Turn]) -> list[dict]:
+MIN_PIECE_S = 0.5  # a speaker's piece of a segment shorter than this joins a neighbour
+
+
+def word_units(words: Sequence[dict]) -> list[list[dict]]:
+    """Whisper's words grouped so that no unit splits a word or a grapheme cluster: a word
+    token that does not start with a space continues the one before (Whisper's tokens for Thai,
+    Chinese or Japanese are pieces of characters, some starting with a combining mark). In a
+    script without spaces a unit is a phrase between spaces, or the whole segment."""
+    units: list[list[dict]] = []
+    for word in words:
+        text = word["word"]
+        if units and not text[:1].isspace():
+            units[-1].append(word)
+        else:
+            units.append([word])
+    return units
+
+
+def split_segment(
+    segment: dict,
+    turns: Sequence[Turn],
+    *,
+    min_piece_s: float = MIN_PIECE_S,
+    whole_words: bool = True,
+) -> list[dict]:
     """Attribute a transcript segment's words to speakers and cut it where the speaker changes.
 
+    Cuts fall between whole words (`word_units`), never inside one, and a piece shorter than
+    `min_piece_s` joins its neighbour (the longer one), so a segment is never cut into slivers.
+    (`whole_words=False, min_piece_s=0`: a cut at any word token, the previous behaviour.)
     Returns pieces with start, end, text, speaker and words (each word with its speaker).
     """
     words = segment.get("words") or []
@@ -161,13 +188,32 @@ def split_segment(segment: dict, turns: Sequence[Turn]) -> list[dict]:
             }
         ]
     pieces: list[dict] = []
-    for word in words:
-        speaker = speaker_at(turns, word["start"], word["end"])
-        tagged = {**word, "speaker": speaker}
+    for unit in word_units(words) if whole_words else [[word] for word in words]:
+        speaker = speaker_at(turns, unit[0]["start"], unit[-1]["end"])
+        tagged = [{**word, "speaker": speaker} for word in unit]
         if pieces and pieces[-1]["speaker"] == speaker:
-            pieces[-1]["words"].append(tagged)
+            pieces[-1]["words"].extend(tagged)
         else:
-            pieces.append({"speaker": speaker, "words": [tagged]})
+            pieces.append({"speaker": speaker, "words": tagged})
+    while len(pieces) > 1:
+        spans = [p["words"][-1]["end"] - p["words"][0]["start"] for p in pieces]
+        shortest = min(range(len(pieces)), key=spans.__getitem__)
+        if spans[shortest] >= min_piece_s:
+            break
+        neighbours = [i for i in (shortest - 1, shortest + 1) if 0 <= i < len(pieces)]
+        into = max(neighbours, key=spans.__getitem__)
+        short = pieces.pop(shortest)
+        into = into if into < shortest else into - 1
+        target = pieces[into]
+        target["words"] = (
+            target["words"] + short["words"]
+            if into < shortest
+            else short["words"] + target["words"]
+        )
+        # neighbours of one speaker left side by side are one piece
+        for i in range(len(pieces) - 1, 0, -1):
+            if pieces[i]["speaker"] == pieces[i - 1]["speaker"]:
+                pieces[i - 1]["words"].extend(pieces.pop(i)["words"])
     for piece in pieces:
         piece["start_s"] = piece["words"][0]["start"]
         piece["end_s"] = piece["words"][-1]["end"]
@@ -328,3 +374,111 @@ def unit(x: np.ndarray) -> np.ndarray:
     """Rows (or one vector) scaled to length 1; zero rows stay zero."""
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+WINDOW_S = 1.5  # speaker windows: long enough for a voice, short enough for a 2-second turn
+WINDOW_HOP_S = 0.75
+MIN_WINDOW_S = 0.5  # shorter speech gets no embedding (its neighbour's label)
+MAX_SPECTRAL = 1500  # windows clustered directly; more are assigned to the nearest centroid
+
+
+def sliding_windows(
+    regions: Sequence[tuple[float, float]],
+    *,
+    window_s: float = WINDOW_S,
+    hop_s: float = WINDOW_HOP_S,
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Windows of `window_s` every `hop_s` over each speech region (the last one aligned to the
+    region's end; a region shorter than a window is one window), and each window's core: the
+    part nearer its centre than its neighbours', so cores tile every region without overlap."""
+    windows: list[tuple[float, float]] = []
+    cores: list[tuple[float, float]] = []
+    for start, end in regions:
+        if end - start <= window_s:
+            windows.append((start, end))
+            cores.append((start, end))
+            continue
+        n = int(np.ceil((end - start - window_s) / hop_s)) + 1
+        starts = [min(start + i * hop_s, end - window_s) for i in range(n)]
+        centres = [s + window_s / 2 for s in starts]
+        for i, s in enumerate(starts):
+            a = start if i == 0 else (centres[i - 1] + centres[i]) / 2
+            b = end if i == n - 1 else (centres[i] + centres[i + 1]) / 2
+            windows.append((s, s + window_s))
+            cores.append((a, b))
+    return windows, cores
+
+
+def window_labels(
+    embeddings: np.ndarray,
+    *,
+    merge_similarity: float,
+    min_clusters: int = 1,
+    max_clusters: int = 15,
+    max_direct: int = MAX_SPECTRAL,
+) -> np.ndarray:
+    """Speaker labels of window embeddings: `spectral_labels` with 3D-Speaker's pruning (each
+    window keeps its 6 most similar, or 2.2% of the windows when that is more), so two short
+    turns of one voice link up even in a 10-second recording. Over `max_direct` windows, that
+    many spread evenly are clustered and the rest join the nearest centroid (bounded cost)."""
+    n = len(embeddings)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    x = unit(np.asarray(embeddings, dtype=np.float64))
+    sample = np.unique(np.linspace(0, n - 1, min(n, max_direct)).astype(int))
+    if len(sample) < 3:
+        labels = _merge_similar(np.arange(len(sample)), x[sample], merge_similarity, floor=1)
+        labels = np.unique(labels, return_inverse=True)[1]
+    else:
+        labels = spectral_labels(
+            x[sample],
+            neighbours=max(6, int(0.022 * len(sample))),
+            merge_similarity=merge_similarity,
+            min_clusters=min_clusters,
+            max_clusters=max_clusters,
+            min_cluster_size=2,
+        )
+    if len(sample) == n:
+        return labels
+    ids = np.unique(labels)
+    centres = _centroids(labels, x[sample], ids)
+    return ids[np.argmax(x @ centres.T, axis=1)]
+
+
+def overlap_turns(
+    turns: Sequence[Turn], segmentation: Sequence[tuple[float, float, str]], *, min_s: float = 0.1
+) -> list[Turn]:
+    """Turns for the second voice where the segmentation model hears two at once.
+
+    `turns`: one speaker at a time (from the window labels); `segmentation`: (start, end, local
+    label) of an overlap-aware pipeline over the same audio. Its labels are mapped one-to-one to
+    the turns' speakers by the time they share (Hungarian); where two of its labels overlap, the
+    mapped speaker that is not already speaking there gets a turn."""
+    from scipy.optimize import linear_sum_assignment
+
+    speakers = sorted({t.speaker for t in turns})
+    local = sorted({label for _, _, label in segmentation})
+    if not speakers or len(local) < 2:
+        return []
+    shared = np.zeros((len(local), len(speakers)))
+    for a, b, label in segmentation:
+        for turn in turns:
+            overlap = min(b, turn.end) - max(a, turn.start)
+            if overlap > 0:
+                shared[local.index(label), speakers.index(turn.speaker)] += overlap
+    rows, cols = linear_sum_assignment(shared, maximize=True)
+    mapped = {local[r]: speakers[c] for r, c in zip(rows, cols, strict=True) if shared[r, c] > 0}
+    extra: list[Turn] = []
+    for (a, b, p), (c, d, q) in itertools.combinations(segmentation, 2):
+        start, end = max(a, c), min(b, d)
+        if p == q or end - start < min_s:
+            continue
+        for turn in turns:  # who the windows give in each part of the overlap
+            lo, hi = max(start, turn.start), min(end, turn.end)
+            if hi - lo < min_s:
+                continue
+            for label in (p, q):
+                who = mapped.get(label)
+                if who is not None and who != turn.speaker:
+                    extra.append(Turn(lo, hi, who))
+    return extra

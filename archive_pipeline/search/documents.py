@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections import defaultdict
+import unicodedata
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +82,7 @@ def keyframe_documents(
     for row in sorted(frame_text.to_pylist(), key=lambda r: (r["keyframe_id"], r["line_index"])):
         if row["text"].strip():
             lines[row["keyframe_id"]].append(row["text"].strip())
-    speech = _by_media(segments.to_pylist(), "start_s")
+    speech = _by_media([s for s in segments.to_pylist() if not s.get("suspect")], "start_s")
     documents = []
     for frame in sorted(frames, key=lambda r: (r["media_id"], r["keyframe_index"])):
         start, end = spans[frame["row_id"]]
@@ -116,7 +117,9 @@ def keyframe_documents(
 
 
 def speech_documents(segments: pa.Table) -> list[dict[str, Any]]:
-    """One document per diarised segment with text."""
+    """One document per diarised segment with text (see `searchable`)."""
+    rows = sorted(segments.to_pylist(), key=lambda r: (r["media_id"], r["segment_index"]))
+    pieces = Counter((r["media_id"], r.get("source_segment_index")) for r in rows)
     return [
         {
             "source_id": row["row_id"],
@@ -133,9 +136,22 @@ def speech_documents(segments: pa.Table) -> list[dict[str, Any]]:
             "language": row["language"],
             "created_at": row["created_at"],
         }
-        for row in sorted(segments.to_pylist(), key=lambda r: (r["media_id"], r["segment_index"]))
-        if row["text"].strip()
+        for row in rows
+        if searchable(row, pieces[(row["media_id"], row.get("source_segment_index"))])
     ]
+
+
+MIN_DOCUMENT_CHARS = 3  # a shorter piece of an utterance is no document (the whole one is)
+
+
+def searchable(row: dict[str, Any], pieces: int) -> bool:
+    """A diarised segment becomes a speech document: it has text, is not flagged as a likely
+    hallucination (`suspect`), and is not a sliver of an utterance cut into `pieces`."""
+    text = row["text"].strip()
+    if not text or row.get("suspect"):
+        return False
+    visible = sum(1 for c in text if unicodedata.category(c)[0] in "LN")
+    return visible >= MIN_DOCUMENT_CHARS or pieces == 1
 
 
 # a document's text goes to its language's full-text column (search/indexes.FTS_LANGUAGES),

@@ -89,6 +89,7 @@ def diarised_rows(
                     "speaker": piece["speaker"],
                     "speaker_name": speaker_name(piece["speaker"], names.get(media, ())),
                     "words": piece["words"],
+                    "suspect": seg.get("suspect"),
                 }
             )
     return rows

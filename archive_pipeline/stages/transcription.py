@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,10 @@ class WhisperSettings:
     # detect the language per speech span and transcribe each span in its own (stages/language);
     # off: one language per item (the catalogue's, else detected once), as before
     language_per_span: bool = app_settings.WHISPER_LANGUAGE_PER_SPAN.default
+    temperatures: str = app_settings.WHISPER_TEMPERATURES.default  # seeded: repeatable
+    # a language switch needs evidence (stages/language step 5); off: the head's choice per
+    # span, the previous default (kept to measure against: benchmarks/speech_quality.py)
+    switch_evidence: bool = True
 
     @classmethod
     def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> WhisperSettings:
@@ -69,6 +73,7 @@ class WhisperSettings:
             cpu_threads=v.whisper_cpu_threads,
             language=v.whisper_language or None,
             language_per_span=v.whisper_language_per_span,
+            temperatures=v.whisper_temperatures,
         )
 
     def params(self) -> dict[str, Any]:
@@ -85,7 +90,9 @@ class TranscribeStage(LoadsModels):
     name = "transcripts"
     tables = ("transcripts",)
     _loaded = ("_model", "_pipeline", "_detect")
-    code_version = "2"  # 2: the language per speech span
+    code_version = (
+        "3"  # 2: the language per speech span; 3: switches need evidence, suspects flagged
+    )
     default_resources = StageResources(num_cpus=1)
 
     def __init__(
@@ -156,7 +163,13 @@ class TranscribeStage(LoadsModels):
             beam_size=self.settings.beam_size,
             word_timestamps=self.settings.word_timestamps,
             vad_filter=self.settings.vad_filter,
+            temperature=temperatures(self.settings.temperatures),
         )
+        import ctranslate2
+
+        # sampling (a fallback temperature over 0) draws from one seed per call: the same
+        # audio gives the same text every run
+        ctranslate2.set_random_seed(SEED)
         if self._pipeline is not None:
             options.pop("vad_filter")  # the batched pipeline always segments with VAD
             return self._pipeline.transcribe(audio, batch_size=self.settings.batch_size, **options)
@@ -175,23 +188,52 @@ class TranscribeStage(LoadsModels):
         segments = row_values(rows["transcripts"], "segment_index")
         return {"language": main_language(segments), "segments": segments}
 
-    def spans(self, audio, *, hint: str | None, languages: set[str]) -> list[language.Span]:
+    def spans(
+        self, audio, *, hint: str | None, languages: set[str], scores: dict[str, float]
+    ) -> list[language.Span]:
         """The spans of a chunk to transcribe and their languages (a span without a language:
-        Whisper detects it). `languages` collects the item's languages across chunks."""
+        Whisper detects it). `languages` collects the item's languages across chunks, `scores`
+        its speech time per language (the dominant language)."""
         whole = len(audio)
         forced = whisper_language(self.settings.language)
         if forced:
-            return [language.Span(0, whole, forced, 1.0)]
+            return [language.Span(0, whole, forced, 1.0, decision="forced")]
         if self._detect is None:  # an English-only model (tiny.en): nothing to detect
-            return [language.Span(0, whole, "en", 1.0)]
+            return [language.Span(0, whole, "en", 1.0, decision="forced")]
         if not self.settings.language_per_span:
             if hint:
-                return [language.Span(0, whole, hint, 1.0)]
+                return [language.Span(0, whole, hint, 1.0, decision="item")]
             # detected in the first chunk with speech, kept for the later ones
-            return [language.Span(0, whole, next(iter(languages), None), None)]
+            return [language.Span(0, whole, next(iter(languages), None), None, decision="item")]
         pieces = language.detect_pieces(audio, self._detect)
         languages |= language.assign(pieces, known=languages, hint=hint)
-        return language.spans(pieces, whole) or [language.Span(0, whole, None, None)]
+        language.add_scores(scores, pieces)
+        found = language.spans(pieces, whole)
+        if not found:
+            return [language.Span(0, whole, None, None)]
+        if not self.settings.switch_evidence:
+            return found
+        return language.with_prior(found, language.dominant_language(scores, hint))
+
+    def decode(self, audio, span: language.Span, offset: float) -> list[dict[str, Any]]:
+        """Transcribe a span; a candidate switch is decoded in both languages and the better
+        decode is kept (`language.switch_wins`), the evidence recorded on every segment."""
+        parts, info = self.transcribe_array(audio, language=span.language)
+        parts = list(parts)
+        if span.decision == "candidate":
+            others, _ = self.transcribe_array(audio, language=span.dominant)
+            others = list(others)
+            if language.switch_wins(parts, others):
+                span = replace(span, decision="switched")
+            else:
+                span, parts = language.kept(span), others
+        spoken = (span.language, span.probability)
+        if span.language is None:  # Whisper's own detection over the span
+            spoken = (info.language, info.language_probability)
+            span = replace(
+                span, detected=info.language, detected_probability=info.language_probability
+            )
+        return [_segment_dict(segment, offset, *spoken, span) for segment in parts]
 
     def process(self, item: CatalogItem) -> dict[str, Any] | ItemFailure:
         """Transcribe one item chunk by chunk, each speech span in its language; times are
@@ -200,6 +242,7 @@ class TranscribeStage(LoadsModels):
 
         hint = whisper_language(item.language)
         languages: set[str] = set()
+        scores: dict[str, float] = {}
         segments: list[dict[str, Any]] = []
         keeping = (
             self.audio_cache.writer(item.sha256)
@@ -215,22 +258,39 @@ class TranscribeStage(LoadsModels):
                 keep(chunk)
                 if len(chunk) < 1600:  # under 0.1 s: nothing to recognise
                     continue
-                for span in self.spans(chunk, hint=hint, languages=languages):
+                spans = self.spans(chunk, hint=hint, languages=languages, scores=scores)
+                for span in spans:
                     audio = chunk[span.start : span.end]
-                    parts, info = self.transcribe_array(audio, language=span.language)
-                    spoken = (span.language, span.probability)
-                    if span.language is None:  # Whisper's own detection over the span
-                        spoken = (info.language, info.language_probability)
-                    found = [
-                        _segment_dict(segment, offset + span.start / 16000, *spoken)
-                        for segment in parts
-                    ]
+                    found = self.decode(audio, span, offset + span.start / 16000)
                     if found and span.language is None and not self.settings.language_per_span:
-                        languages.add(info.language)  # one language per item: kept from here
+                        languages.add(found[0]["language"])  # one language per item: from here
                     segments += found
         if failed:
             return failed[0]
         return {"language": main_language(segments), "segments": segments}
+
+
+SEED = 1234
+
+
+def compression_ratio(text: str) -> float:
+    """How much the segment's own text compresses (gzip), Whisper's repetition measure; Whisper
+    reports it per 30-second window, which would flag every segment of a window for one loop."""
+    import zlib
+
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def temperatures(text: str) -> list[float]:
+    """'0,0.2,0.4' -> [0.0, 0.2, 0.4] (ARCHIVE_WHISPER_TEMPERATURES)."""
+    try:
+        values = [float(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 0 or v > 1 for v in values):
+        raise ValueError(f"ARCHIVE_WHISPER_TEMPERATURES must be numbers 0-1, got {text!r}")
+    return values
 
 
 def main_language(segments: Sequence[Mapping[str, Any]]) -> str | None:
@@ -277,7 +337,11 @@ def whisper_language(code: str | None) -> str | None:
 
 
 def _segment_dict(
-    segment: Any, offset: float, language: str | None, probability: float | None
+    segment: Any,
+    offset: float,
+    language: str | None,
+    probability: float | None,
+    span: language.Span | None = None,
 ) -> dict[str, Any]:
     words = [
         {
@@ -288,16 +352,56 @@ def _segment_dict(
         }
         for w in (segment.words or [])
     ]
-    return {
+    out = {
         "start_s": segment.start + offset,
         "end_s": segment.end + offset,
         "text": segment.text.strip(),
         "language": language,
         "language_probability": probability,
+        "language_decision": span.decision if span else None,
+        "detected_language": span.detected if span else None,
+        "detected_probability": span.detected_probability if span else None,
         "avg_logprob": segment.avg_logprob,
         "no_speech_prob": segment.no_speech_prob,
+        "compression_ratio": compression_ratio(segment.text.strip()),
         "words": words,
     }
+    out["suspect"] = suspect_reason(out)
+    return out
+
+
+# Whisper's own limits (openai/whisper transcribe(): logprob_threshold, no_speech_threshold,
+# compression_ratio_threshold), plus a short segment whose words Whisper itself doubts
+NO_SPEECH = 0.6
+LOW_LOGPROB = -1.0
+REPEATS = 2.4
+SHORT_WORDS = 2
+UNSURE_WORD = 0.5
+
+
+def suspect_reason(segment: Mapping[str, Any]) -> str | None:
+    """Why a segment is likely a hallucination ('no_speech', 'repetition', 'low_logprob',
+    'unsure_short'), or None. Suspect segments stay in the tables, flagged, and are left out
+    of search."""
+    logprob = segment.get("avg_logprob")
+    no_speech = segment.get("no_speech_prob")
+    if (
+        no_speech is not None
+        and logprob is not None
+        and no_speech > NO_SPEECH
+        and logprob < LOW_LOGPROB
+    ):
+        return "no_speech"
+    if (segment.get("compression_ratio") or 0.0) > REPEATS:
+        return "repetition"
+    if logprob is not None and logprob < LOW_LOGPROB:
+        return "low_logprob"
+    words = segment.get("words") or []
+    if words and len(words) <= SHORT_WORDS:
+        mean = sum(w["probability"] for w in words) / len(words)
+        if mean < UNSURE_WORD:
+            return "unsure_short"
+    return None
 
 
 def transcript_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) -> list[dict]:

@@ -55,3 +55,49 @@ def test_spans_merge_one_language_and_cut_half_way_through_the_pause():
     ]
     assert abs(out[0].probability - 0.9) < 1e-9
     assert spans([], 20 * S) == []
+
+
+def scored_span(language, probability, speech_s, **probs):
+    from archive_pipeline.stages.language import Span
+
+    return Span(0, 1, language, probability, detected=language, speech_s=speech_s, probs=probs)
+
+
+def test_a_switch_needs_confidence_on_enough_speech_else_the_dominant_language_is_kept():
+    from archive_pipeline.stages.language import with_prior
+
+    decided = with_prior(
+        [
+            scored_span("en", 0.95, 6.0, en=0.95),
+            scored_span("cy", 0.45, 4.0, cy=0.45, en=0.3),  # unsure: kept English
+            scored_span("ko", 0.92, 1.2, ko=0.92, en=0.05),  # sure but short: kept English
+            scored_span("de", 0.97, 5.0, de=0.97, en=0.02),  # sure on enough speech: checked
+        ],
+        "en",
+    )
+    assert [(s.language, s.decision) for s in decided] == [
+        ("en", "dominant"),
+        ("en", "kept"),
+        ("en", "kept"),
+        ("de", "candidate"),
+    ]
+    assert decided[1].detected == "cy" and decided[1].probability == 0.3
+
+
+class Decoded:
+    def __init__(self, start, end, avg_logprob, compression_ratio=1.2):
+        self.start, self.end = start, end
+        self.avg_logprob, self.compression_ratio = avg_logprob, compression_ratio
+
+
+def test_a_candidate_switches_only_when_its_own_language_decodes_clearly_better():
+    from archive_pipeline.stages.language import SWITCH_MARGIN, dominant_language, switch_wins
+
+    english = [Decoded(0, 3, -0.6)]
+    assert switch_wins([Decoded(0, 3, -0.2)], english)  # German spoken: German reads better
+    assert not switch_wins([Decoded(0, 3, -1.3)], english)  # invented German text
+    assert not switch_wins([Decoded(0, 3, -0.6 - SWITCH_MARGIN - 0.05)], english)  # worse
+    assert not switch_wins([Decoded(0, 3, -0.1, compression_ratio=3.1)], english)  # a loop
+    assert not switch_wins([], english)
+    assert dominant_language({"en": 10.0, "de": 6.0}, None) == "en"
+    assert dominant_language({"en": 10.0, "de": 6.0}, "de") == "de"  # the catalogue's prior

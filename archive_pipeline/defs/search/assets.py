@@ -19,7 +19,9 @@ from archive_pipeline.search.indexes import TABLE, ensure_indexes
 from archive_pipeline.stages import derived
 from archive_pipeline.stages.embedders import text_embedding_dim, text_model_id
 
-ASSEMBLY_VERSION = "4"  # 2: keyed by inputs' fingerprint; 3: text_en / text_de; 4: URIs
+ASSEMBLY_VERSION = (
+    "5"  # 2: keyed by inputs' fingerprint; 3: text_en / text_de; 4: URIs; 5: no suspects
+)
 SEARCH_GROUP = 100  # media items assembled per read and commit
 # the ledger entries a document is made from (with the diarised rows' keys and the title)
 UPSTREAM_STAGES = (

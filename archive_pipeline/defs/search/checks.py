@@ -9,6 +9,8 @@ from archive_pipeline.search.indexes import TABLE
 # An item is findable by its speech, its on-screen text or its keyframe images: a video with
 # none of them (no speech, no text, no image model) has nothing to index, a valid state.
 DOCUMENT_SOURCES = ("diarised_segments", "frame_text", "keyframe_embeddings")
+# speech flagged as a likely hallucination is kept out of search (search/documents.py)
+SEARCHABLE = {"diarised_segments": "suspect IS NULL"}
 
 
 def _stale_vectors(warehouse, decade):
@@ -27,7 +29,7 @@ def _stale_vectors(warehouse, decade):
 search_documents_checks = decade_checks(
     TABLE,
     lambda context, warehouse, decade: derived_health(
-        warehouse, asset=TABLE, decade=decade, sources=DOCUMENT_SOURCES
+        warehouse, asset=TABLE, decade=decade, sources=DOCUMENT_SOURCES, where=SEARCHABLE
     ),
     failure_rate=False,
     extra=[check_spec(TABLE, STALE_VECTORS)],

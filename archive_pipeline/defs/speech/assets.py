@@ -120,7 +120,7 @@ def speaker_turns(
     )
 
 
-DIARISED_VERSION = "3"  # 2: rows keyed by their inputs' fingerprint; 3: URIs in it
+DIARISED_VERSION = "4"  # 2: rows keyed by their inputs' fingerprint; 3: URIs in it; 4: words whole
 
 
 @dg.asset(
