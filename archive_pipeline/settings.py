@@ -498,11 +498,12 @@ WHISPER_LANGUAGE_PER_SPAN = _setting(
 WHISPER_TEMPERATURES = _setting(
     "ARCHIVE_WHISPER_TEMPERATURES",
     str,
-    "0,0.2,0.4,0.6",
-    "decoding temperatures, comma-separated: a window whose decode fails Whisper's checks "
-    "(repeats itself, low log-probability) is decoded again at the next; sampling is seeded, so "
-    "the same audio gives the same text every run. `0`: beam search only (loops are kept and "
-    "flagged `suspect`); faster-whisper's own default is `0,0.2,0.4,0.6,0.8,1.0`",
+    "0",
+    "decoding temperatures, comma-separated. `0`: beam search only, the same text every run "
+    "(a window that loops or reads badly is kept and its segments flagged `suspect`); more "
+    "values: such a window is sampled again at the next temperature (faster-whisper's default "
+    "`0,0.2,0.4,0.6,0.8,1.0`), which varies from run to run (sampling runs in CTranslate2's "
+    "worker threads; `ctranslate2.set_random_seed` did not make it repeatable)",
     groups=("speech_models",),
     field="whisper_temperatures",
 )

@@ -240,6 +240,11 @@ def assemble(
             if r["model_id"] == image_model_id and len(r["vector"]) == dim
         }
     result = Assembly(rows=[], dim=dim)
+    # an item with nothing else to find it by (a film with music only, its one "Hmm" flagged
+    # as a hallucination) keeps its first keyframe as a document: found by its title
+    findable = {d["media_id"] for d in speech if d["text"]} | {
+        d["media_id"] for d in frames if d["text"] or images.get(d["source_id"]) is not None
+    }
     for kind, documents in (("speech", speech), ("keyframe", frames)):
         for doc in documents:
             embedded = texts.get(doc["source_id"])
@@ -259,7 +264,9 @@ def assemble(
                     result.stale_vectors.append(doc["source_id"])
             image_vector = images.get(doc["source_id"]) if kind == "keyframe" else None
             if image_vector is None and not doc["text"]:
-                continue  # nothing to find it by
+                if doc["media_id"] in findable:
+                    continue  # nothing to find it by
+                findable.add(doc["media_id"])  # by its title only
             keyframe_id = doc["source_id"] if kind == "keyframe" else None
             if kind == "speech":
                 middle = (doc["start_s"] + doc["end_s"]) / 2

@@ -54,7 +54,7 @@ class WhisperSettings:
     # detect the language per speech span and transcribe each span in its own (stages/language);
     # off: one language per item (the catalogue's, else detected once), as before
     language_per_span: bool = app_settings.WHISPER_LANGUAGE_PER_SPAN.default
-    temperatures: str = app_settings.WHISPER_TEMPERATURES.default  # seeded: repeatable
+    temperatures: str = app_settings.WHISPER_TEMPERATURES.default  # '0': the same text each run
     # a language switch needs evidence (stages/language step 5); off: the head's choice per
     # span, the previous default (kept to measure against: benchmarks/speech_quality.py)
     switch_evidence: bool = True
@@ -165,11 +165,6 @@ class TranscribeStage(LoadsModels):
             vad_filter=self.settings.vad_filter,
             temperature=temperatures(self.settings.temperatures),
         )
-        import ctranslate2
-
-        # sampling (a fallback temperature over 0) draws from one seed per call: the same
-        # audio gives the same text every run
-        ctranslate2.set_random_seed(SEED)
         if self._pipeline is not None:
             options.pop("vad_filter")  # the batched pipeline always segments with VAD
             return self._pipeline.transcribe(audio, batch_size=self.settings.batch_size, **options)
@@ -268,9 +263,6 @@ class TranscribeStage(LoadsModels):
         if failed:
             return failed[0]
         return {"language": main_language(segments), "segments": segments}
-
-
-SEED = 1234
 
 
 def compression_ratio(text: str) -> float:
