@@ -24,7 +24,7 @@ the German half as an English paraphrase. Here, per chunk of decoded audio:
    and that language is more likely than not (`CANDIDATE`); anything shorter or less sure
    keeps the dominant language (`kept`). A candidate is transcribed in both languages and
    switches only when its own language decodes better by `SWITCH_MARGIN` (mean token
-   log-probability, weighted by duration) without repeating itself (compression ratio). A
+   log-probability, weighted by duration) and is not mostly a loop (compression ratio). A
    language head alone named Welsh, German and Korean on English meeting speech (p 0.6-0.9);
    the same spans decoded in those languages read as invented text, 0.3 nats per token worse
    than in English. Speech really in the other language decodes as well or better in it
@@ -314,17 +314,22 @@ def kept(span: Span) -> Span:
 
 
 def decode_score(segments: Sequence) -> tuple[float, float]:
-    """(mean token log-probability weighted by duration, worst compression ratio) of decoded
-    faster-whisper segments; (-inf, 0) when nothing was decoded."""
+    """(mean token log-probability weighted by duration, share of the duration in segments
+    that repeat themselves) of decoded faster-whisper segments; (-inf, 0) when nothing was
+    decoded."""
     weight = sum(max(s.end - s.start, 0.01) for s in segments)
     if not weight:
         return float("-inf"), 0.0
     logprob = sum(s.avg_logprob * max(s.end - s.start, 0.01) for s in segments) / weight
-    return logprob, max(s.compression_ratio for s in segments)
+    looping = sum(
+        max(s.end - s.start, 0.01) for s in segments if s.compression_ratio > MAX_COMPRESSION
+    )
+    return logprob, looping / weight
 
 
 def switch_wins(own: Sequence, dominant: Sequence) -> bool:
-    """A candidate's decode in its own language beats the dominant language's decode."""
-    own_logprob, own_compression = decode_score(own)
+    """A candidate's decode in its own language beats the dominant language's decode: a better
+    log-probability, and not mostly a loop (one looping segment is flagged on its own)."""
+    own_logprob, own_looping = decode_score(own)
     dominant_logprob, _ = decode_score(dominant)
-    return own_compression <= MAX_COMPRESSION and own_logprob >= dominant_logprob + SWITCH_MARGIN
+    return own_looping <= 0.5 and own_logprob >= dominant_logprob + SWITCH_MARGIN

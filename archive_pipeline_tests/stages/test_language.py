@@ -98,6 +98,8 @@ def test_a_candidate_switches_only_when_its_own_language_decodes_clearly_better(
     assert not switch_wins([Decoded(0, 3, -1.3)], english)  # invented German text
     assert not switch_wins([Decoded(0, 3, -0.6 - SWITCH_MARGIN - 0.05)], english)  # worse
     assert not switch_wins([Decoded(0, 3, -0.1, compression_ratio=3.1)], english)  # a loop
+    one_loop = [Decoded(0, 4, -0.2), Decoded(4, 6, -0.4, compression_ratio=9.0)]
+    assert switch_wins(one_loop, english)  # one looping segment of three: flagged on its own
     assert not switch_wins([], english)
     assert dominant_language({"en": 10.0, "de": 6.0}, None) == "en"
     assert dominant_language({"en": 10.0, "de": 6.0}, "de") == "de"  # the catalogue's prior
