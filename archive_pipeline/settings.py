@@ -49,6 +49,7 @@ class Setting:
     high: float | None = None
     low_open: bool = False
     json_object: bool = False  # the text is a JSON object
+    number_list: bool = False  # the text is comma-separated numbers, each in the range
 
     def parse(self, raw: str) -> Any:
         """The typed value of a variable's text; SettingError naming the variable if it is not
@@ -71,6 +72,16 @@ class Setting:
                 raise SettingError(f"{self.env}={raw!r}: not valid JSON ({exc})") from None
             if not isinstance(parsed, dict):
                 raise SettingError(f"{self.env}={raw!r}: expected a JSON object {{...}}")
+        if self.number_list:
+            try:
+                numbers = [float(part) for part in text.split(",") if part.strip()]
+            except ValueError:
+                raise SettingError(
+                    f"{self.env}={raw!r}: expected numbers, comma-separated"
+                ) from None
+            problems = [self.out_of_range(n) for n in numbers] or ["expected at least one number"]
+            if any(problems):
+                raise SettingError(f"{self.env}={raw!r}: {next(p for p in problems if p)}")
         problem = self.out_of_range(value)
         if problem:
             raise SettingError(f"{self.env}={raw!r}: {problem}")
@@ -78,7 +89,7 @@ class Setting:
 
     def out_of_range(self, value: Any) -> str | None:
         """Why a number is outside this setting's range (None: it is inside, or no range)."""
-        if value is None or self.type not in (int, float):
+        if value is None or not isinstance(value, int | float) or isinstance(value, bool):
             return None
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return f"must be {'>' if self.low_open else '>='} {self.low:g}"
@@ -91,7 +102,8 @@ class Setting:
         if self.low is None and self.high is None:
             return ""
         if self.low is not None and self.high is not None:
-            return f"{self.low:g}{' <' if self.low_open else ' ≤'} x ≤ {self.high:g}"
+            each = "each " if self.number_list else ""
+            return f"{each}{self.low:g}{' <' if self.low_open else ' ≤'} x ≤ {self.high:g}"
         return f"{'>' if self.low_open else '≥'} {self.low:g}" if self.low is not None else ""
 
     def read(self) -> Any:
@@ -506,6 +518,9 @@ WHISPER_TEMPERATURES = _setting(
     "worker threads; `ctranslate2.set_random_seed` did not make it repeatable)",
     groups=("speech_models",),
     field="whisper_temperatures",
+    number_list=True,
+    low=0,
+    high=1,
 )
 DIARIZATION_BACKEND = _setting(
     "ARCHIVE_DIARIZATION_BACKEND",

@@ -76,6 +76,19 @@ def test_values_are_typed_and_bad_values_name_the_variable(monkeypatch):
         resources.SpeechModels().whisper()
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("0,0.2, 0.4", None), ("hot", "comma-separated"), ("0,1.5", "<= 1"), (",", "at least one")],
+)
+def test_a_list_of_numbers_is_checked_number_by_number(monkeypatch, value, problem):
+    monkeypatch.setenv("ARCHIVE_WHISPER_TEMPERATURES", value)
+    if problem is None:
+        assert settings.WHISPER_TEMPERATURES.read() == value.strip()
+        return
+    with pytest.raises(settings.SettingError, match=f"ARCHIVE_WHISPER_TEMPERATURES.*{problem}"):
+        settings.WHISPER_TEMPERATURES.read()
+
+
 def test_a_field_given_a_value_wins_over_the_variable(monkeypatch):
     monkeypatch.setenv("ARCHIVE_KEYFRAME_INTERVAL_S", "4")
     assert resources.VisionModels().keyframes().interval_s == 4.0
