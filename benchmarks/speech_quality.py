@@ -308,9 +308,9 @@ def main() -> None:
         return CatalogItem(uri=name, store_key=name, media_id=name, sha256=name, duration_s=None)
 
     with tempfile.TemporaryDirectory(prefix="speech-quality-") as tmp:
-        runs = [(m, m, WhisperSettings(model=m)) for m in args.models]
-        runs.insert(1, ("base_previous", "base", previous(WhisperSettings(model="base"))))
-        for model, _, settings in runs if "wer" in args.parts else ():
+        runs = [(m, WhisperSettings(model=m)) for m in args.models]
+        runs.insert(1, ("base_previous", previous(WhisperSettings(model="base"))))
+        for model, settings in runs if "wer" in args.parts else ():
             stage = TranscribeStage(
                 LocalStore(str(speech)), settings, model_cache=str(Path(tmp) / "models")
             )

@@ -3,12 +3,14 @@ pyannote.audio (a configured pipeline or the packaged offline weights) or the GE
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archive_pipeline import settings as app_settings
+from archive_pipeline.core import diarization as dz
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
@@ -29,13 +31,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from archive_pipeline.core.audio import DecodedAudioCache
-
-
-def dz_window_s() -> list[float]:
-    """The speaker window and hop (seconds) of the packaged diariser."""
-    from archive_pipeline.core import diarization as dz
-
-    return [dz.WINDOW_S, dz.WINDOW_HOP_S]
 
 
 BACKEND_ALIASES = {"auto": "pyannote", "offline": "resemblyzer"}  # earlier names
@@ -104,7 +99,11 @@ class DiarizationSettings:
                 "merge_similarity": self.merge_similarity,
                 "max_speakers": self.max_speakers,
                 "block_s": DIARIZE_CHUNK_S,
-                **({"windows": [dz_window_s(), "spectral"]} if self.windows else {}),
+                **(
+                    {"windows": [[dz.WINDOW_S, dz.WINDOW_HOP_S], "spectral"]}
+                    if self.windows
+                    else {}
+                ),
             }
         if self.resolved_backend == "pyannote":
             return {"backend": "pyannote", "pipeline": self.pyannote_pipeline}
@@ -251,7 +250,6 @@ def diarize_offline(encoder, chunks, settings: DiarizationSettings, *, num_speak
     import numpy as np
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    from archive_pipeline.core import diarization as dz
     from archive_pipeline.core.audio import SAMPLE_RATE
 
     if isinstance(chunks, np.ndarray):
@@ -336,7 +334,6 @@ def diarize_windows(pipeline, chunks, *, min_speakers=None, merge_similarity: fl
     import numpy as np
     import torch
 
-    from archive_pipeline.core import diarization as dz
     from archive_pipeline.core.audio import SAMPLE_RATE
 
     if isinstance(chunks, np.ndarray):
@@ -385,13 +382,12 @@ def diarize_windows(pipeline, chunks, *, min_speakers=None, merge_similarity: fl
     for start, end, segmentation in blocks:
         inside = [t for t in single if t.start < end and t.end > start]
         extra += dz.overlap_turns(inside, segmentation)
+    centres = [(a + b) / 2 for a, b in cores]  # in time order, as the turns are
     turns = []
     for turn in single:  # a turn's embedding: the mean of its windows' (none under 0.5 s)
-        inside = [
-            vectors[embedded[i]]
-            for i, (a, b) in enumerate(cores)
-            if i in embedded and turn.start <= (a + b) / 2 <= turn.end
-        ]
+        first = bisect.bisect_left(centres, turn.start)
+        last = bisect.bisect_right(centres, turn.end)
+        inside = [vectors[embedded[i]] for i in range(first, last) if i in embedded]
         vector = None
         if inside and turn.end - turn.start >= TURN_EMBED_S[0]:
             vector = dz.unit(np.mean(inside, axis=0)).astype(np.float32).tolist()
@@ -436,7 +432,6 @@ def diarize_pyannote(pipeline, chunks, *, min_speakers=None, link_similarity: fl
     import numpy as np
     import torch
 
-    from archive_pipeline.core import diarization as dz
     from archive_pipeline.core.audio import SAMPLE_RATE
 
     if isinstance(chunks, np.ndarray):

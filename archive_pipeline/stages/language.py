@@ -36,7 +36,7 @@ the German half as an English paraphrase. Here, per chunk of decoded audio:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -274,10 +274,9 @@ def weighted_probs(pieces: Sequence[Piece]) -> Probabilities:
 
 def add_scores(scores: dict[str, float], pieces: Sequence[Piece]) -> None:
     """Add the pieces' speech seconds times each language's probability to `scores`."""
-    for language, p in weighted_probs(pieces).items():
-        scores[language] = scores.get(language, 0.0) + p * sum(
-            piece.seconds for piece in pieces if piece.probs
-        )
+    for piece in pieces:
+        for language, p in piece.probs.items():
+            scores[language] = scores.get(language, 0.0) + p * piece.seconds
 
 
 def dominant_language(scores: dict[str, float], hint: str | None) -> str | None:
@@ -290,8 +289,6 @@ def dominant_language(scores: dict[str, float], hint: str | None) -> str | None:
 def with_prior(spans_: Sequence[Span], dominant: str | None) -> list[Span]:
     """Spans in another language than `dominant` become candidates when confident on enough
     speech, else keep the dominant language ('kept')."""
-    from dataclasses import replace
-
     out = []
     for span in spans_:
         span = replace(span, dominant=dominant)
@@ -306,8 +303,6 @@ def with_prior(spans_: Sequence[Span], dominant: str | None) -> list[Span]:
 
 def kept(span: Span) -> Span:
     """The span transcribed in the dominant language, what was detected kept as evidence."""
-    from dataclasses import replace
-
     return replace(
         span, language=span.dominant, probability=span.probs.get(span.dominant), decision="kept"
     )

@@ -90,9 +90,7 @@ class TranscribeStage(LoadsModels):
     name = "transcripts"
     tables = ("transcripts",)
     _loaded = ("_model", "_pipeline", "_detect")
-    code_version = (
-        "3"  # 2: the language per speech span; 3: switches need evidence, suspects flagged
-    )
+    code_version = "3"  # 2: language per speech span; 3: switches need evidence, suspects
     default_resources = StageResources(num_cpus=1)
 
     def __init__(
@@ -275,14 +273,10 @@ def compression_ratio(text: str) -> float:
 
 
 def temperatures(text: str) -> list[float]:
-    """'0,0.2,0.4' -> [0.0, 0.2, 0.4] (ARCHIVE_WHISPER_TEMPERATURES)."""
-    try:
-        values = [float(part) for part in str(text).split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values or any(v < 0 or v > 1 for v in values):
-        raise ValueError(f"ARCHIVE_WHISPER_TEMPERATURES must be numbers 0-1, got {text!r}")
-    return values
+    """'0,0.2,0.4' -> [0.0, 0.2, 0.4], checked as the ARCHIVE_WHISPER_TEMPERATURES setting is
+    (a SettingError naming it)."""
+    checked = app_settings.WHISPER_TEMPERATURES.parse(str(text))
+    return [float(part) for part in checked.split(",") if part.strip()]
 
 
 def main_language(segments: Sequence[Mapping[str, Any]]) -> str | None:
@@ -363,10 +357,10 @@ def _segment_dict(
 
 
 # Whisper's own limits (openai/whisper transcribe(): logprob_threshold, no_speech_threshold,
-# compression_ratio_threshold), plus a short segment whose words Whisper itself doubts
+# compression_ratio_threshold: language.MAX_COMPRESSION), plus a short segment whose words
+# Whisper itself doubts
 NO_SPEECH = 0.6
 LOW_LOGPROB = -1.0
-REPEATS = 2.4
 SHORT_WORDS = 2
 UNSURE_WORD = 0.5
 
@@ -384,7 +378,7 @@ def suspect_reason(segment: Mapping[str, Any]) -> str | None:
         and logprob < LOW_LOGPROB
     ):
         return "no_speech"
-    if (segment.get("compression_ratio") or 0.0) > REPEATS:
+    if (segment.get("compression_ratio") or 0.0) > language.MAX_COMPRESSION:
         return "repetition"
     if logprob is not None and logprob < LOW_LOGPROB:
         return "low_logprob"
