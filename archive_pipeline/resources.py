@@ -242,6 +242,8 @@ class VisionModels(SettingsResource):
     thumbnail_format: str | None = from_setting(settings.THUMBNAIL_FORMAT)
     ocr_backend: str | None = from_setting(settings.OCR_BACKEND)
     ocr_language: str | None = from_setting(settings.OCR_LANGUAGE)
+    ocr_fraktur: str | None = from_setting(settings.OCR_FRAKTUR)
+    ocr_tessdata: str | None = from_setting(settings.OCR_TESSDATA)
     ocr_min_confidence: float | None = from_setting(settings.OCR_MIN_CONFIDENCE)
     paddleocr_det_model: str | None = from_setting(settings.PADDLEOCR_DET_MODEL)
     paddleocr_rec_model: str | None = from_setting(settings.PADDLEOCR_REC_MODEL)

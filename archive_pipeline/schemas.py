@@ -388,8 +388,9 @@ SEARCH_DOCUMENTS = pa.schema(
         col(
             "kind",
             pa.string(),
-            "'speech' (one diarised segment) or 'keyframe' (one keyframe: its on-screen text plus "
-            "the speech overlapping its span). BITMAP-indexed.",
+            "'speech' (one diarised segment) or 'keyframe' (one passage of a keyframe's or page's "
+            "text: a paragraph, a few sentences; the first also holds the speech overlapping the "
+            "keyframe's span). BITMAP-indexed.",
             nullable=False,
         ),
         col("uri", pa.string(), "Object URI of the media.", nullable=False),
@@ -397,7 +398,8 @@ SEARCH_DOCUMENTS = pa.schema(
         col(
             "source_id",
             pa.string(),
-            "`diarised_segments.row_id` (speech) or `keyframes.row_id` (keyframe).",
+            "`diarised_segments.row_id` (speech) or `keyframes.row_id` (a keyframe's first "
+            "passage; `<keyframes.row_id>#<n>` for its n-th passage after that).",
             nullable=False,
         ),
         col(
@@ -436,14 +438,32 @@ SEARCH_DOCUMENTS = pa.schema(
         col(
             "ocr_text",
             pa.string(),
-            "Text read on the keyframe (lines in reading order), else null.",
+            "The passage of text read on the keyframe or page (search form: long s as s; lines "
+            "joined, a word hyphenated at a line end joined again), else null.",
         ),
         col(
             "speech_text",
             pa.string(),
             "Speech overlapping the keyframe's span (null for speech rows: see `text`).",
         ),
-        col("language", pa.string(), "Language of the speech (detected or catalogued), else null."),
+        col(
+            "language",
+            pa.string(),
+            "Language of the text (routes it to `text_de` / `text_en`): of the speech (detected "
+            "or catalogued), or of the on-screen or page text (`frame_text.language`) where that "
+            "is the larger part; else null.",
+        ),
+        col(
+            "page",
+            pa.int32(),
+            "Page of a still image (1 for a photo or the first page of a scan), else null.",
+        ),
+        col(
+            "region",
+            pa.list_(pa.float32(), 4),
+            "Where the passage is on the frame or page: x0, y0, x1, y1 as fractions of its width "
+            "and height (null for speech and for keyframes without text).",
+        ),
         col(
             "keyframe_id",
             pa.string(),
@@ -594,9 +614,9 @@ FRAME_TEXT = pa.schema(
         col(
             "text",
             pa.string(),
-            "Recognised text of the line: of a video, the most confident reading of the same line "
-            "on consecutive keyframes (box overlapping, reading alike); an unsure line is read "
-            "again from an upscaled crop.",
+            "Recognised text of the line as printed (diplomatic: a long s is ſ): of a video, the "
+            "most confident reading of the same line on consecutive keyframes (box overlapping, "
+            "reading alike); an unsure line is read again from an upscaled crop.",
             nullable=False,
         ),
         col(
@@ -613,7 +633,27 @@ FRAME_TEXT = pa.schema(
             nullable=False,
         ),
         col(
-            "language", pa.string(), "OCR language setting (ARCHIVE_OCR_LANGUAGE).", nullable=False
+            "language",
+            pa.string(),
+            "Language of the line's text: ARCHIVE_OCR_LANGUAGE when it names one, else detected "
+            "(py3langid, more likely than not) in the line, or else in all the text of the image; "
+            "null when neither is clear.",
+        ),
+        col("image_width", pa.int32(), "Width of the image read (the box's frame), pixels."),
+        col("image_height", pa.int32(), "Height of the image read, pixels."),
+        col(
+            "normalised",
+            pa.string(),
+            "Search form of `text` (what documents index): long s as s, ligatures as letters, e "
+            "above a vowel as its umlaut.",
+            nullable=False,
+        ),
+        col(
+            "script",
+            pa.string(),
+            "'Fraktur' where the image is historic print (read by Tesseract's Fraktur model, ſ "
+            "kept in `text`), else 'Latin'.",
+            nullable=False,
         ),
     ]
 )

@@ -661,11 +661,28 @@ OCR_BACKEND = _setting(
 OCR_LANGUAGE = _setting(
     "ARCHIVE_OCR_LANGUAGE",
     str,
-    "en",
-    "OCR language code (`en`, `de`, `fr`, …: the packaged PP-OCRv6 models cover 50; others "
-    "fail naming this setting)",
+    "auto",
+    "language of on-screen and page text: `auto` detects it per line and passage (py3langid); "
+    "a code (`de`, `en`, …: one the packaged PP-OCRv6 models cover) labels all text with it",
     groups=("vision_models",),
     field="ocr_language",
+)
+OCR_FRAKTUR = _setting(
+    "ARCHIVE_OCR_FRAKTUR",
+    str,
+    "pages",
+    "where historic print (Fraktur, long s) is looked for and read by Tesseract's Fraktur model: "
+    "`pages` (still images and scans), `all` (video keyframes too) or `off`",
+    groups=("vision_models",),
+    field="ocr_fraktur",
+)
+OCR_TESSDATA = _setting(
+    "ARCHIVE_OCR_TESSDATA",
+    str,
+    "/usr/share/tesseract-ocr/5/tessdata",
+    "folder with Tesseract's `Fraktur.traineddata` (Debian: tesseract-ocr-script-frak)",
+    groups=("vision_models",),
+    field="ocr_tessdata",
 )
 OCR_MIN_CONFIDENCE = _setting(
     "ARCHIVE_OCR_MIN_CONFIDENCE",

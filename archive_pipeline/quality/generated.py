@@ -172,3 +172,120 @@ def title_videos(out: Path) -> list[TitledVideo]:
         titled_video(out / f"{name}.mp4", titles, duration_s=13.0, source=source)
         made.append(TitledVideo(name, tuple(titles)))
     return made
+
+
+# Printed pages: German in Fraktur (long s as in period print) and in Antiqua, English in Antiqua,
+# rendered, slightly rotated, blurred and speckled like a 200 dpi scan. The text is written for
+# these pages (not taken from the shared scans), so OCR measured on them is not tuned to those.
+PAGE_TEXTS = {
+    "de_hafen": (
+        "Als der Winter vorüber war, kamen die Schiffer wieder in den Hafen der Stadt. Sie "
+        "brachten Salz und Holz aus dem Norden, und auf dem Markte sprach man von nichts "
+        "anderem als von den neuen Fähren, die der Rath des Sommers bauen lassen wollte. "
+        "Der alte Fischer aber sagte, das Wasser sey in diesem Jahre so hoch gestiegen, "
+        "dass man die Stege kaum mehr sehen könne, und dass es besser sey, die Mauern zu "
+        "erhöhen, ehe man neue Schiffe baue."
+    ),
+    "de_schule": (
+        "In der Schule lernten die Kinder lesen und schreiben, und des Sonntags gingen sie "
+        "mit den Eltern spazieren. Die Lehrerin erzählte ihnen von fremden Ländern, von "
+        "großen Wüsten und hohen Bergen, von Städten am Meere und von Schiffen, die ein "
+        "halbes Jahr unterwegs seyen. Manche Schüler wollten selbst einmal reisen, andere "
+        "blieben lieber im Dorfe bei ihren Gärten und Pferden."
+    ),
+    "de_brief": (
+        "Geehrtester Herr Professor, Ihr letzter Brief hat mich sehr erfreut, und ich "
+        "beeile mich, Ihnen zu antworten. Die Sammlung der Briefe ist beinahe vollständig, "
+        "es fehlen nur noch die Schreiben aus den Jahren, in welchen Sie sich in Basel "
+        "aufhielten. Sobald diese gefunden sind, soll das ganze Werk gedruckt werden, und "
+        "ich hoffe, dass es bis zum Herbste erscheinen kann."
+    ),
+    "en_harbour": (
+        "When the winter was over the boatmen returned to the harbour of the town. They "
+        "brought salt and timber from the north, and in the market people spoke of nothing "
+        "but the new ferries which the council meant to build that summer. The old "
+        "fisherman said the water had risen so high this year that the jetties could hardly "
+        "be seen, and that the walls ought to be raised before any new boats were built."
+    ),
+}
+FRAKTUR_FONTS = ("UnifrakturMaguntia_400Regular.ttf", "UnifrakturCook_700Bold.ttf")
+ANTIQUA_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
+
+
+def long_s(text: str) -> str:
+    """German text as period Fraktur print spells it: long s (ſ) for an s inside a word,
+    round s at a word's end (a simplification: print also used round s at the end of a part
+    of a compound word)."""
+    import re
+
+    return re.sub(r"s(?=[a-zäöüß])", "ſ", text)
+
+
+@dataclass(frozen=True)
+class Page:
+    """A generated page: its lines as drawn (diplomatic: ſ kept), font, language."""
+
+    name: str
+    lines: tuple[str, ...]
+    font: str
+    language: str
+    script: str  # "Fraktur" or "Latin"
+
+
+def fraktur_font_dir() -> Path | None:
+    """Where `make fonts` puts the Fraktur fonts (npm's @expo-google-fonts packages, OFL),
+    or None when they are not there."""
+    folder = Path(__file__).resolve().parents[2] / ".cache" / "fonts"
+    return folder if all((folder / name).exists() for name in FRAKTUR_FONTS) else None
+
+
+def _wrap(text: str, font, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        trial = f"{lines[-1]} {word}" if lines else word
+        if lines and font.getlength(trial) <= width:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    return lines
+
+
+def render_page(page_text: str, font_path: str, *, size: int = 40, seed: int = 0):
+    """(PIL greyscale page like a 200 dpi scan, its lines): portrait 1240x1754, margins, text
+    wrapped to the width, then rotated 0.3 degrees, blurred and speckled."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    font = ImageFont.truetype(font_path, size)
+    width, height, margin = 1240, 1754, 130
+    lines = _wrap(page_text, font, width - 2 * margin)
+    image = Image.new("L", (width, height), 235)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((margin, margin + i * int(size * 1.5)), line, font=font, fill=25)
+    rng = np.random.default_rng(seed)
+    image = image.rotate(0.3, resample=Image.Resampling.BICUBIC, fillcolor=235)
+    image = image.filter(ImageFilter.GaussianBlur(0.7))
+    pixels = np.asarray(image, np.float32) + rng.normal(0, 10, (height, width))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), tuple(lines)
+
+
+def printed_pages(out: Path, font_dir: Path) -> list[tuple[Path, Page]]:
+    """Write the page set into `out` as single-page TIFFs: each German text in both Fraktur
+    fonts (long s) and in Antiqua, the English text in Antiqua."""
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for key, text in PAGE_TEXTS.items():
+        language = key.split("_")[0]
+        variants = [("antiqua", ANTIQUA_FONT, text, "Latin")]
+        if language == "de":
+            variants += [
+                (Path(n).stem.split("_")[0].lower(), str(font_dir / n), long_s(text), "Fraktur")
+                for n in FRAKTUR_FONTS
+            ]
+        for seed, (style, font, page_text, script) in enumerate(variants):
+            image, lines = render_page(page_text, font, seed=seed)
+            path = out / f"{key}_{style}.tif"
+            image.save(path, compression="tiff_lzw", dpi=(200, 200))
+            made.append((path, Page(f"{key}_{style}", lines, style, language, script)))
+    return made

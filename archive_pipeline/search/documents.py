@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.ids import row_id
+from archive_pipeline.core.text import passages
 from archive_pipeline.schemas import TABLES
 from archive_pipeline.search.indexes import FTS_LANGUAGES
 
@@ -37,6 +38,7 @@ KEYFRAME_COLUMNS = [
     "shot_index",
     "keyframe_index",
     "time_s",
+    "reason",
     "created_at",
 ]
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -71,17 +73,54 @@ def _overlap(segment: dict, start: float, end: float) -> float:
     return min(segment["end_s"], end) - max(segment["start_s"], start)
 
 
+def _page_lines(frame_text: pa.Table) -> dict[str, list[dict]]:
+    """frame_text rows with text by keyframe, in reading order; `search_text` is the line's
+    search form (`normalised`; rows written before that column: the reading)."""
+    lines: dict[str, list[dict]] = defaultdict(list)
+    for row in sorted(frame_text.to_pylist(), key=lambda r: (r["keyframe_id"], r["line_index"])):
+        text = (row.get("normalised") or row["text"]).strip()
+        if text:
+            lines[row["keyframe_id"]].append({**row, "search_text": text})
+    return lines
+
+
+def _main_language(rows: list[dict]) -> str | None:
+    """The language most of the lines' letters are in (lines without one left out)."""
+    letters: Counter[str] = Counter()
+    for row in rows:
+        if row.get("language"):
+            letters[row["language"]] += sum(c.isalpha() for c in row["search_text"])
+    return max(letters, key=lambda k: (letters[k], k)) if letters else None
+
+
+def _region(rows: list[dict]) -> list[float] | None:
+    """The lines' bounding box as fractions of the image (x0, y0, x1, y1), when its size is
+    known."""
+    width, height = rows[0].get("image_width"), rows[0].get("image_height")
+    if not width or not height:
+        return None
+    xs = [x for row in rows for x in row["box"][0::2]]
+    ys = [y for row in rows for y in row["box"][1::2]]
+    fractions = (min(xs) / width, min(ys) / height, max(xs) / width, max(ys) / height)
+    return [round(min(1.0, max(0.0, v)), 4) for v in fractions]
+
+
+def passage_id(keyframe_id: str, index: int) -> str:
+    """A passage document's source id: its keyframe's for the first passage (and for a keyframe
+    with one), `<keyframe_id>#<n>` for the n-th after it."""
+    return keyframe_id if index == 0 else f"{keyframe_id}#{index}"
+
+
 def keyframe_documents(
     keyframes: pa.Table, shots: pa.Table, frame_text: pa.Table, segments: pa.Table
 ) -> list[dict[str, Any]]:
-    """One document per keyframe: span, on-screen text, overlapping speech and its main
-    speaker; `text` is what gets indexed and embedded (empty when there is neither)."""
+    """Documents of keyframes: one per passage of its text (`core.text.passages`: paragraphs
+    of a page, a few sentences each; a frame's few lines are one), the first also holding the
+    speech overlapping the keyframe's span and its main speaker; one without text when it has
+    no lines. `text` is what gets indexed and embedded (empty when there is nothing)."""
     frames = keyframes.select(KEYFRAME_COLUMNS).to_pylist()
     spans = keyframe_spans(frames, shots.to_pylist())
-    lines: dict[str, list[str]] = defaultdict(list)
-    for row in sorted(frame_text.to_pylist(), key=lambda r: (r["keyframe_id"], r["line_index"])):
-        if row["text"].strip():
-            lines[row["keyframe_id"]].append(row["text"].strip())
+    lines = _page_lines(frame_text)
     speech = _by_media([s for s in segments.to_pylist() if not s.get("suspect")], "start_s")
     documents = []
     for frame in sorted(frames, key=lambda r: (r["media_id"], r["keyframe_index"])):
@@ -94,25 +133,43 @@ def keyframe_documents(
                 talk[segment["speaker"]] += _overlap(segment, start, end)
                 names[segment["speaker"]] = segment["speaker_name"]
         speaker = max(talk, key=lambda s: (talk[s], s)) if talk else None
-        ocr_text = "\n".join(lines.get(frame["row_id"], [])) or None
         speech_text = " ".join(s["text"].strip() for s in overlapping if s["text"].strip()) or None
-        documents.append(
-            {
-                "source_id": frame["row_id"],
-                "media_id": frame["media_id"],
-                "uri": frame["uri"],
-                "start_s": start,
-                "end_s": end,
-                "time_s": frame["time_s"],
-                "speaker": speaker,
-                "speaker_name": names.get(speaker) if speaker else None,
-                "ocr_text": ocr_text,
-                "speech_text": speech_text,
-                "text": "\n".join(t for t in (ocr_text, speech_text) if t),
-                "language": overlapping[0]["language"] if overlapping else None,
-                "created_at": frame["created_at"],
-            }
-        )
+        speech_language = overlapping[0]["language"] if overlapping else None
+        rows = lines.get(frame["row_id"], [])
+        found = passages([r["search_text"] for r in rows], [r["box"] for r in rows])
+        page = frame["shot_index"] + 1 if frame.get("reason") == "page" else None
+        for index, passage in enumerate(found or [None]):
+            passage_rows = [rows[i] for i in passage.lines] if passage else []
+            ocr_text = passage.text if passage else None
+            spoken = speech_text if index == 0 else None
+            ocr_language = _main_language(passage_rows)
+            documents.append(
+                {
+                    "source_id": passage_id(frame["row_id"], index),
+                    "keyframe_id": frame["row_id"],
+                    "media_id": frame["media_id"],
+                    "uri": frame["uri"],
+                    "start_s": start,
+                    "end_s": end,
+                    "time_s": frame["time_s"],
+                    "speaker": speaker if index == 0 else None,
+                    "speaker_name": names.get(speaker) if speaker and index == 0 else None,
+                    "ocr_text": ocr_text,
+                    "speech_text": spoken,
+                    "text": "\n".join(t for t in (ocr_text, spoken) if t),
+                    # the language of the larger part: the page's text or the speech
+                    "language": (
+                        ocr_language
+                        if ocr_text and (not spoken or len(ocr_text) >= len(spoken))
+                        else speech_language
+                    )
+                    or speech_language
+                    or ocr_language,
+                    "page": page,
+                    "region": _region(passage_rows) if passage_rows else None,
+                    "created_at": frame["created_at"],
+                }
+            )
     return documents
 
 
@@ -134,6 +191,8 @@ def speech_documents(segments: pa.Table) -> list[dict[str, Any]]:
             "speech_text": None,
             "text": row["text"].strip(),
             "language": row["language"],
+            "page": None,
+            "region": None,
             "created_at": row["created_at"],
         }
         for row in rows
@@ -177,11 +236,11 @@ def _keyframe_at(documents: list[dict]) -> Callable[[str, float], str | None]:
             return None
         for doc in docs:
             if doc["start_s"] <= time_s < doc["end_s"]:
-                return doc["source_id"]
+                return doc["keyframe_id"]
         times = [d["time_s"] for d in docs]
         i = bisect.bisect_left(times, time_s)
         near = [j for j in (i - 1, i) if 0 <= j < len(docs)]
-        return docs[min(near, key=lambda j: abs(times[j] - time_s))]["source_id"]
+        return docs[min(near, key=lambda j: abs(times[j] - time_s))]["keyframe_id"]
 
     return at
 
@@ -243,7 +302,7 @@ def assemble(
     # an item with nothing else to find it by (a film with music only, its one "Hmm" flagged
     # as a hallucination) keeps its first keyframe as a document: found by its title
     findable = {d["media_id"] for d in speech if d["text"]} | {
-        d["media_id"] for d in frames if d["text"] or images.get(d["source_id"]) is not None
+        d["media_id"] for d in frames if d["text"] or images.get(d["keyframe_id"]) is not None
     }
     for kind, documents in (("speech", speech), ("keyframe", frames)):
         for doc in documents:
@@ -262,15 +321,16 @@ def assemble(
                     created_at = max(created_at or EPOCH, embedded["created_at"] or EPOCH)
                 else:
                     result.stale_vectors.append(doc["source_id"])
-            image_vector = images.get(doc["source_id"]) if kind == "keyframe" else None
+            # a keyframe's image vector goes with its first passage only (one image hit)
+            first = kind == "keyframe" and doc["source_id"] == doc["keyframe_id"]
+            image_vector = images.get(doc["keyframe_id"]) if first else None
             if image_vector is None and not doc["text"]:
                 if doc["media_id"] in findable:
                     continue  # nothing to find it by
                 findable.add(doc["media_id"])  # by its title only
-            keyframe_id = doc["source_id"] if kind == "keyframe" else None
             if kind == "speech":
                 middle = (doc["start_s"] + doc["end_s"]) / 2
-                keyframe_id = keyframe_at(doc["media_id"], middle)
+                doc["keyframe_id"] = keyframe_at(doc["media_id"], middle)
             result.rows.append(
                 {
                     "row_id": row_id("search_documents", decade, doc["source_id"]),
@@ -283,7 +343,6 @@ def assemble(
                     "created_at": created_at,
                     "kind": kind,
                     "title": titles.get(doc["media_id"]),
-                    "keyframe_id": keyframe_id,
                     "vector": vector,
                     "image_model_id": image_model_id if image_vector is not None else None,
                     "image_vector": image_vector,

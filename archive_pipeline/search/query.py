@@ -68,6 +68,8 @@ COLUMNS = [
     "language",
     "ocr_text",
     "keyframe_id",
+    "page",
+    "region",
 ]
 
 
@@ -97,13 +99,22 @@ class SearchHit:
     ocr_text: str | None
     keyframe_id: str | None  # thumbnail reference (`keyframes.row_id`)
     row_id: str
+    page: int | None = None  # of a still image (scan), from 1
+    region: list[float] | None = None  # the passage on the frame/page: x0, y0, x1, y1 (0-1)
     matched_by: dict[str, int] = field(default_factory=dict)  # retriever -> its rank (1-based)
     thumbnail: bytes | None = field(default=None, repr=False)
 
     @property
     def deep_link(self) -> str:
-        """`<uri>#t=<seconds>`: a player opens the media at the hit (W3C media fragment)."""
-        return f"{self.uri}#t={self.time_s:.2f}"
+        """`<uri>#t=<seconds>`: a player opens the media at the hit (W3C media fragment); a
+        page of a still: `<uri>#page=<n>&xywh=percent:x,y,w,h` (page and the passage's region)."""
+        if self.page is None:
+            return f"{self.uri}#t={self.time_s:.2f}"
+        link = f"{self.uri}#page={self.page}"
+        if self.region:
+            x0, y0, x1, y1 = (v * 100 for v in self.region)
+            link += f"&xywh=percent:{x0:.1f},{y0:.1f},{x1 - x0:.1f},{y1 - y0:.1f}"
+        return link
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (thumbnail bytes left out; `keyframe_id` refers to them)."""
@@ -411,6 +422,12 @@ class Searcher:
             )
         return self._vector_models[1]
 
+    def columns(self) -> list[str]:
+        """COLUMNS that the table has (one assembled before `page`/`region` lacks them until its
+        decade runs again)."""
+        names = set(self.table.schema.names)
+        return [c for c in COLUMNS if c in names]
+
     def _fts_columns(self) -> list[str] | str:
         """The per-language full-text columns (each analysed in its language) when they are
         indexed and every row has its text in one of them; else `text` (rows assembled before
@@ -430,7 +447,7 @@ class Searcher:
         query = self.table.search(text, query_type="fts", fts_columns=self._fts_columns())
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select([*COLUMNS, "_score"]).limit(k).to_arrow().to_pylist()
+        rows = query.select([*self.columns(), "_score"]).limit(k).to_arrow().to_pylist()
         for row in rows:
             row["_similarity"] = row.pop("_score")
         return rows
@@ -441,7 +458,7 @@ class Searcher:
             .distance_type("cosine")
             .nprobes(self.nprobes)
             .ef(max(self.ef, k * (self.refine_factor or 1)))  # HNSW needs ef >= candidates
-            .select([*COLUMNS, column, "_distance"])
+            .select([*self.columns(), column, "_distance"])
             .limit(k)
         )
         if where:
@@ -652,7 +669,7 @@ class Searcher:
         listed = ", ".join(sql_literal(m) for m in media)
         rows = (
             self.table.to_lance()
-            .to_table(columns=COLUMNS, filter=_and(f"media_id IN ({listed})", where))
+            .to_table(columns=self.columns(), filter=_and(f"media_id IN ({listed})", where))
             .to_pylist()
         )
         first: dict[str, dict] = {}
@@ -736,6 +753,8 @@ class Searcher:
             ocr_text=row["ocr_text"],
             keyframe_id=row["keyframe_id"],
             row_id=row["row_id"],
+            page=row.get("page"),
+            region=row.get("region"),
             matched_by=ranks,
         )
 

@@ -16,17 +16,25 @@ import mimetypes
 import re
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from archive_pipeline import settings as app_settings
 from archive_pipeline.core.decades import PARTITION_KEYS
+from archive_pipeline.core.images import ImageDecodeError
 from archive_pipeline.core.store import Store
 from archive_pipeline.core.warehouse import sql_literal
 from archive_pipeline.search.documents import KINDS
@@ -89,6 +97,10 @@ CATALOG_COLUMNS = [
 STAGE_COLUMNS = ["stage", "status", "n_rows", "compute_s", "created_at", "decade"]
 FAILURE_COLUMNS = ["stage", "error_class", "message", "created_at", "decade"]
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# still images a browser shows itself; others (TIFF scans...) are shown as a JPEG rendition
+BROWSER_IMAGES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif"}
+PAGE_PIXELS = 2000  # a page rendition's long side at most, pixels
+PAGE_CACHE = 32  # page renditions kept in memory
 
 
 class Unsatisfiable(ValueError):
@@ -141,6 +153,7 @@ class Archive:
 
     searcher: Searcher
     store: Store
+    _pages: dict[tuple, bytes] = field(default_factory=dict)  # page renditions, oldest first
 
     def _rows(self, name: str, columns: list[str], where: str) -> list[dict]:
         table = self.searcher.open_table(name)
@@ -155,6 +168,41 @@ class Archive:
         listed = ", ".join(sql_literal(m) for m in sorted(set(media_ids)))
         rows = self._rows("media_catalog", CATALOG_COLUMNS, f"media_id IN ({listed})")
         return {row["media_id"]: row for row in rows}
+
+    def page_image(self, media_id: str, page: int) -> tuple[bytes, str] | None:
+        """(JPEG bytes, ETag) of one page of a catalogued still image, whole and upright, at
+        most PAGE_PIXELS on its long side; None when the item has no such page. Renditions are
+        kept for the last PAGE_CACHE pages asked for (keyed by the file's content)."""
+        row = self.catalog([media_id]).get(media_id)
+        if row is None or row.get("kind") != "image" or page < 1:
+            return None
+        key = (row["store_key"], row.get("sha256") or "", page)
+        if key not in self._pages:
+            rendition = self._render(row["store_key"], page)
+            if rendition is None:
+                return None
+            self._pages[key] = rendition
+            while len(self._pages) > PAGE_CACHE:
+                self._pages.pop(next(iter(self._pages)))
+        etag = f'"{hashlib.sha1(repr(key).encode()).hexdigest()[:20]}"'
+        return self._pages[key], etag
+
+    def _render(self, store_key: str, page: int) -> bytes | None:
+        import io
+
+        from PIL import Image
+
+        from archive_pipeline.core.images import iter_pages
+
+        with self.store.local_path(store_key) as path:
+            for index, pixels in iter_pages(path):
+                if index + 1 == page:
+                    image = Image.fromarray(pixels)
+                    image.thumbnail((PAGE_PIXELS, PAGE_PIXELS), Image.Resampling.LANCZOS)
+                    out = io.BytesIO()
+                    image.save(out, "JPEG", quality=85)
+                    return out.getvalue()
+        return None
 
     def thumbnail(self, keyframe_id: str) -> tuple[bytes, str] | None:
         """(image bytes, format) of a keyframe."""
@@ -297,9 +345,29 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
             hit["thumbnail_url"] = (
                 f"/thumbnails/{hit['keyframe_id']}" if hit["keyframe_id"] else None
             )
+            # a page of a still: the whole page, viewable (the passage's region is in the hit)
+            hit["page_url"] = f"/pages/{hit['media_id']}/{hit['page']}" if hit["page"] else None
         data["score_meaning_text"] = SCORE_MEANINGS[results.score_meaning]
         data["took_ms"] = round((time.perf_counter() - start) * 1000, 1)
         return data
+
+    @app.get("/pages/{media_id}/{page}", summary="A page of a still image or scan, as JPEG")
+    def page_image(
+        media_id: Annotated[str, _id_path()],
+        page: Annotated[int, PathParam(ge=1, le=100_000, description="page, from 1")],
+        if_none_match: Annotated[str | None, Header()] = None,
+    ):
+        try:
+            found = archive.page_image(media_id, page)
+        except ImageDecodeError as exc:
+            raise HTTPException(422, f"the image cannot be shown: {exc}") from None
+        if found is None:
+            raise HTTPException(404, f"no page {page} of a still image {media_id}")
+        data, etag = found
+        headers = {"ETag": etag, "Cache-Control": "private, max-age=300"}
+        if if_none_match and etag in if_none_match:
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type="image/jpeg", headers=headers)
 
     @app.get("/thumbnails/{keyframe_id}", summary="A keyframe's thumbnail image")
     def thumbnail(
@@ -322,11 +390,17 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
         media_id: Annotated[str, _id_path()],
         request: Request,
         range_header: Annotated[str | None, Header(alias="range")] = None,
+        original: Annotated[
+            bool, Query(description="a scan's own file (TIFF...), not its viewable page")
+        ] = False,
     ):
         row = archive.catalog([media_id]).get(media_id)
         if row is None:
             raise HTTPException(404, f"no catalogued item {media_id}")
         key = row["store_key"]
+        if row.get("kind") == "image" and media_type(key) not in BROWSER_IMAGES and not original:
+            # a browser would download a TIFF scan: show its first page instead
+            return RedirectResponse(f"/pages/{media_id}/1", status_code=303)
         if key.startswith("/") or ".." in key.split("/"):
             raise HTTPException(403, f"{key} lies outside the store")
         try:
@@ -388,8 +462,6 @@ def _missing(exc: Exception) -> bool:
 
 
 def _id_path():
-    from fastapi import Path as PathParam
-
     return PathParam(pattern=ID_PATTERN, description="an id from a search hit")
 
 

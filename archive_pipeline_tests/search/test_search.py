@@ -55,7 +55,23 @@ def keyframe(media, uri, shot, i, time_s):
         "shot_index": shot,
         "keyframe_index": i,
         "time_s": time_s,
+        "reason": "shot",
         "created_at": NOW,
+    }
+
+
+def line(keyframe_id, i, text, language="en"):
+    """A frame_text row: a line across a 640x360 frame, 40 px high."""
+    box = [20.0, 40.0 + 50 * i, 620.0, 40.0 + 50 * i, 620.0, 80.0 + 50 * i, 20.0, 80.0 + 50 * i]
+    return {
+        "keyframe_id": keyframe_id,
+        "line_index": i,
+        "text": text,
+        "normalised": text,
+        "box": box,
+        "language": language,
+        "image_width": 640,
+        "image_height": 360,
     }
 
 
@@ -102,10 +118,8 @@ ARCHIVE = {
         ],
         "keyframes": [keyframe("news", NEWS, 0, 0, 1.5), keyframe("news", NEWS, 1, 1, 4.5)],
         "frame_text": [
-            {"keyframe_id": row_id("keyframes", "x", "news", "0"), "line_index": 0,
-             "text": "TRAM LINE APPROVED"},
-            {"keyframe_id": row_id("keyframes", "x", "news", "1"), "line_index": 0,
-             "text": "RECORD CATCH"},
+            line(row_id("keyframes", "x", "news", "0"), 0, "TRAM LINE APPROVED"),
+            line(row_id("keyframes", "x", "news", "1"), 0, "RECORD CATCH"),
         ],
         "catalog": [{"media_id": "news", "title": None}],
     },
@@ -117,8 +131,7 @@ ARCHIVE = {
         ],
         "keyframes": [keyframe("reel", REEL, 0, 0, 1.0), keyframe("reel", REEL, 1, 1, 3.0)],
         "frame_text": [
-            {"keyframe_id": row_id("keyframes", "x", "reel", "0"), "line_index": 0,
-             "text": "CITY CENTRE"},
+            line(row_id("keyframes", "x", "reel", "0"), 0, "CITY CENTRE"),
         ],
         "catalog": [{"media_id": "reel", "title": "Reel 42"}],
     },
@@ -128,7 +141,7 @@ COLUMNS = {
     "segments": list(ARCHIVE["1980s"]["segments"][0]),
     "shots": ["media_id", "shot_index", "start_s", "end_s"],
     "keyframes": KEYFRAME_COLUMNS,
-    "frame_text": ["keyframe_id", "line_index", "text"],
+    "frame_text": ["keyframe_id", "line_index", "text", "box"],
     "catalog": ["media_id", "title"],
     "text_embeddings": ["source_id", "text", "model_id", "vector", "created_at"],
     "image_embeddings": ["keyframe_id", "model_id", "vector"],

@@ -20,7 +20,8 @@ from archive_pipeline.stages import derived
 from archive_pipeline.stages.embedders import text_embedding_dim, text_model_id
 
 ASSEMBLY_VERSION = (
-    "5"  # 2: keyed by inputs' fingerprint; 3: text_en / text_de; 4: URIs; 5: no suspects
+    "6"  # 2: keyed by inputs' fingerprint; 3: text_en / text_de; 4: URIs; 5: no suspects;
+    # 6: passages of pages, their page, region and language
 )
 SEARCH_GROUP = 100  # media items assembled per read and commit
 # the ledger entries a document is made from (with the diarised rows' keys and the title)
