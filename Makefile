@@ -14,11 +14,13 @@ VENV := .venv
 EXTRAS := --extra ml --extra speech --extra vision --extra dev
 BIN := $(VENV)/bin
 # chromium + chromium-driver: the search page's browser test (Selenium)
+# tesseract-ocr-script-frak: Tesseract's Fraktur model (historic print; Tesseract itself is inside
+# the tesserocr wheel)
 APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core postgresql procps iproute2 libgl1 libglib2.0-0 \
-  chromium chromium-driver
+  chromium chromium-driver tesseract-ocr-script-frak
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help system uv install install-paddle demo test test-fast lint ui serve screenshot bench instance clean
+.PHONY: help system uv install install-paddle fonts demo test test-fast lint ui serve screenshot bench instance clean
 
 help:
 	@echo "make demo  - install and run the pipeline on the demo archive (ARCHIVE_HOME=$(ARCHIVE_HOME))"
@@ -57,6 +59,16 @@ instance:
 	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	@$(BIN)/python -c "from archive_pipeline.runner import prepare_instance; prepare_instance()"
 
+# Two Fraktur fonts (OFL, from npm's @expo-google-fonts packages) for the generated Fraktur pages
+# that the OCR tests and vision_quality.py read (archive_pipeline.quality.generated).
+FONTS := .cache/fonts
+fonts:
+	@[ -f $(FONTS)/UnifrakturMaguntia_400Regular.ttf ] && [ -f $(FONTS)/UnifrakturCook_700Bold.ttf ] || { \
+	  command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends npm >/dev/null; }; \
+	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack -q @expo-google-fonts/unifrakturmaguntia@0.4.1 @expo-google-fonts/unifrakturcook@0.4.1 >/dev/null) \
+	  && for t in $$tmp/*.tgz; do tar xzf $$t -C $$tmp; done && mkdir -p $(FONTS) \
+	  && cp $$tmp/package/*/*.ttf $(FONTS)/ && rm -rf $$tmp && echo "Fraktur fonts ready: $(FONTS)"; }
+
 demo: install instance
 	$(BIN)/archive-pipeline demo
 
@@ -64,13 +76,13 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install install-paddle lint
+test: install install-paddle fonts lint
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest --durations=25
 	$(PADDLE_VENV)/bin/pytest -m paddle archive_pipeline_tests/stages/test_ocr_paddle.py  # lane 2
 
 # The fast lane while working (the slow tests still run in `make test` and CI).
-test-fast: install lint
+test-fast: install fonts lint
 	$(BIN)/pytest -m "not slow and not paddle"
 
 # `dagster dev` runs the webserver and the daemon (run queue, sensors, backfills) together.
@@ -87,7 +99,7 @@ serve: install
 screenshot: install instance
 	$(BIN)/python scripts/screenshot_ui.py --out-dir screenshots
 
-bench: install instance
+bench: install fonts instance
 	$(BIN)/python benchmarks/catalog.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/speech_quality.py

@@ -307,22 +307,12 @@ def test_search_service_answers_over_http(service, demo):
     assert "make serve" in demo["first"] and "http://127.0.0.1:8765/" in demo["first"]
 
 
-@pytest.mark.parametrize(
-    ("query", "file", "tag"),
-    [
-        ("Kino Nord presents", "kino_nord_1965.mp4", "video"),  # the title card, at 3 s
-        ("walked across the ice", "harbour_interview.wav", "audio"),  # speech, 15 s in
-    ],
-)
-def test_search_page_in_a_real_browser(service, query, file, tag):
-    """Debian chromium (headless) through Selenium: type a demo query, see the hit with its
-    thumbnail, click it; the player seeks to the hit's time."""
+def chromium_browser():
+    """Debian's chromium, headless, driven by Selenium through Debian's chromedriver."""
     import shutil
 
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     assert chromium and driver, "make test installs Debian's chromium and chromium-driver"
@@ -336,7 +326,23 @@ def test_search_page_in_a_real_browser(service, query, file, tag):
         "--window-size=1400,1000",
     ):
         options.add_argument(argument)
-    browser = webdriver.Chrome(service=Service(driver), options=options)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.mark.parametrize(
+    ("query", "file", "tag"),
+    [
+        ("Kino Nord presents", "kino_nord_1965.mp4", "video"),  # the title card, at 3 s
+        ("walked across the ice", "harbour_interview.wav", "audio"),  # speech, 15 s in
+    ],
+)
+def test_search_page_in_a_real_browser(service, query, file, tag):
+    """Debian chromium (headless) through Selenium: type a demo query, see the hit with its
+    thumbnail, click it; the player seeks to the hit's time."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = chromium_browser()
     try:
         browser.get(f"{service}/")
         browser.find_element(By.ID, "q").send_keys(query)
@@ -400,3 +406,79 @@ def test_a_moved_file_is_rekeyed_in_every_table_without_running_a_model(
             metadata = event.asset_materialization.metadata
             assert metadata["computed"].value == 0, asset
             assert metadata["copied"].value == 1, asset
+
+
+def _scan_id(demo) -> str:
+    wh = Warehouse(str(demo["home"] / "warehouse"))
+    rows = wh.read("media_catalog").to_pylist()
+    return next(r["media_id"] for r in rows if r["store_key"].endswith("pressemitteilung_1978.tif"))
+
+
+def test_scan_pages_are_found_by_passage_in_their_language(demo):
+    """The two-page press release: page 1 (German) in the German full-text column, page 2
+    (English) in the English one, and a phrase of page 2 found by vector search with its page
+    and the passage's region."""
+    from archive_pipeline.search import Searcher
+
+    wh = Warehouse(str(demo["home"] / "warehouse"))
+    docs = [
+        d
+        for d in wh.read("search_documents").to_pylist()
+        if d["uri"].endswith("pressemitteilung_1978.tif")
+    ]
+    by_page = {d["page"]: d for d in docs}
+    assert set(by_page) == {1, 2}
+    assert by_page[1]["language"] == "de" and "Fähre" in by_page[1]["text_de"]
+    assert by_page[1]["text_en"] is None
+    assert by_page[2]["language"] == "en" and "ferry" in by_page[2]["text_en"]
+    searcher = Searcher(wh)
+    hit = searcher.search(query="ferry to Spandau runs from Monday", mode="vector").hits[0]
+    assert hit.uri.endswith("pressemitteilung_1978.tif") and hit.page == 2
+    x0, y0, x1, y1 = hit.region
+    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 0.5  # the lines at the top of the A5 page
+    assert hit.deep_link.startswith(f"{hit.uri}#page=2&xywh=percent:")
+    # German: the inflected form finds the page (German stemming in text_de)
+    german = searcher.search(query="Fähren nach Spandau", mode="text").hits[0]
+    assert german.uri.endswith("pressemitteilung_1978.tif") and german.page == 1
+
+
+def test_a_tiff_scan_is_shown_in_a_real_browser(service, demo):
+    """/media of a TIFF scan answers with its first page as a JPEG (Chromium shows it, where it
+    would download the TIFF); the search page shows the hit's whole page with the passage
+    marked; the scan's own file is still there (?original=true)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    media_id = _scan_id(demo)
+    status, headers, body = _get(f"{service}/pages/{media_id}/2")
+    assert status == 200 and headers["Content-Type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
+    status, headers, body = _get(f"{service}/media/{media_id}?original=true")
+    assert status == 200 and headers["Content-Type"] == "image/tiff"
+    browser = chromium_browser()
+    try:
+        wait = WebDriverWait(browser, 60)
+        browser.get(f"{service}/media/{media_id}")
+        assert browser.current_url.endswith(f"/pages/{media_id}/1")
+        assert browser.execute_script("return document.contentType") == "image/jpeg"
+        image = browser.find_element(By.TAG_NAME, "img")
+        wait.until(lambda b: b.execute_script("return arguments[0].naturalWidth", image) > 0)
+        size = browser.execute_script(
+            "return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image
+        )
+        assert size[1] > size[0]  # the whole portrait page
+        browser.get(f"{service}/?q=ferry+to+Spandau&mode=hybrid")
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "li.hit"))
+        hit = browser.find_elements(By.CSS_SELECTOR, "li.hit")[0]
+        assert hit.get_attribute("data-uri").endswith("pressemitteilung_1978.tif")
+        assert "page 2" in hit.text and "0:00.0" not in hit.text
+        hit.click()
+        page = wait.until(lambda b: b.find_element(By.ID, "player-media"))
+        assert page.tag_name == "img" and f"/pages/{media_id}/2" in page.get_attribute("src")
+        wait.until(lambda b: b.execute_script("return arguments[0].naturalWidth", page) > 0)
+        box = browser.find_element(By.ID, "passage-box")
+        assert box.size["width"] > 0 and box.size["height"] > 0
+        # the marked passage lies on the page shown
+        top, bottom = page.location["y"], page.location["y"] + page.size["height"]
+        assert top - 1 <= box.location["y"] and box.location["y"] + box.size["height"] <= bottom + 1
+    finally:
+        browser.quit()

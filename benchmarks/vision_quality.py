@@ -204,6 +204,174 @@ def german_quality() -> dict:
     return {"german_cer": round(character_error_rate("\n".join(GERMAN), read), 4), "read": read}
 
 
+def _read_pages(stage, cases) -> list[dict]:
+    """Each case (name, image path, diplomatic truth, script, language) read by a stage: CER of
+    the search form against the truth's, long-s words read as printed, script and language."""
+    from collections import Counter
+
+    import numpy as np
+    from PIL import Image
+
+    from archive_pipeline.core.text import normalise_print
+    from archive_pipeline.quality import character_error_rate, long_s_words
+    from archive_pipeline.stages.ocr import line_languages
+
+    out = []
+    for name, path, truth, script, language in cases:
+        lines, found_script = stage.read_page(np.asarray(Image.open(path).convert("RGB")))
+        reading = "\n".join(line.text for line in lines)
+        normalised = [normalise_print(line.text) for line in lines]
+        if stage.settings.fraktur == "off":  # the previous stage labelled lines with the setting
+            languages = ["en"] * len(lines)
+        else:
+            languages = line_languages(normalised, stage.settings.language)
+        main = Counter(x for x in languages if x).most_common(1)
+        read, total = long_s_words(truth, reading)
+        out.append(
+            {
+                "page": name,
+                "script": script,
+                "read_as": found_script,
+                "cer": round(
+                    character_error_rate(normalise_print(truth), "\n".join(normalised)), 4
+                ),
+                "long_s_read": read,
+                "long_s_words": total,
+                "language": language,
+                "language_read": main[0][0] if main else None,
+            }
+        )
+    return out
+
+
+def page_quality(media: Path) -> dict:
+    """Pages, previous OCR (PP-OCR only, lines labelled with the language setting) against the
+    current (historic print read by Tesseract's Fraktur model, language detected): the real
+    1784 Fraktur page of ../shared/media/ocr and the generated page set (German in two Fraktur
+    fonts and Antiqua, English in Antiqua; quality.generated.printed_pages)."""
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.quality.generated import fraktur_font_dir, printed_pages
+    from archive_pipeline.stages.ocr import FrameTextStage, OcrSettings
+
+    fonts = fraktur_font_dir()
+    if fonts is None:
+        raise SystemExit("the Fraktur fonts are missing: run `make fonts`")
+    kant = media / "ocr/kant_1784_p17"
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [
+            (
+                "kant_1784_p17 (real)",
+                kant.with_suffix(".tif"),
+                kant.with_suffix(".gt.txt").read_text(),
+                "Fraktur",
+                "de",
+            )
+        ]
+        cases += [
+            (page.name, path, "\n".join(page.lines), page.script, page.language)
+            for path, page in printed_pages(Path(tmp), fonts)
+        ]
+        out = {}
+        for label, settings in (
+            ("previous", OcrSettings(fraktur="off", language="en")),
+            ("current", OcrSettings()),
+        ):
+            stage = FrameTextStage(LocalStore(tmp), settings=settings)
+            stage.setup()
+            out[label] = _read_pages(stage, cases)
+    return out
+
+
+def _page_summary(pages: list[dict]) -> dict:
+    import statistics
+
+    real = next(p for p in pages if p["page"].endswith("(real)"))
+    generated = [p for p in pages if p is not real]
+    fraktur = [p for p in generated if p["script"] == "Fraktur"]
+    latin = [p for p in generated if p["script"] == "Latin"]
+    return {
+        "fraktur_cer_real": real["cer"],
+        "long_s_words_real": f"{real['long_s_read']}/{real['long_s_words']}",
+        "fraktur_cer_generated_median": statistics.median(p["cer"] for p in fraktur),
+        "fraktur_cer_generated_max": max(p["cer"] for p in fraktur),
+        "long_s_words_generated": (
+            f"{sum(p['long_s_read'] for p in fraktur)}/{sum(p['long_s_words'] for p in fraktur)}"
+        ),
+        "latin_cer_generated_median": statistics.median(p["cer"] for p in latin),
+        "latin_cer_generated_max": max(p["cer"] for p in latin),
+        "script_right": f"{sum(p['read_as'] == p['script'] for p in pages)}/{len(pages)}",
+        "language_right": f"{sum(p['language_read'] == p['language'] for p in pages)}/{len(pages)}",
+    }
+
+
+def passage_recall() -> dict:
+    """Phrase queries about page content (quality.generated.PAGE_PHRASES: a few words of each
+    paragraph) in vector search over newspaper-like pages (quality.generated.newspaper_pages:
+    three paragraphs on different topics a page, German and English) read by the current OCR:
+    the page as one document (previous) against one document per passage (current). A query
+    is answered when its page is the first hit and over the searcher's relevance floor
+    (ARCHIVE_SEARCH_MIN_SIMILARITY: below it a vector-only hit is not shown); recall@5 and MRR
+    by page, ignoring the floor."""
+    import numpy as np
+    from PIL import Image
+
+    from archive_pipeline import settings as app_settings
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.text import join_lines, normalise_print, passages
+    from archive_pipeline.quality import retrieval_scores
+    from archive_pipeline.quality.generated import PAGE_PHRASES, newspaper_pages
+    from archive_pipeline.stages.embedders import ClipSettings, TextEmbedder
+    from archive_pipeline.stages.ocr import FrameTextStage
+
+    stage = FrameTextStage(LocalStore("."))
+    stage.setup()
+    documents: dict[str, list[tuple[str, str]]] = {"previous": [], "current": []}
+    page_of: dict[tuple[str, int], str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, held in newspaper_pages(Path(tmp)):
+            page_of |= {paragraph: path.stem for paragraph in held}
+            lines, _ = stage.read_page(np.asarray(Image.open(path).convert("RGB")))
+            texts = [normalise_print(line.text) for line in lines]
+            documents["previous"].append((path.stem, join_lines(texts)))
+            for passage in passages(texts, [line.box for line in lines]):
+                documents["current"].append((path.stem, passage.text))
+    embedder = TextEmbedder(ClipSettings())
+    queries = [
+        (page_of[(key, i)], phrase)
+        for key, phrases in PAGE_PHRASES.items()
+        for i, phrase in enumerate(phrases)
+    ]
+    asked = embedder.embed([q for _, q in queries])
+    out = {}
+    for label, docs in documents.items():
+        vectors = embedder.embed([text for _, text in docs])
+        ranks, missed, answered, similarity = [], [], 0, []
+        floor = app_settings.SEARCH_MIN_SIMILARITY.default
+        for (page, phrase), query in zip(queries, asked, strict=True):
+            scores = vectors @ query
+            order = np.argsort(-scores)
+            pages = list(dict.fromkeys(docs[i][0] for i in order))  # best document per page
+            ranks.append(pages.index(page) + 1)
+            best = max(float(scores[i]) for i in range(len(docs)) if docs[i][0] == page)
+            similarity.append(best)
+            if ranks[-1] == 1 and best >= floor:
+                answered += 1
+            else:
+                missed.append(phrase)
+        scores = retrieval_scores(ranks, k=5)
+        out[label] = {
+            "documents": len(docs),
+            "queries": len(queries),
+            "first_hit": sum(r == 1 for r in ranks),
+            "answered": answered,
+            "median_similarity": round(float(np.median(similarity)), 3),
+            "recall@5": round(scores["recall@5"], 3),
+            "mrr": round(scores["mrr"], 3),
+            "not_first": missed,
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -257,6 +425,25 @@ def main() -> None:
         )
     german = german_quality()
     print(f"ocr rapidocr (de)  generated German page CER {german['german_cer']:.4f}")
+    pages = page_quality(args.shared_media)
+    for label, read in pages.items():
+        for page in read:
+            print(
+                f"page {label:<8} {page['page']:<32} {page['script']:<7} read as "
+                f"{page['read_as']:<7} CER {page['cer']:.4f}  long-s words "
+                f"{page['long_s_read']}/{page['long_s_words']}  language {page['language_read']}"
+            )
+    summary = {label: _page_summary(read) for label, read in pages.items()}
+    for label, figures in summary.items():
+        print(f"pages {label:<8} " + "  ".join(f"{k} {v}" for k, v in figures.items()))
+    recall = passage_recall()
+    for label, figures in recall.items():
+        print(
+            f"phrases {label:<8} ({figures['documents']} documents): answered "
+            f"{figures['answered']}/{figures['queries']} (first hit {figures['first_hit']}, "
+            f"median similarity {figures['median_similarity']})  recall@5 "
+            f"{figures['recall@5']:.3f}  MRR {figures['mrr']:.3f}  missed: {figures['not_first']}"
+        )
     print(
         json.dumps(
             {
@@ -266,6 +453,10 @@ def main() -> None:
                 "titles": titles,
                 "ocr": ocr,
                 "german_cer": german["german_cer"],
+                "pages": summary,
+                "phrases_vector": {
+                    k: {**v, "not_first": len(v["not_first"])} for k, v in recall.items()
+                },
             },
             ensure_ascii=False,
         )

@@ -68,31 +68,39 @@ class Passage:
     region: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
 
-PARAGRAPH_GAP = 1.5  # a gap over this many median line heights starts a new passage
+PARAGRAPH_PITCH = 1.5  # a line this many typical line pitches below the last starts a paragraph
+PARAGRAPH_INDENT = 1.0  # ... as does one indented this many line heights after a sentence's end
+MIN_PASSAGE_WORDS = 8  # a shorter block (a heading) joins the passage after it
 PASSAGE_WORDS = 80  # a paragraph longer than this is cut at a sentence end (or a line end)
+SENTENCE_END = (".", "!", "?", ":", '"', "»", "«", "“", "”")
 
 
 def passages(
     texts: Sequence[str], boxes: Sequence[Sequence[float]], *, max_words: int = PASSAGE_WORDS
 ) -> list[Passage]:
     """Lines of one page (in reading order, polygons x1,y1,...) grouped into passages:
-    paragraphs split at vertical gaps, and long paragraphs cut after the line that ends a
-    sentence once `max_words` are reached (else after the line that passes twice that), so
-    each passage is a few sentences a reader can be pointed to."""
+    paragraphs (a blank line: the distance to the line above over PARAGRAPH_PITCH times the
+    page's median; or a first-line indent after a sentence's end), long paragraphs cut after
+    the line that ends a sentence once `max_words` are reached (else after the line that passes
+    twice that), so each passage is a few sentences a reader can be pointed to."""
     if not texts:
         return []
     tops = [min(box[1::2]) for box in boxes]
-    bottoms = [max(box[1::2]) for box in boxes]
-    heights = sorted(b - t for t, b in zip(tops, bottoms, strict=True))
-    median = max(heights[len(heights) // 2], 1.0)
+    lefts = [min(box[0::2]) for box in boxes]
+    heights = sorted(max(box[1::2]) - min(box[1::2]) for box in boxes)
+    height = max(heights[len(heights) // 2], 1.0)
+    steps = sorted(b - a for a, b in zip(tops, tops[1:], strict=False) if b - a > height / 2)
+    pitch = steps[len(steps) // 2] if steps else height
+    margin = sorted(lefts)[len(lefts) // 4]  # the text's left edge (most lines start there)
     groups: list[list[int]] = [[0]]
     words = len(texts[0].split())
     for i in range(1, len(texts)):
-        gap = tops[i] - max(bottoms[j] for j in groups[-1])
-        previous = texts[i - 1].rstrip()
-        sentence_end = previous.endswith((".", "!", "?", ":", '"', "»", "«"))
+        sentence_end = texts[i - 1].rstrip().endswith(SENTENCE_END)
+        blank_line = tops[i] - tops[i - 1] > PARAGRAPH_PITCH * pitch
+        indented = lefts[i] - margin > PARAGRAPH_INDENT * height and lefts[i - 1] - margin < height
         if (
-            gap > PARAGRAPH_GAP * median
+            blank_line
+            or (indented and sentence_end)
             or (words >= max_words and sentence_end)
             or words >= 2 * max_words
         ):
@@ -101,8 +109,17 @@ def passages(
         else:
             groups[-1].append(i)
         words += len(texts[i].split())
-    out = []
+    # a heading or a stray line (under MIN_PASSAGE_WORDS) belongs with the passage after it
+    merged: list[list[int]] = []
     for group in groups:
+        if merged and sum(len(texts[i].split()) for i in merged[-1]) < MIN_PASSAGE_WORDS:
+            merged[-1] += group
+        else:
+            merged.append(group)
+    if len(merged) > 1 and sum(len(texts[i].split()) for i in merged[-1]) < MIN_PASSAGE_WORDS:
+        merged[-2] += merged.pop()
+    out = []
+    for group in merged:
         xs = [x for i in group for x in boxes[i][0::2]]
         ys = [y for i in group for y in boxes[i][1::2]]
         text = join_lines([texts[i] for i in group])

@@ -40,6 +40,19 @@ def character_error_rate(reference: str, hypothesis: str) -> float:
     return jiwer.cer(squash(reference), squash(hypothesis))
 
 
+def long_s_words(reference: str, reading: str) -> tuple[int, int]:
+    """(read as printed, in all) of the reference's words with a long s (ſ): a word counts as
+    read when the reading holds it exactly (punctuation around words ignored), as many times."""
+    from collections import Counter
+
+    def words(text: str) -> Counter[str]:
+        return Counter(w.strip(".,;:!?()\"'«»„“”") for w in text.split())
+
+    wanted = Counter({w: n for w, n in words(reference).items() if "ſ" in w})
+    got = words(reading)
+    return sum(min(n, got[w]) for w, n in wanted.items()), sum(wanted.values())
+
+
 def cuts_match(found: Sequence[int], expected: Sequence[int], *, tolerance: int = 1) -> dict:
     """Cut precision/recall: each expected cut matched by at most one found cut within
     `tolerance` frames."""

@@ -181,31 +181,80 @@ PAGE_TEXTS = {
     "de_hafen": (
         "Als der Winter vorüber war, kamen die Schiffer wieder in den Hafen der Stadt. Sie "
         "brachten Salz und Holz aus dem Norden, und auf dem Markte sprach man von nichts "
-        "anderem als von den neuen Fähren, die der Rath des Sommers bauen lassen wollte. "
-        "Der alte Fischer aber sagte, das Wasser sey in diesem Jahre so hoch gestiegen, "
-        "dass man die Stege kaum mehr sehen könne, und dass es besser sey, die Mauern zu "
-        "erhöhen, ehe man neue Schiffe baue."
+        "anderem als von den neuen Fähren, die der Rath des Sommers bauen lassen wollte.",
+        "Der alte Fischer aber sagte, das Wasser sey in diesem Jahre so hoch gestiegen, dass "
+        "man die Stege kaum mehr sehen könne. Es sey besser, die Mauern zu erhöhen, ehe man "
+        "neue Schiffe baue, denn bey dem nächsten Sturme werde sonst die halbe Gasse "
+        "überschwemmt.",
+        "Im Herbste wurde endlich beschlossen, beides zu thun. Die Zimmerleute arbeiteten bis "
+        "in den December an den Mauern, und im Frühjahre lief die erste Fähre vom Stapel, mit "
+        "Blumen geschmückt und von der ganzen Bürgerschaft begrüßt.",
     ),
     "de_schule": (
-        "In der Schule lernten die Kinder lesen und schreiben, und des Sonntags gingen sie "
-        "mit den Eltern spazieren. Die Lehrerin erzählte ihnen von fremden Ländern, von "
-        "großen Wüsten und hohen Bergen, von Städten am Meere und von Schiffen, die ein "
-        "halbes Jahr unterwegs seyen. Manche Schüler wollten selbst einmal reisen, andere "
-        "blieben lieber im Dorfe bei ihren Gärten und Pferden."
+        "In der Schule lernten die Kinder lesen und schreiben, und des Sonntags gingen sie mit "
+        "den Eltern spazieren. Die Lehrerin erzählte ihnen von fremden Ländern, von großen "
+        "Wüsten und hohen Bergen.",
+        "Manche Schüler wollten selbst einmal reisen und die Städte am Meere sehen, andere "
+        "blieben lieber im Dorfe bei ihren Gärten und Pferden. Der Pfarrer meinte, beides "
+        "sey ehrenwerth, wenn man es nur mit Fleiß betreibe.",
+        "Im Winter wurde die Schulstube mit Torf geheizt, den jedes Kind am Morgen mitbringen "
+        "musste. Wer ihn vergaß, musste am Fenster sitzen, wo der kalte Wind durch die Ritzen "
+        "pfiff.",
     ),
     "de_brief": (
-        "Geehrtester Herr Professor, Ihr letzter Brief hat mich sehr erfreut, und ich "
-        "beeile mich, Ihnen zu antworten. Die Sammlung der Briefe ist beinahe vollständig, "
-        "es fehlen nur noch die Schreiben aus den Jahren, in welchen Sie sich in Basel "
-        "aufhielten. Sobald diese gefunden sind, soll das ganze Werk gedruckt werden, und "
-        "ich hoffe, dass es bis zum Herbste erscheinen kann."
+        "Geehrtester Herr Professor, Ihr letzter Brief hat mich sehr erfreut, und ich beeile "
+        "mich, Ihnen zu antworten. Die Sammlung der Briefe ist beinahe vollständig.",
+        "Es fehlen nur noch die Schreiben aus den Jahren, in welchen Sie sich in Basel "
+        "aufhielten. Ihr Verleger vermuthet, dass sie bey einem Buchhändler in Leipzig liegen, "
+        "der den Nachlass Ihres Bruders gekauft hat.",
+        "Sobald diese gefunden sind, soll das ganze Werk gedruckt werden, und ich hoffe, dass "
+        "es bis zum Herbste erscheinen kann. Für die Kupferstiche hat sich ein junger Künstler "
+        "aus Dresden angeboten.",
     ),
-    "en_harbour": (
-        "When the winter was over the boatmen returned to the harbour of the town. They "
-        "brought salt and timber from the north, and in the market people spoke of nothing "
-        "but the new ferries which the council meant to build that summer. The old "
-        "fisherman said the water had risen so high this year that the jetties could hardly "
-        "be seen, and that the walls ought to be raised before any new boats were built."
+    "en_railway": (
+        "The branch line to the coast opened in the spring of eighteen seventy. On the first "
+        "day the train was so full that farmers rode on the roofs of the carriages, waving "
+        "their hats at everyone they passed.",
+        "For fifty years the line carried fish, coal and summer visitors. The station master "
+        "kept a garden on the platform and won a prize for his roses every year.",
+        "The line was closed in nineteen sixty five and the rails were taken up soon after. "
+        "Today the old track bed is a footpath, and the station is a tea room.",
+    ),
+    "en_mill": (
+        "The paper mill on the river employed two hundred workers, most of them women from "
+        "the villages upstream. They walked to work before dawn and home again after dark.",
+        "In eighteen ninety the owners installed a steam engine, and the old water wheel was "
+        "left to rot beside the weir. Children from the town used to climb on it in summer.",
+        "The mill closed after the war, when cheaper paper came by rail from the big works in "
+        "the south. Its brick chimney still stands and can be seen from the bridge.",
+    ),
+}
+# a few words of each paragraph (in order), asked as a search query (phrase recall on pages)
+PAGE_PHRASES = {
+    "de_hafen": (
+        "Salz und Holz aus dem Norden",
+        "die Stege kaum mehr sehen",
+        "die erste Fähre mit Blumen geschmückt",
+    ),
+    "de_schule": (
+        "von großen Wüsten und hohen Bergen",
+        "bei ihren Gärten und Pferden",
+        "die Schulstube mit Torf geheizt",
+    ),
+    "de_brief": (
+        "die Sammlung der Briefe ist beinahe vollständig",
+        "bey einem Buchhändler in Leipzig",
+        "ein junger Künstler aus Dresden",
+    ),
+    "en_railway": (
+        "farmers rode on the roofs of the carriages",
+        "won a prize for his roses",
+        "the old track bed is a footpath",
+    ),
+    "en_mill": (
+        "women from the villages upstream",
+        "the old water wheel was left to rot",
+        "its brick chimney still stands",
     ),
 }
 FRAKTUR_FONTS = ("UnifrakturMaguntia_400Regular.ttf", "UnifrakturCook_700Bold.ttf")
@@ -250,19 +299,25 @@ def _wrap(text: str, font, width: int) -> list[str]:
     return lines
 
 
-def render_page(page_text: str, font_path: str, *, size: int = 40, seed: int = 0):
-    """(PIL greyscale page like a 200 dpi scan, its lines): portrait 1240x1754, margins, text
-    wrapped to the width, then rotated 0.3 degrees, blurred and speckled."""
+def render_page(paragraphs: tuple[str, ...], font_path: str, *, size: int = 36, seed: int = 0):
+    """(PIL greyscale page like a 200 dpi scan, its lines): portrait 1240x1754, margins, each
+    paragraph wrapped to the width with a blank line after it, then rotated 0.3 degrees,
+    blurred and speckled."""
     import numpy as np
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
     font = ImageFont.truetype(font_path, size)
-    width, height, margin = 1240, 1754, 130
-    lines = _wrap(page_text, font, width - 2 * margin)
+    width, height, margin = 1240, 1754, 120
     image = Image.new("L", (width, height), 235)
     draw = ImageDraw.Draw(image)
-    for i, line in enumerate(lines):
-        draw.text((margin, margin + i * int(size * 1.5)), line, font=font, fill=25)
+    lines: list[str] = []
+    y = margin
+    for paragraph in paragraphs:
+        for line in _wrap(paragraph, font, width - 2 * margin):
+            draw.text((margin, y), line, font=font, fill=25)
+            lines.append(line)
+            y += int(size * 1.45)
+        y += int(size * 1.45)
     rng = np.random.default_rng(seed)
     image = image.rotate(0.3, resample=Image.Resampling.BICUBIC, fillcolor=235)
     image = image.filter(ImageFilter.GaussianBlur(0.7))
@@ -270,22 +325,51 @@ def render_page(page_text: str, font_path: str, *, size: int = 40, seed: int = 0
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), tuple(lines)
 
 
-def printed_pages(out: Path, font_dir: Path) -> list[tuple[Path, Page]]:
-    """Write the page set into `out` as single-page TIFFs: each German text in both Fraktur
-    fonts (long s) and in Antiqua, the English text in Antiqua."""
+def printed_pages(
+    out: Path, font_dir: Path, *, texts: tuple[str, ...] | None = None
+) -> list[tuple[Path, Page]]:
+    """Write the page set into `out` as single-page TIFFs: each German text (of `texts`, else
+    all) in both Fraktur fonts (long s) and in Antiqua, each English text in Antiqua."""
     out.mkdir(parents=True, exist_ok=True)
     made = []
-    for key, text in PAGE_TEXTS.items():
+    for key in texts or tuple(PAGE_TEXTS):
+        paragraphs = PAGE_TEXTS[key]
         language = key.split("_")[0]
-        variants = [("antiqua", ANTIQUA_FONT, text, "Latin")]
+        variants = [("antiqua", ANTIQUA_FONT, paragraphs, "Latin")]
         if language == "de":
+            fraktur = tuple(long_s(p) for p in paragraphs)
             variants += [
-                (Path(n).stem.split("_")[0].lower(), str(font_dir / n), long_s(text), "Fraktur")
+                (Path(n).stem.split("_")[0].lower(), str(font_dir / n), fraktur, "Fraktur")
                 for n in FRAKTUR_FONTS
             ]
-        for seed, (style, font, page_text, script) in enumerate(variants):
-            image, lines = render_page(page_text, font, seed=seed)
+        for seed, (style, font, text, script) in enumerate(variants):
+            image, lines = render_page(text, font, seed=seed)
             path = out / f"{key}_{style}.tif"
             image.save(path, compression="tiff_lzw", dpi=(200, 200))
             made.append((path, Page(f"{key}_{style}", lines, style, language, script)))
+    return made
+
+
+def page_scan(out: Path, pages: list[Path]) -> None:
+    """One multi-page TIFF of the given single-page images, in that order."""
+    from PIL import Image
+
+    images = [Image.open(path) for path in pages]
+    images[0].save(out, save_all=True, append_images=images[1:], compression="tiff_lzw")
+
+
+def newspaper_pages(out: Path) -> list[tuple[Path, tuple[tuple[str, int], ...]]]:
+    """Pages like a newspaper's, in Antiqua: each holds one paragraph of each text of its
+    language, on different topics (page n: paragraph n of the first text, n+1 of the second,
+    ...). Written into `out`; each page with the (text, paragraph) it holds, in order."""
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for language in ("de", "en"):
+        keys = [key for key in PAGE_TEXTS if key.startswith(f"{language}_")]
+        for n in range(3):
+            held = tuple((key, (n + i) % 3) for i, key in enumerate(keys))
+            image, _ = render_page(tuple(PAGE_TEXTS[k][i] for k, i in held), ANTIQUA_FONT, seed=n)
+            path = out / f"newspaper_{language}_{n + 1}.tif"
+            image.save(path, compression="tiff_lzw", dpi=(200, 200))
+            made.append((path, held))
     return made

@@ -38,10 +38,10 @@ def render(results: SearchResults, *, width: int = 70) -> str:
         f"filters: {'; '.join(filters) or 'none'}",
         *(f"note: {note}" for note in results.notes),
         "",
-        f"{'#':>2}  {'score':>8}  {'kind':<8}  {'decade':<7}  {'time':<15}  {'speaker':<16}  text",
+        f"{'#':>2}  {'score':>8}  {'kind':<8}  {'decade':<7}  {'where':<15}  {'speaker':<16}  text",
     ]
     for hit in results.hits:
-        span = f"{clock(hit.start_s)}-{clock(hit.end_s)}"
+        span = f"page {hit.page}" if hit.page else f"{clock(hit.start_s)}-{clock(hit.end_s)}"
         text = hit.snippet.replace("\n", " / ")
         text = text if len(text) <= width else text[: width - 1] + "…"
         lines.append(

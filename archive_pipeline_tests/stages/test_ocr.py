@@ -1,4 +1,5 @@
-"""OCR (frame_text) with the default backend on real media: CER, counter frames, German."""
+"""OCR (frame_text) with the default backend on real media: CER, counter frames, German,
+Fraktur (the real 1784 page and generated pages)."""
 
 import csv
 import re
@@ -10,14 +11,27 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.text import normalise_print
 from archive_pipeline.core.video import frames_at
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
 from archive_pipeline.models import ModelUnavailableError
-from archive_pipeline.quality import character_error_rate
+from archive_pipeline.quality import character_error_rate, long_s_words
+from archive_pipeline.quality.generated import fraktur_font_dir, printed_pages
 from archive_pipeline.resources import VisionModels
-from archive_pipeline.stages.ocr import FrameTextStage, OcrSettings, TextLine, reading_order
+from archive_pipeline.stages.base import CatalogItem
+from archive_pipeline.stages.ocr import (
+    FrameTextStage,
+    KeyframeRef,
+    OcrItem,
+    OcrSettings,
+    TextLine,
+    frame_text_rows,
+    is_historic_print,
+    line_languages,
+    reading_order,
+)
 from archive_pipeline_tests.helpers import local_resources
 
 pytestmark = pytest.mark.slow
@@ -126,3 +140,88 @@ def test_frame_text_asset_reads_each_keyframe(shared_media, tmp_path):
     again = dg.materialize(assets, partition_key="1990s", resources=resources)
     md = again.asset_materializations_for_node("frame_text")[0].metadata
     assert (md["reused_from_cache"].value, md["computed"].value) == (1, 0)
+
+
+def _long_s_share(truth: str, reading: str) -> float:
+    read, total = long_s_words(truth, reading)
+    return read / total
+
+
+def test_generated_fraktur_pages_are_read_as_printed(ocr, tmp_path):
+    """German pages set in two Fraktur fonts with the long s (and in Antiqua), an English page
+    in Antiqua (quality.generated): Fraktur is recognised and read by the Fraktur model, its
+    long-s words as printed; Antiqua keeps PP-OCR's reading; each page's language is found."""
+    fonts = fraktur_font_dir()
+    assert fonts is not None, "the Fraktur fonts are missing: `make fonts` (make test runs it)"
+    for path, page in printed_pages(tmp_path, fonts, texts=("de_brief", "en_mill")):
+        lines, script = ocr.read_page(np.asarray(Image.open(path).convert("RGB")))
+        truth, reading = "\n".join(page.lines), page_text(lines)
+        cer = character_error_rate(normalise_print(truth), normalise_print(reading))
+        languages = line_languages([normalise_print(line.text) for line in lines], "auto")
+        print(f"{page.name}: {script} CER {cer:.4f} {long_s_words(truth, reading)}")
+        assert script == page.script, page.name
+        assert cer <= 0.03, (page.name, cer)
+        assert max(set(languages), key=languages.count) == page.language
+        if page.script == "Fraktur":
+            assert _long_s_share(truth, reading) >= 0.85, reading
+        else:
+            assert "ſ" not in reading
+
+
+def test_the_1784_fraktur_page_reads_its_long_s(ocr, shared_media):
+    """The real Fraktur page (kant_1784_p17, ground truth per line): its long-s words are read
+    as printed ("iſt", "ſich"), where PP-OCR alone reads ſ as f in every one of them, and the
+    search form is nearer the truth than PP-OCR's reading."""
+    page = shared_media / "ocr/kant_1784_p17"
+    image = np.asarray(Image.open(page.with_suffix(".tif")).convert("RGB"))
+    truth = page.with_suffix(".gt.txt").read_text()
+    lines, script = ocr.read_page(image)
+    plain = ocr.read(image)  # PP-OCR's reading of the same page
+    cer = character_error_rate(normalise_print(truth), normalise_print(page_text(lines)))
+    plain_cer = character_error_rate(normalise_print(truth), normalise_print(page_text(plain)))
+    share = _long_s_share(truth, page_text(lines))
+    print(f"kant_1784_p17: CER {cer:.4f} (PP-OCR {plain_cer:.4f}), long-s words {share:.2f}")
+    assert script == "Fraktur"
+    assert share >= 0.6 and _long_s_share(truth, page_text(plain)) == 0
+    assert cer < plain_cer
+    rows = frame_text_rows(
+        OcrItem(CatalogItem("kant", "kant.tif", "kant", "", None), (), ""),
+        {"frames": [{"keyframe": KeyframeRef("k", 0, 0, 0.0), "lines": lines, "script": script}]},
+        decade="1780s",
+        language="auto",
+    )
+    assert {r["script"] for r in rows} == {"Fraktur"}
+    assert any("ſ" in r["text"] and "ſ" not in r["normalised"] for r in rows)
+    assert [r["language"] for r in rows].count("de") >= 0.8 * len(rows)
+    forced = frame_text_rows(
+        OcrItem(CatalogItem("kant", "kant.tif", "kant", "", None), (), ""),
+        {"frames": [{"keyframe": KeyframeRef("k", 0, 0, 0.0), "lines": lines}]},
+        decade="1780s",
+        language="de",
+    )
+    assert {r["language"] for r in forced} == {"de"}
+
+
+def test_the_fraktur_check_is_off_and_out_of_scope_where_asked(tmp_path):
+    off = FrameTextStage(LocalStore("."), settings=OcrSettings(fraktur="off"))
+    off.setup()
+    assert off._historic is None and "tesserocr" not in off.model_id
+    assert "tesserocr" in FrameTextStage(LocalStore(".")).model_id
+    assert OcrSettings().historic_print_in("image") and not OcrSettings().historic_print_in("video")
+    assert OcrSettings(fraktur="all").historic_print_in("video")
+    with pytest.raises(ValueError, match="ARCHIVE_OCR_FRAKTUR"):
+        OcrSettings(fraktur="sometimes")
+    missing = FrameTextStage(LocalStore("."), settings=OcrSettings(tessdata=str(tmp_path)))
+    with pytest.raises(ModelUnavailableError, match="tesseract-ocr-script-frak"):
+        missing.setup()
+
+
+def test_historic_print_needs_the_long_s_in_enough_words():
+    def lines(*texts):
+        return [TextLine(t, 0.9, (0, 0, 1, 0, 1, 1, 0, 1)) for t in texts]
+
+    modern = lines("Die neue Fähre nach Spandau fährt ab Montag, sagt der Rath", "der Stadt.")
+    assert not is_historic_print(modern)
+    old = lines("Was iſt Aufklärung? Aufklärung iſt der Ausgang des Menſchen aus", "ſeiner Schuld")
+    assert is_historic_print(old)
+    assert not is_historic_print(lines("iſt ſich ſind"))  # too few words to tell

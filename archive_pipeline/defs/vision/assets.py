@@ -151,7 +151,9 @@ def frame_text(
     )
     report = run_stage(context, stage, items, warehouse=wh, ray=ray)
     keyframes = sum(len(item.keyframes) for item in items)
-    with_text = report.read(columns=["keyframe_id"]).column("keyframe_id")
+    read = report.read(columns=["keyframe_id", "script"])
+    with_text = read.column("keyframe_id")
+    fraktur = read.filter(pc.equal(read.column("script"), "Fraktur")).column("keyframe_id")
     return stage_result(
         report,
         wh,
@@ -159,6 +161,7 @@ def frame_text(
         stills=sum(1 for i in items if i.video.kind == "image"),
         keyframes_read=keyframes,
         keyframes_with_text=pc.count_distinct(with_text).as_py(),
+        historic_print_pages=pc.count_distinct(fraktur).as_py(),
         ocr_lines=report.write.rows,
         engine=stage.model_id,
         language=stage.settings.language,
