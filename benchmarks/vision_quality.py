@@ -5,13 +5,21 @@
 - cuts on generated fades and dissolves (archive_pipeline.quality.generated: fade-in at the
   start, fade-out at the end, 1 s and 1.5 s dissolves, fade through black, fade-out then cut,
   cut then fade-out): one cut expected inside each transition, and frames left in no shot;
+- cuts on documentary-style transitions (dissolves of 7-60 frames, chained dissolves, bursts of
+  2-12-frame shots; a flash, a fast pan and subtitles that are no cut), previous boundary rules
+  against current, on the set they were developed on and on two drawn at random, and the false
+  cuts (no-cut videos and the shared videos);
 - titles found of those shown on generated one-shot videos (quality.generated.title_videos:
   8 titles, 2 s each between keyframes, sizes 22-56 px, some faded), with text-aware sampling
   and without;
 - OCR character error rate on ocr/phototest.tif (whitespace collapsed, case kept) and the share of
   video/counter.mp4 frames whose frame number is read exactly, for RapidOCR (default) and, when
   the PaddleOCR environment exists (.venv-paddle, `make install-paddle`), PaddleOCR;
-- German: CER on a generated page with umlauts and eszett (RapidOCR, ARCHIVE_OCR_LANGUAGE=de).
+- German: CER on a generated page with umlauts and eszett (RapidOCR, ARCHIVE_OCR_LANGUAGE=de);
+- pages, previous OCR against current: CER of the search form and long-s words read as printed
+  on the real 1784 Fraktur page and generated Fraktur/Antiqua pages, script and language found;
+- phrase queries about page content in vector search: the page as one document (previous)
+  against one per passage (current), over newspaper-like generated pages.
 Ends with one JSON line.
 """
 
@@ -83,6 +91,72 @@ def transition_quality(media: Path) -> dict:
                 "videos": len(made),
                 "frames_in_no_shot": uncovered,
             }
+    return out
+
+
+def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
+    """Cut precision/recall/F1 on documentary-style transitions (quality.generated.
+    documentary_videos: dissolves of 7-60 frames, chained dissolves, a burst of 2-12-frame
+    shots, and a flash, a fast pan and subtitles that are no cut), TransNetV2 with the previous
+    boundary rules against the current, on the set the rules were developed on (seed None) and
+    on sets drawn at random they were not (other seeds). `false_cuts`: cuts found in the no-cut
+    videos and on the shared videos beyond their truth (bikes: 5 cuts, the bunny: none)."""
+    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.quality import cuts_match, transitions_match
+    from archive_pipeline.quality.generated import documentary_videos
+    from archive_pipeline.stages.base import CatalogItem
+    from archive_pipeline.stages.shots import ShotsStage
+
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = {
+            seed: (
+                Path(tmp) / str(seed),
+                documentary_videos(media / "video", Path(tmp) / str(seed), seed=seed),
+            )
+            for seed in seeds
+        }
+        model = None
+        for label, previous in (("previous", True), ("current", False)):
+            stage = ShotsStage(LocalStore(tmp), previous_boundaries=previous, model=model)
+            stage.setup()
+            model = stage._model
+            figures: dict = {}
+            false_cuts = 0
+            for seed, (root, cases) in sets.items():
+                stage.store = LocalStore(str(root))
+                found_all, spans_all, offset, dissolves, dissolves_found = [], [], 0, 0, 0
+                missed = []
+                for case in cases:
+                    result = stage.process(
+                        CatalogItem(case.name, f"{case.name}.mp4", case.name, "", None)
+                    )
+                    found = [s["start_frame"] for s in result["shots"]][1:]
+                    match = transitions_match(found, case.spans)
+                    if not case.spans:
+                        false_cuts += len(found)
+                    if case.name.startswith("dissolve"):
+                        dissolves += 1
+                        dissolves_found += match["hits"]
+                    if match["hits"] < len(case.spans) or len(found) > len(case.spans):
+                        missed.append(f"{case.name}: found {found} expected {list(case.spans)}")
+                    found_all += [offset + f for f in found]
+                    spans_all += [(offset + a, offset + b) for a, b in case.spans]
+                    offset += result["frames"] + 1000
+                match = transitions_match(found_all, spans_all)
+                figures["developed_on" if seed is None else f"held_out_{seed}"] = {
+                    **{k: round(v, 3) for k, v in match.items()},
+                    "dissolves_found": f"{dissolves_found}/{dissolves}",
+                    "wrong": missed,
+                }
+            stage.store = LocalStore(str(media / "video"))
+            for name in ("bikes", "bigbuckbunny-5s"):
+                truth = json.loads((media / f"video/{name}.cuts.json").read_text())["cuts_frames"]
+                result = stage.process(CatalogItem(name, f"{name}.mp4", name, name, None))
+                match = cuts_match([s["start_frame"] for s in result["shots"]][1:], truth)
+                false_cuts += match["found"] - match["hits"]
+            figures["false_cuts"] = false_cuts
+            out[label] = figures
     return out
 
 
@@ -396,6 +470,20 @@ def main() -> None:
             f"R {match['recall']:.2f} F1 {match['f1']:.2f}, frames in no shot "
             f"{match['frames_in_no_shot']}"
         )
+    documentary = documentary_quality(args.shared_media)
+    for label, figures in documentary.items():
+        for part, match in figures.items():
+            if part == "false_cuts":
+                continue
+            print(
+                f"cuts transnetv2 {label:<8} documentary {part:<14} P {match['precision']:.2f} "
+                f"R {match['recall']:.2f} F1 {match['f1']:.2f}  dissolves "
+                f"{match['dissolves_found']}  wrong: {match['wrong']}"
+            )
+        print(
+            f"cuts transnetv2 {label:<8} false cuts (no-cut videos, shared videos) "
+            f"{figures['false_cuts']}"
+        )
     titles = title_quality()
     for label, figures in titles.items():
         print(
@@ -450,6 +538,17 @@ def main() -> None:
                 "benchmark": "vision_quality",
                 "cuts": cuts,
                 "transitions": transitions,
+                "documentary": {
+                    label: {
+                        part: (
+                            {k: v for k, v in match.items() if k != "wrong"}
+                            if isinstance(match, dict)
+                            else match
+                        )
+                        for part, match in figures.items()
+                    }
+                    for label, figures in documentary.items()
+                },
                 "titles": titles,
                 "ocr": ocr,
                 "german_cer": german["german_cer"],

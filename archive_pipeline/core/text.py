@@ -4,6 +4,7 @@ in, and passages of a page (lines grouped into paragraphs with their region)."""
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -89,7 +90,7 @@ def passages(
     lefts = [min(box[0::2]) for box in boxes]
     heights = sorted(max(box[1::2]) - min(box[1::2]) for box in boxes)
     height = max(heights[len(heights) // 2], 1.0)
-    steps = sorted(b - a for a, b in zip(tops, tops[1:], strict=False) if b - a > height / 2)
+    steps = sorted(b - a for a, b in itertools.pairwise(tops) if b - a > height / 2)
     pitch = steps[len(steps) // 2] if steps else height
     margin = sorted(lefts)[len(lefts) // 4]  # the text's left edge (most lines start there)
     groups: list[list[int]] = [[0]]

@@ -98,6 +98,136 @@ def transition_videos(video_media: Path, out: Path) -> list[Transition]:
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
 
+def _clip(video_media: Path, out: Path, name: str, source: str, vf: str, *, first: int, n: int):
+    """Frames [first, first + n) of a shared video (25 fps) as a 640x360 clip `name`.mp4."""
+    path = out / f"{name}.mp4"
+    trim = f"trim=start_frame={first}:end_frame={first + n},setpts=PTS-STARTPTS"
+    _ffmpeg("-i", video_media / source, "-vf", f"{trim},{vf}", *_encode(), path)
+    return path
+
+
+def documentary_videos(
+    video_media: Path, out: Path, *, seed: int | None = None
+) -> list[Transition]:
+    """Documentary-style transitions made from the shared videos' shots (the bunny, the bikes'
+    five street shots, a close-up crop of the bunny), written into `out`: cross-dissolves of 7
+    to 60 frames, two dissolves chained (with clean frames between them, and with none), a burst
+    of 2-12-frame shots cut hard, and changes that are no cut (a camera flash, a fast pan,
+    subtitles coming and going). Each with the frame spans where one cut is expected (a hard
+    cut: its first new frame). `seed` None: the set the shot rules were developed on; a seed:
+    another set drawn at random (lengths, shots, positions) that they were not."""
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    scale = f"scale=640:360,setsar=1,fps={FPS}"
+    bunny = _clip(video_media, out, "bunny", "bigbuckbunny-5s.mp4", scale, first=0, n=132)
+    close = _clip(
+        video_media, out, "closeup", "bigbuckbunny-5s.mp4",
+        f"crop=640:360:600:300,{scale}", first=0, n=132,
+    )  # fmt: skip
+    cuts_at = [(0, 30), (30, 76), (76, 137), (137, 187), (187, 242)]  # the bikes' shots
+    street = [
+        _clip(video_media, out, f"street{i}", "bikes.mp4", scale, first=a, n=b - a)
+        for i, (a, b) in enumerate(cuts_at)
+    ]
+    length = {bunny: 132, close: 132} | {
+        c: b - a for c, (a, b) in zip(street, cuts_at, strict=True)
+    }
+    hold = "tpad=stop_mode=clone:stop_duration=2"  # a held last frame: B outlasts the dissolve
+
+    def dissolve(a: Path, b: Path, at: int, frames: int) -> list[str | Path]:
+        graph = (
+            f"[1]{hold}[b];[0][b]xfade=transition=fade:duration={frames / FPS}:offset={at / FPS}"
+        )
+        return ["-i", a, "-i", b, "-filter_complex", graph]
+
+    cases: dict[str, tuple[list, tuple[tuple[int, int], ...]]] = {}
+    if seed is None:
+        dissolves = [
+            (bunny, street[2], 7), (street[1], bunny, 15), (bunny, street[3], 30),
+            (close, street[4], 45), (bunny, street[2], 60),
+        ]  # fmt: skip
+        chains, flash_frames, pan_speed = [(20, 10), (20, 0)], (50, 51), 16
+    else:
+        dissolves = [
+            (
+                [bunny, close][int(rng.integers(2))],
+                street[int(rng.integers(1, 5))],
+                int(frames),
+            )
+            for frames in sorted(rng.integers(7, 61, 5))
+        ]
+        chains = [
+            (int(rng.integers(10, 31)), int(rng.integers(1, 13))),
+            (int(rng.integers(10, 31)), 0),
+        ]
+        first = int(rng.integers(30, 90))
+        flash_frames = (first, first + int(rng.integers(0, 2)))
+        pan_speed = int(rng.integers(8, 25))
+    for i, (a, b, frames) in enumerate(dissolves):
+        at = min(40, length[a] - frames - 2)
+        cases[f"dissolve_{i}_{frames}f"] = (dissolve(a, b, at, frames), ((at, at + frames),))
+    for frames, gap in chains:  # two dissolves; B alone for `gap` frames between them
+        second = 40 + frames + gap
+        graph = (
+            f"[1]{hold}[b];[2]{hold}[c];[0][b]xfade=transition=fade:duration={frames / FPS}:"
+            f"offset=1.6[ab];[ab][c]xfade=transition=fade:duration={frames / FPS}:"
+            f"offset={second / FPS}"
+        )
+        cases[f"chained_{frames}f_gap{gap}"] = (
+            ["-i", bunny, "-i", street[3], "-i", street[4], "-filter_complex", graph],
+            ((40, 40 + frames), (second, second + frames)),
+        )
+    # a burst of short shots: (clip, first frame, frames); neighbours are different shots
+    if seed is None:
+        burst = [
+            (street[1], 0, 8), (bunny, 10, 10), (street[3], 5, 6), (street[2], 0, 12),
+            (close, 100, 7), (street[4], 0, 9), (street[0], 0, 11), (street[2], 40, 6),
+            (bunny, 90, 10), (street[3], 30, 3), (street[1], 30, 8), (street[4], 30, 12),
+            (close, 20, 25),
+        ]  # fmt: skip
+    else:
+        pool, burst, previous = [bunny, close, *street], [], None
+        for n in [*rng.integers(2, 13, 11), 2, 25]:
+            clip = previous
+            while clip is previous:
+                clip = pool[int(rng.integers(len(pool)))]
+            burst.append((clip, int(rng.integers(0, length[clip] - int(n) + 1)), int(n)))
+            previous = clip
+    inputs: list[str | Path] = []
+    parts, cuts, at = [], [], 0
+    for i, (clip, first, n) in enumerate(burst):
+        inputs += ["-i", clip]
+        parts.append(
+            f"[{i}]trim=start_frame={first}:end_frame={first + n},setpts=PTS-STARTPTS[s{i}]"
+        )
+        if i:
+            cuts.append((at, at))
+        at += n
+    concat = "".join(f"[s{i}]" for i in range(len(burst))) + f"concat=n={len(burst)}:v=1"
+    cases["burst_of_short_shots"] = (
+        [*inputs, "-filter_complex", ";".join([*parts, concat])],
+        tuple(cuts),
+    )
+    # no cut: a camera flash (bright frames), a fast pan, subtitles coming and going
+    flash = f"eq=brightness=0.6:enable='between(n,{flash_frames[0]},{flash_frames[1]})'"
+    cases["flash"] = (["-i", bunny, "-vf", flash], ())
+    pan = f"crop=640:360:'min(n*{pan_speed},640)':180,{scale}"
+    cases["fast_pan"] = (["-i", video_media / "bigbuckbunny-5s.mp4", "-vf", pan], ())
+    subtitles = (
+        f"drawtext=fontfile={FONT}:text='Die Brücke wurde 1961 gebaut':fontsize=30:"
+        "fontcolor=white:box=1:boxcolor=black@0.6:x=(w-text_w)/2:y=h*0.82:"
+        "enable='between(t,0.4,1.2)+between(t,1.6,2.2)'"
+    )
+    cases["subtitles"] = (["-i", street[2], "-vf", subtitles], ())
+    made = []
+    for name, (args, spans) in cases.items():
+        _ffmpeg(*args, *_encode(), out / f"{name}.mp4")
+        made.append(Transition(name, spans))
+    return made
+
+
 @dataclass(frozen=True)
 class Title:
     """Text burnt into a video from `start_s` to `end_s` (fading in and out over `fade_s`)."""

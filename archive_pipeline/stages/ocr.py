@@ -374,7 +374,6 @@ class HistoricPrintReader:
     model = "Fraktur"
 
     def __init__(self, tessdata: str, *, threads: int = 1) -> None:
-        import os
 
         if not (Path(tessdata) / f"{self.model}.traineddata").is_file():
             raise ModelUnavailableError(

@@ -25,8 +25,12 @@ class Decision:
 
 DARK_LEVEL = 32  # a frame whose 99th-percentile luma (0-255) is below this is black
 SAME_PICTURE = 0.9  # correlation of brightness-normalised frames: the same picture
+OTHER_PICTURE = 0.5  # ... below this: unrelated pictures (another shot)
+ABRUPT = OTHER_PICTURE / 2  # consecutive frames this unrelated: a cut, whatever the model says
 WEAK = 0.4  # a frame scoring this share of the threshold may belong to a gradual transition
 GRADUAL_MIN_FRAMES = 3  # ... when at least this many such frames follow each other
+SPLIT_MIN_FRAMES = 2  # two peaks over the threshold this far apart in one run are two cuts
+FLASH_MAX_FRAMES = 3  # a run this short between two sides that are the same picture: no cut
 
 
 @dataclass
@@ -36,6 +40,8 @@ class _Seen:
     flagged: bool
     dark: bool
     grey: np.ndarray  # brightness-normalised luma of the small frame (zero mean, unit norm)
+    gradual: float = 0.0  # TransNetV2's all-frames ("many-hot") probability: inside a transition
+    abrupt: bool = False  # the next frame is an unrelated picture (correlation under ABRUPT)
 
 
 def is_black(small: np.ndarray) -> bool:
@@ -53,24 +59,36 @@ def _normalised_grey(small: np.ndarray) -> tuple[np.ndarray, bool]:
 
 class ShotTracker:
     """Shot boundaries from per-frame transition scores, streamed: every frame belongs to
-    exactly one shot (inclusive ends), and a transition gives at most one boundary.
+    exactly one shot (inclusive ends).
 
-    A score is the detector's belief that a transition ends after the frame (TransNetV2: its
-    probability; a cut detector: 1 on the frame before a cut). A run of frames above
-    WEAK x threshold is one transition when its peak passes the threshold or it lasts
-    GRADUAL_MIN_FRAMES (TransNetV2 scores a long dissolve in the 0.2-0.4 range); the boundary
-    follows its peak (a dissolve's middle, a hard cut's last old frame). Black frames (99% of
+    A score is the detector's belief that a transition ends after the frame (TransNetV2's cut
+    head: its probability; a cut detector: 1 on the frame before a cut); `gradual` is
+    TransNetV2's all-frames head (every frame inside a transition). A run of frames is those
+    scoring over WEAK x threshold, or opened by `gradual` over the threshold and kept open by it
+    over WEAK x threshold, or followed by an unrelated picture (consecutive frames correlated
+    under ABRUPT: TransNetV2 misses some cuts into shots of a few frames). A run gives (see
+    `_peaks`) a cut at each abrupt peak over the threshold (a burst of short shots), else one
+    boundary when its peak passes the threshold, it lasts GRADUAL_MIN_FRAMES (a dissolve: the
+    cut head stays at 0.1-0.4 on a long one, the all-frames head marks it whole), or its two
+    sides are unrelated pictures; the boundary follows the peak (a hard cut's last old frame),
+    or the run's middle where the cut head never rose. A run of at most FLASH_MAX_FRAMES after
+    which the picture is the one before it (a camera flash) gives none. Black frames (99% of
     the pixels darker than DARK_LEVEL) between pictures give one boundary, at the first picture
     after them; black at the start or the end belongs to the first or last shot, and a shot of
     black alone is never made. A transition within `fade_s` of such a black boundary is the same
     fade; one whose two sides are the same picture brightness apart (correlation >=
-    SAME_PICTURE) with black within `fade_s` is a step of a fade in or out: neither gives a
-    boundary, so a fade-in at the start gives no cut. A frame is decided at most `fade_s` plus
-    its transition's length after it arrives (longer only inside black that may end the video).
-    """
+    SAME_PICTURE), or that starts in black, with black within `fade_s` is a step of a fade in or
+    out: neither gives a boundary, so a fade-in at the start gives no cut. A frame is decided
+    at most `fade_s` plus its transition's length (plus one frame) after it arrives (longer
+    only inside black that may end the video). `previous=True`: the rules before the
+    all-frames head, bursts, abrupt changes and flashes were used (for the benchmark)."""
 
-    def __init__(self, fps: float, threshold: float, *, fade_s: float = 2.0) -> None:
+    def __init__(
+        self, fps: float, threshold: float, *, fade_s: float = 2.0, previous: bool = False
+    ) -> None:
         self.threshold = threshold
+        # `previous`: the rules before gradual/burst/flash evidence (kept for the benchmark)
+        self.previous = previous
         self.horizon = max(2, round(fade_s * (fps if fps > 0 else 25.0)))
         self.scenes: list[tuple[int, int]] = []
         # frames not yet decided: (index, part of a transition)
@@ -86,13 +104,40 @@ class ShotTracker:
         self._last = -1
         self._dark_runs: list[list[int]] = []  # [first, last] of recent runs of black frames
         self._history: collections.deque[_Seen] = collections.deque(maxlen=self.horizon + 2)
+        self._held: tuple | None = None  # the frame waiting for the next one (its change)
 
-    def step(self, index: int, small: np.ndarray, score: float) -> list[Decision]:
-        """Feed frame `index` (in order) with its small RGB image and transition score; return
-        the frames decided by it (in order)."""
+    def step(
+        self, index: int, small: np.ndarray, score: float, gradual: float = 0.0
+    ) -> list[Decision]:
+        """Feed frame `index` (in order) with its small RGB image, transition score and (from
+        TransNetV2) its all-frames probability of being inside a transition; return the frames
+        decided by it (in order). A frame is looked at once the next one is in (is the next
+        picture unrelated to it?)."""
         grey, dark = _normalised_grey(small)
-        flagged = score > self.threshold * WEAK
-        seen = _Seen(index, float(score), flagged, dark, grey)
+        if self.previous:
+            return self._step(index, grey, dark, score, gradual, abrupt=False)
+        held, self._held = self._held, (index, grey, dark, score, gradual)
+        if held is None:
+            return []
+        # consecutive unrelated pictures: a cut, however low the model scores it (its cut head
+        # misses some cuts into shots of a few frames)
+        abrupt = not held[2] and not dark and float(held[1] @ grey) < ABRUPT
+        return self._step(*held, abrupt=abrupt)
+
+    def _step(
+        self,
+        index: int,
+        grey: np.ndarray,
+        dark: bool,
+        score: float,
+        gradual: float,
+        *,
+        abrupt: bool,
+    ) -> list[Decision]:
+        flagged = score > self.threshold * WEAK or abrupt
+        if not self.previous:  # the all-frames head opens a run, and keeps one open lower
+            flagged = flagged or gradual > self.threshold * (WEAK if self._run else 1.0)
+        seen = _Seen(index, float(score), flagged, dark, grey, float(gradual), abrupt)
         self._frames.append((index, flagged or dark))
         self._last = index
         if dark:
@@ -118,9 +163,13 @@ class ShotTracker:
 
     def finish(self) -> list[Decision]:
         """The frames still undecided once the last frame is in; `scenes` is then complete."""
+        decided = []
+        if self._held is not None:
+            decided = self._step(*self._held, abrupt=False)
+            self._held = None
         if self._run:
             self._end_run(after=None)
-        decisions = self._decide(final=True)
+        decisions = decided + self._decide(final=True)
         if self._last >= 0:
             starts = [0, *self._boundaries]
             ends = [b - 1 for b in self._boundaries] + [self._last]
@@ -129,21 +178,98 @@ class ShotTracker:
 
     def _end_run(self, after: _Seen | None) -> None:
         run, self._run = self._run, []
-        if max(s.score for s in run) <= self.threshold and len(run) < GRADUAL_MIN_FRAMES:
-            return  # a short weak bump, not a transition
-        peak = max(run, key=lambda s: s.score)
-        boundary = peak.index + 1
-        if after is None or boundary > self._last:
-            return  # a transition out of the last frame: no shot after it
         before = next((s for s in reversed(self._history) if s.index == run[0].index - 1), None)
-        if after.dark:
-            kind = "into_black"
-        elif before is not None and not before.dark and not after.dark:
-            same = float(before.grey @ after.grey) >= SAME_PICTURE
-            kind = "fade" if same else "flagged"
+        sides = (
+            float(before.grey @ after.grey)
+            if before is not None and after is not None and not before.dark and not after.dark
+            else None
+        )
+        if self.previous:
+            if max(s.score for s in run) <= self.threshold and len(run) < GRADUAL_MIN_FRAMES:
+                return  # a short weak bump, not a transition
+            peaks = [max(run, key=lambda s: s.score)]
+        elif (
+            len(run) <= FLASH_MAX_FRAMES
+            and after is not None
+            and not after.dark
+            and self._same_shot_before(run, after)
+        ):
+            return  # a flash, something passing the lens, a fade within the shot: no cut
         else:
-            kind = "flagged"
-        self._candidates.append((boundary, kind, run[-1].index))
+            peaks = self._peaks(run, sides)
+        if after is None:
+            return  # a transition out of the last frame: no shot after it
+        for peak in peaks:
+            boundary = peak.index + 1
+            if boundary > self._last:
+                return
+            if after.dark:
+                kind = "into_black"
+            elif sides is not None and sides >= SAME_PICTURE:
+                kind = "fade"
+            elif not self.previous and before is not None and before.dark:
+                kind = "fade"  # out of black: a fade in (the all-frames head marks all of it)
+            else:
+                kind = "flagged"
+            self._candidates.append((boundary, kind, run[-1].index))
+
+    def _same_shot_before(self, run: list[_Seen], after: _Seen) -> bool:
+        """Whether the picture after a run is the one just before it (within FLASH_MAX_FRAMES
+        frames before its start): the run changed the picture for a moment, not the shot."""
+        first = run[0].index
+        return any(
+            first - FLASH_MAX_FRAMES <= s.index < first
+            and not s.dark
+            and float(s.grey @ after.grey) >= SAME_PICTURE
+            for s in self._history
+        )
+
+    def _abrupt(self, seen: _Seen) -> bool:
+        """Whether the picture changes at once after this frame (unrelated pictures on its two
+        sides: a hard cut), not a step of a dissolve."""
+        following = next((s for s in self._history if s.index == seen.index + 1), None)
+        return (
+            following is not None
+            and not seen.dark
+            and not following.dark
+            and float(seen.grey @ following.grey) < OTHER_PICTURE
+        )
+
+    def _peaks(self, run: list[_Seen], sides: float | None) -> list[_Seen]:
+        """The frames of a run of flagged frames that end a shot (none, one, or several):
+        - peaks over the threshold at least SPLIT_MIN_FRAMES apart, each where the picture
+          changes at once (`_abrupt`), are cuts each (a burst of very short shots: two cuts
+          two frames apart; a dissolve's two peaks are one transition);
+        - else the run is one transition when its peak passes the threshold, it lasts
+          GRADUAL_MIN_FRAMES (a dissolve: TransNetV2's all-frames head marks every frame of
+          it, where its cut head stays low on a long one), or it is a bump between unrelated
+          pictures (OTHER_PICTURE); its boundary is at the cut head's peak, or the middle of
+          the run where that head never rose.
+        (A short run after which the picture is the one before it is none:
+        `_same_shot_before`.)"""
+        strong = [
+            s
+            for i, s in enumerate(run)
+            if s.abrupt
+            or (
+                s.score > self.threshold
+                and all(s.score >= o.score for o in run[max(0, i - 1) : i + 2])
+            )
+        ]
+        split: list[_Seen] = []
+        for s in strong:
+            if self._abrupt(s) and (not split or s.index - split[-1].index >= SPLIT_MIN_FRAMES):
+                split.append(s)
+        if len(split) > 1:
+            return split
+        peak = max(run, key=lambda s: (s.abrupt, s.score))
+        if peak.score > self.threshold or peak.abrupt:
+            return [peak]
+        if len(run) >= GRADUAL_MIN_FRAMES:
+            return [peak if peak.score > self.threshold * WEAK else run[len(run) // 2]]
+        if sides is not None and sides < OTHER_PICTURE:
+            return [peak]
+        return []
 
     def _resolve(self, boundary: int, kind: str, last: int, *, final: bool) -> bool | None:
         """True/False once known; None while frames within the horizon are still to come."""

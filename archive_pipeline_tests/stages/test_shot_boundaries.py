@@ -1,5 +1,6 @@
 """ShotTracker on synthetic frames (model-free, fast): every frame in exactly one shot, one
-boundary per transition, none inside fades from or to black."""
+boundary per transition, none inside fades from or to black or at a flash, a cut at each shot
+of a burst."""
 
 import itertools
 
@@ -18,12 +19,13 @@ def frame(picture, brightness=1.0):
     return np.clip(picture * brightness, 0, 255).astype(np.uint8)
 
 
-def run(frames, scores, threshold=0.5):
+def run(frames, scores, threshold=0.5, gradual=None, previous=False):
     """Feed the tracker; check every frame is decided once, in order, inside its shot."""
-    tracker = ShotTracker(FPS, threshold)
+    tracker = ShotTracker(FPS, threshold, previous=previous)
+    gradual = np.zeros(len(frames)) if gradual is None else gradual
     decided = []
-    for i, (image, score) in enumerate(zip(frames, scores, strict=True)):
-        decided += tracker.step(i, image, score)
+    for i, (image, score, inside) in enumerate(zip(frames, scores, gradual, strict=True)):
+        decided += tracker.step(i, image, score, inside)
     decided += tracker.finish()
     assert [d.index for d in decided] == list(range(len(frames)))
     scenes = tracker.scenes
@@ -105,6 +107,57 @@ def test_long_weak_run_is_a_gradual_transition_but_a_short_bump_is_not():
     scores[48:53] = [0.22, 0.28, 0.36, 0.31, 0.24]
     scores[80] = 0.35  # one weak frame inside B
     assert run(frames, scores)[0] == [51]
+
+
+D, E = (rng.integers(40, 255, (27, 48, 3)).astype(np.float32) for _ in range(2))
+
+
+def test_a_long_dissolve_the_cut_head_misses_is_found_by_the_all_frames_head():
+    blend = [frame(A * (1 - w) + B * w) for w in np.linspace(0, 1, 60)]
+    frames = [frame(A)] * 30 + blend + [frame(B)] * 30
+    scores = np.zeros(len(frames))
+    scores[55:60] = 0.15  # the cut head stays low over a 60-frame dissolve ...
+    gradual = np.zeros(len(frames))
+    gradual[40:85] = 0.6  # ... the all-frames head marks most of it
+    gradual[60:63] = 0.35  # with a dip that does not end the run
+    cuts, _ = run(frames, scores, gradual=gradual)
+    assert len(cuts) == 1 and 30 <= cuts[0] <= 90
+    assert run(frames, scores, gradual=gradual, previous=True)[0] == []
+
+
+def test_a_burst_of_short_shots_gives_a_cut_at_each_even_when_scored_low():
+    lengths = [20, 6, 2, 9, 3, 20]
+    pictures = [A, B, C, D, E, A]
+    frames = [frame(p) for p, n in zip(pictures, lengths, strict=True) for _ in range(n)]
+    starts = list(itertools.accumulate(lengths))[:-1]
+    scores = np.zeros(len(frames))
+    scores[starts[0] - 1] = 0.9
+    scores[starts[1] - 1] = 0.12  # the model barely scores the cut into the 2-frame shot
+    scores[starts[2] - 1] = 0.7
+    scores[starts[2] + 1] = 0.6  # two peaks two frames apart in one run: two cuts
+    scores[starts[2]] = 0.25
+    scores[starts[3] - 1] = 0.2
+    scores[starts[4] - 1] = 0.95
+    cuts, _ = run(frames, scores)
+    assert cuts == starts
+    previous, _ = run(frames, scores, previous=True)
+    assert len(previous) < len(starts)
+
+
+def test_a_camera_flash_is_no_cut():
+    frames = [frame(A)] * 30 + [frame(A, 3.0), frame(A * 0 + 250)] + [frame(A)] * 30
+    scores = np.zeros(len(frames))
+    scores[29:32] = [0.3, 0.1, 0.6]  # TransNetV2 on a flash: a peak over the threshold
+    assert run(frames, scores)[0] == []
+    assert run(frames, scores, previous=True)[0] == [32]
+
+
+def test_a_fade_in_from_black_marked_by_the_all_frames_head_is_no_cut():
+    ramp = [frame(A, b) for b in np.linspace(0, 1, 38)]
+    frames = [frame(BLACK)] * 10 + ramp + [frame(A)] * 30
+    gradual = np.zeros(len(frames))
+    gradual[8:45] = 0.7
+    assert run(frames, np.zeros(len(frames)), gradual=gradual)[0] == []
 
 
 def test_text_sampler_keeps_one_frame_per_text_and_drops_what_a_keyframe_shows():

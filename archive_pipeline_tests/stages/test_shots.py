@@ -16,7 +16,7 @@ from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import shots_and_keyframes
 from archive_pipeline.quality import cuts_match, transitions_match
-from archive_pipeline.quality.generated import transition_videos
+from archive_pipeline.quality.generated import documentary_videos, transition_videos
 from archive_pipeline.stages.base import CatalogItem, ItemFailure
 from archive_pipeline.stages.shots import ShotsStage
 from archive_pipeline_tests.helpers import local_resources
@@ -137,6 +137,31 @@ def test_fades_and_dissolves_give_at_most_one_cut_and_shots_cover_every_frame(
         # TransNetV2 also finds the dissolves (PySceneDetect's content detectors do not)
         if detector == "transnetv2":
             assert match["recall"] == 1.0, (case, cuts(result))
+
+
+def test_documentary_dissolves_and_bursts_on_a_set_drawn_at_random(
+    tmp_path, shared_media, transnet
+):
+    """Dissolves of 7-60 frames, chained dissolves, a burst of 2-12-frame shots, and a flash,
+    a fast pan and subtitles that are no cut, drawn at random (a set the rules were not
+    developed on): every transition found once, no cut where there is none."""
+    made = documentary_videos(shared_media / "video", tmp_path, seed=31)
+    stage = ShotsStage(LocalStore(str(tmp_path)), **transnet.loaded_models())
+    stage.setup()
+    found_all, spans_all, offset, wrong = [], [], 0, []
+    for case in made:
+        result = stage.process(item(f"{case.name}.mp4"))
+        found = cuts(result)
+        match = transitions_match(found, case.spans)
+        if match["hits"] < len(case.spans) or len(found) > len(case.spans):
+            wrong.append((case.name, found, case.spans))
+        found_all += [offset + f for f in found]
+        spans_all += [(offset + a, offset + b) for a, b in case.spans]
+        offset += result["frames"] + 1000
+    match = transitions_match(found_all, spans_all)
+    print(match, wrong)
+    assert match["precision"] == 1.0, wrong  # no cut at the flash, the pan, the subtitles
+    assert match["recall"] >= 0.9, wrong
 
 
 def test_streamed_windows_equal_transnet_predict_frames(video_dir, transnet):
