@@ -65,12 +65,12 @@ class ShotTracker:
     head: its probability; a cut detector: 1 on the frame before a cut); `gradual` is
     TransNetV2's all-frames head (every frame inside a transition). A run of frames is those
     scoring over WEAK x threshold, or opened by `gradual` over the threshold and kept open by it
-    over WEAK x threshold, or followed by an unrelated picture (consecutive frames correlated
-    under ABRUPT: TransNetV2 misses some cuts into shots of a few frames). A run gives (see
+    over WEAK x threshold, or followed by an unrelated picture between two continuous ones
+    (`_abrupt_cut`: TransNetV2 misses some cuts into shots of a few frames). A run gives (see
     `_peaks`) a cut at each abrupt peak over the threshold (a burst of short shots), else one
     boundary when its peak passes the threshold, it lasts GRADUAL_MIN_FRAMES (a dissolve: the
-    cut head stays at 0.1-0.4 on a long one, the all-frames head marks it whole), or its two
-    sides are unrelated pictures; the boundary follows the peak (a hard cut's last old frame),
+    cut head stays at 0.1-0.4 on a long one, the all-frames head marks it whole), or a frame of
+    it is an abrupt cut; the boundary follows the peak (a hard cut's last old frame),
     or the run's middle where the cut head never rose. A run of at most FLASH_MAX_FRAMES after
     which the picture is the one before it (a camera flash) gives none. Black frames (99% of
     the pixels darker than DARK_LEVEL) between pictures give one boundary, at the first picture
@@ -79,7 +79,7 @@ class ShotTracker:
     fade; one whose two sides are the same picture brightness apart (correlation >=
     SAME_PICTURE), or that starts in black, with black within `fade_s` is a step of a fade in or
     out: neither gives a boundary, so a fade-in at the start gives no cut. A frame is decided
-    at most `fade_s` plus its transition's length (plus one frame) after it arrives (longer
+    at most `fade_s` plus its transition's length (plus two frames) after it arrives (longer
     only inside black that may end the video). `previous=True`: the rules before the
     all-frames head, bursts, abrupt changes and flashes were used (for the benchmark)."""
 
@@ -104,25 +104,39 @@ class ShotTracker:
         self._last = -1
         self._dark_runs: list[list[int]] = []  # [first, last] of recent runs of black frames
         self._history: collections.deque[_Seen] = collections.deque(maxlen=self.horizon + 2)
-        self._held: tuple | None = None  # the frame waiting for the next one (its change)
+        # frames waiting for the two after them (`_abrupt_cut`)
+        self._held: collections.deque[tuple] = collections.deque()
 
     def step(
         self, index: int, small: np.ndarray, score: float, gradual: float = 0.0
     ) -> list[Decision]:
         """Feed frame `index` (in order) with its small RGB image, transition score and (from
         TransNetV2) its all-frames probability of being inside a transition; return the frames
-        decided by it (in order). A frame is looked at once the next one is in (is the next
-        picture unrelated to it?)."""
+        decided by it (in order). A frame is looked at once the two after it are in
+        (`_abrupt_cut`)."""
         grey, dark = _normalised_grey(small)
         if self.previous:
             return self._step(index, grey, dark, score, gradual, abrupt=False)
-        held, self._held = self._held, (index, grey, dark, score, gradual)
-        if held is None:
+        self._held.append((index, grey, dark, score, gradual))
+        if len(self._held) < 3:
             return []
-        # consecutive unrelated pictures: a cut, however low the model scores it (its cut head
-        # misses some cuts into shots of a few frames)
-        abrupt = not held[2] and not dark and float(held[1] @ grey) < ABRUPT
-        return self._step(*held, abrupt=abrupt)
+        frame = self._held.popleft()
+        return self._step(*frame, abrupt=self._abrupt_cut(frame, *self._held))
+
+    def _abrupt_cut(self, frame: tuple, *following: tuple) -> bool:
+        """Whether the next picture is unrelated to this frame's (correlation under ABRUPT)
+        while each side is continuous (the frame before this one and the one after the next
+        are their neighbours' pictures): a cut however low the model scores it (its cut head
+        misses some cuts into shots of a few frames), and not noise (snow, a flicker), where
+        every frame is unrelated to the last."""
+        if len(following) < 2 or frame[2] or following[0][2]:
+            return False
+        before = self._history[-1] if self._history else None
+        return (
+            float(frame[1] @ following[0][1]) < ABRUPT
+            and float(following[0][1] @ following[1][1]) >= OTHER_PICTURE
+            and (before is None or float(before.grey @ frame[1]) >= OTHER_PICTURE)
+        )
 
     def _step(
         self,
@@ -164,9 +178,9 @@ class ShotTracker:
     def finish(self) -> list[Decision]:
         """The frames still undecided once the last frame is in; `scenes` is then complete."""
         decided = []
-        if self._held is not None:
-            decided = self._step(*self._held, abrupt=False)
-            self._held = None
+        while self._held:
+            frame = self._held.popleft()
+            decided += self._step(*frame, abrupt=self._abrupt_cut(frame, *self._held))
         if self._run:
             self._end_run(after=None)
         decisions = decided + self._decide(final=True)
@@ -196,7 +210,7 @@ class ShotTracker:
         ):
             return  # a flash, something passing the lens, a fade within the shot: no cut
         else:
-            peaks = self._peaks(run, sides)
+            peaks = self._peaks(run)
         if after is None:
             return  # a transition out of the last frame: no shot after it
         for peak in peaks:
@@ -235,16 +249,17 @@ class ShotTracker:
             and float(seen.grey @ following.grey) < OTHER_PICTURE
         )
 
-    def _peaks(self, run: list[_Seen], sides: float | None) -> list[_Seen]:
+    def _peaks(self, run: list[_Seen]) -> list[_Seen]:
         """The frames of a run of flagged frames that end a shot (none, one, or several):
         - peaks over the threshold at least SPLIT_MIN_FRAMES apart, each where the picture
           changes at once (`_abrupt`), are cuts each (a burst of very short shots: two cuts
           two frames apart; a dissolve's two peaks are one transition);
         - else the run is one transition when its peak passes the threshold, it lasts
           GRADUAL_MIN_FRAMES (a dissolve: TransNetV2's all-frames head marks every frame of
-          it, where its cut head stays low on a long one), or it is a bump between unrelated
-          pictures (OTHER_PICTURE); its boundary is at the cut head's peak, or the middle of
-          the run where that head never rose.
+          it, where its cut head stays low on a long one), or a frame of it is an abrupt cut
+          (`_abrupt_cut`); its boundary is at that frame or the cut head's peak, or the middle
+          of the run where that head never rose. A short weak bump (a title coming or going,
+          a flicker) is none.
         (A short run after which the picture is the one before it is none:
         `_same_shot_before`.)"""
         strong = [
@@ -267,9 +282,7 @@ class ShotTracker:
             return [peak]
         if len(run) >= GRADUAL_MIN_FRAMES:
             return [peak if peak.score > self.threshold * WEAK else run[len(run) // 2]]
-        if sides is not None and sides < OTHER_PICTURE:
-            return [peak]
-        return []
+        return []  # a short weak bump (a title appearing, a flicker): not a transition
 
     def _resolve(self, boundary: int, kind: str, last: int, *, final: bool) -> bool | None:
         """True/False once known; None while frames within the horizon are still to come."""

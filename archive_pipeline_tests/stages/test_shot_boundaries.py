@@ -144,6 +144,14 @@ def test_a_burst_of_short_shots_gives_a_cut_at_each_even_when_scored_low():
     assert len(previous) < len(starts)
 
 
+def test_snow_between_two_shots_is_one_boundary_not_a_cut_per_frame():
+    noise = [rng.integers(0, 255, (27, 48, 3)).astype(np.uint8) for _ in range(40)]
+    frames = [frame(A)] * 30 + noise + [frame(B)] * 30
+    scores = np.zeros(len(frames))
+    scores[29] = 0.9  # the cut into the snow; every snow frame is unrelated to the last
+    assert len(run(frames, scores)[0]) <= 2
+
+
 def test_a_camera_flash_is_no_cut():
     frames = [frame(A)] * 30 + [frame(A, 3.0), frame(A * 0 + 250)] + [frame(A)] * 30
     scores = np.zeros(len(frames))
