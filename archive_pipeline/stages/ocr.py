@@ -382,7 +382,13 @@ class HistoricPrintReader:
                 "ARCHIVE_OCR_FRAKTUR=off"
             )
         app_settings.set_library_default("OMP_THREAD_LIMIT", str(threads))
-        import tesserocr
+        try:
+            import tesserocr
+        except ImportError:
+            raise ModelUnavailableError(
+                "historic print needs tesserocr (the vision and paddle extras install it), or "
+                "set ARCHIVE_OCR_FRAKTUR=off"
+            ) from None
 
         self._api = tesserocr.PyTessBaseAPI(path=str(tessdata), lang=self.model)
         self.model_id = f"tesseract/{tesserocr.tesseract_version().split()[1]}/{self.model}"
