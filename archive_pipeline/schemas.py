@@ -454,17 +454,6 @@ SEARCH_DOCUMENTS = pa.schema(
             "is the larger part; else null.",
         ),
         col(
-            "page",
-            pa.int32(),
-            "Page of a still image (1 for a photo or the first page of a scan), else null.",
-        ),
-        col(
-            "region",
-            pa.list_(pa.float32(), 4),
-            "Where the passage is on the frame or page: x0, y0, x1, y1 as fractions of its width "
-            "and height (null for speech and for keyframes without text).",
-        ),
-        col(
             "keyframe_id",
             pa.string(),
             "Thumbnail reference: `keyframes.row_id` of the keyframe (for a speech segment of a "
@@ -499,6 +488,18 @@ SEARCH_DOCUMENTS = pa.schema(
             pa.string(),
             "`text` of a German document (`language` 'de'), else null: full-text indexed with "
             "German stemming and stop words, so 'Grenzen' finds 'Grenze'. Search matches both.",
+        ),
+        # added later (nullable, last: a table written before gains them on open)
+        col(
+            "page",
+            pa.int32(),
+            "Page of a still image (1 for a photo or the first page of a scan), else null.",
+        ),
+        col(
+            "region",
+            pa.list_(pa.float32(), 4),
+            "Where the passage is on the frame or page: x0, y0, x1, y1 as fractions of its width "
+            "and height (null for speech and for keyframes without text).",
         ),
     ]
 )
@@ -635,25 +636,26 @@ FRAME_TEXT = pa.schema(
         col(
             "language",
             pa.string(),
-            "Language of the line's text: ARCHIVE_OCR_LANGUAGE when it names one, else detected "
-            "(py3langid, more likely than not) in the line, or else in all the text of the image; "
-            "null when neither is clear.",
+            "Language of the line's text (ISO 639-1): ARCHIVE_OCR_LANGUAGE when it names one, "
+            "else detected (py3langid, more likely than not) in the line, or else in all the text "
+            "of the image; 'und' when neither is clear. (Rows written before detection: the "
+            "setting's code.)",
+            nullable=False,
         ),
+        # added later (nullable, last: a table written before gains them on open)
         col("image_width", pa.int32(), "Width of the image read (the box's frame), pixels."),
         col("image_height", pa.int32(), "Height of the image read, pixels."),
         col(
             "normalised",
             pa.string(),
             "Search form of `text` (what documents index): long s as s, ligatures as letters, e "
-            "above a vowel as its umlaut.",
-            nullable=False,
+            "above a vowel as its umlaut. Null in rows written before the column existed.",
         ),
         col(
             "script",
             pa.string(),
             "'Fraktur' where the image is historic print (read by Tesseract's Fraktur model, ſ "
-            "kept in `text`), else 'Latin'.",
-            nullable=False,
+            "kept in `text`), else 'Latin'. Null in rows written before the column existed.",
         ),
     ]
 )

@@ -85,10 +85,11 @@ def _page_lines(frame_text: pa.Table) -> dict[str, list[dict]]:
 
 
 def _main_language(rows: list[dict]) -> str | None:
-    """The language most of the lines' letters are in (lines without one left out)."""
+    """The language most of the lines' letters are in (lines without one, or 'und', left
+    out)."""
     letters: Counter[str] = Counter()
     for row in rows:
-        if row.get("language"):
+        if row.get("language") and row["language"] != "und":
             letters[row["language"]] += sum(c.isalpha() for c in row["search_text"])
     return max(letters, key=lambda k: (letters[k], k)) if letters else None
 

@@ -645,13 +645,17 @@ def ocr_items(videos: list[CatalogItem], keyframes: pa.Table) -> list[OcrItem]:
     return items
 
 
-def line_languages(texts: list[str], setting: str) -> list[str | None]:
+UNDETERMINED = "und"  # ISO 639's code for a language that cannot be told
+
+
+def line_languages(texts: list[str], setting: str) -> list[str]:
     """Language of each line of one image: ARCHIVE_OCR_LANGUAGE when it names one; else the
-    line's own when it is long and clear enough, else the image's (all its text) when that is."""
+    line's own when it is long and clear enough, else the image's (all its text) when that is,
+    else UNDETERMINED."""
     if setting != "auto":
         return [setting] * len(texts)
     whole = detect_language(" ".join(texts))
-    return [(detect_language(t) or whole or (None,))[0] for t in texts]
+    return [(detect_language(t) or whole or (UNDETERMINED,))[0] for t in texts]
 
 
 def frame_text_rows(item: OcrItem, value: dict[str, Any], *, decade: str, language: str):

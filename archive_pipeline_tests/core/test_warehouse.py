@@ -152,3 +152,47 @@ def test_every_table_has_the_common_columns():
         ):
             assert column in names, (spec.name, column)
         assert spec.schema.field("created_at").type == pa.timestamp("us", tz="UTC")
+
+
+def test_tables_written_before_the_page_columns_gain_them_on_open(tmp_path):
+    """frame_text and search_documents written before issue 28's columns (script, normalised,
+    image size; page, region) open and take new rows: the columns are added, old rows keep
+    nulls there."""
+    from archive_pipeline.core.warehouse import _columns_added_since
+
+    added = {
+        "frame_text": ["image_width", "image_height", "normalised", "script"],
+        "search_documents": ["page", "region"],
+    }
+    for name, columns in added.items():
+        contract = TABLES[name].schema
+        before = pa.schema([f for f in contract if f.name not in columns])
+        assert [f.name for f in _columns_added_since(before, contract)] == columns
+    contract = TABLES["frame_text"].schema
+    before = pa.schema([f for f in contract if f.name not in added["frame_text"]])
+    wh = Warehouse(str(tmp_path))
+    line = {
+        "decade": "1780s",
+        "media_id": "m",
+        "cache_key": None,
+        "model_id": "ocr",
+        "model_params": "{}",
+        "pipeline_version": "t",
+        "created_at": NOW,
+        "uri": "file:///scan.tif",
+        "keyframe_id": "k",
+        "keyframe_index": 0,
+        "shot_index": 0,
+        "time_s": 0.0,
+        "confidence": 0.9,
+        "box": [0.0] * 8,
+        "language": "de",
+    }
+    old = {**line, "row_id": "a", "line_index": 0, "text": "Was ist"}
+    wh.db.create_table("frame_text", pa.Table.from_pylist([old], schema=before))
+    new = {**line, "row_id": "b", "line_index": 1, "text": "iſt", "normalised": "ist"}
+    new |= {"script": "Fraktur", "image_width": 10, "image_height": 20, "language": "und"}
+    wh.upsert("frame_text", [new], scope={"decade": "1780s"})
+    read = {r["row_id"]: r for r in wh.read("frame_text").to_pylist()}
+    assert read["a"]["normalised"] is None and read["a"]["text"] == "Was ist"
+    assert (read["b"]["normalised"], read["b"]["script"]) == ("ist", "Fraktur")
