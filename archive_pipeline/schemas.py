@@ -692,7 +692,8 @@ SEGMENT_EMBEDDINGS = pa.schema(
         col(
             "source_id",
             pa.string(),
-            "`diarised_segments.row_id` or `keyframes.row_id` of what was embedded.",
+            "`diarised_segments.row_id`, or `search_documents.source_id` of the keyframe "
+            "passage embedded (`keyframes.row_id`, `#<n>` after it for a later passage).",
             nullable=False,
         ),
         col("start_s", pa.float64(), "Start of the segment or of the keyframe's span, seconds."),

@@ -37,6 +37,7 @@ def join_lines(lines: Sequence[str]) -> str:
     return out
 
 
+UNDETERMINED = "und"  # ISO 639's code for a language that cannot be told
 MIN_LETTERS = 12  # a shorter text's language is not guessed
 SURE_LANGUAGE = 0.5  # the detected language must be more likely than all the others together
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from archive_pipeline import PIPELINE_VERSION
 from archive_pipeline.core.ids import row_id
-from archive_pipeline.core.text import passages
+from archive_pipeline.core.text import UNDETERMINED, passages
 from archive_pipeline.schemas import TABLES
 from archive_pipeline.search.indexes import FTS_LANGUAGES
 
@@ -89,7 +89,7 @@ def _main_language(rows: list[dict]) -> str | None:
     out)."""
     letters: Counter[str] = Counter()
     for row in rows:
-        if row.get("language") and row["language"] != "und":
+        if row.get("language") and row["language"] != UNDETERMINED:
             letters[row["language"]] += sum(c.isalpha() for c in row["search_text"])
     return max(letters, key=lambda k: (letters[k], k)) if letters else None
 

@@ -28,7 +28,7 @@ from archive_pipeline import settings as app_settings
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
-from archive_pipeline.core.text import detect_language, normalise_print
+from archive_pipeline.core.text import UNDETERMINED, detect_language, normalise_print
 from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.stages.base import (
     CatalogItem,
@@ -374,7 +374,6 @@ class HistoricPrintReader:
     model = "Fraktur"
 
     def __init__(self, tessdata: str, *, threads: int = 1) -> None:
-
         if not (Path(tessdata) / f"{self.model}.traineddata").is_file():
             raise ModelUnavailableError(
                 f"no {self.model}.traineddata in {tessdata} (ARCHIVE_OCR_TESSDATA): install "
@@ -391,7 +390,6 @@ class HistoricPrintReader:
             ) from None
 
         self._api = tesserocr.PyTessBaseAPI(path=str(tessdata), lang=self.model)
-        self.model_id = f"tesseract/{tesserocr.tesseract_version().split()[1]}/{self.model}"
 
     def read(self, image: np.ndarray) -> list[TextLine]:
         """The lines Tesseract finds on an RGB image, with their boxes and confidences."""
@@ -643,9 +641,6 @@ def ocr_items(videos: list[CatalogItem], keyframes: pa.Table) -> list[OcrItem]:
         ).hexdigest()
         items.append(OcrItem(video, refs, selection))
     return items
-
-
-UNDETERMINED = "und"  # ISO 639's code for a language that cannot be told
 
 
 def line_languages(texts: list[str], setting: str) -> list[str]:
