@@ -806,6 +806,15 @@ SEARCH_PORT = _setting(
     low=1,
     high=65535,
 )
+SEARCH_ALLOWED_HOSTS = _setting(
+    "ARCHIVE_SEARCH_ALLOWED_HOSTS",
+    str,
+    "localhost,127.0.0.1,::1",
+    "host names the service answers (the request's Host header, comma-separated; `*` for any): "
+    "a web page cannot reach it through DNS rebinding; add the name it is served under",
+    groups=("search_service",),
+    field="allowed_hosts",
+)
 
 # -- the Dagster instance (read by Dagster from dagster.postgres.yaml) -----------------------------
 for _name, _meaning in (

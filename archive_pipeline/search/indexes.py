@@ -1,5 +1,6 @@
 """Indexes of `search_documents`: BM25 full-text on `text` (English analyser, for readers of the
-table) and per language on `text_en` / `text_de` (what the searcher matches), BITMAP on `decade`
+table) and per language, with positions (phrases), on `text_en` / `text_de` (what the searcher
+matches), BITMAP on `decade`
 and `kind`, BTREE on `media_id`, and a vector index per vector column once it holds enough
 vectors (below that, exact search is both exact and fast: a few thousand dot products)."""
 
@@ -61,12 +62,15 @@ def ensure_indexes(table, settings: IndexSettings) -> dict[str, str]:
     # per-language columns, each with its own language's stemming and stop words
     # media_id: the documents of items whose title matched (search/query.py) are read by it
     wanted = [("text", lambda: FTS(with_position=False)), ("kind", Bitmap), ("media_id", BTree)]
+    # positions: quoted phrases (search/syntax.py) are matched by them
     wanted += [
-        (column, lambda language=language: FTS(with_position=False, language=language))
+        (column, lambda language=language: FTS(with_position=True, language=language))
         for column, language in FTS_LANGUAGES.items()
     ]
     for column, config in wanted:
-        if (column,) not in existing:
+        if (column,) not in existing or (
+            column in FTS_LANGUAGES and lacks_positions(table, column)
+        ):
             _create(table, column, config())
     for column in ("vector", "image_vector"):
         if (column,) in existing:
@@ -76,6 +80,18 @@ def ensure_indexes(table, settings: IndexSettings) -> dict[str, str]:
             log.info("building %s index on %s (%d vectors)", settings.vector_index, column, vectors)
             _create(table, column, vector_index_config(settings.vector_index))
     return {ix.columns[0]: ix.index_type for ix in table.list_indices()}
+
+
+def lacks_positions(table, column: str) -> bool:
+    """Whether a full-text index was built without positions (before phrases were searched):
+    a phrase query on it is refused."""
+    from lancedb.query import PhraseQuery
+
+    try:
+        table.search(PhraseQuery("a b", column), query_type="fts").limit(1).to_arrow()
+    except ValueError as exc:
+        return "position" in str(exc)
+    return False
 
 
 def _create(table, column: str, config) -> None:

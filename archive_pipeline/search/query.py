@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import re
 import threading
-import unicodedata
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,17 @@ from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.warehouse import Warehouse, WarehouseMissingError, sql_literal
 from archive_pipeline.search.documents import KINDS
 from archive_pipeline.search.indexes import FTS_LANGUAGES, TABLE
+from archive_pipeline.search.syntax import (
+    ALL_STOP_WORDS,
+    PREFIX_EXPANSIONS,
+    ParsedQuery,
+    fts_query,
+    holds_phrases,
+    parse,
+    satisfies,
+    stems,
+    words,
+)
 from archive_pipeline.search.temporal import parse_temporal
 
 if TYPE_CHECKING:
@@ -42,15 +53,13 @@ VECTOR_LISTS = ("vector", "image")  # ranked lists the relevance floor applies t
 SCORE_MEANINGS = {
     "bm25_relative": "BM25 score divided by the best hit's (1.0: the best word match)",
     "cosine": "cosine similarity of query and document vectors (-1..1)",
-    "rrf_normalised": "reciprocal rank fusion sum / its maximum (1.0: first in every list)",
+    "rrf_normalised": "reciprocal rank fusion sum / its maximum (1.0: first in every list); "
+    "equal sums are ordered by the retrievers' own scores",
 }
 MAX_QUERY_CHARS = 1000
-MAX_LIMIT = 200
-# words that say nothing about a title or file name (English and German)
-_STOP_EN = "a an and at by for from in into is of on or the to with was were what who"
-_STOP_DE = "der die das den dem des ein eine einer und oder im am vom zum zur mit von für ist war"
-TITLE_STOP_WORDS = frozenset(f"{_STOP_EN} {_STOP_DE}".split())
+MAX_LIMIT = 300
 VECTOR_MODEL_COLUMNS = (("vector", "model_id"), ("image_vector", "image_model_id"))
+QUERY_CACHE = 1024  # query vectors kept (LRU, by model and text)
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009; LanceDB's RRFReranker default)
 COLUMNS = [
     "row_id",
@@ -75,6 +84,11 @@ COLUMNS = [
 
 class SearchError(ValueError):
     """A search that cannot run as asked (bad filter, no index table, model mismatch)."""
+
+
+class SearchUnavailable(SearchError):
+    """Nothing to search: no warehouse or no index table yet (a server state, not the
+    client's error: the service answers 503)."""
 
 
 @dataclass
@@ -201,14 +215,33 @@ def build_filter(
     return " AND ".join(parts) or None
 
 
+SHORT_DOCUMENT_WORDS = 3  # fewer words: a fragment ("Hmm", "Und"), ranked after sentences
+
+
+def _screened(rows: list[dict], parsed: ParsedQuery, name: str) -> list[dict]:
+    """A ranked list with the query's syntax applied to every retriever (a vector hit must hold
+    the required phrases and none of the excluded terms too), and fragments of fewer than
+    SHORT_DOCUMENT_WORDS words after the documents with words to read (BM25's length
+    normalisation and a short text's vague vector otherwise put "Hmm" first), unless the
+    fragment holds every word of the query. Title matches are left as they are."""
+    if name == "title":
+        return rows
+    if parsed.has_operators:
+        rows = [row for row in rows if satisfies(row["text"] or "", parsed)]
+    wanted = [stems(w) for term in parsed.terms if not term.prefix for w in term.words]
+
+    def fragment(row: dict) -> bool:
+        found = words(row["text"] or "")
+        if len(found) >= SHORT_DOCUMENT_WORDS:
+            return False
+        held = set().union(*(stems(w) for w in found)) if found else set()
+        return not (wanted and all(stem_set & held for stem_set in wanted))
+
+    return sorted(rows, key=fragment)  # stable: each part keeps its order
+
+
 def _and(*parts: str | None) -> str | None:
     return " AND ".join(p for p in parts if p) or None
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words of a title, file name or query: split at anything not a letter or
-    digit (underscores, dots and slashes too), accents kept (Fähre stays fähre)."""
-    return re.findall(r"[^\W_]+", unicodedata.normalize("NFC", text).casefold())
 
 
 class QueryBatcher:
@@ -296,7 +329,7 @@ class TitleIndex:
     def match(self, query: str, decades: tuple[str, ...] | None = None) -> list[str]:
         """media_ids whose title or file name holds at least half of the query's words (stop
         words aside), most words held first, then the shortest title."""
-        wanted = [w for w in dict.fromkeys(words(query)) if w not in TITLE_STOP_WORDS]
+        wanted = [w for w in dict.fromkeys(words(query)) if w not in ALL_STOP_WORDS]
         if not wanted:
             return []
         held: dict[str, int] = {}
@@ -345,11 +378,13 @@ class Searcher:
         self._others: dict[str, Any] = {}  # other tables, by name (catalogue, keyframes)
         self._embedder = embedder
         self._batcher: QueryBatcher | None = None
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # LRU
         self._lock = threading.RLock()  # lazy opening and the embedder, for threaded servers
         self._titles: tuple[int, TitleIndex] | None = None
-        self._speakers: tuple[int, list[str]] | None = None
+        self._known: dict[str, tuple[int, list[str]]] = {}  # column -> (version, values)
         self._vector_models: tuple[int, dict[str, set[str]]] | None = None
         self._fts_indexed: tuple[int, list[str] | str] | None = None
+        self._words: tuple[int, tuple[list[str], dict[str, int]]] | None = None
 
     @property
     def table(self):
@@ -369,9 +404,9 @@ class Searcher:
                 try:
                     self.warehouse.require()
                 except WarehouseMissingError as exc:
-                    raise SearchError(str(exc)) from None
+                    raise SearchUnavailable(str(exc)) from None
             if TABLE not in self.warehouse.table_names():
-                raise SearchError(
+                raise SearchUnavailable(
                     f"no {TABLE} table in {self.warehouse.root}: materialise the search_documents "
                     "asset (make demo, or the archive_job) first"
                 )
@@ -393,7 +428,9 @@ class Searcher:
 
     def embed(self, text: str) -> np.ndarray:
         """The query's vector (model loaded once per Searcher). Queries arriving together
-        from several threads are embedded in one batch (`QueryBatcher`)."""
+        from several threads are embedded in one batch (`QueryBatcher`); the last
+        QUERY_CACHE vectors are kept, by model and text, so a repeated query (paging, a
+        facet clicked, a popular search) is not embedded again."""
         with self._lock:
             if self._embedder is None:
                 from archive_pipeline.stages.embedders import TextEmbedder
@@ -401,7 +438,16 @@ class Searcher:
                 self._embedder = TextEmbedder(self.clip)
             if self._batcher is None:
                 self._batcher = QueryBatcher(self._embedder.embed)
-        return self._batcher.embed(text)
+            key = (self._embedder.model_id, text)
+            if key in self._vectors:
+                self._vectors.move_to_end(key)
+                return self._vectors[key]
+        vector = self._batcher.embed(text)
+        with self._lock:
+            self._vectors[key] = vector
+            while len(self._vectors) > QUERY_CACHE:
+                self._vectors.popitem(last=False)
+        return vector
 
     def vector_models(self) -> dict[str, set[str]]:
         """{vector column: model ids in the table}, read again when the table has a new version.
@@ -443,14 +489,66 @@ class Searcher:
             self._fts_indexed = (version, columns)
         return self._fts_indexed[1]
 
-    def _fts(self, text: str, where: str | None, k: int) -> list[dict]:
-        query = self.table.search(text, query_type="fts", fts_columns=self._fts_columns())
-        if where:
-            query = query.where(where, prefilter=True)
-        rows = query.select([*self.columns(), "_score"]).limit(k).to_arrow().to_pylist()
+    def _fts(self, parsed: ParsedQuery, where: str | None, k: int) -> list[dict]:
+        """BM25 hits of the parsed query (search/syntax.py) in the language columns. An index
+        built before phrases were searched has no positions: a phrase then needs its words and
+        their order is checked on the rows."""
+        found = self._fts_columns()
+        columns = {"text": "English"} if found == "text" else {c: FTS_LANGUAGES[c] for c in found}
+        phrases = found != "text"
+        rows = None
+        while rows is None:
+            query = fts_query(parsed, columns, expand=self.expand_prefix, phrases=phrases)
+            if query is None:  # stop words only, or a prefix no word of the archive has
+                return []
+            search = self.table.search(query, query_type="fts")
+            if where:
+                search = search.where(where, prefilter=True)
+            try:
+                rows = search.select([*self.columns(), "_score"]).limit(k).to_arrow().to_pylist()
+            except ValueError as exc:
+                if not phrases or "position" not in str(exc):
+                    raise
+                phrases = False
+        if not phrases:
+            rows = [row for row in rows if holds_phrases(row["text"] or "", parsed)]
         for row in rows:
             row["_similarity"] = row.pop("_score")
         return rows
+
+    def expand_prefix(self, prefix: str) -> list[str]:
+        """The archive's words beginning with `prefix`, the PREFIX_EXPANSIONS most frequent."""
+        vocabulary, counts = self._vocabulary()
+        at = bisect.bisect_left(vocabulary, prefix)
+        found = []
+        while at < len(vocabulary) and vocabulary[at].startswith(prefix):
+            found.append(vocabulary[at])
+            at += 1
+        return sorted(found, key=lambda w: -counts[w])[:PREFIX_EXPANSIONS]
+
+    def _vocabulary(self) -> tuple[list[str], dict[str, int]]:
+        """The words of the documents' text (sorted) and their counts, read once per table
+        version, on the first prefix query (a vectorised pass over `text`: seconds at 1M
+        rows)."""
+        version = self.table.version
+        if self._words is None or self._words[0] != version:
+            import pyarrow.compute as pc
+
+            texts = self.table.to_lance().to_table(columns=["text"]).column("text")
+            tokens = pc.list_flatten(
+                pc.split_pattern_regex(pc.utf8_lower(texts), pattern=r"[^\p{L}\p{N}]+")
+            )
+            counted = pc.value_counts(tokens)
+            counts = dict(
+                zip(
+                    counted.field("values").to_pylist(),
+                    counted.field("counts").to_pylist(),
+                    strict=True,
+                )
+            )
+            counts.pop("", None)
+            self._words = (version, (sorted(counts), counts))
+        return self._words[1]
 
     def _vector(self, vector: np.ndarray, column: str, where: str | None, k: int) -> list[dict]:
         query = (
@@ -485,13 +583,16 @@ class Searcher:
         candidates: int | None = None,
         vector: np.ndarray | None = None,
         titles: bool = True,
+        media_ids: list[str] | tuple[str, ...] | None = None,
     ) -> SearchResults:
         """Search; `temporal` maps words like "in 1989" or "the eighties" to a decade filter
         when no `decades` are given (the results say so). `vector`: the query's embedding when
         the caller has it (skips the embedder); `candidates`: hits each ranked list brings to
         the fusion (default max(4 x limit, 40)); `languages`: only documents in these
         languages (codes such as 'de', 'en': a segment's detected language; a keyframe's is its
-        overlapping speech's); `titles`: also match media titles and file names."""
+        overlapping speech's); `titles`: also match media titles and file names; `media_ids`:
+        only documents of these items (an item's other moments). The query syntax (phrases,
+        prefix*, -exclude, OR) is search/syntax.py's."""
         if mode not in MODES:
             raise SearchError(f"mode must be one of {MODES}, not {mode!r}")
         if not query or not query.strip():
@@ -518,7 +619,16 @@ class Searcher:
             raise SearchError(f"language codes are ISO 639 codes such as 'de' or 'en', not {bad}")
         languages = tuple(languages) if languages else None
         speaker = speaker.strip() if speaker and speaker.strip() else None
+        parsed = parse(text)
+        if not parsed.clauses:
+            raise SearchError(
+                "the query has no words to find (a `*` or `-word` alone lists nothing): use "
+                'words, "a phrase", a prefix* or -word beside them'
+            )
+        text = parsed.plain
         where = build_filter(chosen, kinds, speaker, languages)
+        if media_ids:
+            where = _and(where, f"media_id IN ({', '.join(sql_literal(m) for m in media_ids)})")
         notes: list[str] = []
         images = mode != "text" and self._image_search(kinds, notes)
         fused_k = candidates or max(limit * 4, 40)  # what each list brings to a fusion
@@ -527,11 +637,12 @@ class Searcher:
         k = fused_k if fusing else limit
         ranked: dict[str, list[dict]] = {}
         if mode in ("text", "hybrid"):
-            ranked["text"] = self._fts(text, where, k)
+            ranked["text"] = self._fts(parsed, where, k)
         if mode in ("vector", "hybrid"):
             ranked.update(self._vector_lists(text, vector, where, k, images, notes))
         if title_rows:
             ranked["title"] = title_rows
+        ranked = {name: _screened(rows, parsed, name) for name, rows in ranked.items()}
         ordered, below_floor = self._rank(ranked, limit, fusing)
         if below_floor:
             notes.append(
@@ -611,7 +722,14 @@ class Searcher:
         def fuse(lists):
             return reciprocal_rank_fusion({n: [r["row_id"] for r in v] for n, v in lists.items()})
 
-        fused = fuse(floored)[:limit]
+        # equal fused scores (first in one list each) are ordered by the retrievers' own
+        # scores relative to their best, so a strong match is not left to list order
+        strength: dict[str, float] = {}
+        for rows in floored.values():
+            top = max((abs(r["_similarity"]) for r in rows), default=0.0) or 1.0
+            for r in rows:
+                strength[r["row_id"]] = strength.get(r["row_id"], 0.0) + r["_similarity"] / top
+        fused = sorted(fuse(floored), key=lambda f: (-f[1], -strength.get(f[0], 0.0)))[:limit]
         unfloored = {item for item, _, _ in fuse(ranked)[:limit]}
         best = len(ranked) / (RRF_K + 1)  # first in every list searched
         ordered = [(rows_by_id[item], score / best, score, ranks) for item, score, ranks in fused]
@@ -624,16 +742,22 @@ class Searcher:
     def known_speakers(self) -> list[str]:
         """The speaker names in the table (catalogue names, not labels), read once per
         table version."""
+        return self.known_values("speaker_name")
+
+    def known_values(self, column: str) -> list[str]:
+        """The distinct values of a column (decade, language, speaker_name), sorted; read once
+        per table version."""
         version = self.table.version
-        if self._speakers is None or self._speakers[0] != version:
+        held = self._known.get(column)
+        if held is None or held[0] != version:
             import pyarrow.compute as pc
 
-            names = self.table.to_lance().to_table(
-                columns=["speaker_name"], filter="speaker_name IS NOT NULL"
+            values = self.table.to_lance().to_table(
+                columns=[column], filter=f"{column} IS NOT NULL"
             )
-            unique = pc.unique(names.column("speaker_name")).to_pylist()
-            self._speakers = (version, sorted(unique, key=str.casefold))
-        return self._speakers[1]
+            unique = pc.unique(values.column(column)).to_pylist()
+            self._known[column] = (version, sorted(unique, key=str.casefold))
+        return self._known[column][1]
 
     def open_table(self, name: str):
         """Another table of the warehouse through this searcher's connection (opened once,
@@ -690,6 +814,8 @@ class Searcher:
             return False
         if self.text_model_id in self.vector_models()["image_vector"]:
             return True
+        if not kinds:  # pictures not asked for: their text and speech are searched, no note
+            return False
         if not self.clip.configured:
             notes.append(
                 "keyframe images are not searched: no image-text model is configured "
@@ -701,7 +827,6 @@ class Searcher:
                 f"{self.text_model_id}"
             )
         return False
-        return True
 
     def _vector_lists(
         self, text: str, vector: np.ndarray | None, where: str | None, k: int, images: bool, notes

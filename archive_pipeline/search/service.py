@@ -15,10 +15,12 @@ import logging
 import mimetypes
 import re
 import time
+import unicodedata
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -37,6 +39,7 @@ from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.images import ImageDecodeError
 from archive_pipeline.core.store import Store
 from archive_pipeline.core.warehouse import sql_literal
+from archive_pipeline.search import api
 from archive_pipeline.search.documents import KINDS
 from archive_pipeline.search.query import (
     MAX_LIMIT,
@@ -45,7 +48,10 @@ from archive_pipeline.search.query import (
     SCORE_MEANINGS,
     Searcher,
     SearchError,
+    SearchUnavailable,
 )
+from archive_pipeline.search.results import MOMENTS, SORTS, result_page
+from archive_pipeline.search.syntax import highlights, parse
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +102,7 @@ CATALOG_COLUMNS = [
 ]
 STAGE_COLUMNS = ["stage", "status", "n_rows", "compute_s", "created_at", "decade"]
 FAILURE_COLUMNS = ["stage", "error_class", "message", "created_at", "decade"]
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")  # longer numbers exceed any file
 # still images a browser shows itself; others (TIFF scans...) are shown as a JPEG rendition
 BROWSER_IMAGES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif"}
 PAGE_PIXELS = 2000  # a page rendition's long side at most, pixels
@@ -232,14 +238,118 @@ def media_type(store_key: str) -> str:
     )
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAPI:
+def not_modified(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header matches the ETag (RFC 9110: `*`, a list, weak
+    comparison)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag.removeprefix("W/") in tags
+
+
+def content_disposition(file_name: str) -> str:
+    """`inline` with the file's name: an ASCII fallback in `filename` and the exact name in
+    RFC 5987's `filename*` (Gdańsk_Łódź_1974.flac, names with quotes)."""
+    fallback = (
+        unicodedata.normalize("NFKD", file_name).encode("ascii", "ignore").decode() or "media"
+    )
+    fallback = re.sub(r'["\\\x00-\x1f\x7f]', "_", fallback)
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
+class Guard:
+    """ASGI middleware around the whole service: answers a Host it does not serve with 400
+    (a page elsewhere cannot reach the service through DNS rebinding), and any error with a
+    JSON 500 that keeps the connection open (the error is logged, never sent)."""
+
+    def __init__(self, app, *, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.allowed = {h.strip().lower().strip("[]") for h in allowed_hosts if h.strip()}
+
+    def host_allowed(self, scope) -> bool:
+        """Whether the request's Host header names this service."""
+        if self.any_host:
+            return True
+        host = ""
+        for name, value in scope.get("headers") or []:
+            if name == b"host":
+                host = value.decode("latin-1").strip().lower()
+        if host.startswith("["):  # [::1]:8765
+            host = host[1 : host.find("]")] if "]" in host else host
+        else:
+            host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return host in self.allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if not self.host_allowed(scope):
+            response = _error(400, "this service does not answer for that Host header")
+            return await response(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if not started:
+                response = _error(500, "internal error (details are in the service's log)")
+                await response(scope, receive, send)
+            else:  # the body was under way: end it (the client sees a short body)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+SEARCH_PARAMETERS = {
+    "q",
+    "mode",
+    "decade",
+    "kind",
+    "speaker",
+    "language",
+    "media",
+    "sort",
+    "offset",
+    "limit",
+    "dates",
+}
+MAX_GROUPS = 100  # offset + limit: results past the first 100 items are not paged
+SYNTAX = {
+    "words": "ranked by BM25: more of them, and rarer ones, rank higher",
+    '"a phrase"': "the words in this order (U-Bahn and 9/11 are phrases too)",
+    "prefix*": "words beginning so (2+ letters)",
+    '-word, -"a phrase"': "leave out what holds it",
+    "a OR b": "either; needed where a phrase is among them",
+    "in 1989, the eighties": "a decade filter (dates=false: words)",
+}
+
+
+def create_app(
+    searcher: Searcher,
+    store: Store,
+    *,
+    warm: bool = True,
+    allowed_hosts: list[str] | None = None,
+) -> FastAPI:
     """The service: the JSON API, thumbnails, media and the page at `/`. `warm`: open the
-    table and load the query embedder at start (else on the first query)."""
+    table and load the query embedder at start (else on the first query); `allowed_hosts`:
+    the Host names answered (default ARCHIVE_SEARCH_ALLOWED_HOSTS)."""
     archive = Archive(searcher, store)
+    if allowed_hosts is None:
+        configured = app_settings.resolve("search_service").allowed_hosts
+        allowed_hosts = [h for h in configured.split(",") if h.strip()]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -255,13 +365,20 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
 
     app = FastAPI(
         title="archive_pipeline search",
-        version="1",
+        version="2",
         description="Search the archive's transcripts, speakers, on-screen text and keyframes; "
-        "play the media at the hit. Errors are JSON objects with an `error` message.",
+        "play the media at the hit. Errors are JSON objects with an `error` message: 400 for a "
+        "parameter the service cannot use, 404 for what does not exist, 503 while there is "
+        "nothing to search. Query syntax: see `/options` (`syntax`).",
         lifespan=lifespan,
         docs_url=None,  # Swagger UI loads its scripts from a CDN; /openapi.json describes the API
         redoc_url=None,
     )
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts)
+
+    @app.exception_handler(SearchUnavailable)
+    async def unavailable(_request: Request, exc: SearchUnavailable):
+        return _error(503, str(exc), {"Retry-After": "60"})
 
     @app.exception_handler(SearchError)
     async def search_error(_request: Request, exc: SearchError):
@@ -277,19 +394,19 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's and the router's (404, 405)
     async def http_error(_request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        log.exception("%s %s failed", request.method, request.url.path)
-        return _error(500, "internal error (details are in the service's log)")
+        return _error(exc.status_code, str(exc.detail), exc.headers)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         html = files("archive_pipeline.search").joinpath("static/index.html").read_text()
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
-    @app.get("/healthz", summary="Liveness and the searched table's version")
+    @app.get(
+        "/healthz",
+        summary="Liveness and the searched table's version",
+        response_model=api.Health,
+        responses={503: {"model": api.Health, "description": "nothing to search yet"}},
+    )
     def healthz():
         try:
             table = searcher.table
@@ -298,30 +415,72 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return {"status": "ok", "search_documents": {"version": version, "rows": rows}}
 
-    @app.get("/options", summary="What the filters accept (modes, kinds, decades, speakers)")
+    @app.get(
+        "/options",
+        summary="What the parameters accept (modes, kinds, decades, languages, speakers)",
+        response_model=api.Options,
+        responses=api.ERRORS,
+    )
     def options():
         return {
             "modes": list(MODES),
             "kinds": list(KINDS),
-            "decades": list(PARTITION_KEYS),
+            "sorts": list(SORTS),
+            "decades": [d for d in PARTITION_KEYS if d in set(searcher.known_values("decade"))],
+            "languages": searcher.known_values("language"),
             "speakers": searcher.known_speakers()[:1000],
             "min_similarity": searcher.min_similarity,
             "score_meanings": SCORE_MEANINGS,
-            "max_limit": MAX_LIMIT,
+            "max_limit": MAX_GROUPS,
+            "syntax": SYNTAX,
         }
 
-    @app.get("/search", summary="Search speech, on-screen text, keyframes and titles")
+    @app.get(
+        "/search",
+        summary="Search speech, on-screen text, keyframes and titles; results per item",
+        response_model=api.SearchResponse,
+        responses=api.ERRORS,
+    )
     def search(
-        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="query")],
+        request: Request,
+        q: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=MAX_QUERY_CHARS,
+                description='words, "phrases", prefix*, -exclude, OR (see /options)',
+            ),
+        ],
         mode: Annotated[str, Query(description=f"one of {', '.join(MODES)}")] = "hybrid",
         decade: Annotated[list[str] | None, Query(description="repeatable, e.g. 1980s")] = None,
         kind: Annotated[list[str] | None, Query(description="speech or keyframe")] = None,
         speaker: Annotated[str | None, Query(max_length=200)] = None,
         language: Annotated[list[str] | None, Query(description="ISO 639: de, en")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+        media: Annotated[
+            list[str] | None, Query(description="only these items: all their moments")
+        ] = None,
+        sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}")] = "relevance",
+        offset: Annotated[int, Query(ge=0, le=MAX_GROUPS - 1, description="items to skip")] = 0,
+        limit: Annotated[int, Query(ge=1, le=50, description="items per page")] = 10,
         dates: Annotated[bool, Query(description='read "in 1989" as a decade filter')] = True,
     ):
         start = time.perf_counter()
+        unknown = sorted(set(request.query_params) - SEARCH_PARAMETERS)
+        if unknown:
+            raise SearchError(
+                f"unknown parameter(s) {', '.join(unknown)}: the search takes "
+                f"{', '.join(sorted(SEARCH_PARAMETERS))} (pages: offset and limit)"
+            )
+        if sort not in SORTS:
+            raise SearchError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+        if offset + limit > MAX_GROUPS:
+            raise SearchError(
+                f"offset + limit is at most {MAX_GROUPS}: narrow the query with filters"
+            )
+        bad = [m for m in media or () if not re.match(ID_PATTERN, m)]
+        if bad:
+            raise SearchError(f"media takes media ids from results, not {bad[:3]}")
+        window = MAX_LIMIT if media else min(MAX_LIMIT, max(50, 3 * (offset + limit)))
         results = searcher.search(
             query=q,
             mode=mode,
@@ -329,29 +488,57 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
             kinds=kind,
             speaker=speaker,
             languages=language,
-            limit=limit,
+            limit=window,
             temporal=dates,
             thumbnails=False,
+            media_ids=media,
         )
         catalog = archive.catalog([hit.media_id for hit in results.hits])
-        data = results.to_dict()
-        for hit in data["hits"]:
-            row = catalog.get(hit["media_id"], {})
-            hit["media_kind"] = row.get("kind")
-            hit["file"] = row.get("store_key")
-            hit["media_url"] = f"/media/{hit['media_id']}"
-            hit["player_url"] = f"/media/{hit['media_id']}#t={hit['time_s']:.2f}"
-            hit["item_url"] = f"/items/{hit['media_id']}"
-            hit["thumbnail_url"] = (
-                f"/thumbnails/{hit['keyframe_id']}" if hit["keyframe_id"] else None
-            )
-            # a page of a still: the whole page, viewable (the passage's region is in the hit)
-            hit["page_url"] = f"/pages/{hit['media_id']}/{hit['page']}" if hit["page"] else None
-        data["score_meaning_text"] = SCORE_MEANINGS[results.score_meaning]
-        data["took_ms"] = round((time.perf_counter() - start) * 1000, 1)
-        return data
+        found = result_page(
+            results.hits,
+            catalog,
+            offset=offset,
+            limit=limit,
+            sort=sort,
+            complete=len(results.hits) < window,
+        )
+        parsed = parse(results.searched_text)
+        shown = None if media else MOMENTS
+        notes = list(results.notes)
+        if not results.hits and not found.total:
+            notes.append(_empty_hint(results, mode))
+        return {
+            "query": results.query,
+            "searched_text": results.searched_text,
+            "mode": results.mode,
+            "sort": sort,
+            "offset": offset,
+            "limit": limit,
+            "total": found.total,
+            "total_relation": found.total_relation,
+            "groups": [_group(g, parsed, shown) for g in found.groups],
+            "facets": {
+                name: [{"value": v, "count": c} for v, c in values]
+                for name, values in found.facets.items()
+            },
+            "filters": {
+                "decades": list(results.decades) if results.decades else None,
+                "decade_filter_source": results.decade_filter_source,
+                "kinds": list(results.kinds) if results.kinds else None,
+                "languages": list(results.languages) if results.languages else None,
+                "speaker": results.speaker,
+                "media": media,
+            },
+            "retrievers": results.retrievers,
+            "notes": notes,
+            "score_meaning": results.score_meaning,
+            "score_meaning_text": SCORE_MEANINGS[results.score_meaning],
+            "min_similarity": results.min_similarity,
+            "below_floor": results.below_floor,
+            "known_speakers": results.known_speakers,
+            "took_ms": round((time.perf_counter() - start) * 1000, 1),
+        }
 
-    @app.get("/pages/{media_id}/{page}", summary="A page of a still image or scan, as JPEG")
     def page_image(
         media_id: Annotated[str, _id_path()],
         page: Annotated[int, PathParam(ge=1, le=100_000, description="page, from 1")],
@@ -360,16 +547,25 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
         try:
             found = archive.page_image(media_id, page)
         except ImageDecodeError as exc:
-            raise HTTPException(422, f"the image cannot be shown: {exc}") from None
+            raise HTTPException(
+                404, f"no viewable page: the file cannot be decoded ({exc})"
+            ) from None
         if found is None:
             raise HTTPException(404, f"no page {page} of a still image {media_id}")
         data, etag = found
         headers = {"ETag": etag, "Cache-Control": "private, max-age=300"}
-        if if_none_match and etag in if_none_match:
+        if not_modified(if_none_match, etag):
             return Response(status_code=304, headers=headers)
         return Response(data, media_type="image/jpeg", headers=headers)
 
-    @app.get("/thumbnails/{keyframe_id}", summary="A keyframe's thumbnail image")
+    _get_and_head(
+        app,
+        "/pages/{media_id}/{page}",
+        page_image,
+        summary="A page of a still image or scan, as JPEG",
+        responses={**api.NOT_FOUND, 200: {"content": {"image/jpeg": {}}}},
+    )
+
     def thumbnail(
         keyframe_id: Annotated[str, _id_path()],
         if_none_match: Annotated[str | None, Header()] = None,
@@ -380,16 +576,25 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
         data, fmt = found
         etag = f'"{hashlib.sha1(data).hexdigest()[:20]}"'
         headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
-        if if_none_match and etag in if_none_match:
+        if not_modified(if_none_match, etag):
             return Response(status_code=304, headers=headers)
         return Response(
             data, media_type=THUMBNAIL_TYPES.get(fmt, "application/octet-stream"), headers=headers
         )
 
+    _get_and_head(
+        app,
+        "/thumbnails/{keyframe_id}",
+        thumbnail,
+        summary="A keyframe's thumbnail image",
+        responses={**api.NOT_FOUND, 200: {"content": {"image/jpeg": {}}}},
+    )
+
     def media(
         media_id: Annotated[str, _id_path()],
         request: Request,
         range_header: Annotated[str | None, Header(alias="range")] = None,
+        if_none_match: Annotated[str | None, Header()] = None,
         original: Annotated[
             bool, Query(description="a scan's own file (TIFF...), not its viewable page")
         ] = False,
@@ -410,22 +615,25 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
         except Exception as exc:
             if _missing(exc):
                 raise HTTPException(404, f"{key} is no longer in the store") from None
-            raise
+            log.warning("the store cannot be read for %s: %s", key, exc)
+            raise HTTPException(503, f"the store cannot be read now for {key}") from None
         if stored.problem:
             raise HTTPException(403, f"{key} cannot be served: {stored.problem[1]}")
         size = stored.size
         headers = {
             "Accept-Ranges": "bytes",
             "Cache-Control": "private, max-age=300",
-            "Content-Disposition": f'inline; filename="{key.rsplit("/", 1)[-1]}"',
+            "Content-Disposition": content_disposition(key.rsplit("/", 1)[-1]),
         }
         if row.get("sha256"):
             headers["ETag"] = f'"{row["sha256"][:32]}"'
+            if not range_header and not_modified(if_none_match, headers["ETag"]):
+                return Response(status_code=304, headers=headers)
         try:
             span = parse_range(range_header, size)
         except Unsatisfiable as exc:
             headers["Content-Range"] = f"bytes */{size}"
-            return JSONResponse({"error": str(exc)}, status_code=416, headers=headers)
+            return _error(416, str(exc), headers)
         start, end = span or (0, size - 1)
         headers["Content-Length"] = str(max(0, end - start + 1))
         status = 206 if span else 200
@@ -440,19 +648,116 @@ def create_app(searcher: Searcher, store: Store, *, warm: bool = True) -> FastAP
             raise HTTPException(403, f"{key} lies outside the store") from None
         return StreamingResponse(body, status_code=status, headers=headers, media_type=kind)
 
-    summary = "The item's media (HTTP Range: 206 with the bytes asked for)"
-    app.add_api_route("/media/{media_id}", media, methods=["GET"], summary=summary)
-    app.add_api_route("/media/{media_id}", media, methods=["HEAD"], include_in_schema=False)
+    _get_and_head(
+        app,
+        "/media/{media_id}",
+        media,
+        summary="The item's media (HTTP Range: 206 with the bytes asked for)",
+        responses={
+            **api.NOT_FOUND,
+            **api.RANGE_ERRORS,
+            403: {"model": api.Problem, "description": "the file lies outside the store"},
+            503: {"model": api.Problem, "description": "the store cannot be read now"},
+        },
+    )
 
-    @app.get("/items/{media_id}", summary="An item's catalogue row, stage status and failures")
+    @app.get(
+        "/items/{media_id}",
+        summary="An item's catalogue row, stage status and failures",
+        response_model=api.Item,
+        responses={**api.NOT_FOUND, 503: api.ERRORS[503]},
+    )
     def item(media_id: Annotated[str, _id_path()]):
         found = archive.item(media_id)
         if found is None:
             raise HTTPException(404, f"no catalogued item {media_id}")
+        found["catalog"].pop("uri", None)  # an absolute server path: the store key says it
         found["media_url"] = f"/media/{media_id}"
         return found
 
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _get_and_head(app: FastAPI, path: str, endpoint, **documented) -> None:
+    """A GET route (documented) and the same for HEAD (headers only)."""
+    app.add_api_route(path, endpoint, methods=["GET"], **documented)
+    app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document without the 422 it declares for every route (bad parameters are
+    answered 400 here, as documented per route)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault(
+                        "400",
+                        {
+                            "description": "a parameter the service cannot use",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Problem"}
+                                }
+                            },
+                        },
+                    )
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        components.setdefault("Problem", api.Problem.model_json_schema())
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _group(group, parsed, shown: int | None) -> dict:
+    """A result group as the API returns it (the service's own URLs, no server paths)."""
+    moments = group.moments if shown is None else group.moments[:shown]
+    date = group.date
+    return {
+        "media_id": group.media_id,
+        "title": group.best.title,
+        "media_kind": group.catalog.get("kind"),
+        "decade": group.best.decade,
+        "date": date.isoformat() if date else None,
+        "file": group.catalog.get("store_key"),
+        "score": group.best.score,
+        "moments": [_moment(hit, parsed) for hit in moments],
+        "more_moments": len(group.moments) - len(moments),
+        "media_url": f"/media/{group.media_id}",
+        "item_url": f"/items/{group.media_id}",
+    }
+
+
+def _moment(hit, parsed) -> dict:
+    data = hit.to_dict()
+    for internal in ("uri", "deep_link", "title", "decade", "media_id"):
+        data.pop(internal, None)
+    data["highlights"] = highlights(hit.snippet, parsed)
+    data["player_url"] = f"/media/{hit.media_id}#t={hit.time_s:.2f}"
+    data["thumbnail_url"] = f"/thumbnails/{hit.keyframe_id}" if hit.keyframe_id else None
+    data["page_url"] = f"/pages/{hit.media_id}/{hit.page}" if hit.page else None
+    return data
+
+
+def _empty_hint(results, mode: str) -> str:
+    """What to try when nothing was found."""
+    tries = []
+    if results.decades or results.kinds or results.languages or results.speaker:
+        tries.append("remove a filter")
+    if results.decade_filter_source and results.decade_filter_source != "argument":
+        tries.append("search the words as words (dates=false)")
+    if mode == "text":
+        tries.append("search by meaning (mode=hybrid)")
+    tries.append("fewer or other words, or a prefix*")
+    return "nothing found: " + "; ".join(tries)
 
 
 def _missing(exc: Exception) -> bool:
@@ -476,5 +781,8 @@ def serve(*, host: str | None = None, port: int | None = None, warm: bool = True
     where = app_settings.resolve("search_service", {"host": host, "port": port})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     store = open_store()
-    app = create_app(default_searcher(), store, warm=warm)
+    hosts = [h for h in where.allowed_hosts.split(",") if h.strip()]
+    if where.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+        hosts.append(where.host)  # the address it listens on names it too
+    app = create_app(default_searcher(), store, warm=warm, allowed_hosts=hosts)
     uvicorn.run(app, host=where.host, port=where.port, log_level="info", access_log=False)

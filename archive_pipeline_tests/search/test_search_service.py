@@ -13,6 +13,7 @@ import json
 import math
 import os
 import struct
+import time
 import wave
 
 import numpy as np
@@ -30,6 +31,7 @@ from archive_pipeline.search.service import create_app, parse_range
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 DIM = 64
+BASE = "http://127.0.0.1"  # a Host the service answers (ARCHIVE_SEARCH_ALLOWED_HOSTS)
 
 
 class ToyEmbedder:
@@ -80,7 +82,13 @@ DOCS = [  # media_id, kind, start, end, time, speaker, name, text
     ("news", "speech", 0.2, 2.8, 0.2, "SPEAKER_00", None,
      "The city council approved the new tram line today."),
     ("news", "speech", 3.1, 5.8, 3.1, "SPEAKER_00", None, "Okay."),
+    ("harbour", "speech", 9.0, 12.0, 9.0, "SPEAKER_01", "Dock worker",
+     "Later a tram ran along the quay every morning."),
+    ("news", "speech", 6.0, 9.0, 6.0, "SPEAKER_01", None,
+     "Die Mauer ist gefallen, sagte die Reporterin am Abend."),
 ]  # fmt: skip
+GERMAN = {"Die Mauer ist gefallen, sagte die Reporterin am Abend."}
+YEARS = {"harbour": 1984, "news": 1996}
 
 
 def build_archive(root, *, refresh_s: float = 10.0) -> dict:
@@ -109,6 +117,7 @@ def build_archive(root, *, refresh_s: float = 10.0) -> dict:
                     "store_key": key,
                     "kind": kind,
                     "title": title,
+                    "year": YEARS.get(m),
                     "sha256": hashlib.sha256(m.encode()).hexdigest(),
                     "created_at": NOW,
                 }
@@ -194,16 +203,16 @@ def build_archive(root, *, refresh_s: float = 10.0) -> dict:
                     "speaker": speaker,
                     "speaker_name": name,
                     "text": text,
-                    "language": "en",
+                    "language": "de" if text in GERMAN else "en",
                     "keyframe_id": keyframe_id if m == "news" else None,
                     "vector": embedder.embed([text])[0].tolist(),
-                    **analysed_text(text, "en"),
+                    **analysed_text(text, "de" if text in GERMAN else "en"),
                 }
             )
         wh.replace(TABLE, rows, scope={"decade": decade}, dim=DIM)
     ensure_indexes(wh.table(TABLE), IndexSettings())
     searcher = Searcher(wh, embedder=embedder, min_similarity=0.4, refresh_s=refresh_s)
-    client = TestClient(create_app(searcher, LocalStore(str(inbox)), warm=False))
+    client = TestClient(create_app(searcher, LocalStore(str(inbox)), warm=False), base_url=BASE)
     return {"client": client, "audio": audio, "keyframe_id": keyframe_id, "inbox": inbox, "wh": wh}
 
 
@@ -213,42 +222,66 @@ def served(tmp_path_factory):
     return build_archive(tmp_path_factory.mktemp("service"))
 
 
-def test_search_returns_hits_with_links_scores_and_filters(served):
+def moments(data: dict) -> list[dict]:
+    """Every moment of a response, group by group, with its group's media_id and decade."""
+    return [
+        {**m, "media_id": g["media_id"], "decade": g["decade"]}
+        for g in data["groups"]
+        for m in g["moments"]
+    ]
+
+
+def test_search_returns_items_with_moments_links_scores_and_filters(served):
     client = served["client"]
     response = client.get("/search", params={"q": "tram line", "mode": "text", "limit": 5})
     assert response.status_code == 200
     data = response.json()
-    first = data["hits"][0]
-    assert first["media_id"] == "news" and first["media_kind"] == "video"
-    assert first["media_url"] == "/media/news" and first["player_url"].startswith("/media/news#t=")
+    group = data["groups"][0]
+    first = group["moments"][0]
+    assert group["media_id"] == "news" and group["media_kind"] == "video"
+    assert group["file"] == "tv/evening_news.mp4" and group["decade"] == "1990s"
+    assert group["media_url"] == "/media/news" and first["player_url"].startswith("/media/news#t=")
     assert first["thumbnail_url"] == f"/thumbnails/{served['keyframe_id']}"
-    assert first["deep_link"].endswith(f"#t={first['time_s']:.2f}")
-    assert data["score_meaning"] == "bm25_relative" and first["score"] == 1.0
-    assert all(0 < h["score"] <= 1 for h in data["hits"])
+    assert data["score_meaning"] == "bm25_relative" and first["score"] == group["score"] == 1.0
+    assert all(0 < m["score"] <= 1 for m in moments(data))
     assert first["raw_score"] > 0
+    # one group per item, its moments best first; the totals and facets count items
+    assert len({g["media_id"] for g in data["groups"]}) == len(data["groups"]) == data["total"]
+    assert data["total_relation"] == "eq"
+    assert {f["value"]: f["count"] for f in data["facets"]["decade"]} == {"1990s": 1, "1980s": 1}
+    # no server paths or internal filters in the answer
+    assert "file://" not in response.text and "where" not in data
+    assert str(served["inbox"]) not in response.text
     decade = client.get("/search", params={"q": "remember the winter in the eighties"}).json()
-    assert decade["decades"] == ["1980s"] and "eighties" in decade["decade_filter_source"]
-    assert {h["decade"] for h in decade["hits"]} == {"1980s"}
+    assert decade["filters"]["decades"] == ["1980s"]
+    assert "eighties" in decade["filters"]["decade_filter_source"]
+    assert {m["decade"] for m in moments(decade)} == {"1980s"}
 
 
 def test_hybrid_leaves_out_vector_hits_below_the_floor_and_says_so(served):
     data = served["client"].get("/search", params={"q": "approved tram", "limit": 10}).json()
     assert data["score_meaning"] == "rrf_normalised" and data["min_similarity"] == 0.4
-    texts = [h["text"] for h in data["hits"]]
+    texts = [m["text"] for m in moments(data)]
     assert "Okay." not in texts and "I remember it well" not in " ".join(texts)
     assert data["below_floor"] > 0 and any("relevance floor" in n for n in data["notes"])
-    assert all(h["score"] <= 1.0 for h in data["hits"])
-    assert any("no image-text model" in n for n in data["notes"])
+    assert all(m["score"] <= 1.0 for m in moments(data))
+    # a note that keyframe images are not searched only when pictures were asked for
+    assert not any("no image-text model" in n for n in data["notes"])
+    pictures = {"q": "approved tram", "kind": "keyframe"}
+    assert any(
+        "no image-text model" in n
+        for n in served["client"].get("/search", params=pictures).json()["notes"]
+    )
 
 
 def test_titles_and_file_names_are_searchable(served):
     by_title = served["client"].get("/search", params={"q": "harbour", "mode": "vector"}).json()
-    assert by_title["hits"][0]["media_id"] == "harbour"
-    assert by_title["hits"][0]["matched_by"] == {"title": 1}
-    assert by_title["hits"][0]["time_s"] == 0.0  # a title match plays from the start
+    assert moments(by_title)[0]["media_id"] == "harbour"
+    assert moments(by_title)[0]["matched_by"] == {"title": 1}
+    assert moments(by_title)[0]["time_s"] == 0.0  # a title match plays from the start
     by_file = served["client"].get("/search", params={"q": "evening_news", "mode": "text"}).json()
-    assert by_file["hits"][0]["media_id"] == "news"
-    assert "title" in by_file["hits"][0]["matched_by"]
+    assert moments(by_file)[0]["media_id"] == "news"
+    assert "title" in moments(by_file)[0]["matched_by"]
 
 
 def test_title_index_matching():
@@ -284,14 +317,14 @@ def test_unknown_speaker_is_answered_with_the_known_names(served):
         .get("/search", params={"q": "ice", "speaker": "Mayor Schulz", "mode": "text"})
         .json()
     )
-    assert data["hits"] == [] and data["known_speakers"] == ["Dock worker", "Interviewer"]
-    assert "Dock worker" in data["notes"][-1]
+    assert data["groups"] == [] and data["known_speakers"] == ["Dock worker", "Interviewer"]
+    assert any("Dock worker" in n for n in data["notes"])
     found = (
         served["client"]
         .get("/search", params={"q": "ice", "speaker": "dock worker", "mode": "text"})
         .json()
     )
-    assert found["hits"][0]["speaker"] == "Dock worker" and found["known_speakers"] is None
+    assert moments(found)[0]["speaker"] == "Dock worker" and found["known_speakers"] is None
 
 
 @pytest.mark.parametrize(
@@ -302,7 +335,13 @@ def test_unknown_speaker_is_answered_with_the_known_names(served):
         ({"q": "x" * 1001}, "q"),
         ({"q": "x", "mode": "semantic"}, "mode must be one of"),
         ({"q": "x", "limit": 0}, "limit"),
-        ({"q": "x", "limit": 201}, "limit"),
+        ({"q": "x", "limit": 51}, "limit"),
+        ({"q": "x", "offset": 95, "limit": 10}, "offset + limit"),
+        ({"q": "x", "page": 2}, "unknown parameter(s) page"),
+        ({"q": "x", "sort": "newest"}, "sort must be one of"),
+        ({"q": "*"}, "no words to find"),
+        ({"q": "-tram"}, "no words to find"),
+        ({"q": "x", "media": "../etc"}, "media takes media ids"),
         ({"q": "x", "limit": "ten"}, "limit"),
         ({"q": "x", "decade": "1850s"}, "unknown decade"),
         ({"q": "x", "kind": "poster"}, "unknown kind"),
@@ -387,28 +426,44 @@ def test_health_options_openapi_and_page(served):
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["search_documents"]["rows"] == len(DOCS)
     options = client.get("/options").json()
-    assert "1980s" in options["decades"] and options["speakers"] == ["Dock worker", "Interviewer"]
-    paths = client.get("/openapi.json").json()["paths"]
+    assert options["decades"] == ["1980s", "1990s"]  # the decades with documents, no others
+    assert options["speakers"] == ["Dock worker", "Interviewer"] and options["languages"] == [
+        "de",
+        "en",
+    ]
+    assert '"a phrase"' in options["syntax"]
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
     assert {
         "/search",
         "/thumbnails/{keyframe_id}",
         "/media/{media_id}",
         "/items/{media_id}",
+        "/pages/{media_id}/{page}",
     } <= set(paths)
+    # the statuses the service answers, typed; never the 422 it does not send
+    search = paths["/search"]["get"]["responses"]
+    assert {"200", "400", "503"} <= set(search) and "422" not in json.dumps(document)
+    assert search["200"]["content"]["application/json"]["schema"]["$ref"].endswith("SearchResponse")
+    assert {"404", "416"} <= set(paths["/media/{media_id}"]["get"]["responses"])
     page = client.get("/")
     assert page.status_code == 200 and 'id="q"' in page.text and "/search?" in page.text
 
 
 def test_health_is_503_without_an_index(tmp_path):
     searcher = Searcher(Warehouse(str(tmp_path / "empty"), read_only=True), embedder=ToyEmbedder())
-    client = TestClient(create_app(searcher, LocalStore(str(tmp_path)), warm=False))
+    client = TestClient(create_app(searcher, LocalStore(str(tmp_path)), warm=False), base_url=BASE)
     response = client.get("/healthz")
     assert response.status_code == 503 and "error" in response.json()
-    assert client.get("/search", params={"q": "x"}).status_code == 400
+    # a server state, not the client's error: every endpoint that needs the index says 503
+    for path in ("/search?q=x", "/options", "/items/x", "/media/x", "/thumbnails/x"):
+        answer = client.get(path)
+        assert answer.status_code == 503, (path, answer.text)
+        assert "search_documents" in answer.json()["error"] or "warehouse" in answer.json()["error"]
 
 
 def test_internal_errors_show_no_trace(served, monkeypatch):
-    client = TestClient(served["client"].app, raise_server_exceptions=False)
+    client = TestClient(served["client"].app, raise_server_exceptions=False, base_url=BASE)
     from archive_pipeline.search import query
 
     def broken(*_args, **_kwargs):
@@ -487,7 +542,7 @@ def test_a_running_service_sees_new_commits(tmp_path):
     interval, here 0 s), its new item's title too."""
     archive = build_archive(tmp_path, refresh_s=0.0)
     client, wh = archive["client"], archive["wh"]
-    assert client.get("/search", params={"q": "ferry", "mode": "text"}).json()["hits"] == []
+    assert client.get("/search", params={"q": "ferry", "mode": "text"}).json()["groups"] == []
     before = client.get("/healthz").json()["search_documents"]["version"]
     inbox = archive["inbox"]
     (inbox / "ferry_1978.wav").write_bytes(wav_bytes(0.5))
@@ -531,9 +586,9 @@ def test_a_running_service_sees_new_commits(tmp_path):
         dim=DIM,
     )
     assert client.get("/healthz").json()["search_documents"]["version"] > before
-    found = client.get("/search", params={"q": "ferry", "mode": "text"}).json()["hits"]
+    found = moments(client.get("/search", params={"q": "ferry", "mode": "text"}).json())
     assert found and found[0]["media_id"] == "ferry"
-    by_title = client.get("/search", params={"q": "Spandau", "mode": "text"}).json()["hits"]
+    by_title = moments(client.get("/search", params={"q": "Spandau", "mode": "text"}).json())
     assert by_title and by_title[0]["matched_by"] == {"title": 1}
     assert client.get("/media/ferry").status_code == 200
 
@@ -553,7 +608,7 @@ def test_media_from_s3_with_ranges(s3_endpoint, served):
     store = S3Store(bucket=bucket, prefix="inbox", endpoint_url=s3_endpoint)
     assert b"".join(store.read_range("interviews/harbour_interview.wav", 10, 19)) == audio[10:20]
     app = create_app(Searcher(served["wh"], embedder=ToyEmbedder()), store, warm=False)
-    s3 = TestClient(app)
+    s3 = TestClient(app, base_url=BASE)
     part = s3.get("/media/harbour", headers={"Range": "bytes=1000-1999"})
     assert part.status_code == 206 and part.content == audio[1000:2000]
     assert part.headers["content-range"] == f"bytes 1000-1999/{len(audio)}"
@@ -609,3 +664,270 @@ def test_a_word_in_many_titles_reads_a_bounded_number_of_items(tmp_path):
     assert len(searcher._title_matches("interview", None, None, 40)) == 40
     results = searcher.search(query="interview", mode="text", limit=5)
     assert len(results.hits) == 5 and all(h.matched_by == {"title": h.rank} for h in results.hits)
+
+
+def texts_of(client, **params) -> list[str]:
+    """The texts of every moment found (all moments of every item)."""
+    data = client.get("/search", params={"mode": "text", "limit": 50, **params}).json()
+    found = []
+    for group in data["groups"]:
+        every = client.get(
+            "/search", params={"mode": "text", **params, "media": group["media_id"]}
+        ).json()
+        found += [m["text"] for m in moments(every)]
+    return found
+
+
+def test_query_syntax_phrases_prefixes_exclusions_and_or(served):
+    client = served["client"]
+    # a phrase: its words in this order (the full-text index has positions)
+    assert set(texts_of(client, q='"tram line"')) == {
+        "TRAM LINE APPROVED",
+        "The city council approved the new tram line today.",
+    }
+    assert texts_of(client, q='"line tram"') == []
+    # a prefix: the archive's words beginning so
+    assert "Later a tram ran along the quay every morning." in texts_of(client, q="tra*")
+    assert "Do you remember the winter when the river froze?" in texts_of(client, q="rive*")
+    # an exclusion leaves out what holds it, whichever retriever found it
+    for mode in ("text", "hybrid"):
+        data = client.get("/search", params={"q": "tram -approved", "mode": mode}).json()
+        found = [m["text"] for m in moments(data)]
+        assert "Later a tram ran along the quay every morning." in found, mode
+        assert not any("approved" in t.lower() for t in found), (mode, found)
+    # OR: one of the phrases must match
+    either = set(texts_of(client, q='"river froze" OR "tram line"'))
+    assert "Do you remember the winter when the river froze?" in either
+    assert "Later a tram ran along the quay every morning." not in either
+    # a stop word of the query's language does not match the other language's text
+    assert texts_of(client, q="die Mauer") == [
+        "Die Mauer ist gefallen, sagte die Reporterin am Abend."
+    ]
+    assert not any("Mauer" in t for t in texts_of(client, q="the tram"))
+
+
+def test_items_page_with_totals_and_sort_by_date(served):
+    client = served["client"]
+    first = client.get("/search", params={"q": "tram", "mode": "text", "limit": 1}).json()
+    second = client.get(
+        "/search", params={"q": "tram", "mode": "text", "limit": 1, "offset": 1}
+    ).json()
+    assert first["total"] == second["total"] == 2 and first["total_relation"] == "eq"
+    assert first["groups"][0]["media_id"] != second["groups"][0]["media_id"]
+    oldest = client.get("/search", params={"q": "tram", "mode": "text", "sort": "date"}).json()
+    newest = client.get("/search", params={"q": "tram", "mode": "text", "sort": "-date"}).json()
+    assert [g["date"] for g in oldest["groups"]] == ["1984-01-01", "1996-01-01"]
+    assert [g["media_id"] for g in newest["groups"]] == ["news", "harbour"]
+    # an item's best moments, the others counted and listed on asking
+    news = client.get("/search", params={"q": "tram OR approved OR okay", "mode": "text"}).json()
+    group = next(g for g in news["groups"] if g["media_id"] == "news")
+    assert len(group["moments"]) <= 3
+    every = client.get(
+        "/search", params={"q": "tram OR approved", "mode": "text", "media": "news"}
+    ).json()
+    assert [g["media_id"] for g in every["groups"]] == ["news"]
+
+
+def test_facets_count_items_over_the_query(served):
+    data = served["client"].get("/search", params={"q": "tram", "mode": "text"}).json()
+    facets = {
+        name: {f["value"]: f["count"] for f in values} for name, values in data["facets"].items()
+    }
+    assert facets["decade"] == {"1980s": 1, "1990s": 1}
+    assert facets["speaker"]["Dock worker"] == 1 and facets["language"] == {"en": 2}
+    narrowed = (
+        served["client"]
+        .get("/search", params={"q": "tram", "mode": "text", "decade": "1980s"})
+        .json()
+    )
+    assert narrowed["total"] == 1 and narrowed["groups"][0]["media_id"] == "harbour"
+
+
+def test_highlights_are_whole_words_and_no_stop_words(served):
+    data = (
+        served["client"]
+        .get("/search", params={"q": "the approved tram lines", "mode": "text"})
+        .json()
+    )
+    for moment in moments(data):
+        marked = [moment["snippet"][a:b] for a, b in moment["highlights"]]
+        for word in marked:
+            assert word.lower() in {"approved", "tram", "line"}, marked  # lines -> line (stem)
+        if moment["text"].startswith("The city council"):
+            assert marked == ["approved", "tram", "line"]
+
+
+def test_fragments_do_not_outrank_sentences(served):
+    data = served["client"].get("/search", params={"q": "okay today", "mode": "text"}).json()
+    texts = [m["text"] for m in moments(data)]
+    assert texts.index("The city council approved the new tram line today.") < texts.index("Okay.")
+
+
+def test_http_details_etag_head_host_names_and_ranges(served):
+    client = served["client"]
+    thumb = client.get(f"/thumbnails/{served['keyframe_id']}")
+    assert (
+        client.get(
+            f"/thumbnails/{served['keyframe_id']}", headers={"If-None-Match": "*"}
+        ).status_code
+        == 304
+    )
+    listed = f'"nope", W/{thumb.headers["etag"]}'
+    assert (
+        client.get(
+            f"/thumbnails/{served['keyframe_id']}", headers={"If-None-Match": listed}
+        ).status_code
+        == 304
+    )
+    head = client.head(f"/thumbnails/{served['keyframe_id']}")
+    assert head.status_code == 200 and head.headers["content-type"] == "image/jpeg"
+    assert client.head("/thumbnails/none").status_code == 404
+    # a Range number longer than any file: 416, not an error of the service
+    huge = client.get("/media/harbour", headers={"Range": "bytes=" + "9" * 5000 + "-"})
+    assert huge.status_code == 416 and huge.headers["content-range"].startswith("bytes */")
+    # the Host header: a name the service is not served under is refused (DNS rebinding)
+    other = TestClient(client.app, base_url="http://attacker.example")
+    refused = other.get("/search", params={"q": "tram"})
+    assert refused.status_code == 400 and "Host" in refused.json()["error"]
+    assert (
+        TestClient(client.app, base_url="http://localhost:8765").get("/healthz").status_code == 200
+    )
+    assert TestClient(client.app, base_url="http://[::1]:8765").get("/healthz").status_code == 200
+
+
+def test_file_names_outside_latin1_are_sent_with_rfc5987():
+    from archive_pipeline.search.service import content_disposition
+
+    header = content_disposition('Gdańsk_Łódź_1974 "final".flac')
+    header.encode("latin-1")  # a valid header value
+    assert "filename*=UTF-8''Gda%C5%84sk_%C5%81%C3%B3d%C5%BA_1974%20%22final%22.flac" in header
+    assert 'filename="Gdansk_odz_1974 _final_.flac"' in header
+
+
+def test_no_5xx_and_no_dropped_connection_for_any_client_input(served):
+    """Fuzz every endpoint over a real HTTP server: random and hostile parameters, headers,
+    ranges and names on one keep-alive connection; nothing answers 5xx and the connection
+    serves the next request after each."""
+    import http.client
+    import random
+    import threading
+    import urllib.parse
+
+    import uvicorn
+
+    from archive_pipeline_tests.helpers import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(served["client"].app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    rng = random.Random(29)
+    hostile = [
+        "", "*", "-", '"', '""', '"tram', "tram*", "-tram", "OR", "OR OR", "a OR", "\x00",
+        "' OR 1=1 --", "%", "%00", "../../etc/passwd", "ẞ" * 300, "😀", "\u202e", "x" * 1000,
+        "tram" + " OR tram" * 200, "-" * 50, "*" * 50, "\\", "%s%n", "[]", "{}",
+        "decade:1980s", "1e309", "NaN", "-1",
+    ]  # fmt: skip
+    alphabet = 'ab "*-_%/\\\x00é€😀<>&;:=,.OR'
+
+    def noise() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+
+    requests = []
+    names = ["q", "mode", "decade", "kind", "speaker", "language", "media", "sort", "offset",
+             "limit", "dates", "page", "original"]  # fmt: skip
+    for _ in range(220):
+        params = [
+            (rng.choice(names), rng.choice([*hostile, noise()])) for _ in range(rng.randint(0, 4))
+        ]
+        if rng.random() < 0.8:
+            params.append(("q", rng.choice([*hostile, noise(), "tram", "river"])))
+        path = rng.choice(["/search", "/options", "/healthz", "/items/", "/media/", "/thumbnails/",
+                           "/pages/", "/pages/harbour/", "/"])  # fmt: skip
+        if path.endswith("/") and path != "/":
+            path += urllib.parse.quote(rng.choice([*hostile, noise(), "harbour", "news"]), safe="")
+        headers = {}
+        if rng.random() < 0.3:
+            headers["Range"] = rng.choice(
+                [
+                    "bytes=" + "9" * 4400 + "-",
+                    "bytes=-0",
+                    "bytes=5-1",
+                    "bytes=x",
+                    "bytes=0-,1-",
+                    "bytes=-" + "1" * 30,
+                    "items=0-1",
+                    "bytes=0-99999999999999999999",
+                ]
+            )
+        if rng.random() < 0.2:
+            headers["If-None-Match"] = rng.choice(["*", '"x"', "W/", ",,,", "\u00ff"])
+        method = "HEAD" if rng.random() < 0.1 else "GET"
+        requests.append((method, f"{path}?{urllib.parse.urlencode(params)}", headers))
+    requests += [
+        ("GET", "/media/harbour", {"Range": "bytes=" + "1" * 4301 + "-2"}),
+        ("GET", "/search?q=%22tram%22", {}),
+        ("POST", "/search?q=tram", {}),
+        ("GET", "/media/news", {"If-None-Match": "*"}),
+        ("GET", "/search?q=tram&offset=10", {}),
+        ("GET", "/search?q=tram&page=2", {}),
+    ]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for method, path, headers in requests:
+            connection.request(method, path, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            assert response.status < 500, (method, path, headers, response.status, body[:300])
+            if response.status >= 400 and method != "HEAD":
+                assert "error" in json.loads(body), (path, body[:200])
+            # the same connection goes on
+            connection.request("GET", "/healthz")
+            follow = connection.getresponse()
+            follow.read()
+            assert follow.status == 200, (method, path, headers)
+    finally:
+        connection.close()
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_a_failing_request_keeps_the_connection(served, monkeypatch):
+    """An internal error is a JSON 500 and the keep-alive connection serves the next request."""
+    import http.client
+    import threading
+
+    import uvicorn
+
+    from archive_pipeline.search.query import Searcher as SearcherClass
+    from archive_pipeline_tests.helpers import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(served["client"].app, host="127.0.0.1", port=port, log_level="critical")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+
+    def broken(self, **kwargs):
+        raise RuntimeError("/secret/path/inside failed")
+
+    monkeypatch.setattr(SearcherClass, "search", broken)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/search?q=tram")
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 500 and "/secret" not in body and "error" in json.loads(body)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+        server.should_exit = True
+        thread.join(10)
