@@ -289,20 +289,23 @@ def _get(url: str, headers: dict | None = None):
 def test_search_service_answers_over_http(service, demo):
     status, _, body = _get(f"{service}/search?q=ask+not+what+your+country+can+do+for+you")
     data = json.loads(body)
-    assert status == 200 and data["hits"][0]["uri"].endswith("jfk.flac")
-    assert data["hits"][0]["media_kind"] == "audio" and data["hits"][0]["score"] <= 1.0
-    # the relevance floor: no longer nine unrelated lines after the one hit
-    assert len(data["hits"]) < 10 and data["below_floor"] > 0
-    assert any("no image-text model" in note for note in data["notes"])
-    status, headers, part = _get(f"{service}{data['hits'][0]['media_url']}", {"Range": "bytes=0-3"})
+    first = data["groups"][0]
+    assert status == 200 and first["file"].endswith("jfk.flac")
+    assert first["media_kind"] == "audio" and first["moments"][0]["score"] <= 1.0
+    # the relevance floor: no longer nine unrelated items after the one hit
+    assert data["total"] < 10 and data["below_floor"] > 0
+    status, headers, part = _get(f"{service}{first['media_url']}", {"Range": "bytes=0-3"})
     assert status == 206 and part == b"fLaC" and headers["Content-Range"].startswith("bytes 0-3/")
     bunny = json.loads(_get(f"{service}/search?q=bunny")[2])  # a word of a title only
-    assert bunny["hits"][0]["uri"].endswith("bigbuckbunny-5s.mp4")
-    status, headers, image = _get(f"{service}{bunny['hits'][0]['thumbnail_url']}")
+    assert bunny["groups"][0]["file"].endswith("bigbuckbunny-5s.mp4")
+    status, headers, image = _get(f"{service}{bunny['groups'][0]['moments'][0]['thumbnail_url']}")
     assert status == 200 and headers["Content-Type"] == "image/jpeg" and image[:2] == b"\xff\xd8"
     unknown = json.loads(_get(f"{service}/search?q=tram&speaker=Mayor+Schulz")[2])
-    assert unknown["hits"] == [] and "Dock worker" in unknown["known_speakers"]
-    item = json.loads(_get(f"{service}{bunny['hits'][0]['item_url']}")[2])
+    assert unknown["groups"] == [] and "Dock worker" in unknown["known_speakers"]
+    # a quoted phrase (a 500 before the index had positions), a prefix, an exclusion
+    phrase = json.loads(_get(f"{service}/search?q=%22ask+not%22&mode=text")[2])
+    assert phrase["groups"][0]["file"].endswith("jfk.flac")
+    item = json.loads(_get(f"{service}{bunny['groups'][0]['item_url']}")[2])
     assert {"shots", "frame_text", "transcripts"} <= {s["stage"] for s in item["stages"]}
     assert "make serve" in demo["first"] and "http://127.0.0.1:8765/" in demo["first"]
 
@@ -350,7 +353,7 @@ def test_search_page_in_a_real_browser(service, query, file, tag):
         wait = WebDriverWait(browser, 60)
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "li.hit"))
         hit = browser.find_elements(By.CSS_SELECTOR, "li.hit")[0]
-        assert hit.get_attribute("data-uri").endswith(file)
+        assert hit.get_attribute("data-file").endswith(file)
         hit_time = float(hit.get_attribute("data-time"))
         assert hit_time > 1.0
         marks = [m.text.lower() for m in hit.find_elements(By.TAG_NAME, "mark")]
@@ -469,7 +472,7 @@ def test_a_tiff_scan_is_shown_in_a_real_browser(service, demo):
         browser.get(f"{service}/?q=ferry+to+Spandau&mode=hybrid")
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "li.hit"))
         hit = browser.find_elements(By.CSS_SELECTOR, "li.hit")[0]
-        assert hit.get_attribute("data-uri").endswith("pressemitteilung_1978.tif")
+        assert hit.get_attribute("data-file").endswith("pressemitteilung_1978.tif")
         assert "page 2" in hit.text and "0:00.0" not in hit.text
         hit.click()
         page = wait.until(lambda b: b.find_element(By.ID, "player-media"))

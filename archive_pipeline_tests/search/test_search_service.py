@@ -72,6 +72,7 @@ ITEMS = {  # media_id: (decade, store_key, kind, title)
     "news": ("1990s", "tv/evening_news.mp4", "video", None),
     "escape": ("1990s", "escape.wav", "audio", "A link out of the store"),
     "gone": ("1990s", "gone.wav", "audio", "Deleted since"),
+    "scan": ("1990s", "scans/pressemitteilung.tif", "image", "Pressemitteilung"),
 }
 DOCS = [  # media_id, kind, start, end, time, speaker, name, text
     ("harbour", "speech", 0.0, 4.0, 0.0, "SPEAKER_00", "Interviewer",
@@ -86,8 +87,14 @@ DOCS = [  # media_id, kind, start, end, time, speaker, name, text
      "Later a tram ran along the quay every morning."),
     ("news", "speech", 6.0, 9.0, 6.0, "SPEAKER_01", None,
      "Die Mauer ist gefallen, sagte die Reporterin am Abend."),
+    ("scan", "keyframe", 0.0, 0.0, 0.0, None, None,
+     "Die neue Fähre nach Kladow fährt ab Montag jeden Morgen."),
 ]  # fmt: skip
-GERMAN = {"Die Mauer ist gefallen, sagte die Reporterin am Abend."}
+GERMAN = {
+    "Die Mauer ist gefallen, sagte die Reporterin am Abend.",
+    "Die neue Fähre nach Kladow fährt ab Montag jeden Morgen.",
+}
+SCAN_REGION = [0.1, 0.08, 0.9, 0.3]  # the passage on the scan's page 1
 YEARS = {"harbour": 1984, "news": 1996}
 
 
@@ -97,9 +104,14 @@ def build_archive(root, *, refresh_s: float = 10.0) -> dict:
     inbox = root / "inbox"
     (inbox / "interviews").mkdir(parents=True)
     (inbox / "tv").mkdir()
-    audio = wav_bytes()
+    audio = wav_bytes(12.0)  # long enough to seek to every moment
     (inbox / "interviews/harbour_interview.wav").write_bytes(audio)
     (inbox / "tv/evening_news.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(5000))
+    (inbox / "scans").mkdir()
+    page = Image.new("L", (600, 850), 255)
+    for line in range(4):  # dark bars where the passage's lines are
+        page.paste(0, (70, 80 + line * 40, 530, 100 + line * 40))
+    page.save(inbox / "scans/pressemitteilung.tif")
     secret = root / "outside.wav"
     secret.write_bytes(b"not part of the archive")
     os.symlink(secret, inbox / "escape.wav")
@@ -205,6 +217,8 @@ def build_archive(root, *, refresh_s: float = 10.0) -> dict:
                     "text": text,
                     "language": "de" if text in GERMAN else "en",
                     "keyframe_id": keyframe_id if m == "news" else None,
+                    "page": 1 if m == "scan" else None,
+                    "region": SCAN_REGION if m == "scan" else None,
                     "vector": embedder.embed([text])[0].tolist(),
                     **analysed_text(text, "de" if text in GERMAN else "en"),
                 }
