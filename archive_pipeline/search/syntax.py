@@ -1,5 +1,6 @@
-"""The query syntax of the search (docs/search.md): words, `"phrases"`, `prefix*`, `-exclude`,
-`OR`; the query as each language's full-text column should see it; word-level highlights.
+"""The query syntax of the search (README, "Query syntax"): words, `"phrases"`, `prefix*`,
+`-exclude`, `OR`; the query as each language's full-text column should see it; word-level
+highlights.
 
 - Words are ranked by BM25: a document with more of them, and rarer ones, ranks higher.
 - `"a phrase"` must occur as written (stop words and word endings aside: the index stems).
@@ -18,10 +19,11 @@ full-text query with `fts_query`.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 # Snowball's stop word lists (the ones the full-text indexes drop), by index language
 _SNOWBALL_ENGLISH = """
@@ -244,11 +246,20 @@ def fts_query(
     return BooleanQuery(parts)
 
 
-@cache
-def _stemmer(language: str):
-    import snowballstemmer
+_LOCAL = threading.local()
 
-    return snowballstemmer.stemmer(language.lower())
+
+def _stemmer(language: str):
+    """This thread's Snowball stemmer of a language (a stemmer object keeps the word it works
+    on: threads of the service must not share one)."""
+    stemmers = getattr(_LOCAL, "stemmers", None)
+    if stemmers is None:
+        stemmers = _LOCAL.stemmers = {}
+    if language not in stemmers:
+        import snowballstemmer
+
+        stemmers[language] = snowballstemmer.stemmer(language.lower())
+    return stemmers[language]
 
 
 @lru_cache(maxsize=65536)

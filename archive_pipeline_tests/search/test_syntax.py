@@ -94,3 +94,33 @@ def test_highlights_mark_whole_words_never_parts_or_stop_words():
     assert highlights("Americana", parse("american")) == []
     assert highlights("Tramway trams", parse("tram*")) == [(0, 7), (8, 13)]
     assert highlights("Die Mauer fiel", parse("die Mauern")) == [(4, 9)]
+
+
+def test_stemming_is_safe_from_several_threads():
+    """The service answers from a thread pool; Snowball stemmer objects keep the word they
+    work on, so a shared one gives wrong stems and IndexErrors under load (seen as a 500)."""
+    import threading
+
+    from archive_pipeline.search.syntax import stems
+
+    words = [f"{stem}{ending}" for stem in ("nation", "border", "happi", "run") for ending in
+             ("alization", "ings", "ly", "ners", "s")]  # fmt: skip
+    expected = {w: stems(w) for w in words}
+    stems.cache_clear()
+    problems = []
+
+    def work(seed: int) -> None:
+        for i in range(3000):
+            word = words[(seed + i) % len(words)]
+            try:
+                if stems.__wrapped__(word) != expected[word]:
+                    problems.append(word)
+            except Exception as exc:
+                problems.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
