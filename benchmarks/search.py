@@ -89,6 +89,12 @@ def make_rows(args, rng, words, centres, decade: str, n: int, first: int):
         "text": [s if k == "speech" else f for s, f, k in zip(speech, frames, kinds, strict=True)],
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), args.dim),
     }
+    # as assembled documents are: each text in its language's full-text column (the searcher
+    # matches those; a table without them falls back to `text`), a fifth of them German
+    german = rng.random(n) < 0.2
+    columns["language"] = np.where(german, "de", "en").tolist()
+    columns["text_en"] = [None if g else t for t, g in zip(columns["text"], german, strict=True)]
+    columns["text_de"] = [t if g else None for t, g in zip(columns["text"], german, strict=True)]
     return pa.table(columns), vectors
 
 

@@ -137,5 +137,9 @@ ERRORS = {
     400: {"model": Problem, "description": "a parameter the service cannot use, and why"},
     503: {"model": Problem, "description": "nothing to search yet (no index table)"},
 }
+IMAGE = {
+    200: {"content": {"image/jpeg": {}}, "description": "the image (ETag, Cache-Control)"},
+    304: {"description": "not modified (If-None-Match)"},
+}
 NOT_FOUND = {404: {"model": Problem, "description": "no such item, keyframe or page"}}
 RANGE_ERRORS = {416: {"model": Problem, "description": "a Range outside the file"}}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from archive_pipeline.search.syntax import (
     fts_query,
     holds_phrases,
     parse,
+    plain_words,
     satisfies,
     stems,
     words,
@@ -385,6 +387,8 @@ class Searcher:
         self._vector_models: tuple[int, dict[str, set[str]]] | None = None
         self._fts_indexed: tuple[int, list[str] | str] | None = None
         self._words: tuple[int, tuple[list[str], dict[str, int]]] | None = None
+        self._version: tuple[float, int] | None = None  # (when asked, version)
+        self._columns: tuple[int, list[str]] | None = None
 
     @property
     def table(self):
@@ -454,7 +458,7 @@ class Searcher:
         Only the id columns are read: `model_id` is the text model of `vector` on every row and
         `image_model_id` is set exactly where `image_vector` is, while an `IS NOT NULL` filter on
         a vector column would read that whole column (10x the time of the id column)."""
-        version = self.table.version
+        version = self.version()
         if self._vector_models is None or self._vector_models[0] != version:
             import pyarrow.compute as pc
 
@@ -468,17 +472,28 @@ class Searcher:
             )
         return self._vector_models[1]
 
+    def version(self) -> int:
+        """The table's version, asked at most once a second (each ask is a call into LanceDB's
+        event loop; the table itself is re-read every `refresh_s`)."""
+        now = time.monotonic()
+        if self._version is None or now - self._version[0] > min(1.0, self.refresh_s):
+            self._version = (now, self.table.version)
+        return self._version[1]
+
     def columns(self) -> list[str]:
         """COLUMNS that the table has (one assembled before `page`/`region` lacks them until its
-        decade runs again)."""
-        names = set(self.table.schema.names)
-        return [c for c in COLUMNS if c in names]
+        decade runs again), read once per table version."""
+        version = self.version()
+        if self._columns is None or self._columns[0] != version:
+            names = set(self.table.schema.names)
+            self._columns = (version, [c for c in COLUMNS if c in names])
+        return self._columns[1]
 
     def _fts_columns(self) -> list[str] | str:
         """The per-language full-text columns (each analysed in its language) when they are
         indexed and every row has its text in one of them; else `text` (rows assembled before
         they existed, until their decade runs again). Checked once per table version."""
-        version = self.table.version
+        version = self.version()
         if self._fts_indexed is None or self._fts_indexed[0] != version:
             indexed = {ix.columns[0] for ix in self.table.list_indices()}
             columns: list[str] | str = [c for c in FTS_LANGUAGES if c in indexed]
@@ -496,6 +511,15 @@ class Searcher:
         found = self._fts_columns()
         columns = {"text": "English"} if found == "text" else {c: FTS_LANGUAGES[c] for c in found}
         phrases = found != "text"
+        plain = plain_words(parsed)
+        if plain is not None:  # no syntax: one multi-column match (4x faster than a boolean)
+            search = self.table.search(plain, query_type="fts", fts_columns=list(columns))
+            if where:
+                search = search.where(where, prefilter=True)
+            rows = search.select([*self.columns(), "_score"]).limit(k).to_arrow().to_pylist()
+            for row in rows:
+                row["_similarity"] = row.pop("_score")
+            return rows
         rows = None
         while rows is None:
             query = fts_query(parsed, columns, expand=self.expand_prefix, phrases=phrases)
@@ -530,7 +554,7 @@ class Searcher:
         """The words of the documents' text (sorted) and their counts, read once per table
         version, on the first prefix query (a vectorised pass over `text`: seconds at 1M
         rows)."""
-        version = self.table.version
+        version = self.version()
         if self._words is None or self._words[0] != version:
             import pyarrow.compute as pc
 
@@ -747,7 +771,7 @@ class Searcher:
     def known_values(self, column: str) -> list[str]:
         """The distinct values of a column (decade, language, speaker_name), sorted; read once
         per table version."""
-        version = self.table.version
+        version = self.version()
         held = self._known.get(column)
         if held is None or held[0] != version:
             import pyarrow.compute as pc

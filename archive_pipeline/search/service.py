@@ -564,7 +564,7 @@ def create_app(
         "/pages/{media_id}/{page}",
         page_image,
         summary="A page of a still image or scan, as JPEG",
-        responses={**api.NOT_FOUND, 200: {"content": {"image/jpeg": {}}}},
+        responses={**api.IMAGE, **api.NOT_FOUND, 503: api.ERRORS[503]},
     )
 
     def thumbnail(
@@ -588,7 +588,7 @@ def create_app(
         "/thumbnails/{keyframe_id}",
         thumbnail,
         summary="A keyframe's thumbnail image",
-        responses={**api.NOT_FOUND, 200: {"content": {"image/jpeg": {}}}},
+        responses={**api.IMAGE, **api.NOT_FOUND, 503: api.ERRORS[503]},
     )
 
     def media(
@@ -655,6 +655,9 @@ def create_app(
         media,
         summary="The item's media (HTTP Range: 206 with the bytes asked for)",
         responses={
+            206: {"description": "the bytes of the Range asked for (Content-Range)"},
+            303: {"description": "a scan a browser cannot show: its first page (/pages)"},
+            304: {"description": "not modified (If-None-Match)"},
             **api.NOT_FOUND,
             **api.RANGE_ERRORS,
             403: {"model": api.Problem, "description": "the file lies outside the store"},

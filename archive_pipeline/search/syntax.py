@@ -196,6 +196,19 @@ def column_words(term: Term, column_language: str, query_language: str | None) -
     return [word for word in term.words if word not in foreign]
 
 
+def plain_words(parsed: ParsedQuery) -> str | None:
+    """The words of a query without syntax as one text for every language column at once: the
+    stop words of the query's language dropped (in its own column the index drops them anyway;
+    in the other they are content words the query did not mean). None when the query uses the
+    syntax (it needs `fts_query`)."""
+    if parsed.has_operators:
+        return None
+    found = [word for term in parsed.terms for word in term.words]
+    language = parsed.language()
+    kept = [w for w in found if not language or w not in STOP_WORDS[language]]
+    return " ".join(kept or found)
+
+
 def fts_query(
     parsed: ParsedQuery,
     columns: dict[str, str],

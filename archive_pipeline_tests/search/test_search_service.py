@@ -13,7 +13,6 @@ import json
 import math
 import os
 import struct
-import time
 import wave
 
 import numpy as np
@@ -28,6 +27,7 @@ from archive_pipeline.search.documents import analysed_text
 from archive_pipeline.search.indexes import TABLE, IndexSettings, ensure_indexes
 from archive_pipeline.search.query import Searcher, TitleIndex
 from archive_pipeline.search.service import create_app, parse_range
+from archive_pipeline_tests.helpers import served_over_http
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 DIM = 64
@@ -824,21 +824,8 @@ def test_no_5xx_and_no_dropped_connection_for_any_client_input(served):
     serves the next request after each."""
     import http.client
     import random
-    import threading
     import urllib.parse
 
-    import uvicorn
-
-    from archive_pipeline_tests.helpers import free_port
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(served["client"].app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     rng = random.Random(29)
     hostile = [
         "", "*", "-", '"', '""', '"tram', "tram*", "-tram", "OR", "OR OR", "a OR", "\x00",
@@ -890,8 +877,8 @@ def test_no_5xx_and_no_dropped_connection_for_any_client_input(served):
         ("GET", "/search?q=tram&offset=10", {}),
         ("GET", "/search?q=tram&page=2", {}),
     ]
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
+    with served_over_http(served["client"].app) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for method, path, headers in requests:
             connection.request(method, path, headers=headers)
             response = connection.getresponse()
@@ -904,44 +891,49 @@ def test_no_5xx_and_no_dropped_connection_for_any_client_input(served):
             follow = connection.getresponse()
             follow.read()
             assert follow.status == 200, (method, path, headers)
-    finally:
         connection.close()
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_a_failing_request_keeps_the_connection(served, monkeypatch):
     """An internal error is a JSON 500 and the keep-alive connection serves the next request."""
     import http.client
-    import threading
-
-    import uvicorn
 
     from archive_pipeline.search.query import Searcher as SearcherClass
-    from archive_pipeline_tests.helpers import free_port
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(served["client"].app, host="127.0.0.1", port=port, log_level="critical")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
 
     def broken(self, **kwargs):
         raise RuntimeError("/secret/path/inside failed")
 
     monkeypatch.setattr(SearcherClass, "search", broken)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
+    with served_over_http(served["client"].app, log_level="critical") as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.request("GET", "/search?q=tram")
         response = connection.getresponse()
         body = response.read().decode()
         assert response.status == 500 and "/secret" not in body and "error" in json.loads(body)
         connection.request("GET", "/healthz")
         assert connection.getresponse().status == 200
-    finally:
         connection.close()
-        server.should_exit = True
-        thread.join(10)
+
+
+@pytest.mark.slow
+def test_the_service_benchmark_runs_in_its_quick_mode():
+    """benchmarks/search_service.py --quick (2,000 rows, 1 and 4 clients): every request
+    answered 200 and its closing JSON line has the figures (the benchmark does not rot)."""
+    import subprocess
+    import sys
+
+    from archive_pipeline_tests.helpers import REPO
+
+    out = subprocess.run(
+        [sys.executable, "benchmarks/search_service.py", "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["synthetic"]["rows"] == 2000
+    for mode in ("text", "vector", "hybrid"):
+        assert figures["synthetic"][mode]["clients_4"]["qps"] > 0
+    assert figures["query_encoder"]["searcher_1_thread"]["p50_ms"] > 0

@@ -2,32 +2,18 @@
 through Selenium, against the service over the small archive of test_search_service.py, at a
 phone's width (375 px) and a desktop's (1280 px)."""
 
-import threading
-import time
-
 import pytest
 
-from archive_pipeline_tests.helpers import free_port
+from archive_pipeline_tests.helpers import served_over_http
 from archive_pipeline_tests.search.test_search_service import build_archive
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The service over `build_archive`, on a real HTTP server (127.0.0.1, a free port)."""
-    import uvicorn
-
     archive = build_archive(tmp_path_factory.mktemp("page"))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(archive["client"].app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served_over_http(archive["client"].app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
