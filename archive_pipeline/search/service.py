@@ -328,7 +328,7 @@ SEARCH_PARAMETERS = {
 MAX_GROUPS = 100  # offset + limit: results past the first 100 items are not paged
 SYNTAX = {
     "words": "ranked by BM25: more of them, and rarer ones, rank higher",
-    '"a phrase"': "the words in this order (U-Bahn and 9/11 are phrases too)",
+    '"a phrase"': "the words in this order",
     "prefix*": "words beginning so (2+ letters)",
     '-word, -"a phrase"': "leave out what holds it",
     "a OR b": "either; needed where a phrase is among them",

@@ -151,8 +151,8 @@ def parse(query: str) -> ParsedQuery:
                 continue
             if prefix and len(found) == 1 and len(found[0]) >= PREFIX_MIN:
                 items.append(Term(found[0], prefix=True, exclude=exclude))
-            elif len(found) > 1:  # U-Bahn, 9/11: the words as written, together
-                items.append(Term(" ".join(found), phrase=True, exclude=exclude))
+            elif len(found) > 1:  # U-Bahn, go-ahead: its words (quote it to need the order)
+                items.append(Term(" ".join(found), exclude=exclude))
             else:
                 items.append(Term(found[0], exclude=exclude))
             written.append((items[-1], body.rstrip("*")))

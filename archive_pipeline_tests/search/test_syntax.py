@@ -34,7 +34,7 @@ def test_parse_reads_phrases_prefixes_exclusions_and_or():
         ("-tram", [], ["tram"]),
         ('"unclosed phrase', ["unclosed phrase"], []),
         ('""', [], []),
-        ("U-Bahn", ["u bahn"], []),  # words joined by punctuation stay together
+        ("U-Bahn", ["u bahn"], []),  # words joined by punctuation: one term, not a phrase
         ("t*", ["t"], []),  # one letter is no prefix
         ("or OR", ["or"], []),  # lower-case `or` is a word; a trailing OR joins nothing
         ("OR tram", ["tram"], []),
@@ -43,6 +43,7 @@ def test_parse_reads_phrases_prefixes_exclusions_and_or():
 )
 def test_parse_is_lenient(query, terms, excluded):
     parsed = parse(query)
+    assert not any(t.phrase for t in parsed.terms if '"' not in query)
     assert [t.text for t in parsed.terms] == terms
     assert [t.text for t in parsed.excluded] == excluded
 
