@@ -480,7 +480,7 @@ def create_app(
         bad = [m for m in media or () if not re.match(ID_PATTERN, m)]
         if bad:
             raise SearchError(f"media takes media ids from results, not {bad[:3]}")
-        window = MAX_LIMIT if media else min(MAX_LIMIT, max(50, 3 * (offset + limit)))
+        window = MAX_LIMIT if media else min(MAX_LIMIT, max(30, 3 * (offset + limit)))
         results = searcher.search(
             query=q,
             mode=mode,
