@@ -554,10 +554,7 @@ def create_app(
         if found is None:
             raise HTTPException(404, f"no page {page} of a still image {media_id}")
         data, etag = found
-        headers = {"ETag": etag, "Cache-Control": "private, max-age=300"}
-        if not_modified(if_none_match, etag):
-            return Response(status_code=304, headers=headers)
-        return Response(data, media_type="image/jpeg", headers=headers)
+        return _image(data, "image/jpeg", etag, "private, max-age=300", if_none_match)
 
     _get_and_head(
         app,
@@ -576,12 +573,8 @@ def create_app(
             raise HTTPException(404, f"no keyframe {keyframe_id}")
         data, fmt = found
         etag = f'"{hashlib.sha1(data).hexdigest()[:20]}"'
-        headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
-        if not_modified(if_none_match, etag):
-            return Response(status_code=304, headers=headers)
-        return Response(
-            data, media_type=THUMBNAIL_TYPES.get(fmt, "application/octet-stream"), headers=headers
-        )
+        kind = THUMBNAIL_TYPES.get(fmt, "application/octet-stream")
+        return _image(data, kind, etag, "public, max-age=86400", if_none_match)
 
     _get_and_head(
         app,
@@ -681,6 +674,16 @@ def create_app(
 
     app.openapi = lambda: _openapi(app)
     return app
+
+
+def _image(
+    data: bytes, media_type: str, etag: str, cache: str, if_none_match: str | None
+) -> Response:
+    """An image with its ETag and caching, or 304 when the client holds it."""
+    headers = {"ETag": etag, "Cache-Control": cache}
+    if not_modified(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=media_type, headers=headers)
 
 
 def _get_and_head(app: FastAPI, path: str, endpoint, **documented) -> None:
