@@ -73,6 +73,7 @@ ITEMS = {  # media_id: (decade, store_key, kind, title)
     "escape": ("1990s", "escape.wav", "audio", "A link out of the store"),
     "gone": ("1990s", "gone.wav", "audio", "Deleted since"),
     "scan": ("1990s", "scans/pressemitteilung.tif", "image", "Pressemitteilung"),
+    "gdansk": ("1980s", 'interviews/Gdańsk_Łódź_1974 "final".wav', "audio", None),
 }
 DOCS = [  # media_id, kind, start, end, time, speaker, name, text
     ("harbour", "speech", 0.0, 4.0, 0.0, "SPEAKER_00", "Interviewer",
@@ -106,6 +107,7 @@ def build_archive(root, *, refresh_s: float = 10.0) -> dict:
     (inbox / "tv").mkdir()
     audio = wav_bytes(12.0)  # long enough to seek to every moment
     (inbox / "interviews/harbour_interview.wav").write_bytes(audio)
+    (inbox / ITEMS["gdansk"][1]).write_bytes(audio)
     (inbox / "tv/evening_news.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(5000))
     (inbox / "scans").mkdir()
     page = Image.new("L", (600, 850), 255)
@@ -809,8 +811,15 @@ def test_http_details_etag_head_host_names_and_ranges(served):
     assert TestClient(client.app, base_url="http://[::1]:8765").get("/healthz").status_code == 200
 
 
-def test_file_names_outside_latin1_are_sent_with_rfc5987():
+def test_file_names_outside_latin1_are_sent_with_rfc5987(served):
     from archive_pipeline.search.service import content_disposition
+
+    response = served["client"].get("/media/gdansk", headers={"Range": "bytes=0-3"})
+    assert response.status_code == 206 and response.content == served["audio"][:4]
+    assert (
+        "filename*=UTF-8''Gda%C5%84sk_%C5%81%C3%B3d%C5%BA_1974%20%22final%22.wav"
+        in (response.headers["content-disposition"])
+    )
 
     header = content_disposition('Gdańsk_Łódź_1974 "final".flac')
     header.encode("latin-1")  # a valid header value
@@ -848,9 +857,10 @@ def test_no_5xx_and_no_dropped_connection_for_any_client_input(served):
         if rng.random() < 0.8:
             params.append(("q", rng.choice([*hostile, noise(), "tram", "river"])))
         path = rng.choice(["/search", "/options", "/healthz", "/items/", "/media/", "/thumbnails/",
-                           "/pages/", "/pages/harbour/", "/"])  # fmt: skip
+                           "/pages/", "/pages/scan/", "/"])  # fmt: skip
         if path.endswith("/") and path != "/":
-            path += urllib.parse.quote(rng.choice([*hostile, noise(), "harbour", "news"]), safe="")
+            names = [*hostile, noise(), "harbour", "news", "scan", "gdansk", "1"]
+            path += urllib.parse.quote(rng.choice(names), safe="")
         headers = {}
         if rng.random() < 0.3:
             headers["Range"] = rng.choice(
