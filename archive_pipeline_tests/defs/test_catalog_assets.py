@@ -137,8 +137,15 @@ def test_three_decades_concurrently_leave_every_row(archive):
     """Three runs (separate processes, like Dagster runs) commit three decades at once."""
     inbox, warehouse, expected = archive
     decades = ("1960s", "1990s", "2000s")
-    with multiprocessing.get_context("spawn").Pool(3) as pool:
+    pool = multiprocessing.get_context("spawn").Pool(3)
+    try:
         results = pool.starmap(_materialize_in_process, [(inbox, warehouse, d) for d in decades])
+    finally:
+        # close, not terminate (the context manager's exit): a worker that ran a Dagster run
+        # can ignore SIGTERM (seen once in CI: the three runs succeeded, then the pool's
+        # terminate() waited for ever on one worker); closed workers leave on their own
+        pool.close()
+        pool.join()
     assert results == [True, True, True]
     rows = Warehouse(str(warehouse)).read("media_catalog").to_pylist()
     got = {r["store_key"]: r["decade"] for r in rows}
