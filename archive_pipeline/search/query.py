@@ -38,7 +38,6 @@ from archive_pipeline.search.syntax import (
     PREFIX_EXPANSIONS,
     ParsedQuery,
     fts_query,
-    holds_phrases,
     parse,
     plain_words,
     satisfies,
@@ -506,36 +505,32 @@ class Searcher:
 
     def _fts(self, parsed: ParsedQuery, where: str | None, k: int) -> list[dict]:
         """BM25 hits of the parsed query (search/syntax.py) in the language columns. An index
-        built before phrases were searched has no positions: a phrase then needs its words and
-        their order is checked on the rows."""
+        built before phrases were searched has no positions: a phrase then needs its words, and
+        `_screened` checks their order on the rows (as it checks every list's rows)."""
         found = self._fts_columns()
         columns = {"text": "English"} if found == "text" else {c: FTS_LANGUAGES[c] for c in found}
-        phrases = found != "text"
         plain = plain_words(parsed)
         if plain is not None:  # no syntax: one multi-column match (4x faster than a boolean)
-            search = self.table.search(plain, query_type="fts", fts_columns=list(columns))
-            if where:
-                search = search.where(where, prefilter=True)
-            rows = search.select([*self.columns(), "_score"]).limit(k).to_arrow().to_pylist()
-            for row in rows:
-                row["_similarity"] = row.pop("_score")
-            return rows
-        rows = None
-        while rows is None:
+            return self._run_fts(plain, where, k, fts_columns=list(columns))
+        phrases = found != "text"
+        while True:
             query = fts_query(parsed, columns, expand=self.expand_prefix, phrases=phrases)
             if query is None:  # stop words only, or a prefix no word of the archive has
                 return []
-            search = self.table.search(query, query_type="fts")
-            if where:
-                search = search.where(where, prefilter=True)
             try:
-                rows = search.select([*self.columns(), "_score"]).limit(k).to_arrow().to_pylist()
+                return self._run_fts(query, where, k)
             except ValueError as exc:
                 if not phrases or "position" not in str(exc):
                     raise
                 phrases = False
-        if not phrases:
-            rows = [row for row in rows if holds_phrases(row["text"] or "", parsed)]
+
+    def _run_fts(self, query, where: str | None, k: int, **options) -> list[dict]:
+        """The rows of one full-text query (text or a LanceDB query object), `_similarity` its
+        BM25 score."""
+        search = self.table.search(query, query_type="fts", **options)
+        if where:
+            search = search.where(where, prefilter=True)
+        rows = search.select([*self.columns(), "_score"]).limit(k).to_arrow().to_pylist()
         for row in rows:
             row["_similarity"] = row.pop("_score")
         return rows

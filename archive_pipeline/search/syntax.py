@@ -318,16 +318,6 @@ def satisfies(text: str, parsed: ParsedQuery) -> bool:
     )
 
 
-def holds_phrases(text: str, parsed: ParsedQuery) -> bool:
-    """Whether `text` satisfies each clause that needs a phrase: one of its phrases' content
-    words in order, or one of its other terms (for an index without positions)."""
-    doc = [stems(w) for w in _content(words(text))]
-    for clause in parsed.clauses:
-        if clause.required and not any(_holds(doc, term) for term in clause.terms):
-            return False
-    return True
-
-
 def _content(found: list[str]) -> list[str]:
     return [w for w in found if w not in ALL_STOP_WORDS]
 
