@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -26,13 +27,30 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--inbox",
         metavar="PATH_OR_S3",
-        help="the media store: a folder or s3://bucket/prefix (default: ARCHIVE_INBOX)",
+        help="the media store: a folder or s3://bucket/prefix (default: ARCHIVE_INBOX, else "
+        "the inbox the warehouse was built from, else $ARCHIVE_HOME/inbox)",
+    )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Dagster's console log with its DEBUG events instead of the progress lines "
+        "(ARCHIVE_VERBOSE)",
     )
     run.add_argument(
         "--allow-removals",
         action="store_true",
         help="let this run remove the rows of items the inbox no longer lists even where the "
         "deletion guard would stop it (ARCHIVE_ALLOW_REMOVALS)",
+    )
+    check = sub.add_parser(
+        "check",
+        help="run the asset checks alone over the committed tables (nothing is computed "
+        "again), e.g. after fixing a file; recorded in the Dagster instance like a run",
+    )
+    check.add_argument("--decade", action="append", metavar="D", help="only this decade")
+    check.add_argument("--asset", action="append", metavar="A", help="only this asset's checks")
+    check.add_argument(
+        "--check", action="append", metavar="NAME", help="only this check (e.g. unique_rows)"
     )
     repair = sub.add_parser(
         "repair",
@@ -93,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from archive_pipeline import settings
 
-    if args.command in ("run", "demo", "repair", "maintain"):  # before any work
+    if args.command in ("run", "check", "demo", "repair", "maintain"):  # before any work
         problems = settings.validate()
         if problems:
             print("bad settings (nothing was run):", file=sys.stderr)
@@ -101,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {line}", file=sys.stderr)
             return 2
     if args.command == "run":
+        if args.verbose:
+            os.environ[settings.VERBOSE.env] = "1"
         return _run(args.decade, args.inbox, allow_removals=args.allow_removals)
+    if args.command == "check":
+        return _check(args.decade, args.asset, args.check)
     if args.command == "repair":
         return _repair(args.table, args.decade, run=not args.no_run)
     if args.command == "demo":
@@ -152,6 +174,31 @@ def _read_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(decades: list[str] | None, assets: list[str] | None, names: list[str] | None) -> int:
+    """`archive-pipeline check`: the checks alone, per decade, over the committed tables."""
+    from archive_pipeline.runner import check_keys, planned_decades, run_decades
+
+    if not use_inbox(None):
+        return 2
+    try:
+        keys = check_keys(assets, names)
+        planned, _ = planned_decades(decades)
+    except (ValueError, FileNotFoundError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not planned:
+        print("nothing to check: no media and no catalogued decades")
+        return 0
+    runs = run_decades(planned, trigger="archive-pipeline check", only_checks=keys)
+    failed = [r for r in runs if not r.success or r.failed_checks]
+    passed = sum(1 for r in runs if r.success and not r.failed_checks)
+    print(
+        f"{len(keys)} checks over {len(runs)} decade(s): {passed} decade(s) passed"
+        + (f"; not passed or failed: {[r.decade for r in failed]} (above)" if failed else "")
+    )
+    return 1 if failed else 0
+
+
 def _repair(tables: list[str] | None, decades: list[str] | None, *, run: bool) -> int:
     """`archive-pipeline repair`: remove what cannot be read, then rebuild by running."""
     from archive_pipeline.core.repair import repair
@@ -170,20 +217,49 @@ def _repair(tables: list[str] | None, decades: list[str] | None, *, run: bool) -
     return _run(decades, None)
 
 
+def remembered_inbox() -> str | None:
+    """The inbox the warehouse was built from (a folder or s3:// URI), if it records one."""
+    from urllib.parse import unquote, urlparse
+
+    from archive_pipeline.core.warehouse import Warehouse
+
+    try:
+        note = Warehouse.from_settings(read_only=True).read_note("inbox")
+    except Exception:  # no warehouse yet, or one that cannot be read: the default applies
+        return None
+    uri = (note or {}).get("inbox")
+    if not uri:
+        return None
+    return unquote(urlparse(uri).path) if uri.startswith("file://") else uri
+
+
+def use_inbox(inbox: str | None) -> bool:
+    """Point ARCHIVE_INBOX at `inbox`, else (when unset) at the inbox the warehouse was built
+    from; False (said on stderr) when the folder does not exist."""
+    from archive_pipeline import settings
+
+    if not inbox and not os.environ.get(settings.INBOX.env, "").strip():
+        inbox = remembered_inbox()
+        if inbox:
+            print(f"inbox: {inbox} (the one this warehouse was built from; --inbox for another)")
+    if inbox:
+        if "://" not in inbox and not Path(inbox).is_dir():
+            print(f"inbox {inbox} is not a folder", file=sys.stderr)
+            return False
+        os.environ[settings.INBOX.env] = inbox if "://" in inbox else str(Path(inbox).resolve())
+    return True
+
+
 def _run(decades: list[str] | None, inbox: str | None, *, allow_removals: bool = False) -> int:
     """`archive-pipeline run`: the decades that have media, or those asked for."""
-    import os
     import time
 
     from archive_pipeline.runner import planned_decades, run_decades
 
     if allow_removals:
         os.environ["ARCHIVE_ALLOW_REMOVALS"] = "1"
-    if inbox:
-        if "://" not in inbox and not Path(inbox).is_dir():
-            print(f"inbox {inbox} is not a folder", file=sys.stderr)
-            return 2
-        os.environ["ARCHIVE_INBOX"] = inbox if "://" in inbox else str(Path(inbox).resolve())
+    if not use_inbox(inbox):
+        return 2
     start = time.perf_counter()
     try:
         planned, n_items = planned_decades(decades)
@@ -201,9 +277,29 @@ def _run(decades: list[str] | None, inbox: str | None, *, allow_removals: bool =
         f"{len(runs)} decade(s) in {time.perf_counter() - start:.1f} s"
         + (f"; runs FAILED for {failed}" if failed else "; all runs succeeded")
         + (f"; checks did not pass for {checked} (above)" if checked else "")
-        + ". Tables: `archive-pipeline summary`; runs and checks: `make ui`."
+        + f". Tables: `archive-pipeline summary`; runs and checks: {ui_hint()}."
     )
     return 1 if failed else 0
+
+
+def ui_hint() -> str:
+    """The `make ui` command that opens the Dagster UI on what this command used: the
+    variables that differ from the Makefile's defaults (instance, inbox, warehouse)."""
+    from archive_pipeline import paths, settings
+
+    repo = Path(__file__).resolve().parents[1]
+    defaults = {
+        settings.ARCHIVE_HOME.env: repo / ".archive",
+        settings.DAGSTER_HOME.env: paths.dagster_home(),
+        settings.INBOX.env: paths.inbox(),
+        settings.WAREHOUSE.env: paths.warehouse(),
+    }
+    given = []
+    for env, default in defaults.items():
+        value = os.environ.get(env, "").strip()
+        if value and ("://" in value or Path(value).resolve() != default.resolve()):
+            given.append(f"{env}={value if '://' in value else Path(value).resolve()}")
+    return f"`{' '.join([*given, 'make ui'])}`"
 
 
 def _export(warehouse, media: str, fmt: str, out: Path | None) -> int:

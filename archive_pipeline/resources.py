@@ -22,7 +22,7 @@ from archive_pipeline.core.compute import Compute, InlineCompute, RayRuntime, St
 from archive_pipeline.core.guard import RemovalGuard
 from archive_pipeline.core.store import LocalStore, S3Store, Store, fetch_cache_dir, open_store
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.runs import PROCESS_TAG, process_tag
+from archive_pipeline.runs import PROCESS_TAG, TRIGGER_TAG, process_tag, trigger_of
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +117,16 @@ class InboxMediaStore(MediaStore, SettingsResource):
 
 
 def record_run_process(context: dg.InitResourceContext) -> None:
-    """Tag the run with this process (PROCESS_TAG), once; nothing outside a run."""
+    """Tag the run with this process (PROCESS_TAG) and, for runs of the UI's buttons and of
+    backfills, with what launched it (TRIGGER_TAG), once; nothing outside a run."""
     run, instance = context.dagster_run, context.instance
     if run is None or instance is None or PROCESS_TAG in run.tags:
         return
+    tags = {PROCESS_TAG: process_tag()}
+    if TRIGGER_TAG not in run.tags:
+        tags[TRIGGER_TAG] = trigger_of(run.tags)
     try:
-        instance.add_run_tags(run.run_id, {PROCESS_TAG: process_tag()})
+        instance.add_run_tags(run.run_id, tags)
     except Exception as exc:  # a tag is a convenience: never fail the run for it
         log.warning("run %s not tagged with its process: %s", run.run_id, exc)
 

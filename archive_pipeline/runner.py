@@ -18,11 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive_pipeline import paths, settings
-from archive_pipeline.runs import PROCESS_TAG, fail_abandoned_runs, process_tag, run_failures
+from archive_pipeline.runs import (
+    PROCESS_TAG,
+    fail_abandoned_runs,
+    process_tag,
+    run_failures,
+    trigger_tags,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # the compact console logger of defs/console.py: progress lines, failed checks, step failures
 PROGRESS_LOGS = {"loggers": {"progress": {"config": {}}}}
+# Dagster's console logger (with its DEBUG events when ARCHIVE_VERBOSE is on)
+VERBOSE_LOGS = {"loggers": {"console": {}}}
 
 
 def prepare_instance() -> Path:
@@ -58,6 +66,8 @@ class DecadeRun:
     items: int = 0
     computed: int = 0
     failures: int = 0
+    checks: int = 0  # check evaluations
+    only_checks: bool = False  # the run evaluated checks alone
     failed_checks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # 'step: ErrorClass: message' per failure
 
@@ -68,6 +78,12 @@ class DecadeRun:
             f"; checks not passed: {', '.join(self.failed_checks)}" if self.failed_checks else ""
         )
         why = "".join(f"\n{'':>10}failed: {error}" for error in self.errors)
+        if self.only_checks:
+            return (
+                f"{self.decade:>8}: {status} in {self.seconds:.1f} s (run {self.run_id[:8]}): "
+                f"{self.checks} checks evaluated, {len(self.failed_checks)} not passed"
+                f"{checks}{why}"
+            )
         return (
             f"{self.decade:>8}: {status} in {self.seconds:.1f} s (run {self.run_id[:8]}): "
             f"{self.items} media items, {self.computed} item-stages computed, "
@@ -107,12 +123,36 @@ def _summarise(decade: str, result, seconds: float) -> DecadeRun:
             run.items = counts["items"]
         run.computed += counts["computed"]
         run.failures += counts["failures"]
+    evaluations = result.get_asset_check_evaluations()
+    run.checks = len(evaluations)
     run.failed_checks = sorted(
-        f"{e.asset_key.to_user_string()}:{e.check_name}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
+        f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed
     )
     return run
+
+
+def check_keys(assets: Sequence[str] | None, names: Sequence[str] | None) -> set:
+    """The checks of these assets (every asset when None) with these names (every check when
+    None); ValueError naming what exists when an asset or a check name is unknown."""
+    import dagster as dg
+
+    from archive_pipeline.definitions import defs
+
+    keys = defs().resolve_asset_graph().asset_check_keys
+    for wanted, have, what in (
+        (assets, {k.asset_key.to_user_string() for k in keys}, "assets with checks"),
+        (names, {k.name for k in keys}, "checks"),
+    ):
+        unknown = sorted(set(wanted or ()) - have)
+        if unknown:
+            raise ValueError(f"unknown {what.split()[0]} {unknown}; {what}: {sorted(have)}")
+    return {
+        k
+        for k in keys
+        if (not assets or k.asset_key.to_user_string() in assets)
+        and (not names or k.name in names)
+        and isinstance(k, dg.AssetCheckKey)
+    }
 
 
 def run_decades(
@@ -120,34 +160,50 @@ def run_decades(
     *,
     trigger: str,
     out: Callable[[str], None] = print,
+    only_checks: set | None = None,
 ) -> list[DecadeRun]:
     """Run archive_job for each decade, in order, in this process (progress lines on stdout);
-    one Ray serves every run and is stopped at the end."""
+    one Ray serves every run and is stopped at the end. With `only_checks` (check keys), run
+    those checks alone, reading the committed tables: nothing is materialised again."""
     import dagster as dg
 
     from archive_pipeline.definitions import defs
+    from archive_pipeline.partitions import register_decades
     from archive_pipeline.resources import RayResource
 
     prepare_instance()
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):
         out(f"run {run_id[:8]} was left STARTED by a process that is gone: marked failed")
+    added = register_decades(instance, decades)
+    if added:
+        out(f"decades now partitions (they have media): {', '.join(added)}")
     job = defs().resolve_job_def("archive_job")
+    if only_checks is not None:
+        job = job.get_subset(asset_selection=set(), asset_check_selection=only_checks)
     ray = RayResource(shutdown_after_run=False)
+    logs = VERBOSE_LOGS if settings.VERBOSE.read() else PROGRESS_LOGS
     runs = []
     try:
         for decade in decades:
-            out(f"--- {decade}: archive_job")
+            out(f"--- {decade}: archive_job" + (" checks" if only_checks is not None else ""))
             start = time.perf_counter()
+            tags = {**trigger_tags(trigger), PROCESS_TAG: process_tag()}
+            # a run of checks alone names its decade by tag: Dagster finds no partitions
+            # definition in a selection without assets (the UI's Execute button does the same)
+            partition = {"partition_key": decade}
+            if only_checks is not None:
+                partition, tags = {}, {**tags, "dagster/partition": decade}
             result = job.execute_in_process(
                 instance=instance,
-                partition_key=decade,
-                run_config=PROGRESS_LOGS,
+                run_config=logs,
                 resources={"ray": ray},
                 raise_on_error=False,
-                tags={"archive/trigger": trigger, PROCESS_TAG: process_tag()},
+                tags=tags,
+                **partition,
             )
             runs.append(_summarise(decade, result, time.perf_counter() - start))
+            runs[-1].only_checks = only_checks is not None
             out(runs[-1].line())
     finally:
         ray_module = sys.modules.get("ray")

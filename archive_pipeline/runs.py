@@ -1,21 +1,61 @@
-"""Runs whose process died: each run records the process executing it (host, pid, start time),
-so a run killed with -9, left STARTED for ever by Dagster's default launcher, can be marked
-failed by whoever looks next (`archive-pipeline run`, the `abandoned_runs` sensor)."""
+"""Run tags: what launched a run (`archive/trigger`, on every run whatever launched it) and
+the process executing it (`archive/worker`: host, pid, start time), so a run killed with -9,
+left STARTED for ever by Dagster's default launcher, can be marked failed by whoever looks next
+(`archive-pipeline run`, the `abandoned_runs` sensor)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import socket
+from collections.abc import Mapping
 
-PROCESS_TAG = "archive/process"  # "<host>:<pid>:<start time>" of the process running the run
+TRIGGER_TAG = "archive/trigger"  # inbox_sensor, nightly_backfill, Dagster UI, archive-pipeline run
+PROCESS_TAG = "archive/worker"  # "<host> pid <pid> started <ISO time>" of the run's process
 
 
-def process_tag() -> str:
-    """This process, as recorded on the runs it executes."""
+def trigger_tags(trigger: str) -> dict[str, str]:
+    """The tags a launcher puts on its runs."""
+    return {TRIGGER_TAG: trigger}
+
+
+def trigger_of(tags: Mapping[str, str]) -> str:
+    """What launched a run, from its tags: its own trigger tag, else Dagster's (a backfill, a
+    sensor, a schedule, the UI's buttons)."""
+    if tags.get(TRIGGER_TAG):
+        return tags[TRIGGER_TAG]
+    if tags.get("dagster/backfill"):
+        return "backfill"
+    for key in ("dagster/sensor_name", "dagster/schedule_name"):
+        if tags.get(key):
+            return tags[key]
+    if tags.get("dagster/from_ui") == "true":
+        return "Dagster UI"
+    return "Dagster"
+
+
+def process_tag(
+    pid: int | None = None, started: float | None = None, host: str | None = None
+) -> str:
+    """A process (this one by default) as recorded on the runs it executes."""
     import psutil
 
-    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time()!r}"
+    started = psutil.Process().create_time() if started is None else started
+    when = dt.datetime.fromtimestamp(started, dt.UTC).isoformat()
+    return f"{host or socket.gethostname()} pid {pid or os.getpid()} started {when}"
+
+
+def parse_process_tag(value: str) -> tuple[str, int, float] | None:
+    """(host, pid, start time) of a process tag; None for anything else."""
+    match = re.fullmatch(r"(\S+) pid (\d+) started (\S+)", value or "")
+    if match is None:
+        return None
+    try:
+        started = dt.datetime.fromisoformat(match.group(3)).timestamp()
+    except ValueError:
+        return None
+    return match.group(1), int(match.group(2)), started
 
 
 def fail_abandoned_runs(instance) -> list[str]:
@@ -29,9 +69,11 @@ def fail_abandoned_runs(instance) -> list[str]:
     statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
         run = record.dagster_run
-        host, _, rest = run.tags.get(PROCESS_TAG, "").partition(":")
-        pid, _, started = rest.partition(":")
-        if host != socket.gethostname() or not pid or alive(int(pid), float(started)):
+        recorded = parse_process_tag(run.tags.get(PROCESS_TAG, ""))
+        if recorded is None:
+            continue
+        host, pid, started = recorded
+        if host != socket.gethostname() or alive(pid, started):
             continue
         instance.report_run_failed(
             run,

@@ -173,6 +173,15 @@ DAGSTER_HOME = _setting(
     default_text="`$ARCHIVE_HOME/dagster_home`",
     reader="Dagster (the runner and `make` set it)",
 )
+VERBOSE = _setting(
+    "ARCHIVE_VERBOSE",
+    bool,
+    False,
+    "runs print Dagster's DEBUG events (step starts, outputs, engine events) on the console "
+    "besides the INFO lines (per-item progress, checks, failures); `archive-pipeline run "
+    "--verbose` turns it on for one run",
+    reader="the run's console logger",
+)
 
 # -- media store and warehouse ------------------------------------------------------------------
 INBOX = _setting(
@@ -904,6 +913,27 @@ def set_for_children(name: str, value: str) -> None:
 def library_value(name: str) -> str | None:
     """A variable that belongs to a library (MALLOC_ARENA_MAX…), as the operator set it."""
     return os.environ.get(name) or None
+
+
+MASK = "••••••"
+
+
+def effective() -> list[tuple[str, str, str]]:
+    """(variable, value now, 'set' or 'default') of every setting, secrets masked: what a run
+    records as its settings."""
+    rows = []
+    for s in SETTINGS:
+        raw = os.environ.get(s.env)
+        given = raw is not None and bool(raw.strip())
+        try:
+            value = s.read()
+        except SettingError:
+            value = raw
+        shown = "" if value is None else str(value)
+        if s.secret and shown:
+            shown = MASK
+        rows.append((s.env, shown, "set" if given else "default"))
+    return rows
 
 
 def environment() -> dict[str, str]:

@@ -85,18 +85,36 @@ def snapshot_tree(root: Path) -> dict[str, tuple[str, int]]:
     }
 
 
+def decade_instance(*decades: str, instance=None):
+    """`instance` (a fresh in-memory one when None) with these decades as partitions: a
+    decade is a dynamic partition, known to an instance once media for it were seen."""
+    import dagster as dg
+
+    from archive_pipeline.partitions import register_decades
+
+    instance = instance if instance is not None else dg.DagsterInstance.ephemeral()
+    register_decades(instance, decades)
+    return instance
+
+
+def materialize(assets, *, partition_key: str, instance=None, **kwargs):
+    """`dg.materialize` of one decade, on an instance that has it as a partition."""
+    import dagster as dg
+
+    instance = decade_instance(partition_key, instance=instance)
+    return dg.materialize(assets, partition_key=partition_key, instance=instance, **kwargs)
+
+
 def catalog_one_file(tmp_path: Path, shared_media: Path, instance) -> object:
     """Materialise media_catalog for 1960s over an inbox holding jfk.flac (inline, a local
     warehouse under tmp_path) on `instance`; the result."""
     import shutil
 
-    import dagster as dg
-
     from archive_pipeline.defs.catalog.assets import media_catalog
 
     (tmp_path / "inbox/1960s").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shared_media / "speech/jfk.flac", tmp_path / "inbox/1960s/jfk.flac")
-    return dg.materialize(
+    return materialize(
         [media_catalog],
         partition_key="1960s",
         instance=instance,

@@ -13,11 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
-def run_cli(home: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    home: Path, *args: str, env_extra: dict | None = None, command: str = "run"
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
     env |= {"ARCHIVE_HOME": str(home), "ARCHIVE_RAY_NUM_CPUS": "1", **(env_extra or {})}
     return subprocess.run(
-        [str(Path(sys.executable).parent / "archive-pipeline"), "run", *args],
+        [str(Path(sys.executable).parent / "archive-pipeline"), command, *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -54,8 +56,11 @@ def test_run_processes_only_decades_with_media_and_reruns_compute_nothing(tmp_pa
     assert "Token authentication" not in first.stdout + first.stderr
     assert "Loading weights" not in first.stdout + first.stderr
 
-    second = run_cli(home, "--inbox", str(inbox))
+    # the closing hint opens the UI on this instance, with this inbox
+    assert f"`ARCHIVE_HOME={home} ARCHIVE_INBOX={inbox} make ui`" in out
+    second = run_cli(home)  # the inbox is remembered: no --inbox
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert f"inbox: {inbox} (the one this warehouse was built from" in second.stdout
     assert "running decades 1960s, 1980s" in second.stdout
     assert " to compute" in second.stdout
     for line in second.stdout.splitlines():
@@ -64,15 +69,29 @@ def test_run_processes_only_decades_with_media_and_reruns_compute_nothing(tmp_pa
     assert "0 item-stages computed" in second.stdout
     assert "Ray: not started" in second.stdout  # nothing to compute: no model, no Ray
 
+    # one decade's checks alone, over the committed tables: nothing is materialised again
+    checked = run_cli(home, "--decade", "1960s", "--check", "unique_rows", command="check")
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    assert "1960s: ok in" in checked.stdout and "checks evaluated, 0 not passed" in checked.stdout
+
     os.environ["DAGSTER_HOME"], saved = str(home / "dagster_home"), os.environ["DAGSTER_HOME"]
     try:
         with dg.DagsterInstance.get() as instance:
             done = instance.get_materialized_partitions(dg.AssetKey("search_documents"))
             runs = instance.get_runs()
+            decades = instance.get_dynamic_partitions("decades")
+            check_run = runs[0]  # the newest
+            materialized = instance.get_records_for_run(
+                check_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+            ).records
     finally:
         os.environ["DAGSTER_HOME"] = saved
     assert done == {"1960s", "1980s"}
-    assert len(runs) == 4 and {r.tags["archive/trigger"] for r in runs} == {"archive-pipeline run"}
+    assert decades == ["1960s", "1980s"]  # only the decades with media are partitions
+    assert len(runs) == 5
+    assert {r.tags["archive/trigger"] for r in runs[1:]} == {"archive-pipeline run"}
+    assert check_run.tags["archive/trigger"] == "archive-pipeline check"
+    assert not materialized
 
 
 def test_run_rejects_an_unknown_decade_and_a_missing_inbox(tmp_path):
@@ -95,13 +114,12 @@ def test_a_run_left_started_by_a_killed_process_is_marked_failed():
     dead.wait()
     import psutil
 
-    host = process_tag().split(":")[0]
     with dg.instance_for_test() as instance:
         gone = DagsterRun(
             job_name="archive_job",
             run_id="dead0000",
             status=dg.DagsterRunStatus.STARTED,
-            tags={PROCESS_TAG: f"{host}:{dead.pid}:{psutil.Process().create_time()!r}"},
+            tags={PROCESS_TAG: process_tag(dead.pid, psutil.Process().create_time())},
         )
         live = DagsterRun(
             job_name="archive_job",

@@ -478,6 +478,21 @@ class Inventory:
         """Return the items assigned to one decade partition."""
         return [item for item in self.items if item.decade == decade]
 
+    def decade_digests(self) -> dict[str, str]:
+        """Digest per decade over its items' keys, sizes, times, etags, decade rules and
+        metadata: new, changed, moved or deleted items change it (sidecars and catalogue.csv
+        count). A decade without items has no entry (its digest is NO_MEDIA)."""
+        by_decade: dict[str, list[str]] = {}
+        for item in self.items:
+            by_decade.setdefault(item.decade, []).append(item.state_digest)
+        return {
+            decade: hashlib.sha256("\n".join(sorted(states)).encode()).hexdigest()[:24]
+            for decade, states in sorted(by_decade.items())
+        }
+
+
+NO_MEDIA = "no-media"  # the inbox digest of a decade without items
+
 
 class SidecarCache:
     """Parsed sidecars and catalogue.csv keyed by (key, fingerprint), so unchanged files are

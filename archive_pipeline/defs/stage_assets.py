@@ -24,6 +24,7 @@ from archive_pipeline.defs.reporting import (
 )
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import RayResource
+from archive_pipeline.runs import trigger_of
 from archive_pipeline.stages.base import PartitionReport, PartitionStage, process_partition
 
 T = TypeVar("T")
@@ -69,9 +70,7 @@ def run_stage(
 
 def writer_name(context: dg.AssetExecutionContext) -> str:
     """How a run names itself as a writer (the holder a second writer is told of)."""
-    trigger = context.run.tags.get("archive/trigger") or context.run.tags.get(
-        "dagster/sensor_name", "Dagster"
-    )
+    trigger = trigger_of(context.run.tags)
     return f"run {context.run.run_id[:8]} ({trigger}) of {context.op_def.name}"
 
 

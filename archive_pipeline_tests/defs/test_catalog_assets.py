@@ -13,6 +13,7 @@ from archive_pipeline.defs.catalog.checks import media_catalog_checks
 from archive_pipeline.defs.checks import coverage_result
 from archive_pipeline.health import stage_health
 from archive_pipeline.resources import CheckSettings, LocalMediaStore
+from archive_pipeline_tests import helpers
 from archive_pipeline_tests.fixtures import small_archive
 from archive_pipeline_tests.helpers import local_resources, snapshot_tree
 
@@ -25,7 +26,7 @@ def archive(tmp_path, shared_media):
 
 
 def materialize(inbox, warehouse, partition, *, ray="inline", instance=None, max_fraction=0.5):
-    return dg.materialize(
+    return helpers.materialize(
         [media_catalog, media_catalog_checks],
         partition_key=partition,
         instance=instance,
@@ -225,7 +226,7 @@ def test_another_or_empty_inbox_removes_nothing_without_the_flag(archive, tmp_pa
     other = tmp_path / "other"
     (other / "1950s").mkdir(parents=True)
     shutil.copyfile(inbox / "tv/bikes_1994.mp4", other / "1950s/bikes.mp4")
-    result = dg.materialize(
+    result = helpers.materialize(
         [media_catalog],
         partition_key="1990s",
         resources=local_resources(other, warehouse),
@@ -242,5 +243,5 @@ def test_another_or_empty_inbox_removes_nothing_without_the_flag(archive, tmp_pa
         **local_resources(other, warehouse),
         "warehouse": LanceWarehouse(root=str(warehouse), allow_removals=True),
     }
-    assert dg.materialize([media_catalog], partition_key="1990s", resources=allowed).success
+    assert helpers.materialize([media_catalog], partition_key="1990s", resources=allowed).success
     assert Warehouse(str(warehouse)).count("media_catalog", {"decade": "1990s"}) == 0

@@ -40,3 +40,29 @@ def test_a_video_with_nothing_to_index_is_not_reported_missing(tmp_path):
     wh.upsert("frame_text", [_row("frame_text", "file:///titled.mp4", **line)], scope=scope)
     health = derived_health(wh, asset="search_documents", decade="1970s", sources=DOCUMENT_SOURCES)
     assert [p.uri for p in health.missing] == ["file:///titled.mp4"]
+
+
+def test_one_check_runs_alone_for_a_decade_without_materialising(tmp_path, shared_media):
+    """The UI's Execute button on one check (and `archive-pipeline check`): a run of that
+    check alone, over the committed rows; the asset is not materialised again."""
+    import dagster as dg
+
+    from archive_pipeline.defs.catalog.assets import media_catalog
+    from archive_pipeline.defs.catalog.checks import media_catalog_checks
+    from archive_pipeline_tests.helpers import catalog_one_file, local_resources
+
+    instance = dg.DagsterInstance.ephemeral()
+    assert catalog_one_file(tmp_path, shared_media, instance).success
+    key = dg.AssetCheckKey(dg.AssetKey("media_catalog"), "unique_rows")
+    assert media_catalog_checks.can_subset
+    job = dg.Definitions(
+        assets=[media_catalog],
+        asset_checks=[media_catalog_checks],
+        jobs=[dg.define_asset_job("recheck", selection=dg.AssetSelection.checks(key))],
+        resources=local_resources(tmp_path / "inbox", tmp_path / "wh"),
+    ).resolve_job_def("recheck")
+    # the decade by tag, as the UI's Execute button launches it (no asset in the selection)
+    result = job.execute_in_process(tags={"dagster/partition": "1960s"}, instance=instance)
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert (evaluation.check_name, evaluation.passed) == ("unique_rows", True)
+    assert not result.get_asset_materialization_events()

@@ -12,7 +12,7 @@ import dagster as dg
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.console import progress_console
 from archive_pipeline.runs import run_failures
-from archive_pipeline_tests.helpers import local_resources
+from archive_pipeline_tests.helpers import decade_instance, local_resources
 
 
 def _job(inbox, warehouse):
@@ -32,6 +32,7 @@ def test_a_bad_setting_fails_the_run_naming_the_variable_on_the_console(
     monkeypatch.setenv("ARCHIVE_ITEM_TIMEOUT_S", "-5")
     result = _job(tmp_path / "inbox", tmp_path / "wh").execute_in_process(
         partition_key="1950s",
+        instance=decade_instance("1950s"),
         run_config={"loggers": {"progress": {"config": {}}}},
         raise_on_error=False,
     )
@@ -50,9 +51,10 @@ def test_a_failed_step_prints_its_error_class_and_message(tmp_path, capsys):
     (inbox / "1950s/a.wav").write_bytes(b"")
     job = _job(inbox, tmp_path / "wh")
     config = {"loggers": {"progress": {"config": {}}}}
-    assert job.execute_in_process(partition_key="1950s", run_config=config).success
+    run = {"partition_key": "1950s", "run_config": config, "instance": decade_instance("1950s")}
+    assert job.execute_in_process(**run).success
     (inbox / "1950s/a.wav").unlink()  # the decade would go from 1 item to 0: refused
-    result = job.execute_in_process(partition_key="1950s", run_config=config, raise_on_error=False)
+    result = job.execute_in_process(**run, raise_on_error=False)
     assert not result.success
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "FAILED step media_catalog" in line)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from archive_pipeline.core.store import LocalStore, S3Store
@@ -22,8 +23,16 @@ def test_definitions_load_with_local_defaults():
     assert d.resolve_sensor_def("inbox_sensor").description
     # the UI's Materialize button and backfills run in one process too (Ray once per run)
     assert d.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
-    checks = {k.to_user_string() for k in d.resolve_asset_graph().asset_check_keys}
+    graph = d.resolve_asset_graph()
+    checks = {k.to_user_string() for k in graph.asset_check_keys}
+    # the inbox is the observable source at the top of the lineage; every table is partitioned
+    # by decade, and decades are dynamic partitions (they appear with their media)
+    assert not graph.get(dg.AssetKey("inbox")).is_materializable
+    assert graph.get(dg.AssetKey("media_catalog")).parent_keys == {dg.AssetKey("inbox")}
     for asset in d.resolve_all_asset_specs():
+        if asset.key == dg.AssetKey("inbox"):
+            continue
+        assert isinstance(asset.partitions_def, dg.DynamicPartitionsDefinition), asset.key
         assert f"{asset.key.to_user_string()}:rows_for_every_item" in checks
         assert "dagster/column_schema" in asset.metadata, asset.key
         if "ray" in asset.kinds:  # a stage asset: its failures have a check (and a threshold)

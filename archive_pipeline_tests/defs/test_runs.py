@@ -23,12 +23,11 @@ def test_a_run_records_the_process_that_executes_it(tmp_path, shared_media):
 def test_the_sensor_marks_failed_a_run_whose_process_died_and_no_other():
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = process_tag().split(":")[0]
     with dg.instance_for_test() as instance:
         for run_id, tag in (
-            ("dead0000", f"{host}:{dead.pid}:{psutil.Process().create_time()!r}"),
+            ("dead0000", process_tag(dead.pid, psutil.Process().create_time())),
             ("live0000", process_tag()),
-            ("elsewhere", f"another-host:{dead.pid}:1.0"),
+            ("elsewhere", process_tag(dead.pid, 1.0, host="another-host")),
         ):
             instance.add_run(
                 DagsterRun(

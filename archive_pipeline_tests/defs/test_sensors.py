@@ -1,4 +1,5 @@
-"""The inbox sensor over a local folder and over S3 (moto on 127.0.0.1)."""
+"""The inbox sensor over a local folder and over S3 (moto on 127.0.0.1), against what the
+instance says was catalogued; the nightly backfill's ticks."""
 
 import json
 import os
@@ -12,11 +13,19 @@ from dagster_aws.s3 import S3Resource
 
 from archive_pipeline.defs.automation.sensors import inbox_sensor
 from archive_pipeline.resources import LocalMediaStore, S3MediaStore
+from archive_pipeline_tests.helpers import decade_instance, local_resources, materialize
 
 
-def tick(store, cursor=None):
-    with dg.build_sensor_context(cursor=cursor, resources={"media_store": store}) as context:
-        result = inbox_sensor(context)
+def sense(store, cursor=None, instance=None):
+    instance = instance if instance is not None else dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(
+        cursor=cursor, resources={"media_store": store}, instance=instance
+    ) as context:
+        return inbox_sensor(context)
+
+
+def tick(store, cursor=None, instance=None):
+    result = sense(store, cursor, instance)
     requests = result.run_requests or []
     return (
         sorted(r.partition_key for r in requests),
@@ -69,30 +78,50 @@ def test_sensor_requests_one_run_per_touched_decade(inbox):
     inbox.put("1980s/a.wav")
     inbox.put("b_1994.mp4")
     inbox.put("notes.txt", b"not media")
-    decades, keys, cursor = tick(inbox.store)
+    instance = decade_instance()
+    decades, keys, cursor = tick(inbox.store, instance=instance)
     assert decades == ["1980s", "1990s"]
-    assert tick(inbox.store, cursor)[0] == []  # nothing changed
+    assert tick(inbox.store, cursor, instance=instance)[0] == []  # nothing changed
     # several objects in the same second, in two decades, after the cursor was taken
     inbox.put("1980s/c.wav")
     inbox.put("1980s/d.wav")
     inbox.put("e_1961.flac")
-    decades, keys2, cursor = tick(inbox.store, cursor)
+    decades, keys2, cursor = tick(inbox.store, cursor, instance=instance)
     assert decades == ["1960s", "1980s"]
     assert not set(keys) & set(keys2)
 
 
+def run_requested(instance, store, decades):
+    """What the requested runs' media_catalog records: each decade's inbox digest now."""
+    from archive_pipeline.core.store import NO_MEDIA, scan_inventory
+
+    digests = scan_inventory(store.get_store()).decade_digests()
+    for decade in decades:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "media_catalog",
+                partition=decade,
+                metadata={"inbox_digest": digests.get(decade, NO_MEDIA)},
+            )
+        )
+
+
 def test_sensor_sees_deletions_and_metadata_changes(inbox):
+    instance = decade_instance("1980s", "undated", "1970s", "2000s")
     inbox.put("1980s/a.wav")
     inbox.put("x.wav")
-    _, _, cursor = tick(inbox.store)
+    decades, _, cursor = tick(inbox.store, instance=instance)
+    run_requested(instance, inbox.store, decades)
     inbox.delete("1980s/a.wav")  # the newest object, gone: the cursor does not depend on it
-    decades, _, cursor = tick(inbox.store, cursor)
+    decades, _, cursor = tick(inbox.store, cursor, instance=instance)
     assert decades == ["1980s"]  # the decade must be re-run to drop its rows
+    run_requested(instance, inbox.store, decades)
     inbox.put("x.wav.json", json.dumps({"year": 1972}).encode())
-    decades, _, cursor = tick(inbox.store, cursor)
+    decades, _, cursor = tick(inbox.store, cursor, instance=instance)
     assert decades == ["1970s", "undated"]  # moved: both decades change
+    run_requested(instance, inbox.store, decades)
     inbox.put("later_2001.wav")
-    assert tick(inbox.store, cursor)[0] == ["2000s"]
+    assert tick(inbox.store, cursor, instance=instance)[0] == ["2000s"]
 
 
 def test_run_keys_are_deterministic_and_never_reused(inbox):
@@ -112,9 +141,42 @@ def test_run_keys_are_deterministic_and_never_reused(inbox):
 
 
 def test_empty_store_skips(inbox):
-    with dg.build_sensor_context(resources={"media_store": inbox.store}) as context:
-        result = inbox_sensor(context)
-    assert not result.run_requests and "no change" in result.skip_reason.skip_message
+    result = sense(inbox.store)
+    assert not result.run_requests and "all as catalogued" in result.skip_reason.skip_message
+
+
+def test_decades_become_partitions_when_media_for_them_appear(inbox):
+    inbox.put("1980s/a.wav")
+    result = sense(inbox.store)
+    (request,) = result.dynamic_partitions_requests
+    assert request.partitions_def_name == "decades" and list(request.partition_keys) == ["1980s"]
+    instance = decade_instance("1980s")
+    assert not sense(inbox.store, instance=instance).dynamic_partitions_requests
+
+
+def test_decades_catalogued_by_any_run_are_not_requested_again(tmp_path):
+    """What `make demo`, `archive-pipeline run`, the UI or a backfill catalogued is not run
+    again when the sensor is switched on: it compares the inbox with media_catalog's record."""
+    from archive_pipeline.defs.catalog.assets import media_catalog
+
+    inbox = LocalInbox(tmp_path / "inbox")
+    inbox.put("1980s/a.wav")
+    inbox.put("tape_1994.mp3")
+    instance = decade_instance()
+    resources = local_resources(inbox.root, tmp_path / "wh")
+    for decade in ("1980s", "1990s"):
+        assert materialize(
+            [media_catalog], partition_key=decade, instance=instance, resources=resources
+        ).success
+    result = sense(inbox.store, instance=instance)  # switched on now: no cursor
+    assert not result.run_requests, "a catalogued decade was requested again"
+    assert "2 media items in 2 decades, all as catalogued" in result.skip_reason.skip_message
+    inbox.put("1980s/b.wav")  # a new file: only its decade, once
+    decades, _, cursor = tick(inbox.store, instance=instance)
+    assert decades == ["1980s"]
+    assert tick(inbox.store, cursor, instance=instance)[0] == []  # requested, not yet run
+    inbox.delete("tape_1994.mp3")  # the 1990s lost their only item: run to remove its rows
+    assert tick(inbox.store, cursor, instance=instance)[0] == ["1990s"]
 
 
 def nightly_tick(tmp_path, monkeypatch, *, cursor, now):
@@ -128,7 +190,9 @@ def nightly_tick(tmp_path, monkeypatch, *, cursor, now):
         "warehouse": LanceWarehouse(root=str(tmp_path / "warehouse")),
     }
     monkeypatch.setattr(sensors, "utc_now", lambda: now)
-    with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs()) as context:
+    with dg.build_sensor_context(
+        cursor=cursor, resources=resources, definitions=defs(), instance=decade_instance()
+    ) as context:
         return nightly_backfill(context)
 
 
@@ -155,8 +219,26 @@ def test_nightly_backfill_is_one_backfill_of_every_asset_over_decades_with_media
     for partitions in subset.partitions_subsets_by_asset_key.values():
         assert set(partitions.get_partition_keys()) == {"1980s", "1990s"}
     assert request.tags["archive/trigger"] == "nightly_backfill"
-    # the same night again: nothing more
+    # the same night again: nothing more, and the tick says what happened
     again = nightly_tick(
         tmp_path, monkeypatch, cursor=result.cursor, now=night + dt.timedelta(days=1, hours=5)
     )
-    assert not again.run_requests and "next at 2026-11-23 02:00" in again.skip_reason.skip_message
+    assert not again.run_requests
+    assert again.skip_reason.skip_message == (
+        "the backfill of the night of 2026-11-22 was launched; next at 2026-11-23 02:00 UTC"
+    )
+
+
+def test_an_armed_nightly_says_it_has_launched_nothing(tmp_path, monkeypatch):
+    import datetime as dt
+
+    LocalInbox(tmp_path / "inbox").put("1980s/interview.wav")
+    now = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+    armed = nightly_tick(tmp_path, monkeypatch, cursor=None, now=now)
+    later = nightly_tick(tmp_path, monkeypatch, cursor=armed.cursor, now=now.replace(hour=15))
+    assert later.skip_reason.skip_message == (
+        "armed; nothing launched yet; next at 2026-11-22 02:00 UTC"
+    )
+    # a cursor of the earlier version (a bare time) was written when a backfill was launched
+    old = nightly_tick(tmp_path, monkeypatch, cursor="2026-11-21T02:00:00+00:00", now=now)
+    assert "was launched" in old.skip_reason.skip_message

@@ -2,7 +2,6 @@
 
 import json
 
-import dagster as dg
 import pytest
 
 from archive_pipeline.core.warehouse import Warehouse
@@ -11,6 +10,7 @@ from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns
 from archive_pipeline.exports import to_rttm, to_srt, to_webvtt
 from archive_pipeline.quality import read_rttm
 from archive_pipeline.resources import SpeechModels
+from archive_pipeline_tests import helpers
 from archive_pipeline_tests.helpers import local_resources
 from archive_pipeline_tests.speech_fixtures import dialogue, silence, video_without_audio
 
@@ -32,7 +32,7 @@ def archive(tmp_path_factory):
 
 
 def run(inbox, warehouse):
-    return dg.materialize(
+    return helpers.materialize(
         ASSETS,
         partition_key="1980s",
         resources=local_resources(

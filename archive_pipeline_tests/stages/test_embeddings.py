@@ -3,7 +3,6 @@ image-text model by default, and OpenCLIP plumbing with a tiny RANDOMLY INITIALI
 
 import shutil
 
-import dagster as dg
 import numpy as np
 import pytest
 
@@ -25,6 +24,7 @@ from archive_pipeline.resources import (
 )
 from archive_pipeline.search import Searcher
 from archive_pipeline.stages.embedders import ClipSettings, TextEmbedder, check_clip
+from archive_pipeline_tests import helpers
 from archive_pipeline_tests.clip_random import build_random_clip
 from archive_pipeline_tests.helpers import local_resources
 
@@ -141,7 +141,7 @@ def resources(root, warehouse, **vision):
 
 
 def test_default_embeds_text_and_reports_no_image_text_model(archive):
-    result = dg.materialize(ASSETS, partition_key="1960s", resources=resources(archive, "wh"))
+    result = helpers.materialize(ASSETS, partition_key="1960s", resources=resources(archive, "wh"))
     assert result.success
     all_checks_passed(result)
     md = result.asset_materializations_for_node("keyframe_embeddings")[0].metadata
@@ -167,7 +167,7 @@ def test_default_embeds_text_and_reports_no_image_text_model(archive):
     md = result.asset_materializations_for_node("search_documents")[0].metadata
     assert (md["rebuilt"].value, md["speech_documents"].value) == (2, len(speech))
     # unchanged: search_documents reads the ledger, assembles nothing and commits nothing
-    again = dg.materialize(ASSETS, partition_key="1960s", resources=resources(archive, "wh"))
+    again = helpers.materialize(ASSETS, partition_key="1960s", resources=resources(archive, "wh"))
     md = again.asset_materializations_for_node("search_documents")[0].metadata
     assert (md["rebuilt"].value, md["unchanged"].value, md["committed"].value) == (0, 2, False)
     assert md["rows"].value == len(documents)
@@ -177,7 +177,7 @@ def test_random_tiny_openclip_plumbing_shares_one_space(archive, tmp_path):
     """RANDOM weights: checks loading from a config file + checkpoint, rows and dims only."""
     config, checkpoint = build_random_clip(tmp_path / "clip")
     vision = {"clip_model": str(config), "clip_pretrained": str(checkpoint)}
-    result = dg.materialize(
+    result = helpers.materialize(
         ASSETS, partition_key="1960s", resources=resources(archive, "wh_clip", **vision)
     )
     assert result.success

@@ -5,7 +5,6 @@ import csv
 import re
 import shutil
 
-import dagster as dg
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -32,6 +31,7 @@ from archive_pipeline.stages.ocr import (
     line_languages,
     reading_order,
 )
+from archive_pipeline_tests import helpers
 from archive_pipeline_tests.helpers import local_resources
 
 pytestmark = pytest.mark.slow
@@ -123,7 +123,7 @@ def test_frame_text_asset_reads_each_keyframe(shared_media, tmp_path):
         vision_models=VisionModels(keyframe_interval_s=0.5, keyframe_dedup_distance=-1),
     )
     assets = [media_catalog, shots_and_keyframes, frame_text]
-    result = dg.materialize(assets, partition_key="1990s", resources=resources)
+    result = helpers.materialize(assets, partition_key="1990s", resources=resources)
     assert result.success
     wh = Warehouse(str(tmp_path / "wh"))
     keyframes = {r["row_id"]: r for r in wh.read("keyframes").to_pylist()}
@@ -137,7 +137,7 @@ def test_frame_text_asset_reads_each_keyframe(shared_media, tmp_path):
         assert f"Frame = {keyframes[keyframe_id]['frame_index'] + 1}" in text, text
     md = result.asset_materializations_for_node("frame_text")[0].metadata
     assert md["ocr_lines"].value == len(lines) and md["keyframes_read"].value == len(keyframes)
-    again = dg.materialize(assets, partition_key="1990s", resources=resources)
+    again = helpers.materialize(assets, partition_key="1990s", resources=resources)
     md = again.asset_materializations_for_node("frame_text")[0].metadata
     assert (md["reused_from_cache"].value, md["computed"].value) == (1, 0)
 

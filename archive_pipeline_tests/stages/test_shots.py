@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 
-import dagster as dg
 import numpy as np
 import pytest
 import torch
@@ -19,6 +18,7 @@ from archive_pipeline.quality import cuts_match, transitions_match
 from archive_pipeline.quality.generated import documentary_videos, transition_videos
 from archive_pipeline.stages.base import CatalogItem, ItemFailure
 from archive_pipeline.stages.shots import ShotsStage
+from archive_pipeline_tests import helpers
 from archive_pipeline_tests.helpers import local_resources
 
 pytestmark = pytest.mark.slow
@@ -199,7 +199,7 @@ def test_shots_asset_through_dagster(video_dir, tmp_path):
     for name in ("bikes.mp4", "audio_only.flac"):
         shutil.copyfile(video_dir / name, inbox / name)
     resources = local_resources(tmp_path / "inbox", tmp_path / "wh")
-    result = dg.materialize(
+    result = helpers.materialize(
         [media_catalog, shots_and_keyframes], partition_key="1990s", resources=resources
     )
     assert result.success

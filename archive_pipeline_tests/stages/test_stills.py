@@ -3,7 +3,6 @@
 import io
 import shutil
 
-import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -17,6 +16,7 @@ from archive_pipeline.defs.vision.checks import frame_text_checks, keyframes_che
 from archive_pipeline.schemas import TABLES
 from archive_pipeline.search.documents import keyframe_documents
 from archive_pipeline.stages.base import catalog_items
+from archive_pipeline_tests import helpers
 from archive_pipeline_tests.helpers import local_resources
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -50,7 +50,7 @@ def stills(tmp_path_factory, shared_media):
     page("broken").save(data, format="JPEG")
     (inbox / "broken.jpg").write_bytes(data.getvalue()[:2000])
     resources = local_resources(root / "inbox", root / "wh")
-    result = dg.materialize(
+    result = helpers.materialize(
         [
             media_catalog,
             shots_and_keyframes,

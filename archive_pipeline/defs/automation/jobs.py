@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from archive_pipeline import settings
 from archive_pipeline.defs.console import progress_console
 
 # In-process: one process per run, so Ray starts once per run and models load once per worker.
@@ -18,8 +19,13 @@ archive_job = dg.define_asset_job(
 def run_defaults() -> dg.Definitions:
     """Runs launched from the UI's Materialize button or a backfill also run in one process,
     so each starts Ray and loads each model once (not once per step). Loggers: Dagster's
-    console logger, and the compact `progress` logger the command-line runner selects."""
+    console logger at INFO (DEBUG with ARCHIVE_VERBOSE), and the compact `progress` logger the
+    command-line runner selects."""
+    level = "DEBUG" if settings.VERBOSE.read() else "INFO"
     return dg.Definitions(
         executor=dg.in_process_executor,
-        loggers={"console": dg.colored_console_logger, "progress": progress_console},
+        loggers={
+            "console": dg.colored_console_logger.configured({"log_level": level}),
+            "progress": progress_console,
+        },
     )

@@ -1,20 +1,75 @@
-"""The media_catalog asset: every media file of a decade, probed, hashed and dated."""
+"""The inbox (an observable source asset: the top of the lineage) and the media_catalog asset:
+every media file of a decade, probed, hashed and dated."""
 
 import collections
 import dataclasses
+import hashlib
+import warnings
 
 import dagster as dg
 
-from archive_pipeline.core.store import scan_inventory
-from archive_pipeline.defs.reporting import preview
+from archive_pipeline import settings
+from archive_pipeline.core.store import NO_MEDIA, scan_inventory
+from archive_pipeline.defs.reporting import markdown_table, preview
 from archive_pipeline.defs.stage_assets import stage_asset, stage_result, writer_name
+from archive_pipeline.partitions import register_decades
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade
 
 INBOX_NOTE = "inbox"  # the inbox the warehouse mirrors (beside the tables)
+INBOX_DIGEST = "inbox_digest"  # media_catalog's metadata: the decade's inbox as catalogued
 
 
-@stage_asset(CatalogStage, table="media_catalog", group="catalog", kinds={"lance", "ray"})
+with warnings.catch_warnings():  # observable source assets are a Dagster beta: warned at load
+    warnings.filterwarnings("ignore", message=".*observable_source_asset")
+    _observable_source_asset = dg.observable_source_asset(
+        group_name="catalog",
+        kinds={"s3", "folder"},
+        description="The media store (ARCHIVE_INBOX: a folder or s3://bucket/prefix), listed: "
+        "its data version changes when a file, sidecar or catalogue.csv does. Observing it adds "
+        "the decades that have media as partitions.",
+    )
+
+
+@_observable_source_asset
+def inbox(context: dg.AssetExecutionContext, media_store: MediaStore) -> dg.ObserveResult:
+    """List the inbox: items per decade; decades with media become partitions."""
+    store = media_store.get_store()
+    inventory = scan_inventory(store)
+    digests = inventory.decade_digests()
+    added = register_decades(context.instance, digests)
+    if added:
+        context.log.info(f"decades with media, now partitions: {added}")
+    counts = collections.Counter(item.decade for item in inventory.items)
+    version = hashlib.sha256(repr(sorted(digests.items())).encode()).hexdigest()[:24]
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "location": store.root_uri,
+            "media_items": len(inventory.items),
+            "decades": dg.MetadataValue.md(
+                markdown_table(
+                    [{"decade": d, "items": n} for d, n in sorted(counts.items())],
+                    ["decade", "items"],
+                )
+            ),
+            "warnings": len(inventory.warnings),
+        },
+    )
+
+
+def run_settings() -> dg.MetadataValue:
+    """The settings as this run read them (secrets masked), for the run's record."""
+    rows = [
+        {"variable": env, "value": value or "—", "from": source}
+        for env, value, source in settings.effective()
+    ]
+    return dg.MetadataValue.md(markdown_table(rows, ["variable", "value", "from"], limit=200))
+
+
+@stage_asset(
+    CatalogStage, table="media_catalog", group="catalog", kinds={"lance", "ray"}, deps=[inbox]
+)
 def media_catalog(
     context: dg.AssetExecutionContext,
     media_store: MediaStore,
@@ -59,6 +114,8 @@ def media_catalog(
     return stage_result(
         report,
         wh,
+        **{INBOX_DIGEST: inventory.decade_digests().get(decade, NO_MEDIA)},
+        run_settings=run_settings(),
         **{f"{kind}_files": kinds.get(kind, 0) for kind in ("audio", "video", "image")},
         hours_of_media=round(hours, 4),
         total_mb=round(sum(row["size_bytes"] for row in rows) / 1e6, 3),
