@@ -116,10 +116,9 @@ class DagsterDev:
         """Dismiss the community pop-up that covers the page on a fresh instance."""
         self.graphql("mutation { setNuxSeen }")
 
-    def materialize(self, assets: list[str], *, partition: str) -> str:
-        """Launch a run of these assets (and their checks) for one partition, as the
-        Materialize button does; return its run id."""
-        checks = self.graphql(
+    def asset_checks(self, assets: list[str]) -> list[dict[str, Any]]:
+        """The checks of these assets, as GraphQL check selectors."""
+        nodes = self.graphql(
             """query($location: String!, $repository: String!) {
                  repositoryOrError(repositorySelector: {repositoryLocationName: $location,
                                                         repositoryName: $repository}) {
@@ -128,12 +127,25 @@ class DagsterDev:
                                                       checks { name } } } } } } }""",
             {"location": LOCATION, "repository": REPOSITORY},
         )["repositoryOrError"]["assetNodes"]
-        check_selection = [
+        return [
             {"assetKey": {"path": node["assetKey"]["path"]}, "name": check["name"]}
-            for node in checks
+            for node in nodes
             if node["assetKey"]["path"] in [[a] for a in assets]
             for check in node["assetChecksOrError"].get("checks", [])
         ]
+
+    def launch(
+        self,
+        assets: list[str],
+        checks: list[dict[str, Any]],
+        *,
+        partition: str | None = None,
+    ) -> str:
+        """Launch a run of these assets and checks (for one partition), tagged as the UI's
+        buttons tag theirs; return its run id."""
+        tags = [{"key": "dagster/from_ui", "value": "true"}]
+        if partition is not None:
+            tags.append({"key": "dagster/partition", "value": partition})
         result = self.graphql(
             """mutation($params: ExecutionParams!) {
                  launchPipelineExecution(executionParams: $params) {
@@ -149,19 +161,43 @@ class DagsterDev:
                         "repositoryName": REPOSITORY,
                         "pipelineName": "__ASSET_JOB",
                         "assetSelection": [{"path": [a]} for a in assets],
-                        "assetCheckSelection": check_selection,
+                        "assetCheckSelection": checks,
                     },
                     "mode": "default",
                     "runConfigData": {},
-                    "executionMetadata": {
-                        "tags": [{"key": "dagster/partition", "value": partition}]
-                    },
+                    "executionMetadata": {"tags": tags},
                 }
             },
         )["launchPipelineExecution"]
         if result["__typename"] != "LaunchRunSuccess":
             raise DagsterUIError(f"launch failed: {result}")
         return result["run"]["runId"]
+
+    def materialize(self, assets: list[str], *, partition: str) -> str:
+        """Launch a run of these assets (and their checks) for one partition, as the
+        Materialize button does; return its run id."""
+        return self.launch(assets, self.asset_checks(assets), partition=partition)
+
+    def execute_check(self, asset: str, check: str, *, partition: str) -> str:
+        """Launch one check alone for one partition, as a check's Execute button does."""
+        selector = {"assetKey": {"path": [asset]}, "name": check}
+        return self.launch([], [selector], partition=partition)
+
+    def observe(self, assets: list[str]) -> str:
+        """Observe source assets, as the 'Observe sources' button does; return the run id."""
+        return self.launch(assets, [])
+
+    def decades(self) -> list[str]:
+        """The decade partitions the UI offers (the decades with media)."""
+        data = self.graphql(
+            """query($location: String!, $repository: String!) {
+                 repositoryOrError(repositorySelector: {repositoryLocationName: $location,
+                                                        repositoryName: $repository}) {
+                   ... on Repository { assetNodes { assetKey { path } partitionKeys } } } }""",
+            {"location": LOCATION, "repository": REPOSITORY},
+        )["repositoryOrError"]["assetNodes"]
+        node = next(n for n in data if n["assetKey"]["path"] == ["media_catalog"])
+        return node["partitionKeys"]
 
     def run_status(self, run_id: str) -> str:
         """QUEUED, STARTING, STARTED, SUCCESS, FAILURE, ..."""

@@ -1,10 +1,10 @@
-"""The Dagster UI as a user drives it: `dagster dev` (webserver + daemon) on 127.0.0.1, runs
-launched through GraphQL (the Materialize button's call), the inbox sensor and the nightly
-backfill switched on and ticking. The archive holds only stills (catalogued, then skipped by
-the model stages), so the runs are quick."""
+"""The Dagster UI as a user drives it after `archive-pipeline run` (what `make demo` does):
+`dagster dev` (webserver + daemon) on 127.0.0.1, pages in a real browser (Debian's chromium),
+runs launched through GraphQL (the calls the UI's buttons make), the inbox sensor and the
+nightly backfill switched on and ticking. The archive holds only stills (catalogued, then
+skipped by the model stages), so the runs are quick."""
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 
 from archive_pipeline.core.store import LocalStore, scan_inventory
-from archive_pipeline.defs.automation.sensors import CURSOR_VERSION, decade_digests
 from archive_pipeline.ui import DagsterDev
 from archive_pipeline_tests.helpers import free_port, non_loopback_listeners
 
@@ -44,14 +43,39 @@ def ui(tmp_path_factory):
     }
     (home / "dagster_home").mkdir()
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster_home/dagster.yaml")
-    # as `make ui` does: create the instance's storage before two processes race to
-    subprocess.run(
-        [sys.executable, "-c", "from archive_pipeline.runner import prepare_instance as p; p()"],
-        env=env,
-        check=True,
-    )
+    # what `make demo` does before `make ui`: the runner catalogues every decade with media
+    cli = Path(sys.executable).parent / "archive-pipeline"
+    ran = subprocess.run([cli, "run"], env=env, cwd=REPO, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
     with DagsterDev(port=free_port(), env=env, log_path=home / "dagster_dev.log") as dev:
+        dev.set_nux_seen()
         yield dev, home
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from archive_pipeline_tests.test_demo import chromium_browser
+
+    driver = chromium_browser()
+    yield driver
+    driver.quit()
+
+
+def page_text(browser, url: str, expected: str) -> str:
+    """The page's text once it shows `expected` (the UI renders after its queries return)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, 60).until(lambda b: expected in b.find_element(By.TAG_NAME, "body").text)
+    return browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_decades_follow_the_archive_no_decade_is_missing(ui, browser):
+    dev, _ = ui
+    assert dev.decades() == ["1960s", "1970s"]  # the decades with media, nothing else
+    text = page_text(browser, f"{dev.base}/assets/media_catalog?view=partitions", "Missing (")
+    assert "Missing (0)" in text and "Materialized (2)" in text, text[-1500:]
 
 
 @contextlib.contextmanager
@@ -74,28 +98,47 @@ def test_materialize_button_run_succeeds_through_the_daemon(ui):
     with instance(home) as inst:
         assert inst.get_materialized_partitions(dg.AssetKey("media_catalog")) >= {"1960s"}
         messages = [e.user_message for e in inst.all_logs(run_id)]
-    assert any("media_catalog 1960s: 1/1 harbour_photo.jpg ok" in m for m in messages)
+        tags = inst.get_run_by_id(run_id).tags
+    # catalogued by `archive-pipeline run` before: a cache hit, said on the run's log
+    assert any("media_catalog 1960s: 1 item(s), 1 unchanged (cached)" in m for m in messages)
     assert any("Asset check 'rows_for_every_item'" in m for m in messages)
+    assert tags["archive/trigger"] == "Dagster UI"  # named on every run, whatever launched it
+    assert tags["archive/worker"].split(" pid ")[0]  # the host; a readable tag, not internal
 
 
-def test_inbox_sensor_ticks_and_requests_a_run_for_a_new_file(ui):
+def test_one_check_runs_alone_for_one_decade(ui):
+    """The launch of one check with a decade (what `archive-pipeline check` records too): the
+    check reads the committed rows; nothing is materialised again."""
     dev, home = ui
-    inbox = home / "inbox"
-    # the cursor of a sensor that has seen the inbox as it is now
-    digests = decade_digests(scan_inventory(LocalStore(root=str(inbox))))
-    cursor = {"version": CURSOR_VERSION, "generation": 1, "decades": digests}
-    dev.set_sensor_cursor("inbox_sensor", json.dumps(cursor, sort_keys=True))
-    still(inbox / "1980s/new_poster.png", "red")
+    run_id = dev.execute_check("media_catalog", "unique_rows", partition="1960s")
+    assert dev.wait_for_run(run_id) == "SUCCESS", (home / "dagster_dev.log").read_text()[-3000:]
+    with instance(home) as inst:
+        events = [e.dagster_event for e in inst.all_logs(run_id) if e.dagster_event]
+    kinds = [e.event_type_value for e in events]
+    assert "ASSET_MATERIALIZATION" not in kinds
+    (evaluation,) = [e for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert evaluation.event_specific_data.check_name == "unique_rows"
+    assert evaluation.event_specific_data.passed
+
+
+def test_inbox_sensor_switched_on_after_a_run_requests_nothing_then_runs_a_new_file(ui):
+    dev, home = ui
     dev.start_sensor("inbox_sensor")
+    first = dev.wait_for("the sensor's first tick", lambda: dev.sensor_ticks("inbox_sensor"))[-1]
+    assert not first["runIds"], first  # every decade is as `archive-pipeline run` catalogued it
+    assert "all as catalogued" in (first["skipReason"] or ""), first
+    still(home / "inbox/1980s/new_poster.png", "red")
     tick = dev.wait_for(
         "a tick that requests a run",
         lambda: next((t for t in dev.sensor_ticks("inbox_sensor") if t["runIds"]), None),
+        timeout_s=240,
     )
     (run_id,) = tick["runIds"]
     (run,) = [r for r in dev.runs() if r["runId"] == run_id]
     tags = {t["key"]: t["value"] for t in run["tags"]}
     assert tags["dagster/partition"] == "1980s" and tags["archive/trigger"] == "inbox_sensor"
     assert dev.wait_for_run(run_id) == "SUCCESS"
+    assert dev.decades() == ["1960s", "1970s", "1980s"]  # the new decade is a partition
 
 
 def test_nightly_backfill_launches_one_backfill(ui):

@@ -66,3 +66,9 @@ def test_one_check_runs_alone_for_a_decade_without_materialising(tmp_path, share
     (evaluation,) = result.get_asset_check_evaluations()
     assert (evaluation.check_name, evaluation.passed) == ("unique_rows", True)
     assert not result.get_asset_materialization_events()
+    # without a decade (the UI's "Execute all"): a failure that says how to check a decade
+    from archive_pipeline.runs import run_failures
+
+    nowhere = job.execute_in_process(instance=instance, raise_on_error=False)
+    (reason,) = run_failures(nowhere)
+    assert "archive-pipeline check --decade D" in reason
