@@ -105,6 +105,7 @@ def test_a_variable_set_after_the_definitions_load_takes_effect_at_run_time(
 
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.defs.catalog.assets import media_catalog
+    from archive_pipeline_tests.helpers import materialize
 
     loaded = defs()
     (tmp_path / "inbox/1960s").mkdir(parents=True)
@@ -119,12 +120,7 @@ def test_a_variable_set_after_the_definitions_load_takes_effect_at_run_time(
     def probe(vision_models: resources.VisionModels) -> None:
         seen["interval_s"] = vision_models.keyframes().interval_s
 
-    result = dg.materialize(
-        [media_catalog, probe],
-        partition_key="1960s",
-        resources=loaded.resources,
-        instance=dg.DagsterInstance.ephemeral(),
-    )
+    result = materialize([media_catalog, probe], partition_key="1960s", resources=loaded.resources)
     assert result.success
     assert seen == {"interval_s": 3.5}
     rows = Warehouse(str(tmp_path / "later-warehouse")).read("media_catalog")

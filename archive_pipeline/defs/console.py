@@ -1,4 +1,6 @@
-"""A compact console logger for the command-line runner: progress lines and problems only."""
+"""The console loggers of runs: Dagster's coloured log at INFO (DEBUG with ARCHIVE_VERBOSE) for
+runs the daemon launches, and a compact one for the command-line runner: progress lines and
+problems only."""
 
 import logging
 import sys
@@ -6,6 +8,7 @@ import time
 
 import dagster as dg
 
+from archive_pipeline import settings
 from archive_pipeline.runs import failure_reason
 
 # event type *values* (a run failure's is PIPELINE_FAILURE, Dagster's older name)
@@ -64,3 +67,15 @@ def progress_console(init_context: dg.InitLoggerContext) -> logging.Logger:
     handler.addFilter(_ProgressFilter())
     logger.handlers = [handler]
     return logger
+
+
+@dg.logger(
+    config_schema={},
+    description="Dagster's coloured console log at INFO: per-item progress, checks, failures; "
+    "its DEBUG events (step starts, outputs, engine events) too with ARCHIVE_VERBOSE.",
+)
+def console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    """Dagster's console logger, its level read when the run starts."""
+    level = "DEBUG" if settings.VERBOSE.read() else "INFO"
+    config = {"log_level": level, "name": "dagster"}
+    return dg.colored_console_logger.logger_fn(dg.build_init_logger_context(logger_config=config))

@@ -13,6 +13,7 @@ from archive_pipeline.core.store import scan_inventory
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.resources import LanceWarehouse, RayResource, S3MediaStore
+from archive_pipeline_tests import helpers
 
 pytestmark = pytest.mark.s3
 
@@ -56,7 +57,9 @@ def test_catalog_over_s3_reads_without_modifying(bucket, s3_endpoint, tmp_path):
         "ray": RayResource(address="inline"),
     }
     for decade in ("1960s", "1990s"):
-        assert dg.materialize([media_catalog], partition_key=decade, resources=resources).success
+        assert helpers.materialize(
+            [media_catalog], partition_key=decade, resources=resources
+        ).success
     wh = Warehouse(str(tmp_path / "wh"))
     rows = {r["store_key"]: r for r in wh.read("media_catalog").to_pylist()}
     assert rows["1960s/jfk.flac"]["duration_s"] == pytest.approx(11.0, abs=0.1)
@@ -83,7 +86,7 @@ def test_s3_inbox_into_s3_warehouse(bucket, s3_endpoint):
         "ray": RayResource(address="inline"),
     }
     for _ in range(2):  # the second run is a cache hit and commits nothing
-        result = dg.materialize([media_catalog], partition_key="1960s", resources=resources)
+        result = helpers.materialize([media_catalog], partition_key="1960s", resources=resources)
         assert result.success
     metadata = result.asset_materializations_for_node("media_catalog")[0].metadata
     # jfk cached, the empty file failed for good (not retried while unchanged)
@@ -186,7 +189,7 @@ def test_a_folder_marker_named_like_media_is_one_failure(bucket, s3_endpoint, tm
         "warehouse": LanceWarehouse(root=str(tmp_path / "wh")),
         "ray": RayResource(address="inline"),
     }
-    assert dg.materialize([media_catalog], partition_key="1960s", resources=resources).success
+    assert helpers.materialize([media_catalog], partition_key="1960s", resources=resources).success
     wh = Warehouse(str(tmp_path / "wh"))
     assert wh.read("media_catalog").column("store_key").to_pylist() == ["1960s/jfk.flac"]
     failures = {r["store_key"]: r["error_class"] for r in wh.read("failures").to_pylist()}

@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from archive_pipeline import settings
-from archive_pipeline.defs.console import progress_console
+from archive_pipeline.defs.console import console, progress_console
 
 # In-process: one process per run, so Ray starts once per run and models load once per worker.
 archive_job = dg.define_asset_job(
@@ -21,11 +20,7 @@ def run_defaults() -> dg.Definitions:
     so each starts Ray and loads each model once (not once per step). Loggers: Dagster's
     console logger at INFO (DEBUG with ARCHIVE_VERBOSE), and the compact `progress` logger the
     command-line runner selects."""
-    level = "DEBUG" if settings.VERBOSE.read() else "INFO"
     return dg.Definitions(
         executor=dg.in_process_executor,
-        loggers={
-            "console": dg.colored_console_logger.configured({"log_level": level}),
-            "progress": progress_console,
-        },
+        loggers={"console": console, "progress": progress_console},
     )

@@ -10,6 +10,7 @@ from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraph
 from archive_pipeline.core.store import NO_MEDIA, scan_inventory
 from archive_pipeline.defs.automation.jobs import archive_job
 from archive_pipeline.defs.catalog.assets import INBOX_DIGEST
+from archive_pipeline.defs.nightly import NIGHTLY_HOUR_UTC
 from archive_pipeline.health import active_decades
 from archive_pipeline.partitions import (
     DECADES_PARTITION_SET,
@@ -21,7 +22,6 @@ from archive_pipeline.resources import LanceWarehouse, MediaStore
 from archive_pipeline.runs import fail_abandoned_runs, trigger_tags
 
 CURSOR_VERSION = 2
-NIGHTLY_HOUR_UTC = 2
 
 
 def changed_decades(previous: dict[str, str], current: dict[str, str]) -> list[str]:

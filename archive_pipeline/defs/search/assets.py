@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from archive_pipeline.defs.nightly import nightly_freshness
 from archive_pipeline.defs.reporting import (
     OWNERS,
     keys_version,
@@ -47,6 +48,7 @@ PREVIEW_COLUMNS = ["uri", "text", "kind", "time_s", "speaker"]
         "keyframe_embeddings",
     ],
     code_version=ASSEMBLY_VERSION,
+    freshness_policy=nightly_freshness,
     group_name="search",
     kinds={"lance"},
     owners=OWNERS,
