@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument(
         "--check", action="append", metavar="NAME", help="only this check (e.g. unique_rows)"
     )
+    ui = sub.add_parser(
+        "ui",
+        help="the Dagster UI and daemon (`dagster dev`) on 127.0.0.1 against DAGSTER_HOME, "
+        "stopped with everything it started on Ctrl-C or SIGTERM (what `make ui` runs)",
+    )
+    ui.add_argument("--port", type=int, default=3000)
     repair = sub.add_parser(
         "repair",
         help="check the tables, remove what cannot be read (lost or truncated data files; a "
@@ -122,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             os.environ[settings.VERBOSE.env] = "1"
         return _run(args.decade, args.inbox, allow_removals=args.allow_removals)
+    if args.command == "ui":
+        from archive_pipeline.runner import prepare_instance
+        from archive_pipeline.ui import serve
+
+        prepare_instance()
+        return serve(args.port)
     if args.command == "check":
         return _check(args.decade, args.asset, args.check)
     if args.command == "repair":

@@ -3,6 +3,7 @@ calls the UI's buttons make. Used by `make screenshot` and by the tests of the U
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,47 @@ REPOSITORY = "__repository__"
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
+STOP_GRACE_S = 10.0  # what `dagster dev` gets to stop on SIGTERM before its group is killed
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of this process group still runs (zombies count as gone)."""
+    import psutil
+
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error):
+            if os.getpgid(process.pid) == group and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+def serve(port: int) -> int:
+    """`archive-pipeline ui`: `dagster dev` (webserver + daemon) on 127.0.0.1 until SIGTERM,
+    SIGINT (Ctrl-C) or SIGHUP, which stop its whole process group within STOP_GRACE_S (then
+    SIGKILL): nothing is left running. The exit status: 0 when stopped by a signal."""
+    import threading
+
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
+    dev = DagsterDev(port=port, env=dict(os.environ), log_path=None)
+    ready = False
+    try:
+        dev.start(wait=False)
+        while not stopping.is_set() and dev.process.poll() is None:
+            if not ready:
+                with contextlib.suppress(OSError, DagsterUIError):
+                    ready = dev.location_status() == "LOADED"
+                if ready:
+                    print(
+                        f"Dagster UI and daemon ready: {dev.base} (Ctrl-C stops both)", flush=True
+                    )
+            stopping.wait(1.0)
+    finally:
+        dev.stop()
+    return 0 if stopping.is_set() else 1
+
+
 class DagsterUIError(RuntimeError):
     """The webserver answered with an error, or did not answer in time."""
 
@@ -26,7 +68,7 @@ class DagsterUIError(RuntimeError):
 class DagsterDev:
     """Starts `dagster dev -h 127.0.0.1` against `env`'s DAGSTER_HOME and stops it by PID."""
 
-    def __init__(self, *, port: int, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, *, port: int, env: dict[str, str], log_path: Path | None) -> None:
         self.port = port
         self.env = env
         self.log_path = log_path
@@ -40,19 +82,23 @@ class DagsterDev:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout_s: float = 180) -> None:
-        """Start webserver and daemon; return once the code location has loaded."""
+    def start(self, timeout_s: float = 180, *, wait: bool = True) -> None:
+        """Start webserver and daemon; return once the code location has loaded (at once
+        without `wait`). Their output goes to `log_path`, or to this console when None."""
         dagster = Path(sys.executable).parent / "dagster"
         workspace = str(REPO / "workspace.yaml")
-        with open(self.log_path, "ab") as log:
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(open(self.log_path, "ab")) if self.log_path else None
             self.process = subprocess.Popen(
                 [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(self.port), "-w", workspace],
                 cwd=REPO,
                 env=self.env,
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if log else None,
                 start_new_session=True,  # its own process group: stop() ends every child
             )
+        if not wait:
+            return
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -65,16 +111,24 @@ class DagsterDev:
             time.sleep(1.0)
         raise DagsterUIError(f"dagster dev not ready within {timeout_s:.0f} s: {self.log_path}")
 
-    def stop(self) -> None:
-        """SIGTERM the process group (webserver, daemon, code servers), SIGKILL after 30 s."""
-        if self.process is None or self.process.poll() is not None:
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM the process group (webserver, daemon, code servers, run workers); SIGKILL
+        what is left after `grace_s`. Returns once none of them runs."""
+        if self.process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        group = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while _group_alive(group) and time.monotonic() < deadline:
+            self.process.poll()  # reap dagster dev itself
+            time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _group_alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def pids(self) -> set[int]:
         """The process group's PIDs (for the loopback check)."""

@@ -174,3 +174,32 @@ def test_nightly_backfill_launches_one_backfill(ui):
     )
     assert partitions == decades  # the decades with media, one run (all assets) each
     assert {r["status"] for r in runs} == {"SUCCESS"}
+
+
+def test_archive_pipeline_ui_stops_everything_on_sigterm(ui):
+    """What `make ui` runs: SIGTERM (or Ctrl-C) stops the webserver, the daemon and the code
+    servers, and the command exits."""
+    import signal
+    import time
+
+    import psutil
+
+    _, home = ui
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
+    env |= {"ARCHIVE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    cli = Path(sys.executable).parent / "archive-pipeline"
+    with open(home / "ui_command.log", "w+") as log:
+        command = subprocess.Popen(
+            [cli, "ui", "--port", str(free_port())], env=env, cwd=REPO, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 180
+        while "ready" not in (home / "ui_command.log").read_text() and time.monotonic() < deadline:
+            assert command.poll() is None, (home / "ui_command.log").read_text()[-2000:]
+            time.sleep(1)
+        started = {p.pid for p in psutil.Process(command.pid).children(recursive=True)}
+        assert len(started) >= 3  # dagster dev, the webserver, the daemon (and code servers)
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=30) == 0
+    left = [pid for pid in started if psutil.pid_exists(pid)]
+    left = [p for p in left if psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"still running after SIGTERM: {left}"
