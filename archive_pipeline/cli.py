@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run",
-        help="process your archive: run archive_job for every decade with media (or the given "
+        help="process your archive: run every asset for every decade with media (or the given "
         "ones), with progress, recorded in the Dagster instance",
     )
     run.add_argument(

@@ -1,4 +1,4 @@
-"""Run archive_job over decades in this process, with progress on the console.
+"""Run the pipeline over decades in this process, with progress on the console.
 
 The runner behind `archive-pipeline run` (one's own archive) and `make demo`: it runs only the
 decades that have media (or catalogued rows to remove), starts Ray once for all of them (on
@@ -57,7 +57,7 @@ def prepare_instance() -> Path:
 
 @dataclass
 class DecadeRun:
-    """One decade's archive_job run: outcome, time and what its assets reported."""
+    """One decade's run: outcome, time and what its assets reported."""
 
     decade: str
     run_id: str
@@ -162,12 +162,13 @@ def run_decades(
     out: Callable[[str], None] = print,
     only_checks: set | None = None,
 ) -> list[DecadeRun]:
-    """Run archive_job for each decade, in order, in this process (progress lines on stdout);
+    """Run every asset for each decade, in order, in this process (progress lines on stdout);
     one Ray serves every run and is stopped at the end. With `only_checks` (check keys), run
     those checks alone, reading the committed tables: nothing is materialised again."""
     import dagster as dg
 
     from archive_pipeline.definitions import defs
+    from archive_pipeline.defs.automation.jobs import pipeline_job
     from archive_pipeline.partitions import register_decades
     from archive_pipeline.resources import RayResource
 
@@ -178,7 +179,7 @@ def run_decades(
     added = register_decades(instance, decades)
     if added:
         out(f"decades now partitions (they have media): {', '.join(added)}")
-    job = defs().resolve_job_def("archive_job")
+    job = pipeline_job(defs())
     if only_checks is not None:
         job = job.get_subset(asset_selection=set(), asset_check_selection=only_checks)
     ray = RayResource(shutdown_after_run=False)
@@ -186,7 +187,7 @@ def run_decades(
     runs = []
     try:
         for decade in decades:
-            out(f"--- {decade}: archive_job" + (" checks" if only_checks is not None else ""))
+            out(f"--- {decade}: " + ("checks" if only_checks is not None else "every asset"))
             start = time.perf_counter()
             tags = {**trigger_tags(trigger), PROCESS_TAG: process_tag()}
             # a run of checks alone names its decade by tag: Dagster finds no partitions

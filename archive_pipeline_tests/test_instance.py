@@ -76,13 +76,13 @@ def test_a_second_run_of_one_decade_queues_while_other_decades_run(tmp_path, mon
     with dg.DagsterInstance.get() as instance:
         limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
         running = create_run_for_test(
-            instance, job_name="archive_job", tags={"dagster/partition": "1950s"}
+            instance, job_name="__ASSET_JOB", tags={"dagster/partition": "1950s"}
         )
         same = create_run_for_test(
             instance, job_name="__ASSET_JOB", tags={"dagster/partition": "1950s"}
         )
         other = create_run_for_test(
-            instance, job_name="archive_job", tags={"dagster/partition": "1960s"}
+            instance, job_name="__ASSET_JOB", tags={"dagster/partition": "1960s"}
         )
         counter = TagConcurrencyLimitsCounter(limits, [running])
         assert counter.is_blocked(same)

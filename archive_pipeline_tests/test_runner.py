@@ -116,13 +116,13 @@ def test_a_run_left_started_by_a_killed_process_is_marked_failed():
 
     with dg.instance_for_test() as instance:
         gone = DagsterRun(
-            job_name="archive_job",
+            job_name="__ASSET_JOB",
             run_id="dead0000",
             status=dg.DagsterRunStatus.STARTED,
             tags={PROCESS_TAG: process_tag(dead.pid, psutil.Process().create_time())},
         )
         live = DagsterRun(
-            job_name="archive_job",
+            job_name="__ASSET_JOB",
             run_id="live0000",
             status=dg.DagsterRunStatus.STARTED,
             tags={PROCESS_TAG: process_tag()},
@@ -132,3 +132,22 @@ def test_a_run_left_started_by_a_killed_process_is_marked_failed():
         assert fail_abandoned_runs(instance) == ["dead0000"]
         assert instance.get_run_by_id("dead0000").status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id("live0000").status == dg.DagsterRunStatus.STARTED
+
+
+def test_the_operations_benchmark_runs_in_its_quick_mode():
+    """benchmarks/operations.py --quick: an unchanged run over 2 decades and a UI no-op run,
+    each timed end to end, and its JSON line."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "benchmarks/operations.py", "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])["this tree"]
+    assert figures["decades"] == 2
+    assert 0 < figures["unchanged_run_s"] < figures["cold_run_s"] + 60
+    assert figures["ui_noop_run_s"] > 0

@@ -62,7 +62,7 @@ def run_demo(*, shared_media: Path | None, partitions: list[str] | None = None) 
         print(f"Using existing inbox {inbox}")
     start = time.perf_counter()
     decades, _ = planned_decades(partitions)
-    print(f"Running archive_job for the decades with media: {', '.join(decades)}")
+    print(f"Running every asset for the decades with media: {', '.join(decades)}")
     runs = run_decades(decades, trigger="make demo")
     failed = [run.decade for run in runs if not run.success]
     print(

@@ -411,7 +411,7 @@ class Searcher:
             if TABLE not in self.warehouse.table_names():
                 raise SearchUnavailable(
                     f"no {TABLE} table in {self.warehouse.root}: materialise the search_documents "
-                    "asset (make demo, or the archive_job) first"
+                    "asset (make demo, or archive-pipeline run) first"
                 )
             self._db = lancedb.connect(
                 self.warehouse.root,

@@ -9,6 +9,7 @@ import pytest
 
 from archive_pipeline.core.store import LocalStore, S3Store
 from archive_pipeline.definitions import defs
+from archive_pipeline.defs.automation.jobs import pipeline_job
 from archive_pipeline.resources import InboxMediaStore
 from archive_pipeline_tests.helpers import REPO
 
@@ -16,10 +17,13 @@ from archive_pipeline_tests.helpers import REPO
 def test_definitions_load_with_local_defaults():
     d = defs()
     assert {k.to_user_string() for k in d.resolve_all_asset_keys()} >= {"media_catalog"}
-    assert d.resolve_job_def("archive_job").partitions_def is not None
-    assert d.resolve_sensor_def("inbox_sensor").job_name == "archive_job"
+    # one job name for every run, whatever launched it: Dagster's asset job
+    assert not [job.name for job in d.jobs or ()], "a second job name for the same runs"
+    job = pipeline_job(d)
+    assert job.name == "__ASSET_JOB" and job.partitions_def is not None
+    assert dg.AssetKey("inbox") not in job.asset_layer.selected_asset_keys
+    assert d.resolve_sensor_def("inbox_sensor").asset_selection is not None
     assert d.resolve_sensor_def("nightly_backfill").description.startswith("Nightly at 02:00")
-    assert d.resolve_job_def("archive_job").description
     assert d.resolve_sensor_def("inbox_sensor").description
     # the UI's Materialize button and backfills run in one process too (Ray once per run)
     assert d.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"

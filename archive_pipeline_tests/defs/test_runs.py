@@ -31,7 +31,7 @@ def test_the_sensor_marks_failed_a_run_whose_process_died_and_no_other():
         ):
             instance.add_run(
                 DagsterRun(
-                    job_name="archive_job",
+                    job_name="__ASSET_JOB",
                     run_id=run_id,
                     status=dg.DagsterRunStatus.STARTED,
                     tags={PROCESS_TAG: tag},

@@ -39,7 +39,7 @@ ASSETS = [
     keyframe_embeddings,
     segment_embeddings,
     search_documents,
-    # every asset's per-decade checks, run after it as in archive_job
+    # every asset's per-decade checks, run after it as in a decade's run
     media_catalog_checks,
     speech_checks.transcripts_checks,
     speech_checks.speaker_turns_checks,

@@ -1,23 +1,24 @@
-"""The job that materialises every asset of one decade partition; executor and loggers."""
+"""How every run executes, whatever launched it: one job (Dagster's asset job, the one the UI's
+Materialize button, backfills, the sensors and `archive-pipeline run` all launch), in one
+process, with its console loggers."""
 
 import dagster as dg
 
 from archive_pipeline.defs.console import console, progress_console
 
-# In-process: one process per run, so Ray starts once per run and models load once per worker.
-archive_job = dg.define_asset_job(
-    "archive_job",
-    selection=dg.AssetSelection.all(),
-    executor_def=dg.in_process_executor,
-    description="Materialise every asset of one decade, with its checks: the catalogue, then "
-    "speech, vision, embeddings and search documents. Unchanged items are cache hits.",
-)
+
+def pipeline_job(definitions: dg.Definitions) -> dg.JobDefinition:
+    """Every asset of the pipeline with its checks (the inbox source asset is observed, not
+    run): what one decade's run executes."""
+    graph = definitions.resolve_asset_graph()
+    assets = {key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    return definitions.resolve_implicit_global_asset_job_def().get_subset(asset_selection=assets)
 
 
 @dg.definitions
 def run_defaults() -> dg.Definitions:
-    """Runs launched from the UI's Materialize button or a backfill also run in one process,
-    so each starts Ray and loads each model once (not once per step). Loggers: Dagster's
+    """Every run executes in one process, so it starts Ray and loads each model once (not once
+    per step). Loggers: Dagster's
     console logger at INFO (DEBUG with ARCHIVE_VERBOSE), and the compact `progress` logger the
     command-line runner selects."""
     return dg.Definitions(

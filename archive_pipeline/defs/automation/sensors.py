@@ -8,7 +8,6 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 
 from archive_pipeline.core.store import NO_MEDIA, scan_inventory
-from archive_pipeline.defs.automation.jobs import archive_job
 from archive_pipeline.defs.catalog.assets import INBOX_DIGEST
 from archive_pipeline.defs.nightly import NIGHTLY_HOUR_UTC
 from archive_pipeline.health import active_decades
@@ -52,16 +51,18 @@ def catalogued_digests(instance: dg.DagsterInstance, decades: list[str]) -> dict
 
 
 @dg.sensor(
-    job=archive_job,
+    asset_selection=dg.AssetSelection.all(),
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Every minute: lists the inbox (folder or S3) and requests one archive_job run "
-    "per decade whose files differ from what its media_catalog last catalogued (new, changed, "
-    "moved or deleted; sidecars and catalogue.csv count), whoever ran it (this sensor, the UI, "
-    "a backfill or `archive-pipeline run`). Decades seen for the first time become partitions.",
+    description="Every minute: lists the inbox (folder or S3) and requests one run of every "
+    "asset per decade whose files differ from what its media_catalog last catalogued (new, "
+    "changed, moved or deleted; sidecars and catalogue.csv count), whoever ran it (this "
+    "sensor, the UI, a backfill or `archive-pipeline run`). Decades seen for the first time "
+    "become partitions.",
 )
 def inbox_sensor(context: dg.SensorEvaluationContext, media_store: MediaStore) -> dg.SensorResult:
-    """Request one archive_job run per decade whose media differ from its catalogue."""
+    """Request one run (every asset and check) per decade whose media differ from its
+    catalogue."""
     state = json.loads(context.cursor) if context.cursor else {}
     if state.get("version") != CURSOR_VERSION:
         state = {"version": CURSOR_VERSION, "generation": 0, "requested": {}}
