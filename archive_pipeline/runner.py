@@ -131,6 +131,15 @@ def _summarise(decade: str, result, seconds: float) -> DecadeRun:
     return run
 
 
+def pipeline_job(definitions):
+    """Every asset of the pipeline with its checks, in Dagster's asset job (the job of every
+    run, whatever launched it; the inbox source asset is observed, not run): what one decade's
+    run executes."""
+    graph = definitions.resolve_asset_graph()
+    assets = {key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    return definitions.resolve_implicit_global_asset_job_def().get_subset(asset_selection=assets)
+
+
 def check_keys(assets: Sequence[str] | None, names: Sequence[str] | None) -> set:
     """The checks of these assets (every asset when None) with these names (every check when
     None); ValueError naming what exists when an asset or a check name is unknown."""
@@ -168,7 +177,6 @@ def run_decades(
     import dagster as dg
 
     from archive_pipeline.definitions import defs
-    from archive_pipeline.defs.automation.jobs import pipeline_job
     from archive_pipeline.partitions import register_decades
     from archive_pipeline.resources import RayResource
 

@@ -43,7 +43,9 @@ def serve(port: int) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stopping.set())
-    dev = DagsterDev(port=port, env=dict(os.environ), log_path=None)
+    from archive_pipeline import settings
+
+    dev = DagsterDev(port=port, env=settings.environment(), log_path=None)
     ready = False
     try:
         dev.start(wait=False)

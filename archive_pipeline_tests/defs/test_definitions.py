@@ -9,8 +9,8 @@ import pytest
 
 from archive_pipeline.core.store import LocalStore, S3Store
 from archive_pipeline.definitions import defs
-from archive_pipeline.defs.automation.jobs import pipeline_job
 from archive_pipeline.resources import InboxMediaStore
+from archive_pipeline.runner import pipeline_job
 from archive_pipeline_tests.helpers import REPO
 
 
