@@ -17,16 +17,20 @@ DECADES_PARTITION_SET = "decades"
 decade_partitions = dg.DynamicPartitionsDefinition(name=DECADES_PARTITION_SET)
 
 
-def new_decades(instance: dg.DagsterInstance, decades: Iterable[str]) -> list[str]:
-    """The decades among `decades` that are not partitions yet, in partition order."""
-    known = set(instance.get_dynamic_partitions(DECADES_PARTITION_SET))
-    wanted = set(decades)
+def known_decades(instance: dg.DagsterInstance) -> list[str]:
+    """The decades that are partitions now."""
+    return list(instance.get_dynamic_partitions(DECADES_PARTITION_SET))
+
+
+def new_decades(known: Iterable[str], decades: Iterable[str]) -> list[str]:
+    """The decades among `decades` that are not in `known` (partitions), in partition order."""
+    known, wanted = set(known), set(decades)
     return [key for key in PARTITION_KEYS if key in wanted and key not in known]
 
 
 def register_decades(instance: dg.DagsterInstance, decades: Iterable[str]) -> list[str]:
     """Add the decades that are not partitions yet (in partition order); the ones added."""
-    added = new_decades(instance, decades)
+    added = new_decades(known_decades(instance), decades)
     if added:
         instance.add_dynamic_partitions(DECADES_PARTITION_SET, added)
     return added

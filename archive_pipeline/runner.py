@@ -135,15 +135,13 @@ def pipeline_job(definitions):
     """Every asset of the pipeline with its checks, in Dagster's asset job (the job of every
     run, whatever launched it; the inbox source asset is observed, not run): what one decade's
     run executes."""
-    graph = definitions.resolve_asset_graph()
-    assets = {key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    assets = definitions.resolve_asset_graph().materializable_asset_keys
     return definitions.resolve_implicit_global_asset_job_def().get_subset(asset_selection=assets)
 
 
 def check_keys(assets: Sequence[str] | None, names: Sequence[str] | None) -> set:
     """The checks of these assets (every asset when None) with these names (every check when
     None); ValueError naming what exists when an asset or a check name is unknown."""
-    import dagster as dg
 
     from archive_pipeline.definitions import defs
 
@@ -158,9 +156,7 @@ def check_keys(assets: Sequence[str] | None, names: Sequence[str] | None) -> set
     return {
         k
         for k in keys
-        if (not assets or k.asset_key.to_user_string() in assets)
-        and (not names or k.name in names)
-        and isinstance(k, dg.AssetCheckKey)
+        if (not assets or k.asset_key.to_user_string() in assets) and (not names or k.name in names)
     }
 
 

@@ -479,16 +479,22 @@ class Inventory:
         return [item for item in self.items if item.decade == decade]
 
     def decade_digests(self) -> dict[str, str]:
-        """Digest per decade over its items' keys, sizes, times, etags, decade rules and
-        metadata: new, changed, moved or deleted items change it (sidecars and catalogue.csv
-        count). A decade without items has no entry (its digest is NO_MEDIA)."""
-        by_decade: dict[str, list[str]] = {}
+        """Digest per decade (`items_digest` of its items); a decade without items has no
+        entry (its digest is NO_MEDIA)."""
+        by_decade: dict[str, list[MediaItem]] = {}
         for item in self.items:
-            by_decade.setdefault(item.decade, []).append(item.state_digest)
-        return {
-            decade: hashlib.sha256("\n".join(sorted(states)).encode()).hexdigest()[:24]
-            for decade, states in sorted(by_decade.items())
-        }
+            by_decade.setdefault(item.decade, []).append(item)
+        return {decade: items_digest(items) for decade, items in sorted(by_decade.items())}
+
+
+def items_digest(items: list[MediaItem]) -> str:
+    """Digest over the items' keys, sizes, times, etags, decade rules and metadata: new,
+    changed, moved or deleted items change it (sidecars and catalogue.csv count); NO_MEDIA
+    for none."""
+    if not items:
+        return NO_MEDIA
+    states = sorted(item.state_digest for item in items)
+    return hashlib.sha256("\n".join(states).encode()).hexdigest()[:24]
 
 
 NO_MEDIA = "no-media"  # the inbox digest of a decade without items

@@ -12,9 +12,9 @@ from archive_pipeline.defs.catalog.assets import INBOX_DIGEST
 from archive_pipeline.defs.nightly import NIGHTLY_HOUR_UTC
 from archive_pipeline.health import active_decades
 from archive_pipeline.partitions import (
-    DECADES_PARTITION_SET,
     add_request,
     decade_partitions,
+    known_decades,
     new_decades,
 )
 from archive_pipeline.resources import LanceWarehouse, MediaStore
@@ -68,7 +68,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, media_store: MediaStore) -
         state = {"version": CURSOR_VERSION, "generation": 0, "requested": {}}
     inventory = scan_inventory(media_store.get_store())
     current = inventory.decade_digests()
-    known = context.instance.get_dynamic_partitions(DECADES_PARTITION_SET)
+    known = known_decades(context.instance)
     catalogued = catalogued_digests(context.instance, sorted(set(known) | set(current)))
     requested = state["requested"]
     # a decade whose catalogue differs, and not already requested in this very state
@@ -77,7 +77,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, media_store: MediaStore) -
         for d in changed_decades(catalogued, current)
         if requested.get(d) != current.get(d, NO_MEDIA)
     ]
-    added = new_decades(context.instance, current)
+    added = new_decades(known, current)
     if not changed:
         return dg.SensorResult(
             skip_reason=f"{len(inventory.items)} media items in {len(current)} decades, all as "
@@ -177,12 +177,13 @@ def nightly_backfill(
             skip_reason=f"no media and no catalogued decades tonight; next at {next_at}",
             cursor=nightly_cursor(night, launched=False),
         )
-    graph = context.repository_def.asset_graph
-    asset_keys = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+    asset_keys = context.repository_def.asset_graph.materializable_asset_keys
     context.log.info(f"nightly backfill of {len(asset_keys)} assets over {decades}")
     return dg.SensorResult(
         run_requests=[backfill_request(asset_keys, decades, night)],
-        dynamic_partitions_requests=add_request(new_decades(context.instance, decades)),
+        dynamic_partitions_requests=add_request(
+            new_decades(known_decades(context.instance), decades)
+        ),
         cursor=nightly_cursor(night, launched=True),
     )
 

@@ -9,7 +9,7 @@ import warnings
 import dagster as dg
 
 from archive_pipeline import settings
-from archive_pipeline.core.store import NO_MEDIA, scan_inventory
+from archive_pipeline.core.store import items_digest, scan_inventory
 from archive_pipeline.defs.reporting import markdown_table, preview
 from archive_pipeline.defs.stage_assets import stage_asset, stage_result, writer_name
 from archive_pipeline.partitions import register_decades
@@ -114,7 +114,7 @@ def media_catalog(
     return stage_result(
         report,
         wh,
-        **{INBOX_DIGEST: inventory.decade_digests().get(decade, NO_MEDIA)},
+        **{INBOX_DIGEST: items_digest(items)},
         run_settings=run_settings(),
         **{f"{kind}_files": kinds.get(kind, 0) for kind in ("audio", "video", "image")},
         hours_of_media=round(hours, 4),
