@@ -58,6 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         "stopped with everything it started on Ctrl-C or SIGTERM (what `make ui` runs)",
     )
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="without the warm model workers (each run then starts its own Ray and loads models)",
+    )
+    sub.add_parser(
+        "workers",
+        help="keep warm model workers for the runs over ARCHIVE_HOME (a local Ray they join, "
+        "models kept loaded between runs) until Ctrl-C or SIGTERM; `ui` starts it too",
+    )
     repair = sub.add_parser(
         "repair",
         help="check the tables, remove what cannot be read (lost or truncated data files; a "
@@ -133,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         from archive_pipeline.ui import serve
 
         prepare_instance()
-        return serve(args.port)
+        return serve(args.port, warm_workers=not args.no_workers)
+    if args.command == "workers":
+        return _workers()
     if args.command == "check":
         return _check(args.decade, args.asset, args.check)
     if args.command == "repair":
@@ -183,6 +195,32 @@ def _read_command(args: argparse.Namespace) -> int:
 
         for item in build_demo_inbox(args.inbox, shared_media=args.shared_media):
             print(item.decade, item.key)
+    return 0
+
+
+def _workers() -> int:
+    """`archive-pipeline workers`: the warm model service until SIGTERM, SIGINT or SIGHUP."""
+    from archive_pipeline import paths
+    from archive_pipeline.core import workers
+    from archive_pipeline.core.compute import RayRuntime
+    from archive_pipeline.resources import RayResource
+
+    path = workers.service_file(paths.archive_home())
+    running = workers.read_service(path)
+    if running is not None:
+        print(f"warm model workers already run for this ARCHIVE_HOME (pid {running.pid})")
+        return 1
+    runtime = RayResource().compute()
+    if not isinstance(runtime, RayRuntime):
+        print("warm model workers need Ray (ARCHIVE_RAY_ADDRESS is inline)", file=sys.stderr)
+        return 2
+    if runtime.address not in ("", "local"):  # a cluster keeps the registry until it stops
+        runtime.ensure_started()
+        workers.start_registry()
+        print(f"warm model workers: the registry runs on the Ray cluster at {runtime.address}")
+        runtime.shutdown()
+        return 0
+    workers.serve(runtime, path, announce=lambda line: print(line, flush=True))
     return 0
 
 

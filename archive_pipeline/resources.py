@@ -17,6 +17,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from archive_pipeline import paths, settings
+from archive_pipeline.core import workers
 from archive_pipeline.core.audio import DecodedAudioCache
 from archive_pipeline.core.compute import Compute, InlineCompute, RayRuntime, StageResources
 from archive_pipeline.core.guard import RemovalGuard
@@ -202,6 +203,7 @@ class RayResource(SettingsResource):
                 item_timeout_realtime=v.item_timeout_realtime,
                 worker_memory_mb=v.worker_memory_mb,
                 temp_dir=str(paths.archive_home() / "ray"),  # a local Ray's session folder
+                service_file=workers.service_file(paths.archive_home()),  # warm workers
             )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

@@ -215,8 +215,10 @@ def run_decades(
         if ray_module is not None and ray_module.is_initialized():
             from archive_pipeline.core.compute import stop_ray
 
-            stop_ray()
-            out(f"Ray: started once for {len(runs)} decade run(s), now stopped")
+            if stop_ray():
+                out(f"Ray: the warm model workers served {len(runs)} decade run(s)")
+            else:
+                out(f"Ray: started once for {len(runs)} decade run(s), now stopped")
         else:
             out("Ray: not started (no stage had anything to compute)")
     return runs

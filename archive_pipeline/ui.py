@@ -34,10 +34,31 @@ def _group_alive(group: int) -> bool:
     return False
 
 
-def serve(port: int) -> int:
-    """`archive-pipeline ui`: `dagster dev` (webserver + daemon) on 127.0.0.1 until SIGTERM,
-    SIGINT (Ctrl-C) or SIGHUP, which stop its whole process group within STOP_GRACE_S (then
-    SIGKILL): nothing is left running. The exit status: 0 when stopped by a signal."""
+def stop_group(process: subprocess.Popen | None, grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM the process group that `process` leads; SIGKILL what is left after `grace_s`.
+    Returns once none of the group runs."""
+    if process is None:
+        return
+    group = process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _group_alive(group) and time.monotonic() < deadline:
+        process.poll()  # reap the leader itself
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def serve(port: int, *, warm_workers: bool = True) -> int:
+    """`archive-pipeline ui`: the warm model workers (`archive-pipeline workers`) and `dagster
+    dev` (webserver + daemon) on 127.0.0.1 until SIGTERM, SIGINT (Ctrl-C) or SIGHUP, which stop
+    both process groups within STOP_GRACE_S (then SIGKILL): nothing is left running. The exit
+    status: 0 when stopped by a signal."""
     import threading
 
     stopping = threading.Event()
@@ -45,9 +66,13 @@ def serve(port: int) -> int:
         signal.signal(sig, lambda *_: stopping.set())
     from archive_pipeline import settings
 
-    dev = DagsterDev(port=port, env=settings.environment(), log_path=None)
+    env = settings.environment()
+    dev = DagsterDev(port=port, env=env, log_path=None)
+    service = WorkerService(env=env) if warm_workers else None
     ready = False
     try:
+        if service is not None:
+            service.start()
         dev.start(wait=False)
         while not stopping.is_set() and dev.process.poll() is None:
             if not ready:
@@ -60,7 +85,44 @@ def serve(port: int) -> int:
             stopping.wait(1.0)
     finally:
         dev.stop()
+        if service is not None:
+            service.stop()
     return 0 if stopping.is_set() else 1
+
+
+class WorkerService:
+    """`archive-pipeline workers` (the warm model workers, core.workers) in its own process
+    group, stopped by PID like `dagster dev`."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path | None = None) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start it; it announces itself on this console (or in `log_path`) once ready."""
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(open(self.log_path, "ab")) if self.log_path else None
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "archive_pipeline.cli", "workers"],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT if log else None,
+                start_new_session=True,
+            )
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop the service, its Ray and every warm worker: SIGTERM to the service first (it
+        stops its workers and Ray), then to what is left of its group, SIGKILL after
+        `grace_s`. The workers (their own groups) exit with Ray's raylet."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=grace_s)
+        stop_group(self.process, grace_s)
 
 
 class DagsterUIError(RuntimeError):
@@ -116,21 +178,7 @@ class DagsterDev:
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM the process group (webserver, daemon, code servers, run workers); SIGKILL
         what is left after `grace_s`. Returns once none of them runs."""
-        if self.process is None:
-            return
-        group = self.process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while _group_alive(group) and time.monotonic() < deadline:
-            self.process.poll()  # reap dagster dev itself
-            time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _group_alive(group) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        stop_group(self.process, grace_s)
 
     def pids(self) -> set[int]:
         """The process group's PIDs (for the loopback check)."""

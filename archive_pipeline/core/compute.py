@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from archive_pipeline import settings
+from archive_pipeline.core import workers as warm
 from archive_pipeline.core.forks import exec_children
 
 log = logging.getLogger(__name__)
@@ -157,12 +158,12 @@ def run_inline(
 
 
 class _StageWorker:
-    """Ray actor that hosts stages for a whole run: each stage is set up (its model loaded) once
-    per worker and kept, so later stages and later decades of the run reuse the warm process
-    (its imports) and, for the same stage, its models. `rss_mb` answers while an item runs (the
-    actor has a second thread for it) so the driver can bound a worker's memory."""
+    """Ray actor that hosts stages: each stage is set up (its model loaded) once per worker and
+    kept, so later stages, decades and (with the model service) runs reuse the warm process
+    (its imports) and, for the same stage, its models. One item at a time; `rss_mb` answers
+    while an item runs (its own concurrency group) so the driver can bound a worker's memory."""
 
-    def __init__(self, max_loaded: int = 4) -> None:
+    def __init__(self, max_loaded: int = warm.MAX_LOADED_STAGES) -> None:
         self.stages: collections.OrderedDict[str, Stage] = collections.OrderedDict()
         self.max_loaded = max_loaded
 
@@ -275,6 +276,17 @@ def _shape(resources: StageResources) -> str:
     return repr(sorted(resources.ray_options().items()))
 
 
+PROBE = {"concurrency_group": "probe"}  # worker calls answered while an item runs
+
+
+def _start_worker(resources: StageResources, **options: Any) -> Any:
+    """Start one stage worker actor with `resources` (and e.g. a name and lifetime)."""
+    import ray
+
+    cls = ray.remote(concurrency_groups={"probe": 1})(_StageWorker)
+    return cls.options(**resources.ray_options(), max_restarts=0, **options).remote()
+
+
 class _WarmPools:
     """The warm stage workers of this process's Ray session, one pool per resource shape.
 
@@ -293,12 +305,11 @@ class _WarmPools:
             self.session, self.pools = session, {}
 
     def _start(self, resources: StageResources) -> Any:
-        import ray
+        return _start_worker(resources)
 
-        cls = ray.remote(_StageWorker).options(
-            **resources.ray_options(), max_restarts=0, max_concurrency=2
-        )
-        return cls.remote()
+    def lease(self, resources: StageResources, key: str) -> _LocalLease:
+        """The workers one stream uses (this process's own: nothing to lease)."""
+        return _LocalLease(self, resources)
 
     def get(self, resources: StageResources, n: int) -> list[Any]:
         """`n` workers of this resource shape, started if there are fewer. Workers of other
@@ -341,7 +352,131 @@ class _WarmPools:
         self.pools = {}
 
 
-_POOLS = _WarmPools()
+class _LocalLease:
+    """A stream's view of this process's own pools."""
+
+    def __init__(self, pools: _WarmPools, resources: StageResources) -> None:
+        self.pools, self.resources = pools, resources
+
+    def get(self, n: int) -> list[Any]:
+        return self.pools.get(self.resources, n)
+
+    def replace(self, actor: Any) -> Any:
+        return self.pools.replace(self.resources, actor)
+
+    def drop(self, actor: Any) -> None:
+        self.pools.drop(actor)
+
+    def renew(self) -> None:
+        """Nothing to renew: the workers are this process's."""
+
+    def release(self) -> None:
+        """Idle workers stay in the pool for the next stage."""
+
+
+class _SharedPools:
+    """The warm workers of the model service (`core.workers`), leased from its registry:
+    named detached actors that outlive this run and keep their models for the next."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self.code = warm.code_digest()
+
+    def lease(self, resources: StageResources, key: str) -> _SharedLease:
+        """Lease workers for one stream (released at its end, lapses if this run dies)."""
+        return _SharedLease(self, resources, key)
+
+    def clear(self) -> None:
+        """The service's workers are not this run's to stop."""
+
+
+class _SharedLease:
+    """One stream's lease of the model service's workers."""
+
+    def __init__(self, pools: _SharedPools, resources: StageResources, key: str) -> None:
+        self.registry, self.code = pools.registry, pools.code
+        self.resources, self.key, self.shape = resources, key, _shape(resources)
+        self.id = uuid.uuid4().hex
+        self.names: dict[str, str] = {}  # actor id -> name
+        self.renewed = time.monotonic()
+
+    def _start(self, name: str) -> Any:
+        actor = _start_worker(
+            self.resources, name=name, namespace=warm.NAMESPACE, lifetime="detached"
+        )
+        self.names[actor._actor_id.hex()] = name
+        return actor
+
+    def _handle(self, name: str) -> Any:
+        import ray
+
+        actor = ray.get_actor(name, namespace=warm.NAMESPACE)
+        self.names[actor._actor_id.hex()] = name
+        return actor
+
+    def get(self, n: int) -> list[Any]:
+        import ray
+
+        grant = ray.get(
+            self.registry.acquire.remote(self.id, self.shape, self.code, self.key, n), timeout=60
+        )
+        for name in grant.stop:  # idle workers of another shape or older code
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(name, namespace=warm.NAMESPACE))
+        actors = []
+        for name in grant.reuse:
+            try:
+                actors.append(self._handle(name))
+            except ValueError:  # it died since (e.g. Ray's OOM killer): a fresh one
+                self.registry.forget.remote(name)
+                actors.append(self._start(ray.get(self._add())))
+        return actors + [self._start(name) for name in grant.create]
+
+    def _add(self) -> Any:
+        return self.registry.add.remote(self.id, self.shape, self.code, self.key)
+
+    def drop(self, actor: Any) -> None:
+        import ray
+
+        name = self.names.pop(actor._actor_id.hex(), None)
+        if name is not None:
+            self.registry.forget.remote(name)
+        ray.kill(actor)
+
+    def replace(self, actor: Any) -> Any:
+        import ray
+
+        self.drop(actor)
+        return self._start(ray.get(self._add(), timeout=60))
+
+    def renew(self) -> None:
+        if time.monotonic() - self.renewed >= warm.RENEW_S:
+            self.renewed = time.monotonic()
+            self.registry.renew.remote(self.id)
+
+    def release(self) -> None:
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.get(self.registry.release.remote(self.id), timeout=30)
+
+
+_POOLS: _WarmPools | _SharedPools = _WarmPools()
+
+
+def _use_cluster_registry() -> None:
+    """Lease warm workers on a cluster where `archive-pipeline workers` started the registry
+    (else this run's workers are its own, stopped when it ends)."""
+    global _POOLS
+    import ray
+
+    try:
+        registry = ray.get_actor(warm.REGISTRY, namespace=warm.NAMESPACE)
+    except ValueError:
+        return
+    _POOLS = _SharedPools(registry)
+    log.info("leasing the cluster's warm model workers")
+
 
 # Ray's Unix sockets live at <temp>/session_<date>_<pid>/sockets/<name>; a socket path holds
 # at most 107 bytes, so a longer temp folder is replaced by a short one in the system's.
@@ -361,12 +496,16 @@ def ray_session_root(temp_dir: str) -> Path:
 _LOCAL_SESSION: list[Path] = []  # the session folder of the local Ray this process started
 
 
-def stop_ray() -> None:
+def stop_ray() -> bool:
     """Stop Ray in this process (its warm workers first) and remove the session folder of a
-    local Ray it started."""
+    local Ray it started; or, when it had joined warm model workers, leave them and disconnect.
+    Whether it had joined them."""
     import ray
 
+    global _POOLS
+    shared = isinstance(_POOLS, _SharedPools)
     _POOLS.clear()
+    _POOLS = _WarmPools()
     if ray.is_initialized():
         ray.shutdown()
     for folder in _LOCAL_SESSION:
@@ -374,6 +513,7 @@ def stop_ray() -> None:
         with contextlib.suppress(OSError):  # the shared short base, once no run uses it
             folder.parent.rmdir()
     _LOCAL_SESSION.clear()
+    return shared
 
 
 def _transient_start_error(exc: Exception) -> bool:
@@ -405,8 +545,13 @@ class RayRuntime:
         memory_check_s: float = 1.0,
         temp_dir: str | None = None,
         start_attempts: int = 3,
+        service_file: Path | None = None,
     ) -> None:
         self.address = address
+        # With address `local`, the warm model service written there (if it runs) is joined
+        # instead of starting a Ray for this run (core.workers).
+        self.service_file = service_file
+        self.service: warm.ServiceInfo | None = None
         # A local Ray keeps its session (sockets, logs, spilled objects) under temp_dir (else
         # Ray's /tmp/ray); it is removed when this runtime stops Ray, or by the reaper.
         self.temp_dir = temp_dir
@@ -425,14 +570,18 @@ class RayRuntime:
         self.started_here = False
         self._lock = threading.Lock()
 
-    def ensure_started(self) -> None:
-        """Start local Ray on 127.0.0.1, or connect to the configured cluster (bounded wait)."""
+    def ensure_started(self, *, join_service: bool = True) -> None:
+        """Join the warm model service if it runs, else start local Ray on 127.0.0.1, or
+        connect to the configured cluster (bounded wait)."""
         with self._lock:
             settings.set_library_default("RAY_USAGE_STATS_ENABLED")
             local = self.address in ("", "local")
             if local:
                 _bind_loopback_only()
                 _quiet_token_auth_notice()
+                if join_service and self._join_service():
+                    self.started_here = True
+                    return
             import ray
 
             if ray.is_initialized():
@@ -461,7 +610,53 @@ class RayRuntime:
                     )
                 except ConnectionError as exc:
                     raise RayConnectError(f"cannot join Ray at {self.address}: {exc}") from exc
+                _use_cluster_registry()
             self.started_here = True
+
+    def _join_service(self) -> bool:
+        """Join the model service's Ray and lease its warm workers; False (this run starts
+        its own Ray) when none runs or it cannot be joined, saying why."""
+        global _POOLS
+        import sys
+
+        service = warm.read_service(self.service_file)
+        if service is None:
+            return False
+        if "ray" in sys.modules:
+            import ray
+
+            if ray.is_initialized():
+                return False
+            if os.environ.get("RAY_AUTH_TOKEN") != service.token:
+                log.warning(
+                    "the warm model workers at %s are not used: Ray was imported in this "
+                    "process before their token was known; this run starts its own Ray",
+                    service.address,
+                )
+                return False
+        # Ray reads its auth mode and token when it is imported (FIELD-NOTES).
+        settings.set_for_children("RAY_AUTH_MODE", "token")
+        settings.set_for_children("RAY_AUTH_TOKEN", service.token)
+        import ray
+
+        try:
+            ray.init(
+                address=service.address,
+                _node_ip_address=LOOPBACK,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                configure_logging=False,
+            )
+            registry = ray.get_actor(warm.REGISTRY, namespace=warm.NAMESPACE)
+        except Exception as exc:  # a service stopping meanwhile: this run goes on alone
+            log.warning("the warm model workers at %s cannot be joined: %s", service.address, exc)
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            return False
+        _POOLS = _SharedPools(registry)
+        self.service = service
+        log.info("joined the warm model workers at %s (pid %d)", service.address, service.pid)
+        return True
 
     def _start_local(self, ray, session: Path | None) -> None:
         """ray.init on 127.0.0.1, tried `start_attempts` times: on a loaded machine a raylet
@@ -562,17 +757,18 @@ class RayRuntime:
         retried `max_item_retries` times."""
         if not items:
             return
+        capacity = self.check_feasible(stage.name, stage.resources)  # Ray is started first
         import ray
         from ray.exceptions import RayActorError, WorkerCrashedError
 
-        capacity = self.check_feasible(stage.name, stage.resources)
         n_workers = max(1, min(len(items), capacity, stage.resources.max_actors or capacity))
         key = stage_key(stage)
         stage_ref = ray.put(stage)
-        loading = {w.load.remote(key, stage_ref): w for w in _POOLS.get(stage.resources, n_workers)}
+        lease = _POOLS.lease(stage.resources, key)
+        loading = {w.load.remote(key, stage_ref): w for w in lease.get(n_workers)}
 
         def replace_worker(lost: Any) -> None:
-            fresh = _POOLS.replace(stage.resources, lost)
+            fresh = lease.replace(lost)
             loading[fresh.load.remote(key, stage_ref)] = fresh
 
         queue = collections.deque(enumerate(items))
@@ -590,6 +786,7 @@ class RayRuntime:
 
         try:
             while finished < len(items):
+                lease.renew()
                 while queue and idle:
                     worker = idle.pop()
                     index, item = queue.popleft()
@@ -658,15 +855,20 @@ class RayRuntime:
             # Workers still running an item (the caller stopped early, or an error) are
             # stopped: their results would arrive for nobody. Idle ones stay warm.
             for actor, *_ in list(pending.values()):
-                _POOLS.drop(actor)
+                lease.drop(actor)
             for actor in list(loading.values()):
-                _POOLS.drop(actor)
+                lease.drop(actor)
+            lease.release()
 
     def _worker_memory(self, pending: Mapping[Any, tuple], done: Sequence[Any]) -> dict:
         """Resident MB of each busy worker (those that answer within a second)."""
         import ray
 
-        asks = {ref: p[0].rss_mb.remote() for ref, p in pending.items() if ref not in done}
+        asks = {
+            ref: p[0].rss_mb.options(**PROBE).remote()
+            for ref, p in pending.items()
+            if ref not in done
+        }
         if not asks:
             return {}
         ready, _ = ray.wait(list(asks.values()), num_returns=len(asks), timeout=1.0)
