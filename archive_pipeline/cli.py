@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         "the inbox the warehouse was built from, else $ARCHIVE_HOME/inbox)",
     )
     run.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run every decade, also those unchanged (same files, code and settings) since "
+        "their last run finished clean",
+    )
+    run.add_argument(
         "--verbose",
         action="store_true",
         help="Dagster's console log with its DEBUG events instead of the progress lines "
@@ -137,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         if args.verbose:
             os.environ[settings.VERBOSE.env] = "1"
-        return _run(args.decade, args.inbox, allow_removals=args.allow_removals)
+        return _run(args.decade, args.inbox, allow_removals=args.allow_removals, rerun=args.rerun)
     if args.command == "ui":
         from archive_pipeline.runner import prepare_instance
         from archive_pipeline.ui import serve
@@ -226,7 +232,7 @@ def _workers() -> int:
 
 def _check(decades: list[str] | None, assets: list[str] | None, names: list[str] | None) -> int:
     """`archive-pipeline check`: the checks alone, per decade, over the committed tables."""
-    from archive_pipeline.runner import check_keys, planned_decades, run_decades
+    from archive_pipeline.runner import CHECK_TRIGGER, check_keys, planned_decades, run_decades
 
     if not use_inbox(None):
         return 2
@@ -239,7 +245,7 @@ def _check(decades: list[str] | None, assets: list[str] | None, names: list[str]
     if not planned:
         print("nothing to check: no media and no catalogued decades")
         return 0
-    runs = run_decades(planned, trigger="archive-pipeline check", only_checks=keys)
+    runs = run_decades(planned, trigger=CHECK_TRIGGER, only_checks=keys)
     failed = [r for r in runs if not r.success or r.failed_checks]
     passed = sum(1 for r in runs if r.success and not r.failed_checks)
     print(
@@ -300,11 +306,18 @@ def use_inbox(inbox: str | None) -> bool:
     return True
 
 
-def _run(decades: list[str] | None, inbox: str | None, *, allow_removals: bool = False) -> int:
-    """`archive-pipeline run`: the decades that have media, or those asked for."""
+def _run(
+    decades: list[str] | None,
+    inbox: str | None,
+    *,
+    allow_removals: bool = False,
+    rerun: bool = False,
+) -> int:
+    """`archive-pipeline run`: the decades that have media, or those asked for (those
+    unchanged since their last clean run are not run again, unless `rerun`)."""
     import time
 
-    from archive_pipeline.runner import planned_decades, run_decades
+    from archive_pipeline.runner import decade_inputs, plan_decades, run_decades
 
     if allow_removals:
         os.environ["ARCHIVE_ALLOW_REMOVALS"] = "1"
@@ -312,19 +325,23 @@ def _run(decades: list[str] | None, inbox: str | None, *, allow_removals: bool =
         return 2
     start = time.perf_counter()
     try:
-        planned, n_items = planned_decades(decades)
+        plan = plan_decades(decades)
     except (ValueError, FileNotFoundError) as exc:  # unknown decade, no inbox
         print(exc, file=sys.stderr)
         return 2
+    planned, n_items = plan.decades, plan.items
     if not planned:
         print(f"nothing to run: no media in the inbox ({n_items} items) and no catalogued decades")
         return 0
     print(f"{n_items} media items in the inbox; running decades {', '.join(planned)}")
-    runs = run_decades(planned, trigger="archive-pipeline run")
+    inputs = None if rerun else decade_inputs(plan.digests, planned)
+    runs = run_decades(planned, trigger="archive-pipeline run", inputs=inputs)
     failed = [r.decade for r in runs if not r.success]
     checked = [r.decade for r in runs if r.success and r.failed_checks]
+    skipped = sum(r.skipped for r in runs)
     print(
         f"{len(runs)} decade(s) in {time.perf_counter() - start:.1f} s"
+        + (f" ({skipped} unchanged, not run again)" if skipped else "")
         + (f"; runs FAILED for {failed}" if failed else "; all runs succeeded")
         + (f"; checks did not pass for {checked} (above)" if checked else "")
         + f". Tables: `archive-pipeline summary`; runs and checks: {ui_hint()}."

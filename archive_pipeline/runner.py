@@ -13,13 +13,16 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from archive_pipeline import paths, settings
 from archive_pipeline.runs import (
+    INPUTS_TAG,
     PROCESS_TAG,
+    TRIGGER_TAG,
     fail_abandoned_runs,
     process_tag,
     run_failures,
@@ -29,6 +32,7 @@ from archive_pipeline.runs import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # the compact console logger of defs/console.py: progress lines, failed checks, step failures
 PROGRESS_LOGS = {"loggers": {"progress": {"config": {}}}}
+CHECK_TRIGGER = "archive-pipeline check"  # the trigger of runs of checks alone
 # Dagster's console logger (with its DEBUG events when ARCHIVE_VERBOSE is on)
 VERBOSE_LOGS = {"loggers": {"console": {}}}
 
@@ -70,9 +74,20 @@ class DecadeRun:
     only_checks: bool = False  # the run evaluated checks alone
     failed_checks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # 'step: ErrorClass: message' per failure
+    skipped: bool = False  # unchanged since `run_id`, which finished clean: not run again
+
+    @property
+    def clean(self) -> bool:
+        """Succeeded with no failed item and every check passed."""
+        return self.success and not self.failures and not self.failed_checks
 
     def line(self) -> str:
         """One summary line for the console (and one per failed step, saying why)."""
+        if self.skipped:
+            return (
+                f"{self.decade:>8}: unchanged since run {self.run_id[:8]} (same files, code and "
+                "settings; it finished clean): not run again (`--rerun` runs it)"
+            )
         status = "ok" if self.success else "FAILED"
         checks = (
             f"; checks not passed: {', '.join(self.failed_checks)}" if self.failed_checks else ""
@@ -91,9 +106,24 @@ class DecadeRun:
         )
 
 
+class Plan(NamedTuple):
+    """The decades to run, how many media items the store holds, and each decade's listing
+    digest (`Inventory.decade_digests`)."""
+
+    decades: list[str]
+    items: int
+    digests: dict[str, str]
+
+
 def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:
     """The decades to run (requested ones, or every decade with media or catalogued rows) and
     how many media items the store holds."""
+    plan = plan_decades(requested)
+    return plan.decades, plan.items
+
+
+def plan_decades(requested: Sequence[str] | None) -> Plan:
+    """`planned_decades`, with each decade's listing digest."""
     from archive_pipeline.core.decades import PARTITION_KEYS
     from archive_pipeline.core.store import open_store, scan_inventory
     from archive_pipeline.core.warehouse import Warehouse
@@ -103,10 +133,55 @@ def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:
     if unknown:
         raise ValueError(f"unknown decades {unknown}; decades are {list(PARTITION_KEYS)}")
     inventory = scan_inventory(open_store())
+    digests = inventory.decade_digests()
     if requested:
-        return [d for d in PARTITION_KEYS if d in set(requested)], len(inventory.items)
-    warehouse = Warehouse.from_settings()
-    return active_decades((i.decade for i in inventory.items), warehouse), len(inventory.items)
+        decades = [d for d in PARTITION_KEYS if d in set(requested)]
+    else:
+        warehouse = Warehouse.from_settings()
+        decades = active_decades((i.decade for i in inventory.items), warehouse)
+    return Plan(decades, len(inventory.items), digests)
+
+
+def decade_inputs(digests: Mapping[str, str], decades: Sequence[str]) -> dict[str, str]:
+    """Per decade, a digest of what its run is built from: its listing (NO_MEDIA when empty),
+    the code and every setting (the warehouse's location among them). A decade whose latest
+    run finished clean from the same inputs (`INPUTS_TAG`, with the same warehouse tables)
+    would compute nothing again."""
+    import hashlib
+
+    from archive_pipeline.core.store import NO_MEDIA
+    from archive_pipeline.core.workers import code_digest
+
+    base = f"{code_digest()}:{settings.fingerprint()}"
+    return {
+        d: hashlib.sha1(f"{base}:{digests.get(d, NO_MEDIA)}".encode()).hexdigest()[:16]
+        for d in decades
+    }
+
+
+def with_tables(inputs: str) -> str:
+    """`inputs` with the warehouse's tables as they are now: a deleted table or warehouse
+    makes every decade run again."""
+    import hashlib
+
+    from archive_pipeline.core.warehouse import Warehouse
+
+    tables = ",".join(sorted(Warehouse.from_settings().table_names()))
+    return hashlib.sha1(f"{inputs}:{tables}".encode()).hexdigest()[:16]
+
+
+def unchanged_run(instance, decade: str, inputs: str):
+    """The decade's latest run that materialised assets, if it finished clean (SUCCESS, no
+    failed item, every check passed) from these inputs; else None (it must run)."""
+    import dagster as dg
+
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": decade}), limit=20)
+    # runs of `archive-pipeline check` change no data; any other later run (UI, sensor, a
+    # failed run) means the decade must run
+    latest = next((r for r in runs if r.tags.get(TRIGGER_TAG) != CHECK_TRIGGER), None)
+    if latest is None or latest.status != dg.DagsterRunStatus.SUCCESS:
+        return None
+    return latest if latest.tags.get(INPUTS_TAG) == inputs else None
 
 
 def _summarise(decade: str, result, seconds: float) -> DecadeRun:
@@ -166,10 +241,13 @@ def run_decades(
     trigger: str,
     out: Callable[[str], None] = print,
     only_checks: set | None = None,
+    inputs: Mapping[str, str] | None = None,
 ) -> list[DecadeRun]:
     """Run every asset for each decade, in order, in this process (progress lines on stdout);
     one Ray serves every run and is stopped at the end. With `only_checks` (check keys), run
-    those checks alone, reading the committed tables: nothing is materialised again."""
+    those checks alone, reading the committed tables: nothing is materialised again. With
+    `inputs` (`decade_inputs`), a decade whose latest run finished clean from the same inputs
+    is not run again, and a clean run is tagged with its inputs."""
     import dagster as dg
 
     from archive_pipeline.definitions import defs
@@ -183,16 +261,23 @@ def run_decades(
     added = register_decades(instance, decades)
     if added:
         out(f"decades now partitions (they have media): {', '.join(added)}")
-    job = pipeline_job(defs())
-    if only_checks is not None:
-        job = job.get_subset(asset_selection=set(), asset_check_selection=only_checks)
+    job = None  # built for the first decade that runs (loading the definitions takes seconds)
     ray = RayResource(shutdown_after_run=False)
     logs = VERBOSE_LOGS if settings.VERBOSE.read() else PROGRESS_LOGS
     runs = []
     try:
         for decade in decades:
+            same = unchanged_run(instance, decade, with_tables(inputs[decade])) if inputs else None
+            if same is not None:
+                runs.append(DecadeRun(decade, same.run_id, True, 0.0, skipped=True))
+                out(runs[-1].line())
+                continue
             out(f"--- {decade}: " + ("checks" if only_checks is not None else "every asset"))
             start = time.perf_counter()
+            if job is None:
+                job = pipeline_job(defs())
+                if only_checks is not None:
+                    job = job.get_subset(asset_selection=set(), asset_check_selection=only_checks)
             tags = {**trigger_tags(trigger), PROCESS_TAG: process_tag()}
             # a run of checks alone names its decade by tag: Dagster finds no partitions
             # definition in a selection without assets (the UI's Execute button does the same)
@@ -209,6 +294,8 @@ def run_decades(
             )
             runs.append(_summarise(decade, result, time.perf_counter() - start))
             runs[-1].only_checks = only_checks is not None
+            if inputs and runs[-1].clean:
+                instance.add_run_tags(result.run_id, {INPUTS_TAG: with_tables(inputs[decade])})
             out(runs[-1].line())
     finally:
         ray_module = sys.modules.get("ray")

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 
 TRIGGER_TAG = "archive/trigger"  # inbox_sensor, nightly_backfill, Dagster UI, archive-pipeline run
 PROCESS_TAG = "archive/worker"  # "<host> pid <pid> started <ISO time>" of the run's process
+# on a run of `archive-pipeline run` that finished clean: a digest of its decade's listing, the
+# code and the settings; the next `archive-pipeline run` skips the decade while it is the same
+INPUTS_TAG = "archive/inputs"
 
 
 def trigger_tags(trigger: str) -> dict[str, str]:

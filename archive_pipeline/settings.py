@@ -936,6 +936,22 @@ def effective() -> list[tuple[str, str, str]]:
     return rows
 
 
+def fingerprint() -> str:
+    """A digest of every setting's value now (secrets included, never shown; not the console's
+    verbosity): what a run's outputs may depend on."""
+    import hashlib
+
+    values = []
+    for s in SETTINGS:
+        if s is VERBOSE:
+            continue
+        try:
+            values.append(f"{s.env}={s.read()!r}")
+        except SettingError:
+            values.append(f"{s.env}!={os.environ.get(s.env)!r}")
+    return hashlib.sha1("\n".join(values).encode()).hexdigest()[:16]
+
+
 def environment() -> dict[str, str]:
     """A copy of this process's environment (for a child process)."""
     return dict(os.environ)

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -58,9 +59,16 @@ def test_run_processes_only_decades_with_media_and_reruns_compute_nothing(tmp_pa
 
     # the closing hint opens the UI on this instance, with this inbox
     assert f"`ARCHIVE_HOME={home} ARCHIVE_INBOX={inbox} make ui`" in out
-    second = run_cli(home)  # the inbox is remembered: no --inbox
+    unchanged = run_cli(home)  # the inbox is remembered: no --inbox
+    assert unchanged.returncode == 0, unchanged.stdout[-3000:] + unchanged.stderr[-3000:]
+    assert f"inbox: {inbox} (the one this warehouse was built from" in unchanged.stdout
+    for decade in ("1960s", "1980s"):  # same files, code and settings, and both ran clean
+        assert f"{decade}: unchanged since run " in unchanged.stdout, unchanged.stdout
+    assert "(2 unchanged, not run again)" in unchanged.stdout
+    assert "--- 19" not in unchanged.stdout  # no Dagster run was launched
+
+    second = run_cli(home, "--rerun")  # through Dagster anyway: every stage finds its cache
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert f"inbox: {inbox} (the one this warehouse was built from" in second.stdout
     assert "running decades 1960s, 1980s" in second.stdout
     assert " to compute" in second.stdout
     for line in second.stdout.splitlines():
@@ -151,3 +159,46 @@ def test_the_operations_benchmark_runs_in_its_quick_mode():
     assert figures["decades"] == 2
     assert 0 < figures["unchanged_run_s"] < figures["cold_run_s"] + 60
     assert figures["ui_noop_run_s"] > 0
+
+
+def _add_run(instance, decade: str, status, **tags: str) -> str:
+    run = dg.DagsterRun(
+        job_name="__ASSET_JOB",
+        run_id=str(uuid.uuid4()),
+        status=status,
+        tags={"dagster/partition": decade, **{k.replace("__", "/"): v for k, v in tags.items()}},
+    )
+    instance.add_run(run)
+    return run.run_id
+
+
+def test_a_decade_is_skipped_only_while_its_latest_run_finished_clean_from_the_same_inputs():
+    from archive_pipeline.runner import unchanged_run
+
+    ok = dg.DagsterRunStatus.SUCCESS
+    with dg.DagsterInstance.ephemeral() as instance:
+        clean = _add_run(instance, "1960s", ok, archive__inputs="abc")
+        _add_run(instance, "1970s", ok)  # another decade's run changes nothing here
+        assert unchanged_run(instance, "1960s", "abc").run_id == clean
+        assert unchanged_run(instance, "1960s", "other") is None  # files, code or settings
+        assert unchanged_run(instance, "1970s", "abc") is None  # never ran clean from inputs
+        _add_run(instance, "1960s", ok, archive__trigger="archive-pipeline check")
+        assert unchanged_run(instance, "1960s", "abc").run_id == clean  # checks write nothing
+        _add_run(instance, "1960s", ok, archive__trigger="Dagster UI")  # a later run, untagged
+        assert unchanged_run(instance, "1960s", "abc") is None
+        _add_run(instance, "1960s", dg.DagsterRunStatus.FAILURE, archive__inputs="abc")
+        assert unchanged_run(instance, "1960s", "abc") is None
+
+
+def test_the_inputs_of_a_decade_follow_its_files_and_the_settings(monkeypatch):
+    from archive_pipeline.runner import decade_inputs
+
+    before = decade_inputs({"1960s": "d1", "1970s": "d2"}, ["1960s", "1970s", "1980s"])
+    assert len(set(before.values())) == 3  # each decade its own (1980s has no media)
+    again = decade_inputs({"1960s": "d1", "1970s": "changed"}, ["1960s", "1970s"])
+    assert again["1960s"] == before["1960s"] and again["1970s"] != before["1970s"]
+    monkeypatch.setenv("ARCHIVE_WHISPER_MODEL", "small")
+    assert decade_inputs({"1960s": "d1"}, ["1960s"])["1960s"] != before["1960s"]
+    monkeypatch.delenv("ARCHIVE_WHISPER_MODEL")
+    monkeypatch.setenv("ARCHIVE_VERBOSE", "1")  # the console's verbosity is not an input
+    assert decade_inputs({"1960s": "d1"}, ["1960s"])["1960s"] == before["1960s"]

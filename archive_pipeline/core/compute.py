@@ -627,7 +627,7 @@ class RayRuntime:
 
             if ray.is_initialized():
                 return False
-            if os.environ.get("RAY_AUTH_TOKEN") != service.token:
+            if settings.library_value("RAY_AUTH_TOKEN") != service.token:
                 log.warning(
                     "the warm model workers at %s are not used: Ray was imported in this "
                     "process before their token was known; this run starts its own Ray",

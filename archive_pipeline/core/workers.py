@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from archive_pipeline import settings
+
 SERVICE_FILE = "workers.json"
 NAMESPACE = "archive_pipeline"
 REGISTRY = "archive-worker-registry"
@@ -239,7 +241,7 @@ def serve(runtime, path: Path, *, announce: Callable[[str], None] = print) -> No
     registry = start_registry()
     info = ServiceInfo(
         address=ray.get_runtime_context().gcs_address,
-        token=os.environ.get("RAY_AUTH_TOKEN", ""),
+        token=settings.library_value("RAY_AUTH_TOKEN") or "",
         pid=os.getpid(),
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         num_cpus=float(ray.cluster_resources().get("CPU", 0.0)),

@@ -32,6 +32,11 @@ def changed_decades(previous: dict[str, str], current: dict[str, str]) -> list[s
     )
 
 
+# how often the inbox is listed: a new file waits half of it on average before its run is
+# requested (a listing of a large S3 inbox is one LIST per 1,000 keys)
+INBOX_POLL_S = 15
+
+
 def catalogued_digests(instance: dg.DagsterInstance, decades: list[str]) -> dict[str, str]:
     """The inbox digest each decade's latest media_catalog materialisation recorded, whatever
     launched it (sensor, UI, backfill, `archive-pipeline run`); decades never catalogued are
@@ -52,10 +57,10 @@ def catalogued_digests(instance: dg.DagsterInstance, decades: list[str]) -> dict
 
 @dg.sensor(
     asset_selection=dg.AssetSelection.all(),
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=INBOX_POLL_S,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Every minute: lists the inbox (folder or S3) and requests one run of every "
-    "asset per decade whose files differ from what its media_catalog last catalogued (new, "
+    description=f"Every {INBOX_POLL_S} s: lists the inbox (folder or S3) and requests one run of "
+    "every asset per decade whose files differ from what its media_catalog last catalogued (new, "
     "changed, moved or deleted; sidecars and catalogue.csv count), whoever ran it (this "
     "sensor, the UI, a backfill or `archive-pipeline run`). Decades seen for the first time "
     "become partitions.",
