@@ -85,11 +85,13 @@ test: install install-paddle fonts lint
 test-fast: install fonts lint
 	$(BIN)/pytest -m "not slow and not paddle"
 
-# `dagster dev` runs the webserver and the daemon (run queue, sensors, backfills) together;
-# `archive-pipeline ui` stops all of it on Ctrl-C or SIGTERM (make itself only passes a signal
-# sent to its process group: stop it with Ctrl-C, `kill -- -PGID`, or run the command directly).
+# `dagster dev` runs the webserver and the daemon (run queue, sensors, backfills) together,
+# beside the warm model workers (`archive-pipeline workers`: a local Ray that runs join, models
+# kept loaded); `archive-pipeline ui` stops all of it on Ctrl-C or SIGTERM (make itself only
+# passes a signal sent to its process group: stop it with Ctrl-C, `kill -- -PGID`, or run the
+# command directly).
 ui: install instance
-	@echo "Dagster UI and daemon: http://127.0.0.1:3000 (Ctrl-C stops both)"
+	@echo "Dagster UI and daemon: http://127.0.0.1:3000, warm model workers (Ctrl-C stops all)"
 	$(BIN)/archive-pipeline ui --port 3000
 
 # The search API and page over the same warehouse (the query model loads once, at start).
