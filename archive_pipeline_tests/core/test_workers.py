@@ -168,6 +168,22 @@ def test_runs_in_other_processes_share_the_warm_workers_and_stopping_leaves_noth
         assert len(pids) == 2 and first["value"][0] in pids
         workers_pids = {pid for pid in pids if psutil.pid_exists(pid)}
         assert workers_pids == pids  # they stay up between runs
+        # `archive-pipeline run` over this ARCHIVE_HOME joins them too (and leaves them up)
+        from PIL import Image
+
+        (tmp_path / "inbox/1970s").mkdir(parents=True)
+        Image.new("RGB", (64, 48), "teal").save(tmp_path / "inbox/1970s/still.png")
+        cli = subprocess.run(
+            [str(Path(sys.executable).parent / "archive-pipeline"), "run"],
+            cwd=REPO,
+            env={k: v for k, v in env.items() if not k.startswith("DAGSTER_")},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+        assert "Ray: the warm model workers served 1 decade run(s)" in cli.stdout, cli.stdout
+        assert read_service(workers.service_file(tmp_path)) is not None
     finally:
         group = service.process.pid
         stopping = time.monotonic()
