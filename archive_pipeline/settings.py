@@ -139,12 +139,12 @@ def _setting(env: str, type_: type, default: Any, description: str, **kw: Any) -
     return setting
 
 
-def _paths():
-    """`archive_pipeline.paths` (the folders under ARCHIVE_HOME), imported when a computed
-    default is read: it reads ARCHIVE_HOME from this module."""
-    from archive_pipeline import paths
+def _under_home(*parts: str) -> str:
+    """A folder under ARCHIVE_HOME, read when a computed default is read (the same folders as
+    `archive_pipeline.paths`, which imports this module, not the other way round)."""
+    from pathlib import Path
 
-    return paths
+    return str(Path(ARCHIVE_HOME.read()).resolve().joinpath(*parts))
 
 
 # -- where the embedded default keeps its state -------------------------------------------------
@@ -161,7 +161,7 @@ MODEL_CACHE = _setting(
     None,
     "where assembled weights are kept (Whisper base is joined from two packages once, "
     "checksum verified)",
-    default_from=lambda: str(_paths().cache() / "models"),
+    default_from=lambda: _under_home("cache", "models"),
     default_text="`$ARCHIVE_HOME/cache/models`",
 )
 DAGSTER_HOME = _setting(
@@ -169,7 +169,7 @@ DAGSTER_HOME = _setting(
     str,
     None,
     "the Dagster instance folder",
-    default_from=lambda: str(_paths().dagster_home()),
+    default_from=lambda: _under_home("dagster_home"),
     default_text="`$ARCHIVE_HOME/dagster_home`",
     reader="Dagster (the runner and `make` set it)",
 )
@@ -191,7 +191,7 @@ INBOX = _setting(
     "the media store: a folder, or `s3://bucket/prefix`",
     groups=("media_store",),
     field="location",
-    default_from=lambda: str(_paths().inbox()),
+    default_from=lambda: _under_home("inbox"),
     default_text="`$ARCHIVE_HOME/inbox`",
 )
 WAREHOUSE = _setting(
@@ -201,7 +201,7 @@ WAREHOUSE = _setting(
     "the Lance warehouse: a folder, or `s3://bucket/prefix`",
     groups=("warehouse",),
     field="root",
-    default_from=lambda: str(_paths().warehouse()),
+    default_from=lambda: _under_home("warehouse"),
     default_text="`$ARCHIVE_HOME/warehouse`",
 )
 S3_ENDPOINT_URL = _setting(

@@ -156,3 +156,17 @@ print(sorted(set(read) & set(settings.BY_ENV)))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_settings_import_no_other_module_of_the_package():
+    """`paths` (and everything else) reads the settings; the settings read nothing back."""
+    import ast
+
+    tree = ast.parse(Path(settings.__file__).read_text())
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {m for m in imported if m and m.startswith("archive_pipeline")}, imported
