@@ -315,7 +315,7 @@ class SpeechModels(SettingsResource):
 
         return WhisperSettings.from_settings(self.overrides())
 
-    def diarization(self):
+    def diarisation(self):
         """DiarizationSettings for the speaker_turns stage."""
         from archive_pipeline.stages.diarisation import DiarizationSettings
 

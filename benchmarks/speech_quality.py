@@ -104,7 +104,7 @@ def fragments(tmp: Path, item) -> dict:
     """Diarised pieces of a no-space script (Thai), cut at every word token vs whole words."""
     import unicodedata
 
-    from archive_pipeline.core import diarization as dz
+    from archive_pipeline.core import diarisation as dz
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.diarisation import DiarizeStage

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from archive_pipeline.core.diarization import unit
+from archive_pipeline.core.diarisation import unit
 from archive_pipeline.core.sql import sql_literal
 from archive_pipeline.core.warehouse import Warehouse, WarehouseMissingError
 

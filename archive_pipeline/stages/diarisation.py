@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archive_pipeline import settings as app_settings
-from archive_pipeline.core import diarization as dz
+from archive_pipeline.core import diarisation as dz
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
@@ -246,7 +246,7 @@ def diarize_offline(encoder, chunks, settings: DiarizationSettings, *, num_speak
     is dropped once its windows are embedded: only the windows and their embeddings (1 KB per
     window of up to max_window_s) are kept for the whole recording, and clustering over them
     keeps speaker identity across chunks (bounded for very long recordings: see
-    `diarization.cluster_embeddings`)."""
+    `diarisation.cluster_embeddings`)."""
     import numpy as np
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
@@ -324,7 +324,7 @@ def diarize_windows(pipeline, chunks, *, min_speakers=None, merge_similarity: fl
     """The packaged diariser: who speaks is decided per 1.5-second window, not per 10-second chunk.
 
     Per block of audio the pipeline (segmentation-3.0, overlap-aware) finds the speech and where
-    two voices overlap; the speech is cut into windows (`core.diarization.sliding_windows`),
+    two voices overlap; the speech is cut into windows (`core.diarisation.sliding_windows`),
     each embedded with CAM++, and all windows of the recording are clustered at once
     (`window_labels`: the speaker count estimated, the catalogue's count a lower bound).
     Chunk-level embeddings mix the voices of short turns (a 3-voice panel of 2-5 s turns came
@@ -425,7 +425,7 @@ def diarize_pyannote(pipeline, chunks, *, min_speakers=None, link_similarity: fl
 
     `chunks`: (offset seconds, samples) blocks in order, or one array. Each block is diarised
     on its own and its speakers are linked to the voices of earlier blocks by their centroids
-    (`core.diarization.SpeakerLinker`), so memory is two blocks' (one read ahead), whatever
+    (`core.diarisation.SpeakerLinker`), so memory is two blocks' (one read ahead), whatever
     the length. The catalogue's count is a lower bound when the recording is one block.
     Every turn of at least TURN_EMBED_S[0] gets the speaker embedding of its audio (the
     pipeline's model)."""

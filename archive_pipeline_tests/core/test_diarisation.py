@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from archive_pipeline.core import diarization as dz
+from archive_pipeline.core import diarisation as dz
 
 
 def voices(rng, count, per_voice, *, dim=32, spread=0.15):
