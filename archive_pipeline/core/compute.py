@@ -358,7 +358,7 @@ class _LocalLease:
     def __init__(self, pools: _WarmPools, resources: StageResources) -> None:
         self.pools, self.resources = pools, resources
 
-    def get(self, n: int) -> list[Any]:
+    def get(self, n: int, capacity: int) -> list[Any]:
         return self.pools.get(self.resources, n)
 
     def replace(self, actor: Any) -> Any:
@@ -414,23 +414,34 @@ class _SharedLease:
         self.names[actor._actor_id.hex()] = name
         return actor
 
-    def get(self, n: int) -> list[Any]:
+    def get(self, n: int, capacity: int) -> list[Any]:
+        """Up to `n` workers (at least one: while other runs lease every worker the cluster
+        holds, this waits for one to be released)."""
         import ray
 
-        grant = ray.get(
-            self.registry.acquire.remote(self.id, self.shape, self.code, self.key, n), timeout=60
-        )
-        for name in grant.stop:  # idle workers of another shape or older code
-            with contextlib.suppress(ValueError):
-                ray.kill(ray.get_actor(name, namespace=warm.NAMESPACE))
-        actors = []
-        for name in grant.reuse:
-            try:
-                actors.append(self._handle(name))
-            except ValueError:  # it died since (e.g. Ray's OOM killer): a fresh one
-                self.registry.forget.remote(name)
-                actors.append(self._start(ray.get(self._add())))
-        return actors + [self._start(name) for name in grant.create]
+        waiting = False
+        while True:
+            grant = ray.get(
+                self.registry.acquire.remote(self.id, self.shape, self.code, self.key, n, capacity),
+                timeout=60,
+            )
+            for name in grant.stop:  # idle workers of another shape or older code
+                with contextlib.suppress(ValueError):
+                    ray.kill(ray.get_actor(name, namespace=warm.NAMESPACE))
+            actors = []
+            for name in grant.reuse:
+                try:
+                    actors.append(self._handle(name))
+                except ValueError:  # it died since (e.g. Ray's OOM killer): a fresh one
+                    self.registry.forget.remote(name)
+                    actors.append(self._start(ray.get(self._add())))
+            actors += [self._start(name) for name in grant.create]
+            if actors:
+                return actors
+            if not waiting:
+                waiting = True
+                log.info("all %d warm workers are leased by other runs: waiting for one", capacity)
+            time.sleep(1.0)
 
     def _add(self) -> Any:
         return self.registry.add.remote(self.id, self.shape, self.code, self.key)
@@ -765,7 +776,7 @@ class RayRuntime:
         key = stage_key(stage)
         stage_ref = ray.put(stage)
         lease = _POOLS.lease(stage.resources, key)
-        loading = {w.load.remote(key, stage_ref): w for w in lease.get(n_workers)}
+        loading = {w.load.remote(key, stage_ref): w for w in lease.get(n_workers, capacity)}
 
         def replace_worker(lost: Any) -> None:
             fresh = lease.replace(lost)

@@ -154,9 +154,14 @@ class WorkerRegistry:
         w.use(key)
         return name
 
-    def acquire(self, lease: str, shape: str, code: str, key: str, n: int) -> Grant:
+    def acquire(
+        self, lease: str, shape: str, code: str, key: str, n: int, capacity: int | None = None
+    ) -> Grant:
         """Lease up to `n` workers of `shape` running `code` for `lease`, those that have
-        `key` set up first; names for the missing ones, and the idle ones to stop."""
+        `key` set up first; names for the missing ones, and the idle ones to stop. With
+        `capacity` (how many such workers the cluster holds), no more workers are started
+        than fit beside those alive: a worker that cannot start would wait for resources
+        that idle or leased workers hold, so the run gets fewer (or none: it asks again)."""
         self._expire()
         idle = [w for w in self.workers.values() if w.lease is None]
         fits = [w for w in idle if w.shape == shape and w.code == code]
@@ -171,6 +176,8 @@ class WorkerRegistry:
             stop += [w.name for w in idle if w.code == code and w.shape != shape]
         for name in stop:
             del self.workers[name]
+        if capacity is not None:
+            missing = min(missing, max(0, capacity - len(self.workers)))
         create = [self._new(lease, shape, code, key) for _ in range(missing)]
         return Grant([w.name for w in reuse], create, stop)
 

@@ -42,6 +42,19 @@ def test_a_lease_holds_its_workers_until_released_and_prefers_those_with_the_sta
     assert [w["leased"] for w in registry.describe()].count(True) == 1
 
 
+def test_no_more_workers_start_than_the_cluster_holds_and_a_run_waits_for_a_released_one():
+    registry = WorkerRegistry()
+    first = registry.acquire("run-a", "cpu1", "code1", "k", 2, capacity=2)
+    assert len(first.create) == 2
+    # a second run at once: a third worker would wait for CPUs that run-a's workers hold (and
+    # keep holding once idle), so none is started and the run asks again
+    assert registry.acquire("run-b", "cpu1", "code1", "k", 1, capacity=2).create == []
+    assert registry.acquire("run-b", "cpu1", "code1", "k", 1, capacity=2).reuse == []
+    registry.release("run-a")
+    assert len(registry.acquire("run-b", "cpu1", "code1", "k", 1, capacity=2).reuse) == 1
+    assert len(registry.acquire("run-c", "cpu1", "code1", "k", 2, capacity=2).reuse) == 1
+
+
 def test_a_lease_that_is_not_renewed_lapses():
     clock = _Clock()
     registry = WorkerRegistry(lease_s=60, clock=clock)
@@ -162,8 +175,10 @@ def test_runs_in_other_processes_share_the_warm_workers_and_stopping_leaves_noth
         assert first["joined"] and second["joined"]
         # the second run got the same worker process, its stage still set up: no model load
         assert second["value"] == first["value"] == [first["value"][0], 1]
-        # two runs at once lease two workers, never one for both
-        slow = [_run(tmp_path, sleep_s=3.0) for _ in range(2)]
+        # three runs at once on 2 CPUs: two lease the two workers (never one for both), the
+        # third waits for one of them to be released (a third worker could not start: the
+        # others hold the CPUs), then runs
+        slow = [_run(tmp_path, sleep_s=3.0) for _ in range(3)]
         pids = {_result(run)["value"][0] for run in slow}
         assert len(pids) == 2 and first["value"][0] in pids
         workers_pids = {pid for pid in pids if psutil.pid_exists(pid)}
