@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pyarrow.compute as pc
 
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.stages.base import FAILURES_TABLE, LEDGER_TABLE
+from archive_pipeline.stages.ledger import FAILURES_TABLE, LEDGER_TABLE
 
 
 @dataclass(frozen=True)

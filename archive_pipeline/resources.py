@@ -24,6 +24,7 @@ from archive_pipeline.core.guard import RemovalGuard
 from archive_pipeline.core.store import LocalStore, S3Store, Store, fetch_cache_dir, open_store
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.runs import PROCESS_TAG, TRIGGER_TAG, process_tag, trigger_of
+from archive_pipeline.stages.writer import CommitPolicy
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,7 @@ class LanceWarehouse(SettingsResource):
     root: str | None = from_setting(settings.WAREHOUSE)
     version_retention_minutes: int | None = from_setting(settings.VERSION_RETENTION_MINUTES)
     compact_min_small_fragments: int | None = from_setting(settings.COMPACT_MIN_SMALL_FRAGMENTS)
-    commit_every_items: int | None = from_setting(settings.COMMIT_EVERY_ITEMS)
-    commit_every_s: float | None = from_setting(settings.COMMIT_EVERY_S)
-    commit_every_media_h: float | None = from_setting(settings.COMMIT_EVERY_MEDIA_H)
+    commit_every: str | None = from_setting(settings.COMMIT_EVERY)
     writer_wait_s: float | None = from_setting(settings.WRITER_WAIT_S)
     writer_lease_s: float | None = from_setting(settings.WRITER_LEASE_S)
     max_removal_fraction: float | None = from_setting(settings.MAX_REMOVAL_FRACTION)
@@ -156,6 +155,7 @@ class LanceWarehouse(SettingsResource):
         failed."""
         settings.require_valid()
         self.values()  # the fields given in code, range-checked
+        self.commit_policy()  # its keys and ranges
         record_run_process(context)
 
     def removal_guard(self) -> RemovalGuard:
@@ -166,6 +166,10 @@ class LanceWarehouse(SettingsResource):
     def get_warehouse(self, *, read_only: bool = False) -> Warehouse:
         """A Dagster-free Warehouse with these settings (read-only: it creates nothing)."""
         return Warehouse.from_settings(self.overrides(), read_only=read_only)
+
+    def commit_policy(self) -> CommitPolicy:
+        """When the stages commit their finished items (ARCHIVE_COMMIT_EVERY)."""
+        return CommitPolicy.parse(self.values().commit_every)
 
 
 class RayResource(SettingsResource):

@@ -250,36 +250,17 @@ COMPACT_MIN_SMALL_FRAGMENTS = _setting(
     field="compact_min_small_fragments",
     low=2,
 )
-COMMIT_EVERY_ITEMS = _setting(
-    "ARCHIVE_COMMIT_EVERY_ITEMS",
-    int,
-    50,
-    "a stage commits its finished items in batches of this many items (a killed run loses at "
-    "most one batch of work, and the Dagster process holds one batch's rows at a time; see "
-    "docs/tables.md for what readers see meanwhile)",
+COMMIT_EVERY = _setting(
+    "ARCHIVE_COMMIT_EVERY",
+    str,
+    '{"items": 50, "media_h": 1.0, "seconds": 60}',
+    "when a stage commits its finished items, JSON: after `items` items, `media_h` hours of "
+    "media or `seconds` seconds, whichever comes first (keys left out keep their default; a "
+    "killed run loses at most one batch of work, and the Dagster process holds one batch's "
+    "rows at a time; see docs/tables.md for what readers see meanwhile)",
     groups=("warehouse",),
-    field="commit_every_items",
-    low=1,
-)
-COMMIT_EVERY_MEDIA_H = _setting(
-    "ARCHIVE_COMMIT_EVERY_MEDIA_H",
-    float,
-    1.0,
-    "… or once the batch holds this many hours of media (long recordings)",
-    groups=("warehouse",),
-    field="commit_every_media_h",
-    low=0,
-    low_open=True,
-)
-COMMIT_EVERY_S = _setting(
-    "ARCHIVE_COMMIT_EVERY_S",
-    float,
-    60.0,
-    "… or after this many seconds, whichever comes first",
-    groups=("warehouse",),
-    field="commit_every_s",
-    low=0,
-    low_open=True,
+    field="commit_every",
+    json_object=True,
 )
 WRITER_WAIT_S = _setting(
     "ARCHIVE_WRITER_WAIT_S",

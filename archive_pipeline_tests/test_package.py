@@ -85,8 +85,8 @@ def test_the_test_tree_mirrors_the_package():
                 or stem
                 in {
                     "stages",  # every stage module (test_stages)
-                    "checkpoint",  # process_partition's batches (stages/base.py)
-                    "cross_decade",  # process_partition across decades (stages/base.py)
+                    "checkpoint",  # process_partition's batches (stages/writer.py)
+                    "cross_decade",  # process_partition across decades (stages/plan.py)
                     "stills",  # shots and keyframes of photos and scans (stages/shots.py)
                     "hostile_inbox",  # the store's scan of a hostile folder (core/store.py)
                     "read_only",  # the warehouse read-only (core/warehouse.py)

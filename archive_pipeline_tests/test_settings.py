@@ -64,10 +64,10 @@ def test_resource_fields_and_settings_match_one_to_one():
 def test_values_are_typed_and_bad_values_name_the_variable(monkeypatch):
     monkeypatch.setenv("ARCHIVE_KEYFRAME_FULL_FRAMES", "yes")
     monkeypatch.setenv("ARCHIVE_WHISPER_BEAM_SIZE", " 3 ")
-    monkeypatch.setenv("ARCHIVE_COMMIT_EVERY_S", "")  # empty: the default
+    monkeypatch.setenv("ARCHIVE_WRITER_WAIT_S", "")  # empty: the default
     assert settings.KEYFRAME_FULL_FRAMES.read() is True
     assert settings.WHISPER_BEAM_SIZE.read() == 3
-    assert settings.COMMIT_EVERY_S.read() == settings.COMMIT_EVERY_S.default
+    assert settings.WRITER_WAIT_S.read() == settings.WRITER_WAIT_S.default
     monkeypatch.setenv("ARCHIVE_RAY_NUM_CPUS", "two")
     with pytest.raises(settings.SettingError, match="ARCHIVE_RAY_NUM_CPUS"):
         settings.RAY_NUM_CPUS.read()

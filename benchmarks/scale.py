@@ -184,7 +184,7 @@ def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: st
     """One cold run and one warm re-run of a replayed decade (this is a fresh process)."""
     from archive_pipeline.core.compute import RayRuntime
     from archive_pipeline.core.warehouse import Warehouse
-    from archive_pipeline.stages.base import process_partition
+    from archive_pipeline.stages.partition import process_partition
 
     wh = Warehouse(root)
     commit_s = [0.0]
@@ -251,10 +251,14 @@ def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: st
 def _time_integrity(wh, total: list[float]):
     """Add the time spent in the write lease and the reconciliation to `total[0]` (when the
     tree has them: a baseline checkout does not); returns the function that undoes it."""
-    import archive_pipeline.stages.base as base
+    import importlib
 
+    try:  # where the reconciliation lives: stages/ledger.py, or stages/base.py in older trees
+        base, name = importlib.import_module("archive_pipeline.stages.ledger"), "rows_missing"
+    except ImportError:
+        base, name = importlib.import_module("archive_pipeline.stages.base"), "_rows_missing"
     undo = []
-    check = getattr(base, "_rows_missing", None)
+    check = getattr(base, name, None)
     if check is not None:
 
         def rows_missing(*args, **kw):
@@ -264,8 +268,8 @@ def _time_integrity(wh, total: list[float]):
             finally:
                 total[0] += time.perf_counter() - start
 
-        base._rows_missing = rows_missing
-        undo.append(lambda: setattr(base, "_rows_missing", check))
+        setattr(base, name, rows_missing)
+        undo.append(lambda: setattr(base, name, check))
     writer = getattr(wh, "writer", None)
     if writer is not None:
         import contextlib

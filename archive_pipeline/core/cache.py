@@ -4,7 +4,7 @@ Key = hash(content id, stage name, model id, stage parameters, stage code versio
 stage writes carries its item's key in `cache_key`, and the `stage_items` ledger records the key
 and status of every item; on the next run the rows of items whose key is unchanged are kept as
 they are (created_at included) and only the other items are computed
-(`archive_pipeline.stages.base.process_partition`).
+(`archive_pipeline.stages.partition.process_partition`).
 """
 
 from __future__ import annotations

@@ -175,9 +175,6 @@ class Warehouse:
             storage_options=options,
             version_retention=dt.timedelta(minutes=v.version_retention_minutes),
             compact_min_small_fragments=v.compact_min_small_fragments,
-            commit_every_items=v.commit_every_items,
-            commit_every_s=v.commit_every_s,
-            commit_every_media_h=v.commit_every_media_h,
             writer_wait_s=v.writer_wait_s,
             writer_lease_s=v.writer_lease_s,
             read_only=read_only,
@@ -193,9 +190,6 @@ class Warehouse:
         ),
         compact_min_small_fragments: int = settings.COMPACT_MIN_SMALL_FRAGMENTS.default,
         commit_retries: int = 8,
-        commit_every_items: int = settings.COMMIT_EVERY_ITEMS.default,
-        commit_every_s: float = settings.COMMIT_EVERY_S.default,
-        commit_every_media_h: float = settings.COMMIT_EVERY_MEDIA_H.default,
         writer_wait_s: float = settings.WRITER_WAIT_S.default,
         writer_lease_s: float = settings.WRITER_LEASE_S.default,
         read_only: bool = False,
@@ -207,9 +201,6 @@ class Warehouse:
         self.version_retention = version_retention
         self.compact_min_small_fragments = compact_min_small_fragments
         self.commit_retries = commit_retries
-        self.commit_every_items = commit_every_items  # a stage commits its finished items in
-        self.commit_every_s = commit_every_s  # batches of this many, or this often, or
-        self.commit_every_media_h = commit_every_media_h  # this many hours of media
         self.writer_wait_s = writer_wait_s
         self.writer_lease_s = writer_lease_s
         self._leases: list[leases.Lease] = []  # held by this writer now (checked per commit)

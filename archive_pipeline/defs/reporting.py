@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 
 from archive_pipeline.schemas import TABLES, describe
-from archive_pipeline.stages.base import PartitionReport
+from archive_pipeline.stages.partition import PartitionReport
 
 if TYPE_CHECKING:
     from archive_pipeline.core.warehouse import Warehouse, WriteResult

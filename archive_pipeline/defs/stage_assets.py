@@ -25,7 +25,9 @@ from archive_pipeline.defs.reporting import (
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import RayResource
 from archive_pipeline.runs import trigger_of
-from archive_pipeline.stages.base import PartitionReport, PartitionStage, process_partition
+from archive_pipeline.stages.base import PartitionStage
+from archive_pipeline.stages.partition import PartitionReport, process_partition
+from archive_pipeline.stages.writer import CommitPolicy
 
 T = TypeVar("T")
 
@@ -51,10 +53,11 @@ def run_stage(
     *,
     warehouse: Warehouse,
     ray: RayResource,
+    policy: CommitPolicy,
     skipped: Sequence[tuple[str, str]] = (),
 ) -> PartitionReport[T]:
-    """Run a stage over the decade's items (on Ray, or inline), committed in batches; items
-    in `skipped` are logged with why."""
+    """Run a stage over the decade's items (on Ray, or inline), committed in batches as
+    `policy` says; items in `skipped` are logged with why."""
     for key, why in skipped:
         context.log.info(f"skipped {key}: {why}")
     return process_partition(
@@ -65,6 +68,7 @@ def run_stage(
         compute=ray.compute(),
         log=context.log,
         writer=writer_name(context),
+        policy=policy,
     )
 
 

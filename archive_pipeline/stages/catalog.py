@@ -20,13 +20,9 @@ from archive_pipeline.core.media import (
 )
 from archive_pipeline.core.progress import ProgressLog
 from archive_pipeline.core.store import MediaItem, Store
-from archive_pipeline.stages.base import (
-    ItemFailure,
-    ItemRef,
-    PartitionReport,
-    TableRows,
-    process_partition,
-)
+from archive_pipeline.stages.base import BaseStage, ItemFailure, ItemRef, TableRows
+from archive_pipeline.stages.partition import PartitionReport, process_partition
+from archive_pipeline.stages.writer import CommitPolicy
 
 if TYPE_CHECKING:
     from archive_pipeline.core.guard import RemovalGuard
@@ -35,7 +31,7 @@ if TYPE_CHECKING:
 TABLE = "media_catalog"
 
 
-class CatalogStage:
+class CatalogStage(BaseStage):
     """Streams a sha256 of the object and probes it with ffprobe (container and streams)."""
 
     name = "media_catalog"
@@ -118,6 +114,7 @@ def catalog_decade(
     log: ProgressLog | None = None,
     removal_guard: RemovalGuard | None = None,
     writer: str | None = None,
+    policy: CommitPolicy | None = None,
 ) -> PartitionReport[MediaItem]:
     """Catalogue one decade's items into `media_catalog` (unchanged items are not re-read);
     with `removal_guard`, a listing that lost too much of the decade removes nothing."""
@@ -131,4 +128,5 @@ def catalog_decade(
         log=log,
         removal_guard=removal_guard,
         writer=writer,
+        policy=policy,
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from archive_pipeline.core.sql import sql_in
 from archive_pipeline.core.warehouse import Warehouse, WriteResult
-from archive_pipeline.stages.base import LEDGER_TABLE
+from archive_pipeline.stages.ledger import LEDGER_TABLE
 
 
 def fingerprint(parts: Iterable[str], salt: str) -> str:

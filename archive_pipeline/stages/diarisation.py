@@ -187,6 +187,8 @@ class DiarizeStage(LoadsModels):
         """speaker_turns rows of one item."""
         return {"speaker_turns": turn_rows(item, turns, decade=decade)}
 
+    rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
+
     def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> list[dict[str, Any]]:
         """The turns `rows()` made these rows of (the same audio done under another URI)."""
         return [

@@ -89,6 +89,8 @@ class SegmentEmbeddingStage(_EmbedStage):
         """Load the text model once per worker."""
         self._embedder = TextEmbedder(self.clip, threads=int(self.resources.num_cpus))
 
+    rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
+
     def value_from_rows(self, rows: dict[str, pa.Table], item: EmbedItem) -> dict[str, Any]:
         """The vectors of these rows in the item's order (the same texts embedded under another
         URI: a moved file's segments are not embedded again)."""

@@ -543,6 +543,8 @@ class FrameTextStage(LoadsModels):
             )
         }
 
+    rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
+
     def value_from_rows(self, rows: dict[str, pa.Table], item: OcrItem) -> dict[str, Any]:
         """The lines `rows()` made these rows of (the same keyframes read under another URI)."""
         by_keyframe: dict[str, list[dict[str, Any]]] = {}

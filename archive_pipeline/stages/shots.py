@@ -189,6 +189,8 @@ class ShotsStage(LoadsModels):
         """shots and keyframes rows of one video."""
         return shot_rows(item, value, decade=decade)
 
+    rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
+
     def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> dict[str, Any]:
         """The shots and keyframes `rows()` made these rows of (the same video done under
         another URI)."""

@@ -176,6 +176,8 @@ class TranscribeStage(LoadsModels):
         """transcripts rows of one item."""
         return {"transcripts": transcript_rows(item, value, decade=decade)}
 
+    rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
+
     def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> dict[str, Any]:
         """The result `rows()` made these rows of (the same audio done under another URI)."""
         segments = row_values(rows["transcripts"], "segment_index")

@@ -197,7 +197,8 @@ class _Hangs:
 @pytest.mark.slow
 def test_a_hung_item_times_out_as_a_failure_and_the_rest_is_committed(ray_local, tmp_path):
     from archive_pipeline.core.warehouse import Warehouse
-    from archive_pipeline.stages.base import CatalogItem, process_partition
+    from archive_pipeline.stages.base import CatalogItem
+    from archive_pipeline.stages.partition import process_partition
 
     runtime = RayRuntime("local", item_timeout_s=3.0, item_timeout_realtime=0.5)  # joins Ray
     keys = ["hang.wav", "a.wav", "b.wav", "c.wav"]

@@ -3,7 +3,8 @@
 from archive_pipeline.core.compute import InlineCompute, StageResources
 from archive_pipeline.core.progress import ItemProgress
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.stages.base import CatalogItem, ItemFailure, process_partition
+from archive_pipeline.stages.base import BaseStage, CatalogItem, ItemFailure
+from archive_pipeline.stages.partition import process_partition
 
 
 class Lines:
@@ -19,7 +20,7 @@ class Lines:
         self.lines.append(("warning", msg))
 
 
-class Flaky:
+class Flaky(BaseStage):
     """Test stage: item 'a' is done with no rows, 'b' is refused, 'c' raises in the worker."""
 
     name = "transcripts"

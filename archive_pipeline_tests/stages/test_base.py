@@ -21,7 +21,9 @@ from archive_pipeline.core.compute import InlineCompute
 from archive_pipeline.core.guard import RemovalGuard, RemovalRefusedError
 from archive_pipeline.core.repair import repair
 from archive_pipeline.core.warehouse import DamagedTableError, Warehouse
-from archive_pipeline.stages.base import CatalogItem, process_partition
+from archive_pipeline.stages.base import CatalogItem
+from archive_pipeline.stages.partition import process_partition
+from archive_pipeline.stages.writer import CommitPolicy
 from archive_pipeline_tests.stages.test_checkpoint import Turns, _calls, _items
 
 DECADE = {"decade": "1980s"}
@@ -30,6 +32,8 @@ SCOPE = {"decade": "1980s", "stage": "speaker_turns"}
 
 class CopyableTurns(Turns):
     """Turns that can be rebuilt from their rows (as the real stages can: `value_from_rows`)."""
+
+    rebuilds_from_rows = True
 
     def value_from_rows(self, rows, item):
         return {"n": rows["speaker_turns"].num_rows}
@@ -56,15 +60,17 @@ WRITER = textwrap.dedent(
     import json, sys, time
     from archive_pipeline.core.compute import InlineCompute
     from archive_pipeline.core.warehouse import Warehouse
-    from archive_pipeline.stages.base import process_partition
+    from archive_pipeline.stages.partition import process_partition
+    from archive_pipeline.stages.writer import CommitPolicy
     from archive_pipeline_tests.stages.test_checkpoint import Turns, _items
 
     root, calls, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
     options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
-    wh = Warehouse(root, commit_every_items=3, writer_wait_s=120, storage_options=options)
+    wh = Warehouse(root, writer_wait_s=120, storage_options=options)
     time.sleep(max(0.0, start - time.time()))  # both writers start at the same moment
     report = process_partition(stage=Turns(calls, delay=0.05), decade="1980s", items=_items(12),
-                               warehouse=wh, compute=InlineCompute(), writer=sys.argv[4])
+                               warehouse=wh, compute=InlineCompute(), writer=sys.argv[4],
+                               policy=CommitPolicy(items=3))
     print(report.n_computed, report.n_reused)
     """
 )
@@ -156,14 +162,14 @@ def test_rows_lost_from_a_table_are_computed_again(tmp_path):
 
 
 def test_a_lost_data_file_is_named_with_its_repair_which_rebuilds_the_rows(tmp_path):
-    wh, calls = Warehouse(str(tmp_path / "wh"), commit_every_items=2), tmp_path / "calls.txt"
+    wh, calls = Warehouse(str(tmp_path / "wh")), tmp_path / "calls.txt"
     items = _items(6)
-    _run(wh, calls, items)  # three batches: several fragments
+    _run(wh, calls, items, policy=CommitPolicy(items=2))  # three batches: several fragments
     data = sorted((tmp_path / "wh" / "speaker_turns.lance" / "data").glob("*.lance"))
     assert len(data) >= 2
     data[0].unlink()
     with pytest.raises(DamagedTableError) as error:
-        _run(wh, calls, items)
+        _run(wh, calls, items, policy=CommitPolicy(items=2))
     message = str(error.value)
     assert "'speaker_turns'" in message
     assert "archive-pipeline repair --table speaker_turns" in message
@@ -171,7 +177,7 @@ def test_a_lost_data_file_is_named_with_its_repair_which_rebuilds_the_rows(tmp_p
     assert results["speaker_turns"].status == "fragments removed"
     assert results["speaker_turns"].rows_lost > 0 and results["stage_items"].status == "ok"
     calls.unlink()
-    _run(wh, calls, items)
+    _run(wh, calls, items, policy=CommitPolicy(items=2))
     assert 0 < len(_calls(calls)) < 6  # only the items of the lost file
     assert _distinct(wh, "speaker_turns", DECADE) == (12, 12)
 

@@ -17,10 +17,12 @@ import pytest
 from archive_pipeline.core.compute import InlineCompute, StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.stages.base import CatalogItem, process_partition
+from archive_pipeline.stages.base import BaseStage, CatalogItem
+from archive_pipeline.stages.partition import process_partition
+from archive_pipeline.stages.writer import CommitPolicy
 
 
-class Turns:
+class Turns(BaseStage):
     """Test stage: two speaker turns per item; sleeps `delay` s; appends each call to `calls`;
     item `crash_on` ends the whole process (like kill -9) unless `crash_on` is empty."""
 
@@ -91,7 +93,7 @@ def _calls(path: Path) -> list[str]:
 
 
 def test_batches_commit_as_items_finish_and_an_interrupted_run_resumes(tmp_path):
-    wh = Warehouse(str(tmp_path / "wh"), commit_every_items=3)
+    wh = Warehouse(str(tmp_path / "wh"))
     calls = tmp_path / "calls.txt"
     items = _items(10)
     with pytest.raises(Interrupted):  # the 8th item "kills" the run: 7 done, 6 committed
@@ -101,13 +103,19 @@ def test_batches_commit_as_items_finish_and_an_interrupted_run_resumes(tmp_path)
             items=items,
             warehouse=wh,
             compute=InlineCompute(),
+            policy=CommitPolicy(items=3),
         )
     ledger = wh.read("stage_items", {"decade": "1980s", "stage": "speaker_turns"})
     assert ledger.num_rows == 6 and set(ledger.column("status").to_pylist()) == {"ok"}
     assert wh.count("speaker_turns", {"decade": "1980s"}) == 12  # 2 turns x 6 items
     calls.unlink()
     report = process_partition(
-        stage=Turns(str(calls)), decade="1980s", items=items, warehouse=wh, compute=InlineCompute()
+        stage=Turns(str(calls)),
+        decade="1980s",
+        items=items,
+        warehouse=wh,
+        compute=InlineCompute(),
+        policy=CommitPolicy(items=3),
     )
     assert sorted(_calls(calls)) == [f"{i:03d}.wav" for i in range(6, 10)]  # the lost batch
     assert (report.n_reused, report.n_computed, report.batches) == (6, 4, 2)
@@ -125,11 +133,16 @@ def _shared(items: list[CatalogItem], content: dict[int, str]) -> list[CatalogIt
 
 
 def test_items_with_the_same_content_each_get_rows_and_the_content_is_computed_once(tmp_path):
-    wh = Warehouse(str(tmp_path / "wh"), commit_every_items=2)
+    wh = Warehouse(str(tmp_path / "wh"))
     calls = tmp_path / "calls.txt"
     items = _shared(_items(5), {1: "same", 2: "same", 3: "same"})
     report = process_partition(
-        stage=Turns(str(calls)), decade="1980s", items=items, warehouse=wh, compute=InlineCompute()
+        stage=Turns(str(calls)),
+        decade="1980s",
+        items=items,
+        warehouse=wh,
+        compute=InlineCompute(),
+        policy=CommitPolicy(items=2),
     )
     assert len(_calls(calls)) == 3  # 000, one of 001-003, 004
     assert (report.n_computed, report.n_failed, len(report.cache_keys)) == (5, 0, 5)
@@ -142,7 +155,12 @@ def test_items_with_the_same_content_each_get_rows_and_the_content_is_computed_o
     # the shared key go, item 1's stay
     calls.unlink()
     again = process_partition(
-        stage=Turns(str(calls)), decade="1980s", items=items, warehouse=wh, compute=InlineCompute()
+        stage=Turns(str(calls)),
+        decade="1980s",
+        items=items,
+        warehouse=wh,
+        compute=InlineCompute(),
+        policy=CommitPolicy(items=2),
     )
     assert (again.n_reused, _calls(calls)) == (5, [])
     changed = _shared(_items(5), {1: "same", 3: "other"})
@@ -153,6 +171,7 @@ def test_items_with_the_same_content_each_get_rows_and_the_content_is_computed_o
         items=changed,
         warehouse=wh,
         compute=InlineCompute(),
+        policy=CommitPolicy(items=2),
     )
     assert _calls(calls) == ["003.wav"]
     turns = wh.read("speaker_turns", {"decade": "1980s"})
@@ -168,11 +187,16 @@ def test_items_with_the_same_content_each_get_rows_and_the_content_is_computed_o
 
 
 def test_stale_rows_go_by_key_once_the_decade_is_complete(tmp_path):
-    wh = Warehouse(str(tmp_path / "wh"), commit_every_items=2)
+    wh = Warehouse(str(tmp_path / "wh"))
     calls = str(tmp_path / "calls.txt")
     items = _items(5)
     process_partition(
-        stage=Turns(calls), decade="1990s", items=items, warehouse=wh, compute=InlineCompute()
+        stage=Turns(calls),
+        decade="1990s",
+        items=items,
+        warehouse=wh,
+        compute=InlineCompute(),
+        policy=CommitPolicy(items=2),
     )
     # one item leaves the decade, and a new stage configuration gives 1 turn per item
     report = process_partition(
@@ -181,6 +205,7 @@ def test_stale_rows_go_by_key_once_the_decade_is_complete(tmp_path):
         items=items[:4],
         warehouse=wh,
         compute=InlineCompute(),
+        policy=CommitPolicy(items=2),
     )
     rows = wh.read("speaker_turns", {"decade": "1990s"})
     assert rows.num_rows == 4 and set(rows.column("turn_index").to_pylist()) == {0}
@@ -225,14 +250,15 @@ SCRIPT = """
 import json, sys
 from archive_pipeline.core.compute import RayRuntime
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.stages.base import process_partition
+from archive_pipeline.stages.partition import process_partition
+from archive_pipeline.stages.writer import CommitPolicy
 from archive_pipeline_tests.stages.test_checkpoint import Turns, _items
 
 root, calls, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-wh = Warehouse(root, commit_every_items=4)
+wh = Warehouse(root)
 runtime = RayRuntime("local", num_cpus=2)
 report = process_partition(stage=Turns(calls, delay=0.4), decade="2000s", items=_items(n),
-                           warehouse=wh, compute=runtime)
+                           warehouse=wh, compute=runtime, policy=CommitPolicy(items=4))
 print(json.dumps({"computed": report.n_computed, "reused": report.n_reused}))
 runtime.shutdown()
 """

@@ -6,8 +6,9 @@ from __future__ import annotations
 from archive_pipeline.core.compute import InlineCompute
 from archive_pipeline.core.store import LocalStore
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.stages.base import CatalogItem, process_partition
+from archive_pipeline.stages.base import CatalogItem
 from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
+from archive_pipeline.stages.partition import process_partition
 from archive_pipeline.stages.shots import ShotsStage
 from archive_pipeline.stages.transcription import TranscribeStage
 

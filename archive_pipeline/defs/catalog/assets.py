@@ -104,6 +104,7 @@ def media_catalog(
         log=context.log,
         removal_guard=guard,
         writer=writer_name(context),
+        policy=warehouse.commit_policy(),
     )
     if mirrored != store.root_uri:
         wh.write_note(INBOX_NOTE, {"inbox": store.root_uri})

@@ -8,7 +8,6 @@ from archive_pipeline.defs.reporting import preview, throughput
 from archive_pipeline.defs.stage_assets import run_stage, stage_asset, stage_result
 from archive_pipeline.resources import LanceWarehouse, RayResource, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, keyframe_documents
-from archive_pipeline.stages.base import PartitionReport
 from archive_pipeline.stages.embedders import check_clip
 from archive_pipeline.stages.embeddings import (
     KeyframeEmbeddingStage,
@@ -16,6 +15,7 @@ from archive_pipeline.stages.embeddings import (
     keyframe_items,
     segment_items,
 )
+from archive_pipeline.stages.partition import PartitionReport
 
 NO_CLIP = (
     "no image-text model configured (ARCHIVE_CLIP_MODEL / ARCHIVE_CLIP_PRETRAINED): no OpenCLIP "
@@ -54,7 +54,9 @@ def keyframe_embeddings(
     wh = warehouse.get_warehouse()
     items = keyframe_items(wh.read("keyframes", {"decade": decade}))
     stage = KeyframeEmbeddingStage(clip, resources=ray.resources_of(KeyframeEmbeddingStage))
-    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
+    report = run_stage(
+        context, stage, items, warehouse=wh, ray=ray, policy=warehouse.commit_policy()
+    )
     images = sum(len(item.entries) for item in items)
     return stage_result(
         report,
@@ -93,7 +95,9 @@ def segment_embeddings(
     )
     items = segment_items(segments, documents)
     stage = SegmentEmbeddingStage(clip, resources=ray.resources_of(SegmentEmbeddingStage))
-    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
+    report = run_stage(
+        context, stage, items, warehouse=wh, ray=ray, policy=warehouse.commit_policy()
+    )
     texts = sum(len(item.entries) for item in items)
     sources = report.read(columns=["source"]).column("source")
     return stage_result(

@@ -55,7 +55,15 @@ def transcripts(
         model_cache=str(models_cache_dir()),
         audio_cache=speech_models.audio_cache(),
     )
-    report = run_stage(context, stage, items, warehouse=wh, ray=ray, skipped=skipped)
+    report = run_stage(
+        context,
+        stage,
+        items,
+        warehouse=wh,
+        ray=ray,
+        policy=warehouse.commit_policy(),
+        skipped=skipped,
+    )
     spoken = report.read(columns=["media_id", "language"]).group_by(["media_id", "language"])
     spoken = spoken.aggregate([]).column("language").fill_null("none").to_pylist()
     hours = sum(i.duration_s or 0 for i in items) / 3600
@@ -98,7 +106,9 @@ def speaker_turns(
         resources=ray.resources_of(DiarizeStage),
         audio_cache=speech_models.audio_cache(),
     )
-    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
+    report = run_stage(
+        context, stage, items, warehouse=wh, ray=ray, policy=warehouse.commit_policy()
+    )
     speakers = (
         report.read(columns=["uri", "speaker"])
         .group_by(["uri"])

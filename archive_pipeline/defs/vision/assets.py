@@ -89,7 +89,9 @@ def shots_and_keyframes(
         keyframes=vision_models.keyframes(),
         resources=ray.resources_of(ShotsStage),
     )
-    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
+    report = run_stage(
+        context, stage, items, warehouse=wh, ray=ray, policy=warehouse.commit_policy()
+    )
     n_shots = report.writes["shots"].rows
     stats = report.read("keyframes", columns=["replaces", "thumbnail"])
     first = report.read(
@@ -149,7 +151,9 @@ def frame_text(
         settings=vision_models.ocr(),
         resources=ray.resources_of(FrameTextStage),
     )
-    report = run_stage(context, stage, items, warehouse=wh, ray=ray)
+    report = run_stage(
+        context, stage, items, warehouse=wh, ray=ray, policy=warehouse.commit_policy()
+    )
     keyframes = sum(len(item.keyframes) for item in items)
     read = report.read(columns=["keyframe_id", "script"])
     with_text = read.column("keyframe_id")
