@@ -179,6 +179,29 @@ def test_search_relevance_on_the_demo_archive(demo, mode):
         assert paraphrases["recall@5"] >= 0.8, paraphrases["ranks"]
 
 
+@pytest.mark.parametrize("name", ["search_quality", "retrieval_quality"])
+def test_the_search_quality_benchmarks_run_over_the_demo_in_their_quick_mode(demo, name):
+    """benchmarks/search_quality.py and benchmarks/retrieval_quality.py --quick --warehouse
+    (the demo's): they run and close with their JSON line (the benchmarks do not rot)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            f"benchmarks/{name}.py",
+            "--quick",
+            "--warehouse",
+            demo["home"] / "warehouse",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["benchmark"] == name
+    assert "demo_search" in figures or "floor" in figures
+
+
 def test_search_results_are_filtered_and_linked(demo):
     from archive_pipeline.search import Searcher
 

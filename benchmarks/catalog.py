@@ -29,11 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from archive_pipeline.core.compute import RayRuntime, StageResources  # noqa: E402
+from archive_pipeline.core.compute import InlineCompute, RayRuntime, StageResources  # noqa: E402
 from archive_pipeline.core.media import FFPROBE_ARGS, is_media_key  # noqa: E402
 from archive_pipeline.core.store import LocalStore, scan_inventory  # noqa: E402
 from archive_pipeline.core.warehouse import Warehouse  # noqa: E402
-from archive_pipeline.stages.base import InlineCompute  # noqa: E402
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade  # noqa: E402
 
 
@@ -84,7 +83,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shared-media", type=Path, default=REPO.parent / "shared" / "media")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 copy, 1 repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.copies, args.repeats = 1, 1
 
     with tempfile.TemporaryDirectory(prefix="bench-catalog-") as tmp_name:
         tmp = Path(tmp_name)
@@ -132,7 +134,7 @@ def main() -> None:
                         compute=runtime,
                         resources=resources,
                     )
-                    assert report.n_failed == 0 and report.rows.num_rows == n
+                    assert report.n_failed == 0 and report.write.rows == n
                     return report
 
                 times["pipeline_cold"].append(timed(pipeline, wh))
@@ -145,7 +147,7 @@ def main() -> None:
                 warehouse=Warehouse(str(tmp / "whi")),
                 compute=inline,
             )
-            assert check.rows.num_rows == n
+            assert check.write.rows == n
         finally:
             runtime.shutdown()
 

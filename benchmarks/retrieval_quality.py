@@ -158,7 +158,10 @@ def main() -> int:
     parser.add_argument(
         "--warehouse", type=Path, help="the demo's warehouse: add cross-lingual demo search"
     )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
 
     from archive_pipeline.stages.embedders import TEXT_MODELS, ClipSettings, TextEmbedder
 

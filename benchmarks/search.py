@@ -172,7 +172,12 @@ def main() -> int:
         action="store_true",
         help="query the table an earlier run left in --workdir (skips writing and index builds)",
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 5,000 rows, 5 queries (no figures)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.queries, args.vocabulary = 5_000, 5, 2_000
 
     import polars as pl
 

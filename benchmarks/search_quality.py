@@ -28,6 +28,9 @@ def main() -> int:
     parser.add_argument(
         "--warehouse", default=os.environ.get("ARCHIVE_WAREHOUSE") or home / "warehouse"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: the first 3 queries of each set"
+    )
     args = parser.parse_args()
 
     from archive_pipeline.core.warehouse import Warehouse
@@ -38,7 +41,7 @@ def main() -> int:
     searcher = Searcher(Warehouse(str(args.warehouse)), clip=configured_clip())
     figures = {"benchmark": "search_quality", "model": searcher.text_model_id}
     for name in ("queries", "paraphrases"):
-        queries = labelled[name]
+        queries = labelled[name][:3] if args.quick else labelled[name]
         figures[name] = {"n": len(queries)}
         for mode in ("text", "vector", "hybrid"):
             scores = evaluate_search(searcher, queries, mode=mode)

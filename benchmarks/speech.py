@@ -256,7 +256,15 @@ def main() -> None:
         "--child", choices=["transcribe", "diarise", "decode"], help=argparse.SUPPRESS
     )
     parser.add_argument("--child-path", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny.en, 1 file, 1 repeat, a 15 s long run, an 18 s diarisation",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.model, args.repeats, args.long_minutes = "tiny.en", 1, 0.25
+        args.diarise_hours = "0.005"
     if args.child:
         child(args.child, args.child_path, args.threads, args.model, args.diarisation_backend)
         return
@@ -297,7 +305,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-speech-") as tmp_name:
         tmp = Path(tmp_name)
-        files = build_inputs(args.shared_media, tmp)
+        files = build_inputs(args.shared_media, tmp)[: 1 if args.quick else None]
         audio_s = sum(duration(f) for f in files)
         print(
             f"{len(files)} files, {audio_s:.1f} s of audio; model {args.model}, "
@@ -360,6 +368,10 @@ def main() -> None:
             if args.long_minutes
             else {}
         )
+        if args.quick and hours:
+            long |= long_diarisation(
+                args.shared_media, tmp, hours, args.threads, args.diarisation_backend
+            )
 
     med = {k: statistics.median(v) for k, v in times.items()}
     bare = med["bare"]

@@ -57,6 +57,14 @@ EN_THEN_DE = [
 ]  # fmt: skip
 
 
+QUICK = False  # --quick: each part on its first case (a smoke run, not a measure)
+
+
+def _few(cases, n: int = 1) -> list:
+    """All cases, or the first n in a --quick run."""
+    return list(cases)[:n] if QUICK else list(cases)
+
+
 PREVIOUS_TEMPERATURES = "0,0.2,0.4,0.6,0.8,1.0"  # faster-whisper's fallback, unseeded before
 
 
@@ -80,12 +88,12 @@ def false_switches(args, tmp: Path, item) -> dict:
     meeting(tmp / "en_meeting.wav")
     panel(tmp / "en_panel4.wav", 4)
     dialogue(tmp / "en_dialogue.wav")
-    names = ["ami-tst00", "ami-trn07", "en_meeting", "en_panel4", "en_dialogue"]
+    names = _few(["en_dialogue", "ami-tst00", "ami-trn07", "en_meeting", "en_panel4"])
     stage = TranscribeStage(LocalStore(str(tmp)), model_cache=str(tmp / "models"))
     stage.setup()
     default = stage.settings
     out: dict = {}
-    for mode, settings in (("default", default), ("previous", previous(default))):
+    for mode, settings in _few((("default", default), ("previous", previous(default)))):
         stage.settings = settings
         wrong, total, figures = 0, 0, {}
         for name in names:
@@ -168,10 +176,10 @@ def language_accuracy(tmp: Path, item) -> dict:
         ("previous", previous(default)),
         ("per_file", replace(default, language_per_span=False)),
     )
-    for mode, settings in modes:
+    for mode, settings in _few(modes):
         stage.settings = settings
         figures: dict = {}
-        for name, turns in files.items():
+        for name, turns in _few(files.items()):
             start = time.perf_counter()
             segments = stage.process(item(f"{name}.wav"))["segments"]
             seconds = time.perf_counter() - start
@@ -226,12 +234,16 @@ def diarisation(args, tmp: Path, item) -> dict:
         files[name.split(".")[0]] = (None, None)
     german_bulletin(tmp / "bulletin_de.flac", tmp)
     files["bulletin_de"] = (None, None)
+    if QUICK:
+        files = {name: files[name] for name in ("dialogue_en", "jfk")}
     paths = {name: next(tmp.glob(f"{name}.*")) for name in files}
     backends = [
         ("default", DiarizationSettings()),
         ("previous", DiarizationSettings(windows=False)),
         ("resemblyzer", DiarizationSettings(backend="resemblyzer")),
     ]
+    if QUICK:
+        del backends[1]  # the default and the baseline of the ratio
     if args.pyannote:
         backends.append(("configured", DiarizationSettings(pyannote_pipeline=args.pyannote)))
     out: dict = {}
@@ -291,7 +303,16 @@ def main() -> None:
         choices=["wer", "language", "switches", "diarisation", "fragments"],
         default=["wer", "language", "switches", "diarisation", "fragments"],
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny.en, every part on its first file (no figures to compare)",
+    )
     args = parser.parse_args()
+    global QUICK
+    QUICK = args.quick
+    if QUICK:
+        args.models = ["tiny.en"]
 
     import jiwer
 
@@ -309,20 +330,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="speech-quality-") as tmp:
         runs = [(m, WhisperSettings(model=m)) for m in args.models]
-        runs.insert(1, ("base_previous", previous(WhisperSettings(model="base"))))
+        if not QUICK:
+            runs.insert(1, ("base_previous", previous(WhisperSettings(model="base"))))
         for model, settings in runs if "wer" in args.parts else ():
             stage = TranscribeStage(
                 LocalStore(str(speech)), settings, model_cache=str(Path(tmp) / "models")
             )
             stage.setup()
             hyps, per_file = {}, {}
-            for name, reference in sorted(refs.items()):
+            for name, reference in _few(sorted(refs.items())):
                 hyps[name] = " ".join(s["text"] for s in stage.process(item(name))["segments"])
                 per_file[name] = jiwer.wer(normalise_text(reference), normalise_text(hyps[name]))
                 print(f"WER {model:<8} {name:<20} {per_file[name]:6.3f}  {hyps[name]}")
             overall = jiwer.wer(
-                [normalise_text(refs[n]) for n in sorted(refs)],
-                [normalise_text(hyps[n]) for n in sorted(refs)],
+                [normalise_text(refs[n]) for n in sorted(hyps)],
+                [normalise_text(hyps[n]) for n in sorted(hyps)],
             )
             print(f"WER {model:<8} {'all (word-weighted)':<20} {overall:6.3f}")
             result[f"wer_{model}"] = round(overall, 4)

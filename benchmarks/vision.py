@@ -255,7 +255,12 @@ def main() -> None:
     parser.add_argument("--shared-media", type=Path, default=REPO.parent / "shared" / "media")
     parser.add_argument("--child", choices=["bare", "stage"], help=argparse.SUPPRESS)
     parser.add_argument("--child-path", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: a 10 s video, a 30 s long run, 1 repeat"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.long_minutes, args.repeats = 1 / 6, 0.5, 1
     if args.child:
         child(args.child, args.child_path, args.threads)
         return

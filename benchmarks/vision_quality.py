@@ -37,6 +37,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+QUICK = False  # --quick: each part on its first case or two (a smoke run, not a measure)
+
+
+def _few(cases, n: int = 1) -> list:
+    """All cases, or the first n in a --quick run."""
+    return list(cases)[:n] if QUICK else list(cases)
+
+
 GERMAN = ["Größe der Bürgerstraße", "Äpfel über Öl für 18 Mark", "Schöne Grüße aus Köln"]
 
 
@@ -50,7 +58,7 @@ def cut_quality(media: Path) -> dict:
     for detector in ("transnetv2", "content", "adaptive"):
         stage = ShotsStage(LocalStore(str(media / "video")), detector=detector)
         stage.setup()
-        for name in ("bikes", "bigbuckbunny-5s"):
+        for name in _few(("bigbuckbunny-5s", "bikes"), 1):
             truth = json.loads((media / f"video/{name}.cuts.json").read_text())["cuts_frames"]
             result = stage.process(CatalogItem(name, f"{name}.mp4", name, name, None))
             found = [shot["start_frame"] for shot in result["shots"]][1:]
@@ -70,7 +78,7 @@ def transition_quality(media: Path) -> dict:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        made = transition_videos(media / "video", Path(tmp))
+        made = _few(transition_videos(media / "video", Path(tmp)), 2)
         for detector in ("transnetv2", "content", "adaptive"):
             stage = ShotsStage(LocalStore(tmp), detector=detector)
             stage.setup()
@@ -112,9 +120,9 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
         sets = {
             seed: (
                 Path(tmp) / str(seed),
-                documentary_videos(media / "video", Path(tmp) / str(seed), seed=seed),
+                _few(documentary_videos(media / "video", Path(tmp) / str(seed), seed=seed), 3),
             )
-            for seed in seeds
+            for seed in _few(seeds)
         }
         model = None
         for label, previous in (("previous", True), ("current", False)):
@@ -150,7 +158,7 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
                     "wrong": missed,
                 }
             stage.store = LocalStore(str(media / "video"))
-            for name in ("bikes", "bigbuckbunny-5s"):
+            for name in _few(("bigbuckbunny-5s", "bikes")):
                 truth = json.loads((media / f"video/{name}.cuts.json").read_text())["cuts_frames"]
                 result = stage.process(CatalogItem(name, f"{name}.mp4", name, name, None))
                 match = cuts_match([s["start_frame"] for s in result["shots"]][1:], truth)
@@ -216,7 +224,7 @@ def title_quality() -> dict:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        videos = title_videos(Path(tmp))
+        videos = _few(title_videos(Path(tmp)))
         ocr = FrameTextStage(LocalStore(tmp))
         ocr.setup()
         for label, every in (("text_sampling", 1.0), ("keyframes_only", 0.0)):
@@ -242,7 +250,8 @@ def ocr_quality(media: Path, backend: str) -> dict:
     cer = character_error_rate((media / "ocr/phototest.txt").read_text(), text)
     with open(media / "video/counter.expected_text.csv") as handle:
         expected = {
-            int(r["frame_index_0based"]): r["expected_text"] for r in csv.DictReader(handle)
+            int(r["frame_index_0based"]): r["expected_text"]
+            for r in _few(csv.DictReader(handle), 3)
         }
     frames = dict(frames_at(media / "video/counter.mp4", [i / 10 for i in expected]))
     correct = 0
@@ -345,6 +354,7 @@ def page_quality(media: Path) -> dict:
             (page.name, path, "\n".join(page.lines), page.script, page.language)
             for path, page in printed_pages(Path(tmp), fonts)
         ]
+        cases = _few(cases)
         out = {}
         for label, settings in (
             ("previous", OcrSettings(fraktur="off", language="en")),
@@ -402,7 +412,7 @@ def passage_recall() -> dict:
     documents: dict[str, list[tuple[str, str]]] = {"previous": [], "current": []}
     page_of: dict[tuple[str, int], str] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for path, held in newspaper_pages(Path(tmp)):
+        for path, held in _few(newspaper_pages(Path(tmp))):
             page_of |= {paragraph: path.stem for paragraph in held}
             lines, _ = stage.read_page(np.asarray(Image.open(path).convert("RGB")))
             texts = [normalise_print(line.text) for line in lines]
@@ -414,6 +424,7 @@ def passage_recall() -> dict:
         (page_of[(key, i)], phrase)
         for key, phrases in PAGE_PHRASES.items()
         for i, phrase in enumerate(phrases)
+        if (key, i) in page_of
     ]
     asked = embedder.embed([q for _, q in queries])
     out = {}
@@ -452,7 +463,14 @@ def main() -> None:
     )
     parser.add_argument("--shared-media", type=Path, default=REPO.parent / "shared" / "media")
     parser.add_argument("--ocr-only", choices=["rapidocr", "paddleocr"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: every part on its first case or two, without PaddleOCR (no figures)",
+    )
     args = parser.parse_args()
+    global QUICK
+    QUICK = args.quick
     if args.ocr_only:  # run inside the PaddleOCR environment
         print(json.dumps(ocr_quality(args.shared_media, args.ocr_only)))
         return
@@ -493,7 +511,7 @@ def main() -> None:
         )
     ocr = {"rapidocr": ocr_quality(args.shared_media, "rapidocr")}
     paddle_python = REPO / ".venv-paddle/bin/python"
-    if paddle_python.exists():
+    if paddle_python.exists() and not QUICK:
         with tempfile.TemporaryDirectory():
             out = subprocess.run(
                 [str(paddle_python), __file__, "--ocr-only", "paddleocr"],

@@ -13,6 +13,7 @@ stage over a decade.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -36,11 +37,22 @@ class ItemFailure:
     media_id: str | None = None
 
 
+# Reads one of the decade's tables: read(table, columns=None) -> its rows in the decade.
+Reader = Callable[..., pa.Table]
+Skipped = list[tuple[str, str]]  # (store_key, reason)
+
+
 class BaseStage:
-    """The optional capabilities of a stage, declared (defaults: items name themselves, the
-    result cannot be rebuilt from rows)."""
+    """A stage's declared inputs and optional capabilities (defaults: items name themselves,
+    the result cannot be rebuilt from rows)."""
 
     rebuilds_from_rows: ClassVar[bool] = False
+
+    @classmethod
+    def select(cls, read: Reader) -> tuple[list[Any], Skipped]:
+        """The decade's items of this stage, read from its input tables, and (store_key,
+        reason) of those left out; the asset runs these and its checks expect their rows."""
+        raise NotImplementedError(f"{cls.__name__} does not declare its items")
 
     def ref(self, item: Any) -> ItemRef:
         """How the item is named in failures and the ledger."""
@@ -92,9 +104,6 @@ class CatalogItem:
     def ref(self) -> ItemRef:
         """How the item is named in failures and the ledger."""
         return ItemRef(self.uri, self.store_key, self.media_id, self.duration_s)
-
-
-Skipped = list[tuple[str, str]]  # (store_key, reason)
 
 
 def catalog_items(catalog: pa.Table, *, needs: str) -> tuple[list[CatalogItem], Skipped]:

@@ -22,10 +22,12 @@ from archive_pipeline.stages.base import (
     CatalogItem,
     ItemFailure,
     LoadsModels,
+    Reader,
+    Skipped,
     TableRows,
     row_values,
 )
-from archive_pipeline.stages.speech import audio_failures, speaker_name
+from archive_pipeline.stages.speech import audio_failures, speaker_name, speech_items
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -125,6 +127,11 @@ class DiarizeStage(LoadsModels):
     _loaded = ("_encoder", "_pipeline")
     code_version = "3"  # 3: speakers per 1.5 s window
     default_resources = StageResources(num_cpus=1)
+
+    @classmethod
+    def select(cls, read: Reader) -> tuple[list[CatalogItem], Skipped]:
+        """The decade's items with an audio stream."""
+        return speech_items(read("media_catalog"))
 
     def __init__(
         self,

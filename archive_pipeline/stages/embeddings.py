@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
-from archive_pipeline.stages.base import ItemRef, LoadsModels, TableRows
+from archive_pipeline.stages.base import ItemRef, LoadsModels, Reader, Skipped, TableRows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -107,6 +107,11 @@ class KeyframeEmbeddingStage(_EmbedStage):
     name = "keyframe_embeddings"
     tables = ("keyframe_embeddings",)
     code_version = "1"
+
+    @classmethod
+    def select(cls, read: Reader) -> tuple[list[EmbedItem], Skipped]:
+        """One item per video or still with keyframes: their thumbnails."""
+        return keyframe_items(read("keyframes")), []
 
     def __init__(self, clip: ClipSettings, *, resources: StageResources | None = None) -> None:
         super().__init__(clip, resources=resources)

@@ -35,7 +35,10 @@ from archive_pipeline.stages.base import (
     ItemFailure,
     ItemRef,
     LoadsModels,
+    Reader,
+    Skipped,
     TableRows,
+    catalog_items,
 )
 
 if TYPE_CHECKING:
@@ -486,6 +489,12 @@ class FrameTextStage(LoadsModels):
     code_version = "3"
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_engine", "_historic")
+
+    @classmethod
+    def select(cls, read: Reader) -> tuple[list[OcrItem], Skipped]:
+        """One item per video or still with keyframes (no thumbnails read)."""
+        videos, _ = catalog_items(read("media_catalog"), needs="visual")
+        return ocr_items(videos, read("keyframes", columns=KEYFRAME_REFS)), []
 
     def __init__(
         self,

@@ -15,6 +15,8 @@ from archive_pipeline.stages.base import (
     CatalogItem,
     ItemFailure,
     LoadsModels,
+    Reader,
+    Skipped,
     TableRows,
     catalog_items,
     row_values,
@@ -84,6 +86,11 @@ class ShotsStage(LoadsModels):
     code_version = "6"  # 6: dissolves by the all-frames head, bursts, flashes
     default_resources = StageResources(num_cpus=1)
     _loaded = ("_model", "_text")
+
+    @classmethod
+    def select(cls, read: Reader) -> tuple[list[CatalogItem], Skipped]:
+        """The decade's videos and stills."""
+        return video_items(read("media_catalog"))
 
     def __init__(
         self,

@@ -23,10 +23,12 @@ from archive_pipeline.stages.base import (
     CatalogItem,
     ItemFailure,
     LoadsModels,
+    Reader,
+    Skipped,
     TableRows,
     row_values,
 )
-from archive_pipeline.stages.speech import audio_failures
+from archive_pipeline.stages.speech import audio_failures, speech_items
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -92,6 +94,11 @@ class TranscribeStage(LoadsModels):
     _loaded = ("_model", "_pipeline", "_detect")
     code_version = "3"  # 2: language per speech span; 3: switches need evidence, suspects
     default_resources = StageResources(num_cpus=1)
+
+    @classmethod
+    def select(cls, read: Reader) -> tuple[list[CatalogItem], Skipped]:
+        """The decade's items with an audio stream."""
+        return speech_items(read("media_catalog"))
 
     def __init__(
         self,

@@ -9,14 +9,12 @@ import pytest
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.catalog.checks import media_catalog_checks
-from archive_pipeline.defs.embeddings import checks as embedding_checks
-from archive_pipeline.defs.embeddings.assets import keyframe_embeddings, segment_embeddings
+from archive_pipeline.defs.embeddings import assets as embedding_assets
 from archive_pipeline.defs.search.assets import search_documents
 from archive_pipeline.defs.search.checks import search_documents_checks
-from archive_pipeline.defs.speech import checks as speech_checks
-from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns, transcripts
+from archive_pipeline.defs.speech import assets as speech
+from archive_pipeline.defs.vision import assets as vision
 from archive_pipeline.defs.vision import checks as vision_checks
-from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
 from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.resources import (
     SpeechModels,
@@ -31,24 +29,24 @@ from archive_pipeline_tests.helpers import local_resources
 pytestmark = pytest.mark.slow
 ASSETS = [
     media_catalog,
-    transcripts,
-    speaker_turns,
-    diarised_segments,
-    shots_and_keyframes,
-    frame_text,
-    keyframe_embeddings,
-    segment_embeddings,
+    speech.transcripts,
+    speech.speaker_turns,
+    speech.diarised_segments,
+    vision.shots_and_keyframes,
+    vision.frame_text,
+    embedding_assets.keyframe_embeddings,
+    embedding_assets.segment_embeddings,
     search_documents,
     # every asset's per-decade checks, run after it as in a decade's run
     media_catalog_checks,
-    speech_checks.transcripts_checks,
-    speech_checks.speaker_turns_checks,
-    speech_checks.diarised_segments_checks,
+    speech.transcripts_checks,
+    speech.speaker_turns_checks,
+    speech.diarised_segments_checks,
     vision_checks.shots_checks,
     vision_checks.keyframes_checks,
-    vision_checks.frame_text_checks,
-    embedding_checks.keyframe_embeddings_checks,
-    embedding_checks.segment_embeddings_checks,
+    vision.frame_text_checks,
+    embedding_assets.keyframe_embeddings_checks,
+    embedding_assets.segment_embeddings_checks,
     search_documents_checks,
 ]
 

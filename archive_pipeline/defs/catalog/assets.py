@@ -10,9 +10,14 @@ import dagster as dg
 
 from archive_pipeline import settings
 from archive_pipeline.core.store import items_digest, scan_inventory
-from archive_pipeline.defs.reporting import markdown_table, preview
-from archive_pipeline.defs.stage_assets import stage_asset, stage_result, writer_name
-from archive_pipeline.partitions import register_decades
+from archive_pipeline.defs.reporting import (
+    OWNERS,
+    markdown_table,
+    preview,
+    table_definition_metadata,
+)
+from archive_pipeline.defs.stage_assets import stage_result, writer_name
+from archive_pipeline.partitions import decade_partitions, register_decades
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade
 
@@ -67,8 +72,14 @@ def run_settings() -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(rows, ["variable", "value", "from"], limit=200))
 
 
-@stage_asset(
-    CatalogStage, table="media_catalog", group="catalog", kinds={"lance", "ray"}, deps=[inbox]
+@dg.asset(
+    partitions_def=decade_partitions,
+    deps=[inbox],
+    code_version=CatalogStage.code_version,
+    group_name="catalog",
+    kinds={"lance", "ray"},
+    owners=OWNERS,
+    metadata=table_definition_metadata("media_catalog"),
 )
 def media_catalog(
     context: dg.AssetExecutionContext,

@@ -5,129 +5,98 @@ import collections
 import dagster as dg
 
 from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.checks import decade_checks
 from archive_pipeline.defs.reporting import (
     OWNERS,
     keys_version,
     markdown_table,
     preview,
-    skipped_md,
     table_definition_metadata,
     table_metadata,
 )
-from archive_pipeline.defs.stage_assets import (
-    decade_writer,
-    run_stage,
-    stage_asset,
-    stage_result,
-)
+from archive_pipeline.defs.stage_assets import StageRun, decade_writer, stage_asset
+from archive_pipeline.health import derived_health
 from archive_pipeline.models import models_cache_dir
 from archive_pipeline.partitions import decade_partitions
-from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, SpeechModels
+from archive_pipeline.resources import LanceWarehouse
 from archive_pipeline.stages import derived
 from archive_pipeline.stages.diarisation import DiarizeStage
-from archive_pipeline.stages.speech import diarised_rows, speech_items
+from archive_pipeline.stages.speech import diarised_rows
 from archive_pipeline.stages.transcription import TranscribeStage
 
 DIARISE_GROUP = 100  # media items per diarised_segments commit
 
 
-@stage_asset(
+def _transcripts(run: StageRun) -> dict:
+    spoken = run.report.read(columns=["media_id", "language"]).group_by(["media_id", "language"])
+    spoken = spoken.aggregate([]).column("language").fill_null("none").to_pylist()
+    return {
+        "files": len(run.items),
+        "hours_of_audio": round(sum(i.duration_s or 0 for i in run.items) / 3600, 4),
+        "segments": run.report.write.rows,
+        # files with speech in each language (a code-switching file counts in each)
+        "languages": dict(collections.Counter(spoken)),
+        "model": run.stage.model_id,
+        "preview": dg.MetadataValue.md(
+            preview(run.report, ["file", "text", "start_s", "end_s", "language"])
+        ),
+    }
+
+
+transcripts, transcripts_checks = stage_asset(
     TranscribeStage,
-    table="transcripts",
+    description="Speech to text of the decade's audio with faster-whisper (VAD, language, "
+    "word times).",
     group="speech",
     kinds={"lance", "ray", "whisper"},
     deps=[media_catalog],
-)
-def transcripts(
-    context: dg.AssetExecutionContext,
-    media_store: MediaStore,
-    warehouse: LanceWarehouse,
-    ray: RayResource,
-    speech_models: SpeechModels,
-) -> dg.MaterializeResult:
-    """Speech to text of the decade's audio with faster-whisper (VAD, language, word times)."""
-    wh = warehouse.get_warehouse()
-    items, skipped = speech_items(wh.read("media_catalog", {"decade": context.partition_key}))
-    stage = TranscribeStage(
-        media_store.get_store(),
-        speech_models.whisper(),
-        resources=ray.resources_of(TranscribeStage),
+    resources=["media_store", "speech_models"],
+    build=lambda r: TranscribeStage(
+        r.media_store.get_store(),
+        r.speech_models.whisper(),
+        resources=r.ray.resources_of(TranscribeStage),
         model_cache=str(models_cache_dir()),
-        audio_cache=speech_models.audio_cache(),
-    )
-    report = run_stage(
-        context,
-        stage,
-        items,
-        warehouse=wh,
-        ray=ray,
-        policy=warehouse.commit_policy(),
-        skipped=skipped,
-    )
-    spoken = report.read(columns=["media_id", "language"]).group_by(["media_id", "language"])
-    spoken = spoken.aggregate([]).column("language").fill_null("none").to_pylist()
-    hours = sum(i.duration_s or 0 for i in items) / 3600
-    return stage_result(
-        report,
-        wh,
-        files=len(items),
-        hours_of_audio=round(hours, 4),
-        segments=report.write.rows,
-        # files with speech in each language (a code-switching file counts in each)
-        languages=dict(collections.Counter(spoken)),
-        model=stage.model_id,
-        skipped=skipped_md(skipped),
-        preview=dg.MetadataValue.md(
-            preview(report, ["file", "text", "start_s", "end_s", "language"])
-        ),
-    )
-
-
-@stage_asset(
-    DiarizeStage,
-    table="speaker_turns",
-    group="speech",
-    kinds={"lance", "ray"},
-    deps=[media_catalog, transcripts],  # after it: reads the audio transcripts decoded
+        audio_cache=r.speech_models.audio_cache(),
+    ),
+    describe=_transcripts,
 )
-def speaker_turns(
-    context: dg.AssetExecutionContext,
-    media_store: MediaStore,
-    warehouse: LanceWarehouse,
-    ray: RayResource,
-    speech_models: SpeechModels,
-) -> dg.MaterializeResult:
-    """Who spoke when in the decade's audio (pyannote.audio, or the offline speaker encoder)."""
-    wh = warehouse.get_warehouse()
-    items, skipped = speech_items(wh.read("media_catalog", {"decade": context.partition_key}))
-    stage = DiarizeStage(
-        media_store.get_store(),
-        speech_models.diarisation(),
-        resources=ray.resources_of(DiarizeStage),
-        audio_cache=speech_models.audio_cache(),
-    )
-    report = run_stage(
-        context, stage, items, warehouse=wh, ray=ray, policy=warehouse.commit_policy()
-    )
+
+
+def _speaker_turns(run: StageRun) -> dict:
     speakers = (
-        report.read(columns=["uri", "speaker"])
+        run.report.read(columns=["uri", "speaker"])
         .group_by(["uri"])
         .aggregate([("speaker", "count_distinct")])
         .sort_by("uri")
         .to_pylist()
     )
-    return stage_result(
-        report,
-        wh,
-        files=len(items),
-        turns=report.write.rows,
-        speakers_per_file={
+    return {
+        "files": len(run.items),
+        "turns": run.report.write.rows,
+        "speakers_per_file": {
             r["uri"].rsplit("/", 1)[-1]: r["speaker_count_distinct"] for r in speakers[:200]
         },
-        backend=stage.settings.resolved_backend,
-        model=stage.model_id,
-        skipped=skipped_md(skipped),
-    )
+        "backend": run.stage.settings.resolved_backend,
+        "model": run.stage.model_id,
+    }
+
+
+speaker_turns, speaker_turns_checks = stage_asset(
+    DiarizeStage,
+    description="Who spoke when in the decade's audio (pyannote.audio, or the offline speaker "
+    "encoder).",
+    group="speech",
+    kinds={"lance", "ray"},
+    deps=[media_catalog, transcripts],  # after it: reads the audio transcripts decoded
+    resources=["media_store", "speech_models"],
+    build=lambda r: DiarizeStage(
+        r.media_store.get_store(),
+        r.speech_models.diarisation(),
+        resources=r.ray.resources_of(DiarizeStage),
+        audio_cache=r.speech_models.audio_cache(),
+    ),
+    describe=_speaker_turns,
+)
 
 
 DIARISED_VERSION = "4"  # 2: rows keyed by their inputs' fingerprint; 3: URIs in it; 4: words whole
@@ -207,3 +176,12 @@ def _diarised_segments(context: dg.AssetExecutionContext, wh) -> dg.MaterializeR
         },
         data_version=keys_version(wanted.values()),
     )
+
+
+diarised_segments_checks = decade_checks(
+    "diarised_segments",
+    lambda context, warehouse, decade: derived_health(
+        warehouse, asset="diarised_segments", decade=decade, sources=["transcripts"]
+    ),
+    failure_rate=False,
+)

@@ -15,10 +15,10 @@ from archive_pipeline.defs.reporting import (
     table_definition_metadata,
     throughput,
 )
-from archive_pipeline.defs.stage_assets import run_stage, stage_asset, stage_result
+from archive_pipeline.defs.stage_assets import StageRun, run_stage, stage_asset, stage_result
 from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
-from archive_pipeline.stages.ocr import KEYFRAME_REFS, FrameTextStage, ocr_items
+from archive_pipeline.stages.ocr import FrameTextStage
 from archive_pipeline.stages.shots import ShotsStage, video_items
 
 
@@ -127,50 +127,38 @@ def shots_and_keyframes(
     )
 
 
-@stage_asset(
+def _frame_text(run: StageRun) -> dict:
+    items, report = run.items, run.report
+    keyframes = sum(len(item.keyframes) for item in items)
+    read = report.read(columns=["keyframe_id", "script"])
+    fraktur = read.filter(pc.equal(read.column("script"), "Fraktur")).column("keyframe_id")
+    return {
+        "videos": sum(1 for i in items if i.video.kind != "image"),
+        "stills": sum(1 for i in items if i.video.kind == "image"),
+        "keyframes_read": keyframes,
+        "keyframes_with_text": pc.count_distinct(read.column("keyframe_id")).as_py(),
+        "historic_print_pages": pc.count_distinct(fraktur).as_py(),
+        "ocr_lines": report.write.rows,
+        "engine": run.stage.model_id,
+        "language": run.stage.settings.language,
+        **throughput(report, keyframes, "keyframes"),
+        "preview": dg.MetadataValue.md(
+            preview(report, ["file", "text", "time_s", "line_index", "confidence"])
+        ),
+    }
+
+
+frame_text, frame_text_checks = stage_asset(
     FrameTextStage,
-    table="frame_text",
+    description="On-screen text of the decade's keyframes (OCR: lines, boxes, confidences).",
     group="vision",
     kinds={"lance", "ray", "onnx"},
     deps=["keyframes"],
+    resources=["media_store", "vision_models"],
+    build=lambda r: FrameTextStage(
+        r.media_store.get_store(),
+        settings=r.vision_models.ocr(),
+        resources=r.ray.resources_of(FrameTextStage),
+    ),
+    describe=_frame_text,
 )
-def frame_text(
-    context: dg.AssetExecutionContext,
-    media_store: MediaStore,
-    warehouse: LanceWarehouse,
-    ray: RayResource,
-    vision_models: VisionModels,
-) -> dg.MaterializeResult:
-    """On-screen text of the decade's keyframes (OCR: lines, boxes, confidences)."""
-    decade = context.partition_key
-    wh = warehouse.get_warehouse()
-    videos, _ = video_items(wh.read("media_catalog", {"decade": decade}))
-    items = ocr_items(videos, wh.read("keyframes", {"decade": decade}, columns=KEYFRAME_REFS))
-    stage = FrameTextStage(
-        media_store.get_store(),
-        settings=vision_models.ocr(),
-        resources=ray.resources_of(FrameTextStage),
-    )
-    report = run_stage(
-        context, stage, items, warehouse=wh, ray=ray, policy=warehouse.commit_policy()
-    )
-    keyframes = sum(len(item.keyframes) for item in items)
-    read = report.read(columns=["keyframe_id", "script"])
-    with_text = read.column("keyframe_id")
-    fraktur = read.filter(pc.equal(read.column("script"), "Fraktur")).column("keyframe_id")
-    return stage_result(
-        report,
-        wh,
-        videos=sum(1 for i in items if i.video.kind != "image"),
-        stills=sum(1 for i in items if i.video.kind == "image"),
-        keyframes_read=keyframes,
-        keyframes_with_text=pc.count_distinct(with_text).as_py(),
-        historic_print_pages=pc.count_distinct(fraktur).as_py(),
-        ocr_lines=report.write.rows,
-        engine=stage.model_id,
-        language=stage.settings.language,
-        **throughput(report, keyframes, "keyframes"),
-        preview=dg.MetadataValue.md(
-            preview(report, ["file", "text", "time_s", "line_index", "confidence"])
-        ),
-    )
