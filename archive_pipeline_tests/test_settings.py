@@ -62,37 +62,44 @@ def test_resource_fields_and_settings_match_one_to_one():
 
 
 def test_values_are_typed_and_bad_values_name_the_variable(monkeypatch):
-    monkeypatch.setenv("ARCHIVE_KEYFRAME_FULL_FRAMES", "yes")
-    monkeypatch.setenv("ARCHIVE_WHISPER_BEAM_SIZE", " 3 ")
+    monkeypatch.setenv("ARCHIVE_RAY_DASHBOARD", "yes")
+    monkeypatch.setenv("ARCHIVE_WORKER_MEMORY_MB", " 3000 ")
     monkeypatch.setenv("ARCHIVE_WRITER_WAIT_S", "")  # empty: the default
-    assert settings.KEYFRAME_FULL_FRAMES.read() is True
-    assert settings.WHISPER_BEAM_SIZE.read() == 3
+    assert settings.RAY_DASHBOARD.read() is True
+    assert settings.WORKER_MEMORY_MB.read() == 3000
     assert settings.WRITER_WAIT_S.read() == settings.WRITER_WAIT_S.default
     monkeypatch.setenv("ARCHIVE_RAY_NUM_CPUS", "two")
     with pytest.raises(settings.SettingError, match="ARCHIVE_RAY_NUM_CPUS"):
         settings.RAY_NUM_CPUS.read()
-    monkeypatch.setenv("ARCHIVE_WHISPER_BATCHED", "maybe")
-    with pytest.raises(settings.SettingError, match="ARCHIVE_WHISPER_BATCHED"):
+    monkeypatch.setenv("ARCHIVE_WHISPER_OPTIONS", "beam_size=3")
+    with pytest.raises(settings.SettingError, match="ARCHIVE_WHISPER_OPTIONS"):
+        settings.WHISPER_OPTIONS.read()
+
+
+def test_a_structured_setting_takes_its_dataclass_fields_and_names_itself_for_others(
+    monkeypatch,
+):
+    monkeypatch.setenv("ARCHIVE_WHISPER_OPTIONS", '{"beam_size": 3, "batched": true}')
+    whisper = resources.SpeechModels().whisper()
+    assert (whisper.beam_size, whisper.batched, whisper.compute_type) == (3, True, "int8")
+    monkeypatch.setenv("ARCHIVE_WHISPER_OPTIONS", '{"beam": 3}')
+    with pytest.raises(settings.SettingError, match=r"ARCHIVE_WHISPER_OPTIONS.*'beam'"):
         resources.SpeechModels().whisper()
-
-
-@pytest.mark.parametrize(
-    ("value", "problem"),
-    [("0,0.2, 0.4", None), ("hot", "comma-separated"), ("0,1.5", "<= 1"), (",", "at least one")],
-)
-def test_a_list_of_numbers_is_checked_number_by_number(monkeypatch, value, problem):
-    monkeypatch.setenv("ARCHIVE_WHISPER_TEMPERATURES", value)
-    if problem is None:
-        assert settings.WHISPER_TEMPERATURES.read() == value.strip()
-        return
-    with pytest.raises(settings.SettingError, match=f"ARCHIVE_WHISPER_TEMPERATURES.*{problem}"):
-        settings.WHISPER_TEMPERATURES.read()
+    monkeypatch.setenv("ARCHIVE_WHISPER_OPTIONS", '{"model": "tiny"}')  # its own setting
+    with pytest.raises(settings.SettingError, match=r"ARCHIVE_WHISPER_OPTIONS.*'model'"):
+        resources.SpeechModels().whisper()
+    monkeypatch.setenv("ARCHIVE_WHISPER_OPTIONS", '{"temperatures": "0,1.5"}')
+    with pytest.raises(settings.SettingError, match="ARCHIVE_WHISPER_OPTIONS temperatures"):
+        resources.SpeechModels().whisper()
+    monkeypatch.setenv("ARCHIVE_OCR_OPTIONS", '{"min_confidence": 0.7}')
+    assert resources.VisionModels().ocr().min_confidence == 0.7
 
 
 def test_a_field_given_a_value_wins_over_the_variable(monkeypatch):
-    monkeypatch.setenv("ARCHIVE_KEYFRAME_INTERVAL_S", "4")
+    monkeypatch.setenv("ARCHIVE_KEYFRAME_OPTIONS", '{"interval_s": 4}')
     assert resources.VisionModels().keyframes().interval_s == 4.0
-    assert resources.VisionModels(keyframe_interval_s=7.5).keyframes().interval_s == 7.5
+    given = resources.VisionModels(keyframe_options='{"interval_s": 7.5}')
+    assert given.keyframes().interval_s == 7.5
 
 
 def test_a_variable_set_after_the_definitions_load_takes_effect_at_run_time(
@@ -113,7 +120,7 @@ def test_a_variable_set_after_the_definitions_load_takes_effect_at_run_time(
     monkeypatch.setenv("ARCHIVE_INBOX", str(tmp_path / "inbox"))
     monkeypatch.setenv("ARCHIVE_WAREHOUSE", str(tmp_path / "later-warehouse"))
     monkeypatch.setenv("ARCHIVE_RAY_ADDRESS", "inline")
-    monkeypatch.setenv("ARCHIVE_KEYFRAME_INTERVAL_S", "3.5")
+    monkeypatch.setenv("ARCHIVE_KEYFRAME_OPTIONS", '{"interval_s": 3.5}')
     seen = {}
 
     @dg.asset(deps=[media_catalog], partitions_def=media_catalog.partitions_def)

@@ -492,6 +492,8 @@ def _use_cluster_registry() -> None:
 # Ray's Unix sockets live at <temp>/session_<date>_<pid>/sockets/<name>; a socket path holds
 # at most 107 bytes, so a longer temp folder is replaced by a short one in the system's.
 MAX_RAY_TEMP_CHARS = 40
+ITEM_TIMEOUT_REALTIME = 10.0  # an item's time bound grows this many seconds per media second
+CONNECT_TIMEOUT_S = 30  # how long a cluster address may take to answer before the run fails
 _LOCAL_AUTH_TOKEN = uuid.uuid4().hex + uuid.uuid4().hex
 
 
@@ -545,13 +547,13 @@ class RayRuntime:
         *,
         num_cpus: int | None = None,
         num_gpus: int | None = None,
-        connect_timeout_s: float = settings.RAY_CONNECT_TIMEOUT_S.default,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
         resource_wait_s: float = settings.RAY_RESOURCE_WAIT_S.default,
         include_dashboard: bool = settings.RAY_DASHBOARD.default,
         object_store_memory_mb: int | None = None,
         max_item_retries: int = 2,
         item_timeout_s: float = settings.ITEM_TIMEOUT_S.default,
-        item_timeout_realtime: float = settings.ITEM_TIMEOUT_REALTIME.default,
+        item_timeout_realtime: float = ITEM_TIMEOUT_REALTIME,
         worker_memory_mb: int = settings.WORKER_MEMORY_MB.default,
         memory_check_s: float = 1.0,
         temp_dir: str | None = None,

@@ -154,6 +154,9 @@ def vector_dim(spec: TableSpec, schema: pa.Schema) -> int | None:
     return None
 
 
+COMPACT_MIN_SMALL_FRAGMENTS = 8  # a table is compacted once it has this many small fragments
+
+
 class Warehouse:
     """A folder (or s3:// prefix) of Lance tables written with the DESIGN §4 semantics."""
 
@@ -174,7 +177,6 @@ class Warehouse:
             v.root,
             storage_options=options,
             version_retention=dt.timedelta(minutes=v.version_retention_minutes),
-            compact_min_small_fragments=v.compact_min_small_fragments,
             writer_wait_s=v.writer_wait_s,
             writer_lease_s=v.writer_lease_s,
             read_only=read_only,
@@ -188,7 +190,7 @@ class Warehouse:
         version_retention: dt.timedelta = dt.timedelta(
             minutes=settings.VERSION_RETENTION_MINUTES.default
         ),
-        compact_min_small_fragments: int = settings.COMPACT_MIN_SMALL_FRAGMENTS.default,
+        compact_min_small_fragments: int = COMPACT_MIN_SMALL_FRAGMENTS,
         commit_retries: int = 8,
         writer_wait_s: float = settings.WRITER_WAIT_S.default,
         writer_lease_s: float = settings.WRITER_LEASE_S.default,

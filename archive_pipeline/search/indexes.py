@@ -23,17 +23,17 @@ VECTOR_INDEX_TYPES = ("IVF_HNSW_SQ", "IVF_PQ")
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """When and which vector index is built (ARCHIVE_SEARCH_VECTOR_INDEX_*)."""
+    """When and which vector index is built (ARCHIVE_SEARCH_VECTOR_INDEX)."""
 
     # vectors needed before a vector index replaces exact search
-    vector_min_rows: int = app_settings.SEARCH_VECTOR_INDEX_MIN_ROWS.default
+    vector_min_rows: int = 20_000
     vector_index: str = app_settings.SEARCH_VECTOR_INDEX.default
 
     @classmethod
     def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> IndexSettings:
         """The settings now, `search_index` fields in `overrides` first."""
         v = app_settings.resolve("search_index", overrides)
-        return cls(vector_min_rows=v.vector_index_min_rows, vector_index=v.vector_index)
+        return cls(vector_index=v.vector_index)
 
     def __post_init__(self) -> None:
         if self.vector_index not in VECTOR_INDEX_TYPES:

@@ -60,6 +60,10 @@ SCORE_MEANINGS = {
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 300
 VECTOR_MODEL_COLUMNS = (("vector", "model_id"), ("image_vector", "image_model_id"))
+# a hit found only by its keyframe image needs this image-text cosine: CLIP models' sit lower
+# (matching pairs ~0.25-0.35, unrelated ~0.1-0.2 for ViT-B-32 as commonly reported); not
+# measured here, where no OpenCLIP weights exist
+MIN_IMAGE_SIMILARITY = 0.2
 QUERY_CACHE = 1024  # query vectors kept (LRU, by model and text)
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009; LanceDB's RRFReranker default)
 COLUMNS = [
@@ -359,7 +363,7 @@ class Searcher:
         refine_factor: int | None = 4,
         refresh_s: float = 10.0,
         min_similarity: float = app_settings.SEARCH_MIN_SIMILARITY.default,
-        min_image_similarity: float = app_settings.SEARCH_MIN_IMAGE_SIMILARITY.default,
+        min_image_similarity: float = MIN_IMAGE_SIMILARITY,
         embedder: Any = None,
     ) -> None:
         """`embedder`: a loaded query embedder (its `model_id` and `embed(texts)`), else the
@@ -926,15 +930,14 @@ _SEARCHERS: dict[tuple, Searcher] = {}
 
 
 def default_searcher() -> Searcher:
-    """A Searcher on the configured warehouse, text model and relevance floors
-    (ARCHIVE_WAREHOUSE, ARCHIVE_CLIP_*, ARCHIVE_SEARCH_MIN_*), kept for the process (the query
-    model loads once)."""
+    """A Searcher on the configured warehouse, text model and relevance floor
+    (ARCHIVE_WAREHOUSE, ARCHIVE_CLIP_*, ARCHIVE_SEARCH_MIN_SIMILARITY), kept for the process
+    (the query model loads once)."""
     warehouse = Warehouse.from_settings(read_only=True)
     clip = configured_clip()
     index = app_settings.resolve("search_index")
     floors = {
         "min_similarity": index.min_similarity,
-        "min_image_similarity": index.min_image_similarity,
     }
     key = (warehouse.root, clip, *floors.values())
     if key not in _SEARCHERS:

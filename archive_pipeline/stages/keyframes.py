@@ -32,42 +32,34 @@ from archive_pipeline.core.ids import row_id
 class KeyframeSettings:
     """How keyframes are chosen and stored."""
 
-    interval_s: float = app_settings.KEYFRAME_INTERVAL_S.default  # one per this much of a shot
+    interval_s: float = 10.0  # one per this much of a shot
     candidate_every_s: float = 0.5  # candidate grid (decoded at thumbnail size)
     candidate_on_change: float | None = 30.0  # also where the 48x27 frame changes this much
     # pHash Hamming distance (of 64 bits) counted as a duplicate; -1: off
-    dedup_distance: int = app_settings.KEYFRAME_DEDUP_DISTANCE.default
-    thumbnail_width: int = app_settings.THUMBNAIL_WIDTH.default
-    thumbnail_format: str = app_settings.THUMBNAIL_FORMAT.default  # jpeg or webp
+    dedup_distance: int = 6
+    thumbnail_width: int = 320  # px: what the search page and the image embeddings read
+    thumbnail_format: str = "jpeg"  # jpeg or webp
     thumbnail_quality: int = 80
-    full_frames: bool = app_settings.KEYFRAME_FULL_FRAMES.default  # also the full-size frame
+    full_frames: bool = False  # also the full-size frame
     # text-aware sampling: probe a frame for text this often (0: off), at this width
-    text_every_s: float = app_settings.TEXT_SAMPLING_S.default
-    text_probe_width: int = app_settings.TEXT_PROBE_WIDTH.default
+    text_every_s: float = 1.0
+    text_probe_width: int = 640  # px: the text detector's input (titles stay legible)
 
     @classmethod
     def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> KeyframeSettings:
-        """The settings now (ARCHIVE_KEYFRAME_*…), `vision_models` fields in `overrides` first."""
+        """The settings now (ARCHIVE_KEYFRAME_OPTIONS), `vision_models` overrides first."""
         v = app_settings.resolve("vision_models", overrides)
-        return cls(
-            interval_s=v.keyframe_interval_s,
-            dedup_distance=v.keyframe_dedup_distance,
-            thumbnail_width=v.thumbnail_width,
-            thumbnail_format=v.thumbnail_format,
-            full_frames=v.keyframe_full_frames,
-            text_every_s=v.text_sampling_s,
-            text_probe_width=v.text_probe_width,
-        )
+        return cls(**app_settings.options(app_settings.KEYFRAME_OPTIONS, v.keyframe_options, cls))
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or self.candidate_every_s <= 0:
             raise ValueError("keyframe interval and candidate step must be positive")
         if self.text_every_s < 0 or self.text_probe_width < 32:
             raise ValueError(
-                "ARCHIVE_TEXT_SAMPLING_S must be >= 0 and ARCHIVE_TEXT_PROBE_WIDTH >= 32"
+                "ARCHIVE_KEYFRAME_OPTIONS: text_every_s must be >= 0, text_probe_width >= 32"
             )
         if self.thumbnail_format not in ("jpeg", "webp"):
-            raise ValueError("ARCHIVE_THUMBNAIL_FORMAT must be jpeg or webp")
+            raise ValueError("ARCHIVE_KEYFRAME_OPTIONS: thumbnail_format must be jpeg or webp")
 
     @property
     def params(self) -> dict:

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 
 BACKENDS = ("rapidocr", "paddleocr")
+OWN_SETTINGS = ("backend", "language", "device", "fraktur")  # not ARCHIVE_OCR_OPTIONS keys
+TESSDATA = "/usr/share/tesseract-ocr/5/tessdata"  # Debian's tesseract-ocr 5
 FRAKTUR_SCOPES = ("pages", "all", "off")
 
 
@@ -55,12 +57,12 @@ class OcrSettings:
 
     backend: str = app_settings.OCR_BACKEND.default
     language: str = app_settings.OCR_LANGUAGE.default
-    min_confidence: float = app_settings.OCR_MIN_CONFIDENCE.default
+    min_confidence: float = 0.5  # lines read with less are dropped
     paddle_det_dir: str | None = None  # PaddleOCR text detection model dir (or hub name)
     paddle_rec_dir: str | None = None  # PaddleOCR text recognition model dir (or hub name)
     device: str = app_settings.VISION_DEVICE.default
     fraktur: str = app_settings.OCR_FRAKTUR.default  # where historic print is looked for
-    tessdata: str = app_settings.OCR_TESSDATA.default
+    tessdata: str = TESSDATA  # Tesseract's models (the Fraktur one: `make install`)
 
     @classmethod
     def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> OcrSettings:
@@ -69,12 +71,11 @@ class OcrSettings:
         return cls(
             backend=v.ocr_backend,
             language=v.ocr_language,
-            min_confidence=v.ocr_min_confidence,
-            paddle_det_dir=v.paddleocr_det_model or None,
-            paddle_rec_dir=v.paddleocr_rec_model or None,
             device=v.device,
             fraktur=v.ocr_fraktur,
-            tessdata=v.ocr_tessdata,
+            **app_settings.options(
+                app_settings.OCR_OPTIONS, v.ocr_options, cls, exclude=OWN_SETTINGS
+            ),
         )
 
     def __post_init__(self) -> None:
@@ -271,7 +272,7 @@ class RapidOcrEngine:
                 "the PP-OCRv6 models in the rapidocr wheel do not cover "
                 f"{settings.language!r} (they cover {', '.join(rapidocr_languages())}); set "
                 "ARCHIVE_OCR_LANGUAGE to one of them or ARCHIVE_OCR_BACKEND=paddleocr with "
-                "ARCHIVE_PADDLEOCR_REC_MODEL for that language"
+                "ARCHIVE_OCR_OPTIONS paddle_rec_dir for that language"
             )
         self.model_id = engine_model_id(settings)
         self.min_confidence = settings.min_confidence
@@ -349,7 +350,7 @@ class PaddleOcrEngine:
         except Exception as exc:  # unknown name, no hub access, incompatible files
             raise ModelUnavailableError(
                 f"PaddleOCR could not load {det.name} / {rec.name} ({exc}); check "
-                "ARCHIVE_PADDLEOCR_DET_MODEL / ARCHIVE_PADDLEOCR_REC_MODEL"
+                "ARCHIVE_OCR_OPTIONS paddle_det_dir / paddle_rec_dir"
             ) from None
 
     def read(self, image: np.ndarray) -> list[TextLine]:
@@ -379,7 +380,7 @@ class HistoricPrintReader:
     def __init__(self, tessdata: str, *, threads: int = 1) -> None:
         if not (Path(tessdata) / f"{self.model}.traineddata").is_file():
             raise ModelUnavailableError(
-                f"no {self.model}.traineddata in {tessdata} (ARCHIVE_OCR_TESSDATA): install "
+                f"no {self.model}.traineddata in {tessdata}: install "
                 "Debian's tesseract-ocr-script-frak (make install does), or set "
                 "ARCHIVE_OCR_FRAKTUR=off"
             )

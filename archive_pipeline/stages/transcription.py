@@ -42,21 +42,21 @@ class WhisperSettings:
 
     model: str = app_settings.WHISPER_MODEL.default
     device: str = app_settings.WHISPER_DEVICE.default  # cpu here, cuda on GPU nodes
-    compute_type: str = app_settings.WHISPER_COMPUTE_TYPE.default  # float16 on GPUs
-    beam_size: int = app_settings.WHISPER_BEAM_SIZE.default
+    compute_type: str = "int8"  # float16 on GPUs
+    beam_size: int = 5
     vad_filter: bool = True
     word_timestamps: bool = True
-    batched: bool = app_settings.WHISPER_BATCHED.default  # BatchedInferencePipeline
-    batch_size: int = app_settings.WHISPER_BATCH_SIZE.default
-    cpu_threads: int = app_settings.WHISPER_CPU_THREADS.default  # 0: the stage's num_cpus
+    batched: bool = False  # BatchedInferencePipeline
+    batch_size: int = 8  # segments per batch when batched
+    cpu_threads: int = 0  # 0: the stage's num_cpus
     # Long media are decoded and transcribed in chunks of about this; peak memory follows the
     # chunk, not the file (measured: ~0.8 GB at 300 s with base, ~1.2 GB at 600 s).
     chunk_s: float = 300.0
     language: str | None = None  # force a language (a lock); else detected, catalogue as hint
     # detect the language per speech span and transcribe each span in its own (stages/language);
     # off: one language per item (the catalogue's, else detected once), as before
-    language_per_span: bool = app_settings.WHISPER_LANGUAGE_PER_SPAN.default
-    temperatures: str = app_settings.WHISPER_TEMPERATURES.default  # '0': the same text each run
+    language_per_span: bool = True
+    temperatures: str = "0"  # '0': the same text each run
     # a language switch needs evidence (stages/language step 5); off: the head's choice per
     # span, the previous default (kept to measure against: benchmarks/speech_quality.py)
     switch_evidence: bool = True
@@ -65,18 +65,18 @@ class WhisperSettings:
     def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> WhisperSettings:
         """The settings now (ARCHIVE_WHISPER_*), `speech_models` fields in `overrides` first."""
         v = app_settings.resolve("speech_models", overrides)
+        own = ("model", "device", "language")  # their own settings, not ARCHIVE_WHISPER_OPTIONS
         return cls(
             model=v.whisper_model,
             device=v.whisper_device,
-            compute_type=v.whisper_compute_type,
-            beam_size=v.whisper_beam_size,
-            batched=v.whisper_batched,
-            batch_size=v.whisper_batch_size,
-            cpu_threads=v.whisper_cpu_threads,
             language=v.whisper_language or None,
-            language_per_span=v.whisper_language_per_span,
-            temperatures=v.whisper_temperatures,
+            **app_settings.options(
+                app_settings.WHISPER_OPTIONS, v.whisper_options, cls, exclude=own
+            ),
         )
+
+    def __post_init__(self) -> None:
+        temperatures(self.temperatures)  # a bad value fails before any worker starts
 
     def params(self) -> dict[str, Any]:
         """The options that change results (device and threads do not)."""
@@ -282,10 +282,18 @@ def compression_ratio(text: str) -> float:
 
 
 def temperatures(text: str) -> list[float]:
-    """'0,0.2,0.4' -> [0.0, 0.2, 0.4], checked as the ARCHIVE_WHISPER_TEMPERATURES setting is
-    (a SettingError naming it)."""
-    checked = app_settings.WHISPER_TEMPERATURES.parse(str(text))
-    return [float(part) for part in checked.split(",") if part.strip()]
+    """'0,0.2,0.4' -> [0.0, 0.2, 0.4]; a SettingError naming ARCHIVE_WHISPER_OPTIONS'
+    `temperatures` for anything but numbers from 0 to 1."""
+    try:
+        values = [float(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0 <= v <= 1 for v in values):
+        raise app_settings.SettingError(
+            f"ARCHIVE_WHISPER_OPTIONS temperatures={text!r}: expected numbers from 0 to 1, "
+            "comma-separated"
+        )
+    return values
 
 
 def main_language(segments: Sequence[Mapping[str, Any]]) -> str | None:

@@ -38,7 +38,7 @@ def run(inbox, warehouse):
         resources=local_resources(
             inbox,
             warehouse,
-            speech_models=SpeechModels(whisper_model="tiny.en", whisper_beam_size=1),
+            speech_models=SpeechModels(whisper_model="tiny.en", whisper_options='{"beam_size": 1}'),
         ),
     )
 

@@ -120,7 +120,7 @@ def test_frame_text_asset_reads_each_keyframe(shared_media, tmp_path):
     resources = local_resources(
         tmp_path / "inbox",
         tmp_path / "wh",
-        vision_models=VisionModels(keyframe_interval_s=0.5, keyframe_dedup_distance=-1),
+        vision_models=VisionModels(keyframe_options='{"interval_s": 0.5, "dedup_distance": -1}'),
     )
     assets = [media_catalog, shots_and_keyframes, frame_text]
     result = helpers.materialize(assets, partition_key="1990s", resources=resources)

@@ -48,5 +48,5 @@ def test_paddleocr_reads_counter_keyframes_from_the_video(paddle):
 
 def test_missing_paddle_model_dir_names_the_setting(tmp_path):
     settings = OcrSettings(backend="paddleocr", paddle_rec_dir=str(tmp_path / "nope"))
-    with pytest.raises(ModelUnavailableError, match="ARCHIVE_PADDLEOCR_REC_MODEL"):
+    with pytest.raises(ModelUnavailableError, match="ARCHIVE_OCR_OPTIONS paddle_rec_dir"):
         FrameTextStage(LocalStore("."), settings=settings).setup()

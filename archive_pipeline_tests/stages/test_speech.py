@@ -518,7 +518,7 @@ def test_an_english_meeting_clip_has_no_segment_in_another_language(whisper):
 
 @pytest.mark.slow
 def test_decoding_is_repeatable(whisper):
-    """Beam search only (ARCHIVE_WHISPER_TEMPERATURES=0): the same audio gives the same text
+    """Beam search only (temperatures `0`): the same audio gives the same text
     twice (with the sampling fallback, this clip's first segment differed between runs)."""
     first = [s["text"] for s in whisper.process(item("ami.wav"))["segments"]]
     assert first == [s["text"] for s in whisper.process(item("ami.wav"))["segments"]]

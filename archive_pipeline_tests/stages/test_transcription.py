@@ -37,7 +37,7 @@ def test_signals_of_a_hallucination_flag_the_segment(made, reason):
 def test_temperatures_are_read_and_checked():
     assert temperatures("0") == [0.0]
     assert temperatures("0, 0.2,0.4") == [0.0, 0.2, 0.4]
-    with pytest.raises(ValueError, match="ARCHIVE_WHISPER_TEMPERATURES"):
+    with pytest.raises(ValueError, match="ARCHIVE_WHISPER_OPTIONS temperatures"):
         temperatures("hot")
-    with pytest.raises(ValueError, match="ARCHIVE_WHISPER_TEMPERATURES"):
+    with pytest.raises(ValueError, match="ARCHIVE_WHISPER_OPTIONS temperatures"):
         temperatures("2")
