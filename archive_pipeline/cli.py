@@ -208,7 +208,7 @@ def _workers() -> int:
     """`archive-pipeline workers`: the warm model service until SIGTERM, SIGINT or SIGHUP."""
     from archive_pipeline import paths
     from archive_pipeline.core import workers
-    from archive_pipeline.core.compute import RayRuntime
+    from archive_pipeline.core.ray_runtime import RayRuntime
     from archive_pipeline.resources import RayResource
 
     path = workers.service_file(paths.archive_home())

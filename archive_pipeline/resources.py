@@ -19,8 +19,9 @@ from pydantic import Field, PrivateAttr
 from archive_pipeline import paths, settings
 from archive_pipeline.core import workers
 from archive_pipeline.core.audio import DecodedAudioCache
-from archive_pipeline.core.compute import Compute, InlineCompute, RayRuntime, StageResources
+from archive_pipeline.core.compute import Compute, InlineCompute, StageResources
 from archive_pipeline.core.guard import RemovalGuard
+from archive_pipeline.core.ray_runtime import RayRuntime
 from archive_pipeline.core.store import LocalStore, S3Store, Store, fetch_cache_dir, open_store
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.runs import PROCESS_TAG, TRIGGER_TAG, process_tag, trigger_of

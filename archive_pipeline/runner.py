@@ -300,7 +300,7 @@ def run_decades(
     finally:
         ray_module = sys.modules.get("ray")
         if ray_module is not None and ray_module.is_initialized():
-            from archive_pipeline.core.compute import stop_ray
+            from archive_pipeline.core.ray_cluster import stop_ray
 
             if stop_ray():
                 out(f"Ray: the warm model workers served {len(runs)} decade run(s)")

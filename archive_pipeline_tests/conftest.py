@@ -64,7 +64,7 @@ def shot_models() -> dict:
 @pytest.fixture(scope="session")
 def ray_local():
     """One local Ray (2 CPUs, 127.0.0.1) for the tests that run stages on Ray."""
-    from archive_pipeline.core.compute import RayRuntime
+    from archive_pipeline.core.ray_runtime import RayRuntime
 
     runtime = RayRuntime("local", num_cpus=2)
     runtime.ensure_started()

@@ -72,6 +72,7 @@ class ReplayShots:
     tables = ("shots", "keyframes")
     code_version = "replay"
     model_id = "replay"
+    rebuilds_from_rows = False  # (the stage contract's capabilities, declared as BaseStage's)
 
     def __init__(self, calls: str, delay_s: float = 0.0):
         from archive_pipeline.core.compute import StageResources
@@ -95,6 +96,9 @@ class ReplayShots:
 
     def content_id(self, item):
         return item.sha256
+
+    def ref(self, item):
+        return item.ref
 
     def rows(self, item, value, *, decade):
         from archive_pipeline.core.ids import row_id
@@ -182,7 +186,7 @@ class WorkerMemory:
 
 def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: str) -> dict:
     """One cold run and one warm re-run of a replayed decade (this is a fresh process)."""
-    from archive_pipeline.core.compute import RayRuntime
+    from archive_pipeline.core.ray_runtime import RayRuntime
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.stages.partition import process_partition
 

@@ -296,7 +296,8 @@ def main() -> None:
 
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-    from archive_pipeline.core.compute import RayRuntime, StageResources
+    from archive_pipeline.core.compute import StageResources
+    from archive_pipeline.core.ray_runtime import RayRuntime
     from archive_pipeline.core.store import LocalStore
     from archive_pipeline.models import resolve_whisper
     from archive_pipeline.stages.base import CatalogItem

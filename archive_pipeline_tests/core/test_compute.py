@@ -5,14 +5,10 @@ import time
 
 import pytest
 
-from archive_pipeline.core.compute import (
-    InfeasibleResourcesError,
-    RayConnectError,
-    RayRuntime,
-    StageResources,
-    StageSetupError,
-    run_inline,
-)
+from archive_pipeline.core.compute import StageResources, StageSetupError, run_inline
+from archive_pipeline.core.ray_cluster import RayConnectError
+from archive_pipeline.core.ray_runtime import InfeasibleResourcesError, RayRuntime
+from archive_pipeline.stages.base import BaseStage
 from archive_pipeline_tests.helpers import free_port
 
 
@@ -168,7 +164,7 @@ def test_stage_resource_overrides():
         base.with_overrides({"gpus": 1})
 
 
-class _Hangs:
+class _Hangs(BaseStage):
     """Test stage: item 'hang.wav' never returns (like a decode blocked on a FIFO)."""
 
     name = "transcripts"
@@ -307,7 +303,7 @@ def test_stages_of_a_run_share_warm_workers_and_keep_their_models(ray_local):
 
 
 def test_a_local_ray_start_that_times_out_is_retried_then_reported(monkeypatch):
-    from archive_pipeline.core import compute
+    from archive_pipeline.core import ray_runtime
 
     class FlakyRay:
         def __init__(self, failures: int, message: str):
@@ -321,14 +317,14 @@ def test_a_local_ray_start_that_times_out_is_retried_then_reported(monkeypatch):
         def shutdown(self):
             pass
 
-    monkeypatch.setattr(compute.time, "sleep", lambda s: None)
+    monkeypatch.setattr(ray_runtime.time, "sleep", lambda s: None)
     timed_out = "The current node timed out during startup."
     flaky = FlakyRay(2, timed_out)
-    compute.RayRuntime("local", start_attempts=3)._start_local(flaky, None)
+    ray_runtime.RayRuntime("local", start_attempts=3)._start_local(flaky, None)
     assert flaky.inits == 3
-    with pytest.raises(compute.RayStartError, match="3 attempt"):
-        compute.RayRuntime("local", start_attempts=3)._start_local(FlakyRay(5, timed_out), None)
+    with pytest.raises(ray_runtime.RayStartError, match="3 attempt"):
+        ray_runtime.RayRuntime("local", start_attempts=3)._start_local(FlakyRay(5, timed_out), None)
     other = FlakyRay(5, "invalid resources")  # not transient: reported at once
-    with pytest.raises(compute.RayStartError, match="1 attempt"):
-        compute.RayRuntime("local", start_attempts=3)._start_local(other, None)
+    with pytest.raises(ray_runtime.RayStartError, match="1 attempt"):
+        ray_runtime.RayRuntime("local", start_attempts=3)._start_local(other, None)
     assert other.inits == 1

@@ -123,9 +123,9 @@ class SetupCounter:
 RUN = """
 import json, sys
 from pathlib import Path
-from archive_pipeline.core import compute
+from archive_pipeline.core import ray_runtime
 from archive_pipeline_tests.core.test_workers import SetupCounter
-runtime = compute.RayRuntime("local", service_file=Path(sys.argv[1]), temp_dir=sys.argv[2])
+runtime = ray_runtime.RayRuntime("local", service_file=Path(sys.argv[1]), temp_dir=sys.argv[2])
 outcome = runtime.map(SetupCounter(sleep_s=float(sys.argv[3])), [0])[0]
 assert outcome.ok, outcome
 print(json.dumps({"value": outcome.value, "joined": runtime.service is not None}))

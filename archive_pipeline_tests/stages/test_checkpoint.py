@@ -248,7 +248,7 @@ def test_writes_follow_the_change_not_the_decade(tmp_path):
 
 SCRIPT = """
 import json, sys
-from archive_pipeline.core.compute import RayRuntime
+from archive_pipeline.core.ray_runtime import RayRuntime
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.stages.partition import process_partition
 from archive_pipeline.stages.writer import CommitPolicy
