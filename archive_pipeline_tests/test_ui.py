@@ -15,7 +15,8 @@ import dagster as dg
 import pytest
 from PIL import Image
 
-from archive_pipeline.core.store import LocalStore, scan_inventory
+from archive_pipeline.core.inventory import scan_inventory
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.ui import DagsterDev
 from archive_pipeline_tests.helpers import free_port, non_loopback_listeners
 

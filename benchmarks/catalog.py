@@ -30,9 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from archive_pipeline.core.compute import InlineCompute, StageResources  # noqa: E402
+from archive_pipeline.core.inventory import scan_inventory  # noqa: E402
+from archive_pipeline.core.local_store import LocalStore  # noqa: E402
 from archive_pipeline.core.media import FFPROBE_ARGS, is_media_key  # noqa: E402
 from archive_pipeline.core.ray_runtime import RayRuntime  # noqa: E402
-from archive_pipeline.core.store import LocalStore, scan_inventory  # noqa: E402
 from archive_pipeline.core.warehouse import Warehouse  # noqa: E402
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade  # noqa: E402
 

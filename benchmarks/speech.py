@@ -88,7 +88,7 @@ def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyann
     """Run in a fresh process (clean peak RSS): 'transcribe' with the stage, 'diarise' with the
     diariser of `backend`, or 'decode' whole."""
     if mode == "diarise":
-        from archive_pipeline.core.store import LocalStore
+        from archive_pipeline.core.local_store import LocalStore
         from archive_pipeline.stages.base import CatalogItem
         from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
 
@@ -116,7 +116,7 @@ def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyann
         samples = len(decode_audio(str(path)))
         print(json.dumps({"samples": samples, "peak_rss_mb": peak_rss_mb()}))
         return
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings
 
@@ -297,8 +297,8 @@ def main() -> None:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     from archive_pipeline.core.compute import StageResources
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.core.ray_runtime import RayRuntime
-    from archive_pipeline.core.store import LocalStore
     from archive_pipeline.models import resolve_whisper
     from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage

@@ -79,7 +79,7 @@ def false_switches(args, tmp: Path, item) -> dict:
     """Segments stored in another language than English on English multi-speaker audio."""
     import shutil
 
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.stages.transcription import TranscribeStage
     from archive_pipeline_tests.speech_fixtures import dialogue, meeting, panel
 
@@ -113,7 +113,7 @@ def fragments(tmp: Path, item) -> dict:
     import unicodedata
 
     from archive_pipeline.core import diarisation as dz
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.diarisation import DiarizeStage
     from archive_pipeline.stages.transcription import TranscribeStage
@@ -159,7 +159,7 @@ def language_accuracy(tmp: Path, item) -> dict:
     import time
     from dataclasses import replace
 
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.demo.build import bilingual_interview, spoken_parts
     from archive_pipeline.stages.transcription import TranscribeStage
 
@@ -211,7 +211,7 @@ def diarisation(args, tmp: Path, item) -> dict:
     import time
 
     from archive_pipeline.core.audio import SAMPLE_RATE, decode_audio
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.demo.build import german_bulletin
     from archive_pipeline.quality import diarization_error_rate, read_rttm
     from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
@@ -316,7 +316,7 @@ def main() -> None:
 
     import jiwer
 
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality import normalise_text, speech_references
     from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings

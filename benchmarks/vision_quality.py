@@ -50,7 +50,7 @@ GERMAN = ["Größe der Bürgerstraße", "Äpfel über Öl für 18 Mark", "Schön
 
 
 def cut_quality(media: Path) -> dict:
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality import cuts_match
     from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.shots import ShotsStage
@@ -71,7 +71,7 @@ def cut_quality(media: Path) -> dict:
 def transition_quality(media: Path) -> dict:
     """Cut precision/recall/F1 over the generated fades and dissolves (one cut expected inside
     each transition, none in a fade-in at the start or a fade-out at the end), per detector."""
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality import transitions_match
     from archive_pipeline.quality.generated import transition_videos
     from archive_pipeline.stages.base import CatalogItem
@@ -110,7 +110,7 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
     boundary rules against the current, on the set the rules were developed on (seed None) and
     on sets drawn at random they were not (other seeds). `false_cuts`: cuts found in the no-cut
     videos and on the shared videos beyond their truth (bikes: 5 cuts, the bunny: none)."""
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality import cuts_match, transitions_match
     from archive_pipeline.quality.generated import documentary_videos
     from archive_pipeline.stages.base import CatalogItem
@@ -217,7 +217,7 @@ def read_titles(shots, ocr, root: Path, videos) -> dict:
 def title_quality() -> dict:
     """Titles found of those shown (generated set: 8 titles on 4 one-shot videos, shown 2 s
     between keyframes), with text-aware sampling (default) and without."""
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality.generated import title_videos
     from archive_pipeline.stages.keyframes import KeyframeSettings
     from archive_pipeline.stages.ocr import FrameTextStage
@@ -239,7 +239,7 @@ def ocr_quality(media: Path, backend: str) -> dict:
     import numpy as np
     from PIL import Image
 
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.core.video import frames_at
     from archive_pipeline.quality import character_error_rate
     from archive_pipeline.stages.ocr import FrameTextStage, OcrSettings
@@ -273,7 +273,7 @@ def german_quality() -> dict:
     import numpy as np
     from PIL import Image, ImageDraw, ImageFont
 
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality import character_error_rate
     from archive_pipeline.stages.ocr import FrameTextStage, OcrSettings
 
@@ -333,7 +333,7 @@ def page_quality(media: Path) -> dict:
     current (historic print read by Tesseract's Fraktur model, language detected): the real
     1784 Fraktur page of ../shared/media/ocr and the generated page set (German in two Fraktur
     fonts and Antiqua, English in Antiqua; quality.generated.printed_pages)."""
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality.generated import fraktur_font_dir, printed_pages
     from archive_pipeline.stages.ocr import FrameTextStage, OcrSettings
 
@@ -404,7 +404,7 @@ def passage_recall() -> dict:
     from PIL import Image
 
     from archive_pipeline import settings as app_settings
-    from archive_pipeline.core.store import LocalStore
+    from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.core.text import join_lines, normalise_print, passages
     from archive_pipeline.quality import retrieval_scores
     from archive_pipeline.quality.generated import PAGE_PHRASES, newspaper_pages

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from archive_pipeline.core.compute import Compute, StageResources
 from archive_pipeline.core.ids import row_id
+from archive_pipeline.core.inventory import MediaItem
 from archive_pipeline.core.media import (
     EmptyFileError,
     MediaError,
@@ -19,7 +20,7 @@ from archive_pipeline.core.media import (
     sha256_stream,
 )
 from archive_pipeline.core.progress import ProgressLog
-from archive_pipeline.core.store import MediaItem, Store
+from archive_pipeline.core.store import Store
 from archive_pipeline.stages.base import BaseStage, ItemFailure, ItemRef, TableRows
 from archive_pipeline.stages.partition import PartitionReport, process_partition
 from archive_pipeline.stages.writer import CommitPolicy

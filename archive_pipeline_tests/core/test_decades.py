@@ -3,7 +3,8 @@
 import pytest
 
 from archive_pipeline.core import decades as dec
-from archive_pipeline.core.store import LocalStore, scan_inventory
+from archive_pipeline.core.inventory import scan_inventory
+from archive_pipeline.core.local_store import LocalStore
 
 
 def test_partition_keys_cover_1900s_to_2020s_plus_undated():
@@ -49,7 +50,8 @@ def test_ambiguous_and_out_of_range_are_explained():
 
 
 def test_an_out_of_range_year_is_a_warning_whichever_rule_decides(tmp_path):
-    from archive_pipeline.core.store import LocalStore, scan_inventory
+    from archive_pipeline.core.inventory import scan_inventory
+    from archive_pipeline.core.local_store import LocalStore
 
     meta = dec.parse_metadata({"year": 3000}, source="sidecar")
     decided = dec.assign_decade("1960s/tape.wav", meta)  # the folder decides

@@ -10,8 +10,9 @@ import socket
 
 import pytest
 
-from archive_pipeline.core import store as store_module
-from archive_pipeline.core.store import LocalStore, scan_inventory
+from archive_pipeline.core import local_store as store_module
+from archive_pipeline.core.inventory import scan_inventory
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline_tests.defs.test_catalog_assets import materialize
 from archive_pipeline_tests.helpers import snapshot_tree

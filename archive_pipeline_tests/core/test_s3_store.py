@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from archive_pipeline.core.store import scan_inventory
+from archive_pipeline.core.inventory import scan_inventory
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.resources import LanceWarehouse, RayResource, S3MediaStore
@@ -138,7 +138,7 @@ def test_concurrent_decades_on_s3_lose_nothing(s3_endpoint):
 def test_each_object_is_fetched_once_per_run_and_a_new_version_again(bucket, s3_endpoint, tmp_path):
     """The fetch cache: stages of a run share one download; a changed object is fetched anew;
     the cache stays under its size; the run's teardown removes it."""
-    from archive_pipeline.core.store import S3Store
+    from archive_pipeline.core.s3_store import S3Store
 
     client, name = bucket
     store = S3Store(
@@ -163,7 +163,7 @@ def test_each_object_is_fetched_once_per_run_and_a_new_version_again(bucket, s3_
         cache_dir=str(tmp_path / "t"),
         cache_max_mb=0,
     )
-    from archive_pipeline.core import store as store_module
+    from archive_pipeline.core import store as store_module  # the fetch cache
 
     for key in ("1960s/jfk.flac", "tv/bikes.mp4"):
         with tiny.local_path(key):

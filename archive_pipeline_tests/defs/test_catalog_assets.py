@@ -6,7 +6,7 @@ import shutil
 import dagster as dg
 import pytest
 
-from archive_pipeline.core.store import scan_inventory
+from archive_pipeline.core.inventory import scan_inventory
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.catalog.checks import media_catalog_checks

@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from archive_pipeline.core.store import LocalStore, S3Store
+from archive_pipeline.core.local_store import LocalStore
+from archive_pipeline.core.s3_store import S3Store
 from archive_pipeline.definitions import defs
 from archive_pipeline.resources import InboxMediaStore
 from archive_pipeline.runner import pipeline_job

@@ -93,7 +93,7 @@ def test_sensor_requests_one_run_per_touched_decade(inbox):
 
 def run_requested(instance, store, decades):
     """What the requested runs' media_catalog records: each decade's inbox digest now."""
-    from archive_pipeline.core.store import NO_MEDIA, scan_inventory
+    from archive_pipeline.core.inventory import NO_MEDIA, scan_inventory
 
     digests = scan_inventory(store.get_store()).decade_digests()
     for decade in decades:

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from archive_pipeline.core.ids import row_id
-from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.search.documents import analysed_text
 from archive_pipeline.search.indexes import TABLE, IndexSettings, ensure_indexes
@@ -614,7 +614,7 @@ def test_media_from_s3_with_ranges(s3_endpoint, served):
     """The same service over an S3 inbox: ranged GETs against the object store."""
     import boto3
 
-    from archive_pipeline.core.store import S3Store
+    from archive_pipeline.core.s3_store import S3Store
 
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     bucket = "service-media"

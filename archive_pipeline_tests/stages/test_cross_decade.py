@@ -4,7 +4,7 @@ the first's result (rebuilt from its rows by the stage), with the second decade'
 from __future__ import annotations
 
 from archive_pipeline.core.compute import InlineCompute
-from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.stages.base import CatalogItem
 from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.video import FrameViews, frames_at, iter_frames
 from archive_pipeline.demo.build import captioned_video
 from archive_pipeline.stages.base import CatalogItem

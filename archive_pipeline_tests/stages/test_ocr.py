@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.text import normalise_print
 from archive_pipeline.core.video import frames_at
 from archive_pipeline.core.warehouse import Warehouse

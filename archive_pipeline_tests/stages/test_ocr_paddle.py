@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.quality import character_error_rate
 from archive_pipeline.stages.base import CatalogItem

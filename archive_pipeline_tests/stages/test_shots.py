@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.video import iter_frames
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog

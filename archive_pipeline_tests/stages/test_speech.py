@@ -10,7 +10,7 @@ import pytest
 
 from archive_pipeline.core import diarisation as dz
 from archive_pipeline.core.audio import SAMPLE_RATE, iter_chunks, quietest_cut
-from archive_pipeline.core.store import LocalStore
+from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.models import ModelUnavailableError, resolve_whisper
 from archive_pipeline.quality import (
     diarization_error_rate,

@@ -7,7 +7,7 @@ import json
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 
-from archive_pipeline.core.store import NO_MEDIA, scan_inventory
+from archive_pipeline.core.inventory import NO_MEDIA, scan_inventory
 from archive_pipeline.defs.catalog.assets import INBOX_DIGEST
 from archive_pipeline.defs.nightly import NIGHTLY_HOUR_UTC
 from archive_pipeline.health import active_decades

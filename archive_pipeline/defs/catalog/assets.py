@@ -9,7 +9,7 @@ import warnings
 import dagster as dg
 
 from archive_pipeline import settings
-from archive_pipeline.core.store import items_digest, scan_inventory
+from archive_pipeline.core.inventory import items_digest, scan_inventory
 from archive_pipeline.defs.reporting import (
     OWNERS,
     markdown_table,

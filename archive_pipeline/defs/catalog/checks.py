@@ -1,6 +1,6 @@
 """Per-decade checks of media_catalog: every file in the store is catalogued or failed."""
 
-from archive_pipeline.core.store import scan_inventory
+from archive_pipeline.core.inventory import scan_inventory
 from archive_pipeline.defs.checks import decade_checks
 from archive_pipeline.health import stage_health
 from archive_pipeline.stages.catalog import CatalogStage
