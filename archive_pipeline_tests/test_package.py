@@ -88,7 +88,7 @@ def test_the_test_tree_mirrors_the_package():
                     "checkpoint",  # process_partition's batches (stages/writer.py)
                     "cross_decade",  # process_partition across decades (stages/plan.py)
                     "stills",  # shots and keyframes of photos and scans (stages/shots.py)
-                    "hostile_inbox",  # the scan of a hostile folder (core/local_store.py, core/inventory.py)
+                    "hostile_inbox",  # a hostile folder scanned (local_store.py, inventory.py)
                     "read_only",  # the warehouse read-only (core/warehouse.py)
                     "catalog_assets",  # defs/catalog
                     "speech_assets",  # defs/speech
