@@ -269,7 +269,7 @@ class VisionModels(SettingsResource):
 
     def clip(self):
         """ClipSettings for the embedding stages."""
-        from archive_pipeline.stages.embedders import ClipSettings
+        from archive_pipeline.core.embedders import ClipSettings
 
         return ClipSettings.from_settings(self.overrides())
 

@@ -41,9 +41,9 @@ def _imports(text: str) -> set[str]:
 
 
 def test_layers_only_point_down():
-    """core <- stages <- search / defs: nothing imports the Dagster wiring (defs) but defs and
-    definitions.py; core imports neither stages nor search; the search package and the stages
-    never import Dagster."""
+    """core <- stages <- defs, core <- search <- defs: nothing imports the Dagster wiring (defs)
+    but defs and definitions.py; core imports neither stages nor search; search imports no
+    stage (its embedders are core's); the search package and the stages never import Dagster."""
     for name, text in _modules():
         imported = _imports(text)
         top = name.split("/")[0]
@@ -55,6 +55,8 @@ def test_layers_only_point_down():
                 for m in imported
                 if m.startswith(("archive_pipeline.stages", "archive_pipeline.search"))
             }, name
+        if top == "search":
+            assert not {m for m in imported if m.startswith("archive_pipeline.stages")}, name
         if top in ("core", "stages", "search"):
             assert not {m for m in imported if m.split(".")[0] in ("dagster", "dagster_aws")}, name
 
@@ -98,3 +100,49 @@ def test_the_test_tree_mirrors_the_package():
                     "search_service",  # search/service.py
                 }
             ), test.relative_to(REPO)
+
+
+def _module_name(path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(path, modules: set[str]) -> set[str]:
+    """The package modules a module imports when it is imported (not inside functions)."""
+    found = set()
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.If):  # `if TYPE_CHECKING:` imports nothing at run time
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef):
+                break
+            if isinstance(sub, ast.Import):
+                found.update(a.name for a in sub.names if a.name in modules)
+            elif isinstance(sub, ast.ImportFrom) and sub.module:
+                for alias in sub.names:
+                    child = f"{sub.module}.{alias.name}"
+                    found.add(child if child in modules else sub.module)
+    return {m for m in found if m in modules}
+
+
+def test_no_import_cycle_between_the_package_modules():
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {_module_name(p) for p in paths}
+    graph = {_module_name(p): _top_level_imports(p, modules) for p in paths}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for other in sorted(graph[module]):
+            if state.get(other) == 1:
+                cycles.append([*path[path.index(other) :], other])
+            elif other not in state:
+                visit(other, [*path, other])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []

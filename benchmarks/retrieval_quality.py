@@ -163,7 +163,7 @@ def main() -> int:
     if args.quick:
         args.repeats = 1
 
-    from archive_pipeline.stages.embedders import TEXT_MODELS, ClipSettings, TextEmbedder
+    from archive_pipeline.core.embedders import TEXT_MODELS, ClipSettings, TextEmbedder
 
     pairs = json.loads(PAIRS.read_text())["pairs"]
     texts = [p["en"] for p in pairs] + [p["de"] for p in pairs]

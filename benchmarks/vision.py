@@ -166,7 +166,7 @@ def bench_embeddings(args, tmp: Path) -> dict:
     from PIL import Image
 
     from archive_pipeline.core.compute import StageResources
-    from archive_pipeline.stages.embedders import ClipSettings
+    from archive_pipeline.core.embedders import ClipSettings
     from archive_pipeline.stages.embeddings import (
         EmbedItem,
         KeyframeEmbeddingStage,
@@ -181,7 +181,7 @@ def bench_embeddings(args, tmp: Path) -> dict:
     text_stage.setup()
     from sentence_transformers import SentenceTransformer
 
-    from archive_pipeline.stages.embedders import minilm_path
+    from archive_pipeline.core.embedders import minilm_path
 
     model = SentenceTransformer(str(minilm_path()), device="cpu")
     text_stage_s = timed(lambda: text_stage.process(item), args.repeats)

@@ -404,11 +404,11 @@ def passage_recall() -> dict:
     from PIL import Image
 
     from archive_pipeline import settings as app_settings
+    from archive_pipeline.core.embedders import ClipSettings, TextEmbedder
     from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.core.text import join_lines, normalise_print, passages
     from archive_pipeline.quality import retrieval_scores
     from archive_pipeline.quality.generated import PAGE_PHRASES, newspaper_pages
-    from archive_pipeline.stages.embedders import ClipSettings, TextEmbedder
     from archive_pipeline.stages.ocr import FrameTextStage
 
     stage = FrameTextStage(LocalStore("."))

@@ -47,7 +47,7 @@ from archive_pipeline.search.syntax import (
 from archive_pipeline.search.temporal import parse_temporal
 
 if TYPE_CHECKING:
-    from archive_pipeline.stages.embedders import ClipSettings
+    from archive_pipeline.core.embedders import ClipSettings
 
 MODES = ("text", "vector", "hybrid")
 VECTOR_LISTS = ("vector", "image")  # ranked lists the relevance floor applies to
@@ -368,7 +368,7 @@ class Searcher:
     ) -> None:
         """`embedder`: a loaded query embedder (its `model_id` and `embed(texts)`), else the
         configured text model is loaded on first vector use."""
-        from archive_pipeline.stages.embedders import ClipSettings
+        from archive_pipeline.core.embedders import ClipSettings
 
         self.warehouse = warehouse
         self.clip = clip or ClipSettings()
@@ -429,7 +429,7 @@ class Searcher:
         """Model id of the query embedder (must match the table's vectors)."""
         if self._embedder is not None:
             return self._embedder.model_id
-        from archive_pipeline.stages.embedders import text_model_id
+        from archive_pipeline.core.embedders import text_model_id
 
         return text_model_id(self.clip)
 
@@ -440,7 +440,7 @@ class Searcher:
         facet clicked, a popular search) is not embedded again."""
         with self._lock:
             if self._embedder is None:
-                from archive_pipeline.stages.embedders import TextEmbedder
+                from archive_pipeline.core.embedders import TextEmbedder
 
                 self._embedder = TextEmbedder(self.clip)
             if self._batcher is None:
@@ -947,7 +947,7 @@ def default_searcher() -> Searcher:
 
 def configured_clip() -> ClipSettings:
     """The text model settings of the pipeline (ARCHIVE_CLIP_MODEL / ARCHIVE_CLIP_PRETRAINED)."""
-    from archive_pipeline.stages.embedders import ClipSettings
+    from archive_pipeline.core.embedders import ClipSettings
 
     return ClipSettings.from_settings()
 

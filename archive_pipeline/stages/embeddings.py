@@ -1,6 +1,6 @@
 """The embedding stages (Dagster-free): keyframe images (`keyframe_embeddings`) and speech
 segments and keyframe documents (`segment_embeddings`), with the models of
-`stages/embedders.py`."""
+`core/embedders.py`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-from archive_pipeline.stages.embedders import (
+from archive_pipeline.core.embedders import (
     ClipSettings,
     ImageEmbedder,
     TextEmbedder,

@@ -8,6 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from archive_pipeline.core.embedders import (
+    ClipSettings,
+    TextEmbedder,
+    text_embedding_dim,
+    text_model_id,
+)
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.warehouse import VectorDimensionError, Warehouse
 from archive_pipeline.search import Searcher, SearchError, reciprocal_rank_fusion
@@ -19,12 +25,6 @@ from archive_pipeline.search.documents import (
 )
 from archive_pipeline.search.indexes import TABLE, IndexSettings, ensure_indexes
 from archive_pipeline.search.temporal import parse_temporal
-from archive_pipeline.stages.embedders import (
-    ClipSettings,
-    TextEmbedder,
-    text_embedding_dim,
-    text_model_id,
-)
 from archive_pipeline.stages.embeddings import segment_items
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from archive_pipeline.core.embedders import ClipSettings, TextEmbedder, check_clip
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.catalog.checks import media_catalog_checks
@@ -21,7 +22,6 @@ from archive_pipeline.resources import (
     VisionModels,
 )
 from archive_pipeline.search import Searcher
-from archive_pipeline.stages.embedders import ClipSettings, TextEmbedder, check_clip
 from archive_pipeline_tests import helpers
 from archive_pipeline_tests.clip_random import build_random_clip
 from archive_pipeline_tests.helpers import local_resources
@@ -109,7 +109,7 @@ def test_minilm_puts_a_paraphrase_nearest_its_source(shared_media):
 def test_minilm_equals_sentence_transformers(shared_media):
     from sentence_transformers import SentenceTransformer
 
-    from archive_pipeline.stages.embedders import MiniLM, minilm_path
+    from archive_pipeline.core.embedders import MiniLM, minilm_path
 
     texts = [(shared_media / "speech/jfk.txt").read_text(), "Frame = 12", "x " * 400]
     reference = SentenceTransformer(str(minilm_path()), device="cpu").encode(

@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from archive_pipeline.core.embedders import text_embedding_dim, text_model_id
 from archive_pipeline.defs.nightly import nightly_freshness
 from archive_pipeline.defs.reporting import (
     OWNERS,
@@ -18,7 +19,6 @@ from archive_pipeline.resources import LanceWarehouse, SearchIndex, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, assemble
 from archive_pipeline.search.indexes import TABLE, ensure_indexes
 from archive_pipeline.stages import derived
-from archive_pipeline.stages.embedders import text_embedding_dim, text_model_id
 
 ASSEMBLY_VERSION = (
     "6"  # 2: keyed by inputs' fingerprint; 3: text_en / text_de; 4: URIs; 5: no suspects;
