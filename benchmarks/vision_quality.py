@@ -79,7 +79,7 @@ def transition_quality(media: Path) -> dict:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        made = _few(transition_videos(media / "video", Path(tmp)), 2)
+        made = transition_videos(media / "video", Path(tmp), only=2 if QUICK else None)
         for detector in ("transnetv2", "content", "adaptive"):
             stage = ShotsStage(LocalStore(tmp), detector=detector)
             stage.setup()
@@ -121,7 +121,9 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
         sets = {
             seed: (
                 Path(tmp) / str(seed),
-                _few(documentary_videos(media / "video", Path(tmp) / str(seed), seed=seed), 3),
+                documentary_videos(
+                    media / "video", Path(tmp) / str(seed), seed=seed, only=3 if QUICK else None
+                ),
             )
             for seed in _few(seeds)
         }
@@ -225,7 +227,7 @@ def title_quality() -> dict:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        videos = _few(title_videos(Path(tmp)))
+        videos = title_videos(Path(tmp), only=1 if QUICK else None)
         ocr = FrameTextStage(LocalStore(tmp))
         ocr.setup()
         for label, every in (("text_sampling", 1.0), ("keyframes_only", 0.0)):
@@ -353,7 +355,9 @@ def page_quality(media: Path) -> dict:
         ]
         cases += [
             (page.name, path, "\n".join(page.lines), page.script, page.language)
-            for path, page in printed_pages(Path(tmp), fonts)
+            for path, page in printed_pages(
+                Path(tmp), fonts, texts=("de_hafen",) if QUICK else None
+            )
         ]
         if QUICK:  # the real page and one generated page of each script
             cases = [cases[0]] + [

@@ -3,8 +3,9 @@ values, leaving out the columns that record when and how long (`created_at`, `co
 
     python scripts/compare_warehouses.py BEFORE/warehouse AFTER/warehouse
 
-What a refactor that must not change results checks (`make demo` before and after). Exits 1
-and names the first differences when they differ; ends with one JSON line.
+What a refactor that must not change results checks (`make demo` before and after, each run
+with the same ARCHIVE_HOME path, moved aside after: URIs and row ids include the inbox path).
+Exits 1 and names the differences; ends with one JSON line.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ def _encode() -> list[str]:
     return ["-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
 
 
-def transition_videos(video_media: Path, out: Path) -> list[Transition]:
+def transition_videos(video_media: Path, out: Path, *, only: int | None = None) -> list[Transition]:
     """Write the transition set into `out` (from bigbuckbunny-5s.mp4 and bikes.mp4 in
     `video_media`) and return what each should give. Shots A (3 s) and B (2 s), 640x360, 25 fps;
-    transitions at A's end."""
+    transitions at A's end. `only`: the first so many cases (a smoke run)."""
     out.mkdir(parents=True, exist_ok=True)
     a, b = out / "shot_a.mp4", out / "shot_b.mp4"
     scale = f"scale=640:360,setsar=1,fps={FPS}"
@@ -89,7 +89,7 @@ def transition_videos(video_media: Path, out: Path) -> list[Transition]:
         ),
     }
     made = []
-    for name, (args, spans) in cases.items():
+    for name, (args, spans) in list(cases.items())[:only]:
         _ffmpeg(*args, *_encode(), out / f"{name}.mp4")
         made.append(Transition(name, spans))
     return made
@@ -107,7 +107,7 @@ def _clip(video_media: Path, out: Path, name: str, source: str, vf: str, *, firs
 
 
 def documentary_videos(
-    video_media: Path, out: Path, *, seed: int | None = None
+    video_media: Path, out: Path, *, seed: int | None = None, only: int | None = None
 ) -> list[Transition]:
     """Documentary-style transitions made from the shared videos' shots (the bunny, the bikes'
     five street shots, a close-up crop of the bunny), written into `out`: cross-dissolves of 7
@@ -115,7 +115,8 @@ def documentary_videos(
     of 2-12-frame shots cut hard, and changes that are no cut (a camera flash, a fast pan,
     subtitles coming and going). Each with the frame spans where one cut is expected (a hard
     cut: its first new frame). `seed` None: the set the shot rules were developed on; a seed:
-    another set drawn at random (lengths, shots, positions) that they were not."""
+    another set drawn at random (lengths, shots, positions) that they were not. `only`: the
+    first so many cases (a smoke run)."""
     import numpy as np
 
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +223,7 @@ def documentary_videos(
     )
     cases["subtitles"] = (["-i", street[2], "-vf", subtitles], ())
     made = []
-    for name, (args, spans) in cases.items():
+    for name, (args, spans) in list(cases.items())[:only]:
         _ffmpeg(*args, *_encode(), out / f"{name}.mp4")
         made.append(Transition(name, spans))
     return made
@@ -274,9 +275,10 @@ def titled_video(
     _ffmpeg("-f", "lavfi", "-i", sources[source], "-vf", filters, *_encode(), out)
 
 
-def title_videos(out: Path) -> list[TitledVideo]:
+def title_videos(out: Path, *, only: int | None = None) -> list[TitledVideo]:
     """The title set: titles mid-shot between keyframes, large and small, centred and in the
-    lower third, cut in and faded, on four moving backgrounds. Writes into `out`."""
+    lower third, cut in and faded, on four moving backgrounds. Writes into `out` (`only`: the
+    first so many videos)."""
     out.mkdir(parents=True, exist_ok=True)
     cases = {
         "mandelbrot": [
@@ -297,7 +299,7 @@ def title_videos(out: Path) -> list[TitledVideo]:
         ],
     }
     made = []
-    for source, titles in cases.items():
+    for source, titles in list(cases.items())[:only]:
         name = f"titles_{source}"
         titled_video(out / f"{name}.mp4", titles, duration_s=13.0, source=source)
         made.append(TitledVideo(name, tuple(titles)))
