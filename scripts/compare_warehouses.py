@@ -5,6 +5,8 @@ values, leaving out the columns that record when and how long (`created_at`, `co
 
 What a refactor that must not change results checks (`make demo` before and after, each run
 with the same ARCHIVE_HOME path, moved aside after: URIs and row ids include the inbox path).
+A rebuilt demo inbox has new file times: `media_catalog.modified_at` and the catalogue's cache
+keys (in `media_catalog`, `failures`, `stage_items`) follow them; every other table must match.
 Exits 1 and names the differences; ends with one JSON line.
 """
 
