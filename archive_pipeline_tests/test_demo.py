@@ -15,6 +15,7 @@ from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.demo.build import build_demo_inbox
 from archive_pipeline.table_docs import update_doc
+from archive_pipeline_tests.test_benchmarks import run_quick
 
 REPO = Path(__file__).resolve().parents[1]
 # the fixture runs the whole demo twice (a few minutes each on 2 cores): more than the default
@@ -183,21 +184,7 @@ def test_search_relevance_on_the_demo_archive(demo, mode):
 def test_the_search_quality_benchmarks_run_over_the_demo_in_their_quick_mode(demo, name):
     """benchmarks/search_quality.py and benchmarks/retrieval_quality.py --quick --warehouse
     (the demo's): they run and close with their JSON line (the benchmarks do not rot)."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            f"benchmarks/{name}.py",
-            "--quick",
-            "--warehouse",
-            demo["home"] / "warehouse",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures = run_quick(name, "--warehouse", str(demo["home"] / "warehouse"))
     assert figures["benchmark"] == name
     assert "demo_search" in figures or "floor" in figures
 

@@ -25,8 +25,8 @@ Signature = tuple[str, str, str, str]  # (uri, cache key, error class, message) 
 
 
 @dataclass(frozen=True)
-class LedgerRow:
-    """One item's entry in `stage_items`: 'ok' (its rows are committed) or 'failed'."""
+class _ItemRow:
+    """The columns a ledger entry and a failure row share (the common ones, stage, URI)."""
 
     row_id: str
     decade: str
@@ -38,15 +38,21 @@ class LedgerRow:
     created_at: dt.datetime | None
     stage: str
     uri: str
-    status: str
-    n_rows: int | None
-    compute_s: float | None
-    media_duration_s: float | None
 
     @property
     def pair(self) -> Pair:
         """(uri, cache key)."""
         return self.uri, self.cache_key
+
+
+@dataclass(frozen=True)
+class LedgerRow(_ItemRow):
+    """One item's entry in `stage_items`: 'ok' (its rows are committed) or 'failed'."""
+
+    status: str
+    n_rows: int | None
+    compute_s: float | None
+    media_duration_s: float | None
 
     @property
     def vouches(self) -> bool:
@@ -55,27 +61,12 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
-class FailureRow:
+class FailureRow(_ItemRow):
     """One item's row in `failures`: why the stage could not process it."""
 
-    row_id: str
-    decade: str
-    media_id: str | None
-    cache_key: str
-    model_id: str | None
-    model_params: str | None
-    pipeline_version: str | None
-    created_at: dt.datetime | None
-    stage: str
-    uri: str
     store_key: str | None
     error_class: str
     message: str
-
-    @property
-    def pair(self) -> Pair:
-        """(uri, cache key)."""
-        return self.uri, self.cache_key
 
     @property
     def signature(self) -> Signature:

@@ -18,41 +18,29 @@ def _refs(*names: str) -> list[ItemRef]:
     return [ItemRef(f"file:///in/{n}", n, f"m-{n}", 2.0) for n in names]
 
 
+def _common(uri: str, key: str) -> dict:
+    return {
+        "row_id": f"r-{uri}",
+        "decade": "1980s",
+        "media_id": None,
+        "cache_key": key,
+        "model_id": "m",
+        "model_params": "{}",
+        "pipeline_version": "1",
+        "created_at": NOW,
+        "stage": "s",
+        "uri": uri,
+    }
+
+
 def _entry(uri: str, key: str, status: str = "ok", n_rows: int = 2) -> LedgerRow:
     return LedgerRow(
-        row_id=f"r-{uri}",
-        decade="1980s",
-        media_id=None,
-        cache_key=key,
-        model_id="m",
-        model_params="{}",
-        pipeline_version="1",
-        created_at=NOW,
-        stage="s",
-        uri=uri,
-        status=status,
-        n_rows=n_rows,
-        compute_s=1.0,
-        media_duration_s=2.0,
+        **_common(uri, key), status=status, n_rows=n_rows, compute_s=1.0, media_duration_s=2.0
     )
 
 
 def _failure(uri: str, key: str, error_class: str) -> FailureRow:
-    return FailureRow(
-        row_id=f"f-{uri}",
-        decade="1980s",
-        media_id=None,
-        cache_key=key,
-        model_id="m",
-        model_params="{}",
-        pipeline_version="1",
-        created_at=NOW,
-        stage="s",
-        uri=uri,
-        store_key=None,
-        error_class=error_class,
-        message="why",
-    )
+    return FailureRow(**_common(uri, key), store_key=None, error_class=error_class, message="why")
 
 
 def _prior(ledger=(), failures=(), lost=()) -> Prior:
