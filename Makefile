@@ -76,17 +76,14 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Tests run in two worker processes, whole modules each (the demo's warehouse and the models a
-# module loads are built once); `TEST_WORKERS=0 make test` runs them in this process.
-TEST_WORKERS ?= 2
 test: install install-paddle fonts lint
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+	$(BIN)/pytest --durations=25
 	$(PADDLE_VENV)/bin/pytest -m paddle archive_pipeline_tests/stages/test_ocr_paddle.py  # lane 2
 
 # The fast lane while working (the slow tests still run in `make test` and CI).
 test-fast: install fonts lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not paddle"
+	$(BIN)/pytest -m "not slow and not paddle"
 
 # `dagster dev` runs the webserver and the daemon (run queue, sensors, backfills) together,
 # beside the warm model workers (`archive-pipeline workers`: a local Ray that runs join, models

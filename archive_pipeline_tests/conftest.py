@@ -15,25 +15,6 @@ from archive_pipeline_tests.helpers import free_port, non_loopback_listeners
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"
-TESTS = Path(__file__).resolve().parent
-# The longest modules first (a few minutes each on 2 cores): `make test` spreads whole modules
-# over two workers (`-n 2 --dist loadfile`), and one of these started last would run alone.
-LONGEST_FIRST = (
-    "test_demo.py",
-    "stages/test_speech.py",
-    "test_benchmarks.py",
-    "test_ui.py",
-    "test_runner.py",
-    "stages/test_shots.py",
-    "core/test_workers.py",
-    "stages/test_checkpoint.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Put the longest modules first, keeping the order of tests within a module."""
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.relative_to(TESTS).as_posix(), len(rank)))
 
 
 @pytest.fixture(scope="session")
