@@ -28,7 +28,7 @@ class PartitionPlan:
     units: tuple[int, ...] = ()  # one item per content to compute
     copies: tuple[int, ...] = ()  # one item per content done elsewhere (rows copied)
     elsewhere: Mapping[str, Pair] = field(default_factory=dict)  # key -> (decade, uri) done
-    settled: frozenset[Pair] = frozenset()  # failed before with a permanent error
+    settled: frozenset[Pair] = frozenset()  # items failed before with a permanent error
 
     @property
     def pairs(self) -> frozenset[Pair]:
@@ -71,7 +71,7 @@ class PartitionPlan:
         earlier_failures = {(uri, key) for uri, key, _, _ in self.prior.failures}
         return (
             not self.todo
-            and earlier_failures <= self.settled & self.pairs
+            and earlier_failures <= self.settled
             and set(self.prior.ledger) == self.pairs
         )
 
@@ -86,7 +86,7 @@ class PartitionPlan:
     def summary(self, stage: str, decade: str) -> str:
         """The console line that says what the run will do."""
         todo, n_copied = len(self.todo), self.n_copied
-        failed = len(self.settled & self.pairs)
+        failed = len(self.settled)
         shared = (
             f" ({len(self.units)} distinct contents)" if len(self.units) < todo - n_copied else ""
         )

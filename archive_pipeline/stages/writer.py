@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -50,13 +50,7 @@ class CommitPolicy:
     def parse(cls, text: str | None) -> CommitPolicy:
         """The policy of ARCHIVE_COMMIT_EVERY's JSON (keys left out keep their default);
         SettingError naming the variable for an unknown key or a value out of range."""
-        values = json.loads(text) if text else {}
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(values) - known):
-            raise settings.SettingError(
-                f"{settings.COMMIT_EVERY.env}: unknown key(s) {unknown}; known: {sorted(known)}"
-            )
-        policy = cls(**values)
+        policy = cls(**settings.options(settings.COMMIT_EVERY, text, cls))
         if policy.items < 1 or policy.media_h <= 0 or policy.seconds <= 0:
             raise settings.SettingError(
                 f"{settings.COMMIT_EVERY.env}={text!r}: items must be >= 1, media_h and seconds > 0"
