@@ -240,7 +240,7 @@ class VisionModels(SettingsResource):
     settings_group: ClassVar[str] = "vision_models"
     shot_detector: str | None = from_setting(settings.SHOT_DETECTOR)
     shot_threshold: float | None = from_setting(settings.SHOT_THRESHOLD)
-    device: str | None = from_setting(settings.VISION_DEVICE)
+    device: str | None = from_setting(settings.DEVICE)
     keyframe_options: str | None = from_setting(settings.KEYFRAME_OPTIONS)
     ocr_backend: str | None = from_setting(settings.OCR_BACKEND)
     ocr_language: str | None = from_setting(settings.OCR_LANGUAGE)
@@ -279,13 +279,12 @@ class SpeechModels(SettingsResource):
 
     settings_group: ClassVar[str] = "speech_models"
     whisper_model: str | None = from_setting(settings.WHISPER_MODEL)
-    whisper_device: str | None = from_setting(settings.WHISPER_DEVICE)
+    device: str | None = from_setting(settings.DEVICE)
     whisper_options: str | None = from_setting(settings.WHISPER_OPTIONS)
     whisper_language: str | None = from_setting(settings.WHISPER_LANGUAGE)
     diarization_backend: str | None = from_setting(settings.DIARIZATION_BACKEND)
     pyannote_pipeline: str | None = from_setting(settings.PYANNOTE_PIPELINE)
     hf_token: str | None = from_setting(settings.HF_TOKEN)
-    diarization_device: str | None = from_setting(settings.DIARIZATION_DEVICE)
 
     def audio_cache(self) -> DecodedAudioCache:
         """Where transcripts keeps each recording's decoded audio for speaker_turns (per node,

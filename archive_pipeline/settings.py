@@ -390,6 +390,18 @@ WORKER_MEMORY_MB = _setting(
     low=0,
 )
 
+# -- models (speech and vision) --------------------------------------------------------------------
+DEVICE = _setting(
+    "ARCHIVE_DEVICE",
+    str,
+    "auto",
+    "where every model runs: `auto` (a GPU where the process may use one: in a Ray worker, only "
+    "one Ray assigned, i.e. a stage given `num_gpus` in `ARCHIVE_STAGE_RESOURCES`), `cpu`, or "
+    "`cuda` (`cuda:1`)",
+    groups=("speech_models", "vision_models"),
+    field="device",
+)
+
 # -- speech -------------------------------------------------------------------------------------
 WHISPER_MODEL = _setting(
     "ARCHIVE_WHISPER_MODEL",
@@ -399,14 +411,6 @@ WHISPER_MODEL = _setting(
     "directory; or a hub id such as `large-v3` (needs the hub or its cache)",
     groups=("speech_models",),
     field="whisper_model",
-)
-WHISPER_DEVICE = _setting(
-    "ARCHIVE_WHISPER_DEVICE",
-    str,
-    "auto",
-    "`auto`, `cpu` or `cuda`",
-    groups=("speech_models",),
-    field="whisper_device",
 )
 WHISPER_OPTIONS = _setting(
     "ARCHIVE_WHISPER_OPTIONS",
@@ -462,14 +466,6 @@ HF_TOKEN = _setting(
     field="hf_token",
     secret=True,
 )
-DIARIZATION_DEVICE = _setting(
-    "ARCHIVE_DIARIZATION_DEVICE",
-    str,
-    "cpu",
-    "`cpu` or `cuda` for the diarisation models",
-    groups=("speech_models",),
-    field="diarization_device",
-)
 
 # -- vision -------------------------------------------------------------------------------------
 SHOT_DETECTOR = _setting(
@@ -488,14 +484,6 @@ SHOT_THRESHOLD = _setting(
     groups=("vision_models",),
     field="shot_threshold",
     default_text="`0.5` (`27`, `3`)",
-)
-VISION_DEVICE = _setting(
-    "ARCHIVE_VISION_DEVICE",
-    str,
-    "cpu",
-    "`cpu` or `cuda` for TransNetV2, OCR and embeddings",
-    groups=("vision_models",),
-    field="device",
 )
 KEYFRAME_OPTIONS = _setting(
     "ARCHIVE_KEYFRAME_OPTIONS",
@@ -682,10 +670,66 @@ def options(setting: Setting, text: str | None, cls: type, *, exclude=()) -> dic
     return values
 
 
+# Variables of earlier releases, and where their value goes now: a run refuses them rather than
+# silently ignore a knob someone set.
+RETIRED = {
+    **dict.fromkeys(
+        ("ARCHIVE_WHISPER_DEVICE", "ARCHIVE_DIARIZATION_DEVICE", "ARCHIVE_VISION_DEVICE"),
+        "ARCHIVE_DEVICE",
+    ),
+    "ARCHIVE_COMMIT_EVERY_ITEMS": "ARCHIVE_COMMIT_EVERY items",
+    "ARCHIVE_COMMIT_EVERY_MEDIA_H": "ARCHIVE_COMMIT_EVERY media_h",
+    "ARCHIVE_COMMIT_EVERY_S": "ARCHIVE_COMMIT_EVERY seconds",
+    **{
+        f"ARCHIVE_WHISPER_{key.upper()}": f"ARCHIVE_WHISPER_OPTIONS {key}"
+        for key in ("batched", "batch_size", "beam_size", "compute_type", "cpu_threads")
+    },
+    "ARCHIVE_WHISPER_LANGUAGE_PER_SPAN": "ARCHIVE_WHISPER_OPTIONS language_per_span",
+    "ARCHIVE_WHISPER_TEMPERATURES": "ARCHIVE_WHISPER_OPTIONS temperatures",
+    "ARCHIVE_KEYFRAME_DEDUP_DISTANCE": "ARCHIVE_KEYFRAME_OPTIONS dedup_distance",
+    "ARCHIVE_KEYFRAME_FULL_FRAMES": "ARCHIVE_KEYFRAME_OPTIONS full_frames",
+    "ARCHIVE_KEYFRAME_INTERVAL_S": "ARCHIVE_KEYFRAME_OPTIONS interval_s",
+    "ARCHIVE_TEXT_SAMPLING_S": "ARCHIVE_KEYFRAME_OPTIONS text_every_s",
+    "ARCHIVE_TEXT_PROBE_WIDTH": "ARCHIVE_KEYFRAME_OPTIONS text_probe_width",
+    "ARCHIVE_THUMBNAIL_WIDTH": "ARCHIVE_KEYFRAME_OPTIONS thumbnail_width",
+    "ARCHIVE_THUMBNAIL_FORMAT": "ARCHIVE_KEYFRAME_OPTIONS thumbnail_format",
+    "ARCHIVE_OCR_MIN_CONFIDENCE": "ARCHIVE_OCR_OPTIONS min_confidence",
+    "ARCHIVE_OCR_TESSDATA": "ARCHIVE_OCR_OPTIONS tessdata",
+    "ARCHIVE_PADDLEOCR_DET_MODEL": "ARCHIVE_OCR_OPTIONS paddle_det_dir",
+    "ARCHIVE_PADDLEOCR_REC_MODEL": "ARCHIVE_OCR_OPTIONS paddle_rec_dir",
+}
+# retired knobs that became constants in the code (no setting replaces them)
+CONSTANTS = {
+    "ARCHIVE_COMPACT_MIN_SMALL_FRAGMENTS": "core.warehouse.COMPACT_MIN_SMALL_FRAGMENTS",
+    "ARCHIVE_ITEM_TIMEOUT_REALTIME": "core.ray_runtime.ITEM_TIMEOUT_REALTIME",
+    "ARCHIVE_RAY_CONNECT_TIMEOUT_S": "core.ray_cluster.CONNECT_TIMEOUT_S",
+    "ARCHIVE_SEARCH_MIN_IMAGE_SIMILARITY": "search.query.MIN_IMAGE_SIMILARITY",
+    "ARCHIVE_SEARCH_VECTOR_INDEX_MIN_ROWS": "search.indexes.IndexSettings.vector_min_rows",
+}
+
+
+def undeclared() -> list[str]:
+    """One line per ARCHIVE_ variable set now that no setting reads (a typo, or a retired
+    name: where its value goes now)."""
+    known = {s.env for s in SETTINGS}
+    lines = []
+    for name in sorted(os.environ):
+        if name.startswith("ARCHIVE_") and name not in known and os.environ[name].strip():
+            if name in RETIRED:
+                hint = f"use {RETIRED[name]} instead"
+            elif name in CONSTANTS:
+                hint = f"retired, now the constant {CONSTANTS[name]}; unset it"
+            else:
+                hint = "a typo? the README lists the settings"
+            lines.append(f"{name} is set but is no setting: {hint}")
+    return lines
+
+
 def validate() -> list[str]:
     """Every setting of this package read now: one line per variable that holds a value its
-    setting cannot take (type, range, JSON), naming it. A run checks this before any work."""
-    problems = []
+    setting cannot take (type, range, JSON), or that no setting reads, naming it. A run checks
+    this before any work."""
+    problems = undeclared()
     for setting in SETTINGS:
         if setting.reader != "archive_pipeline":
             continue

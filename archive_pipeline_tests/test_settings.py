@@ -39,7 +39,8 @@ def test_every_variable_the_code_names_is_a_declared_setting():
     for _, text in _modules():
         named |= set(re.findall(r"[\"'`$](ARCHIVE_[A-Z_]+)\b", text))
     named = {n for n in named if not n.endswith("_")}  # prefixes in prose (ARCHIVE_WHISPER_*)
-    assert named - set(settings.BY_ENV) == set()
+    retired = set(settings.RETIRED) | set(settings.CONSTANTS)  # named to say where they went
+    assert named - set(settings.BY_ENV) - retired == set()
     assert len(settings.BY_ENV) == len(settings.SETTINGS), "a variable is declared twice"
 
 
@@ -74,6 +75,56 @@ def test_values_are_typed_and_bad_values_name_the_variable(monkeypatch):
     monkeypatch.setenv("ARCHIVE_WHISPER_OPTIONS", "beam_size=3")
     with pytest.raises(settings.SettingError, match="ARCHIVE_WHISPER_OPTIONS"):
         settings.WHISPER_OPTIONS.read()
+
+
+def test_a_retired_or_misspelt_variable_is_refused_saying_where_its_value_goes(monkeypatch):
+    monkeypatch.setenv("ARCHIVE_WHISPER_DEVICE", "cuda")
+    monkeypatch.setenv("ARCHIVE_TEXT_SAMPLING_S", "2")
+    monkeypatch.setenv("ARCHIVE_RAY_CONNECT_TIMEOUT_S", "5")
+    monkeypatch.setenv("ARCHIVE_WHISPR_MODEL", "tiny")
+    monkeypatch.setenv("ARCHIVE_OLD_EMPTY", "")  # set but empty: as if unset
+    problems = settings.validate()
+    assert "ARCHIVE_WHISPER_DEVICE is set but is no setting: use ARCHIVE_DEVICE instead" in problems
+    assert any(
+        "ARCHIVE_TEXT_SAMPLING_S" in p and "KEYFRAME_OPTIONS text_every_s" in p for p in problems
+    )
+    assert any("ARCHIVE_RAY_CONNECT_TIMEOUT_S" in p and "CONNECT_TIMEOUT_S" in p for p in problems)
+    assert any("ARCHIVE_WHISPR_MODEL" in p and "typo" in p for p in problems)
+    assert not any("ARCHIVE_OLD_EMPTY" in p for p in problems)
+    with pytest.raises(settings.SettingError, match="ARCHIVE_WHISPR_MODEL"):
+        settings.require_valid()
+
+
+def test_where_a_retired_variable_went_exists():
+    import dataclasses
+    import importlib
+
+    from archive_pipeline.stages.keyframes import KeyframeSettings
+    from archive_pipeline.stages.ocr import OcrSettings
+    from archive_pipeline.stages.transcription import WhisperSettings
+    from archive_pipeline.stages.writer import CommitPolicy
+
+    fields = {
+        "ARCHIVE_WHISPER_OPTIONS": WhisperSettings,
+        "ARCHIVE_KEYFRAME_OPTIONS": KeyframeSettings,
+        "ARCHIVE_OCR_OPTIONS": OcrSettings,
+        "ARCHIVE_COMMIT_EVERY": CommitPolicy,
+    }
+    for old, new in settings.RETIRED.items():
+        assert old not in settings.BY_ENV
+        env, *key = new.split()
+        assert env in settings.BY_ENV, new
+        if key:
+            assert key[0] in {f.name for f in dataclasses.fields(fields[env])}, new
+    for old, constant in settings.CONSTANTS.items():
+        assert old not in settings.BY_ENV
+        path, _, name = constant.rpartition(".")
+        owner_path, _, owner_name = path.rpartition(".")
+        try:
+            owner = importlib.import_module(f"archive_pipeline.{path}")
+        except ModuleNotFoundError:  # a dataclass field: module.Class.field
+            owner = getattr(importlib.import_module(f"archive_pipeline.{owner_path}"), owner_name)
+        assert hasattr(owner, name), constant
 
 
 def test_a_structured_setting_takes_its_dataclass_fields_and_names_itself_for_others(

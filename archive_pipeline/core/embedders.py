@@ -13,6 +13,7 @@ configured, texts go through its text tower, so text queries and keyframes share
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from archive_pipeline import settings as app_settings
+from archive_pipeline.core import devices
 from archive_pipeline.models import ModelUnavailableError, file_sha256
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ class ClipSettings:
 
     model: str | None = None  # e.g. 'ViT-B-32', or a path to an open_clip model config JSON
     pretrained: str | None = None  # hub tag (e.g. 'laion2b_s34b_b79k') or a local .pt/.safetensors
-    device: str = app_settings.VISION_DEVICE.default
+    device: str = app_settings.DEVICE.default  # resolved where a model loads
     text_model: str = app_settings.TEXT_MODEL.default  # the embedder without OpenCLIP (TEXT_MODELS)
 
     @classmethod
@@ -250,7 +252,7 @@ class TextEmbedder:
     text model (multilingual USE, or MiniLM)."""
 
     def __init__(self, clip: ClipSettings, *, threads: int = 1, batch_size: int = 64) -> None:
-        self.clip = clip
+        self.clip = dataclasses.replace(clip, device=devices.resolve(clip.device))
         self.model_id = text_model_id(clip)
         self.batch_size = batch_size
         self._sentences: MiniLM | MultilingualUSE | None = None
@@ -261,9 +263,9 @@ class TextEmbedder:
 
         torch.set_num_threads(max(1, threads))
         if clip.configured:
-            self._clip_model, _, self._tokenizer = load_clip(clip, threads=threads)
+            self._clip_model, _, self._tokenizer = load_clip(self.clip, threads=threads)
         else:
-            self._sentences = MiniLM(minilm_path(), device=clip.device)
+            self._sentences = MiniLM(minilm_path(), device=self.clip.device)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32, unit length."""
@@ -285,10 +287,10 @@ class ImageEmbedder:
     """Images (encoded bytes) to L2-normalised vectors with the OpenCLIP image tower."""
 
     def __init__(self, clip: ClipSettings, *, threads: int = 1, batch_size: int = 32) -> None:
-        self.clip = clip
+        self.clip = dataclasses.replace(clip, device=devices.resolve(clip.device))
         self.model_id = clip.model_id
         self.batch_size = batch_size
-        self._model, self._preprocess, _ = load_clip(clip, threads=threads)
+        self._model, self._preprocess, _ = load_clip(self.clip, threads=threads)
 
     def embed(self, images: list[bytes]) -> np.ndarray:
         """(n, dim) float32, unit length."""

