@@ -14,10 +14,40 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from archive_pipeline.core.sql import sql_in
 from archive_pipeline.core.warehouse import Warehouse, WriteResult
 from archive_pipeline.stages.ledger import LEDGER_TABLE
+
+
+class LedgerPart(NamedTuple):
+    """One upstream ledger entry of an item. The URI is part of it: a moved or renamed file
+    re-keys its derived rows."""
+
+    stage: str
+    status: str
+    cache_key: str
+    uri: str
+
+    def __str__(self) -> str:  # how it enters a fingerprint
+        return ":".join(self)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The upstream ledger entries of a decade's items."""
+
+    parts: Mapping[str, list[LedgerPart]]  # media_id -> its entries
+    productive: frozenset[str]  # items with an 'ok' entry that wrote rows (can have derived rows)
+
+    def ok(self, media_id: str, stage: str) -> bool:
+        """Whether `stage` succeeded on the item."""
+        return any(p.stage == stage and p.status == "ok" for p in self.parts.get(media_id, ()))
+
+    def fingerprint(self, media_id: str, extra: Iterable[str], salt: str) -> str:
+        """The item's fingerprint: its entries, the caller's extra parts and the salt."""
+        return fingerprint([*map(str, self.parts.get(media_id, ())), *extra], salt)
 
 
 def fingerprint(parts: Iterable[str], salt: str) -> str:
@@ -26,27 +56,22 @@ def fingerprint(parts: Iterable[str], salt: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def ledger_parts(
-    warehouse: Warehouse, decade: str, stages: Sequence[str]
-) -> tuple[dict[str, list[str]], set[str]]:
-    """Per media item, its ledger entries of `stages` as 'stage:status:cache_key:uri' strings,
-    and the items with at least one 'ok' entry with rows (the ones that can have derived rows).
-    The URI is part of it: a moved or renamed file re-keys its derived rows."""
+def read_ledger(warehouse: Warehouse, decade: str, stages: Sequence[str]) -> Ledger:
+    """The decade's ledger entries of `stages`, per media item."""
     entries = warehouse.read(
         LEDGER_TABLE,
         {"decade": decade},
         columns=["media_id", "stage", "status", "cache_key", "n_rows", "uri"],
         filter=sql_in("stage", list(stages)),
     ).to_pylist()
-    parts: dict[str, list[str]] = {}
+    parts: dict[str, list[LedgerPart]] = {}
     productive: set[str] = set()
     for e in entries:
-        parts.setdefault(e["media_id"], []).append(
-            f"{e['stage']}:{e['status']}:{e['cache_key']}:{e['uri']}"
-        )
+        part = LedgerPart(e["stage"], e["status"], e["cache_key"], e["uri"])
+        parts.setdefault(e["media_id"], []).append(part)
         if e["status"] == "ok" and (e["n_rows"] or 0) > 0:
             productive.add(e["media_id"])
-    return parts, productive
+    return Ledger(parts, frozenset(productive))
 
 
 def written_keys(warehouse: Warehouse, table: str, decade: str) -> dict[str, frozenset[str]]:

@@ -5,17 +5,11 @@ import time
 import dagster as dg
 
 from archive_pipeline.core.embedders import text_embedding_dim, text_model_id
+from archive_pipeline.defs.derived_assets import Derivation, DerivedRun, derived_asset
 from archive_pipeline.defs.nightly import nightly_freshness
 from archive_pipeline.defs.reporting import (
-    OWNERS,
-    keys_version,
     markdown_table,
-    table_definition_metadata,
-    table_metadata,
 )
-from archive_pipeline.defs.stage_assets import decade_writer
-from archive_pipeline.partitions import decade_partitions
-from archive_pipeline.resources import LanceWarehouse, SearchIndex, VisionModels
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, assemble
 from archive_pipeline.search.indexes import TABLE, ensure_indexes
 from archive_pipeline.stages import derived
@@ -25,81 +19,30 @@ ASSEMBLY_VERSION = (
     # 6: passages of pages, their page, region and language
 )
 SEARCH_GROUP = 100  # media items assembled per read and commit
-# the ledger entries a document is made from (with the diarised rows' keys and the title)
-UPSTREAM_STAGES = (
-    "media_catalog",
-    "shots",
-    "frame_text",
-    "segment_embeddings",
-    "keyframe_embeddings",
-)
 PREVIEW_COLUMNS = ["uri", "text", "kind", "time_s", "speaker"]
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    deps=[
-        "media_catalog",
-        "diarised_segments",
-        "shots",
-        "keyframes",
-        "frame_text",
-        "segment_embeddings",
-        "keyframe_embeddings",
-    ],
-    code_version=ASSEMBLY_VERSION,
-    freshness_policy=nightly_freshness,
-    group_name="search",
-    kinds={"lance"},
-    owners=OWNERS,
-    metadata=table_definition_metadata(TABLE),
-)
-def search_documents(
-    context: dg.AssetExecutionContext,
-    warehouse: LanceWarehouse,
-    vision_models: VisionModels,
-    search_index: SearchIndex,
-) -> dg.MaterializeResult:
-    """Searchable speech segments and keyframes of the decade: text, vectors, BM25/vector/BITMAP
-    indexes."""
-    wh = warehouse.get_warehouse()
-    with decade_writer(context, wh):
-        return _search_documents(context, wh, vision_models, search_index)
-
-
-def _search_documents(
-    context: dg.AssetExecutionContext,
-    wh,
-    vision_models: VisionModels,
-    search_index: SearchIndex,
-) -> dg.MaterializeResult:
-    decade = context.partition_key
-    start = time.perf_counter()
-    clip = vision_models.clip()
+def _search_documents(run: DerivedRun) -> Derivation:
+    wh, scope, decade = run.warehouse, run.scope, run.decade
+    clip = run.context.resources.vision_models.clip()
     text_model = text_model_id(clip)
     image_model = clip.model_id if clip.configured else None
     dim = text_embedding_dim(clip)
     wh.table(TABLE, dim=dim)  # created with this vector length if new; a different one is refused
-    scope = {"decade": decade}
     # Only items whose inputs changed are assembled again (their ledger entries, their
     # diarised rows' keys, their title, the models): an unchanged decade writes nothing.
     titles = {
         r["media_id"]: r["title"]
         for r in wh.read("media_catalog", scope, columns=["media_id", "title"]).to_pylist()
     }
-    parts, productive = derived.ledger_parts(wh, decade, UPSTREAM_STAGES)
     diarised = derived.written_keys(wh, "diarised_segments", decade)
-    salt = f"search:{ASSEMBLY_VERSION}:{text_model}:{image_model}:{dim}"
-    wanted = {
-        media: derived.fingerprint(
-            [*parts[media], *(f"diarised:{k}" for k in diarised.get(media, ())), f"title:{title}"],
-            salt,
-        )
-        for media, title in sorted(titles.items())
-        if media in productive or media in diarised
+    extra = {
+        media: [*(f"diarised:{k}" for k in diarised.get(media, ())), f"title:{title}"]
+        for media, title in titles.items()
+        if media in run.ledger.productive or media in diarised
     }
-    todo = derived.plan(wanted, derived.written_keys(wh, TABLE, decade))
     stale_vectors = 0
+    start = time.perf_counter()
 
     def documents(group: str) -> list[dict]:
         nonlocal stale_vectors
@@ -122,22 +65,17 @@ def _search_documents(
         stale_vectors += len(assembly.stale_vectors)
         return assembly.rows
 
-    write = derived.rebuild(wh, TABLE, decade, todo, documents, group_size=SEARCH_GROUP, dim=dim)
-    indexes = ensure_indexes(wh.table(TABLE), search_index.settings())
-    if write.committed:
-        wh.maintain(TABLE)  # folds the new rows into the indexes
-    if stale_vectors:
-        context.log.warning(
-            f"{stale_vectors} documents have no current text vector (text or model changed since "
-            "segment_embeddings ran): searchable by text only until it runs again"
-        )
-    first = wh.read(TABLE, scope, columns=PREVIEW_COLUMNS, limit=10).to_pylist()
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(wh, TABLE, write),
-            "items": len(wanted),
-            "rebuilt": len(todo.todo),
-            "unchanged": todo.unchanged,
+    def describe(write) -> dict:
+        indexes = ensure_indexes(wh.table(TABLE), run.context.resources.search_index.settings())
+        if write.committed:
+            wh.maintain(TABLE)  # folds the new rows into the indexes
+        if stale_vectors:
+            run.context.log.warning(
+                f"{stale_vectors} documents have no current text vector (text or model changed "
+                "since segment_embeddings ran): searchable by text only until it runs again"
+            )
+        first = wh.read(TABLE, scope, columns=PREVIEW_COLUMNS, limit=10).to_pylist()
+        return {
             **{
                 f"{kind}_documents": wh.count(TABLE, scope, filter=f"kind = '{kind}'")
                 for kind in ("speech", "keyframe")
@@ -155,6 +93,34 @@ def _search_documents(
                     first, ["file", "text", "kind", "time_s", "speaker"], total=write.rows
                 )
             ),
-        },
-        data_version=keys_version(wanted.values()),
+        }
+
+    return Derivation(
+        extra,
+        build=documents,
+        salt=f"search:{ASSEMBLY_VERSION}:{text_model}:{image_model}:{dim}",
+        group_size=SEARCH_GROUP,
+        dim=dim,
+        describe=describe,
     )
+
+
+search_documents = derived_asset(
+    TABLE,
+    deps=[
+        "media_catalog",
+        "diarised_segments",
+        "shots",
+        "keyframes",
+        "frame_text",
+        "segment_embeddings",
+        "keyframe_embeddings",
+    ],
+    code_version=ASSEMBLY_VERSION,
+    description="Searchable speech segments and keyframes of the decade: text, vectors, "
+    "BM25/vector/BITMAP indexes.",
+    group="search",
+    derive=_search_documents,
+    resources=("vision_models", "search_index"),
+    freshness_policy=nightly_freshness,
+)

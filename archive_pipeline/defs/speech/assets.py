@@ -6,20 +6,14 @@ import dagster as dg
 
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.checks import decade_checks
+from archive_pipeline.defs.derived_assets import Derivation, DerivedRun, derived_asset
 from archive_pipeline.defs.reporting import (
-    OWNERS,
-    keys_version,
     markdown_table,
     preview,
-    table_definition_metadata,
-    table_metadata,
 )
-from archive_pipeline.defs.stage_assets import StageRun, decade_writer, stage_asset
+from archive_pipeline.defs.stage_assets import StageRun, stage_asset
 from archive_pipeline.health import derived_health
 from archive_pipeline.models import models_cache_dir
-from archive_pipeline.partitions import decade_partitions
-from archive_pipeline.resources import LanceWarehouse
-from archive_pipeline.stages import derived
 from archive_pipeline.stages.diarisation import DiarizeStage
 from archive_pipeline.stages.speech import diarised_rows
 from archive_pipeline.stages.transcription import TranscribeStage
@@ -102,70 +96,28 @@ speaker_turns, speaker_turns_checks = stage_asset(
 DIARISED_VERSION = "4"  # 2: rows keyed by their inputs' fingerprint; 3: URIs in it; 4: words whole
 
 
-@dg.asset(
-    partitions_def=decade_partitions,
-    deps=[transcripts, speaker_turns],
-    code_version=DIARISED_VERSION,
-    group_name="speech",
-    kinds={"lance"},
-    owners=OWNERS,
-    metadata=table_definition_metadata("diarised_segments"),
-)
-def diarised_segments(
-    context: dg.AssetExecutionContext, warehouse: LanceWarehouse
-) -> dg.MaterializeResult:
-    """Transcript segments split at speaker changes, every word attributed to a speaker."""
-    wh = warehouse.get_warehouse()
-    with decade_writer(context, wh):
-        return _diarised_segments(context, wh)
-
-
-def _diarised_segments(context: dg.AssetExecutionContext, wh) -> dg.MaterializeResult:
-    decade = context.partition_key
-    scope = {"decade": decade}
+def _diarised(run: DerivedRun) -> Derivation:
+    wh, scope = run.warehouse, run.scope
     catalog = wh.read("media_catalog", scope, columns=["media_id", "speakers"]).to_pylist()
     names = {r["media_id"]: tuple(r["speakers"] or ()) for r in catalog}
     # Only items whose transcript or turns (or catalogue names) changed are rebuilt: the ledger
     # says which, so an unchanged decade reads no transcript and writes nothing.
-    parts, productive = derived.ledger_parts(wh, decade, ("transcripts", "speaker_turns"))
-    wanted = {
-        media: derived.fingerprint(
-            [*parts[media], "names:" + "|".join(names[media])], f"diarised:{DIARISED_VERSION}"
-        )
-        for media in sorted(productive & set(names))
-        if any(p.startswith("transcripts:ok:") for p in parts[media])
+    extra = {
+        media: ["names:" + "|".join(names[media])]
+        for media in run.ledger.productive & set(names)
+        if run.ledger.ok(media, "transcripts")
     }
-    todo = derived.plan(wanted, derived.written_keys(wh, "diarised_segments", decade))
-    # A group of media items at a time: memory follows the group, not the decade (words are
-    # ~6 MB per hour of speech); each group is one commit, rows of items gone go at the end.
-    write = derived.rebuild(
-        wh,
-        "diarised_segments",
-        decade,
-        todo,
-        lambda group: diarised_rows(
-            wh.read("transcripts", scope, filter=group),
-            wh.read("speaker_turns", scope, filter=group),
-            decade=decade,
-            names=names,
-        ),
-        group_size=DIARISE_GROUP,
-    )
-    voices = wh.read("diarised_segments", scope, columns=["media_id", "speaker"])
-    speakers = voices.group_by(["media_id", "speaker"]).aggregate([]).num_rows
-    first = wh.read(
-        "diarised_segments",
-        scope,
-        columns=["uri", "text", "start_s", "end_s", "speaker", "speaker_name"],
-        limit=10,
-    )
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(wh, "diarised_segments", write),
-            "items": len(wanted),
-            "rebuilt": len(todo.todo),
-            "unchanged": todo.unchanged,
-            "speakers": speakers,
+
+    def describe(write) -> dict:
+        voices = wh.read("diarised_segments", scope, columns=["media_id", "speaker"])
+        first = wh.read(
+            "diarised_segments",
+            scope,
+            columns=["uri", "text", "start_s", "end_s", "speaker", "speaker_name"],
+            limit=10,
+        )
+        return {
+            "speakers": voices.group_by(["media_id", "speaker"]).aggregate([]).num_rows,
             "preview": dg.MetadataValue.md(
                 markdown_table(
                     first.to_pylist(),
@@ -173,9 +125,32 @@ def _diarised_segments(context: dg.AssetExecutionContext, wh) -> dg.MaterializeR
                     total=write.rows,
                 )
             ),
-        },
-        data_version=keys_version(wanted.values()),
+        }
+
+    return Derivation(
+        extra,
+        # a group of media items at a time: memory follows the group, not the decade (words are
+        # ~6 MB per hour of speech)
+        build=lambda group: diarised_rows(
+            wh.read("transcripts", scope, filter=group),
+            wh.read("speaker_turns", scope, filter=group),
+            decade=run.decade,
+            names=names,
+        ),
+        salt=f"diarised:{DIARISED_VERSION}",
+        group_size=DIARISE_GROUP,
+        describe=describe,
     )
+
+
+diarised_segments = derived_asset(
+    "diarised_segments",
+    deps=[transcripts, speaker_turns],
+    code_version=DIARISED_VERSION,
+    description="Transcript segments split at speaker changes, every word attributed to a speaker.",
+    group="speech",
+    derive=_diarised,
+)
 
 
 diarised_segments_checks = decade_checks(
