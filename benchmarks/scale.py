@@ -715,7 +715,10 @@ def main() -> None:
         help="integrity part: also time `archive-pipeline run` over this built, unchanged "
         "ARCHIVE_HOME (e.g. the demo's), against --baseline-tree",
     )
-    parser.add_argument("--sizes", default="10,100,1000", help="replay decade sizes")
+    parser.add_argument("--sizes", help="replay decade sizes (default 10,100,1000; quick 5,10)")
+    parser.add_argument(
+        "--hours", help="replay media hours, half-hour items (default 1,10,40,100; quick 0.5,1)"
+    )
     parser.add_argument("--pipeline-n", type=int, default=100, help="largest pipeline decade")
     parser.add_argument("--pipeline-sizes", help="pipeline decade sizes (default 1,10,N)")
     parser.add_argument(
@@ -736,7 +739,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    sizes = [5, 10] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in (args.sizes or ("5,10" if args.quick else "10,100,1000")).split(",")]
     figures: dict = {"benchmark": "scale", "quick": args.quick}
     tmp = Path(tempfile.mkdtemp(prefix="scale_"))
     try:
@@ -751,10 +754,11 @@ def main() -> None:
             replay["driver_rss_ratio_largest_over_previous"] = round(
                 large["driver_peak_rss_mb"] / small["driver_peak_rss_mb"], 3
             )
-            hours = [0.5, 1] if args.quick else [1, 10, 40, 100]
+            default_hours = "0.5,1" if args.quick else "1,10,40,100"
+            hours = [f"{float(h):g}" for h in (args.hours or default_hours).split(",")]
             per_hour = {}
             for h in hours:  # half-hour videos: the decade grows, the items and batches do not
-                run = run_replay_child(tmp / f"h{h}", int(2 * h), ITEM_H * 3600)
+                run = run_replay_child(tmp / f"h{h}", int(2 * float(h)), ITEM_H * 3600)
                 per_hour[f"{h}h"] = run
                 print(f"replay {h} h of video: {json.dumps(run)}", flush=True)
                 shutil.rmtree(tmp / f"h{h}", ignore_errors=True)  # 27 MB of thumbnails per hour
@@ -764,7 +768,9 @@ def main() -> None:
                 f"{h}h_over_{hours[0]}h": round(per_hour[f"{h}h"]["driver_peak_rss_mb"] / first, 3)
                 for h in hours[1:]
             }
-            if not args.quick:  # the same 100 h in 40 long items: one item's rows at a time
+            if (
+                not args.quick and not args.hours
+            ):  # the same 100 h in 40 long items: one item's rows at a time
                 long_items = run_replay_child(tmp / "long", 40, 100 * 3600 / 40)
                 shutil.rmtree(tmp / "long", ignore_errors=True)
                 print(f"replay 100 h in 40 items of 2.5 h: {json.dumps(long_items)}", flush=True)
