@@ -717,7 +717,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", help="replay decade sizes (default 10,100,1000; quick 5,10)")
     parser.add_argument(
-        "--hours", help="replay media hours, half-hour items (default 1,10,40,100; quick 0.5,1)"
+        "--hours", help="replay media hours, half-hour items (default 1,10,40,100; quick 0.5)"
     )
     parser.add_argument("--pipeline-n", type=int, default=100, help="largest pipeline decade")
     parser.add_argument("--pipeline-sizes", help="pipeline decade sizes (default 1,10,N)")
@@ -754,7 +754,7 @@ def main() -> None:
             replay["driver_rss_ratio_largest_over_previous"] = round(
                 large["driver_peak_rss_mb"] / small["driver_peak_rss_mb"], 3
             )
-            default_hours = "0.5,1" if args.quick else "1,10,40,100"
+            default_hours = "0.5" if args.quick else "1,10,40,100"
             hours = [f"{float(h):g}" for h in (args.hours or default_hours).split(",")]
             per_hour = {}
             for h in hours:  # half-hour videos: the decade grows, the items and batches do not
@@ -779,7 +779,7 @@ def main() -> None:
             print(f"kill -9 and re-run: {json.dumps(replay['kill_9'])}", flush=True)
             figures["replay"] = replay
         if args.part in ("pipeline", "all"):
-            sizes_p = [1, 2] if args.quick else sorted({1, 10, args.pipeline_n})
+            sizes_p = [1] if args.quick else sorted({1, 10, args.pipeline_n})
             if args.pipeline_sizes:
                 sizes_p = [int(n) for n in args.pipeline_sizes.split(",")]
             figures["pipeline"] = pipeline_part(tmp, sizes_p, inline=not args.no_inline)

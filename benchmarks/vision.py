@@ -130,7 +130,7 @@ def bench_text_sampling(args, tmp: Path) -> dict:
     from benchmarks.vision_quality import read_titles
 
     root = tmp / "titles"
-    videos = title_videos(root)
+    videos = title_videos(root, only=1 if args.quick else None)
     resources = StageResources(num_cpus=args.threads)
     ocr = FrameTextStage(LocalStore(str(root)), resources=resources)
     ocr.setup()
@@ -256,11 +256,13 @@ def main() -> None:
     parser.add_argument("--child", choices=["bare", "stage"], help=argparse.SUPPRESS)
     parser.add_argument("--child-path", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: a 10 s video, a 30 s long run, 1 repeat"
+        "--quick",
+        action="store_true",
+        help="smoke run: a 10 s video and long run, one title video, 1 repeat",
     )
     args = parser.parse_args()
     if args.quick:
-        args.minutes, args.long_minutes, args.repeats = 1 / 6, 0.5, 1
+        args.minutes, args.long_minutes, args.repeats = 1 / 6, 1 / 6, 1
     if args.child:
         child(args.child, args.child_path, args.threads)
         return
