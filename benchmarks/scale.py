@@ -655,6 +655,7 @@ def pipeline_part(tmp: Path, sizes: list[int], *, inline: bool = True) -> dict:
             figures["inline_wall_s"] = baseline["wall_s"]
             figures["inline_cpu_s"] = baseline["cpu_s"]
             figures["cpu_over_inline"] = round(cold["cpu_s"] / baseline["cpu_s"], 3)
+        if n == sizes[-1]:
             # the same items' stage calls alone (setup + process, inline, counted in-process)
             bare = run_model_calls(tmp / f"home_{n}_calls", inbox)
             figures["model_calls"] = bare
@@ -782,7 +783,8 @@ def main() -> None:
             sizes_p = [1] if args.quick else sorted({1, 10, args.pipeline_n})
             if args.pipeline_sizes:
                 sizes_p = [int(n) for n in args.pipeline_sizes.split(",")]
-            figures["pipeline"] = pipeline_part(tmp, sizes_p, inline=not args.no_inline)
+            inline = not (args.no_inline or args.quick)  # quick: the inline run left out
+            figures["pipeline"] = pipeline_part(tmp, sizes_p, inline=inline)
         if args.part in ("integrity", "all"):
             n = 10 if args.quick else args.integrity_n
             repeats = max(args.repeats, 1 if args.quick else 3)

@@ -344,7 +344,7 @@ def main() -> None:
         )
     if long:
         print(
-            f"{args.long_minutes:.0f}-minute loop, fresh processes: peak RSS bare "
+            f"{args.long_minutes * 60:.0f} s loop, fresh processes: peak RSS bare "
             f"{long['long_bare_peak_rss_mb']} MB vs stage {long['long_stage_peak_rss_mb']} MB"
         )
     print(
