@@ -62,7 +62,9 @@ def test_a_moved_item_changes_its_derived_fingerprint(tmp_path):
     assert before.fingerprint("m1", [], "s") != after.fingerprint("m1", [], "s")
     # an entry enters the fingerprint as 'stage:status:cache_key:uri' (as before it was a tuple:
     # rows built by an earlier release keep their keys)
-    assert before.parts["m1"] == [LedgerPart("transcripts", "ok", "same-content", "file:///in/a.wav")]
+    assert before.parts["m1"] == [
+        LedgerPart("transcripts", "ok", "same-content", "file:///in/a.wav")
+    ]
     assert before.fingerprint("m1", ["x"], "s") == fingerprint(
         ["transcripts:ok:same-content:file:///in/a.wav", "x"], "s"
     )
