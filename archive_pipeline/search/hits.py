@@ -4,6 +4,7 @@ ranked, its snippet and deep link), `SearchResults`, and the errors a search rai
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -144,10 +145,12 @@ def make_hit(
     )
 
 
-def attach_thumbnails(keyframes, hits: list[SearchHit]) -> None:
-    """Each hit's keyframe thumbnail from the `keyframes` table (None: no table yet)."""
+def attach_thumbnails(open_keyframes: Callable[[], Any], hits: list[SearchHit]) -> None:
+    """Each hit's keyframe thumbnail from the `keyframes` table, opened only when a hit has a
+    keyframe (`open_keyframes()` gives None while there is no table)."""
     ids = sorted({hit.keyframe_id for hit in hits if hit.keyframe_id})
-    if not ids or keyframes is None:
+    keyframes = open_keyframes() if ids else None
+    if keyframes is None:
         return
     rows = keyframes.to_lance().to_table(
         columns=["row_id", "thumbnail"], filter=sql_in("row_id", ids)

@@ -26,6 +26,7 @@ import numpy as np
 
 from archive_pipeline import settings as app_settings
 from archive_pipeline.core.decades import PARTITION_KEYS
+from archive_pipeline.core.sql import sql_in
 from archive_pipeline.core.warehouse import Warehouse, sql_literal
 from archive_pipeline.search.documents import KINDS
 from archive_pipeline.search.fusion import rank, reciprocal_rank_fusion, screened
@@ -204,9 +205,7 @@ class Searcher(Retrievers):
         text = parsed.plain
         where = build_filter(chosen, kinds, speaker, languages)
         if media_ids:
-            where = and_where(
-                where, f"media_id IN ({', '.join(sql_literal(m) for m in media_ids)})"
-            )
+            where = and_where(where, sql_in("media_id", list(media_ids)))
         notes: list[str] = []
         images = mode != "text" and self._image_search(kinds, notes)
         fused_k = candidates or max(limit * 4, 40)  # what each list brings to a fusion
@@ -249,7 +248,7 @@ class Searcher(Retrievers):
                 "also works)"
             )
         if thumbnails:
-            attach_thumbnails(self.open_table("keyframes"), hits)
+            attach_thumbnails(lambda: self.open_table("keyframes"), hits)
         score_meaning = (
             "rrf_normalised" if fusing else ("cosine" if mode == "vector" else "bm25_relative")
         )

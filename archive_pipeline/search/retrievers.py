@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from archive_pipeline.core.sql import sql_in
 from archive_pipeline.core.warehouse import Warehouse, WarehouseMissingError, sql_literal
 from archive_pipeline.search.hits import SearchUnavailable
 from archive_pipeline.search.indexes import FTS_LANGUAGES, TABLE
@@ -417,10 +418,9 @@ class Retrievers:
         media = self._title_index().match(text, decades)[:k]
         if not media:
             return []
-        listed = ", ".join(sql_literal(m) for m in media)
         rows = (
             self.table.to_lance()
-            .to_table(columns=self.columns(), filter=and_where(f"media_id IN ({listed})", where))
+            .to_table(columns=self.columns(), filter=and_where(sql_in("media_id", media), where))
             .to_pylist()
         )
         first: dict[str, dict] = {}
