@@ -78,14 +78,8 @@ lint:
 
 test: install install-paddle fonts lint
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
-	@# lane 2 (PaddleOCR in its own environment) runs beside lane 1, in its own temp folder;
-	@# its output follows lane 1's, and either lane failing fails the target
-	@lane2=$$(mktemp -d); \
-	$(PADDLE_VENV)/bin/pytest -m paddle --basetemp=$$lane2/tmp -p no:cacheprovider \
-	  archive_pipeline_tests/stages/test_ocr_paddle.py > $$lane2/out 2>&1 & pid=$$!; \
-	$(BIN)/pytest --durations=25; rc1=$$?; wait $$pid; rc2=$$?; \
-	echo "--- lane 2: .venv-paddle/bin/pytest -m paddle (run beside lane 1), exit $$rc2"; \
-	cat $$lane2/out; rm -rf $$lane2; [ $$rc1 = 0 ] && [ $$rc2 = 0 ]
+	@# two pytest processes at once, then the 25 slowest tests (scripts/test_lanes.sh says how)
+	@scripts/test_lanes.sh
 
 # The fast lane while working (the slow tests still run in `make test` and CI).
 test-fast: install fonts lint

@@ -71,9 +71,10 @@ def stage_result(stage, path: Path) -> dict:
     return stage.process(CatalogItem(path.name, path.name, "m", "s", None))
 
 
-def timed(fn, repeats: int) -> float:
-    """Median seconds of fn() over repeats (after one warm-up call)."""
-    fn()
+def timed(fn, repeats: int, warm_up: bool = True) -> float:
+    """Median seconds of fn() over repeats (after one warm-up call, unless a smoke run)."""
+    if warm_up:
+        fn()
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -103,6 +104,8 @@ def bench_ocr(args, tmp: Path) -> dict:
 
     captions = ["EVENING NEWS", "TRAM LINE APPROVED", "RECORD CATCH", "WEATHER: RAIN"] * 2
     colours = ["navy", "pattern", "darkgreen", "maroon"] * 2
+    if args.quick:
+        captions, colours = captions[:2], colours[:2]
     captioned_video(captions, colours, tmp / "captions.mp4", shot_s=2.0, audio=None)
     times = [1.0 + 2.0 * i for i in range(len(captions))]
     item = OcrItem(
@@ -113,8 +116,9 @@ def bench_ocr(args, tmp: Path) -> dict:
     stage = FrameTextStage(LocalStore(str(tmp)), resources=StageResources(num_cpus=args.threads))
     stage.setup()
     frames = [image for _, image in frames_at(tmp / "captions.mp4", times)]
-    stage_s = timed(lambda: stage.process(item), args.repeats)
-    bare_s = timed(lambda: [stage._engine._engine(frame) for frame in frames], args.repeats)
+    warm = not args.quick
+    stage_s = timed(lambda: stage.process(item), args.repeats, warm)
+    bare_s = timed(lambda: [stage._engine._engine(frame) for frame in frames], args.repeats, warm)
     return {"ocr_640x360": figures(len(times), "keyframes", stage_s, bare_s)}
 
 
@@ -175,7 +179,7 @@ def bench_embeddings(args, tmp: Path) -> dict:
 
     resources = StageResources(num_cpus=args.threads)
     speech = (args.shared_media / "speech/jfk.txt").read_text().strip()
-    texts = [f"{speech} ({i})" for i in range(256)]
+    texts = [f"{speech} ({i})" for i in range(16 if args.quick else 256)]
     item = EmbedItem("t", "m", tuple({"payload": t} for t in texts), "x")
     text_stage = SegmentEmbeddingStage(ClipSettings(), resources=resources)
     text_stage.setup()
@@ -184,9 +188,10 @@ def bench_embeddings(args, tmp: Path) -> dict:
     from archive_pipeline.core.embedders import minilm_path
 
     model = SentenceTransformer(str(minilm_path()), device="cpu")
-    text_stage_s = timed(lambda: text_stage.process(item), args.repeats)
+    warm = not args.quick
+    text_stage_s = timed(lambda: text_stage.process(item), args.repeats, warm)
     text_bare_s = timed(
-        lambda: model.encode(texts, batch_size=64, normalize_embeddings=True), args.repeats
+        lambda: model.encode(texts, batch_size=64, normalize_embeddings=True), args.repeats, warm
     )
 
     torch.manual_seed(0)
@@ -194,7 +199,7 @@ def bench_embeddings(args, tmp: Path) -> dict:
     checkpoint = tmp / "vit-b-32-RANDOM.pt"
     torch.save(clip.state_dict(), checkpoint)
     thumbs = []
-    for i in range(64):
+    for i in range(8 if args.quick else 64):
         image = Image.effect_noise((320, 180), 40 + i).convert("RGB")
         out = io.BytesIO()
         image.save(out, format="JPEG", quality=80)
@@ -212,8 +217,8 @@ def bench_embeddings(args, tmp: Path) -> dict:
                 clip.encode_image(batch[start : start + 32])
 
     clip.eval()
-    image_stage_s = timed(lambda: image_stage.process(image_item), args.repeats)
-    image_bare_s = timed(bare_images, args.repeats)
+    image_stage_s = timed(lambda: image_stage.process(image_item), args.repeats, warm)
+    image_bare_s = timed(bare_images, args.repeats, warm)
     return {
         "text_embed_minilm": figures(len(texts), "texts", text_stage_s, text_bare_s),
         "image_embed_vit_b_32_random": figures(len(thumbs), "images", image_stage_s, image_bare_s),
@@ -258,7 +263,8 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: a 10 s video and long run, one title video, 1 repeat",
+        help="smoke run: a 10 s video and long run (the stage's child alone), one title video, "
+        "2 captions, 16 texts, 8 images, 1 repeat without warm-up",
     )
     args = parser.parse_args()
     if args.quick:
@@ -312,7 +318,7 @@ def main() -> None:
         if args.long_minutes:
             long_video = tmp / "long.mp4"
             loop_video(args.shared_media / "video/bikes.mp4", long_video, args.long_minutes)
-            for mode in ("bare", "stage"):
+            for mode in ("stage",) if args.quick else ("bare", "stage"):  # smoke: one child
                 out = run_child(__file__, mode, long_video, threads=args.threads)
                 long[f"long_{mode}_peak_rss_mb"] = round(out["peak_rss_mb"], 1)
                 long[f"long_{mode}_s"] = round(out["seconds"], 2)
@@ -345,7 +351,7 @@ def main() -> None:
     if long:
         print(
             f"{args.long_minutes * 60:.0f} s loop, fresh processes: peak RSS bare "
-            f"{long['long_bare_peak_rss_mb']} MB vs stage {long['long_stage_peak_rss_mb']} MB"
+            f"{long.get('long_bare_peak_rss_mb')} MB vs stage {long['long_stage_peak_rss_mb']} MB"
         )
     print(
         json.dumps(

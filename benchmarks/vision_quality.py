@@ -122,7 +122,7 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
             seed: (
                 Path(tmp) / str(seed),
                 documentary_videos(
-                    media / "video", Path(tmp) / str(seed), seed=seed, only=3 if QUICK else None
+                    media / "video", Path(tmp) / str(seed), seed=seed, only=1 if QUICK else None
                 ),
             )
             for seed in _few(seeds)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`'s pytest part: the suite in two pytest processes at once, then the 25 slowest tests
+# of both. These machines have 2 cores and one pytest process keeps them about half busy: many
+# tests wait on a subprocess, Ray or a server while the other core idles.
+#   lane 1: everything but the lane 2 folders (the demo, CLI, UI, core, defs, search), then the
+#           PaddleOCR tests in their own environment (.venv-paddle)
+#   lane 2: the model stages and the benchmark smoke runs
+# Each lane has its own temp folder (pytest's numbered folders are not safe to share) and JUnit
+# file; lane 2's output is printed after lane 1's; any lane failing fails the run.
+set -u
+cd "$(dirname "$0")/.."
+out=$(mktemp -d /tmp/lanes.XXXX)
+LANE2=(archive_pipeline_tests/stages archive_pipeline_tests/test_benchmarks.py)
+lane() {  # lane NAME PYTHON-ENV PYTEST-ARGS...: one pytest process with its own temp and JUnit file
+  local name=$1 env=$2
+  shift 2
+  "$env/bin/pytest" -p no:cacheprovider --basetemp="$out/$name" --junitxml="$out/$name.xml" "$@"
+}
+lane lane2 .venv "${LANE2[@]}" >"$out/lane2.log" 2>&1 &
+pid=$!
+lane lane1 .venv "${LANE2[@]/#/--ignore=}"
+rc1=$?
+echo "--- PaddleOCR (.venv-paddle, lane 1)"
+lane paddle .venv-paddle -m paddle archive_pipeline_tests/stages/test_ocr_paddle.py
+rc3=$?
+wait $pid
+rc2=$?
+echo "--- lane 2: ${LANE2[*]} (run beside lane 1), exit $rc2"
+cat "$out/lane2.log"
+.venv/bin/python scripts/slowest_tests.py "$out"/*.xml
+rm -rf "$out"
+echo "exit: lane 1 $rc1, PaddleOCR $rc3, lane 2 $rc2"
+[ "$rc1" = 0 ] && [ "$rc2" = 0 ] && [ "$rc3" = 0 ]
