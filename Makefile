@@ -57,7 +57,7 @@ install-paddle: system uv
 # the daemon starting together on a brand-new SQLite instance can race to migrate it.
 instance:
 	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
-	@$(BIN)/python -c "from archive_pipeline.runner import prepare_instance; prepare_instance()"
+	@$(BIN)/python -c "from archive_pipeline.ops.runner import prepare_instance; prepare_instance()"
 
 # Two Fraktur fonts (OFL, from npm's @expo-google-fonts packages) for the generated Fraktur pages
 # that the OCR tests and vision_quality.py read (archive_pipeline.quality.generated).

@@ -90,7 +90,7 @@ def decade_instance(*decades: str, instance=None):
     decade is a dynamic partition, known to an instance once media for it were seen."""
     import dagster as dg
 
-    from archive_pipeline.partitions import register_decades
+    from archive_pipeline.defs.partitions import register_decades
 
     instance = instance if instance is not None else dg.DagsterInstance.ephemeral()
     register_decades(instance, decades)
@@ -125,7 +125,7 @@ def catalog_one_file(tmp_path: Path, shared_media: Path, instance) -> object:
 def local_resources(inbox: Path, warehouse: Path, *, ray: str = "inline", **given) -> dict:
     """Every resource of the pipeline for a test: the inbox and warehouse folders given, Ray
     inline (or `ray`), and the defaults of the others unless `given` (by resource key)."""
-    from archive_pipeline.resources import (
+    from archive_pipeline.defs.resources import (
         CheckSettings,
         LanceWarehouse,
         LocalMediaStore,
@@ -145,3 +145,25 @@ def local_resources(inbox: Path, warehouse: Path, *, ray: str = "inline", **give
         "check_settings": CheckSettings(),
         **given,
     }
+
+
+def chromium_browser():
+    """Debian's chromium, headless, driven by Selenium through Debian's chromedriver."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "make test installs Debian's chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--mute-audio",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(driver), options=options)

@@ -14,10 +14,10 @@ from archive_pipeline_tests.helpers import REPO
 BENCHMARKS = sorted(p.stem for p in (REPO / "benchmarks").glob("*.py") if p.stem != "common")
 # run by a test beside what they measure (the demo warehouse, the Dagster instance)
 ELSEWHERE = {
-    "operations": "test_runner.py",
+    "operations": "ops/test_runner.py",
     "search_service": "search/test_search_service.py",
-    "search_quality": "test_demo.py",
-    "retrieval_quality": "test_demo.py",
+    "search_quality": "demo/test_demo.py",
+    "retrieval_quality": "demo/test_demo.py",
 }
 
 

@@ -13,7 +13,7 @@ from archive_pipeline_tests.helpers import REPO
 PACKAGE = REPO / "archive_pipeline"
 TESTS = REPO / "archive_pipeline_tests"
 # the only modules that may touch os.environ: the settings and the command-line entry points
-ENVIRON_ALLOWED = {"settings.py", "cli.py", "search/cli.py"}
+ENVIRON_ALLOWED = {"config/settings.py", "ops/cli.py", "search/cli.py"}
 
 
 def _modules():
@@ -40,24 +40,42 @@ def _imports(text: str) -> set[str]:
     return names
 
 
+# The package's folders are its layers, bottom up; a module imports its own layer or lower ones.
+LAYERS = {
+    "config": 0,  # settings (the environment, read at run time), state paths, model registry
+    "contract": 0,  # the tables' Arrow schemas and their documentation
+    "core": 1,  # stores, warehouse, compute (Ray), media decoding, embedders: no Dagster
+    "quality": 1,  # measures (WER, DER, cut F1, CER) and generated test media
+    "stages": 2,  # the model stages and the write path (plan, writer, ledger): no Dagster
+    "search": 2,  # the search service over the tables: no Dagster, no stage
+    "defs": 3,  # the Dagster wiring: assets, checks, sensors, resources, partitions, run tags
+    "definitions.py": 3,  # the code location: loads defs/
+    "ops": 4,  # the command line, the in-process runner, reports, exports, the UI driver
+    "demo": 4,  # `archive-pipeline demo`: the demo inbox and its run
+    "__init__.py": 1,  # the package root: configures the process (core.process)
+}
+
+
+def test_every_module_sits_in_a_layer():
+    assert {name.split("/")[0] for name, _ in _modules()} <= set(LAYERS)
+
+
 def test_layers_only_point_down():
-    """core <- stages <- defs, core <- search <- defs: nothing imports the Dagster wiring (defs)
-    but defs and definitions.py; core imports neither stages nor search; search imports no
-    stage (its embedders are core's); the search package and the stages never import Dagster."""
+    """config, contract <- core <- stages, search <- defs <- ops, demo: nothing imports a layer
+    above its own (the Dagster wiring only from defs, definitions.py and operations); search
+    imports no stage (its embedders are core's); nothing below defs imports Dagster."""
     for name, text in _modules():
         imported = _imports(text)
         top = name.split("/")[0]
-        if top not in ("defs", "definitions.py"):
-            assert not {m for m in imported if m.startswith("archive_pipeline.defs")}, name
-        if top == "core":
-            assert not {
-                m
-                for m in imported
-                if m.startswith(("archive_pipeline.stages", "archive_pipeline.search"))
-            }, name
+        for module in imported:
+            parts = module.split(".")
+            if parts[0] != "archive_pipeline" or len(parts) < 2:
+                continue
+            other = parts[1] if parts[1] in LAYERS else f"{parts[1]}.py"
+            assert LAYERS[other] <= LAYERS[top], f"{name} imports {module} (a layer above)"
         if top == "search":
             assert not {m for m in imported if m.startswith("archive_pipeline.stages")}, name
-        if top in ("core", "stages", "search"):
+        if top in ("config", "contract", "core", "quality", "stages", "search"):
             assert not {m for m in imported if m.split(".")[0] in ("dagster", "dagster_aws")}, name
 
 
@@ -74,7 +92,7 @@ def test_the_search_package_loads_without_dagster():
 def test_the_test_tree_mirrors_the_package():
     """Tests of `archive_pipeline/<area>/` live in `archive_pipeline_tests/<area>/`."""
     folders = {p.name for p in TESTS.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert folders == {"core", "stages", "search", "defs"}
+    assert folders == {"config", "contract", "core", "stages", "search", "defs", "ops", "demo"}
     for folder in folders:
         assert (PACKAGE / folder / "__init__.py").exists(), folder
         for test in (TESTS / folder).glob("test_*.py"):

@@ -26,3 +26,16 @@ def run_child(script: str, mode: str, path: Path, **options: object) -> dict:
         cmd += [f"--{name.replace('_', '-')}", str(value)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tree_module(tree: Path, name: str) -> str:
+    """The dotted name of operations module `name` (cli, ui, runner) in the checkout `tree`:
+    under ops/ since the package's root modules were grouped by layer, at the package root in
+    an older baseline tree."""
+    grouped = (tree / "archive_pipeline" / "ops" / f"{name}.py").exists()
+    return f"archive_pipeline.{'ops.' if grouped else ''}{name}"
+
+
+def tree_file(tree: Path, name: str) -> Path:
+    """The source file of operations module `name` in the checkout `tree` (see tree_module)."""
+    return tree / (tree_module(tree, name).replace(".", "/") + ".py")

@@ -36,6 +36,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.common import tree_file, tree_module  # noqa: E402
+
 SHARED = REPO.parent / "shared" / "media"
 DECADES = ["1950s", "1960s", "1970s", "1980s", "1990s", "2000s"]
 
@@ -80,7 +83,7 @@ def python(tree: Path, home: Path, *args: str) -> str:
 def cli(tree: Path, home: Path, *args: str) -> float:
     """Run `archive-pipeline ARGS` of `tree`; its wall time."""
     start = time.perf_counter()
-    python(tree, home, "-m", "archive_pipeline.cli", *args)
+    python(tree, home, "-m", tree_module(tree, "cli"), *args)
     return time.perf_counter() - start
 
 
@@ -98,14 +101,14 @@ def recording(path: Path, volume: float) -> None:
 
 
 def ui_session(tree: Path, home: Path, decade: str, repeats: int, new_files: bool) -> dict:
-    """In one `dagster dev` of `tree` (a child process, so that its own `archive_pipeline.ui`
+    """In one `dagster dev` of `tree` (a child process, so that its own `ui` module
     drives it): the UI no-op runs of `decade`, then (`new_files`) the sensor runs of two new
     recordings. Seconds per run."""
     code = f"""
 import json, os, shutil, socket, subprocess, time
 from pathlib import Path
-import archive_pipeline.ui as ui
-from archive_pipeline.ui import DagsterDev
+import {tree_module(tree, "ui")} as ui
+DagsterDev = ui.DagsterDev
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
 home = Path({str(home)!r})
@@ -153,7 +156,7 @@ def measure(tree: Path, work: Path, decades: list[str], repeats: int, new_file: 
     build_inbox(home / "inbox", decades)
     cold = cli(tree, home, "run")
     unchanged = [cli(tree, home, "run") for _ in range(repeats)]
-    rerun = "--rerun" in (tree / "archive_pipeline/cli.py").read_text()
+    rerun = "--rerun" in tree_file(tree, "cli").read_text()
     reruns = [cli(tree, home, "run", "--rerun") for _ in range(repeats)] if rerun else []
     if new_file:
         for name, volume in (("first.flac", 0.9), ("second.flac", 0.8), ("third.flac", 0.7)):

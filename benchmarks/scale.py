@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "media"
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import peak_rss_mb  # noqa: E402
+from benchmarks.common import peak_rss_mb, tree_file, tree_module  # noqa: E402
 
 KEYFRAME_EVERY_S = 2.0
 THUMBNAIL_BYTES = 15_000
@@ -348,8 +348,8 @@ def unchanged_archive_part(home: Path, repeats: int, baseline: Path | None) -> d
         for name, tree in (("baseline", baseline), ("this", REPO)):
             if tree is None:
                 continue
-            cmd = [sys.executable, "-m", "archive_pipeline.cli", "run"]
-            if "--rerun" in (tree / "archive_pipeline/cli.py").read_text():
+            cmd = [sys.executable, "-m", tree_module(tree, "cli"), "run"]
+            if "--rerun" in tree_file(tree, "cli").read_text():
                 cmd.append("--rerun")  # through Dagster: what the lease and ledger cost
             run_env = {**env, "PYTHONPATH": str(tree)}
             for timed in (False, True):
@@ -586,7 +586,7 @@ def model_calls_child(home: str, inbox: str, cheap: str) -> None:
         yield from original(self, stage, items, durations=durations)
 
     compute.InlineCompute.stream = counted
-    from archive_pipeline.runner import planned_decades, run_decades
+    from archive_pipeline.ops.runner import planned_decades, run_decades
 
     start = _cpu_now()
     decades, _ = planned_decades(None)

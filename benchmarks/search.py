@@ -102,7 +102,7 @@ def build(args, rng, wh) -> dict:
     """Write the synthetic rows decade by decade, then build the indexes; returns timings."""
     import pyarrow as pa
 
-    from archive_pipeline.schemas import TABLES
+    from archive_pipeline.contract.schemas import TABLES
     from archive_pipeline.search.indexes import TABLE, IndexSettings, ensure_indexes
 
     words = vocabulary(rng, args.vocabulary)

@@ -296,10 +296,10 @@ def main() -> None:
 
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
+    from archive_pipeline.config.models import resolve_whisper
     from archive_pipeline.core.compute import StageResources
     from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.core.ray_runtime import RayRuntime
-    from archive_pipeline.models import resolve_whisper
     from archive_pipeline.stages.base import CatalogItem
     from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
     from archive_pipeline.stages.transcription import TranscribeStage, WhisperSettings

@@ -407,7 +407,7 @@ def passage_recall() -> dict:
     import numpy as np
     from PIL import Image
 
-    from archive_pipeline import settings as app_settings
+    from archive_pipeline.config import settings as app_settings
     from archive_pipeline.core.embedders import ClipSettings, TextEmbedder
     from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.core.text import join_lines, normalise_print, passages

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from archive_pipeline.ui import DagsterDev
+from archive_pipeline.ops.ui import DagsterDev
 
 REPO = Path(__file__).resolve().parents[1]
 

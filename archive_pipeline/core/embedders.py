@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from archive_pipeline import settings as app_settings
+from archive_pipeline.config import settings as app_settings
+from archive_pipeline.config.models import ModelUnavailableError, file_sha256
 from archive_pipeline.core import devices
-from archive_pipeline.models import ModelUnavailableError, file_sha256
 
 if TYPE_CHECKING:
     pass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 DEFAULT_ARENAS = 2

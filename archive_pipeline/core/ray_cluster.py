@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 from archive_pipeline.core import actor_pool
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 from archive_pipeline.core import actor_pool, ray_cluster
 from archive_pipeline.core import workers as warm
 from archive_pipeline.core.compute import (

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 
 POLL_S = 1.0
 

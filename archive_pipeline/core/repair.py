@@ -15,8 +15,8 @@ import datetime as dt
 import shutil
 from dataclasses import dataclass
 
+from archive_pipeline.contract.schemas import TABLES
 from archive_pipeline.core.warehouse import DamagedTableError, Warehouse
-from archive_pipeline.schemas import TABLES
 
 DAMAGED = "_damaged"  # where a local table that cannot be opened is moved
 

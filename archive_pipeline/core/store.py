@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlparse
 
-from archive_pipeline import paths, settings
+from archive_pipeline.config import paths, settings
 from archive_pipeline.core.errors import register_permanent
 
 if TYPE_CHECKING:

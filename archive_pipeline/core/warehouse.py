@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import Bitmap
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
+from archive_pipeline.contract.schemas import TABLES, TableSpec
 from archive_pipeline.core import lease as leases
 from archive_pipeline.core.ids import row_id  # noqa: F401  (re-exported)
 from archive_pipeline.core.sql import scope_filter, sql_in, sql_literal  # noqa: F401
-from archive_pipeline.schemas import TABLES, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def damage_in(exc: BaseException, warehouse: Warehouse) -> DamagedTableError | N
 
 
 class SchemaMismatchError(RuntimeError):
-    """A table on disk does not match the schema contract in `archive_pipeline.schemas`."""
+    """A table on disk does not match the schema contract in `archive_pipeline.contract.schemas`."""
 
 
 class VectorDimensionError(SchemaMismatchError):
@@ -408,7 +408,8 @@ class Warehouse:
         elif not new and not _same_columns(table.schema, contract):
             raise SchemaMismatchError(
                 f"table {name!r} at {self.root} has columns {table.schema.names} but the contract "
-                f"({'archive_pipeline.schemas'}) says {spec.schema.names}; migrate or drop it"
+                "(archive_pipeline.contract.schemas) says "
+                f"{spec.schema.names}; migrate or drop it"
             )
         if dim is not None and stored is not None and dim != stored:
             raise VectorDimensionError(

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 
 SERVICE_FILE = "workers.json"
 NAMESPACE = "archive_pipeline"

@@ -1,7 +1,7 @@
 """Per-decade asset checks shared by every area: failed items and items without rows.
 
 Each asset gets one check step (a `multi_asset_check`, partitioned by decade like its asset)
-that reads the committed tables back through `archive_pipeline.health`. The step is subsettable:
+that reads the committed tables back through `defs/health.py`. The step is subsettable:
 a run of checks alone (`archive-pipeline check`, or a launch tagged with the decade) checks a
 decade without materialising the asset again. Dagster 1.13's UI cannot yet launch the checks
 of a partitioned asset alone for one partition (its Execute button is disabled; "Execute all"
@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 import dagster as dg
 
 from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.defs.health import DecadeHealth, Problem, duplicated_row_ids, stage_health
+from archive_pipeline.defs.partitions import decade_partitions
 from archive_pipeline.defs.reporting import markdown_table
-from archive_pipeline.health import DecadeHealth, Problem, duplicated_row_ids, stage_health
-from archive_pipeline.partitions import decade_partitions
-from archive_pipeline.resources import CheckSettings, LanceWarehouse
+from archive_pipeline.defs.resources import CheckSettings, LanceWarehouse
 
 NO_DECADE = (
     "these checks run per decade, and this run names none (the UI's 'Execute all' launches "

@@ -8,8 +8,8 @@ import time
 
 import dagster as dg
 
-from archive_pipeline import settings
-from archive_pipeline.runs import failure_reason
+from archive_pipeline.config import settings
+from archive_pipeline.defs.runs import failure_reason
 
 # event type *values* (a run failure's is PIPELINE_FAILURE, Dagster's older name)
 _PROBLEM_EVENTS = {

@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 
 from archive_pipeline.core.warehouse import Warehouse, WriteResult
+from archive_pipeline.defs.partitions import decade_partitions
 from archive_pipeline.defs.reporting import (
     OWNERS,
     keys_version,
@@ -25,7 +26,6 @@ from archive_pipeline.defs.reporting import (
     table_metadata,
 )
 from archive_pipeline.defs.stage_assets import decade_writer
-from archive_pipeline.partitions import decade_partitions
 from archive_pipeline.stages import derived
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pyarrow as pa
 
-from archive_pipeline.schemas import TABLES, describe
+from archive_pipeline.contract.schemas import TABLES, describe
 from archive_pipeline.stages.partition import PartitionReport
 
 if TYPE_CHECKING:

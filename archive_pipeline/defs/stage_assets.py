@@ -20,6 +20,8 @@ import dagster as dg
 
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.checks import decade_checks
+from archive_pipeline.defs.health import DecadeHealth, stage_health
+from archive_pipeline.defs.partitions import decade_partitions
 from archive_pipeline.defs.reporting import (
     OWNERS,
     report_metadata,
@@ -27,10 +29,8 @@ from archive_pipeline.defs.reporting import (
     skipped_md,
     table_definition_metadata,
 )
-from archive_pipeline.health import DecadeHealth, stage_health
-from archive_pipeline.partitions import decade_partitions
-from archive_pipeline.resources import LanceWarehouse, RayResource
-from archive_pipeline.runs import trigger_of
+from archive_pipeline.defs.resources import LanceWarehouse, RayResource
+from archive_pipeline.defs.runs import trigger_of
 from archive_pipeline.stages.base import BaseStage, PartitionStage, Reader, Skipped
 from archive_pipeline.stages.partition import PartitionReport, process_partition
 from archive_pipeline.stages.writer import CommitPolicy

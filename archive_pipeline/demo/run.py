@@ -7,16 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from archive_pipeline import paths, settings
+from archive_pipeline.config import paths, settings
 from archive_pipeline.demo.build import build_demo_inbox
-from archive_pipeline.report import (
+from archive_pipeline.ops.report import (
     catalog_listing,
     contact_sheet,
     speech_listing,
     summarise,
     vision_listing,
 )
-from archive_pipeline.runner import planned_decades, run_decades
+from archive_pipeline.ops.runner import planned_decades, run_decades
 
 EXAMPLE_SEARCHES = [
     # (query, options): a spoken phrase, words shown on screen with a temporal filter, a speaker,

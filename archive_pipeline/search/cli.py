@@ -90,7 +90,7 @@ def voice_main(args: argparse.Namespace) -> int:
 
 def serve_main(argv: list[str]) -> int:
     """`archive-search serve`: the search service and page."""
-    from archive_pipeline import settings
+    from archive_pipeline.config import settings
     from archive_pipeline.search.service import serve
 
     parser = argparse.ArgumentParser(

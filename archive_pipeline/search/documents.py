@@ -21,9 +21,9 @@ from typing import Any
 import pyarrow as pa
 
 from archive_pipeline import PIPELINE_VERSION
+from archive_pipeline.contract.schemas import TABLES
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.text import UNDETERMINED, passages
-from archive_pipeline.schemas import TABLES
 from archive_pipeline.search.indexes import FTS_LANGUAGES
 
 KINDS = ("speech", "keyframe")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from archive_pipeline import settings as app_settings
+from archive_pipeline.config import settings as app_settings
 
 log = logging.getLogger(__name__)
 

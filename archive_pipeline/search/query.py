@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from archive_pipeline import settings as app_settings
+from archive_pipeline.config import settings as app_settings
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.sql import sql_in
 from archive_pipeline.core.warehouse import Warehouse, sql_literal

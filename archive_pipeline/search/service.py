@@ -34,7 +34,7 @@ from fastapi.responses import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from archive_pipeline import settings as app_settings
+from archive_pipeline.config import settings as app_settings
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.images import ImageDecodeError
 from archive_pipeline.core.store import Store

@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import pyarrow as pa
 
 from archive_pipeline import PIPELINE_VERSION
+from archive_pipeline.contract.schemas import COMMON_COLUMNS
 from archive_pipeline.core.cache import cache_key, canonical_json
 from archive_pipeline.core.compute import ItemOutcome, Stage
-from archive_pipeline.schemas import COMMON_COLUMNS
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)

@@ -9,16 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archive_pipeline import settings as app_settings
+from archive_pipeline.config import settings as app_settings
+from archive_pipeline.config.models import (
+    DIARIZATION_SETTING,
+    ModelUnavailableError,
+)
 from archive_pipeline.core import devices
 from archive_pipeline.core import diarisation as dz
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
-from archive_pipeline.models import (
-    DIARIZATION_SETTING,
-    ModelUnavailableError,
-)
 from archive_pipeline.stages.base import (
     CatalogItem,
     ItemFailure,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from archive_pipeline import settings as app_settings
+from archive_pipeline.config import settings as app_settings
 from archive_pipeline.core.ids import row_id
 
 

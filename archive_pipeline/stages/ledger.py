@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from archive_pipeline.contract.schemas import TABLES
 from archive_pipeline.core.sql import sql_in, sql_literal
-from archive_pipeline.schemas import TABLES
 
 if TYPE_CHECKING:
     from archive_pipeline.core.warehouse import Warehouse

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from archive_pipeline import settings as app_settings
+from archive_pipeline.config import settings as app_settings
+from archive_pipeline.config.models import ModelUnavailableError
 from archive_pipeline.core import devices
 from archive_pipeline.core.compute import StageResources
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.store import Store
 from archive_pipeline.core.text import UNDETERMINED, detect_language, normalise_print
-from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.stages.base import (
     CatalogItem,
     ItemFailure,
@@ -329,7 +329,7 @@ class PaddleOcrEngine:
                 "ARCHIVE_OCR_BACKEND=paddleocr needs the 'paddle' extra (uv sync --extra paddle, "
                 "its own environment: see README)"
             ) from None
-        from archive_pipeline.models import resolve_paddle_model
+        from archive_pipeline.config.models import resolve_paddle_model
 
         det = resolve_paddle_model("det", settings.paddle_det_dir)
         rec = resolve_paddle_model("rec", settings.paddle_rec_dir)

@@ -26,9 +26,9 @@ from unittest import mock
 import numpy as np
 import torch
 
-from archive_pipeline import settings as app_settings
+from archive_pipeline.config import settings as app_settings
+from archive_pipeline.config.models import ModelUnavailableError
 from archive_pipeline.core import diarisation as dz
-from archive_pipeline.models import ModelUnavailableError
 
 app_settings.set_library_default("PYANNOTE_METRICS_ENABLED")  # telemetry off before it loads
 

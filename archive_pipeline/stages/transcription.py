@@ -9,16 +9,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archive_pipeline import settings as app_settings
-from archive_pipeline.core import devices
-from archive_pipeline.core.compute import StageResources
-from archive_pipeline.core.ids import row_id
-from archive_pipeline.core.store import Store
-from archive_pipeline.models import (
+from archive_pipeline.config import settings as app_settings
+from archive_pipeline.config.models import (
     ModelUnavailableError,
     resolve_whisper,
     whisper_model_id,
 )
+from archive_pipeline.core import devices
+from archive_pipeline.core.compute import StageResources
+from archive_pipeline.core.ids import row_id
+from archive_pipeline.core.store import Store
 from archive_pipeline.stages import language
 from archive_pipeline.stages.base import (
     CatalogItem,

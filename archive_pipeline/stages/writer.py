@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
+from archive_pipeline.contract.schemas import TABLES
 from archive_pipeline.core.compute import ItemOutcome
 from archive_pipeline.core.ids import row_id
 from archive_pipeline.core.sql import pair_in, sql_in
-from archive_pipeline.schemas import TABLES
 from archive_pipeline.stages.base import ItemFailure, PartitionStage, common_values
 from archive_pipeline.stages.ledger import (
     FAILURES_TABLE,

@@ -55,7 +55,7 @@ def test_a_table_older_than_the_contract_reads_its_new_columns_as_nulls_without_
     import lancedb
     import pyarrow as pa
 
-    from archive_pipeline.schemas import TABLES
+    from archive_pipeline.contract.schemas import TABLES
 
     contract = TABLES["media_catalog"].schema
     older = pa.schema(list(contract)[:-1])  # before `aliases`

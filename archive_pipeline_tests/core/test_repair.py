@@ -9,7 +9,7 @@ import shutil
 from archive_pipeline.core.compute import InlineCompute
 from archive_pipeline.core.repair import repair
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.health import duplicated_row_ids
+from archive_pipeline.defs.health import duplicated_row_ids
 from archive_pipeline.stages.partition import process_partition
 from archive_pipeline_tests.stages.test_checkpoint import Turns, _calls, _items
 

@@ -12,7 +12,7 @@ from dagster_aws.s3 import S3Resource
 from archive_pipeline.core.inventory import scan_inventory
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
-from archive_pipeline.resources import LanceWarehouse, RayResource, S3MediaStore
+from archive_pipeline.defs.resources import LanceWarehouse, RayResource, S3MediaStore
 from archive_pipeline_tests import helpers
 
 pytestmark = pytest.mark.s3

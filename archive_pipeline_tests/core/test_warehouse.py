@@ -7,8 +7,8 @@ import threading
 import pyarrow as pa
 import pytest
 
+from archive_pipeline.contract.schemas import FAILURES, TABLES
 from archive_pipeline.core.warehouse import SchemaMismatchError, Warehouse, row_id
-from archive_pipeline.schemas import FAILURES, TABLES
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

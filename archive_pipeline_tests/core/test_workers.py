@@ -159,7 +159,7 @@ def _result(run: subprocess.Popen) -> dict:
 def test_runs_in_other_processes_share_the_warm_workers_and_stopping_leaves_nothing(tmp_path):
     import psutil
 
-    from archive_pipeline.ui import WorkerService, _group_alive
+    from archive_pipeline.ops.ui import WorkerService, _group_alive
 
     env = {**os.environ, "ARCHIVE_HOME": str(tmp_path), "ARCHIVE_RAY_NUM_CPUS": "2"}
     service = WorkerService(env=env, log_path=tmp_path / "workers.log")

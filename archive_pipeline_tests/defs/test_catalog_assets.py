@@ -11,8 +11,8 @@ from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.catalog.checks import media_catalog_checks
 from archive_pipeline.defs.checks import coverage_result
-from archive_pipeline.health import stage_health
-from archive_pipeline.resources import CheckSettings, LocalMediaStore
+from archive_pipeline.defs.health import stage_health
+from archive_pipeline.defs.resources import CheckSettings, LocalMediaStore
 from archive_pipeline_tests import helpers
 from archive_pipeline_tests.fixtures import small_archive
 from archive_pipeline_tests.helpers import local_resources, snapshot_tree
@@ -218,7 +218,7 @@ def test_another_or_empty_inbox_removes_nothing_without_the_flag(archive, tmp_pa
     """One warehouse pointed at another inbox (or an unmounted, empty folder): the decades
     the other inbox lacks are not deleted; the run fails saying what it would remove and
     why; with ARCHIVE_ALLOW_REMOVALS they go."""
-    from archive_pipeline.runs import run_failures
+    from archive_pipeline.defs.runs import run_failures
 
     inbox, warehouse, _ = archive
     assert materialize(inbox, warehouse, "1990s").success
@@ -237,7 +237,7 @@ def test_another_or_empty_inbox_removes_nothing_without_the_flag(archive, tmp_pa
     assert reason.startswith("media_catalog: RemovalRefusedError: 1990s: this run would remove")
     assert "built from the inbox" in reason and "--allow-removals" in reason
     assert Warehouse(str(warehouse)).count("media_catalog", {"decade": "1990s"}) == before
-    from archive_pipeline.resources import LanceWarehouse
+    from archive_pipeline.defs.resources import LanceWarehouse
 
     allowed = {
         **local_resources(other, warehouse),

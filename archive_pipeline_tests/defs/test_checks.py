@@ -4,8 +4,8 @@ has no search document, and search_documents' coverage check passes for it."""
 import datetime as dt
 
 from archive_pipeline.core.warehouse import Warehouse
+from archive_pipeline.defs.health import derived_health
 from archive_pipeline.defs.search.checks import DOCUMENT_SOURCES
-from archive_pipeline.health import derived_health
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -67,7 +67,7 @@ def test_one_check_runs_alone_for_a_decade_without_materialising(tmp_path, share
     assert (evaluation.check_name, evaluation.passed) == ("unique_rows", True)
     assert not result.get_asset_materialization_events()
     # without a decade (the UI's "Execute all"): a failure that says how to check a decade
-    from archive_pipeline.runs import run_failures
+    from archive_pipeline.defs.runs import run_failures
 
     nowhere = job.execute_in_process(instance=instance, raise_on_error=False)
     (reason,) = run_failures(nowhere)

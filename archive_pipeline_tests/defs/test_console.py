@@ -11,7 +11,7 @@ import dagster as dg
 
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.console import progress_console
-from archive_pipeline.runs import run_failures
+from archive_pipeline.defs.runs import run_failures
 from archive_pipeline_tests.helpers import decade_instance, local_resources
 
 
@@ -69,7 +69,7 @@ def test_the_cli_refuses_bad_settings_before_any_work(tmp_path):
         "ARCHIVE_MAX_FAILURE_FRACTION": "1.5",
     }
     out = subprocess.run(
-        [sys.executable, "-m", "archive_pipeline.cli", "run"],
+        [sys.executable, "-m", "archive_pipeline.ops.cli", "run"],
         env=env,
         capture_output=True,
         text=True,

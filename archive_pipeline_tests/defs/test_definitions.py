@@ -10,8 +10,8 @@ import pytest
 from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.s3_store import S3Store
 from archive_pipeline.definitions import defs
-from archive_pipeline.resources import InboxMediaStore
-from archive_pipeline.runner import pipeline_job
+from archive_pipeline.defs.resources import InboxMediaStore
+from archive_pipeline.ops.runner import pipeline_job
 from archive_pipeline_tests.helpers import REPO
 
 

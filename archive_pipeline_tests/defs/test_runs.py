@@ -9,7 +9,7 @@ import psutil
 from dagster._core.storage.dagster_run import DagsterRun
 
 from archive_pipeline.defs.automation.sensors import abandoned_runs
-from archive_pipeline.runs import PROCESS_TAG, process_tag
+from archive_pipeline.defs.runs import PROCESS_TAG, process_tag
 from archive_pipeline_tests.helpers import catalog_one_file
 
 

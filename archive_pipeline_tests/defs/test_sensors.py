@@ -12,7 +12,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from archive_pipeline.defs.automation.sensors import inbox_sensor
-from archive_pipeline.resources import LocalMediaStore, S3MediaStore
+from archive_pipeline.defs.resources import LocalMediaStore, S3MediaStore
 from archive_pipeline_tests.helpers import decade_instance, local_resources, materialize
 
 
@@ -183,7 +183,7 @@ def nightly_tick(tmp_path, monkeypatch, *, cursor, now):
     from archive_pipeline.definitions import defs
     from archive_pipeline.defs.automation import sensors
     from archive_pipeline.defs.automation.sensors import nightly_backfill
-    from archive_pipeline.resources import LanceWarehouse
+    from archive_pipeline.defs.resources import LanceWarehouse
 
     resources = {
         "media_store": LocalMediaStore(root=str(tmp_path / "inbox")),

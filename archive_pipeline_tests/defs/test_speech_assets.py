@@ -6,10 +6,10 @@ import pytest
 
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.resources import SpeechModels
 from archive_pipeline.defs.speech.assets import diarised_segments, speaker_turns, transcripts
-from archive_pipeline.exports import to_rttm, to_srt, to_webvtt
+from archive_pipeline.ops.exports import to_rttm, to_srt, to_webvtt
 from archive_pipeline.quality import read_rttm
-from archive_pipeline.resources import SpeechModels
 from archive_pipeline_tests import helpers
 from archive_pipeline_tests.helpers import local_resources
 from archive_pipeline_tests.speech_fixtures import dialogue, silence, video_without_audio

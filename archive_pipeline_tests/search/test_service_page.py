@@ -18,7 +18,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from archive_pipeline_tests.test_demo import chromium_browser
+    from archive_pipeline_tests.helpers import chromium_browser
 
     driver = chromium_browser()
     yield driver

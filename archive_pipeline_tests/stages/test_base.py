@@ -203,7 +203,7 @@ def test_the_deletion_guard_stops_a_run_that_would_empty_or_halve_a_decade(tmp_p
 
 
 def test_a_truncated_data_file_is_one_line_in_summary_and_search(tmp_path, monkeypatch, capsys):
-    from archive_pipeline.cli import main as pipeline_cli
+    from archive_pipeline.ops.cli import main as pipeline_cli
     from archive_pipeline.search.cli import main as search_cli
 
     wh, calls = Warehouse(str(tmp_path / "wh")), tmp_path / "calls.txt"

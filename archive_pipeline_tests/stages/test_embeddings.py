@@ -6,21 +6,21 @@ import shutil
 import numpy as np
 import pytest
 
+from archive_pipeline.config.models import ModelUnavailableError
 from archive_pipeline.core.embedders import ClipSettings, TextEmbedder, check_clip
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.catalog.checks import media_catalog_checks
 from archive_pipeline.defs.embeddings import assets as embedding_assets
+from archive_pipeline.defs.resources import (
+    SpeechModels,
+    VisionModels,
+)
 from archive_pipeline.defs.search.assets import search_documents
 from archive_pipeline.defs.search.checks import search_documents_checks
 from archive_pipeline.defs.speech import assets as speech
 from archive_pipeline.defs.vision import assets as vision
 from archive_pipeline.defs.vision import checks as vision_checks
-from archive_pipeline.models import ModelUnavailableError
-from archive_pipeline.resources import (
-    SpeechModels,
-    VisionModels,
-)
 from archive_pipeline.search import Searcher
 from archive_pipeline_tests import helpers
 from archive_pipeline_tests.clip_random import build_random_clip

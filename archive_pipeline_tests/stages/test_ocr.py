@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from archive_pipeline.config.models import ModelUnavailableError
 from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.text import normalise_print
 from archive_pipeline.core.video import frames_at
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.resources import VisionModels
 from archive_pipeline.defs.vision.assets import frame_text, shots_and_keyframes
-from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.quality import character_error_rate, long_s_words
 from archive_pipeline.quality.generated import fraktur_font_dir, printed_pages
-from archive_pipeline.resources import VisionModels
 from archive_pipeline.stages.base import CatalogItem
 from archive_pipeline.stages.ocr import (
     FrameTextStage,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from archive_pipeline.config.models import ModelUnavailableError
 from archive_pipeline.core.local_store import LocalStore
-from archive_pipeline.models import ModelUnavailableError
 from archive_pipeline.quality import character_error_rate
 from archive_pipeline.stages.base import CatalogItem
 from archive_pipeline.stages.ocr import FrameTextStage, KeyframeRef, OcrItem, OcrSettings

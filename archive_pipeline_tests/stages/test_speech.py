@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from archive_pipeline.config.models import ModelUnavailableError, resolve_whisper
 from archive_pipeline.core import diarisation as dz
 from archive_pipeline.core.audio import SAMPLE_RATE, iter_chunks, quietest_cut
 from archive_pipeline.core.local_store import LocalStore
-from archive_pipeline.models import ModelUnavailableError, resolve_whisper
 from archive_pipeline.quality import (
     diarization_error_rate,
     normalise_text,

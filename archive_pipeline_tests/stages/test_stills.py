@@ -8,12 +8,12 @@ import pyarrow as pa
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from archive_pipeline.contract.schemas import TABLES
 from archive_pipeline.core.images import ImageDecodeError, iter_pages
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.vision.assets import frame_text, frame_text_checks, shots_and_keyframes
 from archive_pipeline.defs.vision.checks import keyframes_checks, shots_checks
-from archive_pipeline.schemas import TABLES
 from archive_pipeline.search.documents import keyframe_documents
 from archive_pipeline.stages.base import catalog_items
 from archive_pipeline_tests import helpers

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 from archive_pipeline.stages.writer import CommitPolicy
 
 

@@ -9,16 +9,16 @@ from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraph
 
 from archive_pipeline.core.inventory import NO_MEDIA, scan_inventory
 from archive_pipeline.defs.catalog.assets import INBOX_DIGEST
+from archive_pipeline.defs.health import active_decades
 from archive_pipeline.defs.nightly import NIGHTLY_HOUR_UTC
-from archive_pipeline.health import active_decades
-from archive_pipeline.partitions import (
+from archive_pipeline.defs.partitions import (
     add_request,
     decade_partitions,
     known_decades,
     new_decades,
 )
-from archive_pipeline.resources import LanceWarehouse, MediaStore
-from archive_pipeline.runs import fail_abandoned_runs, trigger_tags
+from archive_pipeline.defs.resources import LanceWarehouse, MediaStore
+from archive_pipeline.defs.runs import fail_abandoned_runs, trigger_tags
 
 CURSOR_VERSION = 2
 

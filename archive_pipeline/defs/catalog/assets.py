@@ -8,17 +8,17 @@ import warnings
 
 import dagster as dg
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 from archive_pipeline.core.inventory import items_digest, scan_inventory
+from archive_pipeline.defs.partitions import decade_partitions, register_decades
 from archive_pipeline.defs.reporting import (
     OWNERS,
     markdown_table,
     preview,
     table_definition_metadata,
 )
+from archive_pipeline.defs.resources import LanceWarehouse, MediaStore, RayResource
 from archive_pipeline.defs.stage_assets import stage_result, writer_name
-from archive_pipeline.partitions import decade_partitions, register_decades
-from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource
 from archive_pipeline.stages.catalog import CatalogStage, catalog_decade
 
 INBOX_NOTE = "inbox"  # the inbox the warehouse mirrors (beside the tables)

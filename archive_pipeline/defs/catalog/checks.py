@@ -2,7 +2,7 @@
 
 from archive_pipeline.core.inventory import scan_inventory
 from archive_pipeline.defs.checks import decade_checks
-from archive_pipeline.health import stage_health
+from archive_pipeline.defs.health import stage_health
 from archive_pipeline.stages.catalog import CatalogStage
 
 

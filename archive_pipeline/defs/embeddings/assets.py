@@ -4,9 +4,9 @@ segment_embeddings (speech segments and keyframe documents; MiniLM, or OpenCLIP'
 import pyarrow.compute as pc
 
 from archive_pipeline.core.embedders import check_clip
+from archive_pipeline.defs.health import DecadeHealth, stage_health, uris
 from archive_pipeline.defs.reporting import throughput
 from archive_pipeline.defs.stage_assets import NotConfigured, StageRun, stage_asset
-from archive_pipeline.health import DecadeHealth, stage_health, uris
 from archive_pipeline.search.documents import KEYFRAME_COLUMNS, SEGMENT_COLUMNS, keyframe_documents
 from archive_pipeline.stages.embeddings import (
     KeyframeEmbeddingStage,

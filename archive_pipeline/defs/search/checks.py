@@ -3,7 +3,7 @@
 import dagster as dg
 
 from archive_pipeline.defs.checks import STALE_VECTORS, check_spec, decade_checks, problems_md
-from archive_pipeline.health import derived_health, documents_without_vector
+from archive_pipeline.defs.health import derived_health, documents_without_vector
 from archive_pipeline.search.indexes import TABLE
 
 # An item is findable by its speech, its on-screen text or its keyframe images: a video with

@@ -4,16 +4,16 @@ import collections
 
 import dagster as dg
 
+from archive_pipeline.config.models import models_cache_dir
 from archive_pipeline.defs.catalog.assets import media_catalog
 from archive_pipeline.defs.checks import decade_checks
 from archive_pipeline.defs.derived_assets import Derivation, DerivedRun, derived_asset
+from archive_pipeline.defs.health import derived_health
 from archive_pipeline.defs.reporting import (
     markdown_table,
     preview,
 )
 from archive_pipeline.defs.stage_assets import StageRun, stage_asset
-from archive_pipeline.health import derived_health
-from archive_pipeline.models import models_cache_dir
 from archive_pipeline.stages.diarisation import DiarizeStage
 from archive_pipeline.stages.speech import diarised_rows
 from archive_pipeline.stages.transcription import TranscribeStage

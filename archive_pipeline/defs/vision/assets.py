@@ -7,6 +7,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from archive_pipeline.defs.catalog.assets import media_catalog
+from archive_pipeline.defs.partitions import decade_partitions
 from archive_pipeline.defs.reporting import (
     OWNERS,
     markdown_table,
@@ -15,9 +16,8 @@ from archive_pipeline.defs.reporting import (
     table_definition_metadata,
     throughput,
 )
+from archive_pipeline.defs.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
 from archive_pipeline.defs.stage_assets import StageRun, run_stage, stage_asset, stage_result
-from archive_pipeline.partitions import decade_partitions
-from archive_pipeline.resources import LanceWarehouse, MediaStore, RayResource, VisionModels
 from archive_pipeline.stages.ocr import FrameTextStage
 from archive_pipeline.stages.shots import ShotsStage, video_items
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from archive_pipeline import resources, settings
+from archive_pipeline.config import settings
 from archive_pipeline.definitions import defs
+from archive_pipeline.defs import resources
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "archive_pipeline"
 # the only modules that may touch os.environ: the settings and the command-line entry points
 ENVIRON_ALLOWED = {"settings.py", "cli.py", "search/cli.py"}
@@ -28,7 +29,7 @@ def _modules():
 def test_the_readme_table_is_the_settings_module():
     readme = (REPO / "README.md").read_text()
     assert settings.markdown_table() in readme, (
-        "README settings table differs from archive_pipeline/settings.py: run "
+        "README settings table differs from archive_pipeline/config/settings.py: run "
         "`archive-pipeline settings --write README.md`"
     )
     assert settings.replace_table(readme) == readme
@@ -209,7 +210,7 @@ class Spy(dict):
 os.environ = Spy(real)
 import archive_pipeline.definitions as d
 d.defs()
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 print(sorted(set(read) & set(settings.BY_ENV)))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

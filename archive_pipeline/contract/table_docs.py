@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from archive_pipeline.schemas import TABLES, describe
+from archive_pipeline.contract.schemas import TABLES, describe
 
 
 def render_markdown() -> str:

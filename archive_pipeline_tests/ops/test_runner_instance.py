@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 # Imports once, then per line read (a new home): prepares the instance there and uses it.
 CHILD = """
 import os, sys
 import dagster as dg
-from archive_pipeline.runner import prepare_instance
+from archive_pipeline.ops.runner import prepare_instance
 print("ready", flush=True)
 for line in sys.stdin:
     os.environ["DAGSTER_HOME"] = line.strip()

@@ -17,10 +17,10 @@ from PIL import Image
 
 from archive_pipeline.core.inventory import scan_inventory
 from archive_pipeline.core.local_store import LocalStore
-from archive_pipeline.ui import DagsterDev
+from archive_pipeline.ops.ui import DagsterDev
 from archive_pipeline_tests.helpers import free_port, non_loopback_listeners
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
@@ -55,7 +55,7 @@ def ui(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from archive_pipeline_tests.test_demo import chromium_browser
+    from archive_pipeline_tests.helpers import chromium_browser
 
     driver = chromium_browser()
     yield driver

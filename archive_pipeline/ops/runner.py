@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from archive_pipeline import paths, settings
-from archive_pipeline.runs import (
+from archive_pipeline.config import paths, settings
+from archive_pipeline.defs.runs import (
     INPUTS_TAG,
     PROCESS_TAG,
     TRIGGER_TAG,
@@ -128,7 +128,7 @@ def plan_decades(requested: Sequence[str] | None) -> Plan:
     from archive_pipeline.core.inventory import scan_inventory
     from archive_pipeline.core.store import open_store
     from archive_pipeline.core.warehouse import Warehouse
-    from archive_pipeline.health import active_decades
+    from archive_pipeline.defs.health import active_decades
 
     unknown = sorted(set(requested or ()) - set(PARTITION_KEYS))
     if unknown:
@@ -252,8 +252,8 @@ def run_decades(
     import dagster as dg
 
     from archive_pipeline.definitions import defs
-    from archive_pipeline.partitions import register_decades
-    from archive_pipeline.resources import RayResource
+    from archive_pipeline.defs.partitions import register_decades
+    from archive_pipeline.defs.resources import RayResource
 
     prepare_instance()
     instance = dg.DagsterInstance.get()

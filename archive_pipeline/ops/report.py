@@ -6,9 +6,9 @@ from pathlib import Path
 
 import polars as pl
 
+from archive_pipeline.contract.schemas import TABLES
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.warehouse import Warehouse
-from archive_pipeline.schemas import TABLES
 
 
 def _frame(warehouse: Warehouse, name: str) -> pl.DataFrame:

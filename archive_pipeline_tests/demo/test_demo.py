@@ -11,13 +11,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from archive_pipeline.contract.table_docs import update_doc
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.demo.build import build_demo_inbox
-from archive_pipeline.table_docs import update_doc
+from archive_pipeline_tests.helpers import chromium_browser
 from archive_pipeline_tests.test_benchmarks import run_quick
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # the fixture runs the whole demo twice (a few minutes each on 2 cores): more than the default
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(1800)]
 
@@ -318,28 +319,6 @@ def test_search_service_answers_over_http(service, demo):
     item = json.loads(_get(f"{service}{bunny['groups'][0]['item_url']}")[2])
     assert {"shots", "frame_text", "transcripts"} <= {s["stage"] for s in item["stages"]}
     assert "make serve" in demo["first"] and "http://127.0.0.1:8765/" in demo["first"]
-
-
-def chromium_browser():
-    """Debian's chromium, headless, driven by Selenium through Debian's chromedriver."""
-    import shutil
-
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and driver, "make test installs Debian's chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--mute-audio",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(argument)
-    return webdriver.Chrome(service=Service(driver), options=options)
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def serve(port: int, *, warm_workers: bool = True) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stopping.set())
-    from archive_pipeline import settings
+    from archive_pipeline.config import settings
 
     env = settings.environment()
     dev = DagsterDev(port=port, env=env, log_path=None)
@@ -104,7 +104,7 @@ class WorkerService:
         with contextlib.ExitStack() as stack:
             log = stack.enter_context(open(self.log_path, "ab")) if self.log_path else None
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "archive_pipeline.cli", "workers"],
+                [sys.executable, "-m", "archive_pipeline.ops.cli", "workers"],
                 cwd=REPO,
                 env=self.env,
                 stdout=log,

@@ -2,7 +2,7 @@
 
 The environment is read when a value is needed (a run, a sensor tick, a CLI command), never at
 import or when definitions load, so a variable set after the code server started is seen by
-the next run. Resources (`archive_pipeline.resources`) leave a field unset to mean "read its
+the next run. Resources (`archive_pipeline.defs.resources`) leave a field unset to mean "read its
 setting at run time"; Dagster-free code calls `resolve(group)`. The README's settings table is
 generated from this module (`archive-pipeline settings --write README.md`; a test keeps them
 equal).
@@ -141,7 +141,7 @@ def _setting(env: str, type_: type, default: Any, description: str, **kw: Any) -
 
 def _under_home(*parts: str) -> str:
     """A folder under ARCHIVE_HOME, read when a computed default is read (the same folders as
-    `archive_pipeline.paths`, which imports this module, not the other way round)."""
+    `archive_pipeline.config.paths`, which imports this module, not the other way round)."""
     from pathlib import Path
 
     return str(Path(ARCHIVE_HOME.read()).resolve().joinpath(*parts))

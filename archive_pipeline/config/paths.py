@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 
 
 def archive_home() -> Path:

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     tables.add_argument("--write", type=Path, metavar="DOC", help="regenerate them in this file")
     args = parser.parse_args(argv)
     if args.command == "tables":
-        from archive_pipeline.table_docs import render_markdown, update_doc
+        from archive_pipeline.contract.table_docs import render_markdown, update_doc
 
         if args.write:
             args.write.write_text(update_doc(args.write.read_text()))
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             print(render_markdown())
         return 0
     if args.command == "settings":
-        from archive_pipeline import settings
+        from archive_pipeline.config import settings
 
         if args.write:
             args.write.write_text(settings.replace_table(args.write.read_text()))
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print(settings.markdown_table())
         return 0
 
-    from archive_pipeline import settings
+    from archive_pipeline.config import settings
 
     if args.command in ("run", "check", "demo", "repair", "maintain"):  # before any work
         problems = settings.validate()
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[settings.VERBOSE.env] = "1"
         return _run(args.decade, args.inbox, allow_removals=args.allow_removals, rerun=args.rerun)
     if args.command == "ui":
-        from archive_pipeline.runner import prepare_instance
-        from archive_pipeline.ui import serve
+        from archive_pipeline.ops.runner import prepare_instance
+        from archive_pipeline.ops.ui import serve
 
         prepare_instance()
         return serve(args.port, warm_workers=not args.no_workers)
@@ -181,7 +181,7 @@ def _read_command(args: argparse.Namespace) -> int:
             print(f"archive-pipeline {args.command}: {exc}", file=sys.stderr)
             return 2
     if args.command == "summary":
-        from archive_pipeline.report import catalog_listing, speech_listing, summarise
+        from archive_pipeline.ops.report import catalog_listing, speech_listing, summarise
 
         print(summarise(warehouse))
         print(catalog_listing(warehouse))
@@ -206,10 +206,10 @@ def _read_command(args: argparse.Namespace) -> int:
 
 def _workers() -> int:
     """`archive-pipeline workers`: the warm model service until SIGTERM, SIGINT or SIGHUP."""
-    from archive_pipeline import paths
+    from archive_pipeline.config import paths
     from archive_pipeline.core import workers
     from archive_pipeline.core.ray_runtime import RayRuntime
-    from archive_pipeline.resources import RayResource
+    from archive_pipeline.defs.resources import RayResource
 
     path = workers.service_file(paths.archive_home())
     running = workers.read_service(path)
@@ -232,7 +232,7 @@ def _workers() -> int:
 
 def _check(decades: list[str] | None, assets: list[str] | None, names: list[str] | None) -> int:
     """`archive-pipeline check`: the checks alone, per decade, over the committed tables."""
-    from archive_pipeline.runner import CHECK_TRIGGER, check_keys, planned_decades, run_decades
+    from archive_pipeline.ops.runner import CHECK_TRIGGER, check_keys, planned_decades, run_decades
 
     if not use_inbox(None):
         return 2
@@ -292,7 +292,7 @@ def remembered_inbox() -> str | None:
 def use_inbox(inbox: str | None) -> bool:
     """Point ARCHIVE_INBOX at `inbox`, else (when unset) at the inbox the warehouse was built
     from; False (said on stderr) when the folder does not exist."""
-    from archive_pipeline import settings
+    from archive_pipeline.config import settings
 
     if not inbox and not os.environ.get(settings.INBOX.env, "").strip():
         inbox = remembered_inbox()
@@ -317,7 +317,7 @@ def _run(
     unchanged since their last clean run are not run again, unless `rerun`)."""
     import time
 
-    from archive_pipeline.runner import decade_inputs, plan_decades, run_decades
+    from archive_pipeline.ops.runner import decade_inputs, plan_decades, run_decades
 
     if allow_removals:
         os.environ["ARCHIVE_ALLOW_REMOVALS"] = "1"
@@ -352,7 +352,7 @@ def _run(
 def ui_hint() -> str:
     """The `make ui` command that opens the Dagster UI on what this command used: the
     variables that differ from the Makefile's defaults (instance, inbox, warehouse)."""
-    from archive_pipeline import paths, settings
+    from archive_pipeline.config import paths, settings
 
     repo = Path(__file__).resolve().parents[1]
     defaults = {
@@ -371,7 +371,7 @@ def ui_hint() -> str:
 
 def _export(warehouse, media: str, fmt: str, out: Path | None) -> int:
     """Export one media item's diarised segments or speaker turns."""
-    from archive_pipeline.exports import to_rttm, to_srt, to_webvtt
+    from archive_pipeline.ops.exports import to_rttm, to_srt, to_webvtt
 
     catalog = warehouse.read("media_catalog").to_pylist()
     matches = {

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
@@ -137,7 +137,7 @@ def test_a_run_left_started_by_a_killed_process_is_marked_failed():
     """kill -9 leaves a run STARTED; the next runner marks it failed (not a live one)."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from archive_pipeline.runner import PROCESS_TAG, fail_abandoned_runs, process_tag
+    from archive_pipeline.ops.runner import PROCESS_TAG, fail_abandoned_runs, process_tag
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -194,7 +194,7 @@ def _add_run(instance, decade: str, status, **tags: str) -> str:
 
 
 def test_a_decade_is_skipped_only_while_its_latest_run_finished_clean_from_the_same_inputs():
-    from archive_pipeline.runner import unchanged_run
+    from archive_pipeline.ops.runner import unchanged_run
 
     ok = dg.DagsterRunStatus.SUCCESS
     with dg.DagsterInstance.ephemeral() as instance:
@@ -212,7 +212,7 @@ def test_a_decade_is_skipped_only_while_its_latest_run_finished_clean_from_the_s
 
 
 def test_the_inputs_of_a_decade_follow_its_files_and_the_settings(monkeypatch):
-    from archive_pipeline.runner import decade_inputs
+    from archive_pipeline.ops.runner import decade_inputs
 
     before = decade_inputs({"1960s": "d1", "1970s": "d2"}, ["1960s", "1970s", "1980s"])
     assert len(set(before.values())) == 3  # each decade its own (1980s has no media)

@@ -1,6 +1,6 @@
 """docs/tables.md's column tables are the table contract (schemas.py)."""
 
-from archive_pipeline.table_docs import update_doc
+from archive_pipeline.contract.table_docs import update_doc
 from archive_pipeline_tests.helpers import REPO
 
 

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive_pipeline import settings
+from archive_pipeline.config import settings
 
 
 class ModelUnavailableError(RuntimeError):

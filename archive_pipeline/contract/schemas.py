@@ -1,8 +1,8 @@
 """The Lance table contract: every table's Arrow schema with column descriptions.
 
 Writers build rows against these schemas and the column tables of `docs/tables.md` are
-rendered from them (`python -m archive_pipeline.schemas docs/tables.md` rewrites that part; a
-test checks the doc is current). Downstream teams read the tables without our code, so a change
+rendered from them (`archive-pipeline tables --write docs/tables.md` rewrites that part; a test
+checks the doc is current). Downstream teams read the tables without our code, so a change
 here is a contract change: add columns, do not repurpose them.
 """
 

@@ -1,0 +1,1 @@
+"""Configuration: every setting (read at run time), where state lives, the model registry."""
