@@ -96,7 +96,7 @@ def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyann
         stage.setup()
         start = time.perf_counter()
         item = CatalogItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
-        turns = stage.process(item)
+        turns = stage.process(item).turns
         seconds = time.perf_counter() - start
         speakers = len({t["speaker"] for t in turns})
         print(
@@ -125,7 +125,7 @@ def child(mode: str, path: Path, threads: int, model: str, backend: str = "pyann
     stage.setup()
     start = time.perf_counter()
     item = CatalogItem(uri="u", store_key=path.name, media_id="m", sha256="s", duration_s=None)
-    segments = stage.process(item)["segments"]
+    segments = stage.process(item).segments
     seconds = time.perf_counter() - start
     rows = [[s["start_s"], s["end_s"], s["text"]] for s in segments]
     fellow = [w["start"] for s in segments for w in s["words"] if "fellow" in w["word"].lower()]

@@ -98,7 +98,7 @@ def false_switches(args, tmp: Path, item) -> dict:
         stage.settings = settings
         wrong, total, figures = 0, 0, {}
         for name in names:
-            segments = stage.process(item(f"{name}.wav"))["segments"]
+            segments = stage.process(item(f"{name}.wav")).segments
             others = [s for s in segments if s["language"] != "en"]
             wrong += len(others)
             total += len(segments)
@@ -131,10 +131,10 @@ def fragments(tmp: Path, item) -> dict:
     )
     stage = TranscribeStage(LocalStore(str(tmp)), model_cache=str(tmp / "models"))
     stage.setup()
-    segments = stage.process(thai)["segments"]
+    segments = stage.process(thai).segments
     diarizer = DiarizeStage(LocalStore(str(tmp)))
     diarizer.setup()
-    turns = [dz.Turn(t["start"], t["end"], t["speaker"]) for t in diarizer.process(thai)]
+    turns = [dz.Turn(t["start"], t["end"], t["speaker"]) for t in diarizer.process(thai).turns]
     out: dict = {"transcript_segments": len(segments)}
     for mode, options in (
         ("previous", {"whole_words": False, "min_piece_s": 0.0}),
@@ -182,7 +182,7 @@ def language_accuracy(tmp: Path, item) -> dict:
         figures: dict = {}
         for name, turns in _few(files.items()):
             start = time.perf_counter()
-            segments = stage.process(item(f"{name}.wav"))["segments"]
+            segments = stage.process(item(f"{name}.wav")).segments
             seconds = time.perf_counter() - start
             right: dict[str, list[bool]] = {}
             for seg in segments:
@@ -268,7 +268,7 @@ def _diarisation_runs(args, tmp: Path, item, files: dict) -> dict:
         for name, (reference, uem) in files.items():
             seconds = len(decode_audio(paths[name])) / SAMPLE_RATE
             started = time.perf_counter()
-            turns = stage.process(item(paths[name].name))
+            turns = stage.process(item(paths[name].name)).turns
             rtf.append((time.perf_counter() - started) / seconds)
             found = len({t["speaker"] for t in turns})
             if reference is None:
@@ -350,7 +350,7 @@ def main() -> None:
             stage.setup()
             hyps, per_file = {}, {}
             for name, reference in _few(sorted(refs.items())):
-                hyps[name] = " ".join(s["text"] for s in stage.process(item(name))["segments"])
+                hyps[name] = " ".join(s["text"] for s in stage.process(item(name)).segments)
                 per_file[name] = jiwer.wer(normalise_text(reference), normalise_text(hyps[name]))
                 print(f"WER {model:<8} {name:<20} {per_file[name]:6.3f}  {hyps[name]}")
             overall = jiwer.wer(

@@ -62,10 +62,10 @@ def run_bare(model, path: Path) -> int:
 
 
 def run_stage(stage, path: Path) -> int:
-    return len(stage_result(stage, path)["shots"])
+    return len(stage_result(stage, path).shots)
 
 
-def stage_result(stage, path: Path) -> dict:
+def stage_result(stage, path: Path):
     from archive_pipeline.stages.base import CatalogItem
 
     return stage.process(CatalogItem(path.name, path.name, "m", "s", None))
@@ -300,7 +300,7 @@ def main() -> None:
         counts = {}
         for _ in range(args.repeats):
             start = time.perf_counter()
-            counts["shots_stage_no_text"] = len(stage_result(plain, video)["shots"])
+            counts["shots_stage_no_text"] = len(stage_result(plain, video).shots)
             times["shots_stage_no_text"].append(time.perf_counter() - start)
             start = time.perf_counter()
             counts["bare"] = run_bare(model, video)
@@ -308,9 +308,9 @@ def main() -> None:
             start = time.perf_counter()
             result = stage_result(stage, video)
             times["shots_stage"].append(time.perf_counter() - start)
-            counts["shots_stage"] = len(result["shots"])
-        n_keyframes = len(result["keyframes"])
-        n_removed = result["duplicates_removed"]
+            counts["shots_stage"] = len(result.shots)
+        n_keyframes = len(result.keyframes)
+        n_removed = result.duplicates_removed
         ocr = bench_ocr(args, tmp)
         text_sampling = bench_text_sampling(args, tmp)
         embeddings = bench_embeddings(args, tmp)

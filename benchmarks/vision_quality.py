@@ -62,7 +62,7 @@ def cut_quality(media: Path) -> dict:
         for name in _few(("bigbuckbunny-5s", "bikes"), 1):
             truth = json.loads((media / f"video/{name}.cuts.json").read_text())["cuts_frames"]
             result = stage.process(CatalogItem(name, f"{name}.mp4", name, name, None))
-            found = [shot["start_frame"] for shot in result["shots"]][1:]
+            found = [shot["start_frame"] for shot in result.shots][1:]
             match = cuts_match(found, truth)
             out[f"{detector}/{name}"] = {k: round(v, 3) for k, v in match.items()}
     return out
@@ -88,12 +88,12 @@ def transition_quality(media: Path) -> dict:
                 result = stage.process(
                     CatalogItem(case.name, f"{case.name}.mp4", case.name, "", None)
                 )
-                covered = sum(s["end_frame"] - s["start_frame"] + 1 for s in result["shots"])
-                uncovered += result["frames"] - covered
+                covered = sum(s["end_frame"] - s["start_frame"] + 1 for s in result.shots)
+                uncovered += result.frames - covered
                 # one timeline: each video's frames after the previous one's
-                found_all += [offset + s["start_frame"] for s in result["shots"][1:]]
+                found_all += [offset + s["start_frame"] for s in result.shots[1:]]
                 spans_all += [(offset + a, offset + b) for a, b in case.spans]
-                offset += result["frames"] + 1000
+                offset += result.frames + 1000
             match = transitions_match(found_all, spans_all)
             out[detector] = {
                 **{k: round(v, 3) for k, v in match.items()},
@@ -142,7 +142,7 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
                     result = stage.process(
                         CatalogItem(case.name, f"{case.name}.mp4", case.name, "", None)
                     )
-                    found = [s["start_frame"] for s in result["shots"]][1:]
+                    found = [s["start_frame"] for s in result.shots][1:]
                     match = transitions_match(found, case.spans)
                     if not case.spans:
                         false_cuts += len(found)
@@ -153,7 +153,7 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
                         missed.append(f"{case.name}: found {found} expected {list(case.spans)}")
                     found_all += [offset + f for f in found]
                     spans_all += [(offset + a, offset + b) for a, b in case.spans]
-                    offset += result["frames"] + 1000
+                    offset += result.frames + 1000
                 match = transitions_match(found_all, spans_all)
                 figures["developed_on" if seed is None else f"held_out_{seed}"] = {
                     **{k: round(v, 3) for k, v in match.items()},
@@ -164,7 +164,7 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
             for name in _few(("bigbuckbunny-5s", "bikes")):
                 truth = json.loads((media / f"video/{name}.cuts.json").read_text())["cuts_frames"]
                 result = stage.process(CatalogItem(name, f"{name}.mp4", name, name, None))
-                match = cuts_match([s["start_frame"] for s in result["shots"]][1:], truth)
+                match = cuts_match([s["start_frame"] for s in result.shots][1:], truth)
                 false_cuts += match["found"] - match["hits"]
             figures["false_cuts"] = false_cuts
             out[label] = figures
@@ -191,13 +191,13 @@ def read_titles(shots, ocr, root: Path, videos) -> dict:
         shots_s += time.perf_counter() - start
         refs = tuple(
             KeyframeRef(str(i), i, k["shot_index"], k["time_s"], k["frame_index"])
-            for i, k in enumerate(result["keyframes"])
+            for i, k in enumerate(result.keyframes)
         )
         keyframes += len(refs)
         start = time.perf_counter()
         read = ocr.process(OcrItem(item, refs, video.name))
         ocr_s += time.perf_counter() - start
-        text = normalise_text(" ".join(ln.text for f in read["frames"] for ln in f["lines"]))
+        text = normalise_text(" ".join(ln.text for f in read.frames for ln in f.lines))
         for title in video.titles:
             titles += 1
             wanted = normalise_text(title.text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from archive_pipeline.core.compute import Compute, StageResources
@@ -13,6 +13,7 @@ from archive_pipeline.core.inventory import MediaItem
 from archive_pipeline.core.media import (
     EmptyFileError,
     MediaError,
+    ProbeResult,
     ffprobe_binary,
     ffprobe_version,
     media_id_from_sha256,
@@ -30,6 +31,16 @@ if TYPE_CHECKING:
     from archive_pipeline.core.warehouse import Warehouse
 
 TABLE = "media_catalog"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One object's content identity (sha256 of its bytes, the media_id derived from it) and
+    what ffprobe says of it."""
+
+    sha256: str
+    media_id: str
+    probe: ProbeResult
 
 
 class CatalogStage(BaseStage):
@@ -50,7 +61,7 @@ class CatalogStage(BaseStage):
         """Check that ffprobe is installed (no model to load)."""
         ffprobe_binary()
 
-    def process(self, item: MediaItem) -> dict[str, Any] | ItemFailure:
+    def process(self, item: MediaItem) -> CatalogEntry | ItemFailure:
         """Return the item's probe and hash columns, or an ItemFailure for unusable media."""
         if item.obj.problem is not None:  # not a readable file: never opened
             return ItemFailure(*item.obj.problem)
@@ -64,7 +75,7 @@ class CatalogStage(BaseStage):
                 probe = probe_file(path, extension_kind=item.extension_kind)
             except MediaError as exc:
                 return ItemFailure(type(exc).__name__, str(exc), media_id)
-        return {"sha256": sha256, "media_id": media_id, **asdict(probe)}
+        return CatalogEntry(sha256, media_id, probe)
 
     def content_id(self, item: MediaItem) -> str:
         """The object's state (etag/size/mtime) and metadata: unchanged objects are not re-read."""
@@ -74,12 +85,12 @@ class CatalogStage(BaseStage):
         """How the object is named in failures and the ledger (no media_id before hashing)."""
         return ItemRef(item.uri, item.key, None)
 
-    def rows(self, item: MediaItem, value: dict[str, Any], *, decade: str) -> TableRows:
+    def rows(self, item: MediaItem, value: CatalogEntry, *, decade: str) -> TableRows:
         """The item's media_catalog row."""
         return {TABLE: [catalog_row(item, value)]}
 
 
-def catalog_row(item: MediaItem, value: dict[str, Any]) -> dict[str, Any]:
+def catalog_row(item: MediaItem, value: CatalogEntry) -> dict[str, Any]:
     """Combine an item's store, decade and metadata columns with its probe result."""
     meta = item.metadata
     return {
@@ -100,7 +111,9 @@ def catalog_row(item: MediaItem, value: dict[str, Any]) -> dict[str, Any]:
         "metadata_json": meta.to_json() if meta else None,
         "metadata_warning": item.metadata_warning,
         "aliases": list(item.aliases) or None,
-        **value,
+        "sha256": value.sha256,
+        "media_id": value.media_id,
+        **asdict(value.probe),
     }
 
 

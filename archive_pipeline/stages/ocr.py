@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -470,6 +470,24 @@ class KeyframeRef:
 
 
 @dataclass(frozen=True)
+class FrameText:
+    """The lines read on one keyframe (or page), its script and its image size."""
+
+    keyframe: KeyframeRef
+    lines: list[TextLine]
+    script: str = "Latin"  # or "Fraktur"
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class FrameTexts:
+    """One item's reading: a FrameText per keyframe read, in the item's keyframe order."""
+
+    frames: list[FrameText]
+
+
+@dataclass(frozen=True)
 class OcrItem:
     """One video and the keyframes of it to read."""
 
@@ -546,7 +564,7 @@ class FrameTextStage(LoadsModels):
         """The video's content and the keyframe selection read."""
         return f"{item.video.sha256}:{item.keyframes_key}"
 
-    def rows(self, item: OcrItem, value: dict[str, Any], *, decade: str) -> TableRows:
+    def rows(self, item: OcrItem, value: FrameTexts, *, decade: str) -> TableRows:
         """frame_text rows of one video."""
         return {
             "frame_text": frame_text_rows(
@@ -556,7 +574,7 @@ class FrameTextStage(LoadsModels):
 
     rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
 
-    def value_from_rows(self, rows: dict[str, pa.Table], item: OcrItem) -> dict[str, Any]:
+    def value_from_rows(self, rows: dict[str, pa.Table], item: OcrItem) -> FrameTexts:
         """The lines `rows()` made these rows of (the same keyframes read under another URI)."""
         by_keyframe: dict[str, list[dict[str, Any]]] = {}
         for row in rows["frame_text"].to_pylist():
@@ -565,44 +583,36 @@ class FrameTextStage(LoadsModels):
         for keyframe in item.keyframes:
             lines = sorted(by_keyframe.get(keyframe.keyframe_id, []), key=lambda r: r["line_index"])
             frames.append(
-                {
-                    "keyframe": keyframe,
-                    "lines": [TextLine(r["text"], r["confidence"], tuple(r["box"])) for r in lines],
-                    "script": lines[0]["script"] if lines else "Latin",
-                    "width": lines[0]["image_width"] if lines else None,
-                    "height": lines[0]["image_height"] if lines else None,
-                }
+                FrameText(
+                    keyframe,
+                    [TextLine(r["text"], r["confidence"], tuple(r["box"])) for r in lines],
+                    lines[0]["script"] if lines else "Latin",
+                    lines[0]["image_width"] if lines else None,
+                    lines[0]["image_height"] if lines else None,
+                )
             )
-        return {"frames": frames}
+        return FrameTexts(frames)
 
-    def process(self, item: OcrItem) -> dict[str, Any] | ItemFailure:
+    def process(self, item: OcrItem) -> FrameTexts | ItemFailure:
         """Lines of text of each keyframe of the item's video (or page of its still)."""
         from archive_pipeline.core.images import ImageDecodeError
         from archive_pipeline.core.video import NoVideoStreamError, VideoDecodeError
 
-        frames: list[dict[str, Any]] = []
+        frames: list[FrameText] = []
         with self.store.local_path(item.video.store_key) as path:
             try:
                 signatures = []
                 for keyframe, image in self._images(item, path):
                     lines, script = self.read_page(image, item.video.kind)
                     signatures.append([line_signature(image, line.box) for line in lines])
-                    frames.append(
-                        {
-                            "keyframe": keyframe,
-                            "lines": lines,
-                            "script": script,
-                            "width": image.shape[1],
-                            "height": image.shape[0],
-                        }
-                    )
+                    height, width = image.shape[:2]
+                    frames.append(FrameText(keyframe, lines, script, width, height))
             except (NoVideoStreamError, VideoDecodeError, ImageDecodeError) as exc:
                 return ItemFailure(type(exc).__name__, str(exc), item.video.media_id)
         if item.video.kind != "image":  # a still's pages are different pages
-            best = best_readings([frame["lines"] for frame in frames], signatures)
-            for frame, lines in zip(frames, best, strict=True):
-                frame["lines"] = lines
-        return {"frames": frames}
+            best = best_readings([frame.lines for frame in frames], signatures)
+            frames = [replace(f, lines=lines) for f, lines in zip(frames, best, strict=True)]
+        return FrameTexts(frames)
 
     @staticmethod
     def _images(item: OcrItem, path) -> Iterator[tuple[KeyframeRef, np.ndarray]]:
@@ -666,14 +676,14 @@ def line_languages(texts: list[str], setting: str) -> list[str]:
     return [(detect_language(t) or whole or (UNDETERMINED,))[0] for t in texts]
 
 
-def frame_text_rows(item: OcrItem, value: dict[str, Any], *, decade: str, language: str):
+def frame_text_rows(item: OcrItem, value: FrameTexts, *, decade: str, language: str):
     """One frame_text row per line read (`language`: ARCHIVE_OCR_LANGUAGE)."""
     rows = []
-    for frame in value["frames"]:
-        keyframe: KeyframeRef = frame["keyframe"]
-        normalised = [normalise_print(line.text) for line in frame["lines"]]
+    for frame in value.frames:
+        keyframe = frame.keyframe
+        normalised = [normalise_print(line.text) for line in frame.lines]
         languages = line_languages(normalised, language)
-        for i, line in enumerate(frame["lines"]):
+        for i, line in enumerate(frame.lines):
             rows.append(
                 {
                     "row_id": row_id("frame_text", decade, keyframe.keyframe_id, str(i)),
@@ -689,9 +699,9 @@ def frame_text_rows(item: OcrItem, value: dict[str, Any], *, decade: str, langua
                     "confidence": line.confidence,
                     "box": list(line.box),
                     "language": languages[i],
-                    "script": frame.get("script", "Latin"),
-                    "image_width": frame.get("width"),
-                    "image_height": frame.get("height"),
+                    "script": frame.script,
+                    "image_width": frame.width,
+                    "image_height": frame.height,
                 }
             )
     return rows

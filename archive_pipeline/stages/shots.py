@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +45,21 @@ if TYPE_CHECKING:
 
 
 WINDOW, STEP, PAD = 100, 50, 25  # TransNetV2's inference windows (as in its predict_frames)
+
+
+@dataclass(frozen=True)
+class ShotsAndKeyframes:
+    """One item's shots and the keyframes kept (each the values of one shots / keyframes row;
+    a still has no shots, its pages are its keyframes), with what the decode saw. A result
+    rebuilt from rows (`value_from_rows`) has the rows alone."""
+
+    shots: list[dict[str, Any]]
+    keyframes: list[dict[str, Any]]
+    frames: int | None = None  # frames decoded (a still: pages)
+    width: int | None = None
+    height: int | None = None
+    duplicates_removed: int = 0  # near-duplicate keyframes dropped
+    text_probes: int = 0  # frames the text-sampling probe looked at
 
 
 def video_items(catalog: pa.Table) -> tuple[list[CatalogItem], list[tuple[str, str]]]:
@@ -194,21 +210,21 @@ class ShotsStage(LoadsModels):
         """The video's content."""
         return item.sha256
 
-    def rows(self, item: CatalogItem, value: dict[str, Any], *, decade: str) -> TableRows:
+    def rows(self, item: CatalogItem, value: ShotsAndKeyframes, *, decade: str) -> TableRows:
         """shots and keyframes rows of one video."""
         return shot_rows(item, value, decade=decade)
 
     rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
 
-    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> dict[str, Any]:
+    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> ShotsAndKeyframes:
         """The shots and keyframes `rows()` made these rows of (the same video done under
         another URI)."""
-        return {
-            "shots": row_values(rows["shots"], "shot_index"),
-            "keyframes": row_values(rows["keyframes"], "keyframe_index"),
-        }
+        return ShotsAndKeyframes(
+            row_values(rows["shots"], "shot_index"),
+            row_values(rows["keyframes"], "keyframe_index"),
+        )
 
-    def process(self, item: CatalogItem) -> dict[str, Any] | ItemFailure:
+    def process(self, item: CatalogItem) -> ShotsAndKeyframes | ItemFailure:
         """Return the item's shots (frames, times from frame pts, score) and keyframes; a
         still's pages are its keyframes (no shots)."""
         from archive_pipeline.core.images import ImageDecodeError
@@ -222,7 +238,7 @@ class ShotsStage(LoadsModels):
             except (NoVideoStreamError, VideoDecodeError, ImageDecodeError) as exc:
                 return ItemFailure(type(exc).__name__, str(exc), item.media_id)
 
-    def _process_still(self, path) -> dict[str, Any]:
+    def _process_still(self, path) -> ShotsAndKeyframes:
         """One keyframe per page of a photo or scan (upright, time 0), none removed as a
         duplicate: pages of a document look alike."""
         from archive_pipeline.core.images import iter_pages
@@ -244,16 +260,15 @@ class ShotsStage(LoadsModels):
                 )
             )
         kept, _ = deduplicate(pages, -1)  # pHashes only
-        return {
-            "frames": len(pages),
-            "width": size[0],
-            "height": size[1],
-            "shots": [],
-            "keyframes": [keyframe_value(k, settings) for k in kept],
-            "duplicates_removed": 0,
-        }
+        return ShotsAndKeyframes(
+            shots=[],
+            keyframes=[keyframe_value(k, settings) for k in kept],
+            frames=len(pages),
+            width=size[0],
+            height=size[1],
+        )
 
-    def _process(self, path) -> dict[str, Any] | ItemFailure:
+    def _process(self, path) -> ShotsAndKeyframes | ItemFailure:
         from archive_pipeline.core.video import FrameViews, iter_frames, prefetch, video_info
 
         info = video_info(path)
@@ -323,15 +338,15 @@ class ShotsStage(LoadsModels):
                 kept + text_keyframes(sampler.finish(chosen_times), scenes, settings),
                 key=lambda k: k.index,
             )
-        return {
-            "frames": len(times),
-            "width": info.width,
-            "height": info.height,
-            "shots": _shot_values(scenes, times, end_of, predictions),
-            "keyframes": [keyframe_value(k, settings) for k in kept],
-            "duplicates_removed": removed,
-            "text_probes": sampler.probed if sampler is not None else 0,
-        }
+        return ShotsAndKeyframes(
+            shots=_shot_values(scenes, times, end_of, predictions),
+            keyframes=[keyframe_value(k, settings) for k in kept],
+            frames=len(times),
+            width=info.width,
+            height=info.height,
+            duplicates_removed=removed,
+            text_probes=sampler.probed if sampler is not None else 0,
+        )
 
     def _transnet_decisions(self, frames, tracker: ShotTracker, predictions: list):
         smalls: dict[int, np.ndarray] = {}  # frames TransNetV2 has not decided yet (~75)
@@ -387,7 +402,7 @@ class ShotsStage(LoadsModels):
         yield from tracker.finish()
 
 
-def shot_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) -> dict[str, list[dict]]:
+def shot_rows(item: CatalogItem, value: ShotsAndKeyframes, *, decade: str) -> dict[str, list[dict]]:
     """One shots row per shot and one keyframes row per keyframe kept."""
     shots = [
         {
@@ -397,7 +412,7 @@ def shot_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) -> dict[
             "shot_index": i,
             **shot,
         }
-        for i, shot in enumerate(value["shots"])
+        for i, shot in enumerate(value.shots)
     ]
     keyframes = [
         {
@@ -407,7 +422,7 @@ def shot_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) -> dict[
             "keyframe_index": i,
             **keyframe,
         }
-        for i, keyframe in enumerate(value["keyframes"])
+        for i, keyframe in enumerate(value.keyframes)
     ]
     return {"shots": shots, "keyframes": keyframes}
 

@@ -38,6 +38,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Transcript:
+    """One item's transcription: its main language and its segments (absolute seconds; each
+    segment the values of one transcripts row)."""
+
+    language: str | None
+    segments: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class WhisperSettings:
     """faster-whisper options (ARCHIVE_WHISPER_* settings)."""
 
@@ -176,16 +185,16 @@ class TranscribeStage(LoadsModels):
         """The audio's content and the catalogue language it is decoded with."""
         return f"{item.sha256}|language={item.language or ''}"
 
-    def rows(self, item: CatalogItem, value: dict[str, Any], *, decade: str) -> TableRows:
+    def rows(self, item: CatalogItem, value: Transcript, *, decade: str) -> TableRows:
         """transcripts rows of one item."""
         return {"transcripts": transcript_rows(item, value, decade=decade)}
 
     rebuilds_from_rows = True  # value_from_rows: content done under another URI is copied
 
-    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> dict[str, Any]:
+    def value_from_rows(self, rows: dict[str, pa.Table], item: CatalogItem) -> Transcript:
         """The result `rows()` made these rows of (the same audio done under another URI)."""
         segments = row_values(rows["transcripts"], "segment_index")
-        return {"language": main_language(segments), "segments": segments}
+        return Transcript(main_language(segments), segments)
 
     def spans(
         self, audio, *, hint: str | None, languages: set[str], scores: dict[str, float]
@@ -234,7 +243,7 @@ class TranscribeStage(LoadsModels):
             )
         return [_segment_dict(segment, offset, *spoken, span) for segment in parts]
 
-    def process(self, item: CatalogItem) -> dict[str, Any] | ItemFailure:
+    def process(self, item: CatalogItem) -> Transcript | ItemFailure:
         """Transcribe one item chunk by chunk, each speech span in its language; times are
         absolute seconds in the media."""
         from archive_pipeline.core.audio import iter_chunks
@@ -266,7 +275,7 @@ class TranscribeStage(LoadsModels):
                     segments += found
         if failed:
             return failed[0]
-        return {"language": main_language(segments), "segments": segments}
+        return Transcript(main_language(segments), segments)
 
 
 def compression_ratio(text: str) -> float:
@@ -404,7 +413,7 @@ def suspect_reason(segment: Mapping[str, Any]) -> str | None:
     return None
 
 
-def transcript_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) -> list[dict]:
+def transcript_rows(item: CatalogItem, value: Transcript, *, decade: str) -> list[dict]:
     """One transcripts row per segment."""
     return [
         {
@@ -414,5 +423,5 @@ def transcript_rows(item: CatalogItem, value: dict[str, Any], *, decade: str) ->
             "segment_index": i,
             **segment,
         }
-        for i, segment in enumerate(value["segments"])
+        for i, segment in enumerate(value.segments)
     ]

@@ -72,7 +72,7 @@ def with_settings(stage, **settings):
 
 def test_every_shot_has_a_keyframe_inside_it(stage):
     result = stage.process(item("bikes.mp4"))
-    shots, keyframes = result["shots"], result["keyframes"]
+    shots, keyframes = result.shots, result.keyframes
     assert sorted({k["shot_index"] for k in keyframes}) == list(range(len(shots))) == list(range(6))
     for k in keyframes:
         shot = shots[k["shot_index"]]
@@ -90,12 +90,12 @@ def test_a_shot_without_any_candidate_gets_its_middle_frame_by_seeking(stage, mo
     real = video.frames_at
     monkeypatch.setattr(video, "frames_at", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     result = with_settings(stage, candidate_on_change=None).process(item("bikes.mp4"))
-    assert [k["frame_index"] for k in result["keyframes"] if k["shot_index"] == 5] == [246]
+    assert [k["frame_index"] for k in result.keyframes if k["shot_index"] == 5] == [246]
     assert len(calls) == 1 and len(calls[0]) == 1  # one seek, for that shot only
 
 
 def test_thumbnails_are_small_images_of_the_frame(stage, video_dir):
-    keyframes = stage.process(item("bikes.mp4"))["keyframes"]
+    keyframes = stage.process(item("bikes.mp4")).keyframes
     first = keyframes[0]
     image = Image.open(io.BytesIO(first["thumbnail"]))
     assert (image.format, image.size) == ("JPEG", (320, 136))
@@ -107,9 +107,11 @@ def test_thumbnails_are_small_images_of_the_frame(stage, video_dir):
 
 
 def test_full_frames_and_webp_when_configured(stage):
-    keyframes = with_settings(stage, full_frames=True, thumbnail_format="webp").process(
-        item("bikes.mp4")
-    )["keyframes"]
+    keyframes = (
+        with_settings(stage, full_frames=True, thumbnail_format="webp")
+        .process(item("bikes.mp4"))
+        .keyframes
+    )
     assert Image.open(io.BytesIO(keyframes[0]["thumbnail"])).format == "WEBP"
     full = Image.open(io.BytesIO(keyframes[0]["full_frame"]))
     assert (full.format, full.size) == ("JPEG", (640, 272))
@@ -117,38 +119,38 @@ def test_full_frames_and_webp_when_configured(stage):
 
 def test_near_duplicate_is_removed_and_recorded(stage):
     kept = stage.process(item("aba.mp4"))
-    assert [s["start_frame"] for s in kept["shots"]] == [0, 30, 90]
-    assert [k["shot_index"] for k in kept["keyframes"]] == [0, 1]
-    assert kept["duplicates_removed"] == 1
-    [replaced] = kept["keyframes"][0]["replaces"]
+    assert [s["start_frame"] for s in kept.shots] == [0, 30, 90]
+    assert [k["shot_index"] for k in kept.keyframes] == [0, 1]
+    assert kept.duplicates_removed == 1
+    [replaced] = kept.keyframes[0]["replaces"]
     assert replaced["shot_index"] == 2 and replaced["hash_distance"] <= 6
     assert replaced["changed_fraction"] <= 0.01
     off = with_settings(stage, dedup_distance=-1).process(item("aba.mp4"))
-    assert [k["shot_index"] for k in off["keyframes"]] == [0, 1, 2]
-    assert off["keyframes"][0]["phash"] == kept["keyframes"][0]["phash"]
+    assert [k["shot_index"] for k in off.keyframes] == [0, 1, 2]
+    assert off.keyframes[0]["phash"] == kept.keyframes[0]["phash"]
 
 
 def test_title_cards_with_different_text_are_not_duplicates(stage):
     result = stage.process(item("cards.mp4"))
-    assert [k["shot_index"] for k in result["keyframes"]] == [0, 1, 2]
-    first, last = (result["keyframes"][i]["phash"] for i in (0, 2))
+    assert [k["shot_index"] for k in result.keyframes] == [0, 1, 2]
+    first, last = (result.keyframes[i]["phash"] for i in (0, 2))
     bits = [np.unpackbits(np.frombuffer(bytes.fromhex(h), np.uint8)) for h in (first, last)]
     assert np.count_nonzero(bits[0] != bits[1]) <= 6  # pHash alone would have merged them
 
 
 def test_long_shot_gets_one_keyframe_per_interval(stage):
     result = with_settings(stage, dedup_distance=-1).process(item("long.mp4"))
-    assert len(result["shots"]) == 1
+    assert len(result.shots) == 1
     # (testsrc2 shows a running clock: text-aware sampling adds 'text' keyframes too)
-    times = [k["time_s"] for k in result["keyframes"] if k["reason"] == "shot"]
+    times = [k["time_s"] for k in result.keyframes if k["reason"] == "shot"]
     assert times == pytest.approx([5.0, 15.0, 22.5], abs=0.05)  # middles of 0-10, 10-20, 20-25
     five = with_settings(stage, dedup_distance=-1, interval_s=5.0).process(item("long.mp4"))
-    times = [k["time_s"] for k in five["keyframes"] if k["reason"] == "shot"]
+    times = [k["time_s"] for k in five.keyframes if k["reason"] == "shot"]
     assert times == pytest.approx([2.5, 7.5, 12.5, 17.5, 22.5], abs=0.05)
 
 
 def test_rotated_video_thumbnails_are_upright(stage):
-    keyframes = stage.process(item("rotated.mp4"))["keyframes"]
+    keyframes = stage.process(item("rotated.mp4")).keyframes
     image = Image.open(io.BytesIO(keyframes[0]["thumbnail"]))
     assert image.size[1] > image.size[0]  # portrait once the display rotation is applied
 
@@ -189,19 +191,19 @@ def test_title_shown_mid_shot_becomes_a_text_keyframe_read_once(stage, video_dir
     title = Title("THE PEACH OPEN MOVIE PROJECT", 1.0, 3.0, size=28)
     titled_video(video_dir / "title.mp4", [title], duration_s=8.0)
     result = stage.process(item("title.mp4"))
-    assert len(result["shots"]) == 1
-    during = [k for k in result["keyframes"] if title.start_s <= k["time_s"] < title.end_s]
+    assert len(result.shots) == 1
+    during = [k for k in result.keyframes if title.start_s <= k["time_s"] < title.end_s]
     assert [k["reason"] for k in during] == ["text"]  # three probes saw it: read once
-    assert result["text_probes"] == 8
+    assert result.text_probes == 8
     ocr = FrameTextStage(stage.store)
     ocr.setup()
     refs = tuple(
         KeyframeRef(str(i), i, k["shot_index"], k["time_s"], k["frame_index"])
-        for i, k in enumerate(result["keyframes"])
+        for i, k in enumerate(result.keyframes)
     )
     read = ocr.process(OcrItem(item("title.mp4"), refs, "title"))
-    assert title.text in [line.text for frame in read["frames"] for line in frame["lines"]]
+    assert title.text in [line.text for frame in read.frames for line in frame.lines]
     # without text-aware sampling no keyframe shows the title
     plain = with_settings(stage, text_every_s=0).process(item("title.mp4"))
-    assert not [k for k in plain["keyframes"] if title.start_s <= k["time_s"] < title.end_s]
-    assert {k["reason"] for k in plain["keyframes"]} == {"shot"}
+    assert not [k for k in plain.keyframes if title.start_s <= k["time_s"] < title.end_s]
+    assert {k["reason"] for k in plain.keyframes} == {"shot"}

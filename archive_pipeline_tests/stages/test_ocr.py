@@ -21,6 +21,8 @@ from archive_pipeline.quality import character_error_rate, long_s_words
 from archive_pipeline.quality.generated import fraktur_font_dir, printed_pages
 from archive_pipeline.stages.base import CatalogItem
 from archive_pipeline.stages.ocr import (
+    FrameText,
+    FrameTexts,
     FrameTextStage,
     KeyframeRef,
     OcrItem,
@@ -186,7 +188,7 @@ def test_the_1784_fraktur_page_reads_its_long_s(ocr, shared_media):
     assert cer < plain_cer
     rows = frame_text_rows(
         OcrItem(CatalogItem("kant", "kant.tif", "kant", "", None), (), ""),
-        {"frames": [{"keyframe": KeyframeRef("k", 0, 0, 0.0), "lines": lines, "script": script}]},
+        FrameTexts([FrameText(KeyframeRef("k", 0, 0, 0.0), lines, script)]),
         decade="1780s",
         language="auto",
     )
@@ -195,7 +197,7 @@ def test_the_1784_fraktur_page_reads_its_long_s(ocr, shared_media):
     assert [r["language"] for r in rows].count("de") >= 0.8 * len(rows)
     forced = frame_text_rows(
         OcrItem(CatalogItem("kant", "kant.tif", "kant", "", None), (), ""),
-        {"frames": [{"keyframe": KeyframeRef("k", 0, 0, 0.0), "lines": lines}]},
+        FrameTexts([FrameText(KeyframeRef("k", 0, 0, 0.0), lines)]),
         decade="1780s",
         language="de",
     )

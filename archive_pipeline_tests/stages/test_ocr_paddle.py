@@ -38,8 +38,8 @@ def test_paddleocr_reads_counter_keyframes_from_the_video(paddle):
     )  # every third frame, read at full resolution from the source
     result = paddle.process(OcrItem(video, keyframes, "test"))
     read = {
-        frame["keyframe"].keyframe_index: " ".join(line.text for line in frame["lines"])
-        for frame in result["frames"]
+        frame.keyframe.keyframe_index: " ".join(line.text for line in frame.lines)
+        for frame in result.frames
     }
     correct = sum(f"Frame = {i + 1}" in read.get(i, "") for i in range(0, 30, 3))
     print(f"counter.mp4 (PaddleOCR): {correct}/10 keyframes read exactly")

@@ -89,7 +89,7 @@ def transnet(video_dir, shot_models):
 
 
 def cuts(result):
-    return [shot["start_frame"] for shot in result["shots"]][1:]
+    return [shot["start_frame"] for shot in result.shots][1:]
 
 
 def within_one(found, expected):
@@ -109,7 +109,7 @@ def test_cuts_match_ground_truth(video_dir, transnet, shared_media, detector):
     truth = json.loads((shared_media / "video/bikes.cuts.json").read_text())["cuts_frames"]
     bikes = stage.process(item("bikes.mp4"))
     assert within_one(cuts(bikes), truth), cuts(bikes)
-    assert bikes["frames"] == 250
+    assert bikes.frames == 250
     assert cuts(stage.process(item("bigbuckbunny-5s.mp4"))) == []
 
 
@@ -129,8 +129,8 @@ def test_fades_and_dissolves_give_at_most_one_cut_and_shots_cover_every_frame(
     stage.setup()  # loads nothing for TransNetV2: the session's models are given
     for case in made:
         result = stage.process(item(f"{case.name}.mp4"))
-        shots = [(s["start_frame"], s["end_frame"]) for s in result["shots"]]
-        assert shots[0][0] == 0 and shots[-1][1] == result["frames"] - 1, case
+        shots = [(s["start_frame"], s["end_frame"]) for s in result.shots]
+        assert shots[0][0] == 0 and shots[-1][1] == result.frames - 1, case
         assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(shots)), case
         match = transitions_match(cuts(result), case.spans)
         assert match["precision"] == 1.0, (detector, case, cuts(result))
@@ -157,7 +157,7 @@ def test_documentary_dissolves_and_bursts_on_a_set_drawn_at_random(
             wrong.append((case.name, found, case.spans))
         found_all += [offset + f for f in found]
         spans_all += [(offset + a, offset + b) for a, b in case.spans]
-        offset += result["frames"] + 1000
+        offset += result.frames + 1000
     match = transitions_match(found_all, spans_all)
     print(match, wrong)
     assert match["precision"] == 1.0, wrong  # no cut at the flash, the pan, the subtitles
@@ -175,11 +175,11 @@ def test_streamed_windows_equal_transnet_predict_frames(video_dir, transnet):
 
 def test_variable_frame_rate_times_come_from_timestamps(transnet):
     result = transnet.process(item("vfr.mkv"))
-    assert result["frames"] == 80
+    assert result.frames == 80
     assert cuts(result) == [20]
-    second = result["shots"][1]
+    second = result.shots[1]
     assert second["start_s"] == pytest.approx(2.0, abs=0.05)  # index/fps would say 20/20 = 1.0
-    assert result["shots"][-1]["end_s"] == pytest.approx(4.0, abs=0.05)
+    assert result.shots[-1]["end_s"] == pytest.approx(4.0, abs=0.05)
 
 
 def test_rotation_metadata_does_not_change_the_cuts(transnet):

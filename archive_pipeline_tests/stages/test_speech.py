@@ -95,18 +95,18 @@ def resemblyzer(media_dir):
 )
 def test_word_error_rate_of_default_model(whisper, shared_media, name):
     result = whisper.process(item(name))
-    hypothesis = " ".join(s["text"] for s in result["segments"])
+    hypothesis = " ".join(s["text"] for s in result.segments)
     wer = word_error_rate(speech_references(shared_media / "speech")[name], hypothesis)
     print(f"WER {name}: {wer:.3f} | {hypothesis}")
     assert wer <= 0.10
-    assert result["language"] == "en"
-    assert {s["language"] for s in result["segments"]} == {"en"}
-    assert all(s["language_probability"] > 0.5 for s in result["segments"])
+    assert result.language == "en"
+    assert {s["language"] for s in result.segments} == {"en"}
+    assert all(s["language_probability"] > 0.5 for s in result.segments)
 
 
 def test_words_have_times_inside_their_segment(whisper):
     result = whisper.process(item("jfk.flac"))
-    for segment in result["segments"]:
+    for segment in result.segments:
         assert segment["words"]
         for word in segment["words"]:
             assert (
@@ -116,7 +116,7 @@ def test_words_have_times_inside_their_segment(whisper):
 
 
 def test_silence_gives_no_segments(whisper):
-    assert whisper.process(item("silence.wav"))["segments"] == []
+    assert whisper.process(item("silence.wav")).segments == []
 
 
 def test_no_audio_and_corrupt_audio_are_failures_not_crashes(whisper, diarizer):
@@ -153,7 +153,7 @@ def test_long_media_are_chunked_with_absolute_times(whisper, media_dir):
     assert len(chunks) >= 3
     assert sum(len(c) for _, c in chunks) / SAMPLE_RATE == pytest.approx(45.0, abs=0.2)
     stage = TranscribeStage(whisper.store, WhisperSettings(chunk_s=12.0), **whisper.loaded_models())
-    segments = stage.process(item("jfk_x3.wav"))["segments"]
+    segments = stage.process(item("jfk_x3.wav")).segments
     starts = [s["start_s"] for s in segments if "fellow americans" in normalise_text(s["text"])]
     assert len(starts) == 3
     assert starts == pytest.approx([0.0, 15.0, 30.0], abs=1.0)
@@ -171,7 +171,7 @@ def test_resemblyzer_diarisation_error_rate_on_generated_dialogue(resemblyzer, t
     stage = DiarizeStage(
         LocalStore(str(tmp_path)), resemblyzer.settings, **resemblyzer.loaded_models()
     )
-    turns = stage.process(item("dialogue.wav"))  # no speaker count given: found automatically
+    turns = stage.process(item("dialogue.wav")).turns  # no speaker count given: found automatically
     hypothesis = [(t["start"], t["end"], t["speaker"]) for t in turns]
     der = diarization_error_rate(reference, hypothesis, collar_s=0.25)
     print(f"DER generated dialogue: {der:.3f}")
@@ -218,7 +218,7 @@ def test_resemblyzer_diarisation_reads_long_audio_in_chunks_and_keeps_the_speake
         )
         turns = stage.process(
             CatalogItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
-        )
+        ).turns
         assert len(seen) >= 5 and max(seen) <= length * 0.7 + 10.5  # (cut at a quiet point)
         hypothesis = [(t["start"], t["end"], t["speaker"]) for t in turns]
         der = diarization_error_rate(reference, hypothesis, collar_s=0.25)
@@ -248,7 +248,7 @@ def generated(media_dir):
 @pytest.fixture(scope="session")
 def default_turns(diarizer, generated):
     """The default diariser's turns of each generated file (no speaker count), once."""
-    return {name: diarizer.process(item(f"{name}.wav")) for name in generated}
+    return {name: diarizer.process(item(f"{name}.wav")).turns for name in generated}
 
 
 @pytest.mark.parametrize(
@@ -266,13 +266,13 @@ def test_default_diariser_finds_every_voice(generated, default_turns, name, voic
 
 @pytest.mark.parametrize("name", ["jfk.flac", "librivox-0870.wav", "librivox-0890.wav"])
 def test_default_diariser_gives_one_speaker_for_one_voice(diarizer, name):
-    turns = diarizer.process(item(name))  # no catalogue hint
+    turns = diarizer.process(item(name)).turns  # no catalogue hint
     assert turns and {t["speaker"] for t in turns} == {"SPEAKER_00"}
     assert all(a["end"] < b["start"] for a, b in itertools.pairwise(turns))
 
 
 def test_default_diariser_takes_the_catalogue_count_as_a_hint_not_a_cap(diarizer, generated):
-    turns = diarizer.process(item("dialogue.wav", speakers=("Host",)))  # one name listed
+    turns = diarizer.process(item("dialogue.wav", speakers=("Host",))).turns  # one name listed
     assert len({t["speaker"] for t in turns}) == 2
 
 
@@ -340,7 +340,7 @@ def test_default_diariser_reads_long_audio_in_blocks_and_keeps_the_voices(
     )
     turns = stage.process(
         CatalogItem(uri="u", store_key="long.wav", media_id="m", sha256="long", duration_s=None)
-    )
+    ).turns
     assert len(blocks) >= 2 and max(blocks) <= 30.0 + 10.5
     der = diarization_error_rate(reference, hypothesis(turns), collar_s=0.25)
     print(f"DER two conversations in blocks ({len(blocks)}): {der:.3f}")
@@ -361,7 +361,7 @@ def test_clustering_over_its_bound_labels_every_window_by_the_nearest_centre():
 @pytest.mark.parametrize("backend", ["diarizer", "resemblyzer"])
 def test_diarisation_on_ami_is_reported(backend, request, shared_media):
     """No threshold: four overlapping real speakers; the figure goes to the benchmark report."""
-    turns = request.getfixturevalue(backend).process(item("ami.wav"))
+    turns = request.getfixturevalue(backend).process(item("ami.wav")).turns
     reference = read_rttm(shared_media / "speakers/ami-tst00.rttm")
     der = diarization_error_rate(
         reference, [(t["start"], t["end"], t["speaker"]) for t in turns], uem=(0.0, 30.0)
@@ -440,7 +440,7 @@ def test_pyannote_backend_end_to_end_with_RANDOM_weights(media_dir, tmp_path):
     from pyannote.audio.telemetry.metrics import is_metrics_enabled
 
     assert not is_metrics_enabled(), "pyannote telemetry must be off"
-    turns = stage.process(item("jfk.flac", speakers=("A", "B")))
+    turns = stage.process(item("jfk.flac", speakers=("A", "B"))).turns
     assert turns, "the pipeline produced no turns"
     assert {t["speaker"] for t in turns} <= {"SPEAKER_00", "SPEAKER_01"}
     assert all(0.0 <= t["start"] < t["end"] <= 11.1 for t in turns)
@@ -473,7 +473,7 @@ def test_code_switching_is_transcribed_in_each_language(whisper, bilingual, hint
     says (a hint, not a lock); German words are stored, not an English paraphrase."""
     value = whisper.process(item("bilingual.wav", language=hint))
     by_turn: dict[int, list[dict]] = {}
-    for seg in value["segments"]:
+    for seg in value.segments:
         middle = (seg["start_s"] + seg["end_s"]) / 2
         turn = min(range(len(bilingual)), key=lambda i: abs(sum(bilingual[i][:2]) / 2 - middle))
         by_turn.setdefault(turn, []).append(seg)
@@ -484,8 +484,8 @@ def test_code_switching_is_transcribed_in_each_language(whisper, bilingual, hint
     english = " ".join(s["text"] for i in (1, 3) for s in by_turn[i]).lower()
     assert "berlin" in german and "grenze" in german and "gespräch" in german
     assert "border" in english and "morning" in english
-    assert value["language"] in ("de", "en")
-    assert all(0 < s["language_probability"] <= 1 for s in value["segments"])
+    assert value.language in ("de", "en")
+    assert all(0 < s["language_probability"] <= 1 for s in value.segments)
 
 
 @pytest.mark.slow
@@ -496,10 +496,10 @@ def test_a_forced_language_is_a_lock_and_per_span_detection_can_be_switched_off(
     try:
         whisper.settings = replace(default, language="de")
         value = whisper.process(item("bilingual.wav"))
-        assert {s["language"] for s in value["segments"]} == {"de"}
+        assert {s["language"] for s in value.segments} == {"de"}
         whisper.settings = replace(default, language_per_span=False)
         value = whisper.process(item("bilingual.wav", language="de"))
-        assert {s["language"] for s in value["segments"]} == {"de"}  # one language per item
+        assert {s["language"] for s in value.segments} == {"de"}  # one language per item
     finally:
         whisper.settings = default
 
@@ -508,7 +508,7 @@ def test_a_forced_language_is_a_lock_and_per_span_detection_can_be_switched_off(
 def test_an_english_meeting_clip_has_no_segment_in_another_language(whisper):
     """ami-tst00: four English voices with overlap. The language head names German and Korean
     on parts of it (p 0.84-0.92); without the decode evidence none of that is stored."""
-    segments = whisper.process(item("ami.wav"))["segments"]
+    segments = whisper.process(item("ami.wav")).segments
     assert segments
     wrong = [(s["language"], s["text"]) for s in segments if s["language"] != "en"]
     assert not wrong
@@ -527,7 +527,7 @@ def test_decoding_is_repeatable(whisper):
     default = whisper.settings
     whisper.settings = replace(default, language="en")
     try:
-        runs = [[s["text"] for s in whisper.process(item("ami.wav"))["segments"]] for _ in "ab"]
+        runs = [[s["text"] for s in whisper.process(item("ami.wav")).segments] for _ in "ab"]
     finally:
         whisper.settings = default
     assert runs[0] and runs[0] == runs[1]
@@ -542,8 +542,8 @@ def test_a_script_without_spaces_is_never_cut_into_characters(whisper, diarizer,
 
     thai_interview(media_dir / "thai.wav")
     thai = item("thai.wav", language="th")
-    segments = whisper.process(thai)["segments"]
-    turns = [dz.Turn(t["start"], t["end"], t["speaker"]) for t in diarizer.process(thai)]
+    segments = whisper.process(thai).segments
+    turns = [dz.Turn(t["start"], t["end"], t["speaker"]) for t in diarizer.process(thai).turns]
     assert len({t.speaker for t in turns}) == 2
     pieces = [(p, s) for s in segments for p in dz.split_segment(s, turns)]
     assert any(s["language"] == "th" for _, s in pieces)
