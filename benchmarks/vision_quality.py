@@ -46,6 +46,20 @@ def _few(cases, n: int = 1) -> list:
     return list(cases)[:n] if QUICK else list(cases)
 
 
+_SHOT_MODELS: dict = {}  # TransNetV2 and the text probe, loaded once for the run
+
+
+def shots_stage(store, **options):
+    """A set-up ShotsStage that shares the models loaded once for the run (`loaded_models()`:
+    a detector option changes how they are used, not the weights)."""
+    from archive_pipeline.stages.shots import ShotsStage
+
+    stage = ShotsStage(store, **{**_SHOT_MODELS, **options})
+    stage.setup()
+    _SHOT_MODELS.update({k: v for k, v in stage.loaded_models().items() if v is not None})
+    return stage
+
+
 GERMAN = ["Größe der Bürgerstraße", "Äpfel über Öl für 18 Mark", "Schöne Grüße aus Köln"]
 
 
@@ -53,12 +67,10 @@ def cut_quality(media: Path) -> dict:
     from archive_pipeline.core.local_store import LocalStore
     from archive_pipeline.quality import cuts_match
     from archive_pipeline.stages.base import CatalogItem
-    from archive_pipeline.stages.shots import ShotsStage
 
     out = {}
     for detector in ("transnetv2", "content", "adaptive"):
-        stage = ShotsStage(LocalStore(str(media / "video")), detector=detector)
-        stage.setup()
+        stage = shots_stage(LocalStore(str(media / "video")), detector=detector)
         for name in _few(("bigbuckbunny-5s", "bikes"), 1):
             truth = json.loads((media / f"video/{name}.cuts.json").read_text())["cuts_frames"]
             result = stage.process(CatalogItem(name, f"{name}.mp4", name, name, None))
@@ -75,14 +87,12 @@ def transition_quality(media: Path) -> dict:
     from archive_pipeline.quality import transitions_match
     from archive_pipeline.quality.generated import transition_videos
     from archive_pipeline.stages.base import CatalogItem
-    from archive_pipeline.stages.shots import ShotsStage
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         made = transition_videos(media / "video", Path(tmp), only=2 if QUICK else None)
         for detector in ("transnetv2", "content", "adaptive"):
-            stage = ShotsStage(LocalStore(tmp), detector=detector)
-            stage.setup()
+            stage = shots_stage(LocalStore(tmp), detector=detector)
             found_all, spans_all, offset, uncovered = [], [], 0, 0
             for case in made:
                 result = stage.process(
@@ -114,7 +124,6 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
     from archive_pipeline.quality import cuts_match, transitions_match
     from archive_pipeline.quality.generated import documentary_videos
     from archive_pipeline.stages.base import CatalogItem
-    from archive_pipeline.stages.shots import ShotsStage
 
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,11 +136,8 @@ def documentary_quality(media: Path, seeds=(None, 2028, 7)) -> dict:
             )
             for seed in _few(seeds)
         }
-        model = None
         for label, previous in (("previous", True), ("current", False)):
-            stage = ShotsStage(LocalStore(tmp), previous_boundaries=previous, model=model)
-            stage.setup()
-            model = stage._model
+            stage = shots_stage(LocalStore(tmp), previous_boundaries=previous)
             figures: dict = {}
             false_cuts = 0
             for seed, (root, cases) in sets.items():
@@ -223,7 +229,6 @@ def title_quality() -> dict:
     from archive_pipeline.quality.generated import title_videos
     from archive_pipeline.stages.keyframes import KeyframeSettings
     from archive_pipeline.stages.ocr import FrameTextStage
-    from archive_pipeline.stages.shots import ShotsStage
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,8 +236,7 @@ def title_quality() -> dict:
         ocr = FrameTextStage(LocalStore(tmp))
         ocr.setup()
         for label, every in (("text_sampling", 1.0), ("keyframes_only", 0.0)):
-            shots = ShotsStage(LocalStore(tmp), keyframes=KeyframeSettings(text_every_s=every))
-            shots.setup()
+            shots = shots_stage(LocalStore(tmp), keyframes=KeyframeSettings(text_every_s=every))
             out[label] = read_titles(shots, ocr, Path(tmp), videos)
     return out
 

@@ -1,8 +1,11 @@
 """`archive-pipeline run`: one's own archive, only the decades with media, progress, re-runs."""
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -16,18 +19,36 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def run_cli(
-    home: Path, *args: str, env_extra: dict | None = None, command: str = "run"
+    home: Path,
+    *args: str,
+    env_extra: dict | None = None,
+    command: str = "run",
+    pids: set[int] | None = None,
 ) -> subprocess.CompletedProcess:
+    """`archive-pipeline <command> <args>` on ARCHIVE_HOME `home`; `pids` collects the pids of
+    the command and of every process under it while it runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
     env |= {"ARCHIVE_HOME": str(home), "ARCHIVE_RAY_NUM_CPUS": "1", **(env_extra or {})}
-    return subprocess.run(
+    proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "archive-pipeline"), command, *args],
         cwd=REPO,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
     )
+    if pids is not None:
+        pids.add(proc.pid)
+        threading.Thread(target=_collect_tree, args=(proc, pids), daemon=True).start()
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _collect_tree(proc: subprocess.Popen, pids: set[int]) -> None:
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            pids.update(child.pid for child in psutil.Process(proc.pid).children(recursive=True))
+        time.sleep(0.1)
 
 
 def _entries(folder: Path) -> list[str]:
@@ -41,15 +62,14 @@ def _ray_folders() -> set[Path]:
     return {p for folder in RAY_TEMP if folder.exists() for p in folder.iterdir()}
 
 
-def _left_behind(before: set[Path]) -> list[Path]:
-    """Ray folders made since `before` whose process is gone: what a finished run left in the
-    shared temp folders. A live process's folder is another test's Ray (`make test` runs two
-    lanes at once); /tmp/ray/session_latest is Ray's link to its newest session."""
+def _left_behind(before: set[Path], pids: set[int]) -> list[Path]:
+    """Ray folders made since `before` by one of `pids` (a Ray session is named by the pid of
+    the process that started it: /tmp/archive-ray/<pid>, /tmp/ray/session_<time>_<pid>). Other
+    tests' Ray may write there at the same time (`make test` runs two lanes at once)."""
     left = []
     for path in _ray_folders() - before:
-        owner = path.name.rsplit("_", 1)[-1]  # /tmp/archive-ray/<pid>, /tmp/ray/session_..._<pid>
-        alive = owner.isdigit() and psutil.pid_exists(int(owner))
-        if path.name != "session_latest" and not alive:
+        owner = path.name.rsplit("_", 1)[-1]
+        if owner.isdigit() and int(owner) in pids:
             left.append(path)
     return left
 
@@ -63,12 +83,13 @@ def test_run_processes_only_decades_with_media_and_reruns_compute_nothing(tmp_pa
     # nothing is written outside ARCHIVE_HOME: not in the user's home, the temp folder, /tmp/ray
     user, tmp = tmp_path / "user", tmp_path / "tmp"
     user.mkdir(), tmp.mkdir()
-    ray_before = _ray_folders()
-
-    first = run_cli(home, "--inbox", str(inbox), env_extra={"HOME": str(user), "TMPDIR": str(tmp)})
+    ray_before, pids = _ray_folders(), set()
+    env = {"HOME": str(user), "TMPDIR": str(tmp)}
+    first = run_cli(home, "--inbox", str(inbox), env_extra=env, pids=pids)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert _entries(user) == [] and _entries(tmp) == []
-    assert not _left_behind(ray_before), _left_behind(ray_before)
+    assert len(pids) > 3  # the command, Ray's daemons and its workers
+    assert not _left_behind(ray_before, pids), _left_behind(ray_before, pids)
     assert not list(home.rglob("session_*")), "Ray's session folder was left behind"
     out = first.stdout
     assert "running decades 1960s, 1980s" in out

@@ -7,17 +7,16 @@ from archive_pipeline.core.compute import InlineCompute
 from archive_pipeline.core.local_store import LocalStore
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.stages.base import CatalogItem
-from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage
+from archive_pipeline.stages.diarisation import DiarizationSettings, DiarizeStage, SpeakerTurns
 from archive_pipeline.stages.partition import process_partition
-from archive_pipeline.stages.shots import ShotsStage
-from archive_pipeline.stages.transcription import TranscribeStage
+from archive_pipeline.stages.shots import ShotsAndKeyframes, ShotsStage
+from archive_pipeline.stages.transcription import TranscribeStage, Transcript
 
 WORDS = [{"start": 0.5, "end": 0.9, "word": " Ask", "probability": 0.93}]
 CANNED = {
-    "transcripts": {
-        "language": "en",
-        "language_probability": 0.98,
-        "segments": [
+    "transcripts": Transcript(
+        "en",
+        [
             {
                 "start_s": 0.5,
                 "end_s": 2.0,
@@ -35,17 +34,18 @@ CANNED = {
                 "words": [],
             },
         ],
-    },
-    "speaker_turns": [
-        {"start": 0.4, "end": 2.1, "speaker": "SPEAKER_00"},
-        {"start": 2.4, "end": 4.1, "speaker": "SPEAKER_01"},
-    ],
-    "shots": {
-        "frames": 100,
-        "width": 320,
-        "height": 240,
-        "duplicates_removed": 0,
-        "shots": [
+    ),
+    "speaker_turns": SpeakerTurns(
+        [
+            {"start": 0.4, "end": 2.1, "speaker": "SPEAKER_00"},
+            {"start": 2.4, "end": 4.1, "speaker": "SPEAKER_01"},
+        ]
+    ),
+    "shots": ShotsAndKeyframes(
+        frames=100,
+        width=320,
+        height=240,
+        shots=[
             {
                 "start_frame": 0,
                 "end_frame": 49,
@@ -61,7 +61,7 @@ CANNED = {
                 "boundary_score": 0.8,
             },
         ],
-        "keyframes": [
+        keyframes=[
             {
                 "shot_index": i,
                 "frame_index": 25 + 50 * i,
@@ -76,7 +76,7 @@ CANNED = {
             }
             for i in range(2)
         ],
-    },
+    ),
 }
 
 

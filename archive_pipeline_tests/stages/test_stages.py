@@ -48,7 +48,7 @@ def test_each_stage_result_is_rebuilt_from_the_rows_it_made():
         TextLine,
     )
     from archive_pipeline.stages.shots import ShotsAndKeyframes, ShotsStage
-    from archive_pipeline.stages.transcription import Transcript, TranscribeStage
+    from archive_pipeline.stages.transcription import TranscribeStage, Transcript
 
     store = LocalStore(".")
     video = CatalogItem("a.mp4", "a.mp4", "m1", "sha", 4.0, speakers=("Host",))
