@@ -354,7 +354,7 @@ def ui_hint() -> str:
     variables that differ from the Makefile's defaults (instance, inbox, warehouse)."""
     from archive_pipeline.config import paths, settings
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     defaults = {
         settings.ARCHIVE_HOME.env: repo / ".archive",
         settings.DAGSTER_HOME.env: paths.dagster_home(),

@@ -29,7 +29,7 @@ from archive_pipeline.defs.runs import (
     trigger_tags,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # the compact console logger of defs/console.py: progress lines, failed checks, step failures
 PROGRESS_LOGS = {"loggers": {"progress": {"config": {}}}}
 CHECK_TRIGGER = "archive-pipeline check"  # the trigger of runs of checks alone
