@@ -29,7 +29,7 @@ def test_every_benchmark_has_a_quick_mode_that_a_test_runs():
         assert f"benchmarks/{name}.py" in text and "--quick" in text, (name, test)
 
 
-def run_quick(name: str, *args: str, timeout: int = 900) -> dict:
+def run_quick(name: str, *args: str, timeout: int = 1200) -> dict:
     """`benchmarks/<name>.py --quick <args>`: its closing JSON line, once it succeeded."""
     out = subprocess.run(
         [sys.executable, f"benchmarks/{name}.py", "--quick", *args],
@@ -43,6 +43,7 @@ def run_quick(name: str, *args: str, timeout: int = 900) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # a hang guard: `make test` runs another lane beside these
 @pytest.mark.parametrize("name", [name for name in BENCHMARKS if name not in ELSEWHERE])
 def test_the_benchmark_runs_in_its_quick_mode(name, shared_media):
     figures = run_quick(name)
