@@ -9,12 +9,43 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from archive_pipeline_tests.helpers import free_port, non_loopback_listeners
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"
+
+
+_CPU_AT_START = pytest.StashKey[float]()
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process, its reaped children and its live descendants (Ray's
+    daemons and workers, servers, CLI subprocesses) so far."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in psutil.Process().children(recursive=True):
+        try:
+            c = child.cpu_times()
+            total += c.user + c.system + c.children_user + c.children_system
+        except psutil.Error:  # ended meanwhile
+            pass
+    return total
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_CPU_AT_START] = _cpu_seconds()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Each test's CPU seconds (setup to teardown, subprocesses included) in the JUnit file:
+    what `scripts/slowest_tests.py` prints beside the wall time."""
+    if call.when == "teardown" and _CPU_AT_START in item.stash:
+        item.user_properties.append(("cpu_s", round(_cpu_seconds() - item.stash[_CPU_AT_START], 1)))
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from benchmarks.common import peak_rss_mb, run_child  # noqa: E402
 
 
 def loop_video(source: Path, out: Path, minutes: float) -> None:
-    loops = max(1, int(minutes * 60 / 10))  # bikes.mp4 is 10 s
+    loops = max(1, math.ceil(minutes * 60 / 10))  # bikes.mp4 is 10 s, 25 fps
     subprocess.run(
         [
             "ffmpeg",
@@ -48,6 +49,8 @@ def loop_video(source: Path, out: Path, minutes: float) -> None:
             str(loops - 1),
             "-i",
             str(source),
+            "-t",
+            f"{minutes * 60:g}",
             "-c",
             "copy",
             str(out),
@@ -135,7 +138,8 @@ def bench_text_sampling(args, tmp: Path, models: dict) -> dict:
     from benchmarks.vision_quality import read_titles
 
     root = tmp / "titles"
-    videos = title_videos(root, only=1 if args.quick else None)
+    # quick: one 4 s video holding its first title
+    videos = title_videos(root, only=1, duration_s=4.0) if args.quick else title_videos(root)
     resources = StageResources(num_cpus=args.threads)
     ocr = FrameTextStage(LocalStore(str(root)), resources=resources)
     ocr.setup()
@@ -265,12 +269,12 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: a 10 s video and long run (the stage's child alone), one title video, "
-        "2 captions, 16 texts, 8 images, 1 repeat without warm-up",
+        help="smoke run: a 2 s video and long run (the stage's child alone), one 4 s title "
+        "video, 2 captions, 16 texts, 8 images, 1 repeat without warm-up",
     )
     args = parser.parse_args()
     if args.quick:
-        args.minutes, args.long_minutes, args.repeats = 1 / 6, 1 / 6, 1
+        args.minutes, args.long_minutes, args.repeats = 2 / 60, 2 / 60, 1
     if args.child:
         child(args.child, args.child_path, args.threads)
         return
@@ -287,7 +291,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         video = tmp / "loop.mp4"
         loop_video(args.shared_media / "video/bikes.mp4", video, args.minutes)
-        frames = round(args.minutes * 60 / 10) * 250
+        frames = round(args.minutes * 60 * 25)
         stage = ShotsStage(LocalStore(str(tmp)), resources=StageResources(num_cpus=args.threads))
         stage.setup()  # the models are loaded once, then shared (loading is not measured)
         models = stage.loaded_models()

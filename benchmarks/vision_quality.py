@@ -90,7 +90,7 @@ def transition_quality(media: Path) -> dict:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        made = transition_videos(media / "video", Path(tmp), only=2 if QUICK else None)
+        made = transition_videos(media / "video", Path(tmp), only=1 if QUICK else None)
         for detector in ("transnetv2", "content", "adaptive"):
             stage = shots_stage(LocalStore(tmp), detector=detector)
             found_all, spans_all, offset, uncovered = [], [], 0, 0
@@ -232,7 +232,8 @@ def title_quality() -> dict:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        videos = title_videos(Path(tmp), only=1 if QUICK else None)
+        # quick: one 4 s video holding its first title
+        videos = title_videos(Path(tmp), **({"only": 1, "duration_s": 4.0} if QUICK else {}))
         ocr = FrameTextStage(LocalStore(tmp))
         ocr.setup()
         for label, every in (("text_sampling", 1.0), ("keyframes_only", 0.0)):
@@ -371,7 +372,7 @@ def page_quality(media: Path) -> dict:
         for label, settings in (
             ("previous", OcrSettings(fraktur="off", language="en")),
             ("current", OcrSettings()),
-        ):
+        )[1 if QUICK else 0 :]:  # quick: the current reading alone
             stage = FrameTextStage(LocalStore(tmp), settings=settings)
             stage.setup()
             out[label] = _read_pages(stage, cases)

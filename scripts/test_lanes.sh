@@ -7,9 +7,11 @@
 #   lane 2: the model stages and the benchmark smoke runs
 # Each lane has its own temp folder (pytest's numbered folders are not safe to share) and JUnit
 # file; lane 2's output is printed after lane 1's; any lane failing fails the run.
+# LANES_OUT=DIR keeps the logs and JUnit files there (`scripts/slowest_tests.py --by cpu DIR/*.xml`).
 set -u
 cd "$(dirname "$0")/.."
-out=$(mktemp -d /tmp/lanes.XXXX)
+out=${LANES_OUT:-$(mktemp -d /tmp/lanes.XXXX)}
+mkdir -p "$out"
 LANE2=(archive_pipeline_tests/stages archive_pipeline_tests/test_benchmarks.py)
 lane() {  # lane NAME PYTHON-ENV PYTEST-ARGS...: one pytest process with its own temp and JUnit file
   local name=$1 env=$2
@@ -28,6 +30,6 @@ rc2=$?
 echo "--- lane 2: ${LANE2[*]} (run beside lane 1), exit $rc2"
 cat "$out/lane2.log"
 .venv/bin/python scripts/slowest_tests.py "$out"/*.xml
-rm -rf "$out"
+[ -n "${LANES_OUT:-}" ] || rm -rf "$out"
 echo "exit: lane 1 $rc1, PaddleOCR $rc3, lane 2 $rc2"
 [ "$rc1" = 0 ] && [ "$rc2" = 0 ] && [ "$rc3" = 0 ]

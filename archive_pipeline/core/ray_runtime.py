@@ -190,6 +190,9 @@ class RayRuntime:
         for attempt in range(1, self.start_attempts + 1):
             try:
                 ray.init(
+                    # "local": a new cluster even where another one's address file is found
+                    # (/tmp/ray/ray_current_cluster from `ray start`, another test lane's Ray)
+                    address="local",
                     num_cpus=self.num_cpus,
                     num_gpus=self.num_gpus,
                     include_dashboard=self.include_dashboard,

@@ -275,10 +275,12 @@ def titled_video(
     _ffmpeg("-f", "lavfi", "-i", sources[source], "-vf", filters, *_encode(), out)
 
 
-def title_videos(out: Path, *, only: int | None = None) -> list[TitledVideo]:
+def title_videos(
+    out: Path, *, only: int | None = None, duration_s: float = 13.0
+) -> list[TitledVideo]:
     """The title set: titles mid-shot between keyframes, large and small, centred and in the
     lower third, cut in and faded, on four moving backgrounds. Writes into `out` (`only`: the
-    first so many videos)."""
+    first so many videos; `duration_s`: shorter videos hold only the titles that end in them)."""
     out.mkdir(parents=True, exist_ok=True)
     cases = {
         "mandelbrot": [
@@ -301,7 +303,8 @@ def title_videos(out: Path, *, only: int | None = None) -> list[TitledVideo]:
     made = []
     for source, titles in list(cases.items())[:only]:
         name = f"titles_{source}"
-        titled_video(out / f"{name}.mp4", titles, duration_s=13.0, source=source)
+        titles = [title for title in titles if title.end_s <= duration_s]
+        titled_video(out / f"{name}.mp4", titles, duration_s=duration_s, source=source)
         made.append(TitledVideo(name, tuple(titles)))
     return made
 

@@ -317,7 +317,7 @@ def test_stages_of_a_run_share_warm_workers_and_keep_their_models(ray_local):
     assert [o.value for o in again] == [first, first]  # stage "one" was not set up again
 
 
-def test_a_local_ray_start_that_times_out_is_retried_then_reported(monkeypatch):
+def test_a_local_ray_start_is_a_new_cluster_retried_when_it_times_out(monkeypatch):
     from archive_pipeline.core import ray_runtime
 
     class FlakyRay:
@@ -325,6 +325,8 @@ def test_a_local_ray_start_that_times_out_is_retried_then_reported(monkeypatch):
             self.failures, self.message, self.inits = failures, message, 0
 
         def init(self, **kw):
+            # a new cluster, never one found through /tmp/ray/ray_current_cluster or RAY_ADDRESS
+            assert kw["address"] == "local"
             self.inits += 1
             if self.inits <= self.failures:
                 raise Exception(self.message)  # what Ray raises for this one

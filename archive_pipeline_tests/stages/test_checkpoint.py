@@ -258,7 +258,8 @@ root, calls, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 wh = Warehouse(root)
 runtime = RayRuntime("local", num_cpus=2)
 report = process_partition(stage=Turns(calls, delay=0.4), decade="2000s", items=_items(n),
-                           warehouse=wh, compute=runtime, policy=CommitPolicy(items=4))
+                           warehouse=wh, compute=runtime,
+                           policy=CommitPolicy(items=4, seconds=3600))  # batches by items alone
 print(json.dumps({"computed": report.n_computed, "reused": report.n_reused}))
 runtime.shutdown()
 """
