@@ -78,7 +78,7 @@ lint:
 
 test: install install-paddle fonts lint
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
-	@# three pytest processes at once, then the 25 slowest tests (scripts/test_lanes.sh says how)
+	@# two pytest processes at once, then the 25 slowest tests (scripts/test_lanes.sh says how)
 	@scripts/test_lanes.sh
 
 # The fast lane while working (the slow tests still run in `make test` and CI).

@@ -1,6 +1,8 @@
 """Ray execution: placement by declared resources, fail-fast, errors as data, bounded connect."""
 
 import multiprocessing
+import shutil
+import tempfile
 import time
 
 import pytest
@@ -13,7 +15,11 @@ from archive_pipeline.stages.base import BaseStage
 from archive_pipeline_tests.helpers import free_port
 
 
-def _make_stage(name, resources, fail_on=(), setup_error=None):
+def _make_stage(name, resources, fail_on=(), setup_error=None, meet=None, nodes=2):
+    """`meet`: a folder where each worker's setup() leaves its node id; items then wait (up to
+    60 s) until workers have been set up on `nodes` nodes, so that where items run shows where
+    the pool placed workers, not which worker started first on a loaded machine."""
+
     class ProbeStage:
         """Test stage: reports where it ran; fails on chosen items."""
 
@@ -28,10 +34,22 @@ def _make_stage(name, resources, fail_on=(), setup_error=None):
             if setup_error:
                 raise RuntimeError(setup_error)
             self.setups = 1
+            if meet:
+                import pathlib
+
+                import ray
+
+                (pathlib.Path(meet) / ray.get_runtime_context().get_node_id()).touch()
 
         def process(self, item):
             import ray
 
+            if meet:
+                import os
+
+                deadline = time.monotonic() + 60
+                while len(os.listdir(meet)) < nodes and time.monotonic() < deadline:
+                    time.sleep(0.1)
             if item in fail_on:
                 raise ValueError(f"bad item {item}")
             time.sleep(0.3)  # long enough for every worker to start and take items
@@ -63,6 +81,7 @@ def _cluster_scenario() -> dict:
     cluster.wait_for_nodes()
     runtime = RayRuntime(cluster.address, connect_timeout_s=20)
     out = {}
+    meet = tempfile.mkdtemp(prefix="cpu_stage_nodes_")  # where the CPU stage's workers meet
     try:
         runtime.ensure_started()
         gpu_stage = _make_stage("gpu_stage", StageResources(num_cpus=1, num_gpus=1))
@@ -73,7 +92,7 @@ def _cluster_scenario() -> dict:
         out["gpu_stage_devices"] = {
             (tuple(r.value["ray_gpus"]), r.value["device"]) for r in results
         }
-        cpu_stage = _make_stage("cpu_stage", StageResources(num_cpus=1))
+        cpu_stage = _make_stage("cpu_stage", StageResources(num_cpus=1), meet=meet)
         cpu_results = runtime.map(cpu_stage, list(range(12)))
         out["cpu_nodes"] = {r.value["node"] for r in cpu_results}
         out["cpu_stage_devices"] = {
@@ -90,6 +109,7 @@ def _cluster_scenario() -> dict:
     finally:
         runtime.shutdown()
         cluster.shutdown()
+        shutil.rmtree(meet, ignore_errors=True)
     return out
 
 

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -58,52 +57,59 @@ def _distinct(wh: Warehouse, table: str, scope=None) -> tuple[int, int]:
 WRITER = textwrap.dedent(
     """
     import json, sys, time
+    from pathlib import Path
     from archive_pipeline.core.compute import InlineCompute
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.stages.partition import process_partition
     from archive_pipeline.stages.writer import CommitPolicy
     from archive_pipeline_tests.stages.test_checkpoint import Turns, _items
 
-    root, calls, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
-    wh = Warehouse(root, writer_wait_s=120, storage_options=options)
-    time.sleep(max(0.0, start - time.time()))  # both writers start at the same moment
-    report = process_partition(stage=Turns(calls, delay=0.05), decade="1980s", items=_items(12),
-                               warehouse=wh, compute=InlineCompute(), writer=sys.argv[4],
-                               policy=CommitPolicy(items=3))
-    print(report.n_computed, report.n_reused)
+    trials, barrier, name = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    other = "dagster" if name == "cli" else "cli"
+    for trial, (root, calls) in enumerate(trials):
+        (barrier / f"{trial}.{name}").touch()
+        while not (barrier / f"{trial}.{other}").exists():  # both start at the same moment
+            time.sleep(0.005)
+        wh = Warehouse(root, writer_wait_s=120, storage_options=options)
+        report = process_partition(stage=Turns(calls, delay=0.05), decade="1980s",
+                                   items=_items(12), warehouse=wh, compute=InlineCompute(),
+                                   writer=name, policy=CommitPolicy(items=3))
+        print(json.dumps([report.n_computed, report.n_reused]), flush=True)
     """
 )
 
 
 def _two_writers_at_once(tmp_path, trials: int, root_of, options: dict | None = None) -> None:
     """Two writers of the same (decade, stage), started together, `trials` times: the second
-    waits for the first and finds everything done (no duplicate row_id in any table)."""
-    script = tmp_path / "writer.py"
+    waits for the first and finds everything done (no duplicate row_id in any table). Two
+    processes run every trial, meeting at a file barrier before each (one Python start each)."""
+    script, barrier = tmp_path / "writer.py", tmp_path / "barrier"
     script.write_text(WRITER)
+    barrier.mkdir()
     env = {**os.environ, "PYTHONPATH": ":".join(sys.path)}
     extra = [json.dumps(options)] if options else []
-    for trial in range(trials):
-        root, calls = root_of(trial), tmp_path / f"calls{trial}.txt"
-        start = time.time() + 4  # after both have imported lancedb
-        procs = [
-            subprocess.Popen(
-                [sys.executable, str(script), root, str(calls), str(start), name, *extra],
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-            for name in ("cli", "dagster")
-        ]
-        outs = [p.communicate(timeout=180)[0].split() for p in procs]
-        assert all(p.returncode == 0 for p in procs)
+    runs = [(root_of(trial), str(tmp_path / f"calls{trial}.txt")) for trial in range(trials)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), json.dumps(runs), str(barrier), name, *extra],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for name in ("cli", "dagster")
+    ]
+    outs = [p.communicate(timeout=120 + 60 * trials)[0].splitlines() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    for trial, (root, calls) in enumerate(runs):
         # one computed all 12, the other waited and reused all 12
-        assert sorted(tuple(map(int, o)) for o in outs) == [(0, 12), (12, 0)], outs
+        pair = sorted(tuple(json.loads(out[trial])) for out in outs)
+        assert pair == [(0, 12), (12, 0)], (trial, outs)
         wh = Warehouse(root, storage_options=options)
         for table, scope in (("speaker_turns", DECADE), ("stage_items", SCOPE)):
             n, distinct = _distinct(wh, table, scope)
             assert n == distinct and n > 0, (trial, table, n, distinct)
-        assert len(_calls(calls)) == 12  # each item computed once
+        assert len(_calls(Path(calls))) == 12  # each item computed once
 
 
 @pytest.mark.slow
