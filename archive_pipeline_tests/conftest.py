@@ -18,21 +18,34 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"
 
 
-_CPU_AT_START = pytest.StashKey[float]()
+_CPU_AT_START = pytest.StashKey[tuple]()
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process, its reaped children and its live descendants (Ray's
-    daemons and workers, servers, CLI subprocesses) so far."""
+def _cpu_seconds() -> tuple[float, dict[int, tuple[float, bool]]]:
+    """CPU seconds of this process and its reaped children so far, and of each live descendant
+    (Ray's daemons and workers, servers, CLI subprocesses): {pid: (seconds, a direct child)}."""
     t = os.times()
-    total = t.user + t.system + t.children_user + t.children_system
-    for child in psutil.Process().children(recursive=True):
+    me, live = psutil.Process(), {}
+    direct = {child.pid for child in me.children()}
+    for child in me.children(recursive=True):
         try:
             c = child.cpu_times()
-            total += c.user + c.system + c.children_user + c.children_system
+            live[child.pid] = (c.user + c.system + c.children_user + c.children_system,
+                               child.pid in direct)  # fmt: skip
         except psutil.Error:  # ended meanwhile
             pass
-    return total
+    return t.user + t.system + t.children_user + t.children_system, live
+
+
+def _cpu_used(start: tuple, end: tuple) -> float:
+    """CPU seconds between two `_cpu_seconds()`: a direct child that ended was reaped, so its
+    whole life is in this process's children time (its CPU before `start` is taken off); a
+    deeper one that ended unreaped (a server's workers) is lost, so the figure is a lower bound."""
+    (own0, live0), (own1, live1) = start, end
+    used = own1 - own0
+    used += sum(seconds - live0.get(pid, (0.0, False))[0] for pid, (seconds, _) in live1.items())
+    used -= sum(seconds for pid, (seconds, direct) in live0.items() if direct and pid not in live1)
+    return max(used, 0.0)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -45,7 +58,8 @@ def pytest_runtest_makereport(item, call):
     """Each test's CPU seconds (setup to teardown, subprocesses included) in the JUnit file:
     what `scripts/slowest_tests.py` prints beside the wall time."""
     if call.when == "teardown" and _CPU_AT_START in item.stash:
-        item.user_properties.append(("cpu_s", round(_cpu_seconds() - item.stash[_CPU_AT_START], 1)))
+        used = _cpu_used(item.stash[_CPU_AT_START], _cpu_seconds())
+        item.user_properties.append(("cpu_s", round(used, 1)))
 
 
 @pytest.fixture(scope="session")
