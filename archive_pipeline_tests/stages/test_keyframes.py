@@ -66,12 +66,12 @@ def stage(video_dir, shot_models):
     return ShotsStage(LocalStore(str(video_dir)), detector="content", **shot_models)
 
 
-def with_settings(stage, detector="content", **settings):
+def with_settings(stage, **settings):
     keyframes = KeyframeSettings(**settings)
     models = stage.loaded_models()
     if not keyframes.text_every_s:
         models["text_detector"] = None
-    return ShotsStage(stage.store, detector=detector, keyframes=keyframes, **models)
+    return ShotsStage(stage.store, detector=stage.detector, keyframes=keyframes, **models)
 
 
 def test_every_shot_has_a_keyframe_inside_it(stage):
