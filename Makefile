@@ -81,9 +81,10 @@ test: install install-paddle fonts lint
 	@# two pytest processes at once, then the 25 slowest tests (scripts/test_lanes.sh says how)
 	@scripts/test_lanes.sh
 
-# The fast lane while working (the slow tests still run in `make test` and CI).
+# The fast lane while working (the slow tests still run in `make test` and CI), in two pytest
+# processes at once as `make test` runs the suite.
 test-fast: install fonts lint
-	$(BIN)/pytest -m "not slow and not paddle"
+	@FAST=1 scripts/test_lanes.sh
 
 # `dagster dev` runs the webserver and the daemon (run queue, sensors, backfills) together,
 # beside the warm model workers (`archive-pipeline workers`: a local Ray that runs join, models

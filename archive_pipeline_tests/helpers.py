@@ -1,10 +1,14 @@
-"""Test helpers: free ports, loopback checks, archive snapshots."""
+"""Test helpers: free ports, loopback checks, archive snapshots, the command line."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -167,3 +171,68 @@ def chromium_browser():
     ):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def run_cli(
+    home: Path,
+    *args: str,
+    env_extra: dict | None = None,
+    pids: set[int] | None = None,
+    timeout: int = 900,
+) -> subprocess.CompletedProcess:
+    """`archive-pipeline <args>` on ARCHIVE_HOME `home` (nothing else of the caller's
+    ARCHIVE_/DAGSTER_ environment); `pids` collects the pids of the command and of every
+    process under it while it runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
+    env |= {"ARCHIVE_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "archive-pipeline"), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if pids is not None:
+        pids.add(proc.pid)
+        threading.Thread(target=_collect_tree, args=(proc, pids), daemon=True).start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        out, err = proc.communicate()
+        message = f"archive-pipeline {' '.join(args)}: no end in {timeout} s\n{out[-3000:]}"
+        raise AssertionError(message) from exc
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _collect_tree(proc: subprocess.Popen, pids: set[int]) -> None:
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            pids.update(child.pid for child in psutil.Process(proc.pid).children(recursive=True))
+        time.sleep(0.1)
+
+
+RAY_TEMP = (Path("/tmp/ray"), Path("/tmp/archive-ray"))  # Ray's default; the short-path fallback
+
+
+def ray_folders() -> set[Path]:
+    """Ray's session folders in its temp folders now."""
+    return {p for folder in RAY_TEMP if folder.exists() for p in folder.iterdir()}
+
+
+def ray_left_behind(before: set[Path], pids: set[int]) -> list[Path]:
+    """Ray folders made since `before` by one of `pids` (a Ray session is named by the pid of
+    the process that started it: /tmp/archive-ray/<pid>, /tmp/ray/session_<time>_<pid>). Other
+    tests' Ray may write there at the same time (`make test` runs two lanes at once)."""
+    left = []
+    for path in ray_folders() - before:
+        owner = path.name.rsplit("_", 1)[-1]
+        if owner.isdigit() and int(owner) in pids:
+            left.append(path)
+    return left
+
+
+def entries(folder: Path) -> list[str]:
+    """Every path under `folder` (none when it does not exist)."""
+    return sorted(str(p) for p in folder.rglob("*")) if folder.exists() else []

@@ -122,9 +122,9 @@ THAI_INTERVIEW = [
 ]
 
 
-def thai_interview(path: Path) -> list[tuple[float, float, str]]:
-    """A 4-turn two-voice Thai interview and its reference turns."""
-    return conversation(path, THAI_INTERVIEW, THAI_VOICES)
+def thai_interview(path: Path, *, turns: int = 4) -> list[tuple[float, float, str]]:
+    """A two-voice Thai interview of `turns` turns (up to 4) and its reference turns."""
+    return conversation(path, THAI_INTERVIEW[:turns], THAI_VOICES)
 
 
 def silence(path: Path, seconds: float = 5.0) -> None:

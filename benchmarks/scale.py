@@ -32,7 +32,8 @@ integrity: what the write lease and the ledger-table reconciliation cost an unch
     also `archive-pipeline run` over that unchanged archive, this tree against the baseline.
 
 Prints figures, then one JSON line. `--quick` runs every part at tiny sizes (a smoke run: it
-checks the benchmark runs, its figures are not to compare).
+checks the benchmark runs, its figures are not to compare), the replayed decades (not the kill
+-9 one) one after another in one process on one Ray.
 """
 
 from __future__ import annotations
@@ -185,8 +186,11 @@ class WorkerMemory:
         self._thread.join()
 
 
-def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: str) -> dict:
-    """One cold run and one warm re-run of a replayed decade (this is a fresh process)."""
+def replay_child(
+    root: str, n: int, duration_s: float, delay_s: float, calls: str, runtime=None
+) -> dict:
+    """One cold run and one warm re-run of a replayed decade (this is a fresh process, unless
+    `runtime`: a Ray already started here for several replays)."""
     from archive_pipeline.core.ray_runtime import RayRuntime
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.stages.partition import process_partition
@@ -204,8 +208,10 @@ def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: st
                 commit_s[0] += time.perf_counter() - start
 
         setattr(wh, name, timed)
-    runtime = RayRuntime("local", num_cpus=2)
-    runtime.ensure_started()
+    own_ray = runtime is None
+    if own_ray:
+        runtime = RayRuntime("local", num_cpus=2)
+        runtime.ensure_started()
     items = _items(n, duration_s)
     stage = ReplayShots(calls, delay_s)
     with WorkerMemory() as workers:
@@ -233,7 +239,8 @@ def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: st
             "versions": len(table.list_versions()),
             "fragments": table.stats()["fragment_stats"]["num_fragments"],
         }
-    runtime.shutdown()
+    if own_ray:
+        runtime.shutdown()
     assert report.n_failed == 0 and warm.n_computed == 0  # (a resumed run computes fewer)
     return {
         "items": n,
@@ -368,8 +375,32 @@ def unchanged_archive_part(home: Path, repeats: int, baseline: Path | None) -> d
 
 
 def child(args) -> None:
+    if args.child_runs:  # several replayed decades in this process, on one Ray (--quick)
+        from archive_pipeline.core.ray_runtime import RayRuntime
+
+        runtime = RayRuntime("local", num_cpus=2)
+        runtime.ensure_started()
+        try:
+            for root, n, duration_s in json.loads(args.child_runs):
+                out = replay_child(root, n, duration_s, 0.0, f"{root}.calls", runtime=runtime)
+                print(json.dumps(out), flush=True)
+        finally:
+            runtime.shutdown()
+        return
     out = replay_child(args.child_path, args.n, args.duration_s, args.delay_s, args.calls)
     print(json.dumps(out), flush=True)
+
+
+def run_replay_children(runs: list[tuple[Path, int, float]]) -> dict[str, dict]:
+    """(root, items, item seconds) replayed one after another in one fresh process, on one
+    Ray: a smoke run's shortcut (the peak RSS figures then span the runs); figures by root."""
+    cmd = [sys.executable, __file__, "--child", "--child-runs"]
+    cmd.append(json.dumps([(str(root), n, duration_s) for root, n, duration_s in runs]))
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    lines = out.stdout.strip().splitlines()[-len(runs) :]
+    return {str(root): json.loads(line) for (root, _, _), line in zip(runs, lines, strict=True)}
 
 
 def run_replay_child(root: Path, n: int, duration_s: float, delay_s: float = 0.0) -> dict:
@@ -732,6 +763,7 @@ def main() -> None:
     parser.add_argument("--duration-s", type=float, default=6.0, help=argparse.SUPPRESS)
     parser.add_argument("--delay-s", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--calls", help=argparse.SUPPRESS)
+    parser.add_argument("--child-runs", help=argparse.SUPPRESS)
     parser.add_argument("--model-calls-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.model_calls_child:
@@ -746,8 +778,20 @@ def main() -> None:
     try:
         if args.part in ("replay", "all"):
             replay: dict = {"sizes": {}}
+            default_hours = "0.5" if args.quick else "1,10,40,100"
+            hours = [f"{float(h):g}" for h in (args.hours or default_hours).split(",")]
+            done: dict[str, dict] = {}
+            if args.quick:  # every replayed decade in one process (one Ray start)
+                done = run_replay_children(
+                    [(tmp / f"r{n}_0", n, 6.0) for n in sizes]
+                    + [(tmp / f"h{h}", int(2 * float(h)), ITEM_H * 3600) for h in hours]
+                )
+
+            def replayed(root: Path, n: int, duration_s: float) -> dict:
+                return done.get(str(root)) or run_replay_child(root, n, duration_s)
+
             for n in sizes:  # short items, like the synthetic decade (6 s each)
-                runs = [run_replay_child(tmp / f"r{n}_{k}", n, 6.0) for k in range(args.repeats)]
+                runs = [replayed(tmp / f"r{n}_{k}", n, 6.0) for k in range(args.repeats)]
                 runs.sort(key=lambda r: r["cold_s"])
                 replay["sizes"][str(n)] = runs[len(runs) // 2]
                 print(f"replay N={n}: {json.dumps(replay['sizes'][str(n)])}", flush=True)
@@ -755,11 +799,9 @@ def main() -> None:
             replay["driver_rss_ratio_largest_over_previous"] = round(
                 large["driver_peak_rss_mb"] / small["driver_peak_rss_mb"], 3
             )
-            default_hours = "0.5" if args.quick else "1,10,40,100"
-            hours = [f"{float(h):g}" for h in (args.hours or default_hours).split(",")]
             per_hour = {}
             for h in hours:  # half-hour videos: the decade grows, the items and batches do not
-                run = run_replay_child(tmp / f"h{h}", int(2 * float(h)), ITEM_H * 3600)
+                run = replayed(tmp / f"h{h}", int(2 * float(h)), ITEM_H * 3600)
                 per_hour[f"{h}h"] = run
                 print(f"replay {h} h of video: {json.dumps(run)}", flush=True)
                 shutil.rmtree(tmp / f"h{h}", ignore_errors=True)  # 27 MB of thumbnails per hour

@@ -120,7 +120,7 @@ def fragments(tmp: Path, item) -> dict:
     from archive_pipeline.stages.transcription import TranscribeStage
     from archive_pipeline_tests.speech_fixtures import thai_interview
 
-    thai_interview(tmp / "thai_interview.wav")
+    thai_interview(tmp / "thai_interview.wav", turns=2 if QUICK else 4)  # quick: a turn each
     thai = CatalogItem(
         uri="thai_interview.wav",
         store_key="thai_interview.wav",

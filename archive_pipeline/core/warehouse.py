@@ -22,19 +22,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
-from lancedb.index import Bitmap
 
 from archive_pipeline.config import settings
 from archive_pipeline.contract.schemas import TABLES, TableSpec
 from archive_pipeline.core import lease as leases
 from archive_pipeline.core.ids import row_id  # noqa: F401  (re-exported)
 from archive_pipeline.core.sql import scope_filter, sql_in, sql_literal  # noqa: F401
+
+if TYPE_CHECKING:  # lancedb is imported on the first connection: loading the Dagster code
+    import lancedb  # location (code servers, sensors, every run worker) saves its 3 s import
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,8 @@ class Warehouse:
     @cached_property
     def db(self) -> lancedb.DBConnection:
         """The LanceDB connection (opened lazily; it creates a local folder that is missing)."""
+        import lancedb
+
         if self.read_only:
             self._require_folder()
         return lancedb.connect(self.root, storage_options=self.storage_options or None)
@@ -663,6 +666,8 @@ class Warehouse:
     def _after_write(self, table: lancedb.table.Table) -> None:
         if not any(ix.columns == ["decade"] for ix in table.list_indices()):
             try:
+                from lancedb.index import Bitmap
+
                 table.create_index("decade", config=Bitmap(), replace=False)
             except (OSError, RuntimeError, ValueError) as exc:  # a concurrent writer made it
                 log.info("decade index on %s not created: %s", table.name, exc)

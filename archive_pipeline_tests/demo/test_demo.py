@@ -15,7 +15,13 @@ from archive_pipeline.contract.table_docs import update_doc
 from archive_pipeline.core.decades import PARTITION_KEYS
 from archive_pipeline.core.warehouse import Warehouse
 from archive_pipeline.demo.build import build_demo_inbox
-from archive_pipeline_tests.helpers import chromium_browser
+from archive_pipeline_tests.helpers import (
+    chromium_browser,
+    entries,
+    ray_folders,
+    ray_left_behind,
+    run_cli,
+)
 from archive_pipeline_tests.test_benchmarks import run_quick
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,37 +29,54 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(1800)]
 
 
-def run_cli(home: Path, *args: str, timeout: int = 900) -> str:
-    """`archive-pipeline <args>` on ARCHIVE_HOME `home` (nothing else of the caller's
-    ARCHIVE_/DAGSTER_ environment); its output, once it succeeded."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
-    env |= {"ARCHIVE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "archive-pipeline"), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def run_ok(home: Path, *args: str, timeout: int = 900, **kwargs) -> str:
+    """`archive-pipeline <args>` on ARCHIVE_HOME `home`; its output, once it succeeded."""
+    proc = run_cli(home, *args, timeout=timeout, **kwargs)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
 
-def run_demo(home: Path) -> str:
-    return run_cli(home, "demo")
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, shared_media):
+    """The demo, run twice on a fresh ARCHIVE_HOME. The first run's HOME and TMPDIR are empty
+    folders outside it, and the pids of every process under it are kept: nothing may be
+    written outside ARCHIVE_HOME, and its Ray must leave nothing behind."""
     home = tmp_path_factory.mktemp("demo_home")
+    outside = {name: tmp_path_factory.mktemp(f"outside_{name}") for name in ("HOME", "TMPDIR")}
     items = build_demo_inbox(home / "inbox", shared_media=shared_media)
-    first = run_demo(home)
+    ray_before, pids = ray_folders(), set()
+    first = run_ok(home, "demo", env_extra={k: str(v) for k, v in outside.items()}, pids=pids)
+    written_outside = {k: entries(v) for k, v in outside.items()}
+    ray_left = ray_left_behind(ray_before, pids)
     wh = Warehouse(str(home / "warehouse"))
     names = ("media_catalog", "failures", "search_documents")
     tables = {name: wh.read(name).sort_by("row_id") for name in names}
-    second = run_demo(home)
-    return {"home": home, "items": items, "first": first, "second": second, "tables": tables}
+    second = run_ok(home, "demo")
+    return {
+        "home": home,
+        "items": items,
+        "first": first,
+        "second": second,
+        "tables": tables,
+        "pids": pids,
+        "written_outside": written_outside,
+        "ray_left": ray_left,
+    }
+
+
+def test_the_demo_writes_only_under_its_home_and_its_ray_leaves_nothing(demo):
+    """Every stage ran in the first demo (models, Ray, ffmpeg, OCR): none wrote to HOME or
+    TMPDIR, Ray ran under the command and left no session folder, and the console said what
+    ran, item by item."""
+    assert demo["written_outside"] == {"HOME": [], "TMPDIR": []}
+    assert len(demo["pids"]) > 3  # the command, Ray's daemons and its workers
+    assert demo["ray_left"] == []
+    assert not list(demo["home"].rglob("session_*")), "Ray's session folder was left behind"
+    out = demo["first"]
+    assert "transcripts 1960s: 1/1 jfk.flac ok in" in out  # per-item progress
+    assert "media_catalog 1970s: 3/3 " in out and "1960s: ok in" in out
+    assert "Ray: started once for" in out
+    assert "Token authentication" not in out and "Loading weights" not in out
 
 
 def test_every_demo_item_lands_in_its_decade(demo):
@@ -247,6 +270,21 @@ def test_the_bilingual_interview_is_stored_in_both_languages_and_found_across_th
     assert "straßenbahn" in " ".join(r["text"] for r in bulletin).lower()
 
 
+def test_the_english_meeting_has_no_segment_in_another_language(demo):
+    """ami-tst00 (the demo's undated shared media): four English voices with overlap. The
+    language head names German and Korean on parts of it (p 0.84-0.92); without the decode
+    evidence none of that is stored, and the evidence not acted on is recorded."""
+    rows = [
+        r
+        for r in Warehouse(str(demo["home"] / "warehouse")).read("transcripts").to_pylist()
+        if r["uri"].endswith("ami-tst00.wav")
+    ]
+    assert rows
+    assert not [(r["language"], r["text"]) for r in rows if r["language"] != "en"]
+    kept = [r for r in rows if r["language_decision"] == "kept"]
+    assert all(r["detected_language"] for r in kept)
+
+
 @pytest.fixture(scope="module")
 def service(demo, tmp_path_factory):
     """`archive-search serve` on the demo archive, on a free 127.0.0.1 port; stopped by PID."""
@@ -381,7 +419,7 @@ def test_a_moved_file_is_rekeyed_in_every_table_without_running_a_model(
             shutil.move(f"{old}{suffix}", f"{new}{suffix}")
     # the copy's own inbox: without --inbox, run would use the one its warehouse was built
     # from (the demo's, remembered in the warehouse)
-    out = run_cli(home, "run", "--decade", "1990s", "--inbox", str(home / "inbox"), timeout=600)
+    out = run_ok(home, "run", "--decade", "1990s", "--inbox", str(home / "inbox"), timeout=600)
     assert "checks not passed" not in out, out[-3000:]
     wh = Warehouse(str(home / "warehouse"))
     old_uri, new_uri = old.resolve().as_uri(), new.resolve().as_uri()
