@@ -19,7 +19,8 @@ still per decade in --decades decades: catalogued, then skipped by every model s
 - new file, command line: a third 10 s recording through `archive-pipeline run --decade` without
   warm workers (Ray start, model loads, compute); once.
 
-Prints figures, then one JSON line. `--quick`: 2 decades, 1 repeat, no new-file figures.
+Prints figures, then one JSON line. `--quick`: 2 decades, 1 repeat, no new-file figures, the
+stages in the run's process (no Ray start: the smoke run's cold run catalogues two stills).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def build_inbox(inbox: Path, decades: list[str]) -> None:
         Image.new("RGB", (64, 48), (40 * i % 255, 90, 160)).save(inbox / decade / "still.png")
 
 
+INLINE = False  # --quick: the stages run in the run's process (stills need no model, no Ray)
+
+
 def tree_env(tree: Path, home: Path) -> dict[str, str]:
     """The environment of a command of `tree` over `home` (its package first on the path)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DAGSTER_"))}
@@ -59,6 +63,7 @@ def tree_env(tree: Path, home: Path) -> dict[str, str]:
         "PYTHONPATH": str(tree),
         "ARCHIVE_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster_home"),
+        **({"ARCHIVE_RAY_ADDRESS": "inline"} if INLINE else {}),
     }
 
 
@@ -194,7 +199,8 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the homes here (default: a temp dir)")
     args = parser.parse_args()
     if args.quick:
-        args.decades, args.repeats = 2, 1
+        global INLINE
+        args.decades, args.repeats, INLINE = 2, 1, True
     decades = DECADES[: args.decades]
     trees = [REPO] + ([args.baseline_tree.resolve()] if args.baseline_tree else [])
     with tempfile.TemporaryDirectory(prefix="ops-bench-", dir=args.workdir) as work:
