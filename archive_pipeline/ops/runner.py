@@ -307,6 +307,8 @@ def run_decades(
                 out(f"Ray: the warm model workers served {len(runs)} decade run(s)")
             else:
                 out(f"Ray: started once for {len(runs)} decade run(s), now stopped")
+        elif settings.RAY_ADDRESS.read() == "inline":
+            out("Ray: not used (ARCHIVE_RAY_ADDRESS=inline: the stages ran in this process)")
         else:
             out("Ray: not started (no stage had anything to compute)")
     return runs

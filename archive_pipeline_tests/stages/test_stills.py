@@ -138,3 +138,19 @@ def test_audio_stages_list_stills_as_skipped():
     )
     items, skipped = catalog_items(catalog, needs="audio")
     assert items == [] and dict(skipped)["a.jpg"] == "still image: no audio"
+
+
+def test_photos_and_scans_load_no_video_model(tmp_path):
+    """A still's pages are its keyframes: the shots stage set up for a decade of photos and
+    scans loads neither TransNetV2 nor the text probe (they load on the first video)."""
+    from archive_pipeline.core.local_store import LocalStore
+    from archive_pipeline.stages.base import CatalogItem
+    from archive_pipeline.stages.shots import ShotsStage
+
+    page("Stadtarchiv").save(tmp_path / "scan.png")
+    stage = ShotsStage(LocalStore(str(tmp_path)))
+    stage.setup()
+    item = CatalogItem("scan.png", "scan.png", "m", "s", None, kind="image")
+    result = stage.process(item)
+    assert [k["reason"] for k in result.keyframes] == ["page"]
+    assert stage._model is None and stage._text is None
