@@ -133,8 +133,9 @@ def resources(root, warehouse, **vision):
         root / "inbox",
         root / warehouse,
         # the subject is embeddings: the light diariser (pyannote's import alone takes 20 s)
+        # and shot detector (the shots are tested in test_shots.py)
         speech_models=SpeechModels(whisper_model="tiny.en", diarization_backend="resemblyzer"),
-        vision_models=VisionModels(**vision),
+        vision_models=VisionModels(**{"shot_detector": "content", **vision}),
     )
 
 
