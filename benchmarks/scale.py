@@ -186,12 +186,9 @@ class WorkerMemory:
         self._thread.join()
 
 
-def replay_child(
-    root: str, n: int, duration_s: float, delay_s: float, calls: str, runtime=None
-) -> dict:
-    """One cold run and one warm re-run of a replayed decade (this is a fresh process, unless
-    `runtime`: a Ray already started here for several replays)."""
-    from archive_pipeline.core.ray_runtime import RayRuntime
+def replay_child(root: str, n: int, duration_s: float, delay_s: float, calls: str, runtime) -> dict:
+    """One cold run and one warm re-run of a replayed decade, on `runtime` (the Ray this
+    fresh process started: `child`)."""
     from archive_pipeline.core.warehouse import Warehouse
     from archive_pipeline.stages.partition import process_partition
 
@@ -208,10 +205,6 @@ def replay_child(
                 commit_s[0] += time.perf_counter() - start
 
         setattr(wh, name, timed)
-    own_ray = runtime is None
-    if own_ray:
-        runtime = RayRuntime("local", num_cpus=2)
-        runtime.ensure_started()
     items = _items(n, duration_s)
     stage = ReplayShots(calls, delay_s)
     with WorkerMemory() as workers:
@@ -239,8 +232,6 @@ def replay_child(
             "versions": len(table.list_versions()),
             "fragments": table.stats()["fragment_stats"]["num_fragments"],
         }
-    if own_ray:
-        runtime.shutdown()
     assert report.n_failed == 0 and warm.n_computed == 0  # (a resumed run computes fewer)
     return {
         "items": n,
@@ -375,20 +366,20 @@ def unchanged_archive_part(home: Path, repeats: int, baseline: Path | None) -> d
 
 
 def child(args) -> None:
-    if args.child_runs:  # several replayed decades in this process, on one Ray (--quick)
-        from archive_pipeline.core.ray_runtime import RayRuntime
+    """The replayed decade of --child-path, or (--child-runs, --quick) several one after
+    another, in this process on one Ray."""
+    from archive_pipeline.core.ray_runtime import RayRuntime
 
-        runtime = RayRuntime("local", num_cpus=2)
-        runtime.ensure_started()
-        try:
-            for root, n, duration_s in json.loads(args.child_runs):
-                out = replay_child(root, n, duration_s, 0.0, f"{root}.calls", runtime=runtime)
-                print(json.dumps(out), flush=True)
-        finally:
-            runtime.shutdown()
-        return
-    out = replay_child(args.child_path, args.n, args.duration_s, args.delay_s, args.calls)
-    print(json.dumps(out), flush=True)
+    runs = json.loads(args.child_runs or "[]") or [(args.child_path, args.n, args.duration_s)]
+    runtime = RayRuntime("local", num_cpus=2)
+    runtime.ensure_started()
+    try:
+        for root, n, duration_s in runs:
+            calls = args.calls or f"{root}.calls"
+            out = replay_child(root, n, duration_s, args.delay_s, calls, runtime)
+            print(json.dumps(out), flush=True)
+    finally:
+        runtime.shutdown()
 
 
 def run_replay_children(runs: list[tuple[Path, int, float]]) -> dict[str, dict]:

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # `make test`'s pytest part: the suite in two pytest processes at once, then the 25 slowest tests
-# of both (wall and CPU seconds). FAST=1 (`make test-fast`): the fast lane (not slow, not paddle)
-# the same way, split by its own measured times (lane 2: core, stages, the search page). These machines have 2 cores and one pytest process keeps them
+# of both (wall and CPU seconds). These machines have 2 cores and one pytest process keeps them
 # about half busy: many tests wait on a subprocess, Ray or a server while the other core idles.
-# A third lane was tried: the suite is CPU-bound (about 50 CPU-minutes), so it only stretched
+# A third lane was tried: the suite is CPU-bound (about 45 CPU-minutes), so it only stretched
 # every test (the demo past its 15-minute guard) without ending sooner.
 #   lane 1: everything but the lane 2 files (the demo, CLI, UI, core, defs, search), then the
 #           PaddleOCR tests in their own environment (.venv-paddle)
 #   lane 2: the model stages, the benchmark smoke runs and the Ray placement tests
 #           (core/test_compute.py: a simulated cluster, timeouts), cut by measured time
+# FAST=1 (`make test-fast`): the fast lane (not slow, not paddle) in the same two processes, cut
+# by its own measured times (lane 2: core/, stages/, the cluster file, the search page); no
+# PaddleOCR.
 # Each lane has its own temp folder (pytest's numbered folders are not safe to share) and JUnit
 # file; lane 2's output is printed after lane 1's; any lane failing fails the run.
 # LANES_OUT=DIR keeps the logs and JUnit files there (`scripts/slowest_tests.py --by cpu DIR/*.xml`).
