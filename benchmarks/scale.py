@@ -33,7 +33,8 @@ integrity: what the write lease and the ledger-table reconciliation cost an unch
 
 Prints figures, then one JSON line. `--quick` runs every part at tiny sizes (a smoke run: it
 checks the benchmark runs, its figures are not to compare), the replayed decades (not the kill
--9 one) one after another in one process on one Ray.
+-9 one) one after another in one process on one Ray, the integrity figures from its decade of
+10 items, the pipeline's runs with their stages in the command's process (no Ray).
 """
 
 from __future__ import annotations
@@ -295,14 +296,17 @@ def _time_integrity(wh, total: list[float]):
     return lambda: [u() for u in undo]
 
 
-def integrity_part(tmp: Path, n: int, repeats: int, baseline: Path | None) -> dict:
+def integrity_part(
+    tmp: Path, n: int, repeats: int, baseline: Path | None, *, done: dict | None = None
+) -> dict:
     """The unchanged decade of `n` items re-run (warm), this tree against a baseline checkout
     (e.g. `git worktree add /tmp/base <commit>`) in alternation: medians and their ratio, and
-    the part of this tree's warm run spent in the lease and the reconciliation."""
-    runs: dict[str, list[dict]] = {"this": [], "baseline": []}
+    the part of this tree's warm run spent in the lease and the reconciliation. `done`: this
+    tree's replayed decade of `n` items, already run (--quick: no process and Ray of its own)."""
+    runs: dict[str, list[dict]] = {"this": [done] if done else [], "baseline": []}
     for k in range(repeats):
         for name, tree in (("baseline", baseline), ("this", REPO)):
-            if tree is None:
+            if tree is None or (name == "this" and done):
                 continue
             script = Path(tree) / "benchmarks" / "scale.py"
             root = tmp / f"integrity_{name}_{k}"
@@ -637,14 +641,15 @@ def run_model_calls(home: Path, inbox: Path, *, cheap: bool = True) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def pipeline_part(tmp: Path, sizes: list[int], *, inline: bool = True) -> dict:
+def pipeline_part(tmp: Path, sizes: list[int], *, inline: bool = True, quick: bool = False) -> dict:
+    """`quick`: the runs' stages in the command's process (no Ray start: a smoke run)."""
     out: dict = {"configuration": "cheap: Whisper tiny.en, PySceneDetect content"}
     for n in sizes:
         inbox = tmp / f"inbox_{n}"
         media_s = build_decade(inbox, n, seed=n)
         home = tmp / f"home_{n}"
-        cold = run_pipeline(cheap_env(home, inbox))
-        warm = run_pipeline(cheap_env(home, inbox), rerun=True)  # the cache, through Dagster
+        cold = run_pipeline(cheap_env(home, inbox, inline=quick))
+        warm = run_pipeline(cheap_env(home, inbox, inline=quick), rerun=True)  # through Dagster
         stages = item_seconds(cold["output"])
         figures = {
             "items": n,
@@ -817,11 +822,14 @@ def main() -> None:
             if args.pipeline_sizes:
                 sizes_p = [int(n) for n in args.pipeline_sizes.split(",")]
             inline = not (args.no_inline or args.quick)  # quick: the inline run left out
-            figures["pipeline"] = pipeline_part(tmp, sizes_p, inline=inline)
+            figures["pipeline"] = pipeline_part(tmp, sizes_p, inline=inline, quick=args.quick)
         if args.part in ("integrity", "all"):
             n = 10 if args.quick else args.integrity_n
             repeats = max(args.repeats, 1 if args.quick else 3)
-            figures["integrity"] = integrity_part(tmp, n, repeats, args.baseline_tree)
+            replayed = figures.get("replay", {}).get("sizes", {}).get(str(n))
+            figures["integrity"] = integrity_part(
+                tmp, n, repeats, args.baseline_tree, done=replayed if args.quick else None
+            )
             if args.integrity_home:
                 figures["integrity"]["unchanged_archive"] = unchanged_archive_part(
                     args.integrity_home, repeats, args.baseline_tree
