@@ -112,6 +112,7 @@ bench: install fonts instance
 	$(BIN)/python benchmarks/vision.py
 	$(BIN)/python benchmarks/vision_quality.py
 	$(BIN)/python benchmarks/search.py
+	$(BIN)/python benchmarks/threads.py
 	$(BIN)/archive-pipeline demo >/dev/null  # the demo warehouse the relevance queries are labelled on
 	$(BIN)/python benchmarks/search_quality.py
 	$(BIN)/python benchmarks/retrieval_quality.py --warehouse "$(ARCHIVE_HOME)/warehouse"

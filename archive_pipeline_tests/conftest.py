@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import archive_pipeline  # noqa: F401  (its process settings, OMP_WAIT_POLICY among them, first)
 from archive_pipeline_tests.helpers import free_port, non_loopback_listeners
 
 REPO = Path(__file__).resolve().parents[1]

@@ -753,7 +753,15 @@ LIBRARY_DEFAULTS: dict[str, str] = {
     "ORT_DISABLE_TELEMETRY": "1",  # onnxruntime's telemetry off
     "RAY_USAGE_STATS_ENABLED": "0",  # Ray's usage statistics off
     "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK": "True",  # PaddleX: no hub check at import
+    # torch's OpenMP threads sleep between parallel regions instead of spinning (core/process.py)
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
+TELEMETRY = (  # the LIBRARY_DEFAULTS that turn telemetry off
+    "PYANNOTE_METRICS_ENABLED",
+    "ORT_DISABLE_TELEMETRY",
+    "RAY_USAGE_STATS_ENABLED",
+    "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK",
+)
 
 
 def set_library_default(name: str, value: str | None = None) -> None:
@@ -837,10 +845,12 @@ def _rows() -> Iterator[str]:
 
 def markdown_table() -> str:
     """The settings table of the README, between its two marker lines."""
-    libraries = ", ".join(f"`{name}={value}`" for name, value in LIBRARY_DEFAULTS.items())
+    telemetry = ", ".join(f"`{name}={LIBRARY_DEFAULTS[name]}`" for name in TELEMETRY)
     note = (
-        f"\nSet for the libraries it runs unless the operator set them: {libraries} "
-        "(telemetry off); `TORCHINDUCTOR_CACHE_DIR`, `MPLCONFIGDIR` under "
+        f"\nSet for the libraries it runs unless the operator set them: {telemetry} "
+        f"(telemetry off); `OMP_WAIT_POLICY={LIBRARY_DEFAULTS['OMP_WAIT_POLICY']}` (torch's "
+        "OpenMP threads sleep while they wait instead of spinning on a core that a decoder or "
+        "another worker needs); `TORCHINDUCTOR_CACHE_DIR`, `MPLCONFIGDIR` under "
         "`$ARCHIVE_HOME/cache`; a local Ray's `RAY_AUTH_TOKEN`."
     )
     return "\n".join([README_START, *_rows(), note, README_END])
