@@ -27,10 +27,10 @@ BUSY = "import time\nend = time.monotonic() + float(__import__('sys').argv[1])\n
 BUSY += "while time.monotonic() < end:\n    pass\n"
 
 
-def child(windows: int, threads: int, package: bool) -> None:
+def child(windows: int, threads: int, package: bool, busy: bool) -> None:
     """The model calls in this process: wall and CPU seconds as one JSON line. The package is
     imported in both cases (it sets OMP_WAIT_POLICY); the default's case takes the variable
-    away again before torch loads."""
+    away again before torch loads. `busy`: the neighbour runs from the warm-up to the end."""
     from archive_pipeline.stages.shots import load_transnet
 
     if not package:
@@ -40,28 +40,27 @@ def child(windows: int, threads: int, package: bool) -> None:
     torch.set_num_threads(threads)
     model = load_transnet("cpu")
     frames = torch.randint(0, 255, (1, 100, 27, 48, 3), dtype=torch.uint8)
-    with torch.inference_mode():
-        model(frames)  # warm-up
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(windows):
-            model(frames)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    neighbour = subprocess.Popen([sys.executable, "-c", BUSY, "3600"]) if busy else None
+    try:
+        with torch.inference_mode():
+            model(frames)  # warm-up
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(windows):
+                model(frames)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
+            neighbour.wait()
     policy = os.environ.get("OMP_WAIT_POLICY", "unset (libgomp default)")
     print(json.dumps({"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "policy": policy}))
 
 
 def measure(windows: int, threads: int, package: bool, busy: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    cmd = [sys.executable, __file__, "--child", str(windows), str(threads), str(int(package))]
-    neighbour = None
-    if busy:  # outlives the child by far; stopped as soon as the child is done
-        neighbour = subprocess.Popen([sys.executable, "-c", BUSY, "3600"])
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=True)
-    finally:
-        if neighbour is not None:
-            neighbour.kill()
-            neighbour.wait()
+    cmd = [sys.executable, __file__, "--child", str(windows), str(threads)]
+    cmd += [str(int(package)), str(int(busy))]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -73,10 +72,11 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="busy cases, 1 window, 1 repeat (smoke run)"
     )
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(int(args.child[0]), int(args.child[1]), args.child[2] == "1")
+        windows, threads, package, busy = map(int, args.child)
+        child(windows, threads, bool(package), bool(busy))
         return
     if args.quick:
         args.windows, args.repeats = 1, 1

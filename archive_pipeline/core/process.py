@@ -44,10 +44,11 @@ def threads_wait_passively() -> None:
     """OMP_WAIT_POLICY=PASSIVE unless the operator set it: torch's OpenMP threads (TransNetV2,
     pyannote, the text encoders) then sleep between parallel regions instead of spinning. A
     spinning thread keeps a core from whatever else runs on the machine (ffmpeg decoders, the
-    other worker, Dagster): TransNetV2 on 2 threads beside one other busy process used 18.0
-    CPU-s for what takes 10.8 alone, 10.7 with passive waiting, which costs nothing alone
-    (10.3). OpenMP reads it when torch is loaded: the package is imported first, and Ray's
-    workers inherit it from the driver."""
+    other worker, Dagster): TransNetV2 on 2 threads beside one busy process used 20.8 CPU-s
+    for what takes 13.4 alone, 12.7 with passive waiting (benchmarks/threads.py). Alone,
+    passive waiting is 8-21% slower in wall time, paid only by a stage given several CPUs (a
+    worker's one thread never waits). OpenMP reads it when torch is loaded: the package is
+    imported first, and Ray's workers inherit it from the driver."""
     settings.set_library_default("OMP_WAIT_POLICY")
 
 
