@@ -260,7 +260,7 @@ def main() -> None:
         "--quick",
         action="store_true",
         help="smoke run: tiny.en, 1 file, 1 repeat, a 15 s long run, an 18 s diarisation by "
-        "resemblyzer (its fresh process does not import pyannote.audio: ~20 CPU-s)",
+        "resemblyzer (its fresh process does not import pyannote.audio: ~10 CPU-s less)",
     )
     args = parser.parse_args()
     if args.quick:

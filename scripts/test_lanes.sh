@@ -2,8 +2,9 @@
 # `make test`'s pytest part: the suite in two pytest processes at once, then the 25 slowest tests
 # of both (wall and CPU seconds). These machines have 2 cores and one pytest process keeps them
 # about half busy: many tests wait on a subprocess, Ray or a server while the other core idles.
-# A third lane was tried: the suite is CPU-bound (about 45 CPU-minutes), so it only stretched
-# every test (the demo past its 15-minute guard) without ending sooner.
+# A third lane was tried: the suite is CPU-bound (about 52 CPU-minutes in /proc/stat, both
+# cores 1.9 busy), so it only stretched every test (the demo past its 15-minute guard) without
+# ending sooner.
 #   lane 1: everything but the lane 2 files (the demo, CLI, UI, core, defs, search)
 #   lane 2: the model stages, the benchmark smoke runs and the Ray placement tests
 #           (core/test_compute.py: a simulated cluster, timeouts), cut by measured time

@@ -756,12 +756,6 @@ LIBRARY_DEFAULTS: dict[str, str] = {
     # torch's OpenMP threads sleep between parallel regions instead of spinning (core/process.py)
     "OMP_WAIT_POLICY": "PASSIVE",
 }
-TELEMETRY = (  # the LIBRARY_DEFAULTS that turn telemetry off
-    "PYANNOTE_METRICS_ENABLED",
-    "ORT_DISABLE_TELEMETRY",
-    "RAY_USAGE_STATS_ENABLED",
-    "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK",
-)
 
 
 def set_library_default(name: str, value: str | None = None) -> None:
@@ -845,7 +839,9 @@ def _rows() -> Iterator[str]:
 
 def markdown_table() -> str:
     """The settings table of the README, between its two marker lines."""
-    telemetry = ", ".join(f"`{name}={LIBRARY_DEFAULTS[name]}`" for name in TELEMETRY)
+    telemetry = ", ".join(  # every other library default turns telemetry off
+        f"`{name}={value}`" for name, value in LIBRARY_DEFAULTS.items() if name != "OMP_WAIT_POLICY"
+    )
     note = (
         f"\nSet for the libraries it runs unless the operator set them: {telemetry} "
         f"(telemetry off); `OMP_WAIT_POLICY={LIBRARY_DEFAULTS['OMP_WAIT_POLICY']}` (torch's "
